@@ -1,0 +1,93 @@
+"""Every Prometheus metric watcher exports, in one place, on a registry of its own.
+
+Label values come from bounded sets only: source names (from config), categories, severities,
+fixed reason words. Never a message, a path read from a log, or a group id.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+DROP_REASONS = ("queue_full", "oversize", "decode", "out_of_window")
+
+
+class Metrics:
+    """The metric handles; one instance per process (tests make their own)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.lines = Counter(
+            "watcher_lines", "Distinct log lines read, after de-duplication.", ["source"], registry=r
+        )
+        self.duplicate_lines = Counter(
+            "watcher_duplicate_lines",
+            "Lines dropped by de-duplication (replays, overlapping polls).",
+            ["source"],
+            registry=r,
+        )
+        self.truncated_lines = Counter(
+            "watcher_truncated_lines",
+            "Lines longer than the cap, kept truncated.",
+            ["source"],
+            registry=r,
+        )
+        self.dropped_lines = Counter(
+            "watcher_dropped_lines", "Lines not processed, by reason.", ["reason"], registry=r
+        )
+        self.events = Counter(
+            "watcher_events", "Log events after multi-line assembly.", ["source"], registry=r
+        )
+        self.errors = Counter(
+            "watcher_errors",
+            "Error events by category and severity.",
+            ["category", "severity"],
+            registry=r,
+        )
+        self.active_groups = Gauge(
+            "watcher_active_groups", "Error groups held in memory.", registry=r
+        )
+        self.groups_evicted = Counter(
+            "watcher_groups_evicted", "Groups evicted from memory to the store.", registry=r
+        )
+        self.source_up = Gauge(
+            "watcher_source_up", "1 while the source is connected/reading.", ["source"], registry=r
+        )
+        self.source_reconnects = Counter(
+            "watcher_source_reconnects", "Source restarts/reconnects.", ["source"], registry=r
+        )
+        self.source_lag = Gauge(
+            "watcher_source_lag_seconds",
+            "Now minus the timestamp of the last line read, where the source gives one.",
+            ["source"],
+            registry=r,
+        )
+        self.fixes = Counter("watcher_fixes", "Fix attempts by outcome.", ["status"], registry=r)
+        self.prs_opened = Counter("watcher_prs_opened", "Pull requests opened.", registry=r)
+        self.llm_requests = Counter(
+            "watcher_llm_requests", "Requests to the LLM by outcome.", ["outcome"], registry=r
+        )
+        self.llm_tokens = Counter(
+            "watcher_llm_tokens", "LLM tokens used.", ["direction"], registry=r
+        )
+        self.alerts_sent = Counter(
+            "watcher_alerts_sent", "Alert webhooks by outcome.", ["outcome"], registry=r
+        )
+        self.state_errors = Counter(
+            "watcher_state_errors",
+            "State problems (corrupt file set aside, write failures).",
+            ["kind"],
+            registry=r,
+        )
+        self.batch_latency = Histogram(
+            "watcher_pipeline_latency_seconds",
+            "Time from a batch leaving its source to its groups being updated.",
+            buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5),
+            registry=r,
+        )
+        for reason in DROP_REASONS:
+            self.dropped_lines.labels(reason)
+
+    def exposition(self) -> bytes:
+        """The text exposition format, for /metrics."""
+        return generate_latest(self.registry)

@@ -1,0 +1,196 @@
+"""The data that flows between stages: the only module every other module imports.
+
+RawLine (sources) -> LogEvent (parse) -> Classification (classify) -> ErrorGroup (group).
+Everything here is plain data: no I/O, no asyncio.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Normalised level names, lowest first; parse maps every spelling onto these.
+LEVELS = ("trace", "debug", "info", "notice", "warning", "error", "critical")
+LEVEL_RANK = {name: rank for rank, name in enumerate(LEVELS)}
+ERROR_RANK = LEVEL_RANK["error"]
+
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
+
+CATEGORIES = (
+    "provider_error",
+    "database_error",
+    "rate_limit_error",
+    "timeout_error",
+    "auth_error",
+    "validation_error",
+    "cache_error",
+    "external_service_error",
+    "internal_error",
+)
+
+
+@dataclass(slots=True)
+class RawLine:
+    """One physical line as a source read it, before any parsing.
+
+    `cursor` is opaque to everyone but the source that made it; the pipeline stores the cursor of
+    the last processed line so a restarted daemon resumes there. It must be JSON-serialisable.
+    `stream` keys multi-line assembly: lines of one stream (a file, a pod, a log stream) are
+    assembled together, never with another stream's.
+    """
+
+    text: str
+    source: str = ""
+    stream: str = ""
+    cursor: Any = None
+    line_no: int = 0
+    timestamp: float | None = None
+    fields: dict[str, Any] | None = None
+    truncated: bool = False
+
+
+@dataclass(slots=True)
+class Frame:
+    """One stack frame of a trace."""
+
+    file: str
+    line: int | None
+    function: str
+    in_app: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "function": self.function}
+
+
+@dataclass(slots=True)
+class LogEvent:
+    """One logical log record: a line, or a line plus its trace continuation lines."""
+
+    message: str
+    source: str = ""
+    stream: str = ""
+    level: str | None = None
+    timestamp: float | None = None
+    logger: str | None = None
+    format: str = "plain"
+    fields: dict[str, Any] = field(default_factory=dict)
+    text: str = ""
+    exception_type: str | None = None
+    exception_message: str | None = None
+    frames: list[Frame] = field(default_factory=list)
+    first_line: int = 0
+    last_line: int = 0
+    line_count: int = 1
+    cursor: Any = None
+    truncated: bool = False
+
+    @property
+    def is_error(self) -> bool:
+        """An error is a record at level error or above, or one that carries a trace."""
+        if self.exception_type is not None or self.frames:
+            return True
+        return self.level is not None and LEVEL_RANK.get(self.level, 0) >= ERROR_RANK
+
+    @property
+    def top_frame(self) -> Frame | None:
+        """The innermost in-app frame, else the innermost frame: where to look first."""
+        for frame in reversed(self.frames):
+            if frame.in_app:
+                return frame
+        return self.frames[-1] if self.frames else None
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """What an error is, how bad, and whether the fix pipeline may try it."""
+
+    category: str
+    severity: str
+    fixable: bool
+    suggested_fix: str = ""
+    ignored: bool = False
+    rule: str = "builtin"
+
+
+@dataclass(slots=True)
+class Sample:
+    """A stored example occurrence of a group."""
+
+    timestamp: float
+    source: str
+    text: str
+    line: int = 0
+
+
+@dataclass(slots=True)
+class ErrorGroup:
+    """A pattern of errors: every event with the same fingerprint."""
+
+    id: str
+    kind: str  # "trace" or "template"
+    template: str
+    category: str
+    severity: str
+    fixable: bool
+    suggested_fix: str = ""
+    exception_type: str | None = None
+    top_frame: Frame | None = None
+    frames: list[Frame] = field(default_factory=list)
+    count: int = 0
+    first_seen: float = 0.0
+    last_seen: float = 0.0
+    sources: dict[str, int] = field(default_factory=dict)
+    samples: list[Sample] = field(default_factory=list)
+    status: str = "open"  # open | alerting | fixing | fixed | ignored
+    # filled from the sliding windows when a snapshot is taken: {"1m": 3, "5m": 9, "1h": 40}
+    window_counts: dict[str, int] = field(default_factory=dict)
+    trend: str = "flat"  # rising | falling | flat | new
+
+
+@dataclass(frozen=True, slots=True)
+class GroupUpdate:
+    """Emitted by the grouper for every error event: which group, and what changed."""
+
+    group: ErrorGroup
+    event: LogEvent
+    classification: Classification
+    is_new: bool
+    crossed_threshold: bool = False
+
+
+@dataclass(slots=True)
+class Fix:
+    """A proposed fix for a group; filled in by the fix pipeline."""
+
+    id: str
+    group_id: str
+    status: str  # pending | analyzed | patched | pr_open | rejected | failed | dry_run
+    created: float
+    root_cause: str = ""
+    confidence: float = 0.0
+    diff: str = ""
+    branch: str = ""
+    pr_url: str = ""
+    error: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Stats:
+    """The accounting of one pipeline run: every line read is visible in one of these counts."""
+
+    lines: int = 0
+    duplicate_lines: int = 0
+    truncated_lines: int = 0
+    dropped_lines: int = 0
+    events: int = 0
+    error_events: int = 0
+    ignored_events: int = 0
+    out_of_window_events: int = 0
+    parse_fallbacks: int = 0  # lines that looked structured but did not parse: kept as plain
+    lines_by_source: dict[str, int] = field(default_factory=dict)
+    started: float = 0.0
+    finished: float = 0.0
+    period_start: float | None = None
+    period_end: float | None = None

@@ -1,0 +1,20 @@
+"""Source registry: config `type` -> "module:ConfigClass", imported only when configured.
+
+Adding a source is one module plus one line here.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+SOURCES: dict[str, str] = {
+    "file": "watcher.sources.file:FileSourceConfig",
+    "command": "watcher.sources.command:CommandSourceConfig",
+    "stdin": "watcher.sources.stdin:StdinSourceConfig",
+}
+
+
+def config_class(type_name: str) -> type:
+    """The config dataclass for a source type; KeyError when the type is unknown."""
+    module_name, _, attr = SOURCES[type_name].partition(":")
+    return getattr(importlib.import_module(module_name), attr)
