@@ -18,7 +18,10 @@ class Metrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.lines = Counter(
-            "watcher_lines", "Distinct log lines read, after de-duplication.", ["source"], registry=r
+            "watcher_lines",
+            "Distinct log lines read, after de-duplication.",
+            ["source"],
+            registry=r,
         )
         self.duplicate_lines = Counter(
             "watcher_duplicate_lines",

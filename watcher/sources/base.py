@@ -20,7 +20,8 @@ class SourceContext:
     """What the pipeline gives a source when it builds it."""
 
     shutdown: asyncio.Event = field(default_factory=asyncio.Event)
-    checkpoint: Any = None  # the cursor last committed for this source, or None
+    # stream -> the cursor last committed for that stream (a dict; empty or None when none)
+    checkpoint: Any = None
     metrics: Metrics = field(default_factory=Metrics)
     log: Any = field(default_factory=lambda: structlog.get_logger("watcher.source"))
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
@@ -37,7 +38,7 @@ class Source(Protocol):
     delivery: str  # "at_least_once" or "best_effort"
 
     def lines(self) -> AsyncIterator[list[RawLine]]:
-        """Follow mode: resume from ctx.checkpoint (or the source's default start) until shutdown."""
+        """Follow mode: resume from ctx.checkpoint (else the default start) until shutdown."""
         ...
 
     def window(self, start: float | None, end: float | None) -> AsyncIterator[list[RawLine]]:
@@ -52,3 +53,15 @@ class SourceConfig(Protocol):
     name: str
 
     def build(self, ctx: SourceContext) -> Source: ...
+
+
+async def sleep_or_shutdown(shutdown: asyncio.Event, seconds: float) -> bool:
+    """Sleep up to `seconds`, waking early on shutdown; True when shutdown is set."""
+    if shutdown.is_set():
+        return True
+    try:
+        async with asyncio.timeout(max(0.0, seconds)):
+            await shutdown.wait()
+    except TimeoutError:
+        return False
+    return True

@@ -1,0 +1,92 @@
+"""Classification: the nine built-in categories, severities, and user rules first."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from watcher.classify import CATEGORY_BY_NAME, Rule, classify, raise_severity
+from watcher.model import CATEGORIES, LogEvent
+
+
+def ev(message: str, *, exc: str | None = None, exc_msg: str | None = None, level: str = "error",
+       logger: str | None = None) -> LogEvent:
+    return LogEvent(message=message, level=level, exception_type=exc, exception_message=exc_msg,
+                    logger=logger, source="app")
+
+
+@pytest.mark.parametrize(
+    ("message", "exc", "category"),
+    [
+        ("OpenAI API returned 503: The server is overloaded", None, "provider_error"),
+        ("request failed", "anthropic.InternalServerError", "provider_error"),
+        ('could not connect to server: Connection refused (postgres)', "psycopg2.OperationalError",
+         "database_error"),
+        ("FATAL: sorry, too many connections for role app", None, "database_error"),
+        ("HTTP 429 Too Many Requests from api.github.com", None, "rate_limit_error"),
+        ("Rate limit exceeded, retry in 20s", None, "rate_limit_error"),
+        ("upstream call", "httpx.ReadTimeout", "timeout_error"),
+        ("rpc error: context deadline exceeded", None, "timeout_error"),
+        ("401 Unauthorized: invalid token", None, "auth_error"),
+        ("decode failed", "jwt.exceptions.ExpiredSignatureError", "auth_error"),
+        ("1 validation error for Order: field required", "pydantic.ValidationError",
+         "validation_error"),
+        ("Error 111 connecting to localhost:6379", "redis.exceptions.ConnectionError",
+         "cache_error"),
+        ("Stripe charge failed: card_declined", None, "external_service_error"),
+        ("upstream returned 502 Bad Gateway", None, "external_service_error"),
+        ("unexpected", "KeyError", "internal_error"),
+        ("Cannot read properties of undefined (reading 'id')", "TypeError", "internal_error"),
+    ],
+)
+def test_builtin_categories(message: str, exc: str | None, category: str) -> None:
+    """Typical production errors land in the category the original spec names."""
+    assert classify(ev(message, exc=exc)).category == category
+
+
+def test_every_category_has_fix_policy() -> None:
+    """All nine categories exist, and only validation/internal errors are not fixable."""
+    assert set(CATEGORY_BY_NAME) == set(CATEGORIES)
+    unfixable = {n for n, c in CATEGORY_BY_NAME.items() if not c.fixable}
+    assert unfixable == {"validation_error", "internal_error"}
+    assert all(c.suggested_fix for c in CATEGORY_BY_NAME.values() if c.fixable)
+
+
+def test_exception_type_beats_message_words() -> None:
+    """A typed exception decides the category even when the message mentions another one."""
+    cls = classify(ev("retrying after rate limit", exc="psycopg2.OperationalError"))
+    assert cls.category == "database_error"
+
+
+def test_critical_level_is_critical() -> None:
+    """A fatal/critical line is critical whatever its category."""
+    assert classify(ev("Rate limit exceeded", level="critical")).severity == "critical"
+    assert classify(ev("Rate limit exceeded")).severity == "medium"
+
+
+def test_user_rule_first_and_partial() -> None:
+    """A user rule overrides only what it sets; the rest comes from the built-ins."""
+    rules = [Rule(match=re.compile("(?i)stripe"), category="external_service_error",
+                  severity="critical")]
+    cls = classify(ev("Stripe webhook timed out"), rules)
+    assert (cls.category, cls.severity, cls.fixable) == ("external_service_error", "critical", True)
+    assert cls.rule == "rule"
+    rules = [Rule(match=re.compile("ValidationError"), on=("exception",), fixable=True)]
+    cls = classify(ev("bad", exc="pydantic.ValidationError"), rules)
+    assert (cls.category, cls.fixable) == ("validation_error", True)
+
+
+def test_user_rule_ignore_and_fields() -> None:
+    """An ignore rule marks the event ignored; a rule on `logger` does not see the message."""
+    ignore = [Rule(match=re.compile("healthcheck"), ignore=True)]
+    assert classify(ev("healthcheck failed: 503"), ignore).ignored
+    on_logger = [Rule(match=re.compile("payments"), on=("logger",), severity="critical")]
+    assert classify(ev("payments failed", logger="api.orders"), on_logger).severity != "critical"
+    assert classify(ev("x failed", logger="api.payments"), on_logger).severity == "critical"
+
+
+def test_raise_severity_caps() -> None:
+    """Escalation moves one step and stops at critical."""
+    assert raise_severity("medium") == "high"
+    assert raise_severity("critical") == "critical"

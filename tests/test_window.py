@@ -1,0 +1,64 @@
+"""Sliding windows: bucketed counts per window, bounded memory, trend."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from watcher.group.window import SLOTS, Ring, Windows, label_for
+
+
+def test_counts_per_window() -> None:
+    """Events land in every window that covers them and leave it when they age out."""
+    w = Windows([60, 300, 3600], ["1m", "5m", "1h"])
+    t0 = 1_700_000_000.0
+    for i in range(10):
+        w.add(t0 + i)  # 10 events in 10 s
+    w.add(t0 - 200)  # one event 200 s earlier
+    assert w.counts(t0 + 10) == {"1m": 10, "5m": 11, "1h": 11}
+    assert w.counts(t0 + 400) == {"1m": 0, "5m": 0, "1h": 11}
+    assert w.counts(t0 + 4000) == {"1m": 0, "5m": 0, "1h": 0}
+
+
+def test_old_events_do_not_corrupt_newer_buckets() -> None:
+    """An event older than the ring reaches is ignored, not added to a recycled bucket."""
+    r = Ring(60)
+    r.add(1000.0)
+    r.add(1000.0 - 60 * 10)  # same slot, far older epoch
+    assert r.count(1000.0) == 1
+
+
+def test_memory_is_fixed() -> None:
+    """A ring's size does not grow with the number of events."""
+    r = Ring(60)
+    for i in range(100_000):
+        r.add(float(i))
+    assert len(r.counts) == SLOTS and len(r.epochs) == SLOTS
+
+
+def test_trend() -> None:
+    """A burst in the last fifth of the hour is rising; silence after activity is falling."""
+    w = Windows([60, 3600], ["1m", "1h"])
+    now = 100_000.0
+    for i in range(20):
+        w.add(now - 100 + i)
+    assert w.trend(now) == "rising"
+    w2 = Windows([60, 3600], ["1m", "1h"])
+    for i in range(20):
+        w2.add(now - 1000 + i)
+    assert w2.trend(now) == "falling"
+
+
+@given(st.lists(st.floats(min_value=0, max_value=10_000), max_size=200))
+def test_window_never_exceeds_total(times: list[float]) -> None:
+    """Counts are never negative and never more than the events added."""
+    w = Windows([60, 300], ["1m", "5m"])
+    for t in sorted(times):
+        w.add(t)
+    counts = w.counts(max(times, default=0.0))
+    assert 0 <= counts["1m"] <= counts["5m"] <= len(times)
+
+
+def test_labels() -> None:
+    """Window lengths get the short labels used in config and metrics."""
+    assert [label_for(s) for s in (60, 300, 3600, 86400, 90)] == ["1m", "5m", "1h", "1d", "90s"]

@@ -1,0 +1,223 @@
+"""What an error is: category, severity, fixable — user rules first, then the built-ins.
+
+Pure functions over a LogEvent; no I/O. The built-in table follows the original error-monitor
+spec: nine categories, each with a default fixable flag and a suggested fix.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from watcher.model import LEVEL_RANK, SEVERITIES, SEVERITY_RANK, Classification, LogEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    """One built-in category: how to recognise it and what to do about it."""
+
+    name: str
+    fixable: bool
+    suggested_fix: str
+    base_severity: str
+    exception: re.Pattern[str] | None  # matched against the exception type
+    message: re.Pattern[str] | None  # matched against the message and exception message
+
+
+def _rx(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)
+
+
+# Order matters: the first matching category wins, so narrow categories (rate limit, timeout,
+# auth) come before broad ones (provider, external service) that would also match their text.
+BUILTIN: tuple[Category, ...] = (
+    Category(
+        "rate_limit_error",
+        True,
+        "Add exponential backoff with jitter and queue requests; respect Retry-After.",
+        "medium",
+        _rx(r"RateLimit|Throttl|TooManyRequests"),
+        _rx(
+            r"\brate[ _-]?limit|\btoo many requests\b|\bthrottl|\b429\b|quota exceeded"
+            r"|slow ?down|request limit"
+        ),
+    ),
+    Category(
+        "timeout_error",
+        True,
+        "Tune timeouts, add a deadline per call, and retry idempotent calls once.",
+        "medium",
+        _rx(r"Timeout|TimedOut|DeadlineExceeded"),
+        _rx(
+            r"\btimed? ?out\b|\btimeout\b|deadline exceeded|\b504\b|gateway time-?out"
+            r"|took too long|read timeout|connect timeout"
+        ),
+    ),
+    Category(
+        "auth_error",
+        True,
+        "Rotate or refresh the credential; refresh tokens before expiry.",
+        "high",
+        _rx(r"Auth|Unauthori[sz]ed|Forbidden|PermissionDenied|InvalidToken|ExpiredSignature"),
+        _rx(
+            r"\bunauthori[sz]ed\b|\bforbidden\b|\b401\b|\b403\b|invalid (api )?(key|token)"
+            r"|token (has )?expired|expired token|signature has expired|authentication failed"
+            r"|permission denied|access denied|invalid credentials|not authenticated"
+        ),
+    ),
+    Category(
+        "database_error",
+        True,
+        "Use connection pooling with health checks, retry transient errors, check DB capacity.",
+        "high",
+        _rx(
+            r"OperationalError|DatabaseError|IntegrityError|InterfaceError|ProgrammingError"
+            r"|SQL|Psycopg|asyncpg|PDO|Mongo|Sequelize|Prisma|Hibernate|JDBC|DataAccess"
+            r"|DeadlockDetected|UniqueViolation"
+        ),
+        _rx(
+            r"\bdatabase\b|\bpostgres|\bmysql|\bsqlite|\bmongo|\bdeadlock|too many connections"
+            r"|connection pool|\bSQLSTATE|relation \"?\w+\"? does not exist|duplicate key"
+            r"|could not connect to server|\bORM\b|psycopg"
+        ),
+    ),
+    Category(
+        "cache_error",
+        True,
+        "Fall back to the source of truth when the cache fails; add a circuit breaker.",
+        "medium",
+        _rx(r"Redis|Memcache|Cache"),
+        _rx(r"\bredis\b|\bmemcache|\bcache\b"),
+    ),
+    Category(
+        "provider_error",
+        True,
+        "Add retry logic with backoff for the provider, and a fallback model/provider.",
+        "high",
+        _rx(r"OpenAI|Anthropic|APIStatusError|APIConnectionError|InternalServerError|Overloaded"),
+        _rx(
+            r"\bopenai\b|\banthropic\b|\bclaude\b|\bgpt-|\bgemini\b|\bcohere\b|\bbedrock\b"
+            r"|\boverloaded\b|\bllm\b|model .* (unavailable|not found)"
+        ),
+    ),
+    Category(
+        "external_service_error",
+        True,
+        "Retry with backoff and a fallback for the upstream service; alert its owner.",
+        "medium",
+        _rx(r"ConnectionError|ConnectError|HTTPError|ClientError|Upstream|Stripe|Twilio|Boto"),
+        _rx(
+            r"\bupstream\b|\b50[023]\b|bad gateway|service unavailable|connection (refused|reset)"
+            r"|ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENOTFOUND|\bstripe\b|\btwilio\b|\bs3\b"
+            r"|\bsendgrid\b|name resolution|no route to host|remote end closed"
+        ),
+    ),
+    Category(
+        "validation_error",
+        False,
+        "",
+        "low",
+        _rx(r"Validation|ValueError|BadRequest|Unprocessable|Schema|Invalid|Malformed|Parse"),
+        _rx(
+            r"\bvalidation\b|\binvalid\b|\b400\b|\b422\b|bad request|unprocessable"
+            r"|\bmissing (required )?field|field required|is not a valid|malformed"
+        ),
+    ),
+)
+
+INTERNAL = Category(
+    "internal_error",
+    False,
+    "",
+    "high",
+    None,
+    None,
+)
+
+CATEGORY_BY_NAME = {c.name: c for c in (*BUILTIN, INTERNAL)}
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A user rule from `[[classify.rules]]`: a regex over chosen fields, and what it sets."""
+
+    match: re.Pattern[str]
+    on: tuple[str, ...] = ("message", "exception", "logger")
+    category: str | None = None
+    severity: str | None = None
+    fixable: bool | None = None
+    ignore: bool = False
+    name: str = "rule"
+
+
+def rule_subject(event: LogEvent, fields: Iterable[str]) -> str:
+    """The text a rule's regex runs over: the chosen fields joined by newlines."""
+    parts: list[str] = []
+    for name in fields:
+        if name == "message":
+            parts.append(event.message)
+        elif name == "exception":
+            parts.append(f"{event.exception_type or ''}: {event.exception_message or ''}")
+        elif name == "logger":
+            parts.append(event.logger or "")
+        elif name == "source":
+            parts.append(event.source)
+        elif name == "text":
+            parts.append(event.text or event.message)
+    return "\n".join(parts)
+
+
+def builtin_category(event: LogEvent) -> Category:
+    """The first built-in category whose exception or message pattern matches."""
+    exc = event.exception_type or ""
+    text = event.message
+    if event.exception_message:
+        text = f"{text}\n{event.exception_message}"
+    for cat in BUILTIN:
+        if exc and cat.exception is not None and cat.exception.search(exc):
+            return cat
+    for cat in BUILTIN:
+        if cat.message is not None and cat.message.search(text):
+            return cat
+    return INTERNAL
+
+
+def base_severity(event: LogEvent, cat: Category) -> str:
+    """Severity from the level and the category: critical/fatal lines are always critical."""
+    if event.level is not None and LEVEL_RANK.get(event.level, 0) >= LEVEL_RANK["critical"]:
+        return "critical"
+    if event.exception_type and cat.name == "internal_error":
+        return "high"
+    return cat.base_severity
+
+
+def raise_severity(severity: str, steps: int = 1) -> str:
+    """One (or more) severity steps up, capped at critical: used when a group's rate spikes."""
+    rank = min(SEVERITY_RANK[severity] + steps, len(SEVERITIES) - 1)
+    return SEVERITIES[rank]
+
+
+def classify(event: LogEvent, rules: Sequence[Rule] = ()) -> Classification:
+    """Category, severity, fixable and suggested fix of one error event.
+
+    The first user rule that matches overrides what it sets; the built-ins fill in the rest.
+    """
+    cat = builtin_category(event)
+    severity = base_severity(event, cat)
+    fixable = cat.fixable
+    for rule in rules:
+        if not rule.match.search(rule_subject(event, rule.on)):
+            continue
+        if rule.ignore:
+            return Classification(cat.name, "info", False, "", ignored=True, rule=rule.name)
+        if rule.category is not None:
+            cat = CATEGORY_BY_NAME[rule.category]
+            severity = base_severity(event, cat)
+            fixable = cat.fixable
+        if rule.severity is not None:
+            severity = rule.severity
+        if rule.fixable is not None:
+            fixable = rule.fixable
+        return Classification(cat.name, severity, fixable, cat.suggested_fix, rule=rule.name)
+    return Classification(cat.name, severity, fixable, cat.suggested_fix)

@@ -1,0 +1,403 @@
+"""Command line: run | scan | replay | templates | check-config | version.
+
+Only this module maps exceptions to exit codes: 0 ran (whatever it found), 1 `--fail-on` matched,
+2 usage or configuration error, 3 a source could not be read at all. Imports are lazy so that
+`watcher templates` (used by benchmarks) starts in milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import replace
+from typing import Any
+
+EXIT_OK, EXIT_FOUND, EXIT_USAGE, EXIT_SOURCE = 0, 1, 2, 3
+SEVERITY_CHOICES = ("info", "low", "medium", "high", "critical")
+
+EPILOG = """exit codes: 0 ran (whatever it found), 1 --fail-on matched, 2 usage/config error,
+3 a source could not be read at all. Environment: WATCHER_CONFIG, WATCHER_<SECTION>_<KEY>,
+LOG_LEVEL, LOG_FORMAT (see config.example.toml)."""
+
+
+def _common() -> argparse.ArgumentParser:
+    """Options every subcommand takes (before or after the subcommand name)."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("common options")
+    g.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="TOML config file (default: $WATCHER_CONFIG, else built-in defaults)",
+    )
+    g.add_argument(
+        "--log-level",
+        metavar="LEVEL",
+        default=argparse.SUPPRESS,
+        choices=("trace", "debug", "info", "warning", "error"),
+        help="own log level: trace|debug|info|warning|error (or $LOG_LEVEL)",
+    )
+    g.add_argument(
+        "--log-format",
+        metavar="FMT",
+        default=argparse.SUPPRESS,
+        choices=("json", "text"),
+        help="own log format: json|text (or $LOG_FORMAT)",
+    )
+    return p
+
+
+def _pipeline_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--service",
+        metavar="NAME",
+        default=None,
+        help="watch this Railway service (adds a railway source; needs the railway source type)",
+    )
+    p.add_argument(
+        "--auto-fix", action="store_true", help="enable the fix pipeline ([autofix] enabled = true)"
+    )
+    p.add_argument(
+        "--interval",
+        metavar="SECONDS",
+        type=float,
+        default=None,
+        help="polling interval and window evaluation, seconds (default from config: 60)",
+    )
+    p.add_argument(
+        "--state",
+        metavar="PATH",
+        default=None,
+        help="SQLite state file (default [watcher] state_path)",
+    )
+
+
+def _report_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--fail-on",
+        metavar="SEVERITY",
+        choices=SEVERITY_CHOICES,
+        default=None,
+        help="exit 1 when a group at or above this severity was found "
+        "(info|low|medium|high|critical)",
+    )
+    p.add_argument(
+        "--top",
+        metavar="N",
+        type=int,
+        default=10,
+        help="sections for the N top groups in the report (default 10)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        default=None,
+        help="write the report/events here instead of stdout",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress line on a terminal")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (also used to render --help in the README)."""
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="watcher",
+        description="Tail production logs, group the errors into patterns, export their rates, "
+        "and propose fixes.",
+        epilog=EPILOG,
+        parents=[common],
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser(
+        "run",
+        parents=[common],
+        epilog=EPILOG,
+        help="the daemon: follow every source until SIGTERM/SIGINT",
+        description="Follow every configured source (stdin when none), group "
+        "errors, serve /metrics and health on [http] listen, and "
+        "resume from stored checkpoints after a restart.",
+    )
+    _pipeline_opts(run)
+    run.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        default=None,
+        help="HTTP listen address (default [http] listen, 127.0.0.1:9464)",
+    )
+
+    scan = sub.add_parser(
+        "scan",
+        parents=[common],
+        epilog=EPILOG,
+        help="read a bounded window of every source, print the report, exit",
+        description="Read the last --since of every configured source once "
+        "and print the Markdown Production Debug Report. File "
+        "sources are read from their beginning and events are "
+        "kept when their timestamp falls in the window (or has "
+        "none). Checkpoints are neither read nor moved.",
+    )
+    _pipeline_opts(scan)
+    scan.add_argument(
+        "--since", metavar="DURATION", default="1h", help="how far back: 30m, 1h, 2d (default 1h)"
+    )
+    scan.add_argument(
+        "--until",
+        metavar="DURATION",
+        default=None,
+        help="end of the window, as a duration ago (default now)",
+    )
+    _report_opts(scan)
+
+    replay = sub.add_parser(
+        "replay",
+        parents=[common],
+        epilog=EPILOG,
+        help="feed log files through the pipeline as if live; print report",
+        description="Feed FILEs (or - for stdin) through the full pipeline "
+        "and print the report, or with --emit events one JSON "
+        "object per error event (first_line/last_line, group, "
+        "category, severity, exception_type, top_frame, message).",
+    )
+    replay.add_argument("files", nargs="+", metavar="FILE", help="log files; - is stdin")
+    replay.add_argument(
+        "--emit",
+        choices=("report", "events"),
+        default="report",
+        help="report (Markdown, default) or events (JSON lines)",
+    )
+    replay.add_argument(
+        "--state",
+        metavar="PATH",
+        default=None,
+        help="also store the groups in this SQLite file (default: in memory)",
+    )
+    _report_opts(replay)
+
+    sub.add_parser(
+        "templates",
+        parents=[common],
+        help="stdin lines -> '<group id>\\t<template>' per line (benchmarks)",
+        description="Read one message per \\n-terminated stdin line (no multi-line "
+        "assembly) and print, per line, its group id, a tab and the "
+        "template.",
+    )
+
+    check = sub.add_parser(
+        "check-config",
+        parents=[common],
+        help="validate a config file and print the effective config",
+        description="Validate FILE (or --config / $WATCHER_CONFIG) and print "
+        "the effective configuration, secrets masked. Exit 2 on "
+        "the first error, naming the file, line and key.",
+    )
+    check.add_argument("file", nargs="?", default=None, metavar="FILE")
+
+    sub.add_parser("version", parents=[common], help="print the version")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point."""
+    args = build_parser().parse_args(argv)
+    if args.command == "templates":
+        from watcher.group.template import run_stream
+
+        return run_stream(sys.stdin.buffer, sys.stdout.buffer)
+    if args.command == "version":
+        from watcher import __version__
+
+        print(f"watcher {__version__}")
+        return EXIT_OK
+    from watcher.config import ConfigError
+
+    try:
+        return _dispatch(args)
+    except ConfigError as exc:
+        print(f"watcher: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "check-config":
+        return _check_config(args)
+    config = _load(args)
+    _configure_logs(config)
+    if args.command == "run":
+        return _run(config)
+    if args.command == "scan":
+        return _scan(config, args)
+    return _replay(config, args)
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from watcher.config import ConfigError, load_config, parse_duration
+
+    config = load_config(getattr(args, "config", None))
+    watcher = config.watcher
+    changes: dict[str, Any] = {}
+    if getattr(args, "log_level", None):
+        changes["log_level"] = args.log_level
+    if getattr(args, "log_format", None):
+        changes["log_format"] = args.log_format
+    if getattr(args, "interval", None) is not None:
+        if args.interval <= 0:
+            raise ConfigError("--interval: expected a number of seconds > 0")
+        changes["interval"] = args.interval
+    if getattr(args, "state", None) and args.command == "run":
+        changes["state_path"] = args.state
+    if changes:
+        config = replace(config, watcher=replace(watcher, **changes))
+    if getattr(args, "listen", None):
+        config = replace(config, http=replace(config.http, listen=args.listen))
+    if getattr(args, "auto_fix", False):
+        config = replace(config, autofix=replace(config.autofix, enabled=True))
+    if getattr(args, "service", None):
+        config = replace(config, sources=(_railway_source(args.service),))
+    for flag in ("since", "until"):
+        value = getattr(args, flag, None)
+        if value is not None:
+            try:
+                parse_duration(value)
+            except ValueError as exc:
+                raise ConfigError(f"--{flag}: {exc}") from None
+    return config
+
+
+def _railway_source(service: str) -> Any:
+    from watcher.config import ConfigError
+    from watcher.sources import SOURCES, config_class
+
+    if "railway" not in SOURCES:
+        raise ConfigError(
+            "--service: the railway source type is not available in this build "
+            f"(known types: {', '.join(sorted(SOURCES))})"
+        )
+    return config_class("railway")(type="railway", name=service, service=service)
+
+
+def _configure_logs(config: Any) -> None:
+    from watcher.logs import configure
+
+    configure(config.watcher.log_level, config.watcher.log_format)
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from watcher.config import dump_effective, load_config
+
+    path = args.file or getattr(args, "config", None)
+    config = load_config(path)
+    print(dump_effective(config), end="")
+    where = config.path or "built-in defaults"
+    print(f"# ok: {where}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _run(config: Any) -> int:
+    import asyncio
+
+    from watcher.daemon import Daemon
+
+    return asyncio.run(Daemon(config).run())
+
+
+def _period(args: argparse.Namespace) -> tuple[float, float]:
+    from watcher.config import parse_duration
+
+    now = time.time()
+    end = now - parse_duration(args.until) if args.until else now
+    return now - parse_duration(args.since), end
+
+
+def _scan(config: Any, args: argparse.Namespace) -> int:
+    start, end = _period(args)
+    return _bounded(config, args, list(config.sources), (start, end), emit="report")
+
+
+def _replay(config: Any, args: argparse.Namespace) -> int:
+    from watcher.sources.file import FileSourceConfig
+    from watcher.sources.stdin import StdinSourceConfig
+
+    sources: list[Any] = []
+    for path in args.files:
+        if path == "-":
+            sources.append(StdinSourceConfig(type="stdin", name="stdin"))
+            continue
+        if not os.path.isfile(path):
+            print(f"watcher: cannot read {path}: no such file", file=sys.stderr)
+            return EXIT_SOURCE
+        name = _unique(os.path.basename(path) or path, {s.name for s in sources})
+        sources.append(FileSourceConfig(type="file", name=name, path=path, read_from="beginning"))
+    return _bounded(config, args, sources, (None, None), emit=args.emit)
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{name}#{n}"
+    return candidate
+
+
+def _bounded(
+    config: Any,
+    args: argparse.Namespace,
+    sources: list[Any],
+    period: tuple[float | None, float | None],
+    *,
+    emit: str,
+) -> int:
+    import asyncio
+
+    from watcher.report import render_report
+    from watcher.scan import event_printer, scan
+
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
+    try:
+        on_event = event_printer(out) if emit == "events" else None
+        result = asyncio.run(
+            scan(
+                config,
+                sources,
+                period=period,
+                on_event=on_event,
+                state_path=getattr(args, "state", None),
+                progress=not args.no_progress,
+            )
+        )
+        if emit == "report":
+            out.write(
+                render_report(
+                    result.groups,
+                    result.stats,
+                    period=period,
+                    sources=[s.name for s in sources],
+                    top=args.top,
+                )
+            )
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return _exit_code(result, args.fail_on, len(sources))
+
+
+def _exit_code(result: Any, fail_on: str | None, n_sources: int) -> int:
+    from watcher.model import SEVERITY_RANK
+
+    for name, error in result.failed_sources.items():
+        print(f"watcher: source {name} failed: {error}", file=sys.stderr)
+    if result.failed_sources and len(result.failed_sources) == n_sources:
+        return EXIT_SOURCE
+    if fail_on is not None and result.worst_severity_rank() >= SEVERITY_RANK[fail_on]:
+        return EXIT_FOUND
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,446 @@
+"""The watcher's configuration: TOML file + environment overrides -> typed, validated `Config`.
+
+Every bad key, type or value becomes one `ConfigError` line naming where it came from (file and
+line, or the environment variable) and the dotted key: `watcher.toml:3: watcher.interval: …`.
+The generic dataclass builder lives in `configschema`, the TOML text helpers in `configtoml`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_type_hints
+
+from watcher import sources as source_registry
+from watcher.configschema import (
+    AtLeast,
+    KeyPath,
+    OneOf,
+    SchemaError,
+    Seconds,
+    SecondsOrZero,
+    base_type,
+    build,
+    describe,
+    format_duration,
+    format_path,
+    from_text,
+    is_scalar,
+    parse_duration,
+)
+from watcher.configtoml import dumps, key_lines, locate, to_document
+from watcher.model import CATEGORIES, SEVERITIES
+
+__all__ = [
+    "AlertsConfig",
+    "AutofixConfig",
+    "ClassifyConfig",
+    "ClassifyRule",
+    "Config",
+    "ConfigError",
+    "GroupingConfig",
+    "HttpConfig",
+    "ParseConfig",
+    "WatcherConfig",
+    "apply_overrides",
+    "dump_effective",
+    "load_config",
+    "parse_duration",
+    "split_listen",
+]
+
+PositiveInt = Annotated[int, AtLeast(1)]
+NonNegativeInt = Annotated[int, AtLeast(0)]
+RULE_FIELDS = ("message", "exception", "logger", "source", "text")
+
+
+class ConfigError(Exception):
+    """A configuration problem, rendered as one line: `where: dotted.key: what was expected`."""
+
+    def __init__(
+        self, message: str, *, file: str | None = None, line: int | None = None, key: str = ""
+    ) -> None:
+        self.message, self.file, self.line, self.key = message, file, line, key
+        where = file if line is None or file is None else f"{file}:{line}"
+        super().__init__(": ".join(part for part in (where, key, message) if part))
+
+
+@dataclass(frozen=True)
+class WatcherConfig:
+    """[watcher]: the daemon itself."""
+
+    state_path: str = "watcher.db"
+    interval: Seconds = 60.0
+    log_level: Literal["trace", "debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "text"] = "json"
+    queue_size: PositiveInt = 64
+    shutdown_timeout: Seconds = 10.0
+    lookback: Seconds = 300.0
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """("host", port) from "host:port" or "[v6]:port"; ValueError("listen: …") when malformed."""
+    host, sep, port = listen.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(
+            f'listen: expected "host:port" with a port 0-65535, got {describe(listen)}'
+        )
+    return host, int(port)
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    """[http]: health, /metrics, the JSON API and the dashboard."""
+
+    enabled: bool = True
+    listen: str = "127.0.0.1:9464"
+    token_env: str = "WATCHER_API_TOKEN"
+
+    def validate(self) -> None:
+        split_listen(self.listen)
+
+
+@dataclass(frozen=True)
+class ParseConfig:
+    """[parse]: line and multi-line event limits."""
+
+    max_line_bytes: Annotated[int, AtLeast(1024)] = 65536
+    multiline_timeout: Seconds = 2.0
+    max_event_lines: PositiveInt = 500
+    max_event_bytes: Annotated[int, AtLeast(1024)] = 262144
+    app_paths: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class GroupingConfig:
+    """[grouping]: sliding windows, the live-group cap and the alert threshold."""
+
+    windows: tuple[Seconds, ...] = (60.0, 300.0, 3600.0)
+    max_groups: Annotated[int, AtLeast(10)] = 10000
+    samples_per_group: PositiveInt = 5
+    alert_count: PositiveInt = 10
+    alert_window: Seconds = 300.0
+
+    def validate(self) -> None:
+        if not self.windows:
+            raise ValueError("windows: expected at least one window")
+        for i in range(1, len(self.windows)):
+            if self.windows[i] <= self.windows[i - 1]:
+                before = format_duration(self.windows[i - 1])
+                raise ValueError(
+                    f"windows[{i}]: must be longer than the window before it ({before})"
+                )
+        if self.alert_window not in self.windows:
+            names = ", ".join(format_duration(w) for w in self.windows)
+            got = format_duration(self.alert_window)
+            raise ValueError(f"alert_window: expected one of the windows ({names}), got {got}")
+
+
+@dataclass(frozen=True)
+class ClassifyRule:
+    """One [[classify.rules]] entry: a regex and what a match sets; first match wins."""
+
+    match: str
+    on: tuple[Literal["message", "exception", "logger", "source", "text"], ...] = (
+        "message",
+        "exception",
+        "logger",
+    )
+    category: Annotated[str, OneOf(CATEGORIES)] | None = None
+    severity: Annotated[str, OneOf(SEVERITIES)] | None = None
+    fixable: bool | None = None
+    ignore: bool = False
+
+    def validate(self) -> None:
+        try:
+            re.compile(self.match)
+        except re.error as exc:
+            raise ValueError(f"match: invalid regular expression: {exc}") from None
+        if not self.on:
+            raise ValueError(f"on: expected at least one of: {', '.join(RULE_FIELDS)}")
+        if (self.category, self.severity, self.fixable, self.ignore) == (None, None, None, False):
+            raise ValueError("a rule must set at least one of: category, severity, fixable, ignore")
+
+
+@dataclass(frozen=True)
+class ClassifyConfig:
+    """[classify]: user rules, tried before the built-in ones."""
+
+    rules: tuple[ClassifyRule, ...] = ()
+
+
+_GITHUB_REPO = re.compile(r"[\w.-]+/[\w.-]+")
+
+
+@dataclass(frozen=True)
+class AutofixConfig:
+    """[autofix]: the Claude + pull-request pipeline (off by default)."""
+
+    enabled: bool = False
+    repo_path: str = "."
+    github_repo: str = ""
+    github_api_url: str = "https://api.github.com"
+    base_branch: str = "main"
+    remote: str = "origin"
+    model: str = "claude-sonnet-4-5"
+    min_occurrences: PositiveInt = 3
+    max_fixes_per_hour: NonNegativeInt = 5
+    max_tokens_per_hour: NonNegativeInt = 200000
+    draft: bool = True
+    dry_run: bool = False
+    verify_command: str = ""
+    labels: tuple[str, ...] = ("auto-fix",)
+
+    def validate(self) -> None:
+        if self.github_repo and not _GITHUB_REPO.fullmatch(self.github_repo):
+            raise ValueError(
+                f'github_repo: expected "owner/name", got {describe(self.github_repo)}'
+            )
+        if not _is_http_url(self.github_api_url):
+            raise ValueError(
+                f"github_api_url: expected an http(s) URL, got {self.github_api_url!r}"
+            )
+        for key in ("repo_path", "base_branch", "remote", "model"):
+            if not getattr(self, key):
+                raise ValueError(f"{key}: must not be empty")
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """[alerts]: webhooks (Slack-compatible or generic JSON) for alerting groups."""
+
+    webhooks: tuple[str, ...] = ()
+    min_severity: Annotated[str, OneOf(SEVERITIES)] = "high"
+    cooldown: SecondsOrZero = 900.0
+
+    def validate(self) -> None:
+        for i, url in enumerate(self.webhooks):
+            if not _is_http_url(url):
+                raise ValueError(f"webhooks[{i}]: expected an http(s) URL, got {describe(url)}")
+
+
+def _is_http_url(text: str) -> bool:
+    return re.fullmatch(r"https?://[^/\s]+(/\S*)?", text) is not None
+
+
+SECTIONS: dict[str, type] = {
+    "watcher": WatcherConfig,
+    "http": HttpConfig,
+    "parse": ParseConfig,
+    "grouping": GroupingConfig,
+    "classify": ClassifyConfig,
+    "autofix": AutofixConfig,
+    "alerts": AlertsConfig,
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole effective configuration; `sources` holds each source type's config dataclass."""
+
+    watcher: WatcherConfig = field(default_factory=WatcherConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    parse: ParseConfig = field(default_factory=ParseConfig)
+    sources: tuple[Any, ...] = ()
+    grouping: GroupingConfig = field(default_factory=GroupingConfig)
+    classify: ClassifyConfig = field(default_factory=ClassifyConfig)
+    autofix: AutofixConfig = field(default_factory=AutofixConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    path: Path | None = None
+
+    def with_overrides(self, **dotted: Any) -> Config:
+        """A copy with `section.key` (or bare `[watcher]` key) values replaced; None is skipped."""
+        return apply_overrides(self, dotted)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read, override from the environment, and validate; raises ConfigError."""
+    env = os.environ if env is None else env
+    if path is None and env.get("WATCHER_CONFIG"):
+        path = env["WATCHER_CONFIG"]
+    file = Path(path) if path is not None else None
+    text, raw = _read(file) if file is not None else ("", {})
+    from_env = _apply_env(raw, env)
+    try:
+        return _build_config(raw, file)
+    except SchemaError as exc:
+        raise _located(exc, file, key_lines(text), from_env) from None
+
+
+def _read(file: Path) -> tuple[str, dict[str, Any]]:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config: {exc.strerror or exc}", file=str(file)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not valid UTF-8 ({exc.reason})", file=str(file)) from None
+    try:
+        return text, tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise _syntax_error(exc, file, text) from None
+
+
+def _syntax_error(exc: tomllib.TOMLDecodeError, file: Path, text: str) -> ConfigError:
+    message = str(exc)
+    position = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
+    if position:
+        detail = f"{message[: position.start()]} (column {position.group(2)})"
+        return ConfigError(f"invalid TOML: {detail}", file=str(file), line=int(position.group(1)))
+    line = text.count("\n") + 1 if message.endswith("(at end of document)") else None
+    return ConfigError(f"invalid TOML: {message}", file=str(file), line=line)
+
+
+def _located(
+    exc: SchemaError,
+    file: Path | None,
+    lines: Mapping[KeyPath, int],
+    from_env: Mapping[KeyPath, str],
+) -> ConfigError:
+    """Point the error at the environment variable that set the key, else at its file line."""
+    key = format_path(exc.path)
+    for end in range(len(exc.path), 0, -1):
+        if exc.path[:end] in from_env:
+            return ConfigError(exc.message, file="$" + from_env[exc.path[:end]], key=key)
+    name = str(file) if file is not None else None
+    return ConfigError(exc.message, file=name, line=locate(lines, exc.path), key=key)
+
+
+def _build_config(raw: Mapping[str, Any], file: Path | None) -> Config:
+    known = (*SECTIONS, "sources")
+    for key, value in raw.items():
+        if key not in known:
+            kind = "section" if isinstance(value, Mapping) else "key"
+            raise SchemaError((key,), f"unknown {kind} (expected one of: {', '.join(known)})")
+    sections = {name: build(cls, raw.get(name, {}), (name,)) for name, cls in SECTIONS.items()}
+    # No [[sources]] at all means "tail stdin", so `watcher run` with no config does something.
+    sources = _build_sources(raw.get("sources", [{"type": "stdin"}]))
+    return Config(**sections, sources=sources, path=file)
+
+
+def _build_sources(entries: Any) -> tuple[Any, ...]:
+    if not isinstance(entries, list):
+        raise SchemaError(("sources",), f"expected an array of tables, got {describe(entries)}")
+    built = [_build_source(entry, ("sources", i)) for i, entry in enumerate(entries)]
+    first_use: dict[str, int] = {}
+    for i, source in enumerate(built):
+        if source.name in first_use:
+            first = f"sources[{first_use[source.name]}]"
+            message = (
+                f"duplicate source name {describe(source.name)} (also {first}; default: the type)"
+            )
+            raise SchemaError(("sources", i, "name"), message)
+        first_use[source.name] = i
+    return tuple(built)
+
+
+def _build_source(entry: Any, path: KeyPath) -> Any:
+    if not isinstance(entry, Mapping):
+        raise SchemaError(path, f"expected a table, got {describe(entry)}")
+    known = ", ".join(sorted(source_registry.SOURCES))
+    if "type" not in entry:
+        raise SchemaError((*path, "type"), f"missing required key (expected one of: {known})")
+    cls = _source_class(entry["type"], (*path, "type"), known)
+    return build(cls, {"name": entry["type"], **entry}, path)
+
+
+def _source_class(kind: Any, path: KeyPath, known: str) -> type:
+    if not isinstance(kind, str):
+        raise SchemaError(path, f"expected one of: {known}, got {describe(kind)}")
+    try:
+        return source_registry.config_class(kind)
+    except KeyError:
+        raise SchemaError(
+            path, f"unknown source type {describe(kind)} (expected one of: {known})"
+        ) from None
+    except (ImportError, AttributeError) as exc:
+        raise SchemaError(path, f"source type {describe(kind)} cannot be loaded: {exc}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment and command-line overrides
+
+
+def _env_names(section: str, key: str) -> tuple[str, ...]:
+    """Variables that set `section.key`, lowest precedence first."""
+    names = [f"WATCHER_{section}_{key}".upper()]
+    if section == "watcher":
+        names = [f"WATCHER_{key}".upper()]
+        if key in ("log_level", "log_format"):
+            names.insert(0, key.upper())
+    return tuple(names)
+
+
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> dict[KeyPath, str]:
+    """Write environment overrides into the raw table; returns which variable set which key."""
+    origins: dict[KeyPath, str] = {}
+    for section, cls in SECTIONS.items():
+        for key, hint in get_type_hints(cls, include_extras=True).items():
+            for name in _env_names(section, key) if is_scalar(hint) else ():
+                if name in env and (env[name] or base_type(hint) is str):
+                    value = _from_text(hint, env[name], (section, key), "$" + name)
+                    table = raw.setdefault(section, {})
+                    # A non-table section is the file's error; let the builder report it.
+                    if isinstance(table, dict):
+                        table[key], origins[(section, key)] = value, name
+    return origins
+
+
+def _from_text(hint: Any, text: str, path: KeyPath, where: str | None) -> Any:
+    try:
+        return from_text(hint, text)
+    except ValueError as exc:
+        raise ConfigError(str(exc), file=where, key=format_path(path)) from None
+
+
+def apply_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:
+    """`config` with dotted keys replaced (`watcher.interval`, `http.listen`, bare `interval`).
+
+    For CLI flags: values may be typed or strings ("30s", "true"); None values are skipped.
+    """
+    by_section: dict[str, dict[str, Any]] = {}
+    for dotted, value in overrides.items():
+        if value is not None:
+            section, _, key = dotted.rpartition(".")
+            by_section.setdefault(section or "watcher", {})[key] = value
+    changes = {name: _override_section(config, name, values) for name, values in by_section.items()}
+    return dataclasses.replace(config, **changes)
+
+
+def _override_section(config: Config, section: str, values: Mapping[str, Any]) -> Any:
+    if section not in SECTIONS:
+        raise ConfigError(f"unknown section (expected one of: {', '.join(SECTIONS)})", key=section)
+    cls, current = SECTIONS[section], getattr(config, section)
+    hints = get_type_hints(cls, include_extras=True)
+    merged = {f.name: getattr(current, f.name) for f in dataclasses.fields(current)}
+    for key, value in values.items():
+        typed = isinstance(value, str) and key in hints
+        merged[key] = _from_text(hints[key], value, (section, key), None) if typed else value
+    try:
+        return build(cls, merged, (section,))
+    except SchemaError as exc:
+        raise ConfigError(exc.message, key=format_path(exc.path)) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Effective config, secrets masked
+
+
+def dump_effective(config: Config) -> str:
+    """The effective config as TOML: every section and source, defaults included, secrets masked."""
+    origin = f"from {config.path}" if config.path is not None else "(no config file)"
+    document = {
+        f.name: to_document(getattr(config, f.name))
+        for f in dataclasses.fields(config)
+        if f.name != "path"
+    }
+    return f"# watcher effective config {origin}\n" + dumps(document)

@@ -1,0 +1,160 @@
+"""`watcher run`: the long-running daemon — signals, sd_notify, HTTP, periodic summaries.
+
+Lifecycle in one place: SIGTERM/SIGINT set the shutdown event (a second one forces exit),
+SIGHUP reloads the classification rules; shutdown order is stop sources -> drain the queue
+within the timeout -> flush state -> close HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+from typing import Any
+
+import structlog
+
+from watcher.config import Config, load_config
+from watcher.engine import Engine
+from watcher.http.app import AppState, bound_port, make_app, start
+from watcher.metrics import Metrics
+from watcher.store import Store
+from watcher.wiring import build_engine, build_pipeline, rules_from, seconds
+
+log = structlog.get_logger("watcher.daemon")
+
+
+def sd_notify(state: str) -> None:
+    """Tell systemd (Type=notify) about our state; a no-op outside systemd."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.connect(address)
+        sock.sendall(state.encode())
+
+
+class Daemon:
+    """Owns the engine, the HTTP server and the signal handlers of one `watcher run`."""
+
+    def __init__(self, config: Config, *, metrics: Metrics | None = None) -> None:
+        self.config = config
+        self.metrics = metrics or Metrics()
+        self.shutdown = asyncio.Event()
+        self.signals = 0
+        self.store: Store | None = None
+        self.engine: Engine | None = None
+        self.http_port: int | None = None
+        self.started = asyncio.Event()
+
+    def _on_signal(self, signum: int) -> None:
+        self.signals += 1
+        if self.signals > 1:
+            log.warning("Second signal: exiting now.", signal=signal.Signals(signum).name)
+            os._exit(130)
+        log.info("Shutting down.", signal=signal.Signals(signum).name)
+        self.shutdown.set()
+
+    def _on_reload(self) -> None:
+        """SIGHUP: re-read the config file and apply the classification rules."""
+        if self.engine is None or self.config.path is None:
+            return
+        try:
+            fresh = load_config(self.config.path)
+        except Exception as exc:
+            log.error("Reload failed; keeping the running config.", error=str(exc))
+            return
+        self.engine.pipeline.rules = tuple(rules_from(fresh))
+        log.info("Reloaded classification rules.", rules=len(fresh.classify.rules))
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._on_signal, signum)
+        loop.add_signal_handler(signal.SIGHUP, self._on_reload)
+
+    def _ready(self) -> tuple[bool, dict[str, Any]]:
+        engine = self.engine
+        if engine is None or not engine.ready:
+            return False, {"reason": "starting"}
+        failed = {n: str(s.failed) for n, s in engine.sources.items() if s.failed is not None}
+        return not failed, {"sources": sorted(engine.sources), "failed": failed}
+
+    async def run(self) -> int:
+        """Run until a signal; return the exit code (0 on a clean shutdown)."""
+        config = self.config
+        self.store = Store(
+            config.watcher.state_path,
+            metrics=self.metrics,
+            samples_per_group=config.grouping.samples_per_group,
+        )
+        pipeline = build_pipeline(config, self.metrics)
+        self.engine = build_engine(
+            config,
+            pipeline,
+            list(config.sources),
+            metrics=self.metrics,
+            store=self.store,
+            follow=True,
+        )
+        self._install_signals()
+        runner = None
+        if config.http.enabled:
+            runner = await start(
+                make_app(AppState(self.metrics, ready=self._ready)), config.http.listen
+            )
+            self.http_port = bound_port(runner)
+        log.info(
+            "Watching.",
+            sources=[s.name for s in config.sources],
+            listen=config.http.listen if config.http.enabled else None,
+        )
+        summary = asyncio.create_task(self._summaries(), name="summaries")
+        sd_notify("READY=1")
+        self.started.set()
+        try:
+            await self.engine.run(self.shutdown)
+        finally:
+            sd_notify("STOPPING=1")
+            summary.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await summary
+            if runner is not None:
+                await runner.cleanup()
+            self.store.close()
+        log.info("Stopped.", **_counts(pipeline.stats))
+        return 0
+
+    async def _summaries(self) -> None:
+        """Every `interval`: one log line with the busiest groups, as the original tool did."""
+        interval = seconds(self.config.watcher.interval)
+        while True:
+            await asyncio.sleep(interval)
+            engine = self.engine
+            if engine is None:
+                continue
+            groups = engine.pipeline.table.snapshot()
+            top = sorted(groups, key=lambda g: g.window_counts.get("5m", 0), reverse=True)[:5]
+            log.info(
+                "Window summary.",
+                groups=len(groups),
+                top=[
+                    {
+                        "id": g.id,
+                        "category": g.category,
+                        "severity": g.severity,
+                        "counts": g.window_counts,
+                        "trend": g.trend,
+                    }
+                    for g in top
+                ],
+                **_counts(engine.pipeline.stats),
+            )
+
+
+def _counts(stats: Any) -> dict[str, int]:
+    return {"lines": stats.lines, "events": stats.events, "errors": stats.error_events}

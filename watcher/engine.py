@@ -1,0 +1,249 @@
+"""The asyncio edge of the pipeline: sources -> bounded queue -> Pipeline -> store.
+
+One Engine serves `run` (follow: sources resume from checkpoints, cursors are committed after the
+groups they produced are stored) and `scan`/`replay` (bounded: sources read a window and stop,
+checkpoints are neither read nor moved).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from watcher.metrics import Metrics
+from watcher.model import GroupUpdate, Stats
+from watcher.pipeline import Pipeline
+from watcher.sources.base import Source, SourceConfig, SourceContext
+from watcher.store import Store
+
+MINER_STATE_KEY = "template_miner"
+FLUSH_EVERY = 0.5  # seconds between assembler timeout checks when the queue is idle
+
+
+@dataclass
+class EngineOptions:
+    """How the engine runs: follow or bounded, and how often it persists."""
+
+    follow: bool = True
+    period: tuple[float | None, float | None] = (None, None)
+    queue_size: int = 64
+    persist_interval: float = 5.0
+    shutdown_timeout: float = 10.0
+    max_line_bytes: int = 64 * 1024
+    progress: Callable[[Stats, int], None] | None = None
+
+
+@dataclass
+class SourceState:
+    """What the engine knows of one running source."""
+
+    name: str
+    failed: BaseException | None = None
+    batches: int = 0
+    done: bool = False
+
+
+_DONE = object()
+
+
+@dataclass
+class Engine:
+    """Owns the source tasks, the queue and the persistence loop for one pipeline."""
+
+    pipeline: Pipeline
+    source_configs: Sequence[SourceConfig]
+    store: Store | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+    options: EngineOptions = field(default_factory=EngineOptions)
+    on_updates: Callable[[list[GroupUpdate]], None] | None = None
+    log: Any = field(default_factory=lambda: structlog.get_logger("watcher.engine"))
+    sources: dict[str, SourceState] = field(default_factory=dict)
+    ready: bool = False
+    _last_persist: float = 0.0
+    _persists: int = 0
+
+    async def run(self, shutdown: asyncio.Event) -> Stats:
+        """Run until the sources end (bounded) or `shutdown` is set (follow); return the stats."""
+        stats = self.pipeline.stats
+        stats.started = time.time()
+        await self._restore()
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.options.queue_size)
+        stop_sources = asyncio.Event()
+        producers = [
+            asyncio.create_task(self._produce(cfg, queue, stop_sources), name=f"source:{cfg.name}")
+            for cfg in self.source_configs
+        ]
+        closer = asyncio.create_task(self._close_when_done(producers, queue), name="closer")
+        consumer = asyncio.create_task(self._consume(queue), name="pipeline")
+        self.ready = True
+        try:
+            await self._wait(shutdown, consumer)
+        finally:
+            self.ready = False
+            stop_sources.set()
+            await self._stop(producers, consumer, closer)
+            self._finish()
+            await self._persist(final=True)
+        stats.finished = time.time()
+        return stats
+
+    async def _wait(self, shutdown: asyncio.Event, consumer: asyncio.Task[None]) -> None:
+        stopper = asyncio.create_task(shutdown.wait())
+        try:
+            await asyncio.wait({stopper, consumer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+        if consumer.done() and consumer.exception() is not None:
+            raise consumer.exception()  # type: ignore[misc]
+
+    async def _stop(
+        self,
+        producers: list[asyncio.Task[None]],
+        consumer: asyncio.Task[None],
+        closer: asyncio.Task[None],
+    ) -> None:
+        """Stop sources, then let the consumer drain what they queued, within the timeout."""
+        half = self.options.shutdown_timeout / 2
+        if producers:
+            _, pending = await asyncio.wait(producers, timeout=half)
+            for task in pending:
+                task.cancel()
+        await closer
+        try:
+            await asyncio.wait_for(asyncio.shield(consumer), timeout=half)
+        except TimeoutError:
+            self.log.warning("Queue not drained before the shutdown timeout.")
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
+
+    async def _close_when_done(self, producers: list[asyncio.Task[None]], queue: Any) -> None:
+        await asyncio.gather(*producers, return_exceptions=True)
+        await queue.put(_DONE)
+
+    def _build(self, cfg: SourceConfig, stop: asyncio.Event) -> Source:
+        checkpoint: dict[str, Any] = {}
+        if self.options.follow and self.store is not None:
+            checkpoint = self.store.get_checkpoint(cfg.name)
+        ctx = SourceContext(
+            shutdown=stop,
+            checkpoint=checkpoint,
+            metrics=self.metrics,
+            log=self.log.bind(source=cfg.name),
+            max_line_bytes=self.options.max_line_bytes,
+        )
+        return cfg.build(ctx)
+
+    async def _produce(self, cfg: SourceConfig, queue: Any, stop: asyncio.Event) -> None:
+        state = self.sources[cfg.name] = SourceState(cfg.name)
+        try:
+            source = self._build(cfg, stop)
+            batches = source.lines() if self.options.follow else source.window(*self.options.period)
+            async for batch in batches:
+                if batch:
+                    await queue.put(batch)
+                    state.batches += 1
+                if stop.is_set():
+                    break
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            state.failed = exc
+            self.metrics.source_up.labels(cfg.name).set(0)
+            self.log.error("Source failed.", source=cfg.name, error=str(exc))
+        finally:
+            state.done = True
+
+    async def _consume(self, queue: Any) -> None:
+        pipeline = self.pipeline
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), timeout=FLUSH_EVERY)
+            except TimeoutError:
+                self._emit(pipeline.flush())
+                await self._maybe_persist()
+                continue
+            if item is _DONE:
+                return
+            started = time.perf_counter()
+            self._emit(pipeline.feed(item))
+            self.metrics.batch_latency.observe(time.perf_counter() - started)
+            self._report_progress()
+            await self._maybe_persist()
+
+    def _emit(self, updates: list[GroupUpdate]) -> None:
+        self.metrics.active_groups.set(len(self.pipeline.table))
+        if updates and self.on_updates is not None:
+            self.on_updates(updates)
+
+    def _report_progress(self) -> None:
+        if self.options.progress is not None:
+            self.options.progress(self.pipeline.stats, len(self.pipeline.table))
+
+    def _finish(self) -> None:
+        self._emit(self.pipeline.flush(force=True))
+        self._report_progress()
+
+    async def _maybe_persist(self) -> None:
+        if time.monotonic() - self._last_persist >= self.options.persist_interval:
+            await self._persist()
+
+    async def _persist(self, *, final: bool = False) -> None:
+        """Store dirty groups, then the cursors they cover (at-least-once), in a worker thread."""
+        self._last_persist = time.monotonic()
+        if self.store is None:
+            return
+        groups, samples = self.pipeline.table.take_dirty()
+        cursors = self.pipeline.take_cursors() if self.options.follow else {}
+        self._persists += 1
+        miner = None
+        if final or self._persists % 12 == 0:
+            miner = self.pipeline.table.miner.snapshot()
+        await asyncio.to_thread(_write, self.store, groups, samples, cursors, miner)
+
+    async def _restore(self) -> None:
+        if self.store is None:
+            return
+        store = self.store
+        table = self.pipeline.table
+        state = await asyncio.to_thread(store.get_state, MINER_STATE_KEY)
+        if state:
+            try:
+                table.miner.restore(state)
+            except (ValueError, KeyError, TypeError) as exc:
+                self.metrics.state_errors.labels("miner_state").inc()
+                self.log.warning("Template state unreadable; starting fresh.", error=str(exc))
+        groups = await asyncio.to_thread(
+            store.list_groups, limit=table.max_groups, order="last_seen"
+        )
+        table.load(groups)
+
+    def evicted(self, group: Any, samples: list[Any]) -> None:
+        """on_evict hook: an evicted group is written synchronously (rare, small)."""
+        if self.store is not None:
+            self.store.upsert_groups([group])
+            if samples:
+                self.store.add_samples(group.id, samples)
+
+
+def _write(
+    store: Store,
+    groups: list[Any],
+    samples: dict[str, list[Any]],
+    cursors: dict[str, dict[str, Any]],
+    miner: Any,
+) -> None:
+    if groups:
+        store.upsert_groups(groups)
+    for gid, items in samples.items():
+        store.add_samples(gid, items)
+    for source, streams in cursors.items():
+        store.set_checkpoints(source, streams)
+    if miner is not None:
+        store.set_state(MINER_STATE_KEY, miner)

@@ -1,0 +1,202 @@
+"""The live error groups: fingerprinting, counts, windows, thresholds, bounded memory.
+
+Events with a trace are grouped by exception type + their in-app frames; the rest by the message
+template the miner finds. At most `max_groups` live in memory; the least recently seen is handed
+to `on_evict` (the pipeline writes it to the store) and recalled from `recall` if it comes back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from watcher.classify import raise_severity
+from watcher.group.mask import mask
+from watcher.group.template import TemplateMiner
+from watcher.group.window import Windows
+from watcher.model import Classification, ErrorGroup, Frame, GroupUpdate, LogEvent, Sample
+
+SAMPLE_BYTES = 4096
+_PATH_NOISE = re.compile(r"^(?:/?(?:app|srv|src|code|workspace|home/\w+|usr/src/app)/)+")
+
+
+@dataclass(slots=True)
+class _Live:
+    group: ErrorGroup
+    windows: Windows
+    base_severity: str
+    pending_samples: list[Sample] = field(default_factory=list)
+
+
+def normalise_path(path: str) -> str:
+    """A frame's file without the deploy-specific prefix, so two hosts give one fingerprint."""
+    path = path.replace("\\", "/")
+    return _PATH_NOISE.sub("", path.lstrip("./"))
+
+
+def trace_fingerprint(event: LogEvent) -> str:
+    """Exception type + the in-app frames' file:function (no line numbers: they move)."""
+    frames = [f for f in event.frames if f.in_app] or event.frames
+    parts = [event.exception_type or "trace"]
+    parts.extend(f"{normalise_path(f.file)}:{f.function}" for f in frames)
+    return hashlib.blake2b("|".join(parts).encode(), digest_size=6).hexdigest()
+
+
+def _sample(event: LogEvent) -> Sample:
+    text = event.text or event.message
+    if len(text) > SAMPLE_BYTES:
+        text = text[:SAMPLE_BYTES] + "\n… [truncated]"
+    return Sample(event.timestamp or 0.0, event.source, text, event.first_line)
+
+
+class GroupTable:
+    """Assigns each error event to a group and keeps the live groups' counts and windows."""
+
+    def __init__(
+        self,
+        *,
+        windows: Sequence[tuple[str, float]] = (("1m", 60.0), ("5m", 300.0), ("1h", 3600.0)),
+        max_groups: int = 10_000,
+        samples_per_group: int = 5,
+        alert_count: int = 10,
+        alert_window: str = "5m",
+        miner: TemplateMiner | None = None,
+        on_evict: Callable[[ErrorGroup, list[Sample]], None] | None = None,
+        recall: Callable[[str], ErrorGroup | None] | None = None,
+    ) -> None:
+        self.labels = [label for label, _ in windows]
+        self.spans = [span for _, span in windows]
+        self.max_groups = max_groups
+        self.samples_per_group = samples_per_group
+        self.alert_count = alert_count
+        self.alert_window = alert_window
+        self.miner = miner or TemplateMiner(max_clusters=max_groups)
+        self.on_evict = on_evict
+        self.recall = recall
+        self.live: OrderedDict[str, _Live] = OrderedDict()
+        self.dirty: set[str] = set()
+        self.now = 0.0  # the newest event time seen: "now" for replayed logs
+        self.evicted = 0
+
+    def __len__(self) -> int:
+        return len(self.live)
+
+    def add(self, event: LogEvent, cls: Classification, *, at: float | None = None) -> GroupUpdate:
+        """Count one error event in its group; create or recall the group when needed."""
+        t = event.timestamp if event.timestamp is not None else (at or self.now)
+        if t > self.now:
+            self.now = t
+        gid, kind, template = self._fingerprint(event)
+        live = self.live.get(gid)
+        is_new = False
+        if live is None:
+            live, is_new = self._open(gid, kind, template, event, cls, t)
+        else:
+            self.live.move_to_end(gid)
+        group = live.group
+        group.count += 1
+        group.last_seen = max(group.last_seen, t)
+        group.first_seen = min(group.first_seen, t) if group.first_seen else t
+        group.sources[event.source] = group.sources.get(event.source, 0) + 1
+        if kind == "template" and template != group.template:
+            group.template = template  # the miner generalised it
+        live.windows.add(t)
+        self._keep_sample(live, event)
+        crossed = self._check_threshold(live, t)
+        self.dirty.add(gid)
+        return GroupUpdate(group, event, cls, is_new, crossed)
+
+    def _fingerprint(self, event: LogEvent) -> tuple[str, str, str]:
+        if event.frames:
+            template = f"{event.exception_type or 'trace'}: {mask(event.exception_message or '')}"
+            return trace_fingerprint(event), "trace", template.rstrip(": ")
+        cluster = self.miner.add(event.message)
+        return cluster.id, "template", cluster.template
+
+    def _open(
+        self, gid: str, kind: str, template: str, event: LogEvent, cls: Classification, t: float
+    ) -> tuple[_Live, bool]:
+        group = self.recall(gid) if self.recall is not None else None
+        is_new = group is None
+        if group is None:
+            top = event.top_frame
+            group = ErrorGroup(
+                id=gid,
+                kind=kind,
+                template=template,
+                category=cls.category,
+                severity=cls.severity,
+                fixable=cls.fixable,
+                suggested_fix=cls.suggested_fix,
+                exception_type=event.exception_type,
+                top_frame=Frame(top.file, top.line, top.function, top.in_app) if top else None,
+                frames=list(event.frames[-10:]),
+                first_seen=t,
+                last_seen=t,
+            )
+        live = _Live(group, Windows(self.spans, self.labels), group.severity)
+        self.live[gid] = live
+        if len(self.live) > self.max_groups:
+            self._evict_oldest()
+        return live, is_new
+
+    def _evict_oldest(self) -> None:
+        gid, live = self.live.popitem(last=False)
+        self.dirty.discard(gid)
+        self.evicted += 1
+        if self.on_evict is not None:
+            self.on_evict(live.group, live.pending_samples)
+
+    def _keep_sample(self, live: _Live, event: LogEvent) -> None:
+        samples = live.group.samples
+        # the first occurrences and the latest one are the useful evidence
+        if len(samples) < self.samples_per_group:
+            sample = _sample(event)
+            samples.append(sample)
+            live.pending_samples.append(sample)
+        elif live.group.count % 100 == 0:
+            sample = _sample(event)
+            samples[-1] = sample
+            live.pending_samples.append(sample)
+
+    def _check_threshold(self, live: _Live, t: float) -> bool:
+        group = live.group
+        if group.status == "alerting":
+            return False
+        if live.windows.count(self.alert_window, t) < self.alert_count:
+            return False
+        group.status = "alerting"
+        group.severity = raise_severity(live.base_severity)
+        return True
+
+    def snapshot(self, now: float | None = None) -> list[ErrorGroup]:
+        """Every live group with its window counts and trend filled in at `now`."""
+        at = self.now if now is None else now
+        out = []
+        for live in self.live.values():
+            live.group.window_counts = live.windows.counts(at)
+            live.group.trend = live.windows.trend(at)
+            out.append(live.group)
+        return out
+
+    def take_dirty(self) -> tuple[list[ErrorGroup], dict[str, list[Sample]]]:
+        """Groups changed since the last call and their new samples, for the store."""
+        groups, samples = [], {}
+        for gid in self.dirty:
+            live = self.live.get(gid)
+            if live is None:
+                continue
+            groups.append(live.group)
+            if live.pending_samples:
+                samples[gid] = live.pending_samples
+                live.pending_samples = []
+        self.dirty.clear()
+        return groups, samples
+
+    def load(self, groups: Sequence[ErrorGroup]) -> None:
+        """Put stored groups back in memory after a restart (their windows start empty)."""
+        for group in groups[: self.max_groups]:
+            self.live[group.id] = _Live(group, Windows(self.spans, self.labels), group.severity)

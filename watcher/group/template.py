@@ -1,0 +1,424 @@
+"""Online log-template mining: lines of one logging statement share one `Cluster`.
+
+How a message finds its cluster:
+
+1. `mask()` replaces variable values (numbers, ids, IPs, paths, quoted strings...) with `<*>`;
+   the masked text is split on whitespace into tokens.
+2. Clusters live in buckets keyed on (token count, first constant token). Within a bucket the
+   message joins the most similar cluster if enough constant positions agree (Drain-style), and
+   the positions where they disagree become `<*>` in the template.
+3. `consolidate()` (run by `run_stream` at end of input, and cheap enough to run periodically)
+   merges clusters of one token count whose templates agree on every position where both are
+   constant; the absorbed cluster's id then resolves to the survivor.
+
+Templates show every variable as `<*>`. Cluster ids are 12 hex chars of the SHA-1 of the first
+template the cluster had, so a restarted miner (or another process) gives the same statement the
+same id; they never change when the template generalises.
+
+The hot path avoids per-token Python work for text already seen: a bounded exact-message cache
+and a bounded cache keyed on the masked text both map straight to the cluster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import typing
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from watcher.group.mask import WILDCARD, mask
+
+SNAPSHOT_VERSION = 1
+# Fraction of a cluster's positions that must agree with a message for it to join (Drain's st).
+SIMILARITY = 0.5
+# Caches are cleared wholesale when full: cheaper on the hot path than LRU bookkeeping.
+CACHE_LIMIT = 50_000
+# A merged-away id keeps resolving to its survivor; the map is bounded like the caches.
+ALIAS_LIMIT = 100_000
+# Distinct masked shapes remembered per cluster for splitting.
+MEMBER_LIMIT = 64
+# A position that varies is split on (treated as a constant) with at most this many values,
+# each seen at least SPLIT_MIN_COUNT times.
+SPLIT_MAX_VALUES = 3
+SPLIT_MIN_COUNT = 1
+# Merging needs this fraction of positions to be shared constant words.
+MERGE_MIN_COMMON = 0.5
+
+
+@dataclass(slots=True)
+class Cluster:
+    """One pattern: the template of a logging statement and how many lines matched it."""
+
+    id: str
+    template: str
+    size: int = 0
+    tokens: list[str] = field(default_factory=list, repr=False)
+    # distinct masked shapes seen, so consolidation can split on low-cardinality positions
+    members: list[Member] = field(default_factory=list, repr=False)
+    # the cluster this one was merged into, or None while it is live
+    merged_into: Cluster | None = field(default=None, repr=False)
+    evicted: bool = field(default=False, repr=False)
+
+
+@dataclass(slots=True, eq=False)
+class Member:
+    """One distinct masked token sequence of a cluster: the unit that caches point at."""
+
+    tokens: tuple[str, ...]
+    cluster: Cluster
+    count: int = 0
+
+
+def _tokens(masked: str) -> list[str]:
+    # a token that is only variables and punctuation ("<*>:<*>", "(<*>),") is one variable: the
+    # punctuation is formatting of the value, which differs between values of one field
+    return [WILDCARD if _is_variable(tok) else tok for tok in masked.split()]
+
+
+def _is_variable(token: str) -> bool:
+    return WILDCARD in token and not any(ch.isalnum() for ch in token.replace(WILDCARD, ""))
+
+
+def _bucket_key(tokens: list[str]) -> tuple[int, str]:
+    # The first token narrows the search the way Drain's prefix tree does; a masked first token
+    # shares one bucket with every other variable first token.
+    return (len(tokens), tokens[0] if tokens else "")
+
+
+def _similarity(template: list[str], tokens: list[str]) -> float:
+    # a wildcard only agrees with a wildcard: counting it as a match lets a template that has
+    # lost most of its words swallow everything of its length
+    same = 0
+    for mine, theirs in zip(template, tokens, strict=True):
+        if mine == theirs:
+            same += 1
+    return same / len(template) if template else 1.0
+
+
+def _generalise(template: list[str], tokens: list[str]) -> list[str]:
+    return [a if a == b else WILDCARD for a, b in zip(template, tokens, strict=True)]
+
+
+def _mergeable(a: list[str], b: list[str]) -> bool:
+    """True when the templates agree wherever both are constant, on enough common words."""
+    common = 0
+    for x, y in zip(a, b, strict=True):
+        if x == y:
+            common += x != WILDCARD
+        elif x != WILDCARD and y != WILDCARD:
+            return False
+    return common >= MERGE_MIN_COMMON * len(a)
+
+
+def _make_id(template: str, taken: typing.Container[str]) -> str:
+    digest = hashlib.sha1(template.encode("utf-8", "surrogatepass")).hexdigest()
+    cid, salt = digest[:12], 0
+    while cid in taken:  # another live cluster started from the same text: disambiguate
+        salt += 1
+        cid = hashlib.sha1(f"{salt}\0{template}".encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return cid
+
+
+class TemplateMiner:
+    """Learns templates from messages online, with a cap on live clusters (LRU eviction)."""
+
+    def __init__(
+        self, *, max_clusters: int = 10_000, on_evict: Callable[[Cluster], None] | None = None
+    ) -> None:
+        self.max_clusters = max_clusters
+        self.on_evict = on_evict
+        # live clusters by id, least recently matched first
+        self._live: OrderedDict[str, Cluster] = OrderedDict()
+        self._buckets: dict[tuple[int, str], list[Cluster]] = {}
+        self._aliases: dict[str, str] = {}
+        self._by_message: dict[str, Member] = {}
+        self._by_masked: dict[str, Member] = {}
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def add(self, message: str) -> Cluster:
+        """Learn from `message` and return its cluster."""
+        return self.add_member(message).cluster
+
+    def add_member(self, message: str) -> Member:
+        """Like `add`, but return the message's shape, whose `.cluster` follows later merges."""
+        member = self._by_message.get(message)
+        if member is None or member.cluster.evicted:
+            masked = mask(message)
+            member = self._by_masked.get(masked)
+            if member is None or member.cluster.evicted:
+                member = self._learn(_tokens(masked))
+                _remember(self._by_masked, masked, member)
+            _remember(self._by_message, message, member)
+        member.count += 1
+        cluster = member.cluster
+        cluster.size += 1
+        self._live.move_to_end(cluster.id)
+        return member
+
+    def match(self, message: str) -> Cluster | None:
+        """Return the cluster `message` belongs to, without learning anything."""
+        member = self._by_message.get(message)
+        if member is not None and not member.cluster.evicted:
+            return member.cluster
+        tokens = _tokens(mask(message))
+        best = self._best(tokens)
+        if best is None or any(
+            t != WILDCARD and t != m for t, m in zip(best.tokens, tokens, strict=True)
+        ):
+            return None
+        return best
+
+    def resolve(self, cluster_id: str) -> Cluster | None:
+        """Return the live cluster `cluster_id` now stands for, following merges."""
+        for _ in range(64):
+            if cluster_id not in self._aliases:
+                break
+            cluster_id = self._aliases[cluster_id]
+        return self._live.get(cluster_id)
+
+    def clusters(self) -> list[Cluster]:
+        """The live clusters, least recently matched first."""
+        return list(self._live.values())
+
+    # -- learning -------------------------------------------------------------------------
+
+    def _best(self, tokens: list[str]) -> Cluster | None:
+        best, best_sim = None, -1.0
+        key = _bucket_key(tokens)
+        # consolidation may have turned a first token into <*>: look there too
+        wild = (key[0], WILDCARD)
+        for bucket_key in (key, wild) if key != wild else (key,):
+            for cand in self._buckets.get(bucket_key, ()):
+                sim = _similarity(cand.tokens, tokens)
+                if sim > best_sim:
+                    best, best_sim = cand, sim
+        return best if best_sim >= SIMILARITY else None
+
+    def _learn(self, tokens: list[str]) -> Member:
+        cluster = self._best(tokens)
+        if cluster is None:
+            cluster = self._create(tokens)
+        elif cluster.tokens != tokens:
+            cluster.tokens = _generalise(cluster.tokens, tokens)
+            cluster.template = " ".join(cluster.tokens)
+        return _member_of(cluster, tuple(tokens))
+
+    def _create(self, tokens: list[str]) -> Cluster:
+        template = " ".join(tokens)
+        cluster = Cluster(id=_make_id(template, self._live), template=template, tokens=tokens)
+        self._make_room()
+        self._add_live(cluster)
+        return cluster
+
+    def _make_room(self) -> None:
+        while len(self._live) >= self.max_clusters:
+            self._evict(next(iter(self._live.values())))
+
+    def _add_live(self, cluster: Cluster) -> None:
+        self._live[cluster.id] = cluster
+        self._buckets.setdefault(_bucket_key(cluster.tokens), []).append(cluster)
+
+    def _drop_live(self, cluster: Cluster) -> None:
+        del self._live[cluster.id]
+        key = _bucket_key(cluster.tokens)
+        bucket = self._buckets[key]
+        bucket.remove(cluster)
+        if not bucket:
+            del self._buckets[key]
+
+    def _evict(self, cluster: Cluster) -> None:
+        self._drop_live(cluster)
+        cluster.evicted = True
+        cluster.members = []  # the caches drop their entries lazily when they meet `evicted`
+        if self.on_evict is not None:
+            self.on_evict(cluster)
+
+    # -- consolidation --------------------------------------------------------------------
+
+    def consolidate(self) -> int:
+        """Split clusters on low-cardinality positions, then merge compatible ones.
+
+        Returns the number of clusters added by splits plus those removed by merges.
+        """
+        changes = 0
+        for cluster in list(self._live.values()):
+            changes += self._split(cluster)
+        by_len: dict[int, list[Cluster]] = {}
+        for cluster in self._live.values():
+            by_len.setdefault(len(cluster.tokens), []).append(cluster)
+        for group in by_len.values():
+            changes += self._merge_group(group)
+        return changes
+
+    def _split(self, cluster: Cluster) -> int:
+        parts = _partition(cluster.members)
+        if len(parts) < 2:
+            return 0
+        parts.sort(key=lambda ms: -sum(m.count for m in ms))
+        self._drop_live(cluster)
+        cluster.members = parts[0]
+        _refresh(cluster)
+        self._add_live(cluster)
+        for members in parts[1:]:
+            template = " ".join(_template_of(members))
+            part = Cluster(id=_make_id(template, self._live), template=template)
+            part.members = members
+            for member in members:
+                member.cluster = part
+            _refresh(part)
+            self._make_room()
+            self._add_live(part)
+        return len(parts) - 1
+
+    def _merge_group(self, group: list[Cluster]) -> int:
+        group.sort(key=lambda c: -c.size)
+        kept: list[Cluster] = []
+        merges = 0
+        for cluster in group:
+            target = next((k for k in kept if _mergeable(k.tokens, cluster.tokens)), None)
+            if target is None:
+                kept.append(cluster)
+            else:
+                self._merge(cluster, target)
+                merges += 1
+        return merges
+
+    def _merge(self, loser: Cluster, survivor: Cluster) -> None:
+        self._drop_live(loser)
+        self._drop_live(survivor)
+        survivor.tokens = _generalise(survivor.tokens, loser.tokens)
+        survivor.template = " ".join(survivor.tokens)
+        survivor.size += loser.size
+        for member in loser.members:
+            member.cluster = survivor
+        survivor.members.extend(loser.members[: max(0, MEMBER_LIMIT - len(survivor.members))])
+        loser.members = []
+        loser.merged_into = survivor
+        self._add_live(survivor)
+        if len(self._aliases) >= ALIAS_LIMIT:
+            self._aliases.clear()
+        self._aliases[loser.id] = survivor.id
+
+    # -- persistence ----------------------------------------------------------------------
+
+    def snapshot(self) -> list[dict[str, typing.Any]]:
+        """JSON-serialisable state, least recently matched first, so ids survive a restart."""
+        return [
+            {"v": SNAPSHOT_VERSION, "id": c.id, "template": c.template, "size": c.size}
+            for c in self._live.values()
+        ]
+
+    def restore(self, state: list[dict[str, typing.Any]]) -> None:
+        """Load clusters from `snapshot()` output; entries of unknown versions are skipped."""
+        for entry in state:
+            if entry.get("v") != SNAPSHOT_VERSION or entry["id"] in self._live:
+                continue
+            template = str(entry["template"])
+            cluster = Cluster(
+                id=str(entry["id"]),
+                template=template,
+                size=int(entry.get("size", 0)),
+                tokens=template.split(),
+            )
+            self._make_room()
+            self._add_live(cluster)
+
+
+def _remember(cache: dict[str, Member], key: str, member: Member) -> None:
+    if len(cache) >= CACHE_LIMIT:
+        cache.clear()
+    if CACHE_LIMIT > 0:  # 0 turns the caches off, to measure what they buy
+        cache[key] = member
+
+
+def _member_of(cluster: Cluster, tokens: tuple[str, ...]) -> Member:
+    for member in cluster.members:
+        if member.tokens == tokens:
+            return member
+    member = Member(tokens=tokens, cluster=cluster)
+    # past the limit the shape is still cached, but no longer drives splits
+    if len(cluster.members) < MEMBER_LIMIT:
+        cluster.members.append(member)
+    return member
+
+
+def _template_of(members: list[Member]) -> list[str]:
+    tokens = list(members[0].tokens)
+    for member in members[1:]:
+        tokens = _generalise(tokens, list(member.tokens))
+    return tokens
+
+
+def _refresh(cluster: Cluster) -> None:
+    if cluster.members:
+        cluster.tokens = _template_of(cluster.members)
+        cluster.template = " ".join(cluster.tokens)
+        cluster.size = sum(m.count for m in cluster.members)
+
+
+def _partition(members: list[Member]) -> list[list[Member]]:
+    """Group members by their values at positions that look like constants, not variables.
+
+    A position where members disagree is a variable when it takes many distinct values; with
+    only a few values, each seen repeatedly, it is a word of the statement itself (an enum, a
+    verb: "VM Started" vs "VM Paused") and separates different statements.
+    """
+    if len(members) < 2:
+        return [members]
+    width = len(members[0].tokens)
+    split_at = []
+    for i in range(width):
+        counts: dict[str, int] = {}
+        for member in members:
+            tok = member.tokens[i]
+            counts[tok] = counts.get(tok, 0) + member.count
+        if len(counts) > 1 and _looks_constant(counts):
+            split_at.append(i)
+    if not split_at:
+        return [members]
+    parts: dict[tuple[str, ...], list[Member]] = {}
+    for member in members:
+        parts.setdefault(tuple(member.tokens[i] for i in split_at), []).append(member)
+    return list(parts.values())
+
+
+def _looks_constant(counts: dict[str, int]) -> bool:
+    if any(WILDCARD in value for value in counts):
+        return False
+    return len(counts) <= SPLIT_MAX_VALUES and min(counts.values()) >= SPLIT_MIN_COUNT
+
+
+def run_stream(inp: typing.BinaryIO, out: typing.BinaryIO) -> int:
+    """`watcher templates`: read stdin lines, write one `<group id>\t<template>\n` per input line.
+
+    Output is written at end of input, after `consolidate()`, so every line shows the id and
+    template of its cluster as it stands once the miner has seen everything (a line never moves
+    to another cluster; clusters only merge). Only the b"\n" terminator is removed from a line;
+    bytes that are not UTF-8 are replaced, never fatal.
+    """
+    miner = TemplateMiner()
+    seen: list[Member] = []
+    append = seen.append
+    add = miner.add_member
+    for raw in inp:
+        line = raw[:-1] if raw.endswith(b"\n") else raw
+        append(add(line.decode("utf-8", "replace")))
+    miner.consolidate()
+    rendered: dict[int, bytes] = {}
+    chunk: list[bytes] = []
+    for member in seen:
+        cluster = member.cluster
+        text = rendered.get(id(cluster))
+        if text is None:
+            text = f"{cluster.id}\t{cluster.template}\n".encode()
+            rendered[id(cluster)] = text
+        chunk.append(text)
+        if len(chunk) >= 65_536:
+            out.write(b"".join(chunk))
+            chunk.clear()
+    out.write(b"".join(chunk))
+    out.flush()
+    return 0

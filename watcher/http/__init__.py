@@ -1,0 +1,1 @@
+"""The HTTP side: health, /metrics, and (later) the JSON API and dashboard."""

@@ -1,0 +1,57 @@
+"""The watcher's own logs: structlog, JSON by default, a console renderer for humans.
+
+Logs go to stderr so `watcher scan`/`replay` keep stdout for the report.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+LEVELS = {
+    "trace": logging.DEBUG,
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+# Filled by the fix pipeline's redactor when it is present: a function str -> str applied to
+# every string value of every log record, so the watcher never prints a secret it read.
+Redactor = Callable[[str], str]
+
+
+def _redact_processor(redact: Redactor) -> Callable[..., Any]:
+    def processor(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+        for key, value in event.items():
+            if isinstance(value, str):
+                event[key] = redact(value)
+        return event
+
+    return processor
+
+
+def configure(level: str = "info", fmt: str = "json", *, redact: Redactor | None = None) -> None:
+    """Set up structlog for the process (idempotent)."""
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+    ]
+    if redact is not None:
+        processors.append(_redact_processor(redact))
+    if fmt == "text":
+        processors.append(structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()))
+    else:
+        processors.append(structlog.processors.JSONRenderer())
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(LEVELS.get(level, logging.INFO)),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )

@@ -1,0 +1,95 @@
+"""Timestamp text or numbers -> epoch seconds (float). Naive times are taken as UTC."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import re
+from typing import Any
+
+# ISO-8601 / RFC 3339 and the common "YYYY-MM-DD HH:MM:SS,mmm" and Go "YYYY/MM/DD" spellings.
+ISO = re.compile(
+    r"(\d{4})[-/](\d\d)[-/](\d\d)[T ](\d\d):(\d\d)(?::(\d\d))?(?:[.,](\d{1,9}))?"
+    r" ?(Z|z|UTC|GMT|[+-]\d\d(?::?\d\d)?)?"
+)
+
+_EPOCH_ORDINAL = _dt.date(1970, 1, 1).toordinal()
+# date string -> days since the epoch; logs repeat the same few dates millions of times.
+_DAYS: dict[tuple[str, str, str], int | None] = {}
+_DAYS_CAP = 4096
+
+
+def _days(year: str, month: str, day: str) -> int | None:
+    key = (year, month, day)
+    days = _DAYS.get(key, -1)
+    if days == -1:
+        try:
+            days = _dt.date(int(year), int(month), int(day)).toordinal() - _EPOCH_ORDINAL
+        except ValueError:
+            days = None
+        if len(_DAYS) >= _DAYS_CAP:
+            _DAYS.clear()
+        _DAYS[key] = days
+    return days
+
+
+def _offset(zone: str | None) -> int:
+    """Seconds east of UTC for a zone suffix; naive and Z/UTC are 0."""
+    if not zone or zone[0] not in "+-":
+        return 0
+    digits = zone[1:].replace(":", "")
+    minutes = int(digits[:2]) * 60 + (int(digits[2:4]) if len(digits) >= 4 else 0)
+    return -minutes * 60 if zone[0] == "-" else minutes * 60
+
+
+def from_match(match: re.Match[str]) -> float | None:
+    """Epoch seconds from an ISO match, or None when the date or time is out of range."""
+    year, month, day, hour, minute, second, frac, zone = match.groups()
+    days = _days(year, month, day)
+    h, m, s = int(hour), int(minute), int(second or 0)
+    if days is None or h > 23 or m > 59 or s > 60:
+        return None
+    total = days * 86400 + h * 3600 + m * 60 + s - _offset(zone)
+    if frac:
+        return total + int(frac) / 10 ** len(frac)
+    return float(total)
+
+
+def parse_iso(text: str) -> float | None:
+    """Epoch seconds of an ISO-like timestamp at the start of `text`, else None."""
+    match = ISO.match(text)
+    return from_match(match) if match else None
+
+
+def from_epoch(number: float) -> float | None:
+    """Epoch seconds from a number in seconds, millis, micros or nanos (told apart by size)."""
+    if not math.isfinite(number) or number < 0:
+        return None
+    if number >= 1e17:
+        return number / 1e9
+    if number >= 1e14:
+        return number / 1e6
+    if number >= 1e11:
+        return number / 1e3
+    return float(number)
+
+
+def parse_timestamp(value: Any) -> float | None:
+    """A structured timestamp value (ISO string, epoch number or numeric string) -> epoch seconds."""
+    if isinstance(value, str):
+        if not value:
+            return None
+        if value[0].isdigit() and len(value) >= 10 and value[4] in "-/":
+            return parse_iso(value)
+        try:
+            return from_epoch(float(value))
+        except ValueError:
+            return None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        try:
+            return from_epoch(float(value))
+        except OverflowError:  # an int too large for a float
+            return None
+    return None

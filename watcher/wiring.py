@@ -1,0 +1,107 @@
+"""Builds the pipeline pieces from a Config: one place, shared by run, scan and replay."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from watcher.classify import Rule
+from watcher.config import Config, parse_duration
+from watcher.engine import Engine, EngineOptions
+from watcher.group.table import GroupTable
+from watcher.group.window import label_for
+from watcher.metrics import Metrics
+from watcher.model import GroupUpdate, LogEvent
+from watcher.pipeline import ParseLimits, Pipeline
+from watcher.sources.base import SourceConfig
+from watcher.store import Store
+
+
+def seconds(value: Any) -> float:
+    """A duration from config: a number of seconds or a string such as "5m"."""
+    return float(value) if isinstance(value, int | float) else parse_duration(str(value))
+
+
+def rules_from(config: Config) -> list[Rule]:
+    """The user's `[[classify.rules]]` as compiled rules, in file order."""
+    rules = []
+    for i, r in enumerate(config.classify.rules):
+        rules.append(
+            Rule(
+                match=re.compile(r.match),
+                on=tuple(r.on),
+                category=r.category,
+                severity=r.severity,
+                fixable=r.fixable,
+                ignore=r.ignore,
+                name=f"classify.rules[{i}]",
+            )
+        )
+    return rules
+
+
+def build_table(config: Config) -> GroupTable:
+    """The group table configured by `[grouping]`."""
+    g = config.grouping
+    spans = [seconds(w) for w in g.windows]
+    windows = [(label_for(s), s) for s in spans]
+    return GroupTable(
+        windows=windows,
+        max_groups=g.max_groups,
+        samples_per_group=g.samples_per_group,
+        alert_count=g.alert_count,
+        alert_window=label_for(seconds(g.alert_window)),
+    )
+
+
+def build_pipeline(
+    config: Config,
+    metrics: Metrics,
+    *,
+    period: tuple[float | None, float | None] = (None, None),
+    on_event: Callable[[LogEvent, GroupUpdate | None], None] | None = None,
+) -> Pipeline:
+    """Table + rules + parse limits -> the synchronous pipeline."""
+    p = config.parse
+    limits = ParseLimits(
+        max_event_lines=p.max_event_lines,
+        max_event_bytes=p.max_event_bytes,
+        multiline_timeout=seconds(p.multiline_timeout),
+    )
+    return Pipeline(
+        build_table(config),
+        rules=rules_from(config),
+        metrics=metrics,
+        limits=limits,
+        period=period,
+        on_event=on_event,
+    )
+
+
+def build_engine(
+    config: Config,
+    pipeline: Pipeline,
+    sources: list[SourceConfig],
+    *,
+    metrics: Metrics,
+    store: Store | None,
+    follow: bool,
+    period: tuple[float | None, float | None] = (None, None),
+    progress: Any = None,
+) -> Engine:
+    """The engine around a pipeline; wires eviction of groups into the store."""
+    w = config.watcher
+    options = EngineOptions(
+        follow=follow,
+        period=period,
+        queue_size=w.queue_size,
+        shutdown_timeout=seconds(w.shutdown_timeout),
+        max_line_bytes=config.parse.max_line_bytes,
+        progress=progress,
+    )
+    engine = Engine(pipeline, sources, store=store, metrics=metrics, options=options)
+    if store is not None:
+        pipeline.table.on_evict = engine.evicted
+        pipeline.table.recall = store.get_group
+    return engine
