@@ -754,6 +754,11 @@ def go_nil_panic(r: Rand, t: int) -> list[str]:
         f"[signal SIGSEGV: segmentation violation code=0x1 addr=0x28 pc=0x7c{r.hex(4)}]",
         "",
         f"goroutine {r.num(100, 9999)} [running]:",
+        # The deferred span.End() runs during the panic, so Go prints it and runtime.panic on top.
+        "github.com/acme/ingest/internal/pipeline.(*Stage).process.func1()",
+        "\t/app/internal/pipeline/stage.go:104 +0x85",
+        "panic({0x8c2f40?, 0xd4b9a0?})",
+        "\t/usr/local/go/src/runtime/panic.go:785 +0x132",
         f"github.com/acme/ingest/internal/enrich.(*GeoEnricher).Enrich(0x0, {ptr()})",
         "\t/app/internal/enrich/geo.go:73 +0x3a",
         f"github.com/acme/ingest/internal/pipeline.(*Stage).process({ptr()}, {{0x9a3f60, {ptr()}}}, {ptr()})",

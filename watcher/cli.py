@@ -240,24 +240,17 @@ def _load(args: argparse.Namespace) -> Any:
     from watcher.config import ConfigError, load_config, parse_duration
 
     config = load_config(getattr(args, "config", None))
-    watcher = config.watcher
-    changes: dict[str, Any] = {}
-    if getattr(args, "log_level", None):
-        changes["log_level"] = args.log_level
-    if getattr(args, "log_format", None):
-        changes["log_format"] = args.log_format
-    if getattr(args, "interval", None) is not None:
-        if args.interval <= 0:
-            raise ConfigError("--interval: expected a number of seconds > 0")
-        changes["interval"] = args.interval
-    if getattr(args, "state", None) and args.command == "run":
-        changes["state_path"] = args.state
-    if changes:
-        config = replace(config, watcher=replace(watcher, **changes))
-    if getattr(args, "listen", None):
-        config = replace(config, http=replace(config.http, listen=args.listen))
-    if getattr(args, "auto_fix", False):
-        config = replace(config, autofix=replace(config.autofix, enabled=True))
+    state = getattr(args, "state", None) if args.command == "run" else None
+    config = config.with_overrides(
+        log_level=getattr(args, "log_level", None),
+        log_format=getattr(args, "log_format", None),
+        interval=getattr(args, "interval", None),
+        state_path=state,
+        **{
+            "http.listen": getattr(args, "listen", None),
+            "autofix.enabled": True if getattr(args, "auto_fix", False) else None,
+        },
+    )
     if getattr(args, "service", None):
         config = replace(config, sources=(_railway_source(args.service),))
     for flag in ("since", "until"):

@@ -316,15 +316,22 @@ def _located(
 
 
 def _build_config(raw: Mapping[str, Any], file: Path | None) -> Config:
-    known = (*SECTIONS, "sources")
-    for key, value in raw.items():
-        if key not in known:
-            kind = "section" if isinstance(value, Mapping) else "key"
-            raise SchemaError((key,), f"unknown {kind} (expected one of: {', '.join(known)})")
-    sections = {name: build(cls, raw.get(name, {}), (name,)) for name, cls in SECTIONS.items()}
     # No [[sources]] at all means "tail stdin", so `watcher run` with no config does something.
-    sources = _build_sources(raw.get("sources", [{"type": "stdin"}]))
-    return Config(**sections, sources=sources, path=file)
+    defaults: dict[str, Any] = {**{key: {} for key in SECTIONS}, "sources": [{"type": "stdin"}]}
+    # File order first, so the error reported is the first one in the file.
+    tables = {**raw, **{key: value for key, value in defaults.items() if key not in raw}}
+    built = {key: _build_table(key, value) for key, value in tables.items()}
+    return Config(**built, path=file)
+
+
+def _build_table(key: str, value: Any) -> Any:
+    if key == "sources":
+        return _build_sources(value)
+    if key not in SECTIONS:
+        kind = "section" if isinstance(value, Mapping) else "key"
+        known = ", ".join((*SECTIONS, "sources"))
+        raise SchemaError((key,), f"unknown {kind} (expected one of: {known})")
+    return build(SECTIONS[key], value, (key,))
 
 
 def _build_sources(entries: Any) -> tuple[Any, ...]:
@@ -372,12 +379,10 @@ def _source_class(kind: Any, path: KeyPath, known: str) -> type:
 
 def _env_names(section: str, key: str) -> tuple[str, ...]:
     """Variables that set `section.key`, lowest precedence first."""
-    names = [f"WATCHER_{section}_{key}".upper()]
-    if section == "watcher":
-        names = [f"WATCHER_{key}".upper()]
-        if key in ("log_level", "log_format"):
-            names.insert(0, key.upper())
-    return tuple(names)
+    if section != "watcher":
+        return (f"WATCHER_{section}_{key}".upper(),)
+    generic = (key.upper(),) if key in ("log_level", "log_format") else ()
+    return (*generic, f"WATCHER_{key}".upper())
 
 
 def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> dict[KeyPath, str]:

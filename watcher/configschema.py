@@ -288,6 +288,10 @@ def _plural(phrase: str) -> str:
     # "an integer >= 10" -> "integers >= 10"; good enough for the few phrases above.
     if phrase == _NAMES[bool]:
         return "booleans"
+    if phrase.startswith("a number of seconds "):
+        return "durations (seconds " + phrase.removeprefix("a number of seconds ").replace(
+            "(or ", "or "
+        )
     for article in ("an ", "a "):
         if phrase.startswith(article):
             head, _, rest = phrase[len(article) :].partition(" ")

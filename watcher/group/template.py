@@ -111,10 +111,12 @@ def _mergeable(a: list[str], b: list[str]) -> bool:
     return common >= MERGE_MIN_COMMON * len(a)
 
 
-def _make_id(template: str, taken: typing.Container[str]) -> str:
+def _make_id(template: str, *taken: typing.Container[str]) -> str:
     digest = hashlib.sha1(template.encode("utf-8", "surrogatepass")).hexdigest()
     cid, salt = digest[:12], 0
-    while cid in taken:  # another live cluster started from the same text: disambiguate
+    while any(
+        cid in used for used in taken
+    ):  # another live cluster started from the same text: disambiguate
         salt += 1
         cid = hashlib.sha1(f"{salt}\0{template}".encode("utf-8", "surrogatepass")).hexdigest()[:12]
     return cid
@@ -208,7 +210,9 @@ class TemplateMiner:
 
     def _create(self, tokens: list[str]) -> Cluster:
         template = " ".join(tokens)
-        cluster = Cluster(id=_make_id(template, self._live), template=template, tokens=tokens)
+        cluster = Cluster(
+            id=_make_id(template, self._live, self._aliases), template=template, tokens=tokens
+        )
         self._make_room()
         self._add_live(cluster)
         return cluster
@@ -264,7 +268,7 @@ class TemplateMiner:
         self._add_live(cluster)
         for members in parts[1:]:
             template = " ".join(_template_of(members))
-            part = Cluster(id=_make_id(template, self._live), template=template)
+            part = Cluster(id=_make_id(template, self._live, self._aliases), template=template)
             part.members = members
             for member in members:
                 member.cluster = part

@@ -75,7 +75,7 @@ def from_epoch(number: float) -> float | None:
 
 
 def parse_timestamp(value: Any) -> float | None:
-    """A structured timestamp value (ISO string, epoch number or numeric string) -> epoch seconds."""
+    """A structured timestamp (ISO string, epoch number or numeric string) -> epoch seconds."""
     if isinstance(value, str):
         if not value:
             return None

@@ -352,7 +352,9 @@ class FileSource:
             if st is not None:
                 at[_ident(st)] = p
         for stream in sorted(streams):
-            follower = self.followers[stream] = _Follower(self, stream, self.config.read_from)
+            # read_from applies to files there at startup; one created later is new: read it all.
+            start = self.config.read_from if stream in paths else "new"
+            follower = self.followers[stream] = _Follower(self, stream, start)
             cursor = _valid_cursor(checkpoint.get(stream))
             if cursor is None:
                 continue

@@ -112,11 +112,12 @@ class LineSplitter:
             out.truncated.append(0)
         want = max_lines - len(out)
         if want > 0 and self._buf:
+            has_cr = b"\r" in self._buf  # one memchr instead of a check per line
             parts = self._buf.split(b"\n", want)
             # Fewer parts than asked for means every newline was used: the rest is partial.
             partial = len(parts) <= want
             self._buf = parts.pop()
-            self._split_into(out, parts)
+            self._split_into(out, parts, has_cr)
             if partial and len(self._buf) > self._cap:
                 self._start_skipping()
         if out.ends:
@@ -133,7 +134,7 @@ class LineSplitter:
             out.truncated.append(len(out.texts) - 1)
             self._head, self._skipped, self._base = None, 0, end
         elif self._buf:
-            self._split_into(out, [self._buf])
+            self._split_into(out, [self._buf], b"\r" in self._buf)
             # EOF, not a newline, ended this line: its end has no terminator byte.
             out.ends[-1] -= 1
             self._base -= 1
@@ -142,7 +143,7 @@ class LineSplitter:
             self._done = out.ends[-1]
         return out
 
-    def _split_into(self, out: Lines, parts: list[bytes]) -> None:
+    def _split_into(self, out: Lines, parts: list[bytes], has_cr: bool) -> None:
         if not parts:
             return
         base = self._base
@@ -157,7 +158,7 @@ class LineSplitter:
                     parts[i] = cap_bytes(part, cap)
         # Inline decode: a function call per line would cost more than the decode itself.
         texts = [p.decode("utf-8", "replace") for p in parts]
-        if any(p.endswith(b"\r") for p in parts):
+        if has_cr:
             texts = [t[:-1] if t.endswith("\r") else t for t in texts]
         out.texts.extend(texts)
 

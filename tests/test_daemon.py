@@ -1,0 +1,120 @@
+"""`watcher run`: a real daemon on a loopback port, following a file, surviving a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+from watcher.config import load_config
+from watcher.daemon import Daemon
+
+from .helpers import DATA, wait_for
+
+ERRORS = (DATA / "mixed.log").read_text()
+
+
+def write_config(tmp_path: Path, log: Path) -> Path:
+    cfg = tmp_path / "watcher.toml"
+    cfg.write_text(
+        f'[watcher]\nstate_path = "{tmp_path / "state.db"}"\ninterval = 1\n'
+        f'[http]\nlisten = "127.0.0.1:0"\n'
+        f'[parse]\nmultiline_timeout = 0.2\n'
+        f'[[sources]]\ntype = "file"\nname = "app"\npath = "{log}"\npoll_interval = 0.05\n'
+    )
+    return cfg
+
+
+async def get(port: int, path: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}{path}") as r:
+        return r.status, await r.text()
+
+
+async def until(cond, timeout: float = 10.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = await cond()
+        if value:
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met before the deadline")
+
+
+def metric(text: str, name: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + "{") or line.startswith(name + " "))
+
+
+async def test_daemon_follows_file_and_serves_metrics(tmp_path: Path) -> None:
+    """Lines appended to a followed file become error metrics; health and readiness answer."""
+    log = tmp_path / "app.log"
+    log.write_text("2026-11-21 09:59:59,000 INFO old line before start\n")
+    daemon = Daemon(load_config(write_config(tmp_path, log)))
+    task = asyncio.create_task(daemon.run())
+    await asyncio.wait_for(daemon.started.wait(), 10)
+    port = daemon.http_port
+    assert port
+    assert (await get(port, "/health/live"))[0] == 200
+    await until(lambda: _ready(port))
+    with log.open("a") as fh:
+        fh.write(ERRORS)
+
+    async def errors() -> float:
+        return metric((await get(port, "/metrics"))[1], "watcher_errors_total") >= 7
+
+    await until(errors)
+    text = (await get(port, "/metrics"))[1]
+    assert metric(text, "watcher_lines_total") == 28  # read_from=end: the old line is skipped
+    assert 'watcher_errors_total{category="timeout_error"' in text
+    daemon.shutdown.set()
+    assert await asyncio.wait_for(task, 15) == 0
+
+
+async def _ready(port: int) -> bool:
+    return (await get(port, "/health/ready"))[0] == 200
+
+
+def test_restart_resumes_without_double_counting(tmp_path: Path) -> None:
+    """SIGTERM stops cleanly (exit 0); a restart resumes at the checkpoint, counts not doubled."""
+    log = tmp_path / "app.log"
+    log.write_text("")
+    cfg = write_config(tmp_path, log)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHER_", "LOG_"))}
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "watcher", "run", "-c", str(cfg)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+    def stop(proc: subprocess.Popen[bytes]) -> int:
+        proc.send_signal(signal.SIGTERM)
+        return proc.wait(15)
+
+    def total_count() -> int:
+        con = sqlite3.connect(tmp_path / "state.db")
+        try:
+            return con.execute("SELECT COALESCE(SUM(count), 0) FROM groups").fetchone()[0]
+        except sqlite3.OperationalError:
+            return 0
+        finally:
+            con.close()
+
+    proc = start()
+    time.sleep(1.0)
+    with log.open("a") as fh:
+        fh.write(ERRORS)
+    wait_for(lambda: total_count() == 7, timeout=15)
+    assert stop(proc) == 0
+    proc = start()
+    time.sleep(1.0)
+    with log.open("a") as fh:
+        fh.write(ERRORS)
+    wait_for(lambda: total_count() == 14, timeout=15)
+    assert stop(proc) == 0
+    assert total_count() == 14

@@ -1,0 +1,87 @@
+"""A real Prometheus server scrapes `watcher run`'s /metrics (Debian's prometheus package)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from .helpers import DATA, wait_for
+
+
+def need(binary: str) -> str:
+    path = shutil.which(binary)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{binary} is not installed; test.sh installs it")
+        pytest.skip(f"{binary} not installed (./test.sh installs it)")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def query(prom_port: int, expr: str) -> list[dict]:  # type: ignore[type-arg]
+    url = f"http://127.0.0.1:{prom_port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return json.load(r)["data"]["result"]
+    except OSError:
+        return []
+
+
+def test_prometheus_scrapes_watcher(tmp_path: Path) -> None:
+    """Prometheus scrapes the daemon and sees lines and errors by category."""
+    prometheus = need("prometheus")
+    w_port, p_port = free_port(), free_port()
+    log = tmp_path / "app.log"
+    log.write_text("")
+    cfg = tmp_path / "watcher.toml"
+    cfg.write_text(
+        f'[watcher]\nstate_path = "{tmp_path / "state.db"}"\n[http]\nlisten = "127.0.0.1:{w_port}"\n'
+        f'[parse]\nmultiline_timeout = 0.2\n'
+        f'[[sources]]\ntype = "file"\nname = "app"\npath = "{log}"\npoll_interval = 0.05\n'
+    )
+    prom_cfg = tmp_path / "prometheus.yml"
+    prom_cfg.write_text(
+        "global:\n  scrape_interval: 1s\n"
+        "scrape_configs:\n  - job_name: watcher\n    static_configs:\n"
+        f"      - targets: ['127.0.0.1:{w_port}']\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHER_", "LOG_"))}
+    daemon = subprocess.Popen([sys.executable, "-m", "watcher", "run", "-c", str(cfg)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    prom = subprocess.Popen(
+        [prometheus, f"--config.file={prom_cfg}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+         f"--web.listen-address=127.0.0.1:{p_port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: query(p_port, 'up{job="watcher"} == 1'), timeout=30, step=0.3)
+        log.write_text((DATA / "mixed.log").read_text())
+        result = wait_for(
+            lambda: query(p_port, 'sum(watcher_errors_total{job="watcher"}) >= 7'),
+            timeout=30, step=0.3,
+        )
+        assert float(result[0]["value"][1]) == 7  # type: ignore[index]
+        lines = query(p_port, 'watcher_lines_total{source="app"}')
+        assert float(lines[0]["value"][1]) == 28
+        cats = {r["metric"]["category"] for r in query(p_port, "watcher_errors_total")}
+        assert {"timeout_error", "cache_error", "external_service_error"} <= cats
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        prom.terminate()
+        assert daemon.wait(15) == 0
+        prom.wait(15)

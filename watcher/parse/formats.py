@@ -1,0 +1,376 @@
+"""One physical line -> LogEvent: a JSON object, logfmt, or plain text with a level prefix.
+
+Pure functions, no I/O. The cheap checks come first (the first character, one anchored regex),
+so an ordinary plain line costs a couple of regex matches and one LogEvent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from typing import Any
+
+from watcher.model import LogEvent, RawLine
+from watcher.parse.levels import (
+    LETTER_LEVELS,
+    level_word,
+    normalize_level,
+    syslog_level,
+)
+from watcher.parse.timestamps import ISO, from_match, parse_iso, parse_timestamp
+from watcher.parse.traces import Trace, trace_from_fields
+
+# A line that looked structured but did not parse carries this key in `fields` (value: the
+# format it failed as); the pipeline counts those in Stats.parse_fallbacks via is_fallback().
+FALLBACK_KEY = "parse_fallback"
+
+_loads = json.loads
+
+# --- building the event ------------------------------------------------------------------------
+
+_EVENT_ORDER = (
+    "message",
+    "source",
+    "stream",
+    "level",
+    "timestamp",
+    "logger",
+    "format",
+    "fields",
+    "text",
+    "exception_type",
+    "exception_message",
+    "frames",
+    "first_line",
+    "last_line",
+    "line_count",
+    "cursor",
+    "truncated",
+)
+# Positional construction is 2.5x cheaper than keywords on the hot path; it is only used while
+# model.LogEvent still starts with exactly these fields (appending new ones is fine).
+_POSITIONAL = tuple(f.name for f in dataclasses.fields(LogEvent))[: len(_EVENT_ORDER)] == (
+    _EVENT_ORDER
+)
+
+
+def make_event(
+    line: RawLine,
+    message: str,
+    level: str | None,
+    timestamp: float | None,
+    logger: str | None,
+    fmt: str,
+    fields: dict[str, Any],
+    trace: Trace | None = None,
+) -> LogEvent:
+    """A one-line LogEvent for `line`, with the source's own fields and timestamp as fallbacks."""
+    if line.fields:
+        if level is None:
+            level = _level_from(line.fields)
+        fields = {**line.fields, **fields}
+    if timestamp is None:
+        timestamp = line.timestamp
+    exc_type = exc_msg = None
+    frames: list[Any] = []
+    if trace is not None:
+        exc_type, exc_msg, frames = trace.exception_type, trace.exception_message, trace.frames
+        if level is None:
+            level = "error"
+    args = (
+        message,
+        line.source,
+        line.stream,
+        level,
+        timestamp,
+        logger,
+        fmt,
+        fields,
+        line.text,
+        exc_type,
+        exc_msg,
+        frames,
+        line.line_no,
+        line.line_no,
+        1,
+        line.cursor,
+        line.truncated,
+    )
+    if _POSITIONAL:
+        return LogEvent(*args)
+    return LogEvent(**dict(zip(_EVENT_ORDER, args, strict=True)))
+
+
+def is_fallback(event: LogEvent) -> bool:
+    """True when the event's line looked structured (JSON) but did not parse."""
+    return FALLBACK_KEY in event.fields
+
+
+# --- JSON --------------------------------------------------------------------------------------
+
+_MSG_KEYS = ("msg", "message", "event", "MESSAGE", "@m", "@message", "@mt", "log", "text")
+_LEVEL_KEYS = ("level", "lvl", "severity", "levelname", "log.level", "loglevel", "level_name", "@l")
+_TS_KEYS = (
+    "ts",
+    "time",
+    "timestamp",
+    "@timestamp",
+    "t",
+    "@t",
+    "datetime",
+    "date",
+    "asctime",
+    "__REALTIME_TIMESTAMP",
+)
+_LOGGER_KEYS = ("logger", "logger_name", "loggerName", "log.logger", "name")
+
+
+def _pop_text(obj: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        value = obj.get(key)
+        if isinstance(value, str):
+            del obj[key]
+            return value
+    return None
+
+
+def _level_from(obj: dict[str, Any], pop: bool = False) -> str | None:
+    for key in _LEVEL_KEYS:
+        if key in obj:
+            level = normalize_level(obj[key])
+            if level is not None:
+                if pop:
+                    del obj[key]
+                return level
+    priority = obj.get("PRIORITY")  # journald: a syslog severity as a string
+    if isinstance(priority, str) and priority.isdigit() and len(priority) == 1:
+        return syslog_level(int(priority))
+    nested = obj.get("log")  # ECS written nested: {"log": {"level": "error"}}
+    if isinstance(nested, dict):
+        return normalize_level(nested.get("level"))
+    return None
+
+
+def _pop_timestamp(obj: dict[str, Any]) -> float | None:
+    for key in _TS_KEYS:
+        if key in obj:
+            timestamp = parse_timestamp(obj[key])
+            if timestamp is not None:
+                del obj[key]
+                return timestamp
+    return None
+
+
+def _parse_json(line: RawLine) -> LogEvent | None:
+    try:
+        obj = _loads(line.text)
+    except (ValueError, RecursionError):
+        return None
+    if type(obj) is not dict:
+        return None
+    message = _pop_text(obj, _MSG_KEYS)
+    if message is None:
+        message = line.text
+    level = _level_from(obj, pop=True)
+    timestamp = _pop_timestamp(obj)
+    logger = _pop_text(obj, _LOGGER_KEYS)
+    trace = trace_from_fields(obj)
+    return make_event(line, message, level, timestamp, logger, "json", obj, trace)
+
+
+# --- logfmt ------------------------------------------------------------------------------------
+
+_LOGFMT_START = re.compile(r"[A-Za-z_][\w.\-]*=")
+# an unterminated quote runs to the end of the line rather than failing the line
+_LOGFMT_PAIR = re.compile(r'([^\s="]+)=("(?:[^"\\]|\\.)*"?|\S*)')
+_LOGFMT_KNOWN = frozenset(
+    ("level", "lvl", "severity", "msg", "message", "ts", "time", "timestamp", "logger")
+)
+_LOGFMT_ESCAPE = re.compile(r"\\(.)")
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r"}
+
+
+def _unquote(value: str) -> str:
+    if not value.startswith('"'):
+        return value
+    value = value[1:-1] if len(value) >= 2 and value.endswith('"') else value[1:]
+    if "\\" in value:
+        value = _LOGFMT_ESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(1)), value)
+    return value
+
+
+def _parse_logfmt(line: RawLine, pos: int, prefix_ts: float | None) -> LogEvent | None:
+    pairs = _LOGFMT_PAIR.findall(line.text, pos)
+    if len(pairs) < 2 and not (pairs and pairs[0][0] in _LOGFMT_KNOWN):
+        return None  # "user=bob logged in" is prose with an equals sign, not logfmt
+    fields = {key: _unquote(value) for key, value in pairs}
+    message = _pop_text(fields, ("msg", "message"))
+    level = None
+    for key in ("level", "lvl", "severity"):
+        if key in fields:
+            level = level_word(fields[key])
+            if level is not None:
+                del fields[key]
+                break
+    timestamp = _pop_timestamp(fields) if prefix_ts is None else prefix_ts
+    logger = _pop_text(fields, ("logger",))
+    text = line.text
+    return make_event(line, message or text, level, timestamp, logger, "logfmt", fields)
+
+
+# --- plain text --------------------------------------------------------------------------------
+
+_PRI = re.compile(r"<(\d{1,3})>(?:1 )?")
+_TS_PREFIX = re.compile(r"\[?(?:" + ISO.pattern + r")\]?(?:\s*[|-]\s+|\s+|$)")
+# a level word where the line (after its timestamp) starts: "ERROR", "[error]", "<warn>",
+# "production.ERROR:", "ERROR:root:msg"
+_LEVEL_AT = re.compile(r"([\[(<]?)(?:[\w-]+\.)?([A-Za-z]{3,11})[\])>]?(?:(:)|(?=\s)|$)\s*")
+_THREAD = re.compile(r"\[[^\]]{0,80}\]\s+")
+# words that also start ordinary sentences ("Trace id", "Config loaded") count only when they
+# are written as a level: upper case, bracketed, or followed by a colon
+_PLAIN_START_WORDS = frozenset(("info", "debug", "warn", "warning", "error", "err", "fatal"))
+_PY_LOGGER = re.compile(r"([\w.\-<>]+):")
+_LOG4J_TAIL = re.compile(r"(\[[^\]]{0,80}\]\s+)?([A-Za-z_$][\w$.]*)\s+-\s+")
+_LEVEL_SCAN = re.compile(
+    r"\b(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|CRIT|CRITICAL|FATAL|SEVERE|PANIC"
+    r"|ALERT|EMERG)\b"
+    r"|[\[<](?i:(trace|debug|info|notice|warn|warning|error|err|crit|critical|fatal|alert|emerg))[\]>]"
+    r"|\blevel=(\w+)"
+)
+_SCAN_WINDOW = 200
+_HEADERISH = re.compile(r"(?:\[[^\]]*\]|[\d\s:.,/+\-TZ|])*")
+_ANDROID = re.compile(r"([VDIWEFA])/([^(:]*?)\s*(?:\(\s*\d+\))?:\s?")
+_LOGCAT = re.compile(r"\d\d-\d\d \d\d:\d\d:\d\d\.\d+\s+\d+\s+\d+ ([VDIWEFA]) ([^:]*?)\s*: ?")
+_GLOG = re.compile(r"([IWEF])\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ ([^\]\s]+)\] ?")
+_RUBY_LOGGER = re.compile(r"[DIWEFAU], \[(\S+) #\d+\]\s+(\w+) -- ([^:]*): ?")
+
+
+def _level_at(text: str, pos: int) -> tuple[str, int, str | None] | None:
+    """(level, end, logger) when a level word starts at `pos`."""
+    match = _LEVEL_AT.match(text, pos)
+    if match is None:
+        return None
+    bracket, word, colon = match.groups()
+    level = level_word(word)
+    if level is None:
+        return None
+    if not (bracket or colon or word.isupper() or word.lower() in _PLAIN_START_WORDS):
+        return None
+    end = match.end()
+    if colon and end == match.end(3):  # "ERROR:root:msg", Python logging's default format
+        logger = _PY_LOGGER.match(text, end)
+        if logger:
+            return level, logger.end(), logger.group(1)
+    return level, end, None
+
+
+def _log4j_tail(text: str, pos: int) -> tuple[int, str | None]:
+    """Skip "[thread] c.f.Logger - " after the level; a bare word needs the thread to count."""
+    match = _LOG4J_TAIL.match(text, pos)
+    if match and (match.group(1) or "." in match.group(2)):
+        return match.end(), match.group(2)
+    return pos, None
+
+
+def _special_prefix(text: str) -> tuple[str | None, int, str | None, float | None] | None:
+    """Android, logcat, glog/klog and Ruby Logger layouts: (level, end, logger, timestamp)."""
+    first, second = text[:1], text[1:2]
+    match: re.Match[str] | None
+    if second == "/" and first in LETTER_LEVELS:
+        match = _ANDROID.match(text)
+        if match:
+            return LETTER_LEVELS[match.group(1)], match.end(), match.group(2), None
+    elif second.isdigit() and first in "IWEF":
+        match = _GLOG.match(text)
+        if match:
+            return LETTER_LEVELS[match.group(1)], match.end(), match.group(2), None
+    elif second == "," and first in LETTER_LEVELS:
+        match = _RUBY_LOGGER.match(text)
+        if match:
+            level = level_word(match.group(2)) or LETTER_LEVELS.get(first)
+            return level, match.end(), match.group(3) or None, parse_iso(match.group(1))
+    elif first.isdigit() and text[2:3] == "-":
+        match = _LOGCAT.match(text)
+        if match:
+            return LETTER_LEVELS[match.group(1)], match.end(), match.group(2), None
+    return None
+
+
+def _scan_level(text: str, pos: int) -> tuple[str | None, int]:
+    """A level word further in: (level, where the message starts, or `pos` if unknown)."""
+    match = _LEVEL_SCAN.search(text, pos, pos + _SCAN_WINDOW)
+    if match is None:
+        return None, pos
+    word = match.group(1) or match.group(2) or match.group(3)
+    level = level_word(word)
+    # only a prefix of numbers, punctuation and [brackets] is a header worth cutting off
+    if level and match.group(3) is None and _HEADERISH.fullmatch(text, pos, match.start()):
+        return level, match.end()
+    return level, pos
+
+
+def _parse_plain(line: RawLine) -> LogEvent:
+    text = line.text
+    pos = 0
+    level: str | None = None
+    timestamp: float | None = None
+    logger: str | None = None
+    first = text[:1]
+    if first == "<":
+        match = _PRI.match(text)
+        if match:
+            level, pos = syslog_level(int(match.group(1)) & 7), match.end()
+            first = text[pos : pos + 1]
+    if first.isdigit() or first == "[":
+        match = _TS_PREFIX.match(text, pos)
+        if match:
+            timestamp, pos = from_match(match), match.end()
+            if _LOGFMT_START.match(text, pos):  # "2024-… level=info msg=…" (k8s, docker)
+                event = _parse_logfmt(line, pos, timestamp)
+                if event is not None:
+                    return event
+    found = _level_at(text, pos)
+    if found is None and text[pos : pos + 1] == "[":
+        thread = _THREAD.match(text, pos)
+        found = _level_at(text, thread.end()) if thread else None
+    if found is not None:
+        level, pos, logger = found
+        if logger is None:
+            pos, logger = _log4j_tail(text, pos)
+    elif pos == 0 and (special := _special_prefix(text)) is not None:
+        level, pos, logger, timestamp = special
+    else:
+        scanned, start = _scan_level(text, pos)
+        if scanned is not None:
+            level = scanned
+            if start != pos:
+                pos, logger = _log4j_tail(text, start)
+    message = text[pos:].strip() if pos else text.strip()
+    return make_event(line, message, level, timestamp, logger, "plain", {})
+
+
+# --- entry point -------------------------------------------------------------------------------
+
+
+def parse_line(line: RawLine) -> LogEvent:
+    """One physical line -> LogEvent (format json|logfmt|plain). Never raises on any text."""
+    text = line.text
+    first = text[:1]
+    try:
+        if first == "{":
+            event = _parse_json(line)
+            if event is not None:
+                return event
+            event = _parse_plain(line)
+            event.fields[FALLBACK_KEY] = "json"
+            return event
+        if first.isalpha() and _LOGFMT_START.match(text):
+            event = _parse_logfmt(line, 0, None)
+            if event is not None:
+                return event
+        return _parse_plain(line)
+    except Exception:  # a parser bug must cost one line's structure, never the pipeline
+        event = make_event(line, text, None, None, None, "plain", {})
+        event.fields[FALLBACK_KEY] = "error"
+        return event

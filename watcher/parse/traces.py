@@ -1,0 +1,526 @@
+"""Stack traces (Python, Java/JVM, Node/JS, Go, Ruby) -> exception type, message and frames.
+
+Frames are always ordered like Python prints them: outermost call first, the frame that raised
+last. Java, Node, Go and Ruby print innermost first, so their frames are reversed here; this is
+what `LogEvent.top_frame` (which walks the list backwards) relies on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from watcher.model import Frame
+from watcher.parse.levels import level_word
+
+
+@dataclass(slots=True)
+class Trace:
+    """What a stack trace says: which exception, where."""
+
+    language: str
+    exception_type: str | None
+    exception_message: str | None
+    frames: list[Frame] = field(default_factory=list)
+
+
+# --- in-app or library -------------------------------------------------------------------------
+
+_LIBRARY_PARTS = (
+    "site-packages/",
+    "dist-packages/",
+    "/lib/python",
+    "<frozen ",
+    "node_modules/",
+    "node:internal",
+    "/usr/local/go/src/",
+    "/usr/lib/go/src/",
+    "/usr/lib/golang/src/",
+    "/usr/local/go/",
+    "/pkg/mod/",
+    "/vendor/",
+    "/gems/",
+    "/rubygems/",
+    "/lib/ruby/",
+    "<internal:",
+)
+_LIBRARY_PREFIXES = (
+    "node:",
+    "internal/",
+    "runtime/",
+    "$GOROOT/",
+    "GOROOT/",
+)
+_JVM_PACKAGES = (
+    "java",
+    "javax",
+    "jakarta",
+    "sun",
+    "com.sun",
+    "jdk",
+    "kotlin",
+    "kotlinx",
+    "scala",
+    "groovy",
+    "org.codehaus.groovy",
+    "org.springframework",
+    "org.apache",
+    "org.hibernate",
+    "org.eclipse.jetty",
+    "org.jboss",
+    "org.junit",
+    "org.slf4j",
+    "org.postgresql",
+    "ch.qos.logback",
+    "io.netty",
+    "io.grpc",
+    "io.micrometer",
+    "io.undertow",
+    "io.vertx",
+    "io.quarkus",
+    "io.micronaut",
+    "reactor",
+    "okhttp3",
+    "com.fasterxml",
+    "com.google.common",
+    "com.zaxxer",
+    "com.mysql",
+    "akka",
+)
+_JVM_DOTTED = tuple(p + "." for p in _JVM_PACKAGES)
+_JVM_SLASHED = tuple(p.replace(".", "/") + "/" for p in _JVM_PACKAGES)
+
+
+def is_in_app(path: str) -> bool:
+    """False for frames of the runtime, the standard library or third-party packages."""
+    if "\\" in path:
+        path = path.replace("\\", "/")
+    if path.startswith(_LIBRARY_PREFIXES) or path.startswith(_JVM_SLASHED):
+        return False
+    if any(part in path for part in _LIBRARY_PARTS):
+        return False
+    # a JVM class name ("java.lang.Thread") rather than a path; "java.py" is one dot, a file
+    is_class_name = "/" not in path and path.count(".") >= 2
+    return not (is_class_name and path.startswith(_JVM_DOTTED))
+
+
+def _frame(file: str, line: int | None, function: str) -> Frame:
+    return Frame(file, line, function, is_in_app(file))
+
+
+def _int(text: str | None) -> int | None:
+    return int(text) if text and len(text) < 10 else None
+
+
+# --- Python ----------------------------------------------------------------------------------
+
+_PY_FRAME = re.compile(r'\s*File "([^"]*)", line (\d+)(?:, in (.*))?')
+_PY_EXCEPTION = re.compile(r"([A-Za-z_][\w.]*)(?::\s?(.*))?$")
+_PY_TB = "Traceback (most recent call last)"
+
+
+def _parse_python(lines: list[str]) -> Trace:
+    """The last traceback of a (possibly chained) report wins: it is the one that escaped."""
+    frames: list[Frame] = []
+    exc_type = exc_msg = None
+    in_tb = False
+    for line in lines:
+        if line.startswith(_PY_TB):
+            frames, exc_type, exc_msg, in_tb = [], None, None, True
+        elif not in_tb:
+            continue
+        elif line[:1] in (" ", "\t"):
+            match = _PY_FRAME.match(line)
+            if match:
+                file, number, function = match.groups()
+                frames.append(_frame(file, _int(number), (function or "").strip()))
+        elif exc_type is None and line:
+            match = _PY_EXCEPTION.match(line)
+            if match:
+                exc_type, exc_msg = match.group(1), match.group(2)
+    return Trace("python", exc_type, exc_msg, frames)
+
+
+def _parse_python_frames_only(lines: list[str]) -> Trace:
+    """Frames without a "Traceback" header, e.g. a stack_info dump or a clipped traceback."""
+    frames: list[Frame] = []
+    for line in lines:
+        match = _PY_FRAME.match(line)
+        if match:
+            file, number, function = match.groups()
+            frames.append(_frame(file, _int(number), (function or "").strip()))
+    return Trace("python", None, None, frames)
+
+
+# --- Java / JVM ------------------------------------------------------------------------------
+
+# "at pkg.Cls.method(File.java:42)", with an optional "module/" prefix and logback's "~[jar]"
+_JAVA_FRAME = re.compile(r"\s*at\s+([^\s(]+)\(([^()]*)\)(?:\s*~?\[[^\]]*\])?\s*$")
+_JAVA_HEADER = re.compile(
+    r"(?:Exception in thread \"[^\"]*\"\s+|Caused by:\s+|Uncaught\s+)?"
+    r"([A-Za-z_$][\w$]*(?:\.[\w$]+)*)(?::\s?(.*))?$"
+)
+_JAVA_HEADER_INLINE = re.compile(
+    r"((?:[A-Za-z_$][\w$]*\.)+[A-Za-z_$][\w$]*(?:Exception|Error|Throwable))(?::\s?(.*))?"
+)
+
+
+def _java_frame(qualified: str, location: str) -> Frame:
+    qualified = qualified.rsplit("/", 1)[-1]  # "java.base/java.lang.Thread.run"
+    cls, _, method = qualified.rpartition(".")
+    package, _, simple = cls.rpartition(".")
+    file_name, _, number = location.partition(":")
+    if not file_name.endswith((".java", ".kt", ".scala", ".groovy", ".clj")):
+        file_name = simple.split("$", 1)[0]  # "Native Method" / "Unknown Source"
+    # package dirs + file name: what the fix step needs to find the file in a checkout
+    path = package.replace(".", "/") + "/" + file_name if package else file_name
+    return Frame(path, _int(number), f"{simple}.{method}", is_in_app(path))
+
+
+def _is_exception_name(name: str) -> bool:
+    if level_word(name) is not None:
+        return False
+    last = name.rsplit(".", 1)[-1]
+    return "." in name or last.endswith(("Exception", "Error", "Throwable"))
+
+
+def _java_header(line: str) -> tuple[str, str | None] | None:
+    match = _JAVA_HEADER.match(line)
+    if match and _is_exception_name(match.group(1)):
+        return match.group(1), match.group(2)
+    match = _JAVA_HEADER_INLINE.search(line)
+    return (match.group(1), match.group(2)) if match else None
+
+
+def _java_header_alone(line: str) -> tuple[str, str | None] | None:
+    """A JVM exception line on its own: strict, since "app.Server: started" is not one."""
+    match = _JAVA_HEADER.match(line)
+    if match is None:
+        return None
+    name = match.group(1)
+    strong = line.startswith("Exception in thread ") or (
+        "." in name and name.endswith(("Exception", "Error", "Throwable"))
+    )
+    return (name, match.group(2)) if strong else None
+
+
+def _parse_java(lines: list[str]) -> Trace:
+    """Top-level (outermost) exception and its frames; "Caused by:" sections are not used."""
+    frames: list[Frame] = []
+    header: tuple[str, str | None] | None = None
+    for index, line in enumerate(lines):
+        match = _JAVA_FRAME.match(line)
+        if match:
+            if not frames and header is None:
+                header = _header_before(lines, index, _java_header)
+            frames.append(_java_frame(match.group(1), match.group(2)))
+        elif frames and line.startswith("Caused by:"):
+            break
+    frames.reverse()
+    exc_type, exc_msg = header if header else (None, None)
+    return Trace("java", exc_type, exc_msg, frames)
+
+
+def _header_before(
+    lines: list[str],
+    index: int,
+    parse: Callable[[str], tuple[str, str | None] | None],
+) -> tuple[str, str | None] | None:
+    """The nearest line above the first frame that reads as an exception header."""
+    for line in reversed(lines[max(0, index - 5) : index]):
+        found = parse(line.strip())
+        if found:
+            return found
+    return None
+
+
+# --- Node / JavaScript -----------------------------------------------------------------------
+
+_NODE_FRAME = re.compile(r"\s*at\s+(?:(.+?)\s+\(([^()]*)\)|(\S+))\s*$")
+_NODE_LOCATION = re.compile(r"(.*?):(\d+)(?::\d+)?$")
+_NODE_HEADER = re.compile(r"(?:Uncaught\s+)?([A-Za-z_$][\w$.]*)(?:\s\[[^\]]*\])?(?::\s?(.*))?$")
+
+
+def _node_header(line: str) -> tuple[str, str | None] | None:
+    match = _NODE_HEADER.match(line)
+    if match is None:
+        return None
+    name = match.group(1)
+    # PascalCase or *Error: a class name, not a wrapped message line or a level word
+    looks_like_class = name[0].isupper() or "Error" in name or "Exception" in name
+    if looks_like_class and level_word(name) is None:
+        return name, match.group(2)
+    return None
+
+
+def _node_frame(function: str | None, location: str) -> Frame | None:
+    match = _NODE_LOCATION.match(location)
+    if not match:
+        return None  # "native", "index 0", eval frames: no file to point at
+    file = match.group(1)
+    if file.startswith("file://"):
+        file = file[7:]
+    function = (function or "<anonymous>").removeprefix("async ")
+    return Frame(file, _int(match.group(2)), function, is_in_app(file))
+
+
+def _parse_node(lines: list[str]) -> Trace:
+    frames: list[Frame] = []
+    header: tuple[str, str | None] | None = None
+    seen_frame = False
+    for index, line in enumerate(lines):
+        match = _NODE_FRAME.match(line) if "at " in line else None
+        if match:
+            if not seen_frame:
+                header = _header_before(lines, index, _node_header)
+                seen_frame = True
+            frame = _node_frame(match.group(1), match.group(2) or match.group(3))
+            if frame:
+                frames.append(frame)
+        elif seen_frame and line[:1] not in (" ", "\t", ""):
+            break  # a second error printed after this one
+    frames.reverse()
+    exc_type, exc_msg = header if header else (None, None)
+    return Trace("node", exc_type, exc_msg, frames)
+
+
+# --- Go --------------------------------------------------------------------------------------
+
+_GO_FILE = re.compile(r"\t(\S+\.go):(\d+)(?: \+0x[0-9a-f]+)?\s*$")
+_GO_HEADS = ("panic: ", "fatal error: ")
+
+
+def _go_error(line: str) -> tuple[str, str]:
+    kind, _, message = line.partition(": ")
+    if kind == "panic" and message.startswith("runtime error: "):
+        return "runtime error", message[len("runtime error: ") :]
+    return kind, message.removesuffix(" [recovered]")
+
+
+def _go_function(line: str) -> str:
+    line = line.strip().removeprefix("created by ")
+    line = line.split(" in goroutine ", 1)[0]
+    if line.endswith(")") and "(" in line:
+        line = line[: line.rfind("(")]
+    return line
+
+
+def _parse_go(lines: list[str]) -> Trace:
+    """The panicking goroutine's frames (the first block); zap's header-less stacks too."""
+    frames: list[Frame] = []
+    exc_type = exc_msg = None
+    function = ""
+    for line in lines:
+        if line.startswith(_GO_HEADS) and exc_type is None:
+            exc_type, exc_msg = _go_error(line)
+        elif line.startswith("goroutine "):
+            if frames:
+                break
+        elif line.startswith("\t"):
+            match = _GO_FILE.match(line)
+            if match:
+                frames.append(_frame(match.group(1), _int(match.group(2)), function))
+        elif line:
+            function = _go_function(line)
+    frames.reverse()
+    return Trace("go", exc_type, exc_msg, frames)
+
+
+# --- Ruby ------------------------------------------------------------------------------------
+
+_RUBY_FRAME = re.compile(r"\s*(?:from\s+)?(\S+?):(\d+):in [`']([^']*)'")
+_RUBY_TYPE_SUFFIX = re.compile(r"(.*) \(([A-Z]\w*(?:::[A-Z]\w*)*)\)$")
+_RUBY_TYPE_PREFIX = re.compile(r"([A-Z]\w*(?:::[A-Z]\w*)*) \((.*)\):?$")
+
+
+def _ruby_error(line: str) -> tuple[str, str | None] | None:
+    match = _RUBY_TYPE_SUFFIX.match(line)
+    if match:
+        return match.group(2), match.group(1)
+    match = _RUBY_TYPE_PREFIX.match(line)
+    return (match.group(1), match.group(2)) if match else None
+
+
+def _parse_ruby(lines: list[str]) -> Trace:
+    frames: list[Frame] = []
+    error: tuple[str, str | None] | None = None
+    for line in lines:
+        match = _RUBY_FRAME.match(line)
+        if match:
+            file, number, function = match.groups()
+            frames.append(_frame(file, _int(number), function))
+            rest = line[match.end() :]
+            if error is None and rest.startswith(": "):
+                error = _ruby_error(rest[2:])  # "app.rb:3:in 'foo': msg (RuntimeError)"
+        elif error is None and not frames:
+            error = _ruby_error(line.strip())
+    frames.reverse()
+    exc_type, exc_msg = error if error else (None, None)
+    return Trace("ruby", exc_type, exc_msg, frames)
+
+
+# --- detection -------------------------------------------------------------------------------
+
+_PARSERS: dict[str, Callable[[list[str]], Trace]] = {
+    "python": _parse_python,
+    "python-frames": _parse_python_frames_only,
+    "java": _parse_java,
+    "node": _parse_node,
+    "go": _parse_go,
+    "ruby": _parse_ruby,
+}
+
+
+def _language_of_frame(line: str) -> str | None:
+    """The language of an indented frame line, or None for any other indented line."""
+    stripped = line.lstrip()
+    if stripped.startswith('File "'):
+        return "python-frames"
+    if stripped.startswith("at "):
+        if _JAVA_FRAME.match(stripped):
+            return "java"
+        return "node" if _NODE_FRAME.match(stripped) else None
+    if line[0] == "\t" and ".go:" in stripped and _GO_FILE.match(line):
+        return "go"
+    if ":in " in stripped and _RUBY_FRAME.match(stripped):
+        return "ruby"
+    return None
+
+
+def _detect(lines: list[str]) -> str | None:
+    language = None
+    for line in lines:
+        first = line[:1]
+        if first in (" ", "\t"):
+            found = _language_of_frame(line)
+            if found == "python-frames" and language == "python":
+                return language
+            if found:
+                return found
+        elif line.startswith(_PY_TB):
+            language = "python"
+        elif line.startswith(_GO_HEADS) or (line.startswith("goroutine ") and " [" in line):
+            return "go"
+    return language
+
+
+def _header_only(lines: list[str]) -> Trace | None:
+    """A one-line report with no frames: a Go panic, a Ruby error or a JVM exception line."""
+    for line in lines[:3]:
+        if line.startswith(_GO_HEADS):
+            exc_type, exc_msg = _go_error(line)
+            return Trace("go", exc_type, exc_msg, [])
+        header = _java_header_alone(line)
+        if header:
+            return Trace("java", header[0], header[1], [])
+        match = _RUBY_FRAME.match(line)
+        if match and line[match.end() :].startswith(": "):
+            error = _ruby_error(line[match.end() + 2 :])
+            if error:
+                file, number, function = match.groups()
+                frame = _frame(file, _int(number), function)
+                return Trace("ruby", error[0], error[1], [frame])
+    return None
+
+
+def parse_trace(lines: list[str]) -> Trace | None:
+    """The trace in `lines` (which may start with the log line that reported it), or None."""
+    if not lines:
+        return None
+    language = _detect(lines)
+    if language is None:
+        return _header_only(lines)
+    trace = _PARSERS[language](lines)
+    if trace.exception_type is None and not trace.frames:
+        return None
+    return trace
+
+
+# --- traces carried in structured fields -----------------------------------------------------
+
+# string fields holding a whole printed trace: structlog/python-json-logger, logstash, zap, ECS
+_STACK_KEYS = (
+    "exception",
+    "exc_info",
+    "exc_text",
+    "traceback",
+    "stack_trace",
+    "stacktrace",
+    "stack",
+    "error.stack_trace",
+    "error.stack",
+)
+_TRACE_KEYS = frozenset((*_STACK_KEYS, "err", "error", "error.type"))
+
+
+def _structlog_dict(stacks: list[object]) -> Trace | None:
+    """structlog's dict_tracebacks: stacks[0] is the exception that escaped."""
+    stack = stacks[0] if stacks else None
+    if not isinstance(stack, dict):
+        return None
+    frames = []
+    for item in stack.get("frames") or ():
+        if isinstance(item, dict):
+            file = str(item.get("filename", ""))
+            number = item.get("lineno")
+            line = number if isinstance(number, int) and not isinstance(number, bool) else None
+            frames.append(_frame(file, line, str(item.get("name", ""))))
+    exc_type, exc_msg = stack.get("exc_type"), stack.get("exc_value")
+    return Trace(
+        "python",
+        exc_type if isinstance(exc_type, str) else None,
+        exc_msg if isinstance(exc_msg, str) else None,
+        frames,
+    )
+
+
+def _stack_string(value: object) -> Trace | None:
+    if isinstance(value, str) and "\n" in value:
+        return parse_trace(value.splitlines())
+    return None
+
+
+def _error_object(value: dict[str, object]) -> Trace | None:
+    """pino/bunyan `err`, ECS `error`: {"type", "message", "stack"}."""
+    trace = None
+    for key in ("stack", "stack_trace", "stacktrace"):
+        trace = _stack_string(value.get(key))
+        if trace:
+            break
+    exc_type = value.get("type") or value.get("kind") or value.get("name")
+    exc_msg = value.get("message") or value.get("msg")
+    if trace is None:
+        if not isinstance(exc_type, str):
+            return None
+        trace = Trace("unknown", None, None, [])
+    if trace.exception_type is None and isinstance(exc_type, str):
+        trace.exception_type = exc_type
+    if trace.exception_message is None and isinstance(exc_msg, str):
+        trace.exception_message = exc_msg
+    return trace
+
+
+def trace_from_fields(fields: dict[str, object]) -> Trace | None:
+    """A trace carried in a structured record's fields, or None."""
+    if fields.keys().isdisjoint(_TRACE_KEYS):
+        return None
+    for key in _STACK_KEYS:
+        value = fields.get(key)
+        trace = _structlog_dict(value) if isinstance(value, list) else _stack_string(value)
+        if trace is not None:
+            error = fields.get("error")
+            if trace.exception_message is None and isinstance(error, str):
+                trace.exception_message = error  # zap: "error" holds the message
+            return trace
+    for key in ("err", "error"):
+        value = fields.get(key)
+        if isinstance(value, dict):
+            trace = _error_object(value)
+            if trace is not None:
+                return trace
+    exc_type = fields.get("error.type")
+    if isinstance(exc_type, str):
+        exc_msg = fields.get("error.message")
+        return Trace("unknown", exc_type, exc_msg if isinstance(exc_msg, str) else None, [])
+    return None
