@@ -90,3 +90,16 @@ def test_raise_severity_caps() -> None:
     """Escalation moves one step and stops at critical."""
     assert raise_severity("medium") == "high"
     assert raise_severity("critical") == "critical"
+
+
+def test_crash_words_are_internal_not_validation() -> None:
+    """A Go nil-pointer panic is an internal error although it says "invalid"."""
+    msg = "runtime error: invalid memory address or nil pointer dereference"
+    assert classify(ev(msg)).category == "internal_error"
+
+
+def test_error_field_words_count() -> None:
+    """The `err` field of a structured line decides the category when the message is vague."""
+    event = ev("acquire db connection")
+    event.fields = {"err": "FATAL: sorry, too many clients already (SQLSTATE 53300)"}
+    assert classify(event).category == "database_error"

@@ -32,6 +32,18 @@ def _rx(pattern: str) -> re.Pattern[str]:
 # Order matters: the first matching category wins, so narrow categories (rate limit, timeout,
 # auth) come before broad ones (provider, external service) that would also match their text.
 BUILTIN: tuple[Category, ...] = (
+    # crashes first: "invalid memory address" must not read as a validation error
+    Category(
+        "internal_error",
+        False,
+        "",
+        "high",
+        _rx(r"NullPointer|NilPointer|Segmentation|SIGSEGV|StackOverflow|OutOfMemory"),
+        _rx(
+            r"nil pointer dereference|segmentation (fault|violation)|index out of range"
+            r"|\bSIGSEGV\b|stack overflow|out of memory"
+        ),
+    ),
     Category(
         "rate_limit_error",
         True,
@@ -77,7 +89,7 @@ BUILTIN: tuple[Category, ...] = (
             r"|DeadlockDetected|UniqueViolation"
         ),
         _rx(
-            r"\bdatabase\b|\bpostgres|\bmysql|\bsqlite|\bmongo|\bdeadlock|too many connections"
+            r"\bdatabase\b|\bpostgres|\bmysql|\bsqlite|\bmongo|\bdeadlock|too many (connections|clients)"
             r"|connection pool|\bSQLSTATE|relation \"?\w+\"? does not exist|duplicate key"
             r"|could not connect to server|\bORM\b|psycopg"
         ),
@@ -136,6 +148,8 @@ INTERNAL = Category(
 )
 
 CATEGORY_BY_NAME = {c.name: c for c in (*BUILTIN, INTERNAL)}
+# Structured fields that carry the error's own words (logrus/zap/slog `err`, pino `err.message`).
+ERROR_FIELDS = ("error", "err", "error.message", "err.message", "exception", "reason", "cause")
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +188,12 @@ def builtin_category(event: LogEvent) -> Category:
     text = event.message
     if event.exception_message:
         text = f"{text}\n{event.exception_message}"
+    for key in ERROR_FIELDS:
+        value = event.fields.get(key) if event.fields else None
+        if isinstance(value, str):
+            text = f"{text}\n{value[:2000]}"
+        elif isinstance(value, dict) and isinstance(value.get("message"), str):
+            text = f"{text}\n{value['message'][:2000]}"
     for cat in BUILTIN:
         if exc and cat.exception is not None and cat.exception.search(exc):
             return cat

@@ -197,6 +197,7 @@ class Engine:
     async def _persist(self, *, final: bool = False) -> None:
         """Store dirty groups, then the cursors they cover (at-least-once), in a worker thread."""
         self._last_persist = time.monotonic()
+        self.pipeline.table.maintain()
         if self.store is None:
             return
         groups, samples = self.pipeline.table.take_dirty()

@@ -228,8 +228,8 @@ def render_table(groups: list[ErrorGroup]) -> str:
 def render_root_cause(group: ErrorGroup, analysis: Analysis | None) -> str:
     if analysis is None:
         body = (
-            "_No analysis ran for this pattern._ Run `watcher scan --auto-fix` to analyse fixable "
-            f"patterns, or {code_span(f'watcher fix {group.id}')} for this one."
+            "_No analysis ran for this pattern._ Run `watcher scan --auto-fix` to have the fix "
+            "pipeline analyse fixable patterns against the code."
         )
     else:
         body = f"{prose(analysis.root_cause)}\n\nConfidence: {analysis.confidence:.0%}"
@@ -370,7 +370,7 @@ def recommended_actions(group: ErrorGroup, analysis: Analysis | None) -> list[st
     """Next steps from severity, trend and category; never empty."""
     actions = [urgency_action(group), CATEGORY_ACTIONS.get(group.category)]
     if group.fixable and analysis is None:
-        actions.append(f"Let watcher propose a fix: {code_span(f'watcher fix {group.id}')}.")
+        actions.append("Let watcher propose a fix: `watcher scan --auto-fix`.")
     if analysis is not None and analysis.pr_url:
         actions.append("Review and merge the fix pull request, then watch this pattern's rate.")
     chosen = [a for a in actions if a]

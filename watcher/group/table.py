@@ -111,7 +111,10 @@ class GroupTable:
 
     def _fingerprint(self, event: LogEvent) -> tuple[str, str, str]:
         if event.frames:
-            template = f"{event.exception_type or 'trace'}: {mask(event.exception_message or '')}"
+            if event.exception_type:
+                template = f"{event.exception_type}: {mask(event.exception_message or '')}"
+            else:  # a panic or a stack in a JSON field: the message names it better
+                template = mask(event.exception_message or event.message)
             return trace_fingerprint(event), "trace", template.rstrip(": ")
         cluster = self.miner.add(event.message)
         return cluster.id, "template", cluster.template
@@ -196,7 +199,39 @@ class GroupTable:
         self.dirty.clear()
         return groups, samples
 
+    def maintain(self) -> int:
+        """Let the miner split/merge its clusters, and fold groups whose cluster merged away.
+
+        Run periodically (the engine does it when it persists): online matching alone can join
+        two statements that differ in one word; consolidation separates them again, so later
+        events go to the right group. Returns the number of groups folded.
+        """
+        self.miner.consolidate()
+        folded = 0
+        for gid in [g for g, live in self.live.items() if live.group.kind == "template"]:
+            cluster = self.miner.resolve(gid)
+            if cluster is None or cluster.id == gid:
+                continue
+            survivor = self.live.get(cluster.id)
+            loser = self.live.pop(gid)
+            self.dirty.discard(gid)
+            if survivor is None:
+                continue
+            _fold(survivor.group, loser.group)
+            self.dirty.add(cluster.id)
+            folded += 1
+        return folded
+
     def load(self, groups: Sequence[ErrorGroup]) -> None:
         """Put stored groups back in memory after a restart (their windows start empty)."""
         for group in groups[: self.max_groups]:
             self.live[group.id] = _Live(group, Windows(self.spans, self.labels), group.severity)
+
+
+def _fold(into: ErrorGroup, other: ErrorGroup) -> None:
+    """Add one group's counts and sources to another (the miner merged their templates)."""
+    into.count += other.count
+    into.first_seen = min(into.first_seen, other.first_seen)
+    into.last_seen = max(into.last_seen, other.last_seen)
+    for source, n in other.sources.items():
+        into.sources[source] = into.sources.get(source, 0) + n

@@ -222,7 +222,10 @@ def _parse_logfmt(line: RawLine, pos: int, prefix_ts: float | None) -> LogEvent 
 # --- plain text --------------------------------------------------------------------------------
 
 _PRI = re.compile(r"<(\d{1,3})>(?:1 )?")
-_TS_PREFIX = re.compile(r"\[?(?:" + ISO.pattern + r")\]?(?:\s*[|-]\s+|\s+|$)")
+# the timestamp, then the CRI "stdout F " of container runtimes (kubelet's log files)
+_TS_PREFIX = re.compile(
+    r"\[?(?:" + ISO.pattern + r")\]?(?:\s*[|-]\s+|\s+|$)(?:std(?:out|err) [FP] )?"
+)
 # a level word where the line (after its timestamp) starts: "ERROR", "[error]", "<warn>",
 # "production.ERROR:", "ERROR:root:msg"
 _LEVEL_AT = re.compile(r"([\[(<]?)(?:[\w-]+\.)?([A-Za-z]{3,11})[\])>]?(?:(:)|(?=\s)|$)\s*")
@@ -231,7 +234,7 @@ _THREAD = re.compile(r"\[[^\]]{0,80}\]\s+")
 # are written as a level: upper case, bracketed, or followed by a colon
 _PLAIN_START_WORDS = frozenset(("info", "debug", "warn", "warning", "error", "err", "fatal"))
 _PY_LOGGER = re.compile(r"([\w.\-<>]+):")
-_LOG4J_TAIL = re.compile(r"(\[[^\]]{0,80}\]\s+)?([A-Za-z_$][\w$.]*)\s+-\s+")
+_LOG4J_TAIL = re.compile(r"\s*(\[[^\]]{0,80}\]\s+)?([A-Za-z_$][\w$.]*)\s+-\s+")
 _LEVEL_SCAN = re.compile(
     r"\b(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|CRIT|CRITICAL|FATAL|SEVERE|PANIC"
     r"|ALERT|EMERG)\b"

@@ -118,9 +118,11 @@ def _pump(
             chunk: bytes | BaseException = read()
         except (OSError, ValueError) as exc:
             chunk = exc
+        put = queue.put(chunk)
         try:
-            asyncio.run_coroutine_threadsafe(queue.put(chunk), loop).result()
+            asyncio.run_coroutine_threadsafe(put, loop).result()
         except Exception:
+            put.close()  # never scheduled or cancelled: silence "never awaited"
             return  # the loop closed or cancelled the put: nobody is listening any more
         if not isinstance(chunk, bytes) or not chunk:
             return

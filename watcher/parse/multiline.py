@@ -1,0 +1,294 @@
+"""Multi-line assembly: physical lines of one stream -> logical records (a line plus its trace).
+
+At most one record is held open per stream. A line can only be known complete when the next
+line of its stream arrives (or the timeout passes), so every plain or logfmt line waits for its
+successor: latency is one line, or `timeout` seconds on a stream that goes quiet — the pipeline
+must call flush() periodically (every ~timeout/2). JSON object lines never take continuation
+lines (structured loggers put the trace inside the record), so they come out at once.
+
+Continuation rules, by the state of the open record:
+
+- any record takes blank lines, and indented lines (frames, "... 3 more", SQL, pretty dumps)
+- a plain log line takes a following "Traceback (most recent call last):", "Caused by:",
+  "goroutine N [...]:", or, on probation, an exception header ("com.x.FooException: msg",
+  "TypeError: msg"): the header stays only if a frame follows it, else it becomes its own record
+- a Python traceback takes its final "ValueError: msg" line, then "During handling of the above
+  exception…" / "The above exception was the direct cause…" and the next "Traceback"
+- a Go panic takes "goroutine N [...]:" blocks, "[signal …]" and "pkg.fn(...)" frame lines
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+
+from watcher.model import LogEvent, RawLine
+from watcher.parse.formats import parse_line
+from watcher.parse.traces import parse_trace
+
+# line kinds
+_OTHER, _BLANK, _INDENT, _JSON, _TB, _CHAIN, _CAUSED, _GOROUTINE, _GOHEAD, _EXC, _JVM_HEAD = range(
+    11
+)
+# record states
+_OPEN, _TENTATIVE, _BODY, _PY, _PY_DONE, _PY_CHAIN, _GO = range(7)
+
+_PREFIX_KINDS = (
+    ("Traceback (most recent call last)", _TB),
+    ("During handling of the above exception", _CHAIN),
+    ("The above exception was the direct cause", _CHAIN),
+    ("Caused by: ", _CAUSED),
+    ("goroutine ", _GOROUTINE),
+    ("panic: ", _GOHEAD),
+    ("fatal error: ", _GOHEAD),
+    ("Exception in thread ", _JVM_HEAD),
+)
+_PREFIXES = tuple(prefix for prefix, _ in _PREFIX_KINDS)
+_STATE_OF_HEAD = {_TB: _PY, _CHAIN: _PY_CHAIN, _CAUSED: _BODY, _GOROUTINE: _GO, _GOHEAD: _GO}
+
+# "com.foo.BarException: msg" (a qualified class) or "TypeError: msg" / "Error" (JS)
+_EXC_HEADER = re.compile(
+    r"(?:(?:[A-Za-z_$][\w$]*\.)+[A-Z][\w$]*|(?:Uncaught )?[A-Z][\w$]*(?:Error|Exception)"
+    r"(?: \[[\w-]+\])?|Error)(?::\s|:?\s*$)"
+)
+_PY_EXCEPTION = re.compile(r"[A-Za-z_][\w.]*(?::|\s*$)")
+_GO_FUNC = re.compile(r"[^\s(]+\(.*\)$|created by |\[signal |exit status ")
+# an indented line that is itself a timestamped log line does not continue anything
+_INDENTED_LOG = re.compile(r"\s+\d{4}-\d\d-\d\d[T ]\d\d:")
+
+
+def _kind(text: str) -> int:
+    """What a line could be to the record before it; ordinary log lines cost one or two checks."""
+    first = text[:1]
+    if first == "{":
+        return _JSON
+    if first == " " or first == "\t":
+        if text.isspace():
+            return _BLANK
+        return _OTHER if text[1:2].isspace() and _INDENTED_LOG.match(text) else _INDENT
+    if not first:
+        return _BLANK
+    if first.isdigit() or first == "[":
+        return _OTHER
+    if text.startswith(_PREFIXES):
+        for prefix, kind in _PREFIX_KINDS:
+            if text.startswith(prefix):
+                if kind == _GOROUTINE and " [" not in text:
+                    return _OTHER
+                return kind
+    return _EXC if _EXC_HEADER.match(text) else _OTHER
+
+
+class _Record:
+    """The open record of one stream."""
+
+    __slots__ = ("count", "head", "head_kind", "lines", "size", "state", "touched")
+
+    def __init__(self, line: RawLine, kind: int, now: float) -> None:
+        self.head = line
+        self.head_kind = kind
+        self.lines: list[RawLine] | None = None  # every line once there is more than one
+        self.count = 1
+        self.size = len(line.text)
+        self.state = _STATE_OF_HEAD.get(kind, _OPEN)
+        self.touched = now
+
+    def add(self, line: RawLine, state: int, now: float) -> None:
+        if self.lines is None:
+            self.lines = [self.head]
+        self.lines.append(line)
+        self.count += 1
+        self.size += len(line.text)
+        self.state = state
+        self.touched = now
+
+
+def _accepts(state: int, kind: int, text: str) -> int | None:
+    """The record's next state if a line of `kind` continues it, else None."""
+    if kind == _BLANK:
+        # a header on probation must stay the record's last line, so a blank line decides it
+        return None if state == _TENTATIVE else state
+    if kind == _INDENT:
+        return _BODY if state in (_OPEN, _TENTATIVE) else state
+    if state == _OPEN:
+        if kind == _TB:
+            return _PY
+        if kind == _CAUSED:
+            return _BODY
+        if kind == _GOROUTINE:
+            return _GO
+        return _TENTATIVE if kind == _EXC else None
+    if state in (_BODY, _TENTATIVE):
+        return _BODY if kind == _CAUSED else None
+    if state == _PY:
+        if kind in (_OTHER, _EXC) and _PY_EXCEPTION.match(text):
+            return _PY_DONE
+        return None
+    if state == _PY_DONE:
+        return _PY_CHAIN if kind == _CHAIN else None
+    if state == _PY_CHAIN:
+        return _PY if kind == _TB else None
+    is_go_line = kind == _GOROUTINE or (kind in (_OTHER, _EXC) and _GO_FUNC.match(text))
+    return _GO if state == _GO and is_go_line else None
+
+
+def _build(lines: list[RawLine], head_kind: int, truncated: bool) -> LogEvent:
+    """The LogEvent of a multi-line record: the head's structure plus the trace of all lines."""
+    head, last = lines[0], lines[-1]
+    event = parse_line(head)
+    texts = [line.text for line in lines]
+    event.text = "\n".join(texts)
+    event.last_line = last.line_no
+    event.line_count = len(lines)
+    event.cursor = last.cursor
+    event.truncated = truncated or any(line.truncated for line in lines)
+    trace = parse_trace(texts)
+    if trace is not None:
+        _apply_trace(event, trace.exception_type, trace.exception_message, trace.frames)
+        if head_kind == _TB and trace.exception_type:  # "Traceback (…):" says nothing useful
+            message = trace.exception_message
+            event.message = (
+                f"{trace.exception_type}: {message}" if message else trace.exception_type
+            )
+    return event
+
+
+def _apply_trace(event: LogEvent, exc_type: str | None, exc_msg: str | None, frames: list) -> None:
+    # a trace found in a JSON head's fields is kept unless the lines say more
+    if exc_type is not None or not event.exception_type:
+        event.exception_type, event.exception_message = exc_type, exc_msg
+    if frames:
+        event.frames = frames
+    if event.level is None:
+        event.level = "error"
+
+
+def _single(line: RawLine, kind: int) -> LogEvent:
+    """A one-line record; only a line that reads as a trace head pays for parse_trace."""
+    event = parse_line(line)
+    if kind >= _TB and event.exception_type is None:
+        trace = parse_trace([line.text])
+        if trace is not None:
+            _apply_trace(event, trace.exception_type, trace.exception_message, trace.frames)
+    return event
+
+
+class Assembler:
+    """Joins each stream's continuation lines onto the line that started the record."""
+
+    def __init__(
+        self,
+        *,
+        max_lines: int = 500,
+        max_bytes: int = 256 * 1024,
+        timeout: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._max_lines = max(1, max_lines)
+        self._max_bytes = max_bytes
+        self._timeout = timeout
+        self._clock = clock
+        self._open: dict[str, _Record] = {}
+        self._next_sweep = clock() + timeout
+
+    @property
+    def pending(self) -> int:
+        """Records held open, waiting for their next line or the timeout."""
+        return len(self._open)
+
+    def feed(self, line: RawLine) -> list[LogEvent]:
+        """The events completed by this line, in order."""
+        return self.feed_batch([line])
+
+    def feed_batch(self, lines: list[RawLine]) -> list[LogEvent]:
+        """The events completed by these lines, in order; records idle past the timeout too."""
+        now = self._clock()
+        out: list[LogEvent] = []
+        if now >= self._next_sweep:
+            # a stream that went quiet must not wait for the caller's next flush()
+            self._next_sweep = now + self._timeout / 2
+            out.extend(self.flush())
+        open_records = self._open
+        for line in lines:
+            text = line.text
+            kind = _kind(text)
+            record = open_records.get(line.stream)
+            if record is None:
+                self._start(line, kind, now, out)
+                continue
+            if kind == _OTHER and record.state == _OPEN:  # the common case: line after line
+                out.append(self._close(record))
+                self._start(line, kind, now, out)
+                continue
+            self._continue(record, line, kind, now, out)
+        return out
+
+    def flush(self, *, force: bool = False) -> list[LogEvent]:
+        """Close the records idle for longer than the timeout (all of them when force)."""
+        if not self._open:
+            return []
+        now = self._clock()
+        out: list[LogEvent] = []
+        for stream, record in list(self._open.items()):
+            if force or now - record.touched >= self._timeout:
+                del self._open[stream]
+                if record.state == _TENTATIVE:
+                    out.extend(self._split(record))
+                else:
+                    out.append(self._emit(record, truncated=False))
+        return out
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _start(self, line: RawLine, kind: int, now: float, out: list[LogEvent]) -> None:
+        if kind == _JSON or len(line.text) >= self._max_bytes:
+            out.append(_single(line, kind))  # complete as it stands
+            return
+        self._open[line.stream] = _Record(line, kind, now)
+
+    def _continue(
+        self, record: _Record, line: RawLine, kind: int, now: float, out: list[LogEvent]
+    ) -> None:
+        state = _accepts(record.state, kind, line.text)
+        if state is None:
+            if record.state == _TENTATIVE:
+                # the header had no frame after it: it was a line of its own after all
+                out.append(self._emit_part(record))
+                header = record.lines[-1] if record.lines else record.head
+                record = _Record(header, _EXC, record.touched)
+                self._open[line.stream] = record
+                self._continue(record, line, kind, now, out)
+                return
+            out.append(self._close(record))
+            self._start(line, kind, now, out)
+            return
+        if record.count >= self._max_lines or record.size + len(line.text) > self._max_bytes:
+            del self._open[line.stream]
+            out.append(self._emit(record, truncated=True))
+            self._start(line, kind, now, out)
+            return
+        record.add(line, state, now)
+
+    def _close(self, record: _Record) -> LogEvent:
+        del self._open[record.head.stream]
+        return self._emit(record, truncated=False)
+
+    def _emit(self, record: _Record, *, truncated: bool) -> LogEvent:
+        if record.lines is None:
+            event = _single(record.head, record.head_kind)
+            if truncated:
+                event.truncated = True
+            return event
+        return _build(record.lines, record.head_kind, truncated)
+
+    def _emit_part(self, record: _Record) -> LogEvent:
+        """The record without its probationary last line."""
+        lines = record.lines or [record.head]
+        if len(lines) == 2:
+            return _single(lines[0], record.head_kind)
+        return _build(lines[:-1], record.head_kind, False)
+
+    def _split(self, record: _Record) -> list[LogEvent]:
+        header = record.lines[-1] if record.lines else record.head
+        return [self._emit_part(record), _single(header, _EXC)]
