@@ -15,7 +15,6 @@ Usage: python bench/pipeline.py [--lines 1000000] [--distinct 1000000] [--keep D
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import resource
 import shutil
@@ -31,9 +30,36 @@ sys.path.insert(0, str(HERE))
 from genlogs import generate  # noqa: E402
 
 WORDS = [
-    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet",
-    "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo", "sierra", "tango",
-    "uniform", "victor", "whiskey", "xray", "yankee", "zulu", "amber", "basil", "cedar", "dune",
+    "alpha",
+    "bravo",
+    "charlie",
+    "delta",
+    "echo",
+    "foxtrot",
+    "golf",
+    "hotel",
+    "india",
+    "juliet",
+    "kilo",
+    "lima",
+    "mike",
+    "november",
+    "oscar",
+    "papa",
+    "quebec",
+    "romeo",
+    "sierra",
+    "tango",
+    "uniform",
+    "victor",
+    "whiskey",
+    "xray",
+    "yankee",
+    "zulu",
+    "amber",
+    "basil",
+    "cedar",
+    "dune",
 ]
 
 
@@ -88,31 +114,42 @@ def throughput(tmp: Path, n: int, seed: int) -> None:
     path = tmp / "mixed.log"
     t0 = time.perf_counter()
     lines = write_mixed(path, n, seed)
-    print(f"# generated {lines:,} lines ({path.stat().st_size / 1e6:.1f} MB) "
-          f"in {time.perf_counter() - t0:.1f}s")
+    print(
+        f"# generated {lines:,} lines ({path.stat().st_size / 1e6:.1f} MB) "
+        f"in {time.perf_counter() - t0:.1f}s"
+    )
     base_wall, _, _ = child([sys.executable, "-c", BASELINE, str(path)])
-    wall, rss, rc = child([*watcher_cmd(), "replay", str(path), "--no-progress",
-                           "--log-level", "warning"])
+    wall, rss, rc = child(
+        [*watcher_cmd(), "replay", str(path), "--no-progress", "--log-level", "warning"]
+    )
     print(f"{'run':<28} {'lines':>10} {'wall_s':>8} {'lines/s':>10} {'peak_RSS_MB':>12}")
-    print(f"{'baseline: read+split only':<28} {lines:>10,} {base_wall:>8.2f} "
-          f"{lines / base_wall:>10,.0f} {'':>12}")
-    print(f"{'watcher replay (1 core)':<28} {lines:>10,} {wall:>8.2f} {lines / wall:>10,.0f} "
-          f"{rss / 1024:>12.0f}")
+    print(
+        f"{'baseline: read+split only':<28} {lines:>10,} {base_wall:>8.2f} "
+        f"{lines / base_wall:>10,.0f} {'':>12}"
+    )
+    print(
+        f"{'watcher replay (1 core)':<28} {lines:>10,} {wall:>8.2f} {lines / wall:>10,.0f} "
+        f"{rss / 1024:>12.0f}"
+    )
     print(f"# ratio watcher/baseline: {base_wall / wall:.3f}; exit code {rc}")
 
 
 def memory(tmp: Path, n: int, seed: int) -> None:
     path = tmp / "distinct.log"
     write_distinct(path, n, seed)
-    wall, rss, rc = child([*watcher_cmd(), "replay", str(path), "--no-progress",
-                           "--log-level", "warning"])
-    print(f"distinct templates: {n:,} error lines, each its own template: wall {wall:.1f}s, "
-          f"{n / wall:,.0f} lines/s, peak RSS {rss / 1024:.0f} MB (exit {rc})")
+    wall, rss, rc = child(
+        [*watcher_cmd(), "replay", str(path), "--no-progress", "--log-level", "warning"]
+    )
+    print(
+        f"distinct templates: {n:,} error lines, each its own template: wall {wall:.1f}s, "
+        f"{n / wall:,.0f} lines/s, peak RSS {rss / 1024:.0f} MB (exit {rc})"
+    )
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--distinct", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=1)
@@ -134,4 +171,3 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-os.environ  # keep os imported for users who patch the env before main()

@@ -10,10 +10,22 @@ from watcher.classify import CATEGORY_BY_NAME, Rule, classify, raise_severity
 from watcher.model import CATEGORIES, LogEvent
 
 
-def ev(message: str, *, exc: str | None = None, exc_msg: str | None = None, level: str = "error",
-       logger: str | None = None) -> LogEvent:
-    return LogEvent(message=message, level=level, exception_type=exc, exception_message=exc_msg,
-                    logger=logger, source="app")
+def ev(
+    message: str,
+    *,
+    exc: str | None = None,
+    exc_msg: str | None = None,
+    level: str = "error",
+    logger: str | None = None,
+) -> LogEvent:
+    return LogEvent(
+        message=message,
+        level=level,
+        exception_type=exc,
+        exception_message=exc_msg,
+        logger=logger,
+        source="app",
+    )
 
 
 @pytest.mark.parametrize(
@@ -21,8 +33,11 @@ def ev(message: str, *, exc: str | None = None, exc_msg: str | None = None, leve
     [
         ("OpenAI API returned 503: The server is overloaded", None, "provider_error"),
         ("request failed", "anthropic.InternalServerError", "provider_error"),
-        ('could not connect to server: Connection refused (postgres)', "psycopg2.OperationalError",
-         "database_error"),
+        (
+            "could not connect to server: Connection refused (postgres)",
+            "psycopg2.OperationalError",
+            "database_error",
+        ),
         ("FATAL: sorry, too many connections for role app", None, "database_error"),
         ("HTTP 429 Too Many Requests from api.github.com", None, "rate_limit_error"),
         ("Rate limit exceeded, retry in 20s", None, "rate_limit_error"),
@@ -30,10 +45,16 @@ def ev(message: str, *, exc: str | None = None, exc_msg: str | None = None, leve
         ("rpc error: context deadline exceeded", None, "timeout_error"),
         ("401 Unauthorized: invalid token", None, "auth_error"),
         ("decode failed", "jwt.exceptions.ExpiredSignatureError", "auth_error"),
-        ("1 validation error for Order: field required", "pydantic.ValidationError",
-         "validation_error"),
-        ("Error 111 connecting to localhost:6379", "redis.exceptions.ConnectionError",
-         "cache_error"),
+        (
+            "1 validation error for Order: field required",
+            "pydantic.ValidationError",
+            "validation_error",
+        ),
+        (
+            "Error 111 connecting to localhost:6379",
+            "redis.exceptions.ConnectionError",
+            "cache_error",
+        ),
         ("Stripe charge failed: card_declined", None, "external_service_error"),
         ("upstream returned 502 Bad Gateway", None, "external_service_error"),
         ("unexpected", "KeyError", "internal_error"),
@@ -67,8 +88,9 @@ def test_critical_level_is_critical() -> None:
 
 def test_user_rule_first_and_partial() -> None:
     """A user rule overrides only what it sets; the rest comes from the built-ins."""
-    rules = [Rule(match=re.compile("(?i)stripe"), category="external_service_error",
-                  severity="critical")]
+    rules = [
+        Rule(match=re.compile("(?i)stripe"), category="external_service_error", severity="critical")
+    ]
     cls = classify(ev("Stripe webhook timed out"), rules)
     assert (cls.category, cls.severity, cls.fixable) == ("external_service_error", "critical", True)
     assert cls.rule == "rule"

@@ -12,20 +12,25 @@ from .helpers import DATA
 MIXED = str(DATA / "mixed.log")
 
 
-def watcher(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def watcher(
+    *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     import os
 
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHER_", "LOG_"))}
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "watcher", *args], input=stdin.decode() if stdin else None,
-        capture_output=True, text=True, timeout=timeout, env=full_env,
+        [sys.executable, "-m", "watcher", *args],
+        input=stdin.decode() if stdin else None,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
     )
 
 
 def test_replay_prints_report_with_groups() -> None:
-    """`watcher replay FILE` prints the Markdown report with one row per group and the accounting."""
+    """`watcher replay FILE` prints the report: one row per group, and the accounting."""
     r = watcher("replay", MIXED, "--log-level", "warning")
     assert r.returncode == 0, r.stderr
     out = r.stdout
@@ -93,8 +98,9 @@ def test_check_config_prints_effective(tmp_path: Path) -> None:
 def test_templates_one_line_per_input() -> None:
     """`watcher templates` prints one id<TAB>template line per input line."""
     lines = b"user 1 logged in\nuser 22 logged in\n\nbad \xff byte\r here\n"
-    r = subprocess.run([sys.executable, "-m", "watcher", "templates"], input=lines,
-                       capture_output=True, timeout=30)
+    r = subprocess.run(
+        [sys.executable, "-m", "watcher", "templates"], input=lines, capture_output=True, timeout=30
+    )
     assert r.returncode == 0
     out = r.stdout.split(b"\n")[:-1]
     assert len(out) == 4
@@ -104,16 +110,22 @@ def test_templates_one_line_per_input() -> None:
 def test_version_and_help() -> None:
     """version prints the version; --help of each command lists its options."""
     assert watcher("version").stdout.startswith("watcher ")
-    for cmd, flag in [("run", "--service"), ("scan", "--since"), ("replay", "--emit"),
-                      ("scan", "--auto-fix"), ("run", "--interval")]:
+    for cmd, flag in [
+        ("run", "--service"),
+        ("scan", "--since"),
+        ("replay", "--emit"),
+        ("scan", "--auto-fix"),
+        ("run", "--interval"),
+    ]:
         assert flag in watcher(cmd, "--help").stdout
 
 
 def test_scan_window_of_file_source(tmp_path: Path) -> None:
     """scan reads a file source from the beginning and keeps only events in --since."""
     cfg = tmp_path / "w.toml"
-    cfg.write_text(f'[[sources]]\ntype = "file"\nname = "app"\npath = "{MIXED}"\n'
-                   '[http]\nenabled = false\n')
+    cfg.write_text(
+        f'[[sources]]\ntype = "file"\nname = "app"\npath = "{MIXED}"\n[http]\nenabled = false\n'
+    )
     r = watcher("scan", "-c", str(cfg), "--since", "1h")
     assert r.returncode == 0, r.stderr
     # the sample's events are from 2026-11-21, older than an hour: only the Java trace, which

@@ -26,7 +26,7 @@ def write_config(tmp_path: Path, log: Path) -> Path:
     cfg.write_text(
         f'[watcher]\nstate_path = "{tmp_path / "state.db"}"\ninterval = 1\n'
         f'[http]\nlisten = "127.0.0.1:0"\n'
-        f'[parse]\nmultiline_timeout = 0.2\n'
+        f"[parse]\nmultiline_timeout = 0.2\n"
         f'[[sources]]\ntype = "file"\nname = "app"\npath = "{log}"\npoll_interval = 0.05\n'
     )
     return cfg
@@ -48,8 +48,11 @@ async def until(cond, timeout: float = 10.0):  # type: ignore[no-untyped-def]
 
 
 def metric(text: str, name: str) -> float:
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name + "{") or line.startswith(name + " "))
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name + "{") or line.startswith(name + " ")
+    )
 
 
 async def test_daemon_follows_file_and_serves_metrics(tmp_path: Path) -> None:
@@ -89,8 +92,12 @@ def test_restart_resumes_without_double_counting(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHER_", "LOG_"))}
 
     def start() -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "watcher", "run", "-c", str(cfg)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        return subprocess.Popen(
+            [sys.executable, "-m", "watcher", "run", "-c", str(cfg)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
 
     def stop(proc: subprocess.Popen[bytes]) -> int:
         proc.send_signal(signal.SIGTERM)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC
 
 from watcher.classify import Rule
 from watcher.group.table import GroupTable
@@ -49,9 +50,9 @@ def test_accounting_counts_every_line() -> None:
 
 def test_period_filters_by_timestamp() -> None:
     """Events outside the period are counted as out of window, not grouped."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    start = datetime(2026, 11, 21, 10, 0, 7, tzinfo=timezone.utc).timestamp()
+    start = datetime(2026, 11, 21, 10, 0, 7, tzinfo=UTC).timestamp()
     p = run((DATA / "mixed.log").read_text(), period=(start, None))
     assert p.stats.out_of_window_events == 3
     assert p.stats.error_events == 4

@@ -50,8 +50,9 @@ def test_prometheus_scrapes_watcher(tmp_path: Path) -> None:
     log.write_text("")
     cfg = tmp_path / "watcher.toml"
     cfg.write_text(
-        f'[watcher]\nstate_path = "{tmp_path / "state.db"}"\n[http]\nlisten = "127.0.0.1:{w_port}"\n'
-        f'[parse]\nmultiline_timeout = 0.2\n'
+        f'[watcher]\nstate_path = "{tmp_path / "state.db"}"\n'
+        f'[http]\nlisten = "127.0.0.1:{w_port}"\n'
+        f"[parse]\nmultiline_timeout = 0.2\n"
         f'[[sources]]\ntype = "file"\nname = "app"\npath = "{log}"\npoll_interval = 0.05\n'
     )
     prom_cfg = tmp_path / "prometheus.yml"
@@ -61,19 +62,29 @@ def test_prometheus_scrapes_watcher(tmp_path: Path) -> None:
         f"      - targets: ['127.0.0.1:{w_port}']\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHER_", "LOG_"))}
-    daemon = subprocess.Popen([sys.executable, "-m", "watcher", "run", "-c", str(cfg)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "watcher", "run", "-c", str(cfg)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     prom = subprocess.Popen(
-        [prometheus, f"--config.file={prom_cfg}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{p_port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            prometheus,
+            f"--config.file={prom_cfg}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{p_port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_for(lambda: query(p_port, 'up{job="watcher"} == 1'), timeout=30, step=0.3)
         log.write_text((DATA / "mixed.log").read_text())
         result = wait_for(
             lambda: query(p_port, 'sum(watcher_errors_total{job="watcher"}) >= 7'),
-            timeout=30, step=0.3,
+            timeout=30,
+            step=0.3,
         )
         assert float(result[0]["value"][1]) == 7  # type: ignore[index]
         lines = query(p_port, 'watcher_lines_total{source="app"}')

@@ -9,10 +9,16 @@ from watcher.model import ErrorGroup, Frame, LogEvent
 
 def trace_event(line: int, prefix: str = "/app/src") -> LogEvent:
     return LogEvent(
-        message="boom", level="error", exception_type="KeyError", exception_message="'user'",
-        frames=[Frame(f"{prefix}/api/views.py", line, "get_user"),
-                Frame("/usr/lib/python3.11/site-packages/flask/app.py", 10, "dispatch", False)],
-        source="app", timestamp=1000.0 + line,
+        message="boom",
+        level="error",
+        exception_type="KeyError",
+        exception_message="'user'",
+        frames=[
+            Frame(f"{prefix}/api/views.py", line, "get_user"),
+            Frame("/usr/lib/python3.11/site-packages/flask/app.py", 10, "dispatch", False),
+        ],
+        source="app",
+        timestamp=1000.0 + line,
     )
 
 
@@ -53,8 +59,11 @@ def test_threshold_crossing_raises_severity_once() -> None:
 def test_eviction_and_recall() -> None:
     """Over the cap the least recently seen group is evicted, and recalled with its count."""
     evicted: dict[str, ErrorGroup] = {}
-    t = GroupTable(max_groups=2, on_evict=lambda g, s: evicted.__setitem__(g.id, g),
-                   recall=lambda gid: evicted.pop(gid, None))
+    t = GroupTable(
+        max_groups=2,
+        on_evict=lambda g, s: evicted.__setitem__(g.id, g),
+        recall=lambda gid: evicted.pop(gid, None),
+    )
     events = [trace_event(1), msg_event("alpha beta gamma"), msg_event("one two three four")]
     for ev in events:
         t.add(ev, classify(ev))

@@ -89,7 +89,8 @@ BUILTIN: tuple[Category, ...] = (
             r"|DeadlockDetected|UniqueViolation"
         ),
         _rx(
-            r"\bdatabase\b|\bpostgres|\bmysql|\bsqlite|\bmongo|\bdeadlock|too many (connections|clients)"
+            r"\bdatabase\b|\bpostgres|\bmysql|\bsqlite|\bmongo|\bdeadlock"
+            r"|too many (connections|clients)"
             r"|connection pool|\bSQLSTATE|relation \"?\w+\"? does not exist|duplicate key"
             r"|could not connect to server|\bORM\b|psycopg"
         ),
