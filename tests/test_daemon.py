@@ -125,3 +125,19 @@ def test_restart_resumes_without_double_counting(tmp_path: Path) -> None:
     wait_for(lambda: total_count() == 14, timeout=15)
     assert stop(proc) == 0
     assert total_count() == 14
+
+
+def test_run_without_config_tails_stdin(tmp_path: Path) -> None:
+    """`watcher run` with no config reads stdin, groups its errors, and exits 0 at EOF."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHER_", "LOG_"))}
+    env["WATCHER_STATE_PATH"] = str(tmp_path / "state.db")
+    env["WATCHER_HTTP_ENABLED"] = "false"
+    r = subprocess.run([sys.executable, "-m", "watcher", "run"], input=ERRORS.encode(),
+                       capture_output=True, timeout=60, env=env)
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+    con = sqlite3.connect(tmp_path / "state.db")
+    try:
+        counts = sorted(c for (c,) in con.execute("SELECT count FROM groups"))
+    finally:
+        con.close()
+    assert counts == [1, 2, 2, 2]

@@ -101,7 +101,12 @@ def build_engine(
         progress=progress,
     )
     engine = Engine(pipeline, sources, store=store, metrics=metrics, options=options)
+
+    def evicted(group: Any, samples: list[Any]) -> None:
+        metrics.groups_evicted.inc()
+        engine.evicted(group, samples)
+
+    pipeline.table.on_evict = evicted
     if store is not None:
-        pipeline.table.on_evict = engine.evicted
         pipeline.table.recall = store.get_group
     return engine

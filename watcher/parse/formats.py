@@ -18,14 +18,19 @@ from watcher.parse.levels import (
     normalize_level,
     syslog_level,
 )
-from watcher.parse.timestamps import ISO, from_match, parse_iso, parse_timestamp
-from watcher.parse.traces import Trace, trace_from_fields
+from watcher.parse.timestamps import parse_iso, parse_timestamp, prefix
+from watcher.parse.traces import TRACE_KEYS, Trace, trace_from_fields
 
 # A line that looked structured but did not parse carries this key in `fields` (value: the
 # format it failed as); the pipeline counts those in Stats.parse_fallbacks via is_fallback().
 FALLBACK_KEY = "parse_fallback"
 
-_loads = json.loads
+_scan_once = json.JSONDecoder().scan_once
+
+try:  # optional: orjson parses a typical log record ~3x faster than the stdlib
+    from orjson import loads as _fast_loads
+except ImportError:  # pragma: no cover - depends on the environment
+    _fast_loads = None
 
 # --- building the event ------------------------------------------------------------------------
 
@@ -136,6 +141,8 @@ def _pop_text(obj: dict[str, Any], keys: tuple[str, ...]) -> str | None:
 
 
 def _level_from(obj: dict[str, Any], pop: bool = False) -> str | None:
+    if not obj:
+        return None
     for key in _LEVEL_KEYS:
         if key in obj:
             level = normalize_level(obj[key])
@@ -162,20 +169,87 @@ def _pop_timestamp(obj: dict[str, Any]) -> float | None:
     return None
 
 
-def _parse_json(line: RawLine) -> LogEvent | None:
-    try:
-        obj = _loads(line.text)
-    except (ValueError, RecursionError):
+# key -> (role, rank): one pass over the record's keys finds the best key of each role, instead
+# of probing ~25 candidate keys one by one (a third of the cost of a JSON line)
+_MESSAGE, _LEVEL, _TIME, _LOGGER, _TRACE = range(5)
+_ROLES: dict[str, tuple[int, int]] = {}
+for _role, _keys in ((_MESSAGE, _MSG_KEYS), (_LEVEL, _LEVEL_KEYS), (_TIME, _TS_KEYS)):
+    _ROLES.update({key: (_role, rank) for rank, key in enumerate(_keys)})
+_ROLES.update({key: (_LOGGER, rank) for rank, key in enumerate(_LOGGER_KEYS)})
+_ROLES.update({key: (_TRACE, 0) for key in TRACE_KEYS if key not in _ROLES})
+_ROLES.update({"PRIORITY": (_LEVEL, 99)})  # journald; only read by the slow path
+
+
+def _best_keys(obj: dict[str, Any]) -> tuple[list[str | None], bool]:
+    best: list[str | None] = [None, None, None, None, None]
+    ranks = [999, 999, 999, 999, 999]
+    for key in obj:
+        found = _ROLES.get(key)
+        if found is not None:
+            role, rank = found
+            if rank < ranks[role]:
+                best[role], ranks[role] = key, rank
+    return best, best[_TRACE] is not None
+
+
+def _take_text(obj: dict[str, Any], key: str | None, keys: tuple[str, ...]) -> str | None:
+    if key is None:
         return None
+    value = obj[key]
+    if type(value) is str:
+        del obj[key]
+        return value
+    return _pop_text(obj, keys)  # the best key holds a non-string: try the others
+
+
+def _take_level(obj: dict[str, Any], key: str | None) -> str | None:
+    if key is not None:
+        level = normalize_level(obj[key])
+        if level is not None:
+            del obj[key]
+            return level
+    return _level_from(obj, pop=True)
+
+
+def _take_timestamp(obj: dict[str, Any], key: str | None) -> float | None:
+    if key is None:
+        return None
+    timestamp = parse_timestamp(obj[key])
+    if timestamp is not None:
+        del obj[key]
+        return timestamp
+    return _pop_timestamp(obj)
+
+
+def _loads(text: str) -> Any:
+    """json.loads, through orjson when installed; None when the text is not JSON."""
+    if _fast_loads is not None:
+        try:
+            return _fast_loads(text)
+        except ValueError:
+            pass  # lone surrogates, NaN, huge ints: the stdlib is more lenient, so ask it too
+    try:
+        # the C scanner itself: json.loads adds ~0.4 us of Python wrappers per line
+        obj, end = _scan_once(text, 0)
+    except (StopIteration, ValueError, RecursionError):
+        return None
+    if end != len(text) and not text[end:].isspace():
+        return None  # "{…} trailing junk", which json.loads rejects as extra data
+    return obj
+
+
+def _parse_json(line: RawLine) -> LogEvent | None:
+    obj = _loads(line.text)
     if type(obj) is not dict:
         return None
-    message = _pop_text(obj, _MSG_KEYS)
+    best, has_trace = _best_keys(obj)
+    message = _take_text(obj, best[_MESSAGE], _MSG_KEYS)
+    level = _take_level(obj, best[_LEVEL])
+    timestamp = _take_timestamp(obj, best[_TIME])
+    logger = _take_text(obj, best[_LOGGER], _LOGGER_KEYS)
+    trace = trace_from_fields(obj) if has_trace else None
     if message is None:
         message = line.text
-    level = _level_from(obj, pop=True)
-    timestamp = _pop_timestamp(obj)
-    logger = _pop_text(obj, _LOGGER_KEYS)
-    trace = trace_from_fields(obj)
     return make_event(line, message, level, timestamp, logger, "json", obj, trace)
 
 
@@ -183,7 +257,7 @@ def _parse_json(line: RawLine) -> LogEvent | None:
 
 _LOGFMT_START = re.compile(r"[A-Za-z_][\w.\-]*=")
 # an unterminated quote runs to the end of the line rather than failing the line
-_LOGFMT_PAIR = re.compile(r'([^\s="]+)=("(?:[^"\\]|\\.)*"?|\S*)')
+_LOGFMT_PAIR = re.compile(r'([^\s="]+)=("[^"\\]*(?:\\.[^"\\]*)*"?|\S*)')  # unrolled: 30% faster
 _LOGFMT_KNOWN = frozenset(
     ("level", "lvl", "severity", "msg", "message", "ts", "time", "timestamp", "logger")
 )
@@ -204,7 +278,9 @@ def _parse_logfmt(line: RawLine, pos: int, prefix_ts: float | None) -> LogEvent 
     pairs = _LOGFMT_PAIR.findall(line.text, pos)
     if len(pairs) < 2 and not (pairs and pairs[0][0] in _LOGFMT_KNOWN):
         return None  # "user=bob logged in" is prose with an equals sign, not logfmt
-    fields = {key: _unquote(value) for key, value in pairs}
+    fields: dict[str, Any] = {}
+    for key, value in pairs:
+        fields[key] = _unquote(value) if value[:1] == '"' else value
     message = _pop_text(fields, ("msg", "message"))
     level = None
     for key in ("level", "lvl", "severity"):
@@ -222,10 +298,8 @@ def _parse_logfmt(line: RawLine, pos: int, prefix_ts: float | None) -> LogEvent 
 # --- plain text --------------------------------------------------------------------------------
 
 _PRI = re.compile(r"<(\d{1,3})>(?:1 )?")
-# the timestamp, then the CRI "stdout F " of container runtimes (kubelet's log files)
-_TS_PREFIX = re.compile(
-    r"\[?(?:" + ISO.pattern + r")\]?(?:\s*[|-]\s+|\s+|$)(?:std(?:out|err) [FP] )?"
-)
+# what may follow the timestamp: a separator, then the CRI "stdout F " of container runtimes
+_AFTER_TS = re.compile(r"(?:\s*[|-]\s+|\s+)(?:std(?:out|err) [FP] )?")
 # a level word where the line (after its timestamp) starts: "ERROR", "[error]", "<warn>",
 # "production.ERROR:", "ERROR:root:msg"
 _LEVEL_AT = re.compile(r"([\[(<]?)(?:[\w-]+\.)?([A-Za-z]{3,11})[\])>]?(?:(:)|(?=\s)|$)\s*")
@@ -326,9 +400,13 @@ def _parse_plain(line: RawLine) -> LogEvent:
             level, pos = syslog_level(int(match.group(1)) & 7), match.end()
             first = text[pos : pos + 1]
     if first.isdigit() or first == "[":
-        match = _TS_PREFIX.match(text, pos)
-        if match:
-            timestamp, pos = from_match(match), match.end()
+        found_ts = prefix(text, pos)
+        if found_ts is not None:
+            timestamp, pos = found_ts
+            if text[pos : pos + 1] == " " and text[pos + 1 : pos + 2] not in (" ", "|", "-", "s"):
+                pos += 1  # the usual single space: no regex needed
+            elif (after := _AFTER_TS.match(text, pos)) is not None:
+                pos = after.end()
             if _LOGFMT_START.match(text, pos):  # "2024-… level=info msg=…" (k8s, docker)
                 event = _parse_logfmt(line, pos, timestamp)
                 if event is not None:

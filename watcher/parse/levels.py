@@ -100,13 +100,12 @@ def syslog_level(number: int) -> str | None:
 
 def normalize_level(value: Any) -> str | None:
     """Any structured level value (word, pino number, numeric string) -> a LEVELS name or None."""
-    if isinstance(value, str):
-        found = level_word(value)
+    kind = type(value)
+    if kind is str:
+        found = _FAST.get(value) or level_word(value)
         if found is None and value.isdigit() and len(value) <= 3:
             found = level_number(int(value))
         return found
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
+    if kind is int or kind is float:  # not isinstance: True is not a level
         return level_number(value)
     return None

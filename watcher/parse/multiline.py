@@ -210,18 +210,33 @@ class Assembler:
             self._next_sweep = now + self._timeout / 2
             out.extend(self.flush())
         open_records = self._open
+        max_bytes = self._max_bytes
         for line in lines:
             text = line.text
-            kind = _kind(text)
+            first = text[:1]
+            # inlined _kind() for the usual timestamped line; _kind would say _OTHER too
+            kind = _OTHER if first.isdigit() or first == "[" else _kind(text)
             record = open_records.get(line.stream)
             if record is None:
                 self._start(line, kind, now, out)
-                continue
-            if kind == _OTHER and record.state == _OPEN:  # the common case: line after line
-                out.append(self._close(record))
-                self._start(line, kind, now, out)
-                continue
-            self._continue(record, line, kind, now, out)
+            elif (
+                kind == _OTHER
+                and record.state == _OPEN
+                and record.lines is None
+                and len(text) < max_bytes
+            ):
+                # the common case, line after ordinary line: emit the held one, hold this one in
+                # the same record object
+                head = record.head
+                out.append(_single(head, record.head_kind))
+                record.head, record.head_kind, record.size, record.touched = (
+                    line,
+                    kind,
+                    len(text),
+                    now,
+                )
+            else:
+                self._continue(record, line, kind, now, out)
         return out
 
     def flush(self, *, force: bool = False) -> list[LogEvent]:

@@ -13,7 +13,9 @@ ISO = re.compile(
     r" ?(Z|z|UTC|GMT|[+-]\d\d(?::?\d\d)?)?"
 )
 
+_ISO_BRACKETED = re.compile(r"\[?(?:" + ISO.pattern + r")\]?")
 _EPOCH_ORDINAL = _dt.date(1970, 1, 1).toordinal()
+_EPOCH_NAIVE = _dt.datetime(1970, 1, 1)
 # date string -> days since the epoch; logs repeat the same few dates millions of times.
 _DAYS: dict[tuple[str, str, str], int | None] = {}
 _DAYS_CAP = 4096
@@ -56,9 +58,46 @@ def from_match(match: re.Match[str]) -> float | None:
 
 
 def parse_iso(text: str) -> float | None:
-    """Epoch seconds of an ISO-like timestamp at the start of `text`, else None."""
-    match = ISO.match(text)
-    return from_match(match) if match else None
+    """Epoch seconds of an ISO-like timestamp (the whole of `text`), else None."""
+    try:
+        # the C parser is ~4x cheaper than the regex; it takes ",123", 9-digit fractions, "Z"
+        moment = _dt.datetime.fromisoformat(text)
+    except ValueError:
+        match = ISO.match(text)
+        return from_match(match) if match else None
+    return _epoch(moment)
+
+
+def _epoch(moment: _dt.datetime) -> float | None:
+    try:
+        if moment.tzinfo is None:
+            return (moment - _EPOCH_NAIVE).total_seconds()  # naive means UTC, never local time
+        return moment.timestamp()
+    except (OverflowError, ValueError):
+        return None
+
+
+def prefix(text: str, pos: int) -> tuple[float | None, int] | None:
+    """A timestamp starting at `pos` ("2024-05-01 12:00:00,123 …", "[2024-…]"): (epoch, end).
+
+    The fixed layout is checked by hand and parsed by the C parser; anything else goes through
+    the ISO regex. `end` is just past the timestamp and its closing bracket.
+    """
+    start = pos + 1 if text[pos : pos + 1] == "[" else pos
+    if text[start + 13 : start + 14] == ":" and text[start + 4 : start + 5] == "-":
+        stop = text.find("]" if start > pos else " ", start + 16)
+        if stop == -1:
+            stop = len(text)
+        try:
+            moment = _dt.datetime.fromisoformat(text[start:stop])
+        except ValueError:
+            pass
+        else:
+            return _epoch(moment), stop + 1 if start > pos else stop
+    match = _ISO_BRACKETED.match(text, pos)
+    if match is None:
+        return None
+    return from_match(match), match.end()
 
 
 def from_epoch(number: float) -> float | None:
@@ -76,18 +115,15 @@ def from_epoch(number: float) -> float | None:
 
 def parse_timestamp(value: Any) -> float | None:
     """A structured timestamp (ISO string, epoch number or numeric string) -> epoch seconds."""
-    if isinstance(value, str):
-        if not value:
-            return None
-        if value[0].isdigit() and len(value) >= 10 and value[4] in "-/":
+    kind = type(value)
+    if kind is str:
+        if value[4:5] in ("-", "/") and value[:1].isdigit():
             return parse_iso(value)
         try:
             return from_epoch(float(value))
         except ValueError:
             return None
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
+    if kind is int or kind is float:  # not isinstance: True is not a time
         try:
             return from_epoch(float(value))
         except OverflowError:  # an int too large for a float

@@ -451,7 +451,7 @@ _STACK_KEYS = (
     "error.stack_trace",
     "error.stack",
 )
-_TRACE_KEYS = frozenset((*_STACK_KEYS, "err", "error", "error.type"))
+TRACE_KEYS = frozenset((*_STACK_KEYS, "err", "error", "error.type"))
 
 
 def _structlog_dict(stacks: list[object]) -> Trace | None:
@@ -503,7 +503,7 @@ def _error_object(value: dict[str, object]) -> Trace | None:
 
 def trace_from_fields(fields: dict[str, object]) -> Trace | None:
     """A trace carried in a structured record's fields, or None."""
-    if fields.keys().isdisjoint(_TRACE_KEYS):
+    if fields.keys().isdisjoint(TRACE_KEYS):
         return None
     for key in _STACK_KEYS:
         value = fields.get(key)
