@@ -435,3 +435,17 @@ def test_two_threads_can_share_a_store(tmp_path: Path) -> None:
         assert s.count_groups() == 200
         assert s.get_counters() == {"lines": 200}
         assert s.get_checkpoint("a") == {"stream": 99}
+
+
+def test_commit_is_one_transaction(tmp_path: Path) -> None:
+    """commit() stores groups, samples, cursors and state together, or nothing at all."""
+    store = Store(tmp_path / "s.db")
+    group = make_group("g1")
+    store.commit([group], {"g1": [Sample(1.0, "app", "boom", 3)]}, {"app": {"s": 7}}, {"k": [1]})
+    assert store.get_group("g1") is not None
+    assert store.get_checkpoint("app") == {"s": 7} and store.get_state("k") == [1]
+    # a sample for an unknown group fails the whole commit: the cursor must not move
+    with pytest.raises(sqlite3.IntegrityError):
+        store.commit([], {"nope": [Sample(2.0, "app", "x", 1)]}, {"app": {"s": 99}})
+    assert store.get_checkpoint("app") == {"s": 7}
+    store.close()

@@ -39,6 +39,17 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+_UPSERT_CHECKPOINT = (
+    "INSERT INTO checkpoints (source, stream, cursor, updated) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (source, stream) DO UPDATE"
+    " SET cursor = excluded.cursor, updated = excluded.updated"
+)
+_UPSERT_STATE = (
+    "INSERT INTO state (key, value, updated) VALUES (?, ?, ?)"
+    " ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated = excluded.updated"
+)
+
+
 class StoreError(Exception):
     """The store cannot be opened for a reason that setting the file aside would not fix."""
 
@@ -481,19 +492,49 @@ class Store:
     @_locked
     def add_samples(self, group_id: str, samples: Iterable[Sample]) -> None:
         """Append samples to a stored group, keeping only its newest samples_per_group."""
-        rows = [(group_id, s.timestamp, s.source, s.text, s.line) for s in samples]
         with self._write() as conn:
-            conn.executemany(
-                "INSERT INTO samples (group_id, timestamp, source, text, line)"
-                " VALUES (?, ?, ?, ?, ?)",
-                rows,
-            )
-            conn.execute(
-                "DELETE FROM samples WHERE group_id = ? AND id NOT IN ("
-                " SELECT id FROM samples WHERE group_id = ?"
-                " ORDER BY timestamp DESC, id DESC LIMIT ?)",
-                (group_id, group_id, self.samples_per_group),
-            )
+            self._insert_samples(conn, group_id, samples)
+
+    def _insert_samples(
+        self, conn: sqlite3.Connection, group_id: str, samples: Iterable[Sample]
+    ) -> None:
+        rows = [(group_id, s.timestamp, s.source, s.text, s.line) for s in samples]
+        conn.executemany(
+            "INSERT INTO samples (group_id, timestamp, source, text, line) VALUES (?, ?, ?, ?, ?)",
+            rows,
+        )
+        conn.execute(
+            "DELETE FROM samples WHERE group_id = ? AND id NOT IN ("
+            " SELECT id FROM samples WHERE group_id = ?"
+            " ORDER BY timestamp DESC, id DESC LIMIT ?)",
+            (group_id, group_id, self.samples_per_group),
+        )
+
+    @_locked
+    def commit(
+        self,
+        groups: Iterable[ErrorGroup] = (),
+        samples: dict[str, list[Sample]] | None = None,
+        cursors: dict[str, dict[str, Any]] | None = None,
+        state: dict[str, Any] | None = None,
+    ) -> None:
+        """Groups, their new samples, the cursors they cover and state: ONE transaction.
+
+        A crash can then never leave counts that include lines whose cursor was not committed
+        (they would be counted again after the restart) nor the reverse (lines lost).
+        """
+        encoded = {key: _dumps(value) for key, value in (state or {}).items()}
+        now = time.time()
+        with self._write() as conn:
+            conn.executemany(_UPSERT_GROUP, map(_group_params, groups))
+            for group_id, items in (samples or {}).items():
+                self._insert_samples(conn, group_id, items)
+            for source, streams in (cursors or {}).items():
+                conn.executemany(
+                    _UPSERT_CHECKPOINT,
+                    [(source, stream, _dumps(c), now) for stream, c in streams.items()],
+                )
+            conn.executemany(_UPSERT_STATE, [(key, value, now) for key, value in encoded.items()])
 
     @_locked
     def get_group(self, group_id: str) -> ErrorGroup | None:
@@ -570,12 +611,7 @@ class Store:
         now = time.time()
         rows = [(source, stream, _dumps(cursor), now) for stream, cursor in cursors.items()]
         with self._write() as conn:
-            conn.executemany(
-                "INSERT INTO checkpoints (source, stream, cursor, updated) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (source, stream) DO UPDATE"
-                " SET cursor = excluded.cursor, updated = excluded.updated",
-                rows,
-            )
+            conn.executemany(_UPSERT_CHECKPOINT, rows)
 
     # --- opaque state ---------------------------------------------------------------------
 
@@ -590,12 +626,7 @@ class Store:
         """Store a JSON-serialisable value under key, replacing any previous one."""
         encoded = _dumps(value)  # a TypeError here leaves the old value in place
         with self._write() as conn:
-            conn.execute(
-                "INSERT INTO state (key, value, updated) VALUES (?, ?, ?)"
-                " ON CONFLICT (key) DO UPDATE"
-                " SET value = excluded.value, updated = excluded.updated",
-                (key, encoded, time.time()),
-            )
+            conn.execute(_UPSERT_STATE, (key, encoded, time.time()))
 
     # --- fixes ----------------------------------------------------------------------------
 

@@ -11,6 +11,9 @@ SOURCES: dict[str, str] = {
     "file": "watcher.sources.file:FileSourceConfig",
     "command": "watcher.sources.command:CommandSourceConfig",
     "stdin": "watcher.sources.stdin:StdinSourceConfig",
+    "railway": "watcher.sources.railway:RailwaySourceConfig",
+    "loki": "watcher.sources.loki:LokiSourceConfig",
+    "cloudwatch": "watcher.sources.cloudwatch:CloudWatchSourceConfig",
 }
 
 
