@@ -15,6 +15,7 @@ from watcher.classify import Rule, classify
 from watcher.group.table import GroupTable
 from watcher.metrics import Metrics
 from watcher.model import GroupUpdate, LogEvent, RawLine, Stats
+from watcher.parse import is_fallback
 from watcher.parse.multiline import Assembler
 
 
@@ -25,6 +26,65 @@ class ParseLimits:
     max_event_lines: int = 500
     max_event_bytes: int = 256 * 1024
     multiline_timeout: float = 2.0
+
+
+class _Cursors:
+    """One source's cursors: which are safe to commit, which wait for a pending record.
+
+    A cursor is safe once no open record started at or before its line: a restart resumes after
+    it, so a record still being assembled (in any stream of the source) must not be skipped. One
+    stream's cursor only moves up to the line before its own open record, and a busy stream still
+    commits although it always has a record open; another stream's open record holds back the
+    cursors of lines read after it started.
+    """
+
+    __slots__ = ("safe", "waiting")
+
+    def __init__(self) -> None:
+        self.safe: dict[str, Any] = {}  # per stream: reached since the last take
+        self.waiting: dict[str, Any] = {}  # per stream: read, but after a pending record's head
+
+    def fed(self, batch: list[RawLine], heads: list[RawLine]) -> None:
+        """Account for a batch the assembler took; `heads` are its open records' first lines."""
+        if not heads:
+            self.drained()
+            self.safe.update(_last_cursors(batch))
+            return
+        cut = _first_of(batch, heads)
+        if cut is None:  # a record open since an earlier batch holds everything back
+            self.waiting.update(_last_cursors(batch))
+            return
+        self.drained()  # every open record starts in this batch, after what came before
+        self.safe.update(_last_cursors(batch[:cut]))
+        self.waiting.update(_last_cursors(batch[cut:]))
+
+    def drained(self) -> None:
+        """No record is open any more: every line read so far is safe."""
+        if self.waiting:
+            self.safe.update(self.waiting)
+            self.waiting.clear()
+
+
+def _last_cursors(lines: list[RawLine]) -> dict[str, Any]:
+    """The last cursor of each stream in `lines` (only the last one matters to a restart)."""
+    last = {line.stream: line.cursor for line in lines}
+    if None in last.values():  # a source without cursors (stdin, a command)
+        return {stream: cursor for stream, cursor in last.items() if cursor is not None}
+    return last
+
+
+def _first_of(batch: list[RawLine], heads: list[RawLine]) -> int | None:
+    """The index in `batch` of the earliest of `heads`, or None when one is not in it."""
+    wanted = {id(head) for head in heads}
+    first = None
+    # open records start near the end of a batch: search backwards and stop once all are found
+    for index in range(len(batch) - 1, -1, -1):
+        if id(batch[index]) in wanted:
+            first = index
+            wanted.discard(id(batch[index]))
+            if not wanted:
+                return first
+    return None
 
 
 class Pipeline:
@@ -48,19 +108,21 @@ class Pipeline:
         self.on_event = on_event
         self.stats = Stats(period_start=period[0], period_end=period[1])
         self.assemblers: dict[str, Assembler] = {}
-        # per source, per stream: the cursor of the last event fully processed
-        self.cursors: dict[str, dict[str, Any]] = {}
+        self._cursors: dict[str, _Cursors] = {}
 
     def _assembler(self, source: str) -> Assembler:
         asm = self.assemblers.get(source)
         if asm is None:
             lim = self.limits
+            # errors_only: only error events are classified and grouped; the rest are counted
             asm = Assembler(
                 max_lines=lim.max_event_lines,
                 max_bytes=lim.max_event_bytes,
                 timeout=lim.multiline_timeout,
+                errors_only=True,
             )
             self.assemblers[source] = asm
+            self._cursors[source] = _Cursors()
         return asm
 
     def feed(self, batch: list[RawLine]) -> list[GroupUpdate]:
@@ -73,35 +135,43 @@ class Pipeline:
         stats.lines += n
         stats.lines_by_source[source] = stats.lines_by_source.get(source, 0) + n
         self.metrics.lines.labels(source).inc(n)
-        truncated = sum(1 for line in batch if line.truncated)
+        truncated = sum([line.truncated for line in batch])
         if truncated:
             stats.truncated_lines += truncated
             self.metrics.truncated_lines.labels(source).inc(truncated)
-        return self._handle(self._assembler(source).feed_batch(batch))
+        asm = self._assembler(source)
+        events = asm.feed_batch(batch)
+        self._cursors[source].fed(batch, asm.pending_heads())
+        return self._handle(source, events, asm.take_skipped())
 
     def flush(self, *, force: bool = False) -> list[GroupUpdate]:
         """Close multi-line events whose stream went quiet (all of them when `force`)."""
         updates: list[GroupUpdate] = []
-        for asm in self.assemblers.values():
-            updates.extend(self._handle(asm.flush(force=force)))
+        for source, asm in self.assemblers.items():
+            events = asm.flush(force=force)
+            if not asm.pending:
+                self._cursors[source].drained()
+            updates.extend(self._handle(source, events, asm.take_skipped()))
         return updates
 
-    def _handle(self, events: list[LogEvent]) -> list[GroupUpdate]:
-        if not events:
+    def _handle(self, source: str, events: list[LogEvent], skipped: int) -> list[GroupUpdate]:
+        n = len(events) + skipped
+        if not n:
             return []
         stats = self.stats
-        stats.events += len(events)
-        self.metrics.events.labels(events[0].source).inc(len(events))
+        stats.events += n
+        self.metrics.events.labels(source).inc(n)
         updates: list[GroupUpdate] = []
-        cursors = self.cursors.setdefault(events[0].source, {})
+        fallbacks = 0
         for event in events:
-            if event.cursor is not None:
-                cursors[event.stream] = event.cursor
+            if is_fallback(event):
+                fallbacks += 1
             if not event.is_error:
                 continue
             update = self._error(event)
             if update is not None:
                 updates.append(update)
+        stats.parse_fallbacks += fallbacks
         return updates
 
     def _error(self, event: LogEvent) -> GroupUpdate | None:
@@ -129,6 +199,13 @@ class Pipeline:
         return (start is None or ts >= start) and (end is None or ts <= end)
 
     def take_cursors(self) -> dict[str, dict[str, Any]]:
-        """The cursors reached since the last call, per source; the caller commits them."""
-        out, self.cursors = self.cursors, {}
-        return {k: v for k, v in out.items() if v}
+        """The safe cursors reached since the last call, per source; the caller commits them.
+
+        Only lines before every open record of their source count (see _Cursors), so a restart
+        from these cursors never skips a record that was still being assembled.
+        """
+        out: dict[str, dict[str, Any]] = {}
+        for source, book in self._cursors.items():
+            if book.safe:
+                out[source], book.safe = book.safe, {}
+        return out

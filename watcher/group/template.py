@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import hashlib
 import typing
-from operator import eq
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from watcher.group.mask import WILDCARD, mask_tokens
+from watcher.group.mask import WILDCARD, mask
 
 SNAPSHOT_VERSION = 1
 # Fraction of a cluster's positions that must agree with a message for it to join (Drain's st).
@@ -71,6 +70,16 @@ class Member:
     count: int = 0
 
 
+def _tokens(masked: str) -> list[str]:
+    # a token that is only variables and punctuation ("<*>:<*>", "(<*>),") is one variable: the
+    # punctuation is formatting of the value, which differs between values of one field
+    return [WILDCARD if _is_variable(tok) else tok for tok in masked.split()]
+
+
+def _is_variable(token: str) -> bool:
+    return WILDCARD in token and not any(ch.isalnum() for ch in token.replace(WILDCARD, ""))
+
+
 def _bucket_key(tokens: list[str]) -> tuple[int, str]:
     # The first token narrows the search the way Drain's prefix tree does; a masked first token
     # shares one bucket with every other variable first token.
@@ -80,8 +89,11 @@ def _bucket_key(tokens: list[str]) -> tuple[int, str]:
 def _similarity(template: list[str], tokens: list[str]) -> float:
     # a wildcard only agrees with a wildcard: counting it as a match lets a template that has
     # lost most of its words swallow everything of its length
-    # (buckets hold one token count, so the lists have equal length; map(eq) runs in C)
-    return sum(map(eq, template, tokens)) / len(template) if template else 1.0
+    same = 0
+    for mine, theirs in zip(template, tokens, strict=True):
+        if mine == theirs:
+            same += 1
+    return same / len(template) if template else 1.0
 
 
 def _generalise(template: list[str], tokens: list[str]) -> list[str]:
@@ -136,11 +148,10 @@ class TemplateMiner:
         """Like `add`, but return the message's shape, whose `.cluster` follows later merges."""
         member = self._by_message.get(message)
         if member is None or member.cluster.evicted:
-            tokens = mask_tokens(message)
-            masked = " ".join(tokens)
+            masked = mask(message)
             member = self._by_masked.get(masked)
             if member is None or member.cluster.evicted:
-                member = self._learn(tokens)
+                member = self._learn(_tokens(masked))
                 _remember(self._by_masked, masked, member)
             _remember(self._by_message, message, member)
         member.count += 1
@@ -154,7 +165,7 @@ class TemplateMiner:
         member = self._by_message.get(message)
         if member is not None and not member.cluster.evicted:
             return member.cluster
-        tokens = mask_tokens(message)
+        tokens = _tokens(mask(message))
         best = self._best(tokens)
         if best is None or any(
             t != WILDCARD and t != m for t, m in zip(best.tokens, tokens, strict=True)

@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from watcher.model import LogEvent, RawLine
+from watcher.model import ERROR_RANK, LEVEL_RANK, LogEvent, RawLine
 from watcher.parse.levels import (
     LETTER_LEVELS,
     level_word,
@@ -429,6 +429,60 @@ def _parse_plain(line: RawLine) -> LogEvent:
                 pos, logger = _log4j_tail(text, start)
     message = text[pos:].strip() if pos else text.strip()
     return make_event(line, message, level, timestamp, logger, "plain", {})
+
+
+# --- the cheap pre-check ------------------------------------------------------------------------
+
+# Lower-cased fragments that every level word at error or above contains (checked against
+# WORD_LEVELS by the tests): a plain or logfmt line with none of them cannot get such a level.
+ERROR_FRAGMENTS = ("err", "eror", "sever", "crit", "fatal", "panic", "alert", "emerg")
+# first characters of the layouts whose level is a letter or a number, not a word
+_CODED_FIRST = frozenset("<EFCA")
+_LEVEL_ORDER = (*_LEVEL_KEYS, "PRIORITY")  # the ranks _best_keys gives the level keys
+
+
+def _peek_json_level(obj: dict[str, Any]) -> str | None:
+    """The level _take_level would find, without removing anything from the record."""
+    for key in _LEVEL_ORDER:
+        if key in obj:
+            level = normalize_level(obj[key])
+            return level if level is not None else _level_from(obj)
+    return _level_from(obj)
+
+
+def _json_can_be_error(text: str) -> bool:
+    obj = _loads(text)
+    if type(obj) is not dict:
+        return True  # the full parse falls back to plain text and marks it
+    if not obj.keys().isdisjoint(TRACE_KEYS):
+        return True
+    level = _peek_json_level(obj)
+    return level is not None and LEVEL_RANK[level] >= ERROR_RANK
+
+
+def can_be_error(line: RawLine) -> bool:
+    """False only when parse_line(line) certainly gives an event that is not an error.
+
+    Costs a fraction of parse_line, so a caller that only wants the errors (the pipeline) parses
+    just the lines this lets through. True is not a verdict: the full parse decides.
+    """
+    if line.fields:
+        return True  # the source's own fields may carry the level
+    text = line.text
+    first = text[:1]
+    if first == "{":
+        return _json_can_be_error(text)
+    if first in _CODED_FIRST and (first == "<" or text[1:2] in ("/", ",") or text[1:2].isdigit()):
+        return True  # syslog <PRI>, Android "E/", Ruby Logger "E, [", glog "E0101"
+    if first.isdigit() and text[2:3] == "-":
+        return True  # logcat "01-31 12:00:00.000  1  2 E tag: msg"
+    if "\\" in text:
+        return True  # logfmt unescaping turns "E\\RROR" into a level word
+    low = text.lower()
+    for fragment in ERROR_FRAGMENTS:
+        if fragment in low:
+            return True
+    return False
 
 
 # --- entry point -------------------------------------------------------------------------------

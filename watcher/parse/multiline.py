@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 
 from watcher.model import LogEvent, RawLine
-from watcher.parse.formats import parse_line
+from watcher.parse.formats import can_be_error, parse_line
 from watcher.parse.traces import parse_trace
 
 # line kinds
@@ -184,8 +184,13 @@ class Assembler:
         max_bytes: int = 256 * 1024,
         timeout: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        errors_only: bool = False,
     ) -> None:
         self._max_lines = max(1, max_lines)
+        # errors_only: a one-line record that can_be_error() rules out is only counted, never
+        # parsed nor returned; most lines are such records, and only errors are grouped
+        self._errors_only = errors_only
+        self._skipped = 0
         self._max_bytes = max_bytes
         self._timeout = timeout
         self._clock = clock
@@ -196,6 +201,15 @@ class Assembler:
     def pending(self) -> int:
         """Records held open, waiting for their next line or the timeout."""
         return len(self._open)
+
+    def pending_heads(self) -> list[RawLine]:
+        """The first line of every open record: nothing from it on has been returned yet."""
+        return [record.head for record in self._open.values()]
+
+    def take_skipped(self) -> int:
+        """Records passed over (errors_only) since the last call: events nobody asked for."""
+        skipped, self._skipped = self._skipped, 0
+        return skipped
 
     def feed(self, line: RawLine) -> list[LogEvent]:
         """The events completed by this line, in order."""
@@ -211,6 +225,8 @@ class Assembler:
             out.extend(self.flush())
         open_records = self._open
         max_bytes = self._max_bytes
+        errors_only = self._errors_only
+        skipped = 0
         for line in lines:
             text = line.text
             first = text[:1]
@@ -228,7 +244,10 @@ class Assembler:
                 # the common case, line after ordinary line: emit the held one, hold this one in
                 # the same record object
                 head = record.head
-                out.append(_single(head, record.head_kind))
+                if errors_only and record.head_kind < _TB and not can_be_error(head):
+                    skipped += 1
+                else:
+                    out.append(_single(head, record.head_kind))
                 record.head, record.head_kind, record.size, record.touched = (
                     line,
                     kind,
@@ -237,6 +256,7 @@ class Assembler:
                 )
             else:
                 self._continue(record, line, kind, now, out)
+        self._skipped += skipped
         return out
 
     def flush(self, *, force: bool = False) -> list[LogEvent]:
@@ -249,16 +269,16 @@ class Assembler:
             if force or now - record.touched >= self._timeout:
                 del self._open[stream]
                 if record.state == _TENTATIVE:
-                    out.extend(self._split(record))
+                    self._split(record, out)
                 else:
-                    out.append(self._emit(record, truncated=False))
+                    self._emit(record, out, truncated=False)
         return out
 
     # --- internals -----------------------------------------------------------------------------
 
     def _start(self, line: RawLine, kind: int, now: float, out: list[LogEvent]) -> None:
         if kind == _JSON or len(line.text) >= self._max_bytes:
-            out.append(_single(line, kind))  # complete as it stands
+            self._single(line, kind, out)  # complete as it stands
             return
         self._open[line.stream] = _Record(line, kind, now)
 
@@ -269,41 +289,50 @@ class Assembler:
         if state is None:
             if record.state == _TENTATIVE:
                 # the header had no frame after it: it was a line of its own after all
-                out.append(self._emit_part(record))
+                self._emit_part(record, out)
                 header = record.lines[-1] if record.lines else record.head
                 record = _Record(header, _EXC, record.touched)
                 self._open[line.stream] = record
                 self._continue(record, line, kind, now, out)
                 return
-            out.append(self._close(record))
+            del self._open[record.head.stream]
+            self._emit(record, out, truncated=False)
             self._start(line, kind, now, out)
             return
         if record.count >= self._max_lines or record.size + len(line.text) > self._max_bytes:
             del self._open[line.stream]
-            out.append(self._emit(record, truncated=True))
+            self._emit(record, out, truncated=True)
             self._start(line, kind, now, out)
             return
         record.add(line, state, now)
 
-    def _close(self, record: _Record) -> LogEvent:
-        del self._open[record.head.stream]
-        return self._emit(record, truncated=False)
+    def _single(
+        self, line: RawLine, kind: int, out: list[LogEvent], truncated: bool = False
+    ) -> None:
+        """Append the event of a one-line record, unless errors_only rules it out cheaply."""
+        if self._errors_only and kind < _TB and not can_be_error(line):
+            self._skipped += 1
+            return
+        event = _single(line, kind)
+        if truncated:
+            event.truncated = True
+        out.append(event)
 
-    def _emit(self, record: _Record, *, truncated: bool) -> LogEvent:
+    def _emit(self, record: _Record, out: list[LogEvent], *, truncated: bool) -> None:
         if record.lines is None:
-            event = _single(record.head, record.head_kind)
-            if truncated:
-                event.truncated = True
-            return event
-        return _build(record.lines, record.head_kind, truncated)
+            self._single(record.head, record.head_kind, out, truncated)
+        else:
+            out.append(_build(record.lines, record.head_kind, truncated))
 
-    def _emit_part(self, record: _Record) -> LogEvent:
+    def _emit_part(self, record: _Record, out: list[LogEvent]) -> None:
         """The record without its probationary last line."""
         lines = record.lines or [record.head]
         if len(lines) == 2:
-            return _single(lines[0], record.head_kind)
-        return _build(lines[:-1], record.head_kind, False)
+            self._single(lines[0], record.head_kind, out)
+        else:
+            out.append(_build(lines[:-1], record.head_kind, False))
 
-    def _split(self, record: _Record) -> list[LogEvent]:
+    def _split(self, record: _Record, out: list[LogEvent]) -> None:
         header = record.lines[-1] if record.lines else record.head
-        return [self._emit_part(record), _single(header, _EXC)]
+        self._emit_part(record, out)
+        self._single(header, _EXC, out)
