@@ -2,9 +2,73 @@
 
 from __future__ import annotations
 
-import pytest
+import re
 
-from watcher.group.mask import WILDCARD, mask
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from watcher.group.mask import _KINDS, WILDCARD, is_variable, mask, mask_tokens
+
+# the specification: the whole alternation applied to the whole line in one pass
+_REFERENCE = re.compile("|".join(f"(?:{kind})" for kind in _KINDS))
+# log-like text: words that are months, units, booleans, hex, TLDs, and the punctuation and
+# digits that the kinds key on, glued with single and double spaces and tabs
+_PIECES = st.sampled_from(
+    [
+        "Jan",
+        "Mon",
+        "May",
+        "Sept",
+        "true",
+        "None",
+        "ms",
+        "s",
+        "KB",
+        "bytes",
+        "h",
+        "%",
+        "deadbeefcafe",
+        "com",
+        "io",
+        "org.apache.Foo",
+        "a.b.cd",
+        "key=",
+        "=",
+        "-",
+        "->",
+        "(",
+        ")",
+        "()",
+        "[",
+        "]",
+        '"',
+        "'",
+        "/",
+        ":",
+        "::",
+        ".",
+        ",",
+        ";",
+        "@",
+        "0x1f",
+        "12",
+        "3.5",
+        "10.0.0.1:80",
+        "2024-01-02",
+        "12:34",
+        "blk_-12",
+        "x86_64,",
+        "get_id()",
+        "(TID",
+        "<*>",
+        "µs",
+        "é",
+    ]
+)
+_TEXT = st.lists(st.tuples(_PIECES, st.sampled_from(["", " ", " ", "  ", "\t"]))).map(
+    lambda pairs: "".join(piece + sep for piece, sep in pairs)
+)
 
 
 @pytest.mark.parametrize(
@@ -58,3 +122,18 @@ def test_empty_line_is_empty() -> None:
 def test_wildcard_constant() -> None:
     """The wildcard is the Loghub-style `<*>`."""
     assert WILDCARD == "<*>"
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(_TEXT, st.text(max_size=60)))
+def test_fast_path_equals_one_pass_regex(text: str) -> None:
+    """The part-by-part fast path masks exactly like the one-pass alternation."""
+    assert mask(text) == _REFERENCE.sub(WILDCARD, text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(_TEXT, st.text(max_size=60)))
+def test_mask_tokens_are_the_masked_tokens(text: str) -> None:
+    """mask_tokens gives the tokens of mask(), variable-only tokens made one wildcard."""
+    expected = [WILDCARD if is_variable(tok) else tok for tok in mask(text).split()]
+    assert mask_tokens(text) == expected

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from watcher.group.split import MergeIndex, mergeable
 from watcher.group.template import Cluster, TemplateMiner, run_stream
 
 
@@ -169,3 +171,32 @@ def test_any_bytes_stream_one_line_each(lines: list[bytes]) -> None:
     """Random bytes never raise and give exactly one output line per input line."""
     data = b"".join(line + b"\n" for line in lines)
     assert len(_run(data)) == len(lines)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(["a", "b", "c", "<*>"]), min_size=4, max_size=4)))
+def test_merge_index_finds_the_first_mergeable(templates: list[list[str]]) -> None:
+    """MergeIndex.find returns what a scan of all kept clusters in order would."""
+    index, kept = MergeIndex(), []
+    for n, tokens in enumerate(templates):
+        expected = next((k for k in kept if mergeable(k.tokens, tokens)), None)
+        assert index.find(tokens) is expected
+        if expected is None:
+            cluster = Cluster(id=str(n), template=" ".join(tokens), tokens=tokens)
+            index.add(cluster)
+            kept.append(cluster)
+
+
+def _word(n: int) -> str:
+    return "".join(chr(97 + n // 26**k % 26) for k in range(4))
+
+
+def test_consolidate_is_cheap_with_many_clusters() -> None:
+    """consolidate() on thousands of distinct statements keeps them apart, and fast."""
+    miner = TemplateMiner()
+    for n in range(3000):
+        miner.add(" ".join(_word(7 * n + i) for i in range(6)))
+    assert len(miner) == 3000
+    started = time.perf_counter()
+    assert miner.consolidate() == 0
+    assert time.perf_counter() - started < 2.0  # all pairs took ~1.4 s at 3,000 clusters

@@ -45,6 +45,15 @@ def trace_fingerprint(event: LogEvent) -> str:
     return hashlib.blake2b("|".join(parts).encode(), digest_size=6).hexdigest()
 
 
+def trace_template(event: LogEvent) -> str:
+    """A trace group's title: "ExcType: masked message", or the masked message of a panic."""
+    if event.exception_type:
+        template = f"{event.exception_type}: {mask(event.exception_message or '')}"
+    else:  # a panic or a stack in a JSON field: the message names it better
+        template = mask(event.exception_message or event.message)
+    return template.rstrip(": ")
+
+
 def _sample(event: LogEvent) -> Sample:
     text = event.text or event.message
     if len(text) > SAMPLE_BYTES:
@@ -101,7 +110,7 @@ class GroupTable:
         group.last_seen = max(group.last_seen, t)
         group.first_seen = min(group.first_seen, t) if group.first_seen else t
         group.sources[event.source] = group.sources.get(event.source, 0) + 1
-        if kind == "template" and template != group.template:
+        if template is not None and template != group.template:
             group.template = template  # the miner generalised it
         live.windows.add(t)
         self._keep_sample(live, event)
@@ -109,22 +118,29 @@ class GroupTable:
         self.dirty.add(gid)
         return GroupUpdate(group, event, cls, is_new, crossed)
 
-    def _fingerprint(self, event: LogEvent) -> tuple[str, str, str]:
+    def _fingerprint(self, event: LogEvent) -> tuple[str, str, str | None]:
+        """(group id, kind, template); a trace's template is None: see trace_template."""
         if event.frames:
-            if event.exception_type:
-                template = f"{event.exception_type}: {mask(event.exception_message or '')}"
-            else:  # a panic or a stack in a JSON field: the message names it better
-                template = mask(event.exception_message or event.message)
-            return trace_fingerprint(event), "trace", template.rstrip(": ")
+            # masking is a third of the cost of a trace event and its template is only read
+            # when the group opens, so it is made there
+            return trace_fingerprint(event), "trace", None
         cluster = self.miner.add(event.message)
         return cluster.id, "template", cluster.template
 
     def _open(
-        self, gid: str, kind: str, template: str, event: LogEvent, cls: Classification, t: float
+        self,
+        gid: str,
+        kind: str,
+        template: str | None,
+        event: LogEvent,
+        cls: Classification,
+        t: float,
     ) -> tuple[_Live, bool]:
         group = self.recall(gid) if self.recall is not None else None
         is_new = group is None
         if group is None:
+            if template is None:
+                template = trace_template(event)
             top = event.top_frame
             group = ErrorGroup(
                 id=gid,

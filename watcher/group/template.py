@@ -26,8 +26,10 @@ import typing
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import eq
 
-from watcher.group.mask import WILDCARD, mask
+from watcher.group.mask import WILDCARD, mask_tokens
+from watcher.group.split import MergeIndex, generalise, partition, refresh, template_of
 
 SNAPSHOT_VERSION = 1
 # Fraction of a cluster's positions that must agree with a message for it to join (Drain's st).
@@ -38,12 +40,6 @@ CACHE_LIMIT = 50_000
 ALIAS_LIMIT = 100_000
 # Distinct masked shapes remembered per cluster for splitting.
 MEMBER_LIMIT = 64
-# A position that varies is split on (treated as a constant) with at most this many values,
-# each seen at least SPLIT_MIN_COUNT times.
-SPLIT_MAX_VALUES = 3
-SPLIT_MIN_COUNT = 1
-# Merging needs this fraction of positions to be shared constant words.
-MERGE_MIN_COMMON = 0.5
 
 
 @dataclass(slots=True)
@@ -70,16 +66,6 @@ class Member:
     count: int = 0
 
 
-def _tokens(masked: str) -> list[str]:
-    # a token that is only variables and punctuation ("<*>:<*>", "(<*>),") is one variable: the
-    # punctuation is formatting of the value, which differs between values of one field
-    return [WILDCARD if _is_variable(tok) else tok for tok in masked.split()]
-
-
-def _is_variable(token: str) -> bool:
-    return WILDCARD in token and not any(ch.isalnum() for ch in token.replace(WILDCARD, ""))
-
-
 def _bucket_key(tokens: list[str]) -> tuple[int, str]:
     # The first token narrows the search the way Drain's prefix tree does; a masked first token
     # shares one bucket with every other variable first token.
@@ -89,26 +75,8 @@ def _bucket_key(tokens: list[str]) -> tuple[int, str]:
 def _similarity(template: list[str], tokens: list[str]) -> float:
     # a wildcard only agrees with a wildcard: counting it as a match lets a template that has
     # lost most of its words swallow everything of its length
-    same = 0
-    for mine, theirs in zip(template, tokens, strict=True):
-        if mine == theirs:
-            same += 1
-    return same / len(template) if template else 1.0
-
-
-def _generalise(template: list[str], tokens: list[str]) -> list[str]:
-    return [a if a == b else WILDCARD for a, b in zip(template, tokens, strict=True)]
-
-
-def _mergeable(a: list[str], b: list[str]) -> bool:
-    """True when the templates agree wherever both are constant, on enough common words."""
-    common = 0
-    for x, y in zip(a, b, strict=True):
-        if x == y:
-            common += x != WILDCARD
-        elif x != WILDCARD and y != WILDCARD:
-            return False
-    return common >= MERGE_MIN_COMMON * len(a)
+    # (buckets hold one token count, so the lists have equal length; map(eq) runs in C)
+    return sum(map(eq, template, tokens)) / len(template) if template else 1.0
 
 
 def _make_id(template: str, *taken: typing.Container[str]) -> str:
@@ -148,10 +116,11 @@ class TemplateMiner:
         """Like `add`, but return the message's shape, whose `.cluster` follows later merges."""
         member = self._by_message.get(message)
         if member is None or member.cluster.evicted:
-            masked = mask(message)
+            tokens = mask_tokens(message)
+            masked = " ".join(tokens)
             member = self._by_masked.get(masked)
             if member is None or member.cluster.evicted:
-                member = self._learn(_tokens(masked))
+                member = self._learn(tokens)
                 _remember(self._by_masked, masked, member)
             _remember(self._by_message, message, member)
         member.count += 1
@@ -165,7 +134,7 @@ class TemplateMiner:
         member = self._by_message.get(message)
         if member is not None and not member.cluster.evicted:
             return member.cluster
-        tokens = _tokens(mask(message))
+        tokens = mask_tokens(message)
         best = self._best(tokens)
         if best is None or any(
             t != WILDCARD and t != m for t, m in zip(best.tokens, tokens, strict=True)
@@ -204,7 +173,7 @@ class TemplateMiner:
         if cluster is None:
             cluster = self._create(tokens)
         elif cluster.tokens != tokens:
-            cluster.tokens = _generalise(cluster.tokens, tokens)
+            cluster.tokens = generalise(cluster.tokens, tokens)
             cluster.template = " ".join(cluster.tokens)
         return _member_of(cluster, tuple(tokens))
 
@@ -258,33 +227,33 @@ class TemplateMiner:
         return changes
 
     def _split(self, cluster: Cluster) -> int:
-        parts = _partition(cluster.members)
+        parts = partition(cluster.members)
         if len(parts) < 2:
             return 0
         parts.sort(key=lambda ms: -sum(m.count for m in ms))
         self._drop_live(cluster)
         cluster.members = parts[0]
-        _refresh(cluster)
+        refresh(cluster)
         self._add_live(cluster)
         for members in parts[1:]:
-            template = " ".join(_template_of(members))
+            template = " ".join(template_of(members))
             part = Cluster(id=_make_id(template, self._live, self._aliases), template=template)
             part.members = members
             for member in members:
                 member.cluster = part
-            _refresh(part)
+            refresh(part)
             self._make_room()
             self._add_live(part)
         return len(parts) - 1
 
     def _merge_group(self, group: list[Cluster]) -> int:
         group.sort(key=lambda c: -c.size)
-        kept: list[Cluster] = []
+        kept = MergeIndex()
         merges = 0
         for cluster in group:
-            target = next((k for k in kept if _mergeable(k.tokens, cluster.tokens)), None)
+            target = kept.find(cluster.tokens)
             if target is None:
-                kept.append(cluster)
+                kept.add(cluster)
             else:
                 self._merge(cluster, target)
                 merges += 1
@@ -293,7 +262,7 @@ class TemplateMiner:
     def _merge(self, loser: Cluster, survivor: Cluster) -> None:
         self._drop_live(loser)
         self._drop_live(survivor)
-        survivor.tokens = _generalise(survivor.tokens, loser.tokens)
+        survivor.tokens = generalise(survivor.tokens, loser.tokens)
         survivor.template = " ".join(survivor.tokens)
         survivor.size += loser.size
         for member in loser.members:
@@ -347,52 +316,6 @@ def _member_of(cluster: Cluster, tokens: tuple[str, ...]) -> Member:
     if len(cluster.members) < MEMBER_LIMIT:
         cluster.members.append(member)
     return member
-
-
-def _template_of(members: list[Member]) -> list[str]:
-    tokens = list(members[0].tokens)
-    for member in members[1:]:
-        tokens = _generalise(tokens, list(member.tokens))
-    return tokens
-
-
-def _refresh(cluster: Cluster) -> None:
-    if cluster.members:
-        cluster.tokens = _template_of(cluster.members)
-        cluster.template = " ".join(cluster.tokens)
-        cluster.size = sum(m.count for m in cluster.members)
-
-
-def _partition(members: list[Member]) -> list[list[Member]]:
-    """Group members by their values at positions that look like constants, not variables.
-
-    A position where members disagree is a variable when it takes many distinct values; with
-    only a few values, each seen repeatedly, it is a word of the statement itself (an enum, a
-    verb: "VM Started" vs "VM Paused") and separates different statements.
-    """
-    if len(members) < 2:
-        return [members]
-    width = len(members[0].tokens)
-    split_at = []
-    for i in range(width):
-        counts: dict[str, int] = {}
-        for member in members:
-            tok = member.tokens[i]
-            counts[tok] = counts.get(tok, 0) + member.count
-        if len(counts) > 1 and _looks_constant(counts):
-            split_at.append(i)
-    if not split_at:
-        return [members]
-    parts: dict[tuple[str, ...], list[Member]] = {}
-    for member in members:
-        parts.setdefault(tuple(member.tokens[i] for i in split_at), []).append(member)
-    return list(parts.values())
-
-
-def _looks_constant(counts: dict[str, int]) -> bool:
-    if any(WILDCARD in value for value in counts):
-        return False
-    return len(counts) <= SPLIT_MAX_VALUES and min(counts.values()) >= SPLIT_MIN_COUNT
 
 
 def run_stream(inp: typing.BinaryIO, out: typing.BinaryIO) -> int:

@@ -86,6 +86,10 @@ class _Record:
     __slots__ = ("count", "head", "head_kind", "lines", "size", "state", "touched")
 
     def __init__(self, line: RawLine, kind: int, now: float) -> None:
+        self.reset(line, kind, now)
+
+    def reset(self, line: RawLine, kind: int, now: float) -> None:
+        """Start over as the record of `line` (reusing the object is cheaper than a new one)."""
         self.head = line
         self.head_kind = kind
         self.lines: list[RawLine] | None = None  # every line once there is more than one
@@ -227,14 +231,34 @@ class Assembler:
         max_bytes = self._max_bytes
         errors_only = self._errors_only
         skipped = 0
+        spare: _Record | None = None  # a closed record object, reused by the next _OTHER line
         for line in lines:
             text = line.text
             first = text[:1]
-            # inlined _kind() for the usual timestamped line; _kind would say _OTHER too
-            kind = _OTHER if first.isdigit() or first == "[" else _kind(text)
+            if first.isdigit() or first == "[":
+                kind = _OTHER  # inlined _kind() for the usual timestamped line
+            elif first == "{":
+                # a JSON object line never continues a record and is complete as it stands:
+                # close the open record, emit both (inlined _continue + _start for this case)
+                record = open_records.get(line.stream)
+                if record is not None:
+                    if record.state != _OPEN or record.lines is not None:
+                        self._continue(record, line, _JSON, now, out)
+                        continue
+                    del open_records[line.stream]
+                    self._single(record.head, record.head_kind, out)
+                    spare = record
+                self._single(line, _JSON, out)
+                continue
+            else:
+                kind = _kind(text)
             record = open_records.get(line.stream)
             if record is None:
-                self._start(line, kind, now, out)
+                if kind == _OTHER and spare is not None and len(text) < max_bytes:
+                    spare.reset(line, kind, now)
+                    open_records[line.stream], spare = spare, None
+                else:
+                    self._start(line, kind, now, out)
             elif (
                 kind == _OTHER
                 and record.state == _OPEN

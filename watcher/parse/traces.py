@@ -92,8 +92,24 @@ _JVM_DOTTED = tuple(p + "." for p in _JVM_PACKAGES)
 _JVM_SLASHED = tuple(p.replace(".", "/") + "/" for p in _JVM_PACKAGES)
 
 
+# path -> is_in_app(path): a service's traces repeat the same few hundred files
+_IN_APP: dict[str, bool] = {}
+_IN_APP_CAP = 8192
+
+
 def is_in_app(path: str) -> bool:
     """False for frames of the runtime, the standard library or third-party packages."""
+    found = _IN_APP.get(path)
+    if found is None:
+        found = _is_in_app(path)
+        if len(path) <= 512:  # bounds the cache's memory even for hostile input
+            if len(_IN_APP) >= _IN_APP_CAP:
+                _IN_APP.clear()
+            _IN_APP[path] = found
+    return found
+
+
+def _is_in_app(path: str) -> bool:
     if "\\" in path:
         path = path.replace("\\", "/")
     if path.startswith(_LIBRARY_PREFIXES) or path.startswith(_JVM_SLASHED):

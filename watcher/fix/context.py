@@ -1,0 +1,323 @@
+"""What the model sees of the code: the group's frames mapped onto the repository checkout.
+
+Frame paths are where the code ran (`/app/src/payments.py`, `/var/task/app.py`, a JVM
+`com/acme/Foo.java`), not where it sits in the checkout, so each is matched to the checkout file
+sharing the longest path suffix. Only files found by walking the checkout are ever opened — a
+frame path is never joined onto the repository root — and each is resolved and checked to lie
+inside it, so `../` in a log or a symlink to /etc cannot make this read outside the checkout.
+
+Plain synchronous file I/O: the orchestrator runs `build_context` in a thread.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from watcher.model import ErrorGroup, Frame
+
+MAX_FILE_BYTES = 1_000_000
+MAX_INDEXED_FILES = 200_000
+MAX_SAMPLES = 3
+MAX_SAMPLE_CHARS = 8_000
+MAX_FRAMES = 40
+MIN_WINDOW = 5  # below this many lines around a frame, an excerpt is not worth its bytes
+# Never part of the application's source; skipping them keeps the walk short.
+SKIP_DIRS = frozenset(
+    {".git", ".hg", ".svn", "node_modules", ".venv", "venv", "__pycache__", ".tox", ".nox"}
+    | {".mypy_cache", ".pytest_cache", ".ruff_cache", ".idea", ".gradle"}
+)
+# path-like words in a message: "config/settings.yaml", "payments.py"
+_PATH_WORD = re.compile(
+    r"[\w./\\-]*\w\.(?:py|pyi|js|mjs|cjs|ts|tsx|jsx|java|kt|scala|go|rb|php|cs|rs|c|cc|cpp|h"
+    r"|hpp|swift|ex|exs|yaml|yml|json|toml|ini|cfg|sql)\b"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FileExcerpt:
+    """Lines `start_line`..`end_line` (1-based, inclusive) of a checkout file, verbatim."""
+
+    path: str  # relative to the repository root, "/"-separated
+    start_line: int
+    end_line: int
+    text: str
+
+    def numbered(self) -> str:
+        """The excerpt with a right-aligned line number and " | " before every line."""
+        width = len(str(self.end_line))
+        lines = self.text.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        return "\n".join(f"{self.start_line + i:>{width}} | {line}" for i, line in enumerate(lines))
+
+
+@dataclass(slots=True)
+class FixContext:
+    """Everything the analysis gets: code excerpts, the group's evidence, what was not found."""
+
+    files: list[FileExcerpt]
+    evidence: dict[str, Any]
+    missing: list[str] = field(default_factory=list)  # in-app frame files not in the checkout
+    dropped: list[str] = field(default_factory=list)  # found, but left out for the byte budget
+
+    @property
+    def code_bytes(self) -> int:
+        """UTF-8 bytes of all excerpt texts: what `max_bytes` bounds."""
+        return sum(len(f.text.encode("utf-8")) for f in self.files)
+
+
+def build_context(
+    group: ErrorGroup, repo_path: Path, *, max_bytes: int = 60_000, lines_around: int = 40
+) -> FixContext:
+    """The code around the group's frames (in-app first, innermost first) and its evidence.
+
+    At most `max_bytes` of excerpt text: when they do not all fit, a frame's window is narrowed,
+    then the outermost frames are dropped first.
+    """
+    root = repo_path.resolve()
+    index = RepoIndex.build(root)
+    targets, missing = _targets(group, index)
+    files, dropped = _excerpts(root, targets, max_bytes, lines_around, missing)
+    return FixContext(files=files, evidence=evidence(group), missing=missing, dropped=dropped)
+
+
+# --- the checkout ----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class RepoIndex:
+    """Every file of the checkout by file name, as relative POSIX paths."""
+
+    by_name: dict[str, list[PurePosixPath]]
+
+    @classmethod
+    def build(cls, root: Path) -> RepoIndex:
+        """Walk the checkout once, not following directory symlinks, skipping tool dirs."""
+        by_name: dict[str, list[PurePosixPath]] = {}
+        for count, rel in enumerate(_walk(root)):
+            if count >= MAX_INDEXED_FILES:
+                break
+            by_name.setdefault(rel.name, []).append(rel)
+        return cls(by_name)
+
+    def match(self, path: str, *, min_parts: int = 1) -> PurePosixPath | None:
+        """The checkout file with the longest common path suffix, at least `min_parts` long.
+
+        Ties go to the shortest path, then the first in sort order, so the answer is stable.
+        """
+        parts = _frame_parts(path)
+        if not parts:
+            return None
+        best: tuple[int, int, str] | None = None
+        found: PurePosixPath | None = None
+        for candidate in self.by_name.get(parts[-1], ()):
+            score = _common_suffix(parts, candidate.parts)
+            key = (-score, len(candidate.parts), str(candidate))
+            if score >= min_parts and (best is None or key < best):
+                best, found = key, candidate
+        return found
+
+
+def _walk(root: Path) -> Iterator[PurePosixPath]:
+    for directory, dirs, files in os.walk(root, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
+        rel_dir = PurePosixPath(Path(directory).relative_to(root).as_posix())
+        for name in sorted(files):
+            yield rel_dir / name
+
+
+def _frame_parts(path: str) -> tuple[str, ...]:
+    """Path components of a frame file, without URL schemes, "." and ".." or empty parts."""
+    path = path.replace("\\", "/")
+    path = re.sub(r"^[a-zA-Z][\w+.-]*://", "", path)  # file://, webpack:///
+    if "<" in path or ">" in path:  # "<string>", "<frozen runpy>": no file
+        return ()
+    return tuple(part for part in path.split("/") if part not in ("", ".", ".."))
+
+
+def _common_suffix(a: tuple[str, ...], b: tuple[str, ...]) -> int:
+    n = 0
+    while n < len(a) and n < len(b) and a[-1 - n] == b[-1 - n]:
+        n += 1
+    return n
+
+
+def _read_lines(root: Path, rel: PurePosixPath) -> list[str] | None:
+    """The file's lines, or None when it is outside the checkout, too big, binary or unreadable."""
+    try:
+        real = (root / rel).resolve(strict=True)
+        if not real.is_relative_to(root) or not real.is_file():
+            return None
+        if real.stat().st_size > MAX_FILE_BYTES:
+            return None
+        data = real.read_bytes()
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop
+        return None
+    if b"\0" in data[:8192]:
+        return None
+    return data.decode("utf-8", errors="replace").splitlines(keepends=True)
+
+
+# --- which files and lines -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    path: PurePosixPath
+    line: int | None
+    name: str  # the path as the frame or message gave it
+
+
+def ordered_frames(group: ErrorGroup) -> list[Frame]:
+    """The group's frames, in-app ones first, innermost first within each kind."""
+    frames = list(group.frames) or ([group.top_frame] if group.top_frame else [])
+    inner_first = list(reversed(frames))
+    return [f for f in inner_first if f.in_app] + [f for f in inner_first if not f.in_app]
+
+
+def _targets(group: ErrorGroup, index: RepoIndex) -> tuple[list[_Target], list[str]]:
+    targets: list[_Target] = []
+    missing: list[str] = []
+    for frame in ordered_frames(group)[:MAX_FRAMES]:
+        # a library frame must match on its package dir too: "models.py" alone is too common
+        found = index.match(frame.file, min_parts=1 if frame.in_app else 2)
+        if found is not None:
+            targets.append(_Target(found, frame.line, frame.file))
+        elif frame.in_app and frame.file not in missing and _frame_parts(frame.file):
+            missing.append(frame.file)
+    for word in _message_paths(group):
+        found = index.match(word)
+        if found is not None and all(t.path != found for t in targets):
+            targets.append(_Target(found, None, word))
+    return targets, missing
+
+
+def _message_paths(group: ErrorGroup) -> list[str]:
+    """File names mentioned in the template or the first sample: lowest priority, at most 5."""
+    texts = [group.template, *(s.text[:MAX_SAMPLE_CHARS] for s in group.samples[:1])]
+    seen: dict[str, None] = {}
+    for text in texts:
+        for match in _PATH_WORD.finditer(text):
+            seen.setdefault(match.group(0))
+    return list(seen)[:5]
+
+
+def _excerpts(
+    root: Path, targets: list[_Target], max_bytes: int, around: int, missing: list[str]
+) -> tuple[list[FileExcerpt], list[str]]:
+    files: dict[PurePosixPath, list[str] | None] = {}
+    covered: dict[PurePosixPath, set[int]] = {}
+    dropped: list[str] = []
+    budget = max_bytes
+    for target in targets:
+        if target.path not in files:
+            files[target.path] = _read_lines(root, target.path)
+            covered[target.path] = set()
+        lines, have = files[target.path], covered[target.path]
+        if lines is None:  # outside the checkout, binary, too big: as good as missing
+            if target.name not in missing:
+                missing.append(target.name)
+            continue
+        new = _fit(lines, have, target.line, around, budget)
+        if new is None:
+            dropped.append(f"{target.path}:{target.line or 1}")
+            continue
+        have.update(new)
+        budget -= sum(_size(lines[i - 1]) for i in new)
+    excerpts = [
+        excerpt
+        for path, have in covered.items()
+        for excerpt in _ranges(str(path), files[path] or [], have)
+    ]
+    return excerpts, dropped
+
+
+def _fit(
+    lines: list[str], have: set[int], line: int | None, around: int, budget: int
+) -> set[int] | None:
+    """New line numbers of the widest window around `line` that fits the budget, else None."""
+    if not lines:
+        return None
+    center = min(max(line or 1, 1), len(lines))
+    width = around
+    while width >= min(MIN_WINDOW, around):
+        start = max(1, center - width) if line else 1
+        end = min(len(lines), center + width if line else 2 * width + 1)
+        new = set(range(start, end + 1)) - have
+        if sum(_size(lines[i - 1]) for i in new) <= budget:
+            return new
+        if width == 0:
+            break
+        width //= 2
+    return None
+
+
+def _ranges(path: str, lines: list[str], have: set[int]) -> Iterable[FileExcerpt]:
+    """One excerpt per run of consecutive covered lines."""
+    run: list[int] = []
+    for number in sorted(have):
+        if run and number != run[-1] + 1:
+            yield _excerpt(path, lines, run)
+            run = []
+        run.append(number)
+    if run:
+        yield _excerpt(path, lines, run)
+
+
+def _excerpt(path: str, lines: list[str], run: list[int]) -> FileExcerpt:
+    text = "".join(lines[run[0] - 1 : run[-1]])
+    return FileExcerpt(path, run[0], run[-1], text)
+
+
+def _size(line: str) -> int:
+    return len(line.encode("utf-8"))
+
+
+# --- evidence --------------------------------------------------------------------------------
+
+
+def evidence(group: ErrorGroup) -> dict[str, Any]:
+    """The group's facts as plain data. Log-derived strings in it are untrusted and unredacted."""
+    return {
+        "group_id": group.id,
+        "kind": group.kind,
+        "category": group.category,
+        "severity": group.severity,
+        "fixable": group.fixable,
+        "count": group.count,
+        "window_counts": dict(group.window_counts),
+        "trend": group.trend,
+        "first_seen": _iso(group.first_seen),
+        "last_seen": _iso(group.last_seen),
+        "sources": dict(group.sources),
+        "suggested_fix": group.suggested_fix,
+        "exception_type": group.exception_type,
+        # ErrorGroup has no exception message of its own (yet); the template carries it
+        "exception_message": getattr(group, "exception_message", None),
+        "template": group.template,
+        "frames": [
+            {"file": f.file, "line": f.line, "function": f.function, "in_app": f.in_app}
+            for f in ordered_frames(group)[:MAX_FRAMES]
+        ],
+        "samples": [
+            {
+                "timestamp": _iso(s.timestamp),
+                "source": s.source,
+                "line": s.line,
+                "text": s.text[:MAX_SAMPLE_CHARS],
+            }
+            for s in group.samples[:MAX_SAMPLES]
+        ],
+    }
+
+
+def _iso(ts: float) -> str | None:
+    if not ts:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
