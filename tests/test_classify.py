@@ -6,7 +6,15 @@ import re
 
 import pytest
 
-from watcher.classify import CATEGORY_BY_NAME, Rule, classify, raise_severity
+from watcher.classify import (
+    BUILTIN,
+    CATEGORY_BY_NAME,
+    Rule,
+    builtin_category,
+    classify,
+    literal_hints,
+    raise_severity,
+)
 from watcher.model import CATEGORIES, LogEvent
 
 
@@ -125,3 +133,60 @@ def test_error_field_words_count() -> None:
     event = ev("acquire db connection")
     event.fields = {"err": "FATAL: sorry, too many clients already (SQLSTATE 53300)"}
     assert classify(event).category == "database_error"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "hints"),
+    [
+        (r"\btimed? ?out\b|deadline exceeded", ("time", "deadline exceeded")),
+        (r"slow ?down|\b50[023]\b", ("slow", "50")),
+        (r"invalid (api )?(key|token)|gateway time-?out", ("invalid ", "gateway time")),
+        (r"Redis|Memcache", ("redis", "memcache")),
+        (r"(?:a|b)c|d", None),  # a branch that starts with a group has no literal
+        (r"\w+ failed", None),
+    ],
+)
+def test_literal_hints(pattern: str, hints: tuple[str, ...] | None) -> None:
+    """Hints are each top-level branch's leading literal, lower-cased; None if one has none."""
+    assert literal_hints(re.compile(pattern, re.IGNORECASE)) == hints
+
+
+def test_every_builtin_pattern_has_hints() -> None:
+    """The built-in patterns all get the cheap pre-check (a new one without hints is slow)."""
+    for cat in BUILTIN:
+        assert literal_hints(cat.exception) is not None, cat.name
+        assert literal_hints(cat.message) is not None, cat.name
+
+
+def _reference_category(event: LogEvent) -> str:
+    """builtin_category without the hints: every regex searched."""
+    exc = event.exception_type or ""
+    text = "\n".join(
+        [event.message, *([event.exception_message] if event.exception_message else [])]
+    )
+    for cat in BUILTIN:
+        if exc and cat.exception is not None and cat.exception.search(exc):
+            return cat.name
+    for cat in BUILTIN:
+        if cat.message is not None and cat.message.search(text):
+            return cat.name
+    return "internal_error"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "upstream connect error",
+        "Too Many Requests",
+        "\u017ftripe charge failed",  # non-ASCII (long s): the hints step aside, the regexes decide
+        "\u0130nvalid token",
+        "Gateway Time-out",
+        "nothing to see",
+        "SQLSTATE[08006]",
+    ],
+)
+def test_hints_never_change_the_category(message: str) -> None:
+    """With or without the literal pre-check, an event gets the same category."""
+    for exc in (None, "ValueError", "redis.ConnectionError", "Ünknown"):
+        event = ev(message, exc=exc, exc_msg="read timeout" if exc == "ValueError" else None)
+        assert builtin_category(event).name == _reference_category(event)

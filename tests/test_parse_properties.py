@@ -5,9 +5,12 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watcher.model import LEVELS, RawLine
-from watcher.parse.formats import parse_line
+from watcher.model import ERROR_RANK, LEVEL_RANK, LEVELS, LogEvent, RawLine
+from watcher.parse.formats import ERROR_FRAGMENTS, can_be_error, parse_line
+from watcher.parse.levels import WORD_LEVELS
 from watcher.parse.multiline import Assembler
+
+from .test_genlogs import genlogs
 
 # fragments that steer random lines into every branch of the parsers and the assembler
 FRAGMENTS = [
@@ -91,3 +94,77 @@ def test_every_line_lands_in_exactly_one_event(
             covered += members
         assert sorted(covered) == expected
         assert len(covered) == len(set(covered))
+
+
+# lines whose level or trace hides where a cheap check could miss it
+TRICKY = [
+    '{"level": 50, "msg": "m"}',
+    '{"level": "50"}',
+    '{"lvl": 60.0}',
+    '{"level": 1e2}',
+    '{"level": Infinity}',
+    '{"PRIORITY": "3", "MESSAGE": "m"}',
+    '{"PRIORITY": "50"}',
+    '{"log": {"level": "error"}}',
+    '{"severity": "ERROR", "level": "info"}',
+    '{"level": "bogus", "severity": "fatal"}',
+    '{"\\u006cevel": "\\u0045RROR"}',
+    '{"exc_info": "Traceback (most recent call last):\\nValueError: x"}',
+    '{"error.type": "IOError"}',
+    '{"err": {"type": "Error", "message": "m"}}',
+    "level=E\\RROR msg=x",
+    'ts=1 msg="a" lvl=crit',
+    "<11>1 2024-01-01T00:00:00Z host app - - - boom",
+    "E/Tag( 12): boom",
+    "E0101 12:00:00.000000   1 main.go:1] boom",
+    "E, [2024-01-01T00:00:00.000 #1] ANY -- app: boom",
+    "01-31 12:00:00.000  1  2 E tag: boom",
+    "2024-01-01 00:00:00 [main] SEVERE x",
+    "something Emergency happened",
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    text=st.one_of(
+        line_text,
+        st.sampled_from(TRICKY),
+        st.tuples(st.sampled_from(TRICKY), st.text(max_size=10)).map("".join),
+    )
+)
+def test_can_be_error_never_misses_an_error(text: str) -> None:
+    """can_be_error says False only for lines that parse_line reads as non-errors."""
+    line = RawLine(text, line_no=1)
+    assert can_be_error(line) or not parse_line(line).is_error
+
+
+def test_can_be_error_on_generated_logs() -> None:
+    """On every format genlogs writes, the cheap check lets every error line through."""
+    for text in genlogs.generate(20_000, 11, 0.2):
+        line = RawLine(text, line_no=1)
+        assert can_be_error(line) or not parse_line(line).is_error, text
+
+
+def test_error_fragments_cover_every_error_word() -> None:
+    """Each level word at error or above contains one of the fragments can_be_error looks for."""
+    for word, level in WORD_LEVELS.items():
+        if LEVEL_RANK[level] >= ERROR_RANK:
+            assert any(fragment in word for fragment in ERROR_FRAGMENTS), word
+
+
+@settings(max_examples=200, deadline=None)
+@given(items=stream_lines, batch_size=st.integers(1, 7))
+def test_errors_only_returns_the_same_errors(items: list[tuple[str, str]], batch_size: int) -> None:
+    """errors_only skips only non-error records, and counts every one it skips."""
+    lines = [RawLine(text, stream=s, line_no=n, cursor=n) for n, (s, text) in enumerate(items, 1)]
+    full, lazy = Assembler(), Assembler(errors_only=True)
+    want: list[LogEvent] = []
+    got: list[LogEvent] = []
+    for start in range(0, len(lines), batch_size):
+        want += full.feed_batch(lines[start : start + batch_size])
+        got += lazy.feed_batch(lines[start : start + batch_size])
+    want += full.flush(force=True)
+    got += lazy.flush(force=True)
+
+    assert len(got) + lazy.take_skipped() == len(want)
+    assert [e for e in got if e.is_error] == [e for e in want if e.is_error]

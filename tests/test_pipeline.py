@@ -86,3 +86,48 @@ def test_metrics_follow_stats() -> None:
         s.value for f in m.registry.collect() for s in f.samples if s.name == "watcher_errors_total"
     )
     assert total == p.stats.error_events
+
+
+def test_busy_stream_commits_up_to_its_open_record() -> None:
+    """A stream that always has a record open still commits the line before that record."""
+    p = Pipeline(GroupTable())
+    p.feed(raw_lines("INFO a\nINFO b\nINFO c\n"))
+    assert p.take_cursors() == {"app": {"s": 2}}  # "INFO c" waits for its successor
+    p.feed(raw_lines("INFO a\nINFO b\nINFO c\nINFO d\n")[3:])
+    assert p.take_cursors() == {"app": {"s": 3}}
+    assert p.take_cursors() == {}  # nothing new since the last take
+
+
+def test_open_record_of_one_stream_holds_back_the_others() -> None:
+    """No stream's cursor passes a line read after another stream's still-open record began."""
+    p = Pipeline(GroupTable())
+    a = raw_lines("ERROR boom\nTraceback (most recent call last):\n", stream="a")
+    b = raw_lines("INFO x\nINFO y\nINFO z\n", stream="b")
+    for n, line in enumerate([a[0], b[0], a[1], b[1], b[2]], start=1):
+        line.cursor = n  # one position per line across the streams, like a shared log
+    p.feed([a[0], b[0], a[1], b[1], b[2]])
+    assert p.take_cursors() == {}  # a's record began at the first line: nothing is safe
+    p.flush(force=True)
+    assert p.take_cursors() == {"app": {"a": 3, "b": 5}}
+
+
+def test_record_open_across_batches_holds_cursors_back() -> None:
+    """While a record that began in an earlier batch is open, later batches commit nothing."""
+    p = Pipeline(GroupTable())
+    lines = raw_lines(
+        "INFO ok\nERROR boom\nTraceback (most recent call last):\n"
+        '  File "a.py", line 1, in f\nValueError: x\nINFO next\n'
+    )
+    p.feed(lines[:3])
+    assert p.take_cursors() == {"app": {"s": 1}}
+    p.feed(lines[3:5])
+    assert p.take_cursors() == {}
+    p.feed(lines[5:])  # closes the traceback record; "INFO next" is open now
+    assert p.take_cursors() == {"app": {"s": 5}}
+
+
+def test_parse_fallbacks_are_counted() -> None:
+    """A line that looks like JSON but does not parse is counted in parse_fallbacks."""
+    p = run('{"level": "info", "msg": "cut off\n{"level": "info"}\nINFO plain\n{not json}\n')
+    assert p.stats.parse_fallbacks == 2
+    assert p.stats.events == 4

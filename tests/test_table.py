@@ -90,3 +90,15 @@ def test_window_counts_in_snapshot() -> None:
         t.add(ev, classify(ev))
     g = t.snapshot()[0]
     assert g.window_counts == {"1m": 1, "5m": 3, "1h": 5}
+
+
+def test_trace_group_template_is_made_when_the_group_opens() -> None:
+    """A trace group is titled "ExcType: masked message"; later events do not retitle it."""
+    table = GroupTable()
+    first = trace_event(10)
+    first.exception_message = "user 42 not found"
+    update = table.add(first, classify(first))
+    assert update.group.template == "KeyError: user <*> not found"
+    second = trace_event(11)
+    second.exception_message = "other text"
+    assert table.add(second, classify(second)).group.template == "KeyError: user <*> not found"

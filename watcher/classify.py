@@ -205,7 +205,7 @@ def literal_hints(pattern: re.Pattern[str] | None) -> tuple[str, ...] | None:
 def _may_match(hints: tuple[str, ...] | None, low: str | None) -> bool:
     if hints is None or low is None:
         return True  # no hints, or a non-ASCII text whose case folding the hints cannot model
-    for hint in hints:
+    for hint in hints:  # noqa: SIM110 - a loop, since any() with a generator is slower
         if hint in low:
             return True
     return False
@@ -261,7 +261,11 @@ def builtin_category(event: LogEvent) -> Category:
     if exc:
         low_exc = exc.lower() if exc.isascii() else None
         for cat, (hints, _) in zip(BUILTIN, _HINTS, strict=True):
-            if cat.exception is not None and _may_match(hints, low_exc) and cat.exception.search(exc):
+            if (
+                cat.exception is not None
+                and _may_match(hints, low_exc)
+                and cat.exception.search(exc)
+            ):
                 return cat
     low = text.lower() if text.isascii() else None
     for cat, (_, hints) in zip(BUILTIN, _HINTS, strict=True):

@@ -479,7 +479,8 @@ def can_be_error(line: RawLine) -> bool:
     if "\\" in text:
         return True  # logfmt unescaping turns "E\\RROR" into a level word
     low = text.lower()
-    for fragment in ERROR_FRAGMENTS:
+    # a plain loop: any() with a generator costs more than the eight searches themselves
+    for fragment in ERROR_FRAGMENTS:  # noqa: SIM110
         if fragment in low:
             return True
     return False

@@ -8,10 +8,9 @@ Only what the loki source needs: `GET /loki/api/v1/query_range` (forward, one pa
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
@@ -50,7 +49,9 @@ class Entry:
 
 def canonical(labels: Mapping[str, Any]) -> str:
     """`{a="b", c="d"}`: a label set as LogQL writes it, keys sorted, so it is stable."""
-    inner = ", ".join(f"{k}={json.dumps(str(v), ensure_ascii=False)}" for k, v in sorted(labels.items()))
+    inner = ", ".join(
+        f"{k}={json.dumps(str(v), ensure_ascii=False)}" for k, v in sorted(labels.items())
+    )
     return "{" + inner + "}"
 
 
@@ -197,11 +198,10 @@ class LokiClient:
             raise LokiError(f"Loki query failed: {_describe(exc)}") from None
         return _streams_of(body)
 
-    @contextlib.asynccontextmanager
-    async def tail(
+    async def open_tail(
         self, query: str, start_ns: int, limit: int, delay_for: int
-    ) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
-        """The open tail websocket (handshake errors become LokiError)."""
+    ) -> aiohttp.ClientWebSocketResponse:
+        """The open tail websocket (the caller closes it); handshake errors become LokiError."""
         params = {
             "query": query,
             "start": str(start_ns),
@@ -210,27 +210,23 @@ class LokiClient:
         }
         try:
             async with asyncio.timeout(self.timeout):
-                ws = await self.session.ws_connect(
+                return await self.session.ws_connect(
                     self.base + TAIL,
                     params=params,
                     headers=self.headers,
                     ssl=self.ssl,
-                    # pings notice a silently dead connection (NAT, proxy) in about a minute
+                    # pings notice a silently dead connection (NAT, proxy) within a minute
                     heartbeat=30.0,
                     max_msg_size=64 * 1024 * 1024,
                 )
         except aiohttp.WSServerHandshakeError as exc:
-            # a tail refusal is rarely the query's fault: query_range already accepted it, and
-            # "max concurrent tail requests" is a 400 that goes away
+            # a refused tail is rarely the query's fault: query_range has just accepted it, and
+            # "max concurrent tail requests limit exceeded" is a 400 that goes away
             if exc.status in (401, 403, 404):
                 raise status_error(exc.status, "", "tail") from None
             raise LokiError(f"Loki tail refused: HTTP {exc.status}", status=exc.status) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise LokiError(f"Loki tail failed: {_describe(exc)}") from None
-        try:
-            yield ws
-        finally:
-            await ws.close()
 
 
 def _streams_of(body: str) -> list[Entry]:

@@ -39,7 +39,7 @@ def selector_end(query: str) -> int | None:
                 escaped = True
             elif ch == quote:
                 quote = ""
-        elif ch in "\"`":
+        elif ch in '"`':
             quote = ch
         elif ch == "}":
             return j + 1

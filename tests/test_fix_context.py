@@ -1,0 +1,239 @@
+"""build_context: frames of deploy paths mapped onto a checkout, bounded, never outside it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from watcher.fix.context import (
+    MAX_FILE_BYTES,
+    FileExcerpt,
+    RepoIndex,
+    build_context,
+    ordered_frames,
+)
+from watcher.model import ErrorGroup, Frame, Sample
+
+PAYMENTS = "".join(f"line {n} of payments\n" for n in range(1, 201))
+
+
+def write(root: Path, rel: str, text: str = "x = 1\n") -> Path:
+    """Create `rel` under root with text, making parent dirs."""
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def group(*frames: Frame, template: str = "ZeroDivisionError: division by zero") -> ErrorGroup:
+    """A trace group with the given frames (outermost first, as the parser orders them)."""
+    return ErrorGroup(
+        id="g1",
+        kind="trace",
+        template=template,
+        category="internal_error",
+        severity="high",
+        fixable=True,
+        suggested_fix="check the divisor",
+        exception_type="ZeroDivisionError",
+        top_frame=frames[-1] if frames else None,
+        frames=list(frames),
+        count=42,
+        first_seen=1_700_000_000.0,
+        last_seen=1_700_003_600.0,
+        sources={"app": 40, "worker": 2},
+        samples=[Sample(1_700_000_000.0 + i, "app", f"sample {i} text", line=i) for i in range(5)],
+        window_counts={"1m": 3, "5m": 9, "1h": 40},
+        trend="rising",
+    )
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A checkout with Python, Java and Lambda-style files."""
+    root = tmp_path / "repo"
+    write(root, "src/payments.py", PAYMENTS)
+    write(root, "lib/vendor/payments.py", "not this one\n")
+    write(root, "app.py", "def handler(event, ctx):\n    return 1 / 0\n")
+    write(root, "tests/app.py", "# a test helper with the same name\n")
+    write(root, "src/main/java/com/acme/Foo.java", "class Foo {\n  void bar() {}\n}\n")
+    write(root, "node_modules/left-pad/index.js", "module.exports = 1\n")
+    return root
+
+
+def test_maps_deploy_paths_to_checkout_files_by_longest_suffix(repo: Path) -> None:
+    """/app/src/x.py, /var/task/app.py and com/acme/Foo.java find their checkout files."""
+    index = RepoIndex.build(repo)
+    assert str(index.match("/app/src/payments.py")) == "src/payments.py"
+    assert str(index.match("/srv/lib/vendor/payments.py")) == "lib/vendor/payments.py"
+    assert str(index.match("/var/task/app.py")) == "app.py"  # tie: the shorter path wins
+    assert str(index.match("com/acme/Foo.java")) == "src/main/java/com/acme/Foo.java"
+    assert str(index.match("C:\\build\\src\\payments.py")) == "src/payments.py"
+    assert index.match("/app/src/nothing.py") is None
+    assert index.match("<frozen runpy>") is None
+
+
+def test_tool_directories_are_not_indexed(repo: Path) -> None:
+    """node_modules (and .git, .venv, …) are never walked."""
+    assert RepoIndex.build(repo).match("/app/node_modules/left-pad/index.js") is None
+
+
+def test_excerpts_come_in_app_innermost_first_with_line_numbers(repo: Path) -> None:
+    """The innermost in-app frame's file comes first; excerpts carry exact lines and numbers."""
+    g = group(
+        Frame("/var/task/app.py", 2, "handler"),
+        Frame("/usr/lib/python3.11/site-packages/requests/api.py", 10, "get", in_app=False),
+        Frame("/app/src/payments.py", 100, "total"),
+    )
+    ctx = build_context(g, repo, lines_around=3)
+    assert [f.path for f in ctx.files] == ["src/payments.py", "app.py"]
+    first = ctx.files[0]
+    assert (first.start_line, first.end_line) == (97, 103)
+    assert first.text.splitlines()[3] == "line 100 of payments"
+    assert first.numbered().splitlines()[3] == "100 | line 100 of payments"
+    assert ctx.missing == []  # a library frame that is not in the checkout is not "missing"
+
+
+def test_ordered_frames_puts_in_app_first_innermost_first() -> None:
+    """Frames stored outermost-first come back in-app first, each kind innermost first."""
+    a, lib, b = (
+        Frame("a.py", 1, "a"),
+        Frame("/x/site-packages/l.py", 2, "l", False),
+        Frame("b.py", 3, "b"),
+    )
+    assert ordered_frames(group(a, lib, b)) == [b, a, lib]
+
+
+def test_missing_frame_files_are_listed(repo: Path) -> None:
+    """An in-app frame whose file is not in the checkout is named in `missing`."""
+    g = group(Frame("/app/src/gone.py", 3, "f"), Frame("/app/src/payments.py", 5, "total"))
+    ctx = build_context(g, repo)
+    assert ctx.missing == ["/app/src/gone.py"]
+    assert [f.path for f in ctx.files] == ["src/payments.py"]
+
+
+def test_total_bytes_are_bounded_and_outer_frames_dropped_first(tmp_path: Path) -> None:
+    """Over the byte budget, windows narrow and the outermost frames are the ones dropped."""
+    root = tmp_path / "repo"
+    for name in ("inner", "middle", "outer"):
+        write(
+            root,
+            f"src/{name}.py",
+            "".join(f"{name} {n:04d} " + "x" * 80 + "\n" for n in range(400)),
+        )
+    g = group(
+        Frame("/app/src/outer.py", 200, "o"),
+        Frame("/app/src/middle.py", 200, "m"),
+        Frame("/app/src/inner.py", 200, "i"),
+    )
+    ctx = build_context(g, root, max_bytes=9_000, lines_around=40)
+    assert ctx.code_bytes <= 9_000
+    assert ctx.files[0].path == "src/inner.py"
+    assert ctx.files[0].end_line - ctx.files[0].start_line == 80  # the innermost keeps 40 around
+    assert "src/outer.py:200" in ctx.dropped
+    assert all(f.path != "src/outer.py" for f in ctx.files)
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(max_bytes=st.integers(0, 20_000), around=st.integers(0, 60))
+def test_code_bytes_never_exceed_max_bytes(repo: Path, max_bytes: int, around: int) -> None:
+    """Whatever the budget and window, the excerpt text stays within max_bytes."""
+    g = group(Frame("/app/app.py", 1, "h"), Frame("/app/src/payments.py", 150, "total"))
+    ctx = build_context(g, repo, max_bytes=max_bytes, lines_around=around)
+    assert ctx.code_bytes <= max_bytes
+
+
+def test_dot_dot_in_a_frame_path_never_reads_outside(tmp_path: Path) -> None:
+    """A frame `../../etc/passwd` is matched inside the checkout only, never joined onto it."""
+    root = tmp_path / "repo"
+    write(root, "src/payments.py", PAYMENTS)
+    (tmp_path / "secret.txt").write_text("TOP SECRET\n")
+    g = group(
+        Frame("../../etc/passwd", 1, "x"),
+        Frame("/app/src/../../secret.txt", 1, "y"),
+        Frame("../secret.txt", 1, "z"),
+    )
+    ctx = build_context(g, root)
+    assert ctx.files == []
+    assert sorted(ctx.missing) == ["../../etc/passwd", "../secret.txt", "/app/src/../../secret.txt"]
+
+
+def test_symlinks_pointing_outside_are_not_read(tmp_path: Path) -> None:
+    """A file symlink to /etc/passwd and a directory symlink out of the checkout are skipped."""
+    root = tmp_path / "repo"
+    write(root, "src/payments.py", PAYMENTS)
+    outside = tmp_path / "outside"
+    write(outside, "leak.py", "LEAKED = True\n")
+    os.symlink("/etc/passwd", root / "src" / "passwd.py")
+    os.symlink(outside, root / "linked")
+    os.symlink("payments.py", root / "src" / "alias.py")  # inside: fine
+    g = group(
+        Frame("/app/src/passwd.py", 1, "a"),
+        Frame("/app/linked/leak.py", 1, "b"),
+        Frame("/app/src/alias.py", 1, "c"),
+    )
+    ctx = build_context(g, root)
+    texts = "".join(f.text for f in ctx.files)
+    assert "root:" not in texts and "LEAKED" not in texts
+    assert [f.path for f in ctx.files] == ["src/alias.py"]
+    assert set(ctx.missing) == {"/app/src/passwd.py", "/app/linked/leak.py"}
+
+
+def test_binary_and_oversized_files_are_skipped(tmp_path: Path) -> None:
+    """Files with NUL bytes or over 1 MB count as missing, not as excerpts."""
+    root = tmp_path / "repo"
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "blob.py").write_bytes(b"x = 1\n\0\0binary")
+    write(root, "src/huge.py", "#" * (MAX_FILE_BYTES + 1))
+    ctx = build_context(
+        group(Frame("/app/src/huge.py", 1, "h"), Frame("/a/src/blob.py", 1, "b")), root
+    )
+    assert ctx.files == []
+    assert set(ctx.missing) == {"/app/src/huge.py", "/a/src/blob.py"}
+
+
+def test_frame_without_line_shows_the_head_of_the_file(repo: Path) -> None:
+    """No line number: the first lines of the file, within the window size."""
+    ctx = build_context(group(Frame("/app/src/payments.py", None, "total")), repo, lines_around=2)
+    assert [(f.start_line, f.end_line) for f in ctx.files] == [(1, 5)]
+
+
+def test_files_named_in_the_message_are_included(repo: Path) -> None:
+    """A template-only group that names a file gets that file, after any frame files."""
+    write(repo, "config/settings.yaml", "timeout: 0\n")
+    g = group(template="invalid value in config/settings.yaml: timeout must be > 0")
+    ctx = build_context(g, repo)
+    assert [f.path for f in ctx.files] == ["config/settings.yaml"]
+    assert ctx.missing == []
+
+
+def test_overlapping_frames_in_one_file_merge_into_one_excerpt(repo: Path) -> None:
+    """Two frames a few lines apart in the same file give one excerpt, counted once."""
+    g = group(Frame("/app/src/payments.py", 50, "a"), Frame("/app/src/payments.py", 54, "b"))
+    ctx = build_context(g, repo, lines_around=3)
+    assert [(f.start_line, f.end_line) for f in ctx.files] == [(47, 57)]
+
+
+def test_evidence_holds_the_groups_facts(repo: Path) -> None:
+    """Counts, windows, times, classification, up to 3 samples and the exception."""
+    ev = build_context(group(Frame("/app/src/payments.py", 5, "total")), repo).evidence
+    assert ev["count"] == 42 and ev["window_counts"] == {"1m": 3, "5m": 9, "1h": 40}
+    assert ev["first_seen"] == "2023-11-14T22:13:20Z" and ev["last_seen"] == "2023-11-14T23:13:20Z"
+    assert (ev["category"], ev["severity"], ev["trend"]) == ("internal_error", "high", "rising")
+    assert ev["suggested_fix"] == "check the divisor"
+    assert ev["exception_type"] == "ZeroDivisionError"
+    assert ev["template"] == "ZeroDivisionError: division by zero"
+    assert [s["text"] for s in ev["samples"]] == ["sample 0 text", "sample 1 text", "sample 2 text"]
+    assert ev["frames"] == [
+        {"file": "/app/src/payments.py", "line": 5, "function": "total", "in_app": True}
+    ]
+
+
+def test_numbered_pads_line_numbers() -> None:
+    """Line numbers are right-aligned to the widest one, then " | "."""
+    excerpt = FileExcerpt("a.py", 9, 11, "a\nb\nc\n")
+    assert excerpt.numbered() == " 9 | a\n10 | b\n11 | c"

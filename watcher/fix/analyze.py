@@ -1,0 +1,297 @@
+"""Ask Claude for the root cause and a fix of one error group, as a checked `Analysis`.
+
+The anthropic SDK does the retrying (429, 5xx, 529 overloaded, connection errors) with
+exponential backoff and honours `retry-after`; it is configured here (`max_retries`, `timeout`)
+and not wrapped in a second retry loop. An overall `deadline` bounds the whole call, since the
+SDK waits as long as any `retry-after` asks.
+
+Every failure surfaces as `AnalysisError` (with `outcome` "error", "malformed" or "budget"),
+counted in `watcher_llm_requests_total{outcome}`; tokens in `watcher_llm_tokens_total{direction}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import anthropic
+import structlog
+
+from watcher.fix.context import FixContext
+from watcher.fix.prompt import Prompt, Redact, build_prompt
+from watcher.fix.schema import (
+    REPORT_FIX_TOOL,
+    TOOL_NAME,
+    Analysis,
+    SchemaViolation,
+    parse_tool_input,
+)
+from watcher.metrics import Metrics
+from watcher.model import ErrorGroup
+
+log = structlog.get_logger("watcher.fix.analyze")
+
+HOUR = 3600.0
+# Models that answer a forced tool_choice with 400 (thinking cannot be turned off on them):
+# documented for Sonnet 5.5; reported for Opus 5.5 and the Fable 5 family. Any other model that
+# refuses it is detected from the 400 and remembered (see Analyzer._create).
+NO_FORCED_TOOL_PREFIXES = ("claude-sonnet-5-5", "claude-opus-5-5", "claude-fable-5")
+
+
+class AnalysisError(Exception):
+    """The analysis failed; `outcome` is the metric label, tokens are what it still cost."""
+
+    outcome = "error"
+
+    def __init__(self, message: str, *, input_tokens: int = 0, output_tokens: int = 0) -> None:
+        super().__init__(message)
+        self.input_tokens, self.output_tokens = input_tokens, output_tokens
+
+
+class MalformedAnswer(AnalysisError):
+    """The model answered, but not with one valid report_fix call."""
+
+    outcome = "malformed"
+
+
+class BudgetExceeded(AnalysisError):
+    """The hourly token or fix budget would be exceeded; no request was sent."""
+
+    outcome = "budget"
+
+
+# --- budget ----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Spend:
+    at: float
+    tokens: int
+
+
+@dataclass
+class TokenBudget:
+    """A sliding-hour budget of LLM tokens and fix attempts; 0 allows nothing.
+
+    `reserve` checks before a request (raising `BudgetExceeded`) and holds the estimate, so
+    concurrent analyses cannot both squeeze under the limit; `settle` charges what was used.
+    """
+
+    max_tokens_per_hour: int
+    max_fixes_per_hour: int
+    clock: Callable[[], float] = time.monotonic
+    _spent: list[_Spend] = field(default_factory=list, repr=False)
+
+    def tokens_used(self) -> int:
+        """Tokens charged (or held) in the last hour."""
+        return sum(s.tokens for s in self._recent())
+
+    def fixes_used(self) -> int:
+        """Fix attempts in the last hour."""
+        return len(self._recent())
+
+    def check(self, estimate: int = 0) -> None:
+        """Raise `BudgetExceeded` unless one more attempt of `estimate` tokens fits."""
+        if self.fixes_used() >= self.max_fixes_per_hour:
+            raise BudgetExceeded(f"fix budget spent: {self.max_fixes_per_hour} per hour")
+        if self.tokens_used() + estimate > self.max_tokens_per_hour:
+            raise BudgetExceeded(
+                f"token budget: {self.tokens_used()} used + ~{estimate} needed > "
+                f"{self.max_tokens_per_hour} per hour"
+            )
+
+    def reserve(self, estimate: int) -> _Spend:
+        """Check, then hold `estimate` tokens and one attempt until `settle`."""
+        self.check(estimate)
+        spend = _Spend(self.clock(), estimate)
+        self._spent.append(spend)
+        return spend
+
+    def settle(self, spend: _Spend, tokens: int) -> None:
+        """Replace the held estimate with the tokens the request actually used."""
+        spend.tokens = tokens
+
+    def charge(self, tokens: int) -> None:
+        """Record one attempt that used `tokens`, without a check."""
+        self._spent.append(_Spend(self.clock(), tokens))
+
+    def _recent(self) -> list[_Spend]:
+        cutoff = self.clock() - HOUR
+        self._spent = [s for s in self._spent if s.at > cutoff]
+        return self._spent
+
+
+def estimate_tokens(prompt: Prompt, max_output: int) -> int:
+    """A conservative guess of a request's tokens: ~3 characters a token, plus the output cap."""
+    chars = len(prompt.system) + len(prompt.user) + len(str(REPORT_FIX_TOOL))
+    return chars // 3 + max_output
+
+
+# --- the analyzer ----------------------------------------------------------------------------
+
+
+def _identity(text: str) -> str:
+    return text
+
+
+class Analyzer:
+    """One configured anthropic client; `analyze` is safe to call concurrently."""
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        max_tokens: int = 4096,
+        max_retries: int = 4,
+        timeout: float = 120,
+        deadline: float | None = 900,
+        metrics: Metrics | None = None,
+        budget: TokenBudget | None = None,
+        redact: Redact = _identity,
+        force_tool: bool | None = None,
+    ) -> None:
+        """`force_tool` None: force the report_fix call unless the model is known to refuse it.
+
+        `api_key`/`base_url` None: the SDK reads ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL.
+        """
+        self.model, self.max_tokens, self.deadline = model, max_tokens, deadline
+        self.metrics, self.budget, self.redact = metrics, budget, redact
+        if force_tool is None:
+            force_tool = not model.startswith(NO_FORCED_TOOL_PREFIXES)
+        self.force_tool = force_tool
+        self.client = anthropic.AsyncAnthropic(
+            api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections."""
+        await self.client.close()
+
+    async def __aenter__(self) -> Analyzer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def analyze(self, ctx: FixContext, group: ErrorGroup) -> Analysis:
+        """The model's checked analysis of `group`; raises only `AnalysisError` (and subclasses)."""
+        bound = log.bind(group=group.id, model=self.model)
+        try:
+            analysis = await self._analyze(build_prompt(ctx, self.redact))
+        except AnalysisError as exc:
+            self._count(exc.outcome, exc.input_tokens, exc.output_tokens)
+            bound.warning("Analysis failed.", outcome=exc.outcome, error=str(exc))
+            raise
+        except Exception as exc:  # the SDK, the network, a bug: one kind of failure for callers
+            self._count("error", 0, 0)
+            bound.warning("Analysis failed.", outcome="error", error=repr(exc))
+            raise AnalysisError(f"analysis failed: {exc!r}") from exc
+        self._count("ok", analysis.input_tokens, analysis.output_tokens)
+        bound.info(
+            "Analysis done.",
+            fixability=analysis.fixability,
+            confidence=analysis.confidence,
+            edits=len(analysis.edits),
+            tokens=analysis.tokens,
+        )
+        return analysis
+
+    async def _analyze(self, prompt: Prompt) -> Analysis:
+        if self.client.api_key is None and self.client.auth_token is None:
+            raise AnalysisError("no API key: set ANTHROPIC_API_KEY")
+        estimate = estimate_tokens(prompt, self.max_tokens)
+        spend = self.budget.reserve(estimate) if self.budget is not None else None
+        used = 0
+        try:
+            async with asyncio.timeout(self.deadline):
+                response = await self._create(prompt)
+            used = _input_tokens(response.usage) + response.usage.output_tokens
+            return _parse(response)
+        except anthropic.APIStatusError as exc:
+            raise AnalysisError(_status_text(exc)) from exc
+        except anthropic.APIError as exc:  # connection, timeout, an unparseable response
+            raise AnalysisError(f"request failed: {type(exc).__name__}: {exc}") from exc
+        except TimeoutError as exc:
+            raise AnalysisError(f"no answer within the {self.deadline:g} s deadline") from exc
+        finally:
+            if spend is not None and self.budget is not None:
+                self.budget.settle(spend, used)
+
+    async def _create(self, prompt: Prompt) -> Any:
+        try:
+            return await self.client.messages.create(**self._request(prompt))
+        except anthropic.BadRequestError as exc:
+            if not (self.force_tool and "tool_choice" in str(exc)):
+                raise
+        # The model refuses a forced tool call: ask again letting it choose, once, and remember.
+        log.info("Model refuses a forced tool call; using tool_choice auto.", model=self.model)
+        self.force_tool = False
+        return await self.client.messages.create(**self._request(prompt))
+
+    def _request(self, prompt: Prompt) -> dict[str, Any]:
+        choice: dict[str, Any] = (
+            {"type": "tool", "name": TOOL_NAME} if self.force_tool else {"type": "auto"}
+        )
+        choice["disable_parallel_tool_use"] = True
+        return {
+            "model": self.model,
+            "max_tokens": self.max_tokens,
+            "system": prompt.system,
+            "messages": [{"role": "user", "content": prompt.user}],
+            "tools": [REPORT_FIX_TOOL],
+            "tool_choice": choice,
+        }
+
+    def _count(self, outcome: str, input_tokens: int, output_tokens: int) -> None:
+        if self.metrics is None:
+            return
+        self.metrics.llm_requests.labels(outcome).inc()
+        if input_tokens:
+            self.metrics.llm_tokens.labels("input").inc(input_tokens)
+        if output_tokens:
+            self.metrics.llm_tokens.labels("output").inc(output_tokens)
+
+
+def _parse(response: Any) -> Analysis:
+    """The one report_fix call of the response, validated, with its usage attached."""
+    usage = {
+        "input_tokens": _input_tokens(response.usage),
+        "output_tokens": response.usage.output_tokens or 0,
+    }
+    calls = [b for b in response.content if getattr(b, "type", None) == "tool_use"]
+    if response.stop_reason == "max_tokens":
+        raise MalformedAnswer("answer cut off at max_tokens", **usage)
+    if not calls:
+        raise MalformedAnswer(
+            f"no {TOOL_NAME} call in the answer (stop_reason {response.stop_reason})", **usage
+        )
+    if len(calls) > 1 or calls[0].name != TOOL_NAME:
+        names = ", ".join(str(c.name) for c in calls)
+        raise MalformedAnswer(f"expected one {TOOL_NAME} call, got: {names}", **usage)
+    try:
+        analysis = parse_tool_input(calls[0].input)
+    except SchemaViolation as exc:
+        raise MalformedAnswer(f"invalid {TOOL_NAME} input: {exc}", **usage) from exc
+    return replace(analysis, model=str(response.model), message_id=str(response.id), **usage)
+
+
+def _input_tokens(usage: Any) -> int:
+    """Every input token billed: uncached, written to and read from the prompt cache."""
+    return (
+        (usage.input_tokens or 0)
+        + (getattr(usage, "cache_creation_input_tokens", None) or 0)
+        + (getattr(usage, "cache_read_input_tokens", None) or 0)
+    )
+
+
+def _status_text(exc: anthropic.APIStatusError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error") if isinstance(body.get("error"), dict) else {}
+    kind = error.get("type", "error") if error else "error"
+    text = error.get("message", "") if error else str(exc)
+    return f"API error {exc.status_code} {kind}: {text}"
