@@ -24,6 +24,7 @@ from watcher.store import Store
 
 MINER_STATE_KEY = "template_miner"
 FLUSH_EVERY = 0.5  # seconds between assembler timeout checks when the queue is idle
+EVICTED_FLUSH = 2000  # evicted groups held for the next commit before one is forced
 
 
 @dataclass
@@ -67,6 +68,7 @@ class Engine:
     ready: bool = False
     _last_persist: float = 0.0
     _persists: int = 0
+    _evicted: dict[str, tuple[Any, list[Any]]] = field(default_factory=dict)
 
     async def run(self, shutdown: asyncio.Event) -> Stats:
         """Run until the sources end (bounded) or `shutdown` is set (follow); return the stats."""
@@ -191,7 +193,8 @@ class Engine:
         self._report_progress()
 
     async def _maybe_persist(self) -> None:
-        if time.monotonic() - self._last_persist >= self.options.persist_interval:
+        due = time.monotonic() - self._last_persist >= self.options.persist_interval
+        if due or len(self._evicted) >= EVICTED_FLUSH:
             await self._persist()
 
     async def _persist(self, *, final: bool = False) -> None:
@@ -201,6 +204,11 @@ class Engine:
         if self.store is None:
             return
         groups, samples = self.pipeline.table.take_dirty()
+        for group, held in self._evicted.values():
+            groups.append(group)
+            if held:
+                samples.setdefault(group.id, []).extend(held)
+        self._evicted = {}
         cursors = self.pipeline.take_cursors() if self.options.follow else {}
         self._persists += 1
         miner = None
@@ -226,11 +234,22 @@ class Engine:
         table.load(groups)
 
     def evicted(self, group: Any, samples: list[Any]) -> None:
-        """on_evict hook: an evicted group is written synchronously (rare, small)."""
-        if self.store is not None:
-            self.store.upsert_groups([group])
-            if samples:
-                self.store.add_samples(group.id, samples)
+        """on_evict hook: keep the group until the next commit, which writes it with the cursors.
+
+        Writing it at once would put counts in the store whose cursors are not yet committed;
+        a crash in between would count those events twice after the restart.
+        """
+        if self.store is None:
+            return
+        held = self._evicted.get(group.id)
+        self._evicted[group.id] = (group, (held[1] if held else []) + list(samples))
+
+    def recall(self, group_id: str) -> Any:
+        """recall hook: a group evicted but not yet committed comes back from memory."""
+        held = self._evicted.pop(group_id, None)
+        if held is not None:
+            return held[0]
+        return self.store.get_group(group_id) if self.store is not None else None
 
 
 def _write(
@@ -240,11 +259,5 @@ def _write(
     cursors: dict[str, dict[str, Any]],
     miner: Any,
 ) -> None:
-    if groups:
-        store.upsert_groups(groups)
-    for gid, items in samples.items():
-        store.add_samples(gid, items)
-    for source, streams in cursors.items():
-        store.set_checkpoints(source, streams)
-    if miner is not None:
-        store.set_state(MINER_STATE_KEY, miner)
+    state = {MINER_STATE_KEY: miner} if miner is not None else None
+    store.commit(groups, samples, cursors, state)

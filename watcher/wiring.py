@@ -107,6 +107,5 @@ def build_engine(
         engine.evicted(group, samples)
 
     pipeline.table.on_evict = evicted
-    if store is not None:
-        pipeline.table.recall = store.get_group
+    pipeline.table.recall = engine.recall
     return engine
