@@ -131,3 +131,13 @@ def test_parse_fallbacks_are_counted() -> None:
     p = run('{"level": "info", "msg": "cut off\n{"level": "info"}\nINFO plain\n{not json}\n')
     assert p.stats.parse_fallbacks == 2
     assert p.stats.events == 4
+
+
+def test_app_paths_decide_in_app_frames() -> None:
+    """With [parse] app_paths, only frames under those prefixes are in-app (top frame moves)."""
+    text = (DATA / "mixed.log").read_text()
+    p = Pipeline(GroupTable(), app_paths=("/usr/lib/python3.11/site-packages/httpx",))
+    p.feed(raw_lines(text))
+    p.flush(force=True)
+    timeout = next(g for g in p.table.snapshot() if g.category == "timeout_error")
+    assert timeout.top_frame is not None and timeout.top_frame.function == "post"

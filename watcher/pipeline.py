@@ -99,8 +99,10 @@ class Pipeline:
         limits: ParseLimits = ParseLimits(),
         period: tuple[float | None, float | None] = (None, None),
         on_event: Callable[[LogEvent, GroupUpdate | None], None] | None = None,
+        app_paths: Sequence[str] = (),
     ) -> None:
         self.table = table
+        self.app_paths = tuple(app_paths)
         self.rules = tuple(rules)
         self.metrics = metrics or Metrics()
         self.limits = limits
@@ -180,6 +182,8 @@ class Pipeline:
             stats.out_of_window_events += 1
             return None
         stats.error_events += 1
+        if self.app_paths:
+            mark_in_app(event, self.app_paths)
         cls = classify(event, self.rules)
         if cls.ignored:
             stats.ignored_events += 1
@@ -209,3 +213,13 @@ class Pipeline:
             if book.safe:
                 out[source], book.safe = book.safe, {}
         return out
+
+
+def mark_in_app(event: LogEvent, app_paths: tuple[str, ...]) -> None:
+    """`[parse] app_paths` given: a frame is in-app exactly when its file is under one of them.
+
+    The built-in guess (site-packages, node_modules, java.* … are libraries) is right for most
+    deployments; a user who vendors code or runs from an unusual root says so here.
+    """
+    for frame in event.frames:
+        frame.in_app = frame.file.startswith(app_paths)

@@ -76,6 +76,7 @@ def build_pipeline(
         limits=limits,
         period=period,
         on_event=on_event,
+        app_paths=p.app_paths,
     )
 
 
