@@ -188,7 +188,7 @@ class AutofixConfig:
     github_api_url: str = "https://api.github.com"
     base_branch: str = "main"
     remote: str = "origin"
-    model: str = "claude-sonnet-4-5"
+    model: str = "claude-sonnet-5-5"
     min_occurrences: PositiveInt = 3
     max_fixes_per_hour: NonNegativeInt = 5
     max_tokens_per_hour: NonNegativeInt = 200000

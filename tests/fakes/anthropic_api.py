@@ -10,13 +10,13 @@ body) so tests can assert on prompts and on what left the process.
 Each test scripts the replies in order with `fake.script(...)`; when the script runs out the
 fake answers 500 with `x-should-retry: false` so a missing reply fails fast and visibly.
 
-Use the `anthropic_fake` fixture (register the module with
-`pytest_plugins = ["tests.fakes.anthropic_api"]`), or `async with AnthropicFake.running()`.
+Use the `anthropic_fake` fixture — `pytest_plugins = ["tests.fakes.anthropic_api"]` in the root
+conftest, or `anthropic_fake = anthropic_api.anthropic_fake` in a test module — or
+`async with AnthropicFake.running()`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import time
@@ -39,7 +39,7 @@ class RecordedRequest:
 
     method: str
     path: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # names lower-cased
     body: Any  # parsed JSON, or the raw text when it was not JSON
     at: float  # time.monotonic() on arrival
 
@@ -95,13 +95,22 @@ def tool_use(
     *,
     name: str = "report_fix",
     text: str | None = None,
+    thinking: str | None = None,
     input_tokens: int = 1200,
     output_tokens: int = 300,
 ) -> Reply:
-    """The model calls `name` with `tool_input` (any JSON value: tests send broken ones too)."""
+    """The model calls `name` with `tool_input` (any JSON value: tests send broken ones too).
+
+    `thinking` and `text` add the blocks models with (adaptive) thinking put before the call.
+    """
     block = {"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:24]}", "name": name}
     block["input"] = tool_input
-    content = ([{"type": "text", "text": text}] if text else []) + [block]
+    content: list[dict[str, Any]] = []
+    if thinking:
+        content.append({"type": "thinking", "thinking": thinking, "signature": "c2lnbmF0dXJl"})
+    if text:
+        content.append({"type": "text", "text": text})
+    content.append(block)
     return message(
         content, stop_reason="tool_use", input_tokens=input_tokens, output_tokens=output_tokens
     )
@@ -266,7 +275,11 @@ class AnthropicFake:
             body = text
         self.requests.append(
             RecordedRequest(
-                request.method, request.path, dict(request.headers), body, time.monotonic()
+                request.method,
+                request.path,
+                {k.lower(): v for k, v in request.headers.items()},
+                body,
+                time.monotonic(),
             )
         )
         reply = self._check(request, body) or self._next()
@@ -276,7 +289,9 @@ class AnthropicFake:
         """The validation the real API does before the model runs."""
         if request.method != "POST" or request.path != "/v1/messages":
             return error(404, "not_found_error", f"Not found: {request.method} {request.path}")
-        if request.headers.get("x-api-key") != API_KEY:
+        # the documented x-api-key header, or the bearer token anthropic 2.x sends for api_key
+        keys = {request.headers.get("x-api-key"), request.headers.get("authorization")}
+        if not keys & {API_KEY, f"Bearer {API_KEY}"}:
             return error(401, "authentication_error", "invalid x-api-key")
         if not request.headers.get("anthropic-version"):
             return invalid_request("anthropic-version: header is required")
@@ -320,4 +335,3 @@ async def anthropic_fake(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Anthr
         monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
         monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
         yield fake
-        await asyncio.sleep(0)  # let the SDK's connections see the close before cleanup

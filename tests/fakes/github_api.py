@@ -28,6 +28,7 @@ from aiohttp import web
 PREFIX = "/api/v3"
 TOKEN = "ghp_fakeTokenForTests0123456789abcdefABCD"
 DOCS = "https://docs.github.com/rest"
+JSON_BODY = web.RequestKey("json_body", object)
 
 
 @dataclass
@@ -164,7 +165,7 @@ class GitHubFake:
         if self.forbid_writes and request.method in ("POST", "PATCH", "PUT", "DELETE"):
             message = "Resource not accessible by personal access token"
             return _json(403, {"message": message, "documentation_url": DOCS, "status": "403"})
-        request["json"] = body
+        request[JSON_BODY] = body
         return await handler(request)
 
     def _take_injected(self, method: str, path: str) -> Injected | None:
@@ -190,7 +191,7 @@ class GitHubFake:
     def _route(
         self, repo: Repo, rest: list[str], method: str, request: web.Request
     ) -> web.Response:
-        body = request["json"]
+        body = request[JSON_BODY]
         if not rest and method == "GET":
             return _json(200, self._repo_json(repo))
         if rest == ["pulls"] and method == "GET":

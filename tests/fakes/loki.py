@@ -46,7 +46,7 @@ CATEGORIZE = ("X-Loki-Response-Encoding-Flags", "categorize-labels")
 # --- LogQL subset ------------------------------------------------------------------------------
 
 _STRING = r'"(?:[^"\\]|\\.)*"|`[^`]*`'
-_MATCHER = re.compile(rf"\s*([A-Za-z_]\w*)\s*(=~|!~|!=|=)\s*({_STRING})\s*(,|$)")
+_MATCHER = re.compile(rf"\s*([A-Za-z_]\w*)\s*(=~|!~|!=|=)\s*({_STRING})\s*(,?)\s*")
 _FILTER = re.compile(rf"\s*(\|=|!=|\|~|!~)\s*({_STRING})")
 
 Predicate = Callable[[str], bool]
@@ -105,10 +105,9 @@ def parse_query(text: str) -> Query:
         if match is None:
             raise ValueError(f"parse error at {pos}: unsupported matcher")
         labels.append((match.group(1), _label_test(match.group(2), _unquote(match.group(3)))))
-        pos = match.end(3)
-        pos = text.index(",", pos) + 1 if match.group(4) == "," else pos
-        while pos < len(text) and text[pos].isspace():
-            pos += 1
+        pos = match.end()
+        if not match.group(4) and not text.startswith("}", pos):
+            raise ValueError(f"parse error at {pos}: expected , or }}")
     if not labels:
         raise ValueError("parse error: queries require at least one matcher")
     pos += 1
@@ -225,6 +224,13 @@ class FakeLoki:
         """Ingest one entry (ns defaults to now) and send it to every tail it matches."""
         entry = FakeEntry(dict(labels), time.time_ns() if ns is None else ns, line, metadata)
         with self._lock:
+            # Loki keeps one copy of an identical (labels, ts, line) entry
+            lo = bisect.bisect_left(self.entries, entry.ns, key=lambda e: e.ns)
+            for twin in self.entries[lo:]:
+                if twin.ns != entry.ns:
+                    break
+                if (twin.labels, twin.line, twin.metadata) == (entry.labels, line, metadata):
+                    return twin
             bisect.insort_right(self.entries, entry, key=lambda e: e.ns)
             tails = list(self._tails)
         for tail in tails:

@@ -202,7 +202,8 @@ class Analyzer:
         return analysis
 
     async def _analyze(self, prompt: Prompt) -> Analysis:
-        if self.client.api_key is None and self.client.auth_token is None:
+        client = self.client
+        if client.api_key is None and client.auth_token is None and client.credentials is None:
             raise AnalysisError("no API key: set ANTHROPIC_API_KEY")
         estimate = estimate_tokens(prompt, self.max_tokens)
         spend = self.budget.reserve(estimate) if self.budget is not None else None

@@ -172,6 +172,7 @@ class _Target:
     path: PurePosixPath
     line: int | None
     name: str  # the path as the frame or message gave it
+    required: bool = True  # an in-app frame: named in `missing` when it cannot be read
 
 
 def ordered_frames(group: ErrorGroup) -> list[Frame]:
@@ -188,13 +189,13 @@ def _targets(group: ErrorGroup, index: RepoIndex) -> tuple[list[_Target], list[s
         # a library frame must match on its package dir too: "models.py" alone is too common
         found = index.match(frame.file, min_parts=1 if frame.in_app else 2)
         if found is not None:
-            targets.append(_Target(found, frame.line, frame.file))
+            targets.append(_Target(found, frame.line, frame.file, frame.in_app))
         elif frame.in_app and frame.file not in missing and _frame_parts(frame.file):
             missing.append(frame.file)
     for word in _message_paths(group):
         found = index.match(word)
         if found is not None and all(t.path != found for t in targets):
-            targets.append(_Target(found, None, word))
+            targets.append(_Target(found, None, word, required=False))
     return targets, missing
 
 
@@ -221,7 +222,7 @@ def _excerpts(
             covered[target.path] = set()
         lines, have = files[target.path], covered[target.path]
         if lines is None:  # outside the checkout, binary, too big: as good as missing
-            if target.name not in missing:
+            if target.required and target.name not in missing:
                 missing.append(target.name)
             continue
         new = _fit(lines, have, target.line, around, budget)

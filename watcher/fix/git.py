@@ -44,8 +44,12 @@ _SECRET_ENV = re.compile(
     r"|SESSION|DSN|DATABASE_URL|KUBECONFIG",
     re.IGNORECASE,
 )
-# What git itself may keep of the above: ssh agent and ssh command for ssh remotes.
-_GIT_KEEP = frozenset({"SSH_AUTH_SOCK", "GIT_SSH", "GIT_SSH_COMMAND", "GIT_SSH_VARIANT"})
+# What git itself may keep of the above: ssh agent and command for ssh remotes, and where the
+# user's git config lives. GIT_CONFIG_COUNT/KEY/VALUE go: they may carry a parent's credential.
+_GIT_KEEP = frozenset(
+    {"SSH_AUTH_SOCK", "GIT_SSH", "GIT_SSH_COMMAND", "GIT_SSH_VARIANT"}
+    | {"GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM", "GIT_CONFIG_NOSYSTEM"}
+)
 _URL_USERINFO = re.compile(r"(://)[^/@\s]+@")
 
 
@@ -165,29 +169,15 @@ class Worktree:
         url = (await self._git("remote", "get-url", self.remote)).strip()
         self._remote_auth = auth_env(url, self._token)
         tracking = f"refs/remotes/{self.remote}/{self.base_branch}"
-        await self._git(
-            "fetch",
-            "--no-tags",
-            "--quiet",
-            self.remote,
-            f"+refs/heads/{self.base_branch}:{tracking}",
-            network=True,
-        )
+        refspec = f"+refs/heads/{self.base_branch}:{tracking}"
+        await self._git("fetch", "--no-tags", "--quiet", self.remote, refspec, network=True)
         self.base_sha = (await self._git("rev-parse", "--verify", f"{tracking}^{{commit}}")).strip()
         self.branch = await self._free_branch()
         self._tmp = Path(tempfile.mkdtemp(prefix="watcher-fix-"))
         self.path = self._tmp / "worktree"
+        add = ["add", "--quiet", "--no-track", "-b", self.branch, str(self.path), self.base_sha]
         try:
-            await self._git(
-                "worktree",
-                "add",
-                "--quiet",
-                "--no-track",
-                "-b",
-                self.branch,
-                str(self.path),
-                self.base_sha,
-            )
+            await self._git("worktree", *add)
         except BaseException:
             shutil.rmtree(self._tmp, ignore_errors=True)
             raise
@@ -200,6 +190,10 @@ class Worktree:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        # shielded: a cancelled fix task must still remove its worktree
+        await asyncio.shield(self._cleanup())
+
+    async def _cleanup(self) -> None:
         with contextlib.suppress(GitError, OSError):
             await self._git("worktree", "remove", "--force", str(self.path))
         if self._tmp is not None:
@@ -256,31 +250,27 @@ class Worktree:
             "GIT_COMMITTER_EMAIL": committer.email,
         }
         message = f"{subject.strip()}\n\n{body.strip()}\n" if body.strip() else subject.strip()
-        await self._git(
-            "-c",
-            "commit.gpgsign=false",
-            "commit",
-            "--quiet",
-            "--no-verify",
-            "-F",
-            "-",
-            cwd=self.path,
-            extra=ident,
-            stdin=message,
-        )
+        commit = ["-c", "commit.gpgsign=false", "commit", "--quiet", "--no-verify", "-F", "-"]
+        await self._git(*commit, cwd=self.path, extra=ident, stdin=message)
         self._committed = (await self._git("rev-parse", "HEAD", cwd=self.path)).strip()
         return self._committed
 
     async def push(self) -> PushResult:
-        """Push the new branch (never with force, never to the base branch)."""
+        """Create the branch on the remote: create-only, never to the base branch.
+
+        A plain push would fast-forward a branch someone else made meanwhile if ours happens to
+        descend from it. A lease with an empty expected value ("this ref must not exist") is
+        checked by the remote under its ref lock, so the push can only create; if the name was
+        taken, the run moves on to the next free suffix.
+        """
         if self._committed is None:
             raise GitError("nothing committed to push")
         for _ in range(3):
             self._check_pushable(self.branch)
-            refspec = f"{self._committed}:refs/heads/{self.branch}"
-            code, output = await self._git_run(
-                "push", "--no-verify", "--porcelain", self.remote, refspec, network=True
-            )
+            ref = f"refs/heads/{self.branch}"
+            push = ["push", "--no-verify", "--porcelain", f"--force-with-lease={ref}:"]
+            push += [self.remote, f"{self._committed}:{ref}"]
+            code, output = await self._git_run(*push, network=True)
             if code == 0:
                 self.pushed = PushResult(self.remote, self.branch, self._committed)
                 return self.pushed
@@ -290,17 +280,13 @@ class Worktree:
         raise GitError(f"git push rejected three times for {self.wanted}")
 
     async def delete_branch(self) -> None:
-        """Delete this run's branch locally and, if this run pushed it, on the remote."""
+        """Delete this run's branch locally and, if this run pushed it, on the remote — there
+        only while it still points at the pushed commit (nobody has added work to it)."""
         if self.pushed is not None:
             self._check_pushable(self.pushed.branch)
-            await self._git(
-                "push",
-                "--no-verify",
-                self.remote,
-                "--delete",
-                f"refs/heads/{self.pushed.branch}",
-                network=True,
-            )
+            ref = f"refs/heads/{self.pushed.branch}"
+            lease = f"--force-with-lease={ref}:{self.pushed.sha}"
+            await self._git("push", "--no-verify", lease, self.remote, f":{ref}", network=True)
             self.pushed = None
         await self._git("checkout", "--quiet", "--detach", cwd=self.path)
         await self._delete_local(self.branch)

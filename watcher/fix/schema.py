@@ -14,7 +14,7 @@ guard can check each block (path, size, what it adds) without a diff parser.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 TOOL_NAME = "report_fix"
@@ -151,7 +151,6 @@ class Analysis:
     message_id: str = ""
     input_tokens: int = 0
     output_tokens: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def tokens(self) -> int:
@@ -235,7 +234,7 @@ def _confidence(value: object) -> float:
 
 
 def _enum(value: object, where: str) -> Fixability:
-    if value not in FIXABILITY or not isinstance(value, str):
+    if not isinstance(value, str) or value not in FIXABILITY:
         raise SchemaViolation(f"{where}: expected one of {', '.join(FIXABILITY)}, got {value!r}")
     return value  # type: ignore[return-value]
 

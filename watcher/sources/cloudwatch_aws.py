@@ -20,7 +20,7 @@ import boto3
 import botocore.exceptions as bx
 from botocore.config import Config
 
-MAX_ATTEMPTS = 5  # botocore's own attempts per call, before an error reaches the source
+MAX_ATTEMPTS = 5  # botocore's attempts per call (the first + 4 retries) before the source sees it
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 30.0  # a FilterLogEvents page over a wide window can take several seconds
 
@@ -37,6 +37,8 @@ _FATAL_CODES = frozenset(
         "AuthFailure",
         "InvalidParameterException",
         "ValidationException",
+        # a group that does not exist: follow mode handles it per group before this applies
+        "ResourceNotFoundException",
     )
 )
 _FATAL_TYPES = (
@@ -110,7 +112,7 @@ def make_client(
         raise CloudWatchError(f"AWS profile {profile!r} not found") from None
     name = resolve_region(region, session.region_name)
     config = Config(
-        retries={"mode": "adaptive", "max_attempts": MAX_ATTEMPTS},
+        retries={"mode": "adaptive", "total_max_attempts": MAX_ATTEMPTS},
         connect_timeout=CONNECT_TIMEOUT,
         read_timeout=READ_TIMEOUT,
         user_agent_extra="watcher",

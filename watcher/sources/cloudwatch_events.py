@@ -21,6 +21,7 @@ window behind the poll position, so memory is bounded by the event rate times th
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,13 @@ class Floor:
     def covers(self, ts: int, ident: str) -> bool:
         """True when the event (ts, ident) was processed before the restart."""
         return ts < self.ts or (ts == self.ts and ident in self.ids)
+
+
+def content_key(stream: str, ts: int, message: str) -> str:
+    """An event's id from its content, for events without an eventId (Live Tail results)."""
+    digest = hashlib.blake2b(message.encode("utf-8", "replace"), digest_size=8)
+    digest.update(f"\0{stream}\0{ts}".encode("utf-8", "replace"))
+    return "k" + digest.hexdigest()
 
 
 def stream_key(group: str, stream: str) -> str:
@@ -108,21 +116,34 @@ class GroupTail:
         self.floors = floors or {}
         self.missing = False
 
-    def is_new(self, ident: str, stream: str, ts: int, other: str | None = None) -> bool:
-        """Record the event and say whether it is new; `other` is a second id for the floors.
+    def is_new(
+        self, ident: str, stream: str, ts: int, message: str, event_id: str | None = None
+    ) -> bool:
+        """Record the event and say whether it is new (not seen, not under its stream's floor).
 
-        (Live Tail results carry no event id: they are keyed by content, and a floor written by
-        the other mode may hold either kind.)
+        `ident` is the event id in poll mode and content_key() in live mode (Live Tail results
+        carry no event id); a floor written in the other mode holds the other kind, so at the
+        floor's exact millisecond both are tried.
         """
         if ident in self.seen:
             return False
         floor = self.floors.get(stream)
         if floor is not None and (
-            floor.covers(ts, ident) or (other is not None and floor.covers(ts, other))
+            floor.covers(ts, ident) or self._covers_other(floor, ts, message, stream, event_id)
         ):
             return False
         self.seen[ident] = ts
         return True
+
+    @staticmethod
+    def _covers_other(
+        floor: Floor, ts: int, message: str, stream: str, event_id: str | None
+    ) -> bool:
+        if ts != floor.ts:
+            return False
+        return (event_id is not None and event_id in floor.ids) or content_key(
+            stream, ts, message
+        ) in floor.ids
 
     def advance(self, ts: int) -> None:
         """Everything up to `ts` was delivered: re-read only the overlap behind it from now on."""

@@ -43,9 +43,7 @@ _PY_LOGGING = re.compile(
 )
 _PY_UNHANDLED = re.compile(r"\[ERROR\] (.*)", re.DOTALL)
 _TRACEBACK = "Traceback (most recent call last):"
-_NODE = re.compile(
-    r"(" + _ISO + r")\t(\S*)\t(TRACE|DEBUG|INFO|WARN|ERROR|FATAL)\t(.*)", re.DOTALL
-)
+_NODE = re.compile(r"(" + _ISO + r")\t(\S*)\t(TRACE|DEBUG|INFO|WARN|ERROR|FATAL)\t(.*)", re.DOTALL)
 _NODE_INVOKE = re.compile(r"([A-Z][\w ]*?)\s*\t(\{.*\})\s*")
 _TIMED_OUT = re.compile(r"(" + _ISO + r") (\S+) (Task timed out after .*)")
 _REQUEST_ERROR = re.compile(r"RequestId: (\S+) Error: (.*)")
@@ -135,9 +133,8 @@ def _node_stack(text: str) -> list[str] | None:
     stack = record.get("stack")
     if isinstance(stack, list) and stack and all(isinstance(s, str) for s in stack):
         return [line for entry in stack for line in split_message(entry)]
-    message = record.get("errorMessage")
-    header = f"{record['errorType']}: {message}" if isinstance(message, str) else record["errorType"]
-    return split_message(header)
+    kind, message = record["errorType"], record.get("errorMessage")
+    return split_message(f"{kind}: {message}" if isinstance(message, str) else kind)
 
 
 def _timed_out(lines: list[str]) -> Normalised | None:

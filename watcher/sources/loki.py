@@ -126,9 +126,8 @@ class LokiSource:
     async def lines(self) -> AsyncIterator[list[RawLine]]:
         """Tail with backfill across reconnects, from the checkpoint or now - lookback."""
         floor = Floor(self.ctx.checkpoint)
-        intake = Intake(
-            self.name, self.ctx.max_line_bytes, floor=floor, recent=Recent(self.overlap_ns)
-        )
+        recent = Recent(self.overlap_ns, lambda: int(self.clock() * NS))
+        intake = Intake(self.name, self.ctx.max_line_bytes, floor=floor, recent=recent)
         resume = floor.resume_ns(int(RESUME_HORIZON_S * NS))
         if resume is None:
             start = self._now_ns() - int(self.config.lookback * NS)
@@ -192,8 +191,12 @@ class LokiSource:
                 elif msg.type == aiohttp.WSMsgType.ERROR:
                     raise LokiError(f"Loki tail connection failed: {ws.exception()}")
                 elif msg.type in _CLOSED:
+                    reason = msg.extra if msg.type == aiohttp.WSMsgType.CLOSE else None
+                    if ws.close_code != 1000:
+                        detail = f": {reason}" if reason else ""
+                        raise LokiError(f"Loki closed the tail (code {ws.close_code}){detail}")
                     # routine: Loki ends every tail after querier.tail-max-duration (1 h)
-                    self.ctx.log.info("Loki ended the tail; reconnecting.", code=ws.close_code)
+                    self.ctx.log.info("Loki ended the tail; reconnecting.", reason=reason)
                     return
         finally:
             await ws.close()
@@ -208,7 +211,7 @@ class LokiSource:
         self, client: LokiClient, intake: Intake, first_start: int, end: int
     ) -> AsyncIterator[list[RawLine]]:
         start = self._resume_point(intake, first_start)
-        async with contextlib.aclosing(self._pages(client, start, end, retry=False)) as pages:
+        async with contextlib.aclosing(self._pages(client, start, end, scan=False)) as pages:
             async for page in pages:
                 if batch := self._accept(intake, page):
                     yield batch
@@ -230,7 +233,7 @@ class LokiSource:
         try:
             async with (
                 self._client() as client,
-                contextlib.aclosing(self._pages(client, lo, hi, retry=True)) as pages,
+                contextlib.aclosing(self._pages(client, lo, hi, scan=True)) as pages,
             ):
                 async for page in pages:
                     if batch := self._accept(intake, page):
@@ -241,27 +244,27 @@ class LokiSource:
     # --- query_range paging -------------------------------------------------------------------
 
     async def _pages(
-        self, client: LokiClient, lo: int, hi: int, *, retry: bool
+        self, client: LokiClient, lo: int, hi: int, *, scan: bool
     ) -> AsyncIterator[list[Entry]]:
         """Every entry of [lo, hi), in chunks of `chunk` so no query exceeds max_query_length."""
         step = max(1, int(self.config.chunk * NS))
         while lo < hi:
             top = min(hi, lo + step)
-            async with contextlib.aclosing(self._paginate(client, lo, top, retry=retry)) as pages:
+            async with contextlib.aclosing(self._paginate(client, lo, top, scan=scan)) as pages:
                 async for page in pages:
                     yield page
             self._covered_ns = max(self._covered_ns, top)
             lo = top
 
     async def _paginate(
-        self, client: LokiClient, lo: int, hi: int, *, retry: bool
+        self, client: LokiClient, lo: int, hi: int, *, scan: bool
     ) -> AsyncIterator[list[Entry]]:
         """Pages of [lo, hi): each starts at the previous page's last timestamp (several entries
         can share one), dropping the entries at that timestamp the previous page returned."""
         limit = self.config.limit
         edge_ns, edge = -1, set[bytes]()
         while True:
-            entries = await self._query(client, lo, hi, limit, retry=retry)
+            entries = await self._query(client, lo, hi, limit, scan=scan)
             fresh = [e for e in entries if e.ns != edge_ns or e.ident not in edge]
             if fresh:
                 yield fresh
@@ -285,7 +288,7 @@ class LokiSource:
                 lo, limit = top + 1, self.config.limit
 
     async def _query(
-        self, client: LokiClient, lo: int, hi: int, limit: int, *, retry: bool
+        self, client: LokiClient, lo: int, hi: int, limit: int, *, scan: bool
     ) -> list[Entry]:
         """One query_range; in scan mode transient failures are retried a few times."""
         attempt = 0
@@ -294,13 +297,17 @@ class LokiSource:
                 entries = await self._or_shutdown(client.query_range(self.query, lo, hi, limit))
             except LokiError as exc:
                 attempt += 1
-                if not retry or exc.fatal or attempt >= SCAN_ATTEMPTS:
+                if not scan or exc.fatal or attempt >= SCAN_ATTEMPTS:
                     raise
                 self._log_failure(str(exc))
                 if not await self.backoff.wait(self.ctx.shutdown):
                     raise _Stopped from None
                 continue
             self._ok = True
+            if scan:
+                self.backoff.reset()  # the next failure of a long scan starts short again
+            else:
+                self.ctx.metrics.source_up.labels(self.name).set(1)  # reading, tail or not
             return entries
 
     # --- shared -------------------------------------------------------------------------------

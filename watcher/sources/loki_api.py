@@ -8,6 +8,7 @@ Only what the loki source needs: `GET /loki/api/v1/query_range` (forward, one pa
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 from collections.abc import Mapping
@@ -137,7 +138,8 @@ def auth_headers(
     if token:
         headers["Authorization"] = f"Bearer {token}"
     elif username:
-        headers["Authorization"] = aiohttp.BasicAuth(username, password).encode()
+        pair = f"{username}:{password}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
     return headers
 
 

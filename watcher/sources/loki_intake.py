@@ -13,7 +13,8 @@ has its own bounded filter:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from watcher.model import RawLine
@@ -76,8 +77,9 @@ class Floor:
 class Recent:
     """Identities of the entries of the last `horizon_ns` before the newest: bounded memory."""
 
-    def __init__(self, horizon_ns: int) -> None:
+    def __init__(self, horizon_ns: int, clock_ns: Callable[[], int] = time.time_ns) -> None:
         self.horizon_ns = horizon_ns
+        self.clock_ns = clock_ns
         self.newest: int | None = None
         self._by_ns: dict[int, set[bytes]] = {}
         self._prune_at = 1024
@@ -87,7 +89,9 @@ class Recent:
         ns = entry.ns
         newest = self.newest
         if newest is None or ns > newest:
-            self.newest = newest = ns
+            # one producer with its clock hours ahead must not move "newest" there: the window
+            # (and where a reconnect re-reads from) would leave every honest entry behind
+            self.newest = newest = min(ns, self.clock_ns() + self.horizon_ns)
         elif ns < newest - self.horizon_ns:
             # older than any backfill re-reads: it can only come once (a late tail entry)
             return True

@@ -1,0 +1,3 @@
+"""Shared fixtures: the protocol-faithful fakes in tests/fakes/ are plugins every test can use."""
+
+pytest_plugins = ["tests.fakes.anthropic_api"]

@@ -1,0 +1,1 @@
+"""The auto-fix pipeline: redact, gather context, analyse, guard, commit, open the PR."""

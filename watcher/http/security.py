@@ -1,0 +1,233 @@
+"""What a request may do, and how a refusal looks.
+
+- Mutating requests (anything but GET/HEAD/OPTIONS) need `Authorization: Bearer <token>`; with no
+  token configured they are refused outright (403), so a daemon started without one can be
+  looked at but never made to open pull requests. Reads under /error-monitor/ need the token too
+  when `protect_reads` is set.
+- Mutations are rate limited per client address (token bucket) before the token is checked, so
+  guessing tokens is as slow as using them; their bodies are capped.
+- Every refusal and every failure is `{"error": ..., "detail": ...}` JSON, redacted like any
+  other body: a 500 never carries a trace (it goes to the log instead).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+log = structlog.get_logger("watcher.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
+Redact = Callable[[Any], Any]
+
+API_PREFIX = "/error-monitor/"
+# The API description holds no data, and tools fetch it without credentials.
+PUBLIC_API_PATHS = frozenset({"/error-monitor/openapi.json"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+DEFAULT_TOKEN_ENV = "WATCHER_API_TOKEN"
+
+# Inline script and style are refused, so even markup that slipped into the page could not run.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+
+
+def identity(value: Any) -> Any:
+    return value
+
+
+class ApiError(Exception):
+    """A request the API refuses: rendered as `{"error": error, "detail": detail}`."""
+
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        detail: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(error)
+        self.status, self.error, self.detail = status, error, detail
+        self.headers = headers or {}
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    """The API's access rules; `token` None disables every mutating route."""
+
+    token: str | None = None
+    protect_reads: bool = False
+    posts_per_minute: float = 10.0
+    post_burst: int = 10
+    max_body_bytes: int = 64 * 1024
+    max_clients: int = 4096
+    token_env: str = DEFAULT_TOKEN_ENV  # only named in the 403 message
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        # An empty or blank token (an env var set to "") must not become a valid credential.
+        token = (self.token or "").strip() or None
+        object.__setattr__(self, "token", token)
+
+
+def token_matches(header: str | None, token: str) -> bool:
+    """Whether an Authorization header carries the bearer token, in constant time.
+
+    Both sides are hashed first so neither the content nor the length of the token leaks
+    through the comparison time.
+    """
+    scheme, _, value = (header or "").strip().partition(" ")
+    offered = value.strip() if scheme.lower() == "bearer" else ""
+    digest = [hashlib.sha256(t.encode("utf-8", "surrogatepass")).digest() for t in (offered, token)]
+    return hmac.compare_digest(digest[0], digest[1]) and bool(offered)
+
+
+class RateLimiter:
+    """A token bucket per client: `burst` requests at once, refilled at `per_second`.
+
+    At most `max_clients` buckets are kept; the least recently used is forgotten first, which
+    at worst gives a long-idle client a fresh bucket.
+    """
+
+    def __init__(
+        self, per_second: float, burst: int, max_clients: int, clock: Callable[[], float]
+    ) -> None:
+        self.per_second, self.burst, self.max_clients = per_second, burst, max_clients
+        self.clock = clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def take(self, client: str) -> float:
+        """Spend one token; 0.0 when allowed, else the seconds until one is available."""
+        now = self.clock()
+        tokens, stamp = self._buckets.pop(client, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - stamp) * self.per_second)
+        wait = 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.per_second
+        self._buckets[client] = (tokens - 1.0 if wait == 0.0 else tokens, now)
+        while len(self._buckets) > self.max_clients:
+            self._buckets.popitem(last=False)
+        return wait
+
+
+def _require_token(request: web.Request, token: str) -> None:
+    if not token_matches(request.headers.get("Authorization"), token):
+        raise ApiError(
+            401,
+            "unauthorized",
+            "missing or invalid bearer token (Authorization: Bearer <token>)",
+            headers={"WWW-Authenticate": 'Bearer realm="watcher"'},
+        )
+
+
+def _no_token_configured(config: SecurityConfig, what: str) -> ApiError:
+    return ApiError(
+        403,
+        f"{what} disabled",
+        f"no API token is configured: set the environment variable {config.token_env} "
+        "(named by [http] token_env) and restart watcher",
+    )
+
+
+async def _check_mutation(
+    request: web.Request, config: SecurityConfig, limiter: RateLimiter
+) -> None:
+    wait = limiter.take(request.remote or "unknown")
+    if wait > 0:
+        retry = str(max(1, math.ceil(wait)))
+        raise ApiError(
+            429, "rate limited", f"retry in {retry} s", headers={"Retry-After": retry}
+        )
+    if (request.content_length or 0) > config.max_body_bytes:
+        raise _too_large(config)
+    if config.token is None:
+        raise _no_token_configured(config, "mutating routes")
+    _require_token(request, config.token)
+    # Reading enforces client_max_size on chunked bodies too (aiohttp raises 413).
+    await request.read()
+
+
+def _too_large(config: SecurityConfig) -> ApiError:
+    return ApiError(413, "request body too large", {"max_bytes": config.max_body_bytes})
+
+
+def _is_protected_read(request: web.Request, config: SecurityConfig) -> bool:
+    path = request.path
+    return (
+        config.protect_reads and path.startswith(API_PREFIX) and path not in PUBLIC_API_PATHS
+    )
+
+
+def guard_middleware(config: SecurityConfig) -> Middleware:
+    """Authentication, the POST rate limit and the body cap, before any handler runs."""
+    per_second = config.posts_per_minute / 60.0
+    limiter = RateLimiter(per_second, config.post_burst, config.max_clients, config.clock)
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method not in SAFE_METHODS:
+            await _check_mutation(request, config, limiter)
+        elif _is_protected_read(request, config):
+            if config.token is None:
+                raise _no_token_configured(config, "protected reads")
+            _require_token(request, config.token)
+        return await handler(request)
+
+    return guard
+
+
+def error_body(error: str, detail: Any = None) -> dict[str, Any]:
+    return {"error": error, "detail": detail}
+
+
+def error_response(
+    redact: Redact,
+    status: int,
+    error: str,
+    detail: Any = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    return web.json_response(redact(error_body(error, detail)), status=status, headers=headers)
+
+
+def error_middleware(redact: Redact = identity) -> Middleware:
+    """Refusals and aiohttp's own 4xx as JSON; anything unexpected as a logged, bare 500."""
+
+    @web.middleware
+    async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            return error_response(redact, exc.status, exc.error, exc.detail, exc.headers)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            kept = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+            return error_response(redact, exc.status, exc.reason.lower(), None, kept)
+        except Exception:
+            log.exception("Request failed.", method=request.method, path=request.path)
+            return error_response(redact, 500, "internal error", "the failure was logged")
+
+    return errors
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: browser hardening on every response, static files included."""
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    # Patterns and samples are sensitive: never kept by a cache. Static files revalidate.
+    cache = "no-cache" if request.path.startswith("/static/") else "no-store"
+    response.headers.setdefault("Cache-Control", cache)

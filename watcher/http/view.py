@@ -1,0 +1,142 @@
+"""What the JSON API reads and asks for: the `WatcherView` seam, and an in-memory one for tests.
+
+The daemon implements the real view over its live groups and the store. The routes only ever
+talk to this protocol, so they can be tested without an engine, a store or a network.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from watcher.model import ErrorGroup, Fix
+
+
+class WatcherView(Protocol):
+    """The daemon's state as the HTTP API sees it.
+
+    Read methods are synchronous and called on the event loop, so they must not block (no
+    sqlite3 or network I/O without a cache). The async methods may take their time.
+    """
+
+    monitoring_enabled: bool
+
+    def groups(self, *, since: float | None = None) -> list[ErrorGroup]:
+        """Live groups (window_counts/trend filled) merged with stored ones; `since` filters on
+        last_seen (epoch seconds)."""
+        ...
+
+    def group(self, group_id: str) -> ErrorGroup | None:
+        """One group with its samples, or None."""
+        ...
+
+    def fixes(self, *, group_id: str | None = None) -> list[Fix]:
+        """Fixes, newest first; only those of `group_id` when given."""
+        ...
+
+    def fix(self, fix_id: str) -> Fix | None:
+        """One fix, or None."""
+        ...
+
+    def sources(self) -> dict[str, dict[str, Any]]:
+        """name -> {"up": bool, "lines": int, "error": str | None, "lag_seconds": float | None}."""
+        ...
+
+    def error_rate(self, *, bucket_seconds: int, buckets: int) -> dict[str, list[int]]:
+        """Per category, error events per time bucket, oldest first, ending now."""
+        ...
+
+    async def generate_fix(self, group_id: str, *, create_pr: bool) -> Fix:
+        """Queue or run the fix pipeline for one group.
+
+        Raises KeyError for an unknown group and PermissionError (with a message for the user)
+        when auto-fix is disabled or the budget is spent.
+        """
+        ...
+
+    async def start_monitor(self, *, interval: float | None) -> dict[str, Any]:
+        """Turn on continuous monitoring; returns {"status": ..., "interval_seconds": ...}."""
+        ...
+
+    async def scan(self, *, hours: float, auto_fix: bool) -> dict[str, Any]:
+        """A one-off scan; returns at least {"errors_found": int, "critical_errors": int} and
+        {"auto_fixes_started": int} when auto_fix started any."""
+        ...
+
+
+def healthy_source(lines: int = 0) -> dict[str, Any]:
+    """The status dict of a source that is up and current."""
+    return {"up": True, "lines": lines, "error": None, "lag_seconds": 0.0}
+
+
+@dataclass
+class InMemoryView:
+    """A `WatcherView` over plain lists: what the API tests and the dashboard test seed.
+
+    `refuse_fixes` makes generate_fix raise PermissionError with that message, as a daemon with
+    auto-fix disabled or no budget left would.
+    """
+
+    group_list: list[ErrorGroup] = field(default_factory=list)
+    fix_list: list[Fix] = field(default_factory=list)
+    source_status: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rates: dict[str, list[int]] = field(default_factory=dict)
+    monitoring_enabled: bool = False
+    refuse_fixes: str | None = None
+    monitor_interval: float = 60.0
+    clock: Callable[[], float] = time.time
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    _ids: itertools.count[int] = field(
+        default_factory=lambda: itertools.count(1), init=False, repr=False
+    )
+
+    def groups(self, *, since: float | None = None) -> list[ErrorGroup]:
+        return [g for g in self.group_list if since is None or g.last_seen >= since]
+
+    def group(self, group_id: str) -> ErrorGroup | None:
+        return next((g for g in self.group_list if g.id == group_id), None)
+
+    def fixes(self, *, group_id: str | None = None) -> list[Fix]:
+        chosen = [f for f in self.fix_list if group_id is None or f.group_id == group_id]
+        return sorted(chosen, key=lambda f: (-f.created, f.id))
+
+    def fix(self, fix_id: str) -> Fix | None:
+        return next((f for f in self.fix_list if f.id == fix_id), None)
+
+    def sources(self) -> dict[str, dict[str, Any]]:
+        return {name: dict(status) for name, status in self.source_status.items()}
+
+    def error_rate(self, *, bucket_seconds: int, buckets: int) -> dict[str, list[int]]:
+        # Seeded series are cut or left-padded to the asked length, newest bucket last.
+        return {cat: ([0] * buckets + list(s))[-buckets:] for cat, s in self.rates.items()}
+
+    async def generate_fix(self, group_id: str, *, create_pr: bool) -> Fix:
+        self.calls.append(("generate_fix", {"group_id": group_id, "create_pr": create_pr}))
+        if self.group(group_id) is None:
+            raise KeyError(group_id)
+        if self.refuse_fixes is not None:
+            raise PermissionError(self.refuse_fixes)
+        fix = Fix(f"fix-{next(self._ids)}", group_id, status="pending", created=self.clock())
+        self.fix_list.append(fix)
+        return fix
+
+    async def start_monitor(self, *, interval: float | None) -> dict[str, Any]:
+        self.calls.append(("start_monitor", {"interval": interval}))
+        self.monitoring_enabled = True
+        if interval is not None:
+            self.monitor_interval = interval
+        return {"status": "started", "interval_seconds": self.monitor_interval}
+
+    async def scan(self, *, hours: float, auto_fix: bool) -> dict[str, Any]:
+        self.calls.append(("scan", {"hours": hours, "auto_fix": auto_fix}))
+        found = self.groups(since=self.clock() - hours * 3600)
+        result: dict[str, Any] = {
+            "errors_found": len(found),
+            "critical_errors": sum(1 for g in found if g.severity in ("critical", "high")),
+        }
+        if auto_fix:
+            result["auto_fixes_started"] = sum(1 for g in found if g.fixable)
+        return result
