@@ -158,6 +158,16 @@ async def test_server_errors_are_retried_by_pygithub(github_fake: GitHubFake) ->
     assert len(listing) == 2
 
 
+async def test_lost_create_response_is_retried_and_resolved(github_fake: GitHubFake) -> None:
+    """A create that worked but answered 502 is retried by PyGithub, gets 422, and resolves to
+    the one PR — never a duplicate."""
+    github_fake.fail(502, method="POST", path_contains="/pulls", process=True)
+    ref = await open_pr(client(github_fake))
+    assert ref.number == 1 and len(github_fake.pulls) == 1
+    posts = [r for r in github_fake.requests if r.method == "POST" and r.path.endswith("/pulls")]
+    assert len(posts) == 2
+
+
 async def test_requests_carry_the_token_only_in_the_header(github_fake: GitHubFake) -> None:
     """The token is sent as the Authorization header and never in a URL or body."""
     gh = client(github_fake)
@@ -245,3 +255,12 @@ def test_pr_title_is_one_bounded_line() -> None:
     title = pr_title({"summary": "Guard\nempty   input " + "x" * 200}, sample_group())
     assert title.startswith("fix(internal_error): Guard empty input x") and len(title) == 120
     assert pr_title({}, sample_group()) == "fix(internal_error): ZeroDivisionError"
+
+
+async def test_unreachable_api_is_a_clear_error(github_fake: GitHubFake) -> None:
+    """A connection failure (nothing listening) becomes a GitHubError naming the URL."""
+    url = github_fake.url
+    github_fake.stop()
+    gh = GitHub("acme/app", token="t", base_url=url, retry=0, throttle=False)
+    with pytest.raises(GitHubError, match="cannot reach GitHub at"):
+        await gh.pr_state(1)

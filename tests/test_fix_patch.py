@@ -335,7 +335,7 @@ def test_secret_scan_sees_only_added_lines_and_reason_hides_value(repo: Path) ->
     seen: list[str] = []
 
     class Finding:
-        rule = "aws-access-key"
+        kind = "aws-access-key"
 
     def scan(text: str) -> list[Finding]:
         seen.append(text)
@@ -405,3 +405,15 @@ def test_default_denylist_covers_the_issue_list() -> None:
     """The defaults include every family the issue names."""
     for pattern in (".github/**", "Dockerfile*", "deploy/**", "pyproject.toml", "*.lock", ".env*"):
         assert pattern in DEFAULT_DENYLIST
+
+
+def test_real_redactor_findings_plug_in(repo: Path) -> None:
+    """`Redactor().findings` is accepted as the secret scan; reasons carry rule ids only."""
+    from watcher.fix.redact import Redactor
+
+    token = "ghp_" + "0123456789abcdefghijABCDEFGHIJ012345"
+    edit = Edit("app/service.py", "total = sum(values)", f"total = sum(values)  # {token}")
+    result = guard([edit], repo, secret_scan=Redactor().findings)
+    refused(result, "github-pat")
+    assert token not in " ".join(result.reasons)
+    assert guard([FIX], repo, secret_scan=Redactor().findings).ok

@@ -50,6 +50,7 @@ class Injected:
     headers: dict[str, str]
     method: str | None
     path_contains: str | None
+    process: bool
 
 
 @dataclass
@@ -92,6 +93,8 @@ class GitHubFake:
         return self
 
     def stop(self) -> None:
+        if self._loop.is_closed():
+            return
         if self._runner is not None:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -119,10 +122,12 @@ class GitHubFake:
         headers: dict[str, str] | None = None,
         method: str | None = None,
         path_contains: str | None = None,
+        process: bool = False,
     ) -> None:
-        """Answer the next matching request with `status` (once)."""
+        """Answer the next matching request with `status` (once). With `process`, the request
+        takes effect first (a create that succeeded but whose answer was lost)."""
         body = body if body is not None else {"message": "Server Error", "status": str(status)}
-        self._injected.append(Injected(status, body, headers or {}, method, path_contains))
+        self._injected.append(Injected(status, body, headers or {}, method, path_contains, process))
 
     def set_state(self, number: int, state: str, *, merged: bool = False) -> None:
         """Close, reopen or merge a pull as if it happened on GitHub."""
@@ -160,13 +165,16 @@ class GitHubFake:
         if request.headers.get("Authorization") != f"token {self.token}":
             return _json(401, {"message": "Bad credentials", "documentation_url": DOCS})
         injected = self._take_injected(request.method, path)
-        if injected is not None:
+        if injected is not None and not injected.process:
             return _json(injected.status, injected.body, injected.headers)
         if self.forbid_writes and request.method in ("POST", "PATCH", "PUT", "DELETE"):
             message = "Resource not accessible by personal access token"
             return _json(403, {"message": message, "documentation_url": DOCS, "status": "403"})
         request[JSON_BODY] = body
-        return await handler(request)
+        response = await handler(request)
+        if injected is not None:
+            return _json(injected.status, injected.body, injected.headers)
+        return response
 
     def _take_injected(self, method: str, path: str) -> Injected | None:
         for i, item in enumerate(self._injected):

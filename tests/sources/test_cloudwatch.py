@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import ClientError, EndpointConnectionError, EventStreamError
 
 from tests.fakes.moto import REGION, moto_endpoint  # noqa: F401 (the fixture)
 from tests.sources.contract import (
@@ -163,7 +164,11 @@ async def test_filter_pattern_is_applied_by_cloudwatch(logs: Any, moto_endpoint:
     """filter_pattern is sent as filterPattern: the service returns only matching events."""
     group = new_group(logs)
     base = now_ms() - 60_000
-    put(logs, group, [("s", base, "ERROR one"), ("s", base + 1, "INFO two"), ("s", base + 2, "ERROR 3")])
+    put(
+        logs,
+        group,
+        [("s", base, "ERROR one"), ("s", base + 1, "INFO two"), ("s", base + 2, "ERROR 3")],
+    )
     cfg = config(moto_endpoint, name="filter", log_groups=[group], filter_pattern="ERROR")
     assert texts(await collect(source(make_ctx(), cfg).window(None, None))) == [
         "ERROR one",
@@ -558,3 +563,283 @@ def test_config_rejects_bad_values(data: dict[str, Any], where: str) -> None:
     with pytest.raises(SchemaError) as err:
         build(CloudWatchSourceConfig, data, ("sources", 0))
     assert str(err.value).startswith(f"sources[0].{where}")
+
+
+# --- pure parts: Lambda shapes, cursors, de-duplication -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "lines", "fields"),
+    [
+        ("plain line\n", ["plain line"], None),
+        ("a\r\nb\rc\n", ["a", "b", "c"], None),
+        ("", [""], None),
+        (
+            f"[WARNING]\t2024-01-01T00:00:00.000Z\t{RID}\tslow\n",
+            ["2024-01-01T00:00:00.000Z WARNING slow"],
+            {"aws_request_id": RID},
+        ),
+        (
+            f"2024-01-01T00:00:00.000Z\t{RID}\tWARN\tretrying\n",
+            ["2024-01-01T00:00:00.000Z WARN retrying"],
+            {"aws_request_id": RID},
+        ),
+        (
+            "[ERROR] Runtime.ImportModuleError: No module named 'x'\n"
+            "Traceback (most recent call last):\n",
+            [
+                "[ERROR] Runtime.ImportModuleError: No module named 'x'",
+                "Traceback (most recent call last):",
+                "Runtime.ImportModuleError: No module named 'x'",
+            ],
+            None,
+        ),
+        (
+            f"RequestId: {RID} Error: Runtime exited with error: signal: killed\n"
+            "Runtime.ExitError\n",
+            ["ERROR Runtime exited with error: signal: killed (Runtime.ExitError)"],
+            {"aws_request_id": RID, "error_type": "Runtime.ExitError"},
+        ),
+        (
+            "INIT_REPORT Init Duration: 9999.98 ms\tPhase: init\tStatus: error\t"
+            "Error Type: Runtime.Unknown\n",
+            ["INIT_REPORT Status: error Error Type: Runtime.Unknown"],
+            {
+                "init_duration_ms": 9999.98,
+                "status": "error",
+                "error_type": "Runtime.Unknown",
+                "level": "error",
+            },
+        ),
+        (
+            "2024-01-01T00:00:00.000Z\tundefined\tERROR\tUncaught Exception \t"
+            '{"errorType":"Error","errorMessage":"boom"}\n',
+            ["2024-01-01T00:00:00.000Z ERROR Uncaught Exception", "Error: boom"],
+            None,
+        ),
+        ("[INFO] not a lambda line\n", ["[INFO] not a lambda line"], None),
+    ],
+)
+def test_lambda_lines_normalise(message: str, lines: list[str], fields: Any) -> None:
+    """Each Lambda runtime shape becomes the lines the parser reads; others pass unchanged."""
+    from watcher.sources.lambda_lines import normalise
+
+    norm = normalise(message)
+    assert norm.texts == lines
+    assert (norm.fields or None) == fields
+
+
+def test_line_maker_cursors_and_line_numbers() -> None:
+    """Lines of one event share its timestamp; only the last carries the event's id; line
+    numbers rise per stream; ids of one millisecond accumulate; a late event keeps the cursor."""
+    from watcher.sources.cloudwatch_events import LineMaker
+
+    maker = LineMaker("src", 1024)
+    first = maker.make("g/a", 1000, "e1", "head\ntail")
+    same_ms = maker.make("g/a", 1000, "e2", "next")
+    late = maker.make("g/a", 900, "e0", "late")
+    other = maker.make("g/b", 950, "e3", "b")
+    assert [(line.line_no, line.cursor) for line in first] == [
+        (1, {"ts": 1000, "ids": []}),
+        (2, {"ts": 1000, "ids": ["e1"]}),
+    ]
+    assert same_ms[0].cursor == {"ts": 1000, "ids": ["e1", "e2"]}
+    assert (late[0].line_no, late[0].cursor) == (4, {"ts": 1000, "ids": ["e1", "e2"]})
+    assert (other[0].line_no, other[0].cursor, other[0].timestamp) == (
+        1,
+        {"ts": 950, "ids": ["e3"]},
+        0.95,
+    )
+
+
+def test_group_tail_dedupes_within_overlap_and_forgets_older_ids() -> None:
+    """Ids are dropped when seen again; advancing forgets ids behind the overlap window."""
+    from watcher.sources.cloudwatch_events import GroupTail
+
+    tail = GroupTail("g", start=0, overlap_ms=100)
+    assert tail.is_new("a", "g/s", 50, "m") and not tail.is_new("a", "g/s", 50, "m")
+    tail.advance(1000)
+    assert tail.start == 900 and tail.seen == {}
+    assert tail.is_new("b", "g/s", 950, "m")
+    tail.advance(500)  # never backwards
+    assert tail.start == 900 and "b" in tail.seen
+
+
+def test_checkpoint_floors_by_longest_group_and_either_id_kind() -> None:
+    """A checkpoint key belongs to the longest group name it starts with; floors match event
+    ids and content keys (the other mode's ids) at their millisecond, and everything older."""
+    from watcher.sources.cloudwatch_events import (
+        GroupTail,
+        content_key,
+        read_checkpoint,
+        resume_start,
+    )
+
+    checkpoint = {
+        "/app/x/s1": {"ts": 500, "ids": ["e9"]},
+        "/app/s1": {"ts": 700, "ids": [content_key("/app/s1", 700, "live one")]},
+        "/app/s2": "garbage",
+        "/other/s": {"ts": 1, "ids": []},
+    }
+    floors = read_checkpoint(checkpoint, ["/app", "/app/x"])
+    assert set(floors["/app/x"]) == {"/app/x/s1"} and set(floors["/app"]) == {"/app/s1"}
+    assert resume_start(floors["/app"], 100) == 600 and resume_start({}, 100) is None
+    tail = GroupTail("/app", 600, 100, floors["/app"])
+    assert not tail.is_new("e1", "/app/s1", 650, "older")
+    assert not tail.is_new("e2", "/app/s1", 700, "live one", "e2")
+    assert tail.is_new("e3", "/app/s1", 700, "another")
+    x = GroupTail("/app/x", 400, 100, floors["/app/x"])
+    assert not x.is_new("e9", "/app/x/s1", 500, "m") and x.is_new("e10", "/app/x/s1", 500, "m")
+
+
+# --- live mode -----------------------------------------------------------------------------------
+
+
+async def test_live_mode_against_moto(logs: Any, moto_endpoint: str) -> None:  # noqa: F811
+    """Live mode opens a session moto accepts (ARNs, no host prefix), backfills, and drops the
+    session's copies of events the backfill delivered. (moto answers with a one-shot snapshot
+    of existing events, so new-event streaming is covered by the scripted tests below.)"""
+    group = new_group(logs, "/aws/lambda")
+    base = now_ms() - 2000
+    put(
+        logs, group, [("s", base + i, f"ERROR {i}") for i in range(3)] + [("s", base + 5, "INFO x")]
+    )
+    ctx = make_ctx()
+    cfg = config(
+        moto_endpoint, name="live", log_groups=[group], mode="live", filter_pattern="ERROR"
+    )
+    tail = Tail(source(ctx, cfg, backoff=Backoff(initial=0.05, cap=0.05)), ctx)
+    assert await tail.wait(3) == ["ERROR 0", "ERROR 1", "ERROR 2"]
+    await wait_for(lambda: counter(ctx.metrics.duplicate_lines, "live") >= 3)
+    await tail.stop()
+    assert tail.texts() == ["ERROR 0", "ERROR 1", "ERROR 2"]
+
+
+class FakeStream:
+    """A Live Tail response stream: scripted items (an exception is raised), then it blocks
+    until closed — as a healthy session does between updates."""
+
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
+        self.closed = threading.Event()
+
+    def __iter__(self) -> Any:
+        for item in self.items:
+            if isinstance(item, Exception):
+                raise item
+            yield item
+        self.closed.wait(10)
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+class LiveClient:
+    """A logs client for live mode: scripted sessions, and FilterLogEvents over events that
+    become visible from a given session on (to model ingestion during a gap)."""
+
+    ARN = "arn:aws:logs:us-east-1:123456789012:log-group:/live"
+
+    def __init__(self, sessions: list[list[Any]], stored: list[tuple[int, dict[str, Any]]]):
+        self.sessions = sessions
+        self.stored = stored  # (visible from session number, event)
+        self.started: list[dict[str, Any]] = []
+
+    def start_live_tail(self, **params: Any) -> dict[str, Any]:
+        self.started.append(params)
+        return {"responseStream": FakeStream(self.sessions.pop(0))}
+
+    def filter_log_events(self, **params: Any) -> dict[str, Any]:
+        events = [
+            e
+            for visible, e in self.stored
+            if visible <= len(self.started)
+            and params.get("startTime", 0) <= e["timestamp"] <= params.get("endTime", 2**62)
+        ]
+        return {"events": events}
+
+    def get_paginator(self, name: str) -> Any:
+        arn = self.ARN
+
+        class Pages:
+            def paginate(self, **params: Any) -> list[dict[str, Any]]:
+                return [{"logGroups": [{"logGroupName": "/live", "logGroupArn": arn}]}]
+
+        return Pages()
+
+
+def start() -> dict[str, Any]:
+    """A sessionStart item."""
+    return {"sessionStart": {"sessionId": "s"}}
+
+
+def update(*events: dict[str, Any], sampled: bool = False) -> dict[str, Any]:
+    """A sessionUpdate item carrying `events` as Live Tail results (no eventId)."""
+    results = [
+        {
+            "logGroupIdentifier": LiveClient.ARN,
+            "logStreamName": e["logStreamName"],
+            "timestamp": e["timestamp"],
+            "message": e["message"],
+        }
+        for e in events
+    ]
+    return {"sessionUpdate": {"sessionMetadata": {"sampled": sampled}, "sessionResults": results}}
+
+
+def live_source(client: LiveClient, name: str) -> tuple[CloudWatchSource, SourceContext]:
+    """A live-mode source over a scripted client."""
+    ctx = make_ctx(log=RecordingLog())
+    cfg = CloudWatchSourceConfig(name=name, log_groups=["/live"], region=REGION, mode="live")
+    return source(ctx, cfg, client=client), ctx
+
+
+async def test_live_restarts_after_stream_error_and_backfills_the_gap() -> None:
+    """An EventStreamError ends the session: backoff, a new session, and FilterLogEvents
+    delivers what was ingested in between; live and backfill copies are delivered once."""
+    ts = now_ms() - 3000
+    e1, e2, e3 = (event(ts + i, f"ERROR {i}", f"id{i}") for i in (1, 2, 3))
+    broken = EventStreamError(
+        {"Error": {"Code": "SessionStreamingException", "Message": "reset"}}, "StartLiveTail"
+    )
+    client = LiveClient([[start(), update(e1), broken], [start(), update(e3)]], [(1, e1), (2, e2)])
+    src, ctx = live_source(client, "lv")
+    tail = Tail(src, ctx)
+    assert await tail.wait(3) == ["ERROR 1", "ERROR 2", "ERROR 3"]
+    await tail.stop()
+    assert counter(ctx.metrics.source_reconnects, "lv") == 1
+    # e1 came from the first backfill; its live copy and the second backfill's are dropped
+    assert counter(ctx.metrics.duplicate_lines, "lv") == 2
+    assert client.started[0] == {
+        "logGroupIdentifiers": [LiveClient.ARN],
+        "logEventFilterPattern": cloudwatch.DEFAULT_FILTER,
+    }
+
+
+async def test_live_restarts_before_the_session_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A session is replaced before AWS's 3-hour limit, without a backoff."""
+    from watcher.sources import cloudwatch_live
+
+    monkeypatch.setattr(cloudwatch_live, "SESSION_MAX", 0.3)
+    ts = now_ms() - 3000
+    e1, e2 = event(ts, "ERROR a", "a"), event(ts + 1, "ERROR b", "b")
+    client = LiveClient([[start(), update(e1)], [start(), update(e2)]], [])
+    src, ctx = live_source(client, "lim")
+    tail = Tail(src, ctx)
+    assert await tail.wait(2) == ["ERROR a", "ERROR b"]
+    await tail.stop()
+    assert len(client.started) == 2
+    assert counter(ctx.metrics.source_reconnects, "lim") == 0
+
+
+async def test_live_sampled_session_falls_back_to_the_full_set() -> None:
+    """When AWS samples a session, it is ended and FilterLogEvents reads every event."""
+    ts = now_ms() - 3000
+    e1, e2 = event(ts, "ERROR kept", "a"), event(ts + 1, "ERROR sampled away", "b")
+    client = LiveClient([[start(), update(e1, sampled=True)], [start()]], [(2, e2), (2, e1)])
+    src, ctx = live_source(client, "smp")
+    tail = Tail(src, ctx)
+    assert await tail.wait(2) == ["ERROR kept", "ERROR sampled away"]
+    await tail.stop()
+    assert counter(ctx.metrics.source_reconnects, "smp") == 0
+    assert "live tail sampled; reading the full set" in ctx.log.events("warning")  # type: ignore[attr-defined]

@@ -25,7 +25,7 @@ from watcher.sources import loki as loki_module
 from watcher.sources.backoff import Backoff
 from watcher.sources.base import Source, SourceContext
 from watcher.sources.loki import LokiSource, LokiSourceConfig
-from watcher.sources.loki_api import LokiError, parse_streams, parse_tail_message
+from watcher.sources.loki_api import LokiError, parse_streams, parse_tail_message, ssl_option
 from watcher.sources.loki_intake import NS, Floor, Recent
 from watcher.sources.loki_logql import DEFAULT_ERROR_FILTER, effective_query, is_bare_selector
 
@@ -525,3 +525,11 @@ def test_recent_memory_is_bounded() -> None:
     assert len(recent) < 2100
     template.ns = 199_990
     assert not recent.add(template)  # inside the window: a duplicate
+
+
+def test_tls_options(tmp_path: Path) -> None:
+    """tls_verify=false disables checks; ca_file loads a private CA, or fails clearly."""
+    assert ssl_option(False, "") is False
+    assert ssl_option(True, "") is True
+    with pytest.raises(LokiError, match="ca_file: cannot load"):
+        ssl_option(True, str(tmp_path / "missing.pem"))

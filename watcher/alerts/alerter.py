@@ -97,6 +97,14 @@ class Alerter:
         """Queue an alert for each update that deserves one; never blocks, never raises."""
         if not self.targets:
             return
+        try:
+            self._observe(updates)
+        except Exception:
+            # An alerting bug must not take the pipeline down with it.
+            self.log.exception("Alert selection failed; skipping these updates.")
+            self._count("dropped")
+
+    def _observe(self, updates: Iterable[GroupUpdate]) -> None:
         for update in updates:
             if update.crossed_threshold or update.is_new:  # the cheap test comes first
                 kind = self.alert_kind(update)
@@ -236,18 +244,19 @@ class Alerter:
                 unsent -= 1
                 self._count("sent" if delivered else "failed")
         except asyncio.CancelledError:
-            # Only the drain timeout cancels a send: what it cut short is a failed delivery.
+            # The drain timeout (or run() being cancelled) cut these short: failed deliveries.
             self._count("failed", unsent)
             raise
 
     async def _deliver(
         self, poster: Poster, target: WebhookTarget, kind: Kind, total: int, listed: list[Alert]
     ) -> bool:
-        payload = build(target.format, kind, listed, total)
         try:
-            delivered, attempts = await poster.deliver(target, payload)
+            payload = build(target.format, kind, listed, total)
+            delivered, attempts = await poster.deliver(target, payload, kind=kind, patterns=total)
         except Exception:
-            self.log.exception("Alert delivery crashed.", host=target.host)
+            # A bug here must cost this message, not the sender task and every later alert.
+            self.log.exception("Alert delivery crashed.", host=target.host, kind=kind)
             return False
         if delivered:
             self.log.info(

@@ -85,11 +85,16 @@ class Poster:
     def __init__(self, session: aiohttp.ClientSession, policy: RetryPolicy, log: Any) -> None:
         self.session, self.policy, self.log = session, policy, log
 
-    async def deliver(self, target: WebhookTarget, payload: Any) -> tuple[bool, int]:
-        """POST `payload`, retrying as the policy allows; (delivered, attempts made)."""
+    async def deliver(
+        self, target: WebhookTarget, payload: Any, **context: Any
+    ) -> tuple[bool, int]:
+        """POST `payload`, retrying as the policy allows; (delivered, attempts made).
+
+        `context` is bound to the log lines (kind, patterns); the target shows as its host only.
+        """
         policy = self.policy
         backoff = Backoff(initial=policy.initial, cap=policy.cap, rng=policy.rng)
-        log = self.log.bind(host=target.host)
+        log = self.log.bind(host=target.host, **context)
         attempt = 0
         while True:
             attempt += 1

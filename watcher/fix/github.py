@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import requests
 from github import Auth, Github, GithubException, GithubRetry
 from github.PullRequest import PullRequest
 from github.Repository import Repository
@@ -90,6 +91,9 @@ class GitHub:
             **spacing,
         )
         self._repo: Repository | None = None
+        self._base_url = base_url
+        # one call at a time: PyGithub's requester shares a single HTTP connection
+        self._lock = asyncio.Lock()
 
     async def open_or_update_pr(
         self,
@@ -109,7 +113,7 @@ class GitHub:
         return ref
 
     async def pr_state(self, number: int) -> str:
-        """ "open", "closed" or "merged"."""
+        """The PR's state now: "open", "closed" or "merged"."""
         return await self._call(self._state, number)
 
     async def close(self) -> None:
@@ -174,16 +178,22 @@ class GitHub:
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         try:
-            return await asyncio.to_thread(fn, *args)
+            async with self._lock:
+                return await asyncio.to_thread(fn, *args)
         except GithubException as exc:
             raise _translate(exc, self.repo_name) from exc
+        except requests.RequestException as exc:
+            reason = type(exc).__name__
+            raise GitHubError(f"cannot reach GitHub at {self._base_url} ({reason})") from exc
 
 
 def _error_text(exc: GithubException) -> str:
     data = exc.data if isinstance(exc.data, Mapping) else {}
     parts = [str(data.get("message", ""))]
-    parts += [str(e.get("message", "")) for e in data.get("errors", []) if isinstance(e, Mapping)]
-    return " ".join(parts)
+    for error in data.get("errors", []):
+        if isinstance(error, Mapping):
+            parts.append(str(error.get("message") or f"{error.get('field')} {error.get('code')}"))
+    return " ".join(p for p in parts if p)
 
 
 def _translate(exc: GithubException, repo: str) -> GitHubError:

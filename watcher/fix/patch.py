@@ -266,7 +266,7 @@ def _content_problems(
 
 def _rule_names(findings: list[Any]) -> str:
     """The rule ids of secret findings, never their values (the reason is stored and shown)."""
-    names = {getattr(f, "rule", None) or getattr(f, "rule_id", None) for f in findings}
+    names = {getattr(f, "kind", None) or getattr(f, "rule", None) for f in findings}
     names = {n for n in names if isinstance(n, str) and len(n) <= 60}
     return f" ({', '.join(sorted(names))})" if names else ""
 

@@ -68,7 +68,9 @@ def invalid(name: str, expected: str) -> ApiError:
     return ApiError(400, "invalid parameter", {"parameter": name, "expected": expected})
 
 
-def number_param(request: web.Request, name: str, default: float | None, high: float) -> float | None:
+def number_param(
+    request: web.Request, name: str, default: float | None, high: float
+) -> float | None:
     """A finite number in (0, high]; `default` when the parameter is absent."""
     raw = request.query.get(name)
     if raw is None:
@@ -190,7 +192,9 @@ async def errors_recent(request: web.Request) -> web.Response:
     groups.sort(key=lambda g: (-g.last_seen, g.id))
     shown = groups[: limit_param(request)]
     errors = error_objects(context(request).view, shown)
-    return reply(request, {"count": len(errors), "total": len(groups), "hours": hours, "errors": errors})
+    return reply(
+        request, {"count": len(errors), "total": len(groups), "hours": hours, "errors": errors}
+    )
 
 
 async def errors_critical(request: web.Request) -> web.Response:
@@ -220,7 +224,9 @@ async def error_pattern(request: web.Request) -> web.Response:
     group = view.group(group_id)
     if group is None:
         raise ApiError(404, "not found", f"no error pattern with id {group_id}")
-    return reply(request, {"pattern": serialize.pattern_detail(group, view.fixes(group_id=group_id))})
+    return reply(
+        request, {"pattern": serialize.pattern_detail(group, view.fixes(group_id=group_id))}
+    )
 
 
 async def dashboard(request: web.Request) -> web.Response:

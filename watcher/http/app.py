@@ -1,6 +1,9 @@
-"""aiohttp application: liveness, readiness and Prometheus metrics.
+"""aiohttp application: liveness, readiness, Prometheus metrics, and (given a view) the JSON API
+and the dashboard.
 
 Routes are added by small `add_*` functions so the API and the dashboard plug in beside these.
+Every response passes the error middleware (JSON errors, never a trace) and the access guard
+(bearer token, POST rate limit, body cap); see `security`.
 """
 
 from __future__ import annotations
@@ -12,16 +15,31 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from watcher.http.api import add_api_routes
+from watcher.http.dashboard import add_dashboard
+from watcher.http.openapi import add_openapi_route
+from watcher.http.security import (
+    Redact,
+    SecurityConfig,
+    error_middleware,
+    guard_middleware,
+    identity,
+    security_headers,
+)
+from watcher.http.view import WatcherView
 from watcher.metrics import Metrics
 
 
 @dataclass
 class AppState:
-    """What the handlers read: metrics, and a readiness probe supplied by the daemon."""
+    """What the handlers read: metrics, a readiness probe supplied by the daemon, and the view
+    whose per-source status readiness reports."""
 
     metrics: Metrics
     ready: Callable[[], tuple[bool, dict[str, Any]]] = lambda: (True, {})
     extra: dict[str, Any] = field(default_factory=dict)
+    view: WatcherView | None = None
+    redact: Redact = identity
 
 
 APP_STATE = web.AppKey("watcher_state", AppState)
@@ -32,8 +50,15 @@ async def live(_request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    ok, detail = request.app[APP_STATE].ready()
-    return web.json_response({"ready": ok, **detail}, status=200 if ok else 503)
+    state = request.app[APP_STATE]
+    ok, detail = state.ready()
+    body: dict[str, Any] = {"ready": ok, **detail}
+    if state.view is not None:
+        # Per-source status; a source that is down (reconnecting) does not make the daemon
+        # unready, since restarting it would not help: only the probe decides that.
+        body["sources"] = state.view.sources()
+    # Source errors can quote URLs or headers: redacted like every other body.
+    return web.json_response(state.redact(body), status=200 if ok else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -41,13 +66,35 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def make_app(state: AppState) -> web.Application:
-    """The application with the health and metrics routes."""
-    app = web.Application()
+def make_app(
+    state: AppState,
+    *,
+    view: WatcherView | None = None,
+    security: SecurityConfig | None = None,
+    redact_obj: Redact = identity,
+) -> web.Application:
+    """The application: health and metrics always; with a `view`, the /error-monitor/ JSON API,
+    its OpenAPI document and the dashboard at `/`.
+
+    `security` carries the API token (None: mutating routes answer 403), whether reads need it,
+    the POST rate limit and the body cap. `redact_obj` is applied to every JSON body.
+    """
+    security = security or SecurityConfig()
+    app = web.Application(
+        client_max_size=security.max_body_bytes,
+        middlewares=[error_middleware(redact_obj), guard_middleware(security)],
+    )
+    state.view = view if view is not None else state.view
+    state.redact = redact_obj
     app[APP_STATE] = state
+    app.on_response_prepare.append(security_headers)
     app.router.add_get("/health/live", live)
     app.router.add_get("/health/ready", ready)
     app.router.add_get("/metrics", metrics)
+    if state.view is not None:
+        add_api_routes(app, state.view, redact=redact_obj)
+        add_openapi_route(app)
+        add_dashboard(app)
     return app
 
 

@@ -146,9 +146,7 @@ async def _check_mutation(
     wait = limiter.take(request.remote or "unknown")
     if wait > 0:
         retry = str(max(1, math.ceil(wait)))
-        raise ApiError(
-            429, "rate limited", f"retry in {retry} s", headers={"Retry-After": retry}
-        )
+        raise ApiError(429, "rate limited", f"retry in {retry} s", headers={"Retry-After": retry})
     if (request.content_length or 0) > config.max_body_bytes:
         raise _too_large(config)
     if config.token is None:
@@ -164,9 +162,7 @@ def _too_large(config: SecurityConfig) -> ApiError:
 
 def _is_protected_read(request: web.Request, config: SecurityConfig) -> bool:
     path = request.path
-    return (
-        config.protect_reads and path.startswith(API_PREFIX) and path not in PUBLIC_API_PATHS
-    )
+    return config.protect_reads and path.startswith(API_PREFIX) and path not in PUBLIC_API_PATHS
 
 
 def guard_middleware(config: SecurityConfig) -> Middleware:

@@ -52,7 +52,12 @@ def latest_sample(group: ErrorGroup) -> Sample | None:
 
 
 def frame_object(frame: Frame) -> dict[str, Any]:
-    return {"file": frame.file, "line": frame.line, "function": frame.function, "in_app": frame.in_app}
+    return {
+        "file": frame.file,
+        "line": frame.line,
+        "function": frame.function,
+        "in_app": frame.in_app,
+    }
 
 
 def sample_object(sample: Sample) -> dict[str, Any]:

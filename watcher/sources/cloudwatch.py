@@ -205,14 +205,15 @@ class CloudWatchSource:
         self.ctx.metrics.source_reconnects.labels(self.name).inc()
         return True
 
-    def healthy(self) -> None:
-        """A poll round completed: the source is up and the backoff starts over."""
+    def healthy(self, *, reset_backoff: bool = True) -> None:
+        """A poll round completed: the source is up and (by default) the backoff starts over."""
         if not self.started or self._last_failure:
-            self.ctx.log.info("cloudwatch polling", source=self.name, groups=len(self.tails))
+            self.ctx.log.info("cloudwatch source reading", source=self.name, groups=len(self.tails))
         self.started = True
         self._last_failure = ""
         self._up(1)
-        self.backoff.reset()
+        if reset_backoff:
+            self.backoff.reset()
 
     async def poll_round(self, latency: float | None = None) -> AsyncIterator[list[RawLine]]:
         """One poll of every group up to `now - latency` (the configured latency by default)."""
@@ -360,11 +361,13 @@ class CloudWatchSource:
         stop = asyncio.ensure_future(self.ctx.shutdown.wait())
         try:
             await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            work.cancel()
+            raise
         finally:
             stop.cancel()
-            if not work.done():
-                work.cancel()
-        if work.cancelled():
+        if not work.done():  # shutdown won the race
+            work.cancel()
             raise _Stopped
         return work.result()
 
@@ -442,6 +445,8 @@ class CloudWatchSource:
             self.ctx.log.info("log group found", source=self.name, group=group)
 
     def _warn_rate(self) -> None:
+        if self.config.mode == "live":
+            return  # one long session, no polling
         rate = len(self.tails) / self.config.interval
         if rate > CALLS_PER_SECOND_WARN:
             self.ctx.log.warning(

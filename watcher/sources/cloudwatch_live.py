@@ -169,7 +169,8 @@ async def _run(src: CloudWatchSource, session: Session, deadline: float) -> Asyn
         return  # failed to open (the caller reads session.error()) or shut down
     async for batch in src.poll_round(latency=0.0):
         yield batch
-    src.healthy()
+    # a session that dies right after opening must not reset the backoff: only a long one does
+    src.healthy(reset_backoff=False)
     item: dict[str, Any] | None = first
     while item is not None:
         update = item.get("sessionUpdate")

@@ -52,7 +52,6 @@ _PLATFORM = re.compile(
     r"|EXTENSION|TELEMETRY) "
 )
 _REQUEST_ID = re.compile(r"RequestId: (\S+)")
-_PAIR = re.compile(r"([A-Z][A-Za-z ]*?): ([^\t]+)")
 _FAILED = ("timeout", "error", "failure")
 # REPORT keys -> field names; values like "3000.00 ms" keep the number only
 _MEASURES = {
@@ -166,7 +165,7 @@ def _platform(lines: list[str]) -> Normalised:
     keyword = first.split(" ", 1)[0]
     request = _REQUEST_ID.search(first)
     fields: dict[str, Any] = _request(request.group(1)) if request else {}
-    pairs = dict(_PAIR.findall(first)) if "\t" in first else {}
+    pairs = _pairs(first[len(keyword) :])
     for key, name in _MEASURES.items():
         number = _number(pairs.get(key, ""))
         if number is not None:
@@ -185,6 +184,16 @@ def _platform(lines: list[str]) -> Normalised:
         kind = f" Error Type: {fields['error_type']}" if "error_type" in fields else ""
         lines = [f"{keyword}{rid} Status: {status}{kind}", *lines[1:]]
     return Normalised(lines, fields)
+
+
+def _pairs(text: str) -> dict[str, str]:
+    """ "Key: value" columns separated by tabs ("Duration: 3.1 ms\tStatus: timeout")."""
+    pairs = {}
+    for column in text.split("\t"):
+        key, sep, value = column.strip().partition(": ")
+        if sep:
+            pairs[key] = value.strip()
+    return pairs
 
 
 def _request(request_id: str) -> dict[str, Any]:

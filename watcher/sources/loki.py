@@ -15,21 +15,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import aiohttp
-from yarl import URL
 
 from watcher.configschema import Seconds
 from watcher.model import RawLine
 from watcher.sources.backoff import Backoff
 from watcher.sources.base import SourceContext
-from watcher.sources.loki_api import Entry, LokiClient, LokiError, auth_headers, parse_tail_message
+from watcher.sources.loki_api import (
+    Entry,
+    LokiClient,
+    LokiError,
+    auth_headers,
+    check_url,
+    parse_tail_message,
+    read_secret,
+    ssl_option,
+)
 from watcher.sources.loki_intake import NS, Floor, Intake, Recent
 from watcher.sources.loki_logql import DEFAULT_ERROR_FILTER, effective_query, selector_end
 
@@ -71,7 +77,7 @@ class LokiSourceConfig:
         """Raise ValueError("key: problem") for values no loki source can run with."""
         if not self.url:
             raise ValueError("url: must not be empty (the Loki base URL, e.g. http://loki:3100)")
-        _check_url(self.url)
+        check_url(self.url)
         if selector_end(self.query) is None:
             raise ValueError('query: must start with a stream selector, e.g. {app="api"}')
         if self.username and not self.password_env:
@@ -339,12 +345,18 @@ class LokiSource:
         headers = auth_headers(
             tenant=cfg.tenant,
             username=cfg.username,
-            password=_secret(cfg.password_env, "password_env"),
-            token=_secret(cfg.token_env, "token_env"),
+            password=read_secret(cfg.password_env, "password_env"),
+            token=read_secret(cfg.token_env, "token_env"),
         )
         timeout = aiohttp.ClientTimeout(total=None, connect=cfg.timeout)
         async with aiohttp.ClientSession(timeout=timeout) as session:
-            yield LokiClient(session, cfg.url, headers, timeout=cfg.timeout, ssl=_ssl(cfg))
+            yield LokiClient(
+                session,
+                cfg.url,
+                headers,
+                timeout=cfg.timeout,
+                ssl=ssl_option(cfg.tls_verify, cfg.ca_file),
+            )
 
     async def _or_shutdown(self, aw: Awaitable[T]) -> T:
         """Await `aw`, or raise _Stopped as soon as shutdown is set (cancelling `aw`)."""
@@ -383,40 +395,3 @@ def _tail_at(entries: list[Entry], ns: int) -> list[Entry]:
     while i and entries[i - 1].ns == ns:
         i -= 1
     return entries[i:]
-
-
-def _check_url(url: str) -> None:
-    """ValueError("url: …") unless `url` is an http(s) base URL without secrets or a query."""
-    try:
-        parsed = URL(url)
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
-        raise ValueError(f"url: expected an http(s) URL such as http://loki:3100, got {url!r}")
-    if parsed.user or parsed.password:
-        # a URL ends up in logs and error messages; secrets come from the environment
-        raise ValueError("url: put credentials in username/password_env or token_env")
-    if parsed.query_string or parsed.fragment:
-        raise ValueError("url: must not have a query string; put LogQL in query")
-
-
-def _secret(env_name: str, key: str) -> str:
-    """The value of the environment variable a config key names ("" when none is named)."""
-    if not env_name:
-        return ""
-    value = os.environ.get(env_name, "")
-    if not value:
-        raise LokiError(f"{key}: environment variable {env_name} is not set", fatal=True)
-    return value
-
-
-def _ssl(cfg: LokiSourceConfig) -> Any:
-    """aiohttp's `ssl` argument: verification on, off, or against a private CA."""
-    if not cfg.tls_verify:
-        return False
-    if not cfg.ca_file:
-        return True
-    try:
-        return ssl.create_default_context(cafile=cfg.ca_file)
-    except (OSError, ssl.SSLError) as exc:
-        raise LokiError(f"ca_file: cannot load {cfg.ca_file}: {exc}", fatal=True) from None

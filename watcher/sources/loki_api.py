@@ -11,12 +11,15 @@ import asyncio
 import base64
 import hashlib
 import json
+import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 QUERY_RANGE = "/loki/api/v1/query_range"
 TAIL = "/loki/api/v1/tail"
@@ -248,3 +251,40 @@ def _describe(exc: BaseException) -> str:
     """A short cause for a network error (aiohttp's own text can be empty)."""
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def check_url(url: str) -> None:
+    """ValueError("url: …") unless `url` is an http(s) base URL without secrets or a query."""
+    try:
+        parsed = URL(url)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ValueError(f"url: expected an http(s) URL such as http://loki:3100, got {url!r}")
+    if parsed.user or parsed.password:
+        # a URL ends up in logs and error messages; secrets come from the environment
+        raise ValueError("url: put credentials in username/password_env or token_env")
+    if parsed.query_string or parsed.fragment:
+        raise ValueError("url: must not have a query string; put LogQL in query")
+
+
+def read_secret(env_name: str, key: str) -> str:
+    """The value of the environment variable a config key names ("" when none is named)."""
+    if not env_name:
+        return ""
+    value = os.environ.get(env_name, "")
+    if not value:
+        raise LokiError(f"{key}: environment variable {env_name} is not set", fatal=True)
+    return value
+
+
+def ssl_option(tls_verify: bool, ca_file: str) -> Any:
+    """aiohttp's `ssl` argument: verification on, off, or against a private CA."""
+    if not tls_verify:
+        return False
+    if not ca_file:
+        return True
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise LokiError(f"ca_file: cannot load {ca_file}: {exc}", fatal=True) from None

@@ -37,8 +37,9 @@ def _parse_cursor(cursor: Any) -> tuple[int, frozenset[str]] | None:
     except (KeyError, TypeError, ValueError):
         return None
     seen = cursor.get("seen")
-    idents = frozenset(s for s in seen if isinstance(s, str)) if isinstance(seen, list) else ()
-    return ns, frozenset(idents)
+    if not isinstance(seen, list):
+        return ns, frozenset()
+    return ns, frozenset(s for s in seen if isinstance(s, str))
 
 
 class Floor:

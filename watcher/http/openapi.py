@@ -1,0 +1,474 @@
+"""The OpenAPI 3.1 description of the HTTP API, served at /error-monitor/openapi.json.
+
+Built from Python so shared shapes (the error object, the fix, the error body) are written once.
+tests/test_http_openapi.py checks every route's real responses against these schemas, so a
+change to `serialize` or `api` that is not made here too fails the tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from watcher import __version__
+from watcher.model import CATEGORIES, SEVERITIES
+
+OPENAPI_PATH = "/error-monitor/openapi.json"
+Schema = dict[str, Any]
+
+STR: Schema = {"type": "string"}
+INT: Schema = {"type": "integer"}
+NUM: Schema = {"type": "number"}
+BOOL: Schema = {"type": "boolean"}
+OPT_STR: Schema = {"type": ["string", "null"]}
+OPT_INT: Schema = {"type": ["integer", "null"]}
+OPT_NUM: Schema = {"type": ["number", "null"]}
+TIME: Schema = {"type": ["string", "null"], "format": "date-time"}
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def obj(properties: dict[str, Schema], *, extra: bool = False) -> Schema:
+    """An object with every listed property required (the API always writes them all)."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": extra,
+    }
+
+
+def array(items: Schema) -> Schema:
+    return {"type": "array", "items": items}
+
+
+def counts(values: Schema = INT) -> Schema:
+    return {"type": "object", "additionalProperties": values}
+
+
+# --- component schemas ---------------------------------------------------------------------------
+
+FRAME = obj({"file": STR, "line": OPT_INT, "function": STR, "in_app": BOOL})
+SAMPLE = obj({"timestamp": TIME, "source": STR, "line": INT, "text": STR})
+ERROR_FIELDS: dict[str, Schema] = {
+    "id": STR,
+    "fingerprint": STR,
+    "kind": {"type": "string", "enum": ["trace", "template"]},
+    "timestamp": TIME,
+    "error_type": OPT_STR,
+    "message": STR,
+    "template": STR,
+    "category": {"type": "string", "examples": list(CATEGORIES)},
+    "severity": {"type": "string", "enum": list(SEVERITIES)},
+    "file": OPT_STR,
+    "line": OPT_INT,
+    "function": OPT_STR,
+    "stack_trace": OPT_STR,
+    "count": INT,
+    "first_seen": TIME,
+    "last_seen": TIME,
+    "window_counts": counts(),
+    "trend": {"type": "string", "enum": ["rising", "falling", "flat", "new"]},
+    "status": STR,
+    "sources": counts(),
+    "examples": array(STR),
+    "fixable": BOOL,
+    "suggested_fix": OPT_STR,
+    "fix_id": OPT_STR,
+    "fix_status": OPT_STR,
+    "pr_url": OPT_STR,
+}
+ANALYSIS = obj(
+    {
+        "fix_id": STR,
+        "status": STR,
+        "summary": STR,
+        "root_cause": STR,
+        "evidence": array(STR),
+        "risk": STR,
+        "confidence": OPT_NUM,
+        "pr_url": OPT_STR,
+    }
+)
+FIX = obj(
+    {
+        "id": STR,
+        "error_pattern_id": STR,
+        "group_id": STR,
+        "error_message": OPT_STR,
+        "error_category": OPT_STR,
+        "severity": OPT_STR,
+        "analysis": STR,
+        "proposed_fix": STR,
+        "code_changes": counts(STR),
+        "files_affected": array(STR),
+        "generated_at": TIME,
+        "pr_url": OPT_STR,
+        "status": STR,
+        "confidence": OPT_NUM,
+        "diff": STR,
+        "branch": OPT_STR,
+        "error": OPT_STR,
+        "details": {"type": "object"},
+    }
+)
+SOURCE_STATUS: dict[str, Schema] = {
+    "up": BOOL,
+    "lines": INT,
+    "error": OPT_STR,
+    "lag_seconds": OPT_NUM,
+}
+SCHEMAS: dict[str, Schema] = {
+    "ApiError": {
+        "type": "object",
+        "properties": {"error": STR, "detail": {"description": "any JSON value, or null"}},
+        "required": ["error", "detail"],
+    },
+    "Frame": FRAME,
+    "Sample": SAMPLE,
+    "ErrorObject": obj(ERROR_FIELDS),
+    "PatternDetail": obj(
+        {
+            **ERROR_FIELDS,
+            "samples": array(ref("Sample")),
+            "frames": array(ref("Frame")),
+            "fixes": array(ref("Fix")),
+            "analysis": {"anyOf": [ref("Analysis"), {"type": "null"}]},
+        }
+    ),
+    "Analysis": ANALYSIS,
+    "Fix": FIX,
+    "Source": obj({"name": STR, **SOURCE_STATUS}),
+    "SourceStatus": obj(SOURCE_STATUS, extra=True),
+}
+
+# --- parameters ----------------------------------------------------------------------------------
+
+
+def query(name: str, schema: Schema, description: str, *, required: bool = False) -> Schema:
+    param = {"name": name, "in": "query", "schema": schema, "description": description}
+    return {**param, "required": True} if required else param
+
+
+def path_param(name: str, description: str) -> Schema:
+    return {"name": name, "in": "path", "required": True, "schema": STR, "description": description}
+
+
+HOURS = query(
+    "hours",
+    {"type": "number", "exclusiveMinimum": 0, "maximum": 720, "default": 1},
+    "Look-back in hours (groups last seen in it).",
+)
+LIMIT = query(
+    "limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "Most items."
+)
+FLAG = {"type": "boolean", "default": False}
+
+# --- operations ----------------------------------------------------------------------------------
+
+READ_SECURITY: list[dict[str, list[str]]] = [{}, {"bearerAuth": []}]
+WRITE_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+ERROR_TEXT = {
+    "400": "Invalid parameter.",
+    "401": "Missing or wrong bearer token.",
+    "403": "Refused: no token configured, or fix generation not allowed.",
+    "404": "Not found.",
+    "413": "Request body too large.",
+    "429": "Rate limited (see Retry-After).",
+    "500": "Internal error (logged; no trace in the body).",
+}
+
+
+def json_content(schema: Schema) -> Schema:
+    return {"application/json": {"schema": schema}}
+
+
+def operation(
+    summary: str,
+    body: Schema,
+    *,
+    params: list[Schema] | None = None,
+    errors: tuple[str, ...] = (),
+    write: bool = False,
+    security: bool = True,
+) -> Schema:
+    """One operation: its 200 body, and the error statuses it can answer with."""
+    codes = {"400", "500", *errors}
+    if security:
+        codes |= {"401", "403"}
+    if write:
+        codes |= {"413", "429"}
+    responses: Schema = {"200": {"description": "OK", "content": json_content(body)}}
+    for code in sorted(codes):
+        content = json_content(ref("ApiError"))
+        responses[code] = {"description": ERROR_TEXT[code], "content": content}
+    op: Schema = {"summary": summary, "parameters": params or [], "responses": responses}
+    if security:
+        op["security"] = WRITE_SECURITY if write else READ_SECURITY
+    return op
+
+
+def error_list(key: str) -> Schema:
+    return obj({"count": INT, "hours": NUM, key: array(ref("ErrorObject"))})
+
+
+def health_body() -> Schema:
+    return obj(
+        {
+            "status": {"type": "string", "enum": ["healthy", "degraded"]},
+            "timestamp": TIME,
+            "monitoring_enabled": BOOL,
+            "error_patterns_tracked": INT,
+            "sources_down": array(STR),
+        }
+    )
+
+
+def dashboard_body() -> Schema:
+    summary = obj(
+        {
+            "total_patterns": INT,
+            "critical_errors": INT,
+            "fixable_errors": INT,
+            "generated_fixes": INT,
+            "patterns_by_category": counts(),
+        }
+    )
+    return obj(
+        {
+            "timestamp": TIME,
+            "summary": summary,
+            "recent_critical": array(ref("ErrorObject")),
+            "recent_fixable": array(ref("ErrorObject")),
+            "recent_fixes": array(ref("Fix")),
+        }
+    )
+
+
+def generate_body() -> Schema:
+    status = {"type": "string", "enum": ["processing", "success", "failed"]}
+    return obj({"status": status, "message": STR, "fix": ref("Fix")})
+
+
+def batch_body() -> Schema:
+    refusal = obj({"error_id": STR, "detail": STR})
+    return obj(
+        {
+            "status": {"type": "string", "enum": ["processing", "success"]},
+            "message": STR,
+            "count": INT,
+            "fixes": array(ref("Fix")),
+            "not_found": array(STR),
+            "refused": array(refusal),
+        }
+    )
+
+
+def monitor_body(required: dict[str, Schema], optional: dict[str, Schema]) -> Schema:
+    """What the daemon returns may carry more keys; these are the ones clients rely on."""
+    return {
+        "type": "object",
+        "properties": {**required, **optional},
+        "required": list(required),
+        "additionalProperties": True,
+    }
+
+
+def rates_body() -> Schema:
+    window = {"type": "string", "enum": ["1h", "6h", "1d"]}
+    series = {"type": "object", "additionalProperties": array(INT)}
+    return obj(
+        {"window": window, "bucket_seconds": INT, "buckets": INT, "end": TIME, "series": series}
+    )
+
+
+def api_paths() -> dict[str, Schema]:
+    """The /error-monitor/ operations, keyed by path then method."""
+    one_id = query("error_id", STR, "A pattern id (or, as before, an error type).", required=True)
+    ids = query("error_ids", STR, "Comma-separated pattern ids (at most 50).", required=True)
+    return {
+        "/error-monitor/health": {"get": operation("Monitor health", health_body())},
+        "/error-monitor/errors/recent": {
+            "get": operation(
+                "Patterns seen recently, newest first",
+                obj(
+                    {"count": INT, "total": INT, "hours": NUM, "errors": array(ref("ErrorObject"))}
+                ),
+                params=[HOURS, LIMIT],
+            )
+        },
+        "/error-monitor/errors/critical": {
+            "get": operation(
+                "Critical and high-severity patterns seen recently",
+                error_list("critical_errors"),
+                params=[HOURS, LIMIT],
+            )
+        },
+        "/error-monitor/errors/fixable": {
+            "get": operation(
+                "Fixable patterns seen recently",
+                error_list("fixable_errors"),
+                params=[HOURS, LIMIT],
+            )
+        },
+        "/error-monitor/errors/patterns": {
+            "get": operation(
+                "All patterns, worst first",
+                obj({"total_patterns": INT, "patterns": array(ref("ErrorObject"))}),
+                params=[LIMIT],
+            )
+        },
+        "/error-monitor/errors/patterns/{group_id}": {
+            "get": operation(
+                "One pattern with samples, frames, fixes and analysis",
+                obj({"pattern": ref("PatternDetail")}),
+                params=[path_param("group_id", "The pattern id.")],
+                errors=("404",),
+            )
+        },
+        "/error-monitor/dashboard": {
+            "get": operation("Summary and the last hour's worst patterns", dashboard_body())
+        },
+        "/error-monitor/rates": {
+            "get": operation(
+                "Error events per category per time bucket, oldest first",
+                rates_body(),
+                params=[query("window", {"type": "string", "enum": ["1h", "6h", "1d"]}, "Span.")],
+            )
+        },
+        "/error-monitor/sources": {
+            "get": operation("Each source's health", obj({"sources": array(ref("Source"))}))
+        },
+        "/error-monitor/fixes/generate-for-error": {
+            "post": operation(
+                "Generate a fix for one pattern",
+                generate_body(),
+                params=[one_id, query("create_pr", FLAG, "Open a pull request.")],
+                errors=("404",),
+                write=True,
+            )
+        },
+        "/error-monitor/fixes/generate-batch": {
+            "post": operation(
+                "Generate fixes for several patterns",
+                batch_body(),
+                params=[ids, query("create_prs", FLAG, "Open pull requests.")],
+                errors=("404",),
+                write=True,
+            )
+        },
+        "/error-monitor/fixes/generated": {
+            "get": operation(
+                "Fixes, newest first",
+                obj({"total_fixes": INT, "fixes": array(ref("Fix"))}),
+                params=[LIMIT],
+            )
+        },
+        "/error-monitor/fixes/{fix_id}": {
+            "get": operation(
+                "One fix",
+                obj({"fix": ref("Fix")}),
+                params=[path_param("fix_id", "The fix id.")],
+                errors=("404",),
+            )
+        },
+        "/error-monitor/monitor/start": {
+            "post": operation(
+                "Turn on continuous monitoring",
+                monitor_body({"status": STR, "interval_seconds": OPT_NUM, "message": STR}, {}),
+                params=[query("interval", {"type": "number", "exclusiveMinimum": 0}, "Seconds.")],
+                write=True,
+            )
+        },
+        "/error-monitor/monitor/scan": {
+            "post": operation(
+                "Scan a past window now",
+                monitor_body(
+                    {"status": STR, "hours": NUM},
+                    {"errors_found": INT, "critical_errors": INT, "auto_fixes_started": INT},
+                ),
+                params=[HOURS, query("auto_fix", FLAG, "Start fixes for fixable patterns.")],
+                write=True,
+            )
+        },
+    }
+
+
+def probe_paths() -> dict[str, Schema]:
+    """Health and metrics: never behind the token, for probes and Prometheus."""
+    ready = {
+        "type": "object",
+        "properties": {"ready": BOOL, "sources": counts(ref("SourceStatus"))},
+        "required": ["ready"],
+        "additionalProperties": True,
+    }
+    text = {"text/plain": {"schema": STR}}
+    err = json_content(ref("ApiError"))
+    return {
+        "/health/live": {
+            "get": {
+                "summary": "Liveness",
+                "responses": {
+                    "200": {"description": "Alive", "content": json_content(obj({"status": STR}))}
+                },
+            }
+        },
+        "/health/ready": {
+            "get": {
+                "summary": "Readiness, with each source's status",
+                "responses": {
+                    "200": {"description": "Ready", "content": json_content(ready)},
+                    "503": {"description": "Not ready", "content": json_content(ready)},
+                    "500": {"description": ERROR_TEXT["500"], "content": err},
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus exposition",
+                "responses": {"200": {"description": "Metrics", "content": text}},
+            }
+        },
+        OPENAPI_PATH: {
+            "get": {
+                "summary": "This document",
+                "responses": {
+                    "200": {
+                        "description": "OpenAPI 3.1",
+                        "content": json_content({"type": "object"}),
+                    }
+                },
+            }
+        },
+    }
+
+
+def document() -> dict[str, Any]:
+    """The whole OpenAPI document."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "watcher",
+            "version": __version__,
+            "description": "Error patterns, fixes and health of a watcher daemon. Mutating routes "
+            "need a bearer token; reads need it too when the daemon is so configured.",
+        },
+        "paths": {**api_paths(), **probe_paths()},
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+def add_openapi_route(app: web.Application) -> None:
+    """Serve the document (it holds no data, so it is public even when reads are protected)."""
+    body = document()
+
+    async def openapi(_request: web.Request) -> web.Response:
+        return web.json_response(body)
+
+    app.router.add_get(OPENAPI_PATH, openapi, allow_head=False)

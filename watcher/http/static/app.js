@@ -1,0 +1,350 @@
+// watcher dashboard: polls the JSON API and renders it. No framework, no build step.
+// Log text is hostile: everything from the API is set with textContent, never innerHTML.
+"use strict";
+
+const API = "/error-monitor";
+const POLL_MS = 5000;
+const TOKEN_KEY = "watcher.token";
+const SVG_NS = "http://www.w3.org/2000/svg";
+const COLORS = {
+  provider_error: "#2563eb", database_error: "#dc2626", rate_limit_error: "#d97706",
+  timeout_error: "#7c3aed", auth_error: "#db2777", validation_error: "#0891b2",
+  cache_error: "#65a30d", external_service_error: "#ea580c", internal_error: "#475569",
+};
+const FALLBACK_COLORS = ["#0f766e", "#9333ea", "#b45309", "#1d4ed8"];
+
+const state = { window: "1h", selected: null, timer: null };
+
+// --- small DOM helpers ---------------------------------------------------------------------------
+
+function $(id) { return document.getElementById(id); }
+
+// el("td", {className: "num"}, "text", child): strings become text nodes, never markup.
+function el(tag, props, ...children) {
+  const node = document.createElement(tag);
+  Object.assign(node, props || {});
+  for (const child of children) {
+    if (child === null || child === undefined) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function svg(tag, attrs) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, String(value));
+  return node;
+}
+
+// Only http(s) URLs become links: a "javascript:" URL from a log or a fix must stay inert.
+function safeLink(url, label) {
+  if (typeof url !== "string" || !/^https?:\/\//i.test(url)) return null;
+  return el("a", { href: url, rel: "noopener noreferrer", target: "_blank" }, label || url);
+}
+
+function ago(iso) {
+  if (!iso) return "–";
+  const seconds = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+  if (seconds < 60) return `${Math.round(seconds)} s ago`;
+  if (seconds < 3600) return `${Math.round(seconds / 60)} min ago`;
+  if (seconds < 86400) return `${Math.round(seconds / 3600)} h ago`;
+  return `${Math.round(seconds / 86400)} d ago`;
+}
+
+function timeCell(iso) {
+  return el("td", { title: iso || "" }, ago(iso));
+}
+
+// Through the CSSOM: the CSP forbids inline style attributes.
+function swatch(color) {
+  const node = el("span", { className: "swatch" });
+  node.style.backgroundColor = color;
+  return node;
+}
+
+function colorFor(category, index) {
+  return COLORS[category] || FALLBACK_COLORS[index % FALLBACK_COLORS.length];
+}
+
+// --- token: from the URL fragment (#token=…) or the input, kept in sessionStorage -----------------
+
+function readFragment() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  const token = params.get("token");
+  if (token) {
+    sessionStorage.setItem(TOKEN_KEY, token);
+    params.delete("token");
+    // The token must not linger in the address bar or the history.
+    history.replaceState(null, "", location.pathname + location.search + (params.toString() ? `#${params}` : ""));
+  }
+  state.selected = params.get("pattern");
+}
+
+function authHeaders() {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
+class ApiFailure extends Error {
+  constructor(status, body) {
+    super((body && (body.detail || body.error)) || `HTTP ${status}`);
+    this.status = status;
+  }
+}
+
+async function api(path, method = "GET") {
+  const response = await fetch(API + path, { method, headers: authHeaders(), cache: "no-store" });
+  let body = null;
+  try { body = await response.json(); } catch (_) { body = null; }
+  if (!response.ok) throw new ApiFailure(response.status, body);
+  return body;
+}
+
+function setStatus(text, kind) {
+  const status = $("status");
+  status.textContent = text;
+  status.dataset.kind = kind || "ok";
+}
+
+// --- summary, sources -----------------------------------------------------------------------------
+
+function renderSummary(dashboard) {
+  const summary = dashboard.summary;
+  $("sum-patterns").textContent = summary.total_patterns;
+  $("sum-critical").textContent = summary.critical_errors;
+  $("sum-fixable").textContent = summary.fixable_errors;
+  $("sum-fixes").textContent = summary.generated_fixes;
+}
+
+function renderSources(body) {
+  const items = body.sources.map((source) => {
+    const lag = source.lag_seconds === null ? "" : ` · lag ${source.lag_seconds.toFixed(1)} s`;
+    return el("li", { className: source.up ? "up" : "down" },
+      el("span", { className: "dot", title: source.up ? "up" : "down" }),
+      el("span", { className: "name" }, source.name),
+      el("span", { className: "badge" }, source.up ? "up" : "down"),
+      el("span", { className: "meta" }, `${source.lines} lines${lag}`),
+      source.error ? el("span", { className: "error" }, source.error) : null);
+  });
+  $("sources").replaceChildren(...(items.length ? items : [el("li", {}, "No sources.")]));
+}
+
+// --- the chart: one polyline per category, drawn as SVG --------------------------------------------
+
+function renderChart(rates) {
+  const W = 640, H = 220, L = 36, R = 8, T = 10, B = 24;
+  const entries = Object.entries(rates.series).filter(([, counts]) => counts.some((n) => n > 0));
+  const max = Math.max(1, ...entries.flatMap(([, counts]) => counts));
+  const n = rates.buckets;
+  const x = (i) => L + (n <= 1 ? 0 : (i * (W - L - R)) / (n - 1));
+  const y = (v) => T + (H - T - B) * (1 - v / max);
+  const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "Errors per category over time" });
+  for (const v of [0, max / 2, max]) {
+    chart.append(svg("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "grid" }));
+    const label = svg("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end", class: "axis" });
+    label.textContent = Number.isInteger(v) ? v : v.toFixed(1);
+    chart.append(label);
+  }
+  const span = rates.bucket_seconds * n;
+  const ticks = [[0, `-${span >= 86400 ? "24 h" : `${span / 60} min`}`], [n - 1, "now"]];
+  for (const [i, text] of ticks) {
+    const label = svg("text", { x: x(i), y: H - 6, "text-anchor": i ? "end" : "start", class: "axis" });
+    label.textContent = text;
+    chart.append(label);
+  }
+  entries.forEach(([category, counts], index) => {
+    const points = counts.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
+    const line = svg("polyline", { points, fill: "none", stroke: colorFor(category, index), "stroke-width": 2, class: "series" });
+    line.dataset.category = category;
+    const title = svg("title");
+    title.textContent = `${category}: ${counts.reduce((a, b) => a + b, 0)} errors`;
+    line.append(title);
+    chart.append(line);
+  });
+  if (!entries.length) {
+    const empty = svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "axis" });
+    empty.textContent = "No errors in this window";
+    chart.append(empty);
+  }
+  $("chart").replaceChildren(chart);
+  $("legend").replaceChildren(...entries.map(([category, counts], index) =>
+    el("li", {}, swatch(colorFor(category, index)), `${category} (${counts.reduce((a, b) => a + b, 0)})`)));
+}
+
+// --- the patterns table ------------------------------------------------------------------------------
+
+const TREND = { rising: "▲ rising", falling: "▼ falling", flat: "→ flat", new: "★ new" };
+
+function fixCell(pattern) {
+  const cell = el("td", { className: "wide" });
+  if (pattern.fix_status) cell.append(el("span", { className: "badge" }, pattern.fix_status));
+  const link = safeLink(pattern.pr_url, "PR");
+  if (link) cell.append(" ", link);
+  if (!cell.childNodes.length) cell.append("–");
+  return cell;
+}
+
+function patternRow(pattern) {
+  const title = pattern.error_type && !pattern.message.startsWith(pattern.error_type)
+    ? `${pattern.error_type}: ${pattern.message}` : pattern.message;
+  const link = el("a", { href: `#pattern=${encodeURIComponent(pattern.id)}`, className: "pattern-link" }, title);
+  const last = pattern.window_counts["1h"];
+  return el("tr", { className: pattern.id === state.selected ? "selected" : "" },
+    el("td", { className: "pattern" }, link),
+    el("td", { className: "num" }, pattern.count),
+    el("td", { className: "num" }, last === undefined ? "–" : last),
+    el("td", { className: `trend ${pattern.trend}` }, TREND[pattern.trend] || pattern.trend),
+    el("td", {}, el("span", { className: `sev ${pattern.severity}` }, pattern.severity)),
+    el("td", { className: "wide" }, pattern.category),
+    Object.assign(timeCell(pattern.first_seen), { className: "wide" }),
+    timeCell(pattern.last_seen),
+    el("td", { className: "wide" }, pattern.fixable ? "yes" : "no"),
+    fixCell(pattern));
+}
+
+function renderPatterns(body) {
+  $("patterns").tBodies[0].replaceChildren(...body.patterns.map(patternRow));
+  $("patterns-empty").hidden = body.patterns.length > 0;
+}
+
+// --- the detail view -----------------------------------------------------------------------------------
+
+function fact(dl, name, value) {
+  dl.append(el("dt", {}, name), value instanceof Node ? el("dd", {}, value) : el("dd", {}, value ?? "–"));
+}
+
+function renderAnalysis(pattern) {
+  const box = $("detail-analysis");
+  const analysis = pattern.analysis;
+  if (!analysis) {
+    box.replaceChildren(el("p", { className: "note" }, pattern.fixable
+      ? "No analysis yet. Propose a fix to have the fix pipeline analyse this pattern."
+      : "No analysis: this category is not auto-fixable."));
+    return;
+  }
+  const confidence = analysis.confidence === null ? "–" : `${Math.round(analysis.confidence * 100)} %`;
+  box.replaceChildren(
+    analysis.summary ? el("p", {}, analysis.summary) : null,
+    el("p", {}, el("strong", {}, "Root cause: "), analysis.root_cause || "–"),
+    el("p", {}, `Confidence: ${confidence} · status: ${analysis.status}`),
+    analysis.evidence.length ? el("ul", {}, ...analysis.evidence.map((e) => el("li", {}, e))) : null,
+    analysis.risk ? el("p", {}, el("strong", {}, "Risk: "), analysis.risk) : null,
+    safeLink(analysis.pr_url, `Pull request: ${analysis.pr_url}`));
+}
+
+function renderDetail(pattern) {
+  $("detail").hidden = false;
+  $("detail-title").textContent = pattern.error_type || "Pattern";
+  $("detail-message").textContent = pattern.message;
+  const facts = $("detail-facts");
+  facts.replaceChildren();
+  fact(facts, "Id", pattern.id);
+  fact(facts, "Category", pattern.category);
+  fact(facts, "Severity", pattern.severity);
+  fact(facts, "Count", pattern.count);
+  fact(facts, "Windows", Object.entries(pattern.window_counts).map(([k, v]) => `${k}: ${v}`).join(", ") || "–");
+  fact(facts, "Trend", pattern.trend);
+  fact(facts, "First seen", pattern.first_seen);
+  fact(facts, "Last seen", pattern.last_seen);
+  fact(facts, "Sources", Object.entries(pattern.sources).map(([k, v]) => `${k} (${v})`).join(", ") || "–");
+  fact(facts, "Status", pattern.status);
+  fact(facts, "Suggested fix", pattern.suggested_fix);
+  fact(facts, "Pull request", safeLink(pattern.pr_url) || "–");
+  $("detail-template").textContent = pattern.template;
+  renderAnalysis(pattern);
+  $("detail-fix").hidden = !pattern.fixable;
+  $("detail-frames").replaceChildren(...pattern.frames.slice().reverse().map((f) =>
+    el("li", { className: f.in_app ? "in-app" : "library" },
+      el("code", {}, f.line === null ? f.file : `${f.file}:${f.line}`), " in ", el("code", {}, f.function || "?"))));
+  if (!pattern.frames.length) $("detail-frames").append(el("li", { className: "note" }, "No frames captured."));
+  $("detail-samples").replaceChildren(...pattern.samples.map((s) => el("figure", { className: "sample" },
+    el("figcaption", {}, `${s.timestamp || "–"} · ${s.source || "unknown source"}${s.line ? ` line ${s.line}` : ""}`),
+    el("pre", { className: "text" }, s.text))));
+}
+
+async function refreshDetail() {
+  if (!state.selected) { $("detail").hidden = true; return; }
+  try {
+    const body = await api(`/errors/patterns/${encodeURIComponent(state.selected)}`);
+    renderDetail(body.pattern);
+  } catch (error) {
+    if (error.status !== 404) throw error;
+    $("detail").hidden = true;
+    setStatus(`Pattern ${state.selected} not found`, "warn");
+  }
+}
+
+async function proposeFix() {
+  const result = $("detail-fix-result");
+  result.textContent = "…";
+  try {
+    const body = await api(`/fixes/generate-for-error?error_id=${encodeURIComponent(state.selected)}`, "POST");
+    result.textContent = `${body.status}: ${body.message}`;
+  } catch (error) {
+    result.textContent = `Refused (${error.status || "network"}): ${error.message}`;
+    if (error.status === 401) $("token-form").hidden = false;
+  }
+}
+
+// --- polling -------------------------------------------------------------------------------------------
+
+async function refresh() {
+  clearTimeout(state.timer);
+  try {
+    const [dashboard, patterns, rates, sources] = await Promise.all([
+      api("/dashboard"), api("/errors/patterns?limit=50"), api(`/rates?window=${state.window}`), api("/sources"),
+    ]);
+    renderSummary(dashboard);
+    renderPatterns(patterns);
+    renderChart(rates);
+    renderSources(sources);
+    await refreshDetail();
+    setStatus(`updated ${new Date().toLocaleTimeString()}`, "ok");
+    $("token-form").hidden = true;
+  } catch (error) {
+    if (error.status === 401 || error.status === 403) {
+      $("token-form").hidden = false;
+      setStatus(error.status === 401 ? "token needed" : error.message, "warn");
+    } else {
+      setStatus(`offline, retrying (${error.message})`, "error");
+    }
+  }
+  state.timer = setTimeout(refresh, POLL_MS);
+}
+
+function onHashChange() {
+  readFragment();
+  $("detail-fix-result").textContent = "";
+  refresh();
+  if (state.selected) $("detail").scrollIntoView({ block: "start" });
+}
+
+function start() {
+  readFragment();
+  window.addEventListener("hashchange", onHashChange);
+  $("detail-close").addEventListener("click", (event) => {
+    event.preventDefault();
+    history.replaceState(null, "", location.pathname + location.search);
+    onHashChange();
+  });
+  $("detail-fix").addEventListener("click", proposeFix);
+  $("token-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const value = $("token-input").value.trim();
+    if (value) sessionStorage.setItem(TOKEN_KEY, value);
+    $("token-input").value = "";
+    refresh();
+  });
+  for (const button of document.querySelectorAll("[data-window]")) {
+    button.addEventListener("click", () => {
+      state.window = button.dataset.window;
+      for (const other of document.querySelectorAll("[data-window]")) {
+        other.setAttribute("aria-pressed", String(other === button));
+      }
+      refresh();
+    });
+  }
+  refresh();
+}
+
+document.addEventListener("DOMContentLoaded", start);
