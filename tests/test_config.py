@@ -153,11 +153,11 @@ def test_duration_keys_accept_numbers_and_strings(tmp_path: Path) -> None:
     """Duration keys take plain seconds (int or float) or a suffixed string."""
     path = write(
         tmp_path,
-        '[watcher]\ninterval = "500ms"\nlookback = 120\n[grouping]\n'
+        '[watcher]\ninterval = "500ms"\nshutdown_timeout = 120\n[grouping]\n'
         'windows = ["30s", 60, "1h"]\nalert_window = 60\n',
     )
     config = load_config(path, {})
-    assert (config.watcher.interval, config.watcher.lookback) == (0.5, 120.0)
+    assert (config.watcher.interval, config.watcher.shutdown_timeout) == (0.5, 120.0)
     assert config.grouping.windows == (30.0, 60.0, 3600.0)
 
 

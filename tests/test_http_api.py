@@ -104,29 +104,33 @@ def seeded_view() -> InMemoryView:
     )
 
 
+async def start_client(
+    view: Any = None,
+    *,
+    token: str | None = TOKEN,
+    redact: Callable[[Any], Any] = identity,
+    **security: Any,
+) -> TestClient:
+    """A started TestClient on 127.0.0.1 for a view (default: seeded) and security settings."""
+    app = make_app(
+        AppState(Metrics()),
+        view=seeded_view() if view is None else view,
+        security=SecurityConfig(token=token, **security),
+        redact_obj=redact,
+    )
+    client = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    return client
+
+
 @pytest.fixture
 async def make_client() -> AsyncIterator[MakeClient]:
-    """Factory: a started TestClient on 127.0.0.1 for a view and security settings."""
+    """Factory for started clients (see start_client), all closed after the test."""
     clients: list[TestClient] = []
 
-    async def make(
-        view: Any = None,
-        *,
-        token: str | None = TOKEN,
-        redact: Callable[[Any], Any] = identity,
-        **security: Any,
-    ) -> TestClient:
-        config = SecurityConfig(token=token, **security)
-        app = make_app(
-            AppState(Metrics()),
-            view=seeded_view() if view is None else view,
-            security=config,
-            redact_obj=redact,
-        )
-        client = TestClient(TestServer(app, host="127.0.0.1"))
-        await client.start_server()
-        clients.append(client)
-        return client
+    async def make(view: Any = None, **kw: Any) -> TestClient:
+        clients.append(await start_client(view, **kw))
+        return clients[-1]
 
     yield make
     for client in clients:
@@ -518,7 +522,8 @@ async def test_unexpected_failure_is_a_bare_500(
     text = await response.text()
     assert "Traceback" not in text and "database is locked" not in text
     assert (await response.json())["error"] == "internal error"
-    assert "database is locked" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "database is locked" in captured.out + captured.err
 
 
 async def test_every_body_is_redacted(make_client: MakeClient) -> None:

@@ -80,7 +80,6 @@ class WatcherConfig:
     log_format: Literal["json", "text"] = "json"
     queue_size: PositiveInt = 64
     shutdown_timeout: Seconds = 10.0
-    lookback: Seconds = 300.0
 
 
 def split_listen(listen: str) -> tuple[str, int]:

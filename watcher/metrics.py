@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-DROP_REASONS = ("queue_full", "oversize", "decode", "out_of_window")
+DROP_REASONS = ("queue_full", "upstream")  # upstream: the log store itself dropped entries
 
 
 class Metrics:

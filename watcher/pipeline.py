@@ -138,9 +138,8 @@ class Pipeline:
         stats.lines_by_source[source] = stats.lines_by_source.get(source, 0) + n
         self.metrics.lines.labels(source).inc(n)
         truncated = sum([line.truncated for line in batch])
-        if truncated:
+        if truncated:  # the source counted them in watcher_truncated_lines_total already
             stats.truncated_lines += truncated
-            self.metrics.truncated_lines.labels(source).inc(truncated)
         asm = self._assembler(source)
         events = asm.feed_batch(batch)
         self._cursors[source].fed(batch, asm.pending_heads())

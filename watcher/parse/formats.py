@@ -466,8 +466,8 @@ def can_be_error(line: RawLine) -> bool:
     Costs a fraction of parse_line, so a caller that only wants the errors (the pipeline) parses
     just the lines this lets through. True is not a verdict: the full parse decides.
     """
-    if line.fields:
-        return True  # the source's own fields may carry the level
+    if line.fields and _fields_say_error(line.fields):
+        return True  # the source's own fields (Railway attributes, Loki metadata) give the level
     text = line.text
     first = text[:1]
     if first == "{":
@@ -484,6 +484,12 @@ def can_be_error(line: RawLine) -> bool:
         if fragment in low:
             return True
     return False
+
+
+def _fields_say_error(fields: dict[str, Any]) -> bool:
+    # labels without a level (most Loki streams) must not force every line to the full parse
+    level = _level_from(dict(fields))
+    return level is not None and LEVEL_RANK.get(level, 0) >= ERROR_RANK
 
 
 # --- entry point -------------------------------------------------------------------------------
