@@ -66,6 +66,7 @@ async def test_daemon_follows_file_and_serves_metrics(tmp_path: Path) -> None:
     assert port
     assert (await get(port, "/health/live"))[0] == 200
     await until(lambda: _ready(port))
+    await until(lambda: _source_up(daemon, "app"))
     with log.open("a") as fh:
         fh.write(ERRORS)
 
@@ -78,6 +79,10 @@ async def test_daemon_follows_file_and_serves_metrics(tmp_path: Path) -> None:
     assert 'watcher_errors_total{category="timeout_error"' in text
     daemon.shutdown.set()
     assert await asyncio.wait_for(task, 15) == 0
+
+
+async def _source_up(daemon: Daemon, name: str) -> bool:
+    return daemon.metrics.registry.get_sample_value("watcher_source_up", {"source": name}) == 1
 
 
 async def _ready(port: int) -> bool:
@@ -132,8 +137,13 @@ def test_run_without_config_tails_stdin(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHER_", "LOG_"))}
     env["WATCHER_STATE_PATH"] = str(tmp_path / "state.db")
     env["WATCHER_HTTP_ENABLED"] = "false"
-    r = subprocess.run([sys.executable, "-m", "watcher", "run"], input=ERRORS.encode(),
-                       capture_output=True, timeout=60, env=env)
+    r = subprocess.run(
+        [sys.executable, "-m", "watcher", "run"],
+        input=ERRORS.encode(),
+        capture_output=True,
+        timeout=60,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr.decode()[-2000:]
     con = sqlite3.connect(tmp_path / "state.db")
     try:
@@ -141,3 +151,28 @@ def test_run_without_config_tails_stdin(tmp_path: Path) -> None:
     finally:
         con.close()
     assert counts == [1, 2, 2, 2]
+
+
+async def test_daemon_posts_threshold_alerts(tmp_path: Path, webhook_receiver) -> None:  # type: ignore[no-untyped-def]
+    """A group crossing its threshold in `watcher run` is posted to the configured webhook."""
+    log = tmp_path / "app.log"
+    log.write_text("")
+    cfg = write_config(tmp_path, log)
+    cfg.write_text(
+        cfg.read_text()
+        + f'[grouping]\nalert_count = 2\n[alerts]\nwebhooks = ["json+{webhook_receiver.url()}"]\n'
+        + 'batch_window = "100ms"\nmin_severity = "low"\n'
+    )
+    daemon = Daemon(load_config(cfg))
+    task = asyncio.create_task(daemon.run())
+    await asyncio.wait_for(daemon.started.wait(), 10)
+    await until(lambda: _source_up(daemon, "app"))
+    with log.open("a") as fh:
+        fh.write(ERRORS)
+
+    received = await webhook_receiver.wait_for(1, timeout=20)
+    body = received[0].json
+    assert body["kind"] == "threshold"
+    assert {a["category"] for a in body["alerts"]} >= {"timeout_error"}
+    daemon.shutdown.set()
+    assert await asyncio.wait_for(task, 15) == 0

@@ -20,9 +20,9 @@ TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 HOSTILE = "<img src=x onerror=alert(1)>"
 NOW = time.time()
-DIFF = (
-    "diff --git a/app/db.py b/app/db.py\n--- a/app/db.py\n+++ b/app/db.py\n@@ -1 +1 @@\n-a\n+b\n"
-    "diff --git a/app/pool.py b/app/pool.py\n--- a/app/pool.py\n+++ b/app/pool.py\n@@ -1 +1 @@\n-c\n+d\n"
+DIFF = "".join(
+    f"diff --git a/{p} b/{p}\n--- a/{p}\n+++ b/{p}\n@@ -1 +1 @@\n-a\n+b\n"
+    for p in ("app/db.py", "app/pool.py")
 )
 
 MakeClient = Callable[..., Awaitable[TestClient]]
@@ -41,14 +41,22 @@ def seeded_view() -> InMemoryView:
         suggested_fix="connection pooling",
         exception_type="OperationalError",
         top_frame=Frame("app/db.py", 42, "get_conn"),
-        frames=[Frame("lib/pool.py", 7, "checkout", in_app=False), Frame("app/db.py", 42, "get_conn")],
+        frames=[
+            Frame("lib/pool.py", 7, "checkout", in_app=False),
+            Frame("app/db.py", 42, "get_conn"),
+        ],
         count=40,
         first_seen=NOW - 3000,
         last_seen=NOW - 20,
         sources={"api": 30, "worker": 10},
         samples=[
-            Sample(NOW - 20, "api", "Traceback (most recent call last):\n  File app/db.py\n"
-                   "OperationalError: connection pool exhausted after 30 s", 12),
+            Sample(
+                NOW - 20,
+                "api",
+                "Traceback (most recent call last):\n  File app/db.py\n"
+                "OperationalError: connection pool exhausted after 30 s",
+                12,
+            ),
         ],
         window_counts={"1m": 2, "5m": 9, "1h": 40},
         trend="rising",
@@ -174,7 +182,7 @@ async def test_recent_errors_filter_by_hours_newest_first(make_client: MakeClien
     assert first["error_type"] == "OperationalError"
     assert (first["file"], first["line"], first["function"]) == ("app/db.py", 42, "get_conn")
     assert first["fixable"] is True and first["suggested_fix"] == "connection pooling"
-    assert first["message"] == "Traceback (most recent call last):"
+    assert first["message"] == "OperationalError: connection pool exhausted after 30 s"
     assert first["stack_trace"].endswith("exhausted after 30 s")
     assert first["window_counts"] == {"1m": 2, "5m": 9, "1h": 40}
     assert first["fix_status"] == "pr_open" and first["pr_url"].endswith("/pull/7")
@@ -372,7 +380,9 @@ async def test_posts_disabled_without_a_configured_token(make_client: MakeClient
 async def test_blank_token_counts_as_none(make_client: MakeClient) -> None:
     """An empty token (an env var set to "") never authenticates anything."""
     client = await make_client(token="  ")
-    response = await client.post("/error-monitor/monitor/start", headers={"Authorization": "Bearer "})
+    response = await client.post(
+        "/error-monitor/monitor/start", headers={"Authorization": "Bearer "}
+    )
     assert response.status == 403
 
 
@@ -551,8 +561,8 @@ async def test_every_body_is_redacted(make_client: MakeClient) -> None:
     for path in paths:
         text = await (await client.get(path)).text()
         assert "SECRET-MARKER" not in text and "[REDACTED]" in text, path
-    refused = await client.post("/error-monitor/monitor/start", headers={"Authorization": "x"})
-    assert (await refused.json())["error"] == "unauthorized"
+    missing = await (await client.get("/error-monitor/errors/patterns/SECRET-MARKER")).json()
+    assert missing["detail"] == "no error pattern with id [REDACTED]"
 
 
 def test_diff_split_per_file() -> None:

@@ -102,3 +102,14 @@ def test_trace_group_template_is_made_when_the_group_opens() -> None:
     second = trace_event(11)
     second.exception_message = "other text"
     assert table.add(second, classify(second)).group.template == "KeyError: user <*> not found"
+
+
+def test_threshold_rearms_after_the_rate_falls() -> None:
+    """After the rate drops below half the threshold, a new burst crosses it again."""
+    t = GroupTable(alert_count=4, alert_window="1m")
+    crossings = []
+    for start in (1000.0, 5000.0):  # two bursts far apart
+        for i in range(5):
+            ev = msg_event("Rate limit exceeded for key 1", start + i)
+            crossings.append(t.add(ev, classify(ev)).crossed_threshold)
+    assert crossings.count(True) == 2

@@ -46,6 +46,7 @@ __all__ = [
     "GroupingConfig",
     "HttpConfig",
     "ParseConfig",
+    "RedactConfig",
     "WatcherConfig",
     "apply_overrides",
     "dump_effective",
@@ -175,6 +176,7 @@ class ClassifyConfig:
 
 
 _GITHUB_REPO = re.compile(r"[\w.-]+/[\w.-]+")
+_IDENTITY = re.compile(r"\s*[^<>]*\S\s*<[^<>\s]+>\s*")  # "Name <email>", as git.Identity parses
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,23 @@ class AutofixConfig:
     dry_run: bool = False
     verify_command: str = ""
     labels: tuple[str, ...] = ("auto-fix",)
+    author: str = "watcher <watcher@localhost>"
+    committer: str = ""
+    deny_paths: tuple[str, ...] = ()
+    max_files: PositiveInt = 5
+    max_changed_lines: PositiveInt = 200
+    verify_timeout: Seconds = 600.0
+    verify_failure: Literal["draft", "skip"] = "draft"
+    git_timeout: Seconds = 120.0
+    max_output_tokens: PositiveInt = 8192
+    llm_timeout: Seconds = 120.0
+    llm_max_retries: NonNegativeInt = 4
+    llm_deadline: Seconds = 900.0
+    min_confidence_patch: float = 0.5
+    min_confidence_pr: float = 0.7
+    retry_failed_after: SecondsOrZero = 21600.0
+    output_dir: str = "watcher-fixes"
+    token_env: str = "GITHUB_TOKEN"
 
     def validate(self) -> None:
         if self.github_repo and not _GITHUB_REPO.fullmatch(self.github_repo):
@@ -205,9 +224,32 @@ class AutofixConfig:
             raise ValueError(
                 f"github_api_url: expected an http(s) URL, got {self.github_api_url!r}"
             )
-        for key in ("repo_path", "base_branch", "remote", "model"):
+        for key in ("repo_path", "base_branch", "remote", "model", "output_dir", "token_env"):
             if not getattr(self, key):
                 raise ValueError(f"{key}: must not be empty")
+        for key in ("author", "committer"):
+            value = getattr(self, key)
+            if value and not _IDENTITY.fullmatch(value):
+                raise ValueError(f'{key}: expected "Name <email>", got {describe(value)}')
+        for key in ("min_confidence_patch", "min_confidence_pr"):
+            if not 0 <= getattr(self, key) <= 1:
+                raise ValueError(f"{key}: expected a number from 0 to 1, got {getattr(self, key)}")
+        if self.min_confidence_pr < self.min_confidence_patch:
+            raise ValueError("min_confidence_pr: must not be below min_confidence_patch")
+
+
+@dataclass(frozen=True)
+class RedactConfig:
+    """[redact]: extra secret patterns for everything that leaves the process."""
+
+    patterns: tuple[str, ...] = ()
+
+    def validate(self) -> None:
+        for i, pattern in enumerate(self.patterns):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"patterns[{i}]: invalid regular expression: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -217,10 +259,14 @@ class AlertsConfig:
     webhooks: tuple[str, ...] = ()
     min_severity: Annotated[str, OneOf(SEVERITIES)] = "high"
     cooldown: SecondsOrZero = 900.0
+    batch_window: SecondsOrZero = 5.0
+    max_queue: PositiveInt = 1000
+    max_retries: NonNegativeInt = 4
+    drain_timeout: Seconds = 10.0
 
     def validate(self) -> None:
         for i, url in enumerate(self.webhooks):
-            if not _is_http_url(url):
+            if not _is_http_url(re.sub(r"^(slack|json)\+", "", url)):
                 raise ValueError(f"webhooks[{i}]: expected an http(s) URL, got {describe(url)}")
 
 
@@ -236,6 +282,7 @@ SECTIONS: dict[str, type] = {
     "classify": ClassifyConfig,
     "autofix": AutofixConfig,
     "alerts": AlertsConfig,
+    "redact": RedactConfig,
 }
 
 
@@ -251,6 +298,7 @@ class Config:
     classify: ClassifyConfig = field(default_factory=ClassifyConfig)
     autofix: AutofixConfig = field(default_factory=AutofixConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    redact: RedactConfig = field(default_factory=RedactConfig)
     path: Path | None = None
 
     def with_overrides(self, **dotted: Any) -> Config:

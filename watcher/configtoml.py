@@ -181,7 +181,7 @@ def _masked(key: str, value: Any) -> Any:
         return MASK
     if key == "webhooks":
         # A Slack-style webhook URL is itself the credential: keep only scheme and host.
-        return re.sub(r"^(https?://[^/]+)/.+$", rf"\1/{MASK}", value)
+        return re.sub(r"^((?:slack\+|json\+)?https?://[^/]+)/.+$", rf"\1/{MASK}", value)
     return _USERINFO.sub(rf"\1{MASK}@", value)
 
 

@@ -50,6 +50,7 @@ class Daemon:
         self.engine: Engine | None = None
         self.http_port: int | None = None
         self.started = asyncio.Event()
+        self.redact: Any = lambda text: text  # replaced by the secret redactor when available
 
     def _on_signal(self, signum: int) -> None:
         self.signals += 1
@@ -101,6 +102,12 @@ class Daemon:
             store=self.store,
             follow=True,
         )
+        alerter = self._alerter()
+        alerts_stop = asyncio.Event()
+        alerts = None
+        if alerter is not None:
+            self.engine.on_updates = alerter.observe
+            alerts = asyncio.create_task(alerter.run(alerts_stop), name="alerts")
         self._install_signals()
         runner = None
         if config.http.enabled:
@@ -120,6 +127,10 @@ class Daemon:
             await self.engine.run(self.shutdown)
         finally:
             sd_notify("STOPPING=1")
+            # after the engine: its final flush can still produce alert-worthy updates
+            alerts_stop.set()
+            if alerts is not None:
+                await alerts
             summary.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await summary
@@ -128,6 +139,25 @@ class Daemon:
             self.store.close()
         log.info("Stopped.", **_counts(pipeline.stats))
         return 0
+
+    def _alerter(self) -> Any:
+        """The webhook alerter when `[alerts] webhooks` are configured (run mode only)."""
+        cfg = self.config.alerts
+        if not cfg.webhooks:
+            return None
+        from watcher.alerts import Alerter
+
+        return Alerter(
+            cfg.webhooks,
+            min_severity=cfg.min_severity,
+            cooldown=cfg.cooldown,
+            batch_window=cfg.batch_window,
+            max_queue=cfg.max_queue,
+            max_retries=cfg.max_retries,
+            drain_timeout=cfg.drain_timeout,
+            redact=self.redact,
+            metrics=self.metrics,
+        )
 
     async def _summaries(self) -> None:
         """Every `interval`: one log line with the busiest groups, as the original tool did."""

@@ -29,6 +29,8 @@ _GLOBAL_FLAGS = re.compile(r"\(\?([a-zA-Z]+)\)")
 # continue a token ends it here (and is not consumed).
 _GITLEAKS_TOKEN_END = r"""(?:[\x60'"\s;]|\\[nr]|$)"""
 _TOKEN_END = r"(?![A-Za-z0-9_+/=-])"
+# What follows a key name before its value, in every key=value rule (a superset of theirs).
+_KEY_SEPARATOR = r"""\\?["']?\s*[:=]"""
 # A key word starts a word: after a non-alphanumeric, at a camelCase hump (dbPassword) or
 # inside an upper-case run (PGPASSWORD; BYPASS=… then needs a password-like value as well).
 _KEY_BOUNDARY = r"(?:(?<![A-Za-z0-9])|(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z]))"
@@ -48,6 +50,7 @@ class Rule:
     check: Check | None = None
     check_name: str = field(default="", compare=False)
     key: re.Pattern[str] | None = None  # dict keys whose str value is this kind of secret
+    gate: re.Pattern[str] | None = None  # must match the lower-cased text for the rule to run
 
     def secret_span(self, match: re.Match[str]) -> tuple[int, int]:
         """The span to redact: gitleaks' convention, the first non-empty group, else the match."""
@@ -123,17 +126,32 @@ _MASKED = re.compile(
     re.ASCII | re.IGNORECASE,
 )
 _PLACEHOLDER_SHAPE = re.compile(r"<secret:[a-z0-9-]+:[0-9a-f]{4}>")
+# Format templates: {token}, {self.token}, ${TOKEN}, %(token)s, %s.
+_TEMPLATE = re.compile(r"\$?\{[^{}]*\}|%\(\w+\)s|%s", re.ASCII)
+# Source code in a patch: attribute access (settings.API_KEY, os.environ) and bare names.
+_DOTTED_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+", re.ASCII)
+_LETTERS_NAME = re.compile(r"[A-Za-z_]{1,24}", re.ASCII)  # SecretStr, Optional, API_KEY
 # Text just before a value inside a URL's userinfo (scheme://user:…@ or scheme://…@): the
 # url-password rule owns that part, and the host after "@" must stay readable.
 _URL_USERINFO_BEFORE = re.compile(r"://[^\s/@]*$")
+# systemd unit suffixes: getty@tty1.service is a unit instance, not an address.
 _SYSTEMD_UNITS = frozenset(
-    "service socket timer target mount path slice scope device swap automount".split()
+    ("service", "socket", "timer", "target", "mount", "path", "slice", "scope", "device", "swap")
 )
 
 
 def _ordinary(value: str) -> bool:
-    """True for values no rule should call a secret: masks, booleans, placeholders."""
-    return bool(_MASKED.fullmatch(value) or _PLACEHOLDER_SHAPE.search(value))
+    """True for values no rule should call a secret: masks, booleans, placeholders, templates."""
+    return bool(
+        _MASKED.fullmatch(value) or _PLACEHOLDER_SHAPE.search(value) or _TEMPLATE.fullmatch(value)
+    )
+
+
+def _code(value: str, text: str, start: int) -> bool:
+    """Source code, as the patch guard scans it: a dotted name (settings.API_KEY), or a name
+    called or subscripted (os.getenv(…), Optional[str])."""
+    after = text[start + len(value) : start + len(value) + 1]
+    return bool(_DOTTED_NAME.fullmatch(value)) or after in ("(", "[")
 
 
 def _in_url_userinfo(text: str, start: int) -> bool:
@@ -144,14 +162,20 @@ def secret_value(value: str, text: str = "", start: int = 0) -> bool:
     """A value behind a key naming a secret: ≥ 8 chars, not a number, word, path or URL."""
     if len(value) < 8 or _ordinary(value) or _NUMBER.fullmatch(value):
         return False
+    if _code(value, text, start):
+        return False
     if _in_url_userinfo(text, start):  # https://x-access-token:…@host is the URL's business
         return False
-    return not (_IDENTIFIER.fullmatch(value) or "://" in value or _PATH.fullmatch(value))
+    if _IDENTIFIER.fullmatch(value) or _LETTERS_NAME.fullmatch(value):  # tokens have digits
+        return False
+    return not ("://" in value or _PATH.fullmatch(value))
 
 
 def password(value: str, text: str = "", start: int = 0) -> bool:
     """A password value: ≥ 4 chars; short lower-case words ("incorrect") are messages."""
     if len(value) < 4 or _ordinary(value) or _PATH.fullmatch(value):  # PWD=/app is a path
+        return False
+    if _code(value, text, start):
         return False
     if _in_url_userinfo(text, start):
         return False
@@ -218,7 +242,7 @@ def _rule(entry: Mapping[str, Any], source: str) -> Rule:
     key = entry.get("key")
     regex = entry["regex"].replace(_GITLEAKS_TOKEN_END, _TOKEN_END)
     if key:
-        regex = regex.replace("{key}", _KEY_BOUNDARY + key)
+        regex = regex.replace("{key}", f"{_KEY_BOUNDARY}(?i:{key})")
     allow = tuple(
         compile_go(regex) for block in entry.get("allowlists", ()) for regex in block["regexes"]
     )
@@ -232,7 +256,8 @@ def _rule(entry: Mapping[str, Any], source: str) -> Rule:
         whole_match=entry.get("span") == "match",
         check=CHECKS[check_name] if check_name else None,
         check_name=check_name,
-        key=compile_go(_KEY_BOUNDARY + key + "$") if key else None,
+        key=compile_go(f"{_KEY_BOUNDARY}(?i:{key})$") if key else None,
+        gate=re.compile(f"(?:{key}){_KEY_SEPARATOR}", _FLAGS) if key else None,
     )
 
 

@@ -183,9 +183,14 @@ class GroupTable:
 
     def _check_threshold(self, live: _Live, t: float) -> bool:
         group = live.group
+        count = live.windows.count(self.alert_window, t)
         if group.status == "alerting":
+            # re-arm once the rate has clearly fallen (hysteresis: no flapping at the threshold)
+            if count * 2 < self.alert_count:
+                group.status = "open"
+                group.severity = live.base_severity
             return False
-        if live.windows.count(self.alert_window, t) < self.alert_count:
+        if group.status != "open" or count < self.alert_count:
             return False
         group.status = "alerting"
         group.severity = raise_severity(live.base_severity)

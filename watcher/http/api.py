@@ -81,7 +81,8 @@ def number_param(
         value = math.nan
     if not (math.isfinite(value) and 0 < value <= high):
         raise invalid(name, f"a number > 0 and <= {high:g}")
-    return value
+    # Whole numbers stay integers in the answer ("hours": 1), as the original API wrote them.
+    return int(value) if value.is_integer() else value
 
 
 def hours_param(request: web.Request) -> float:

@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from watcher import __version__
+from watcher.http.api import DEFAULT_HOURS, DEFAULT_LIMIT, MAX_BATCH, MAX_HOURS, MAX_LIMIT, WINDOWS
 from watcher.model import CATEGORIES, SEVERITIES
 
 OPENAPI_PATH = "/error-monitor/openapi.json"
@@ -159,11 +160,13 @@ def path_param(name: str, description: str) -> Schema:
 
 HOURS = query(
     "hours",
-    {"type": "number", "exclusiveMinimum": 0, "maximum": 720, "default": 1},
+    {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_HOURS, "default": DEFAULT_HOURS},
     "Look-back in hours (groups last seen in it).",
 )
 LIMIT = query(
-    "limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "Most items."
+    "limit",
+    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+    "Most items.",
 )
 FLAG = {"type": "boolean", "default": False}
 
@@ -278,171 +281,125 @@ def monitor_body(required: dict[str, Schema], optional: dict[str, Schema]) -> Sc
 
 
 def rates_body() -> Schema:
-    window = {"type": "string", "enum": ["1h", "6h", "1d"]}
+    window = {"type": "string", "enum": list(WINDOWS)}
     series = {"type": "object", "additionalProperties": array(INT)}
     return obj(
         {"window": window, "bucket_seconds": INT, "buckets": INT, "end": TIME, "series": series}
     )
 
 
+def get(summary: str, body: Schema, **kw: Any) -> Schema:
+    return {"get": operation(summary, body, **kw)}
+
+
+def post(summary: str, body: Schema, **kw: Any) -> Schema:
+    return {"post": operation(summary, body, write=True, **kw)}
+
+
 def api_paths() -> dict[str, Schema]:
     """The /error-monitor/ operations, keyed by path then method."""
     one_id = query("error_id", STR, "A pattern id (or, as before, an error type).", required=True)
-    ids = query("error_ids", STR, "Comma-separated pattern ids (at most 50).", required=True)
+    ids = query(
+        "error_ids", STR, f"Comma-separated pattern ids (at most {MAX_BATCH}).", required=True
+    )
+    window = query("window", {"type": "string", "enum": list(WINDOWS)}, "The chart's span.")
+    interval = query("interval", {"type": "number", "exclusiveMinimum": 0}, "Seconds.")
+    recent = {"count": INT, "total": INT, "hours": NUM, "errors": array(ref("ErrorObject"))}
+    patterns = {"total_patterns": INT, "patterns": array(ref("ErrorObject"))}
+    scanned = {"errors_found": INT, "critical_errors": INT, "auto_fixes_started": INT}
+    p = "/error-monitor"
     return {
-        "/error-monitor/health": {"get": operation("Monitor health", health_body())},
-        "/error-monitor/errors/recent": {
-            "get": operation(
-                "Patterns seen recently, newest first",
-                obj(
-                    {"count": INT, "total": INT, "hours": NUM, "errors": array(ref("ErrorObject"))}
-                ),
-                params=[HOURS, LIMIT],
-            )
-        },
-        "/error-monitor/errors/critical": {
-            "get": operation(
-                "Critical and high-severity patterns seen recently",
-                error_list("critical_errors"),
-                params=[HOURS, LIMIT],
-            )
-        },
-        "/error-monitor/errors/fixable": {
-            "get": operation(
-                "Fixable patterns seen recently",
-                error_list("fixable_errors"),
-                params=[HOURS, LIMIT],
-            )
-        },
-        "/error-monitor/errors/patterns": {
-            "get": operation(
-                "All patterns, worst first",
-                obj({"total_patterns": INT, "patterns": array(ref("ErrorObject"))}),
-                params=[LIMIT],
-            )
-        },
-        "/error-monitor/errors/patterns/{group_id}": {
-            "get": operation(
-                "One pattern with samples, frames, fixes and analysis",
-                obj({"pattern": ref("PatternDetail")}),
-                params=[path_param("group_id", "The pattern id.")],
-                errors=("404",),
-            )
-        },
-        "/error-monitor/dashboard": {
-            "get": operation("Summary and the last hour's worst patterns", dashboard_body())
-        },
-        "/error-monitor/rates": {
-            "get": operation(
-                "Error events per category per time bucket, oldest first",
-                rates_body(),
-                params=[query("window", {"type": "string", "enum": ["1h", "6h", "1d"]}, "Span.")],
-            )
-        },
-        "/error-monitor/sources": {
-            "get": operation("Each source's health", obj({"sources": array(ref("Source"))}))
-        },
-        "/error-monitor/fixes/generate-for-error": {
-            "post": operation(
-                "Generate a fix for one pattern",
-                generate_body(),
-                params=[one_id, query("create_pr", FLAG, "Open a pull request.")],
-                errors=("404",),
-                write=True,
-            )
-        },
-        "/error-monitor/fixes/generate-batch": {
-            "post": operation(
-                "Generate fixes for several patterns",
-                batch_body(),
-                params=[ids, query("create_prs", FLAG, "Open pull requests.")],
-                errors=("404",),
-                write=True,
-            )
-        },
-        "/error-monitor/fixes/generated": {
-            "get": operation(
-                "Fixes, newest first",
-                obj({"total_fixes": INT, "fixes": array(ref("Fix"))}),
-                params=[LIMIT],
-            )
-        },
-        "/error-monitor/fixes/{fix_id}": {
-            "get": operation(
-                "One fix",
-                obj({"fix": ref("Fix")}),
-                params=[path_param("fix_id", "The fix id.")],
-                errors=("404",),
-            )
-        },
-        "/error-monitor/monitor/start": {
-            "post": operation(
-                "Turn on continuous monitoring",
-                monitor_body({"status": STR, "interval_seconds": OPT_NUM, "message": STR}, {}),
-                params=[query("interval", {"type": "number", "exclusiveMinimum": 0}, "Seconds.")],
-                write=True,
-            )
-        },
-        "/error-monitor/monitor/scan": {
-            "post": operation(
-                "Scan a past window now",
-                monitor_body(
-                    {"status": STR, "hours": NUM},
-                    {"errors_found": INT, "critical_errors": INT, "auto_fixes_started": INT},
-                ),
-                params=[HOURS, query("auto_fix", FLAG, "Start fixes for fixable patterns.")],
-                write=True,
-            )
-        },
+        f"{p}/health": get("Monitor health", health_body()),
+        f"{p}/errors/recent": get(
+            "Patterns seen recently, newest first", obj(recent), params=[HOURS, LIMIT]
+        ),
+        f"{p}/errors/critical": get(
+            "Critical and high-severity patterns seen recently",
+            error_list("critical_errors"),
+            params=[HOURS, LIMIT],
+        ),
+        f"{p}/errors/fixable": get(
+            "Fixable patterns seen recently", error_list("fixable_errors"), params=[HOURS, LIMIT]
+        ),
+        f"{p}/errors/patterns": get("All patterns, worst first", obj(patterns), params=[LIMIT]),
+        f"{p}/errors/patterns/{{group_id}}": get(
+            "One pattern with samples, frames, fixes and analysis",
+            obj({"pattern": ref("PatternDetail")}),
+            params=[path_param("group_id", "The pattern id.")],
+            errors=("404",),
+        ),
+        f"{p}/dashboard": get("Summary and the last hour's worst patterns", dashboard_body()),
+        f"{p}/rates": get(
+            "Error events per category per time bucket, oldest first",
+            rates_body(),
+            params=[window],
+        ),
+        f"{p}/sources": get("Each source's health", obj({"sources": array(ref("Source"))})),
+        f"{p}/fixes/generate-for-error": post(
+            "Generate a fix for one pattern",
+            generate_body(),
+            params=[one_id, query("create_pr", FLAG, "Open a pull request.")],
+            errors=("404",),
+        ),
+        f"{p}/fixes/generate-batch": post(
+            "Generate fixes for several patterns",
+            batch_body(),
+            params=[ids, query("create_prs", FLAG, "Open pull requests.")],
+            errors=("404",),
+        ),
+        f"{p}/fixes/generated": get(
+            "Fixes, newest first",
+            obj({"total_fixes": INT, "fixes": array(ref("Fix"))}),
+            params=[LIMIT],
+        ),
+        f"{p}/fixes/{{fix_id}}": get(
+            "One fix",
+            obj({"fix": ref("Fix")}),
+            params=[path_param("fix_id", "The fix id.")],
+            errors=("404",),
+        ),
+        f"{p}/monitor/start": post(
+            "Turn on continuous monitoring",
+            monitor_body({"status": STR, "interval_seconds": OPT_NUM, "message": STR}, {}),
+            params=[interval],
+        ),
+        f"{p}/monitor/scan": post(
+            "Scan a past window now",
+            monitor_body({"status": STR, "hours": NUM}, scanned),
+            params=[HOURS, query("auto_fix", FLAG, "Start fixes for fixable patterns.")],
+        ),
     }
+
+
+def probe(summary: str, responses: dict[str, tuple[str, Schema]]) -> Schema:
+    """An operation outside the token: health probes, Prometheus, this document."""
+    answers = {code: {"description": d, "content": c} for code, (d, c) in responses.items()}
+    return {"get": {"summary": summary, "responses": answers}}
 
 
 def probe_paths() -> dict[str, Schema]:
     """Health and metrics: never behind the token, for probes and Prometheus."""
-    ready = {
-        "type": "object",
-        "properties": {"ready": BOOL, "sources": counts(ref("SourceStatus"))},
-        "required": ["ready"],
-        "additionalProperties": True,
-    }
-    text = {"text/plain": {"schema": STR}}
-    err = json_content(ref("ApiError"))
+    ready = json_content(
+        {
+            "type": "object",
+            "properties": {"ready": BOOL, "sources": counts(ref("SourceStatus"))},
+            "required": ["ready"],
+            "additionalProperties": True,
+        }
+    )
+    failed = (ERROR_TEXT["500"], json_content(ref("ApiError")))
     return {
-        "/health/live": {
-            "get": {
-                "summary": "Liveness",
-                "responses": {
-                    "200": {"description": "Alive", "content": json_content(obj({"status": STR}))}
-                },
-            }
-        },
-        "/health/ready": {
-            "get": {
-                "summary": "Readiness, with each source's status",
-                "responses": {
-                    "200": {"description": "Ready", "content": json_content(ready)},
-                    "503": {"description": "Not ready", "content": json_content(ready)},
-                    "500": {"description": ERROR_TEXT["500"], "content": err},
-                },
-            }
-        },
-        "/metrics": {
-            "get": {
-                "summary": "Prometheus exposition",
-                "responses": {"200": {"description": "Metrics", "content": text}},
-            }
-        },
-        OPENAPI_PATH: {
-            "get": {
-                "summary": "This document",
-                "responses": {
-                    "200": {
-                        "description": "OpenAPI 3.1",
-                        "content": json_content({"type": "object"}),
-                    }
-                },
-            }
-        },
+        "/health/live": probe("Liveness", {"200": ("Alive", json_content(obj({"status": STR})))}),
+        "/health/ready": probe(
+            "Readiness, with each source's status",
+            {"200": ("Ready", ready), "503": ("Not ready", ready), "500": failed},
+        ),
+        "/metrics": probe(
+            "Prometheus exposition", {"200": ("Metrics", {"text/plain": {"schema": STR}})}
+        ),
+        OPENAPI_PATH: probe(
+            "This document", {"200": ("OpenAPI 3.1", json_content({"type": "object"}))}
+        ),
     }
 
 

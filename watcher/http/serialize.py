@@ -70,10 +70,14 @@ def sample_object(sample: Sample) -> dict[str, Any]:
 
 
 def error_message(group: ErrorGroup) -> str:
-    """A real occurrence's first line reads better than the masked template; fall back to it."""
+    """A real occurrence reads better than the masked template: the line naming the exception
+    (a Python trace ends with it, a Java one starts with it), else its first line."""
     sample = latest_sample(group)
-    first = sample.text.strip().splitlines()[0] if sample and sample.text.strip() else ""
-    return clip(first or group.template, MAX_MESSAGE_CHARS)
+    lines = [line.strip() for line in sample.text.splitlines() if line.strip()] if sample else []
+    exc = group.exception_type
+    named = [line for line in lines if exc and exc in line]
+    chosen = named[-1] if named else (lines[0] if lines else "")
+    return clip(chosen or group.template, MAX_MESSAGE_CHARS)
 
 
 def stack_trace(group: ErrorGroup) -> str | None:

@@ -241,6 +241,7 @@ class CloudWatchSource:
         """Every page of one group's window [tail.start, end], de-duplicated."""
         if tail.start > end:
             return
+        tail.begin_read()
         async for events in self._pages(tail.group, tail.start, end):
             lines = self.to_lines(tail.group, events, tail)
             if events:

@@ -2,7 +2,11 @@
 
 Streams are `"{log group}/{log stream}"`. Each stream's cursor is `{"ts": ms, "ids": [...]}`:
 the newest event timestamp delivered on that stream and the ids of its events at exactly that
-millisecond (usually one).
+millisecond (usually one). Loggers with coarse clocks put hundreds of events on one millisecond,
+so only the last MAX_CURSOR_IDS ids are kept, plus `"n"`, how many events of the stream were
+delivered at that millisecond: FilterLogEvents returns them in a fixed order (timestamp,
+ingestion time, request), so "the first n - len(ids) of them" names the ones whose ids were
+dropped.
 
 Resuming. The pipeline commits, per stream, the cursor of the last line it fully processed, and
 it holds back every later cursor (of any stream of the source) while an earlier record is still
@@ -10,10 +14,10 @@ being assembled; events are delivered in timestamp order per log group (FilterLo
 them). So the newest committed timestamp of a group means everything before it was processed,
 except events that arrived late — and those the overlap window re-reads. A group therefore
 resumes at `max(ts over its streams) - overlap`, and each stream's committed cursor is its
-"floor": an event of that stream older than the floor, or at it with a known id, was processed
-and is dropped as a duplicate. The minimum over streams would be wrong in the other direction:
-Lambda starts a log stream per container and abandons it when the container goes, so the oldest
-committed stream would hold a group back by hours and re-read all of it.
+"floor": an event of that stream older than the floor, or at it and named by the cursor, was
+processed and is dropped as a duplicate. The minimum over streams would be wrong in the other
+direction: Lambda starts a log stream per container and abandons it when the container goes, so
+the oldest committed stream would hold a group back by hours and re-read all of it.
 
 Inside a run, de-duplication is by event id: ids are kept only for events inside the overlap
 window behind the poll position, so memory is bounded by the event rate times the overlap.
@@ -30,23 +34,27 @@ from watcher.model import RawLine
 from watcher.sources.lambda_lines import normalise, split_message
 from watcher.sources.lines import cap_bytes
 
-# Ids kept per cursor for one millisecond of one stream; past this, a restart may deliver a few
-# events of that millisecond twice (at-least-once) rather than grow every cursor.
-MAX_CURSOR_IDS = 64
+# Ids kept per cursor for one millisecond of one stream (the rest are counted in "n").
+MAX_CURSOR_IDS = 16
 # A stream idle this long (behind the poll position) forgets its cursor state and line numbers.
 STREAM_IDLE_MS = 3600_000
 
 
 @dataclass(frozen=True, slots=True)
 class Floor:
-    """A stream's committed position: events before `ts`, or at it with these ids, are done."""
+    """A stream's committed position: events before `ts` are done, and at `ts` the first `n`
+    (the last of them named in `ids`)."""
 
     ts: int
     ids: frozenset[str]
+    n: int
 
-    def covers(self, ts: int, ident: str) -> bool:
-        """True when the event (ts, ident) was processed before the restart."""
-        return ts < self.ts or (ts == self.ts and ident in self.ids)
+    def covers(self, ts: int, ordinal: int, idents: Iterable[str]) -> bool:
+        """True when the stream's event at `ts` (the `ordinal`-th at that millisecond in this
+        read, known by any of `idents`) was processed before the restart."""
+        if ts != self.ts:
+            return ts < self.ts
+        return ordinal < self.n - len(self.ids) or any(i in self.ids for i in idents)
 
 
 def content_key(stream: str, ts: int, message: str) -> str:
@@ -85,7 +93,11 @@ def _floor(cursor: Any) -> Floor | None:
     ts, ids = cursor.get("ts"), cursor.get("ids", [])
     if not isinstance(ts, int) or isinstance(ts, bool) or not isinstance(ids, list):
         return None
-    return Floor(ts, frozenset(i for i in ids if isinstance(i, str)))
+    names = frozenset(i for i in ids if isinstance(i, str))
+    n = cursor.get("n", len(names))
+    if not isinstance(n, int) or isinstance(n, bool) or n < len(names):
+        n = len(names)
+    return Floor(ts, names, n)
 
 
 def resume_start(floors: Mapping[str, Floor], overlap_ms: int) -> int | None:
@@ -104,7 +116,7 @@ class GroupTail:
     `start`, and the ids kept since then drop what it had already delivered.
     """
 
-    __slots__ = ("floors", "group", "missing", "overlap", "seen", "start")
+    __slots__ = ("floors", "group", "missing", "ordinals", "overlap", "seen", "start")
 
     def __init__(
         self, group: str, start: int, overlap_ms: int, floors: dict[str, Floor] | None = None
@@ -114,7 +126,12 @@ class GroupTail:
         self.overlap = overlap_ms
         self.seen: dict[str, int] = {}  # event id -> timestamp, for ids at or after `start`
         self.floors = floors or {}
+        self.ordinals: dict[str, int] = {}  # per floor stream: events at its ts in this read
         self.missing = False
+
+    def begin_read(self) -> None:
+        """A new query starts: events at a floor's millisecond are counted from zero again."""
+        self.ordinals.clear()
 
     def is_new(
         self, ident: str, stream: str, ts: int, message: str, event_id: str | None = None
@@ -125,25 +142,29 @@ class GroupTail:
         carry no event id); a floor written in the other mode holds the other kind, so at the
         floor's exact millisecond both are tried.
         """
-        if ident in self.seen:
-            return False
         floor = self.floors.get(stream)
-        if floor is not None and (
-            floor.covers(ts, ident) or self._covers_other(floor, ts, message, stream, event_id)
+        if (
+            floor is not None
+            and ts <= floor.ts
+            and self._under(floor, ident, stream, ts, message, event_id)
         ):
+            return False
+        if ident in self.seen:
             return False
         self.seen[ident] = ts
         return True
 
-    @staticmethod
-    def _covers_other(
-        floor: Floor, ts: int, message: str, stream: str, event_id: str | None
+    def _under(
+        self, floor: Floor, ident: str, stream: str, ts: int, message: str, event_id: str | None
     ) -> bool:
-        if ts != floor.ts:
-            return False
-        return (event_id is not None and event_id in floor.ids) or content_key(
-            stream, ts, message
-        ) in floor.ids
+        if ts < floor.ts:
+            return True
+        ordinal = self.ordinals.get(stream, 0)
+        self.ordinals[stream] = ordinal + 1
+        idents = [ident, content_key(stream, ts, message)]
+        if event_id is not None:
+            idents.append(event_id)
+        return floor.covers(ts, ordinal, idents)
 
     def advance(self, ts: int) -> None:
         """Everything up to `ts` was delivered: re-read only the overlap behind it from now on."""
@@ -161,6 +182,7 @@ class GroupTail:
 class _Stream:
     ts: int | None
     ids: list[str]
+    n: int = 0  # events delivered at `ts`
     line_no: int = 0
 
 
@@ -176,7 +198,7 @@ class LineMaker:
     def seed(self, floors: Mapping[str, Floor]) -> None:
         """Continue the committed cursors, so a restart's first cursors extend them."""
         for stream, floor in floors.items():
-            self.streams.setdefault(stream, _Stream(floor.ts, sorted(floor.ids)))
+            self.streams.setdefault(stream, _Stream(floor.ts, sorted(floor.ids), floor.n))
 
     def make(self, stream: str, ts: int, ident: str, message: str) -> list[RawLine]:
         """The lines of one event of `stream` (a stream key); at least one, even when empty.
@@ -189,9 +211,9 @@ class LineMaker:
         state = self.streams.get(stream)
         if state is None:
             state = self.streams[stream] = _Stream(None, [])
-        before = _cursor(state.ts if state.ts is not None else ts, state.ids)
+        before = _cursor(state.ts if state.ts is not None else ts, state.ids, state.n)
         _advance(state, ts, ident)
-        after = _cursor(state.ts, state.ids)  # type: ignore[arg-type]
+        after = _cursor(state.ts, state.ids, state.n)  # type: ignore[arg-type]
         norm = normalise(message)
         texts = norm.texts
         first_no = state.line_no + 1
@@ -228,13 +250,16 @@ class LineMaker:
 def _advance(state: _Stream, ts: int, ident: str) -> None:
     """Move a stream's cursor past an event; an older (late) event leaves it where it is."""
     if state.ts is None or ts > state.ts:
-        state.ts, state.ids = ts, [ident]
-    elif ts == state.ts and ident not in state.ids:
+        state.ts, state.ids, state.n = ts, [ident], 1
+    elif ts == state.ts:
         # a new list: cursors already handed out share the old one
         state.ids = [*state.ids[-(MAX_CURSOR_IDS - 1) :], ident]
+        state.n += 1
 
 
-def _cursor(ts: int, ids: list[str]) -> dict[str, Any]:
+def _cursor(ts: int, ids: list[str], n: int) -> dict[str, Any]:
+    if n > len(ids):
+        return {"ts": ts, "ids": ids, "n": n}
     return {"ts": ts, "ids": ids}
 
 

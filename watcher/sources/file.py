@@ -268,6 +268,8 @@ class FileSource:
         """Follow every matching file until shutdown."""
         shutdown = self.ctx.shutdown
         await asyncio.to_thread(self._start_following)
+        up = self.ctx.metrics.source_up.labels(self.name)
+        up.set(1)  # positioned: lines written from now on will be read
         last_scan = time.monotonic()
         try:
             while not shutdown.is_set():
@@ -287,6 +289,7 @@ class FileSource:
                 if not busy and await sleep_or_shutdown(shutdown, self.config.poll_interval):
                     return
         finally:
+            up.set(0)
             for follower in self.followers.values():
                 follower.close()
 

@@ -132,7 +132,8 @@ function renderSources(body) {
 // --- the chart: one polyline per category, drawn as SVG --------------------------------------------
 
 function renderChart(rates) {
-  const W = 640, H = 220, L = 36, R = 8, T = 10, B = 24;
+  // Drawn at the container's pixel width so labels keep their size on a phone.
+  const W = Math.max(280, Math.round($("chart").clientWidth || 640)), H = 220, L = 36, R = 8, T = 10, B = 24;
   const entries = Object.entries(rates.series).filter(([, counts]) => counts.some((n) => n > 0));
   const max = Math.max(1, ...entries.flatMap(([, counts]) => counts));
   const n = rates.buckets;
@@ -173,10 +174,11 @@ function renderChart(rates) {
 
 // --- the patterns table ------------------------------------------------------------------------------
 
+const COLUMNS = ["", "count", "1 h", "trend", "severity", "category", "first", "last", "fixable", "fix"];
 const TREND = { rising: "▲ rising", falling: "▼ falling", flat: "→ flat", new: "★ new" };
 
 function fixCell(pattern) {
-  const cell = el("td", { className: "wide" });
+  const cell = el("td", { className: "fix" });
   if (pattern.fix_status) cell.append(el("span", { className: "badge" }, pattern.fix_status));
   const link = safeLink(pattern.pr_url, "PR");
   if (link) cell.append(" ", link);
@@ -189,7 +191,7 @@ function patternRow(pattern) {
     ? `${pattern.error_type}: ${pattern.message}` : pattern.message;
   const link = el("a", { href: `#pattern=${encodeURIComponent(pattern.id)}`, className: "pattern-link" }, title);
   const last = pattern.window_counts["1h"];
-  return el("tr", { className: pattern.id === state.selected ? "selected" : "" },
+  const row = el("tr", { className: pattern.id === state.selected ? "selected" : "" },
     el("td", { className: "pattern" }, link),
     el("td", { className: "num" }, pattern.count),
     el("td", { className: "num" }, last === undefined ? "–" : last),
@@ -200,6 +202,9 @@ function patternRow(pattern) {
     timeCell(pattern.last_seen),
     el("td", { className: "wide" }, pattern.fixable ? "yes" : "no"),
     fixCell(pattern));
+  // On a phone each row becomes a card; the labels stand in for the hidden header.
+  row.querySelectorAll("td").forEach((cell, i) => { cell.dataset.label = COLUMNS[i]; });
+  return row;
 }
 
 function renderPatterns(body) {
@@ -256,7 +261,7 @@ function renderDetail(pattern) {
   $("detail-frames").replaceChildren(...pattern.frames.slice().reverse().map((f) =>
     el("li", { className: f.in_app ? "in-app" : "library" },
       el("code", {}, f.line === null ? f.file : `${f.file}:${f.line}`), " in ", el("code", {}, f.function || "?"))));
-  if (!pattern.frames.length) $("detail-frames").append(el("li", { className: "note" }, "No frames captured."));
+  if (!pattern.frames.length) $("detail-frames").append(el("li", { className: "note none" }, "No frames captured."));
   $("detail-samples").replaceChildren(...pattern.samples.map((s) => el("figure", { className: "sample" },
     el("figcaption", {}, `${s.timestamp || "–"} · ${s.source || "unknown source"}${s.line ? ` line ${s.line}` : ""}`),
     el("pre", { className: "text" }, s.text))));

@@ -1,0 +1,1 @@
+"""A small shop backend: carts, prices, stock and coupons."""

@@ -1,0 +1,137 @@
+"""Which groups the fix pipeline tries, in what order, and how far an analysis may go.
+
+Pure functions over a group and its recorded fixes (newest first): the orchestrator reads the
+store and the clock, these decide. A group is tried when it is fixable, frequent enough (or
+alerting), and its history does not rule it out: a pull request open or merged, a human closing
+one, an attempt still running, or a failed/refused/low-confidence attempt too recently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from watcher.fix.schema import Analysis
+from watcher.model import SEVERITY_RANK, ErrorGroup, Fix
+
+# A recorded attempt that did not end with a PR: not retried within retry_failed_after.
+RETRY_LATER = frozenset({"failed", "rejected", "analyzed", "patched"})
+# Statuses that count against the hourly fix budget: every one cost an analysis (or would have).
+NOT_AN_ATTEMPT = frozenset({"skipped"})
+
+Stage = Literal["root_cause", "patch", "pr"]
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """The thresholds candidate selection uses."""
+
+    min_occurrences: int = 3
+    retry_failed_after: float = 6 * 3600.0
+    stale_after: float = 3600.0  # a "pending" fix older than this died with its process
+
+
+def skip_reason(
+    group: ErrorGroup, fixes: Sequence[Fix], gate: Gate, now: float, *, dry_run: bool = False
+) -> str | None:
+    """Why `group` is not a candidate now, or None when it is."""
+    if not group.fixable:
+        return "not fixable"
+    if group.status in ("fixed", "ignored"):
+        return f"group is {group.status}"
+    if group.count < gate.min_occurrences and group.status != "alerting":
+        return f"{group.count} occurrences, below min_occurrences {gate.min_occurrences}"
+    return history_reason(fixes, gate, now, dry_run=dry_run)
+
+
+def history_reason(
+    fixes: Sequence[Fix], gate: Gate, now: float, *, dry_run: bool = False
+) -> str | None:
+    """Why the group's recorded fixes (newest first) rule out an automatic attempt now."""
+    blocking = blocking_fix(fixes, gate, now)
+    if blocking is not None:
+        return describe_block(blocking)
+    for fix in fixes:
+        if fix.status == "closed":
+            # a reviewer closed the PR unmerged: an explicit `watcher fix` may try again
+            return f"its pull request was closed without merging: {fix.pr_url}"
+        recent = now - fix.created < gate.retry_failed_after
+        if recent and fix.status in RETRY_LATER:
+            return f"last attempt {fix.status} {now - fix.created:.0f} s ago (retry_failed_after)"
+        # a dry run never holds back a real run, but repeated dry runs would re-spend tokens
+        if recent and dry_run and fix.status == "dry_run":
+            return f"dry run done {now - fix.created:.0f} s ago (retry_failed_after)"
+    return None
+
+
+def blocking_fix(fixes: Iterable[Fix], gate: Gate, now: float) -> Fix | None:
+    """A fix that forbids any new attempt, explicit ones included: an open or merged pull
+    request (one PR per fingerprint), or an attempt still running."""
+    for fix in fixes:
+        if fix.status in ("pr_open", "merged"):
+            return fix
+        if fix.status == "pending" and now - fix.created < gate.stale_after:
+            return fix
+    return None
+
+
+def describe_block(fix: Fix) -> str:
+    """A sentence for a blocking fix."""
+    if fix.status == "pr_open":
+        return f"a pull request is already open: {fix.pr_url}"
+    if fix.status == "merged":
+        return f"already fixed by {fix.pr_url}"
+    return f"a fix for this group is already running ({fix.id})"
+
+
+def rank(groups: Iterable[ErrorGroup]) -> list[ErrorGroup]:
+    """Alerting first, then worst severity, most occurrences, most recent; ties by id."""
+    return sorted(
+        groups,
+        key=lambda g: (
+            g.status != "alerting",
+            -SEVERITY_RANK.get(g.severity, 0),
+            -g.count,
+            -g.last_seen,
+            g.id,
+        ),
+    )
+
+
+def attempts_since(fixes: Iterable[Fix], since: float) -> int:
+    """Recorded attempts created at or after `since` (the durable part of the fix budget)."""
+    return sum(1 for f in fixes if f.created >= since and f.status not in NOT_AN_ATTEMPT)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """How far an analysis goes, and why."""
+
+    stage: Stage
+    reason: str
+
+
+def decide(
+    analysis: Analysis,
+    *,
+    min_confidence_patch: float,
+    min_confidence_pr: float,
+    create_pr: bool = True,
+) -> Decision:
+    """Root cause only, a patch written locally, or a pull request."""
+    confidence = analysis.confidence
+    if analysis.fixability != "patch":
+        return Decision("root_cause", f"the analysis proposes no patch ({analysis.fixability})")
+    if confidence < min_confidence_patch:
+        return Decision(
+            "root_cause",
+            f"confidence {confidence:.2f} below min_confidence_patch {min_confidence_patch:.2f}",
+        )
+    if confidence < min_confidence_pr:
+        return Decision(
+            "patch", f"confidence {confidence:.2f} below min_confidence_pr {min_confidence_pr:.2f}"
+        )
+    if not create_pr:
+        return Decision("patch", "pull request not requested")
+    return Decision("pr", f"confidence {confidence:.2f}")
