@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from structlog.testing import capture_logs
 
 from watcher.http.app import AppState, make_app
 from watcher.http.security import RateLimiter, SecurityConfig, identity, token_matches
@@ -422,6 +423,10 @@ def test_token_comparison() -> None:
         "/error-monitor/errors/critical?hours=abc",
         "/error-monitor/errors/patterns?limit=0",
         "/error-monitor/errors/patterns?limit=1001",
+        "/error-monitor/errors/patterns?limit=%C2%B2",
+        "/error-monitor/errors/patterns?limit=" + "9" * 5000,
+        "/error-monitor/errors/recent?hours=" + "9" * 400,
+        "/error-monitor/errors/recent?hours=%00",
         "/error-monitor/rates?window=1y",
         "/error-monitor/errors/patterns/bad%20id",
     ],
@@ -522,18 +527,17 @@ class BrokenView(InMemoryView):
         raise RuntimeError("database is locked at /var/lib/watcher/state.db")
 
 
-async def test_unexpected_failure_is_a_bare_500(
-    make_client: MakeClient, capsys: pytest.CaptureFixture[str]
-) -> None:
+async def test_unexpected_failure_is_a_bare_500(make_client: MakeClient) -> None:
     """An exception in a handler becomes a 500 JSON without the trace or message; it is logged."""
     client = await make_client(BrokenView())
-    response = await client.get("/error-monitor/errors/patterns")
+    with capture_logs() as logs:
+        response = await client.get("/error-monitor/errors/patterns")
+        text = await response.text()
     assert response.status == 500
-    text = await response.text()
     assert "Traceback" not in text and "database is locked" not in text
     assert (await response.json())["error"] == "internal error"
-    captured = capsys.readouterr()
-    assert "database is locked" in captured.out + captured.err
+    assert [entry["event"] for entry in logs] == ["Request failed."]
+    assert logs[0]["path"] == "/error-monitor/errors/patterns" and logs[0]["exc_info"]
 
 
 async def test_every_body_is_redacted(make_client: MakeClient) -> None:

@@ -275,6 +275,7 @@ class ExplodingView(InMemoryView):
 
 @pytest.fixture
 async def clients() -> AsyncIterator[list[TestClient]]:
+    """A list the test appends its started clients to; all are closed afterwards."""
     opened: list[TestClient] = []
     yield opened
     for client in opened:

@@ -22,9 +22,10 @@ and a bounded cache keyed on the masked text both map straight to the cluster.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import typing
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from operator import eq
 
@@ -34,6 +35,8 @@ from watcher.group.split import MergeIndex, generalise, partition, refresh, temp
 SNAPSHOT_VERSION = 1
 # Fraction of a cluster's positions that must agree with a message for it to join (Drain's st).
 SIMILARITY = 0.5
+# At most this many clusters of one bucket are compared with a message (see _candidates).
+MAX_CANDIDATES = 256
 # Caches are cleared wholesale when full: cheaper on the hot path than LRU bookkeeping.
 CACHE_LIMIT = 50_000
 # A merged-away id keeps resolving to its survivor; the map is bounded like the caches.
@@ -72,6 +75,22 @@ def _bucket_key(tokens: list[str]) -> tuple[int, str]:
     return (len(tokens), tokens[0] if tokens else "")
 
 
+def _candidates(bucket: dict[str, Cluster] | None) -> Iterable[Cluster]:
+    """The clusters a message is compared with: all of a normal bucket, or the newest
+    MAX_CANDIDATES of a huge one.
+
+    Real logs keep buckets small (Loghub's largest holds a few dozen). A flood of distinct
+    messages of one shape (random ids that defeat masking) would otherwise make every line scan
+    thousands of clusters; capping the scan keeps the cost per line bounded, at the price of
+    a few duplicate clusters that consolidation merges later.
+    """
+    if not bucket:
+        return ()
+    if len(bucket) <= MAX_CANDIDATES:
+        return bucket.values()
+    return itertools.islice(reversed(bucket.values()), MAX_CANDIDATES)
+
+
 def _similarity(template: list[str], tokens: list[str]) -> float:
     # a wildcard only agrees with a wildcard: counting it as a match lets a template that has
     # lost most of its words swallow everything of its length
@@ -100,7 +119,8 @@ class TemplateMiner:
         self.on_evict = on_evict
         # live clusters by id, least recently matched first
         self._live: OrderedDict[str, Cluster] = OrderedDict()
-        self._buckets: dict[tuple[int, str], list[Cluster]] = {}
+        # per bucket an insertion-ordered dict (id -> cluster): O(1) eviction, stable scan order
+        self._buckets: dict[tuple[int, str], dict[str, Cluster]] = {}
         self._aliases: dict[str, str] = {}
         self._by_message: dict[str, Member] = {}
         self._by_masked: dict[str, Member] = {}
@@ -162,7 +182,7 @@ class TemplateMiner:
         # consolidation may have turned a first token into <*>: look there too
         wild = (key[0], WILDCARD)
         for bucket_key in (key, wild) if key != wild else (key,):
-            for cand in self._buckets.get(bucket_key, ()):
+            for cand in _candidates(self._buckets.get(bucket_key)):
                 sim = _similarity(cand.tokens, tokens)
                 if sim > best_sim:
                     best, best_sim = cand, sim
@@ -192,13 +212,13 @@ class TemplateMiner:
 
     def _add_live(self, cluster: Cluster) -> None:
         self._live[cluster.id] = cluster
-        self._buckets.setdefault(_bucket_key(cluster.tokens), []).append(cluster)
+        self._buckets.setdefault(_bucket_key(cluster.tokens), {})[cluster.id] = cluster
 
     def _drop_live(self, cluster: Cluster) -> None:
         del self._live[cluster.id]
         key = _bucket_key(cluster.tokens)
         bucket = self._buckets[key]
-        bucket.remove(cluster)
+        del bucket[cluster.id]
         if not bucket:
             del self._buckets[key]
 

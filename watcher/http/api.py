@@ -86,9 +86,7 @@ def number_param(
 
 
 def hours_param(request: web.Request) -> float:
-    hours = number_param(request, "hours", DEFAULT_HOURS, MAX_HOURS)
-    assert hours is not None  # a default was given
-    return hours
+    return number_param(request, "hours", DEFAULT_HOURS, MAX_HOURS) or DEFAULT_HOURS
 
 
 def bool_param(request: web.Request, name: str) -> bool:
@@ -100,7 +98,9 @@ def bool_param(request: web.Request, name: str) -> bool:
 
 def limit_param(request: web.Request) -> int:
     raw = request.query.get("limit", str(DEFAULT_LIMIT))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    # isdigit alone admits "²" and digit strings too long for int(): both would be a 500.
+    digits = raw.isascii() and raw.isdigit() and len(raw) <= len(str(MAX_LIMIT))
+    if not digits or not 1 <= int(raw) <= MAX_LIMIT:
         raise invalid("limit", f"an integer from 1 to {MAX_LIMIT}")
     return int(raw)
 
