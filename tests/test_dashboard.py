@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,9 @@ from aiohttp import web
 
 from watcher.http.app import AppState, bound_port, make_app, start
 from watcher.http.security import SecurityConfig
+from watcher.http.view import InMemoryView
 from watcher.metrics import Metrics
-from watcher.model import Sample
+from watcher.model import ErrorGroup, Sample
 
 from .test_http_api import HOSTILE, TOKEN, seeded_view
 
@@ -61,9 +63,14 @@ def artifact(tmp_path: Path, name: str) -> Path:
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[str]:
+def view() -> InMemoryView:
+    """The seeded view the page shows; tests may change it while the page is open."""
+    return seeded_view()
+
+
+@pytest.fixture
+async def server(view: InMemoryView) -> AsyncIterator[str]:
     """The app with a seeded view, reads behind the token, on a free loopback port."""
-    view = seeded_view()
     # A long unbroken line must wrap, not widen the page on a phone.
     view.group_list[1].samples.append(Sample(view.group_list[1].last_seen - 5, "web", "x" * 400))
     security = SecurityConfig(token=TOKEN, protect_reads=True)
@@ -141,6 +148,18 @@ async def test_hostile_sample_is_shown_as_text(browser: Any, server: str) -> Non
     assert HOSTILE in await page.locator("#patterns tbody").inner_text()
     assert await page.evaluate("document.querySelectorAll('img').length") == 0
     assert dialogs == []
+
+
+async def test_page_polls_for_new_patterns(browser: Any, server: str, view: InMemoryView) -> None:
+    """A pattern that appears after the page loaded shows up without a reload."""
+    page = await open_page(browser, f"{server}/#token={TOKEN}", DESKTOP)
+    fresh = ErrorGroup(
+        "0123456789ab", "template", "brand new failure", "internal_error", "high", False
+    )
+    fresh.count, fresh.first_seen, fresh.last_seen = 1, time.time(), time.time()
+    view.group_list.append(fresh)
+    await page.wait_for_selector("#patterns >> text=brand new failure", timeout=15000)
+    assert await page.locator("#patterns tbody tr").count() == 4
 
 
 async def test_token_input_when_reads_need_it(browser: Any, server: str) -> None:

@@ -5,13 +5,17 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
+from hypothesis import given
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
+from watcher.http import security
 from watcher.http.app import AppState, make_app
-from watcher.http.security import RateLimiter, SecurityConfig, identity, token_matches
+from watcher.http.security import ApiError, RateLimiter, SecurityConfig, identity, token_matches
 from watcher.http.serialize import diff_by_file
 from watcher.http.view import InMemoryView, healthy_source
 from watcher.metrics import Metrics
@@ -438,6 +442,28 @@ async def test_invalid_query_is_400(make_client: MakeClient, path: str) -> None:
     assert body["detail"]["parameter"] in {"hours", "limit", "window", "group_id"}
 
 
+PARSERS = [
+    security.hours_param,
+    security.limit_param,
+    lambda r: security.bool_param(r, "create_pr"),
+    security.ids_param,
+    lambda r: security.required_id(r, "error_id"),
+    lambda r: security.number_param(r, "interval", None, security.MAX_INTERVAL),
+]
+
+
+@given(st.text(max_size=40))
+def test_parameter_parsers_accept_or_refuse_any_text(value: str) -> None:
+    """Whatever text a parameter holds, parsing returns a value or raises a 400, nothing else."""
+    names = ("hours", "limit", "create_pr", "error_ids", "error_id", "interval")
+    request = make_mocked_request("GET", "/x?" + urlencode({name: value for name in names}))
+    for parse in PARSERS:
+        try:
+            parse(request)
+        except ApiError as exc:
+            assert exc.status == 400
+
+
 @pytest.mark.parametrize(
     "path",
     [
@@ -491,6 +517,13 @@ def test_token_bucket_refills() -> None:
     limiter.take("b")
     limiter.take("c")
     assert limiter.take("a") == 0  # "a" was forgotten: a fresh bucket
+
+
+def test_security_config_refuses_nonsense() -> None:
+    """A zero rate or burst, or a zero body cap, is a configuration error, not a crash later."""
+    for bad in ({"posts_per_minute": 0}, {"post_burst": 0}, {"max_body_bytes": 0}):
+        with pytest.raises(ValueError):
+            SecurityConfig(**bad)
 
 
 async def test_large_body_is_413(make_client: MakeClient) -> None:

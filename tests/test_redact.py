@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import random
 import re
+import string
 import tomllib
+import uuid
 import warnings
 from collections import defaultdict
 from importlib import resources
@@ -204,6 +207,24 @@ def test_multiline_private_key_block(redactor: Redactor) -> None:
     assert "MIIEvQ" not in out
 
 
+def test_long_text_is_redacted_like_its_lines(redactor: Redactor) -> None:
+    """A long text (scanned line by line) comes out as its lines redacted one by one."""
+    lines = [text for _, _, text in SECRETS] + ORDINARY
+    text = "\n".join(lines)
+    assert len(text) > 10_000
+    assert redactor.redact(text) == "\n".join(redactor.redact(line) for line in lines)
+
+
+def test_private_key_spanning_lines_of_a_long_text(redactor: Redactor) -> None:
+    """Rules that span lines still see the whole of a long text."""
+    body = "\n".join(["MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7" + "y" * 12] * 4)
+    pem = f"-----BEGIN EC PRIVATE KEY-----\n{body}\n-----END EC PRIVATE KEY-----"
+    text = "\n".join([*ORDINARY[:40], pem, *ORDINARY[40:80]])
+    out = redactor.redact(text)
+    assert "MIIEvQ" not in out and "<secret:private-key:" in out
+    assert out.startswith(ORDINARY[0]) and out.endswith(ORDINARY[79])
+
+
 def test_user_patterns_are_redacted() -> None:
     """Config regexes redact their first group, or the whole match without one."""
     redactor = Redactor(key=KEY, extra_patterns=[r"ACME-\d{6}", r"customer=(\w+)"])
@@ -270,6 +291,77 @@ def test_unicode_and_surrogates(redactor: Redactor) -> None:
 
 
 # ---- rules as data ------------------------------------------------------------------------
+
+_RNG = random.Random(4)
+
+
+def _r(n: int, alphabet: str = string.ascii_letters + string.digits) -> str:
+    return "".join(_RNG.choice(alphabet) for _ in range(n))
+
+
+_HEX, _UP = "0123456789abcdef", string.ascii_uppercase + string.digits
+# One sample per gitleaks format the corpus does not show, built from the format's description,
+# to catch a rule transcribed wrong.
+_FORMATS = [
+    (
+        "1password-secret-key",
+        f"A3-{_r(6, _UP)}-{_r(11, _UP)}-{_r(5, _UP)}-{_r(5, _UP)}-{_r(5, _UP)}",
+    ),
+    ("age-secret-key", "AGE-SECRET-KEY-1" + _r(58, "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L")),
+    ("alibaba-access-key-id", "LTAI" + _r(20)),
+    ("artifactory-api-key", "AKCp" + _r(69)),
+    ("azure-ad-client-secret", f"{_r(3)}8Q~{_r(34)}"),
+    ("clojars-api-token", "CLOJARS_" + _r(60, string.ascii_lowercase + string.digits)),
+    ("databricks-api-token", "dapi" + _r(32, _HEX)),
+    ("doppler-api-token", "dp.pt." + _r(43)),
+    ("duffel-api-token", "duffel_live_" + _r(43)),
+    ("dynatrace-api-token", f"dt0c01.{_r(24, _UP)}.{_r(64, _UP)}"),
+    ("easypost-api-token", "EZAK" + _r(54)),
+    ("flyio-access-token", "fo1_" + _r(43)),
+    ("frameio-api-token", "fio-u-" + _r(64)),
+    ("gitlab-deploy-token", "gldt-" + _r(20)),
+    ("gitlab-runner-authentication-token", "glrt-" + _r(20)),
+    ("gitlab-ptt", "glptt-" + _r(40, _HEX)),
+    ("grafana-cloud-api-token", "glc_" + _r(40)),
+    ("harness-api-key", f"pat.{_r(22)}.{_r(24)}.{_r(20)}"),
+    ("hashicorp-tf-api-token", f"{_r(14, 'abcdefghijklmnop0123456789')}.atlasv1.{_r(64)}"),
+    ("infracost-api-token", "ico-" + _r(32)),
+    ("linear-api-key", "lin_api_" + _r(40)),
+    ("maxmind-license-key", f"{_r(6)}_{_r(29)}_mmk"),
+    ("notion-api-token", "ntn_" + _r(11, string.digits) + _r(35)),
+    ("octopus-deploy-api-key", "API-" + _r(26, _UP)),
+    ("openshift-user-token", "sha256~" + _r(43)),
+    ("perplexity-api-key", "pplx-" + _r(48)),
+    ("planetscale-api-token", "pscale_tkn_" + _r(43)),
+    ("postman-api-token", f"PMAK-{_r(24, _HEX)}-{_r(34, _HEX)}"),
+    ("prefect-api-token", "pnu_" + _r(36)),
+    ("pulumi-api-token", "pul-" + _r(40, _HEX)),
+    ("readme-api-token", "rdme_" + _r(70, string.ascii_lowercase + string.digits)),
+    ("rubygems-api-token", "rubygems_" + _r(48, _HEX)),
+    ("scalingo-api-token", "tk-us-" + _r(48)),
+    ("sendinblue-api-token", f"xkeysib-{_r(64, _HEX)}-{_r(16)}"),
+    ("sentry-user-token", "sntryu_" + _r(64, _HEX)),
+    ("settlemint-personal-access-token", "sm_pat_" + _r(16)),
+    ("shippo-api-token", "shippo_live_" + _r(40, _HEX)),
+    ("shopify-shared-secret", "shpss_" + _r(32, _HEX)),
+    ("slack-legacy-workspace-token", "xoxa-2-" + _r(30)),
+    ("square-access-token", "sq0atp-" + _r(22)),
+    ("vault-batch-token", "hvb." + _r(150)),
+    ("github-refresh-token", "ghr_" + _r(36)),
+    (
+        "microsoft-teams-webhook",
+        f"https://acme.webhook.office.com/webhookb2/{uuid.UUID(int=1)}@{uuid.UUID(int=2)}"
+        f"/IncomingWebhook/{_r(32, _HEX)}/{uuid.UUID(int=3)}",
+    ),
+]
+
+
+@pytest.mark.parametrize(("kind", "token"), _FORMATS, ids=[k for k, _ in _FORMATS])
+def test_gitleaks_formats_are_found(redactor: Redactor, kind: str, token: str) -> None:
+    """A token of each imported format, quoted in a log line, is found as its kind."""
+    text = f'level=error msg="upstream rejected credential" value="{token}" attempt=2'
+    found = redactor.findings(text)
+    assert [(f.kind, text[slice(*f.span)]) for f in found] == [(kind, token)]
 
 
 def _rule_tables() -> dict[str, list[dict[str, object]]]:

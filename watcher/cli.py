@@ -1,8 +1,9 @@
-"""Command line: run | scan | replay | templates | check-config | version.
+"""Command line: run | scan | replay | fix | templates | check-config | version.
 
 Only this module maps exceptions to exit codes: 0 ran (whatever it found), 1 `--fail-on` matched,
-2 usage or configuration error, 3 a source could not be read at all. Imports are lazy so that
-`watcher templates` (used by benchmarks) starts in milliseconds.
+2 usage or configuration error, 3 a source could not be read at all. A fix that failed or was
+refused is an outcome, not an error: `watcher fix` exits 0 and its JSON says `"status"`.
+Imports are lazy so that `watcher templates` (used by benchmarks) starts in milliseconds.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ SEVERITY_CHOICES = ("info", "low", "medium", "high", "critical")
 
 EPILOG = """exit codes: 0 ran (whatever it found), 1 --fail-on matched, 2 usage/config error,
 3 a source could not be read at all. Environment: WATCHER_CONFIG, WATCHER_<SECTION>_<KEY>,
-LOG_LEVEL, LOG_FORMAT (see config.example.toml)."""
+LOG_LEVEL, LOG_FORMAT (see config.example.toml); auto-fix: ANTHROPIC_API_KEY, GITHUB_TOKEN."""
 
 
 def _common() -> argparse.ArgumentParser:
@@ -60,6 +61,7 @@ def _pipeline_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--auto-fix", action="store_true", help="enable the fix pipeline ([autofix] enabled = true)"
     )
+    _dry_run_opt(p)
     p.add_argument(
         "--interval",
         metavar="SECONDS",
@@ -72,6 +74,15 @@ def _pipeline_opts(p: argparse.ArgumentParser) -> None:
         metavar="PATH",
         default=None,
         help="SQLite state file (default [watcher] state_path)",
+    )
+
+
+def _dry_run_opt(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="fix pipeline: write <group>.patch and <group>.md to [autofix] output_dir; "
+        "no push, no pull request ([autofix] dry_run = true)",
     )
 
 
@@ -178,6 +189,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _report_opts(replay)
 
+    fix = sub.add_parser(
+        "fix",
+        parents=[common],
+        epilog=EPILOG,
+        help="analyse one stored group and propose its fix (PR, patch or dry run)",
+        description="Load GROUP_ID from the state DB (written by `watcher run`, or by "
+        "`watcher scan --state PATH`), have Claude analyse it against [autofix] repo_path, and "
+        "take the fix as far as the confidence thresholds allow: root cause only, a patch in "
+        "[autofix] output_dir, or a pull request. Prints the recorded fix as JSON. Runs even "
+        "when [autofix] enabled is false; never opens a second PR for a group.",
+    )
+    fix.add_argument("group_id", metavar="GROUP_ID", help="the group id shown in the report")
+    fix.add_argument(
+        "--state",
+        metavar="PATH",
+        default=None,
+        help="SQLite state file (default [watcher] state_path)",
+    )
+    _dry_run_opt(fix)
+    pr = fix.add_mutually_exclusive_group()
+    pr.add_argument(
+        "--create-pr",
+        dest="create_pr",
+        action="store_true",
+        default=True,
+        help="open a pull request when confident enough (default)",
+    )
+    pr.add_argument(
+        "--no-pr",
+        dest="create_pr",
+        action="store_false",
+        help="write the patch and report section to [autofix] output_dir instead of a PR",
+    )
+
     sub.add_parser(
         "templates",
         parents=[common],
@@ -234,6 +279,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _run(config)
     if args.command == "scan":
         return _scan(config, args)
+    if args.command == "fix":
+        return _fix(config, args)
     return _replay(config, args)
 
 
@@ -241,7 +288,7 @@ def _load(args: argparse.Namespace) -> Any:
     from watcher.config import ConfigError, load_config, parse_duration
 
     config = load_config(getattr(args, "config", None))
-    state = getattr(args, "state", None) if args.command == "run" else None
+    state = getattr(args, "state", None) if args.command in ("run", "scan", "fix") else None
     config = config.with_overrides(
         log_level=getattr(args, "log_level", None),
         log_format=getattr(args, "log_format", None),
@@ -250,6 +297,7 @@ def _load(args: argparse.Namespace) -> Any:
         **{
             "http.listen": getattr(args, "listen", None),
             "autofix.enabled": True if getattr(args, "auto_fix", False) else None,
+            "autofix.dry_run": True if getattr(args, "dry_run", False) else None,
         },
     )
     if getattr(args, "service", None):
@@ -364,6 +412,9 @@ def _bounded(
     from watcher.report import render_report
     from watcher.scan import event_printer, scan
 
+    autofix = args.command == "scan" and config.autofix.enabled
+    # auto-fix needs the state DB: it remembers fixes, so a second run opens no second PR
+    state_path = getattr(args, "state", None) or (config.watcher.state_path if autofix else None)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
     try:
         on_event = event_printer(out) if emit == "events" else None
@@ -373,8 +424,9 @@ def _bounded(
                 sources,
                 period=period,
                 on_event=on_event,
-                state_path=getattr(args, "state", None),
+                state_path=state_path,
                 progress=not args.no_progress,
+                autofix=autofix,
             )
         )
         if emit == "report":
@@ -384,13 +436,50 @@ def _bounded(
                     result.stats,
                     period=period,
                     sources=[s.name for s in sources],
+                    analyses=result.analyses,
                     top=args.top,
                 )
             )
     finally:
         if out is not sys.stdout:
             out.close()
+    for fix in result.fixes:
+        outcome = fix.pr_url or fix.error or ", ".join(fix.details.get("files", []))
+        print(f"watcher: fix {fix.group_id}: {fix.status} {outcome}".rstrip(), file=sys.stderr)
     return _exit_code(result, args.fail_on, len(sources))
+
+
+def _fix(config: Any, args: argparse.Namespace) -> int:
+    import asyncio
+    import dataclasses
+    import json
+
+    from watcher.store import Store
+
+    path = config.watcher.state_path
+    if not os.path.isfile(path):
+        print(f"watcher: no state DB at {path}: run `watcher scan --state {path}` first",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
+    store = Store(path, samples_per_group=config.grouping.samples_per_group)
+    try:
+        group = store.get_group(args.group_id)
+        if group is None:
+            print(f"watcher: no group {args.group_id!r} in {path}", file=sys.stderr)
+            return EXIT_USAGE
+        fix = asyncio.run(_fix_one(config, store, group, args))
+    finally:
+        store.close()
+    print(json.dumps(dataclasses.asdict(fix), indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+async def _fix_one(config: Any, store: Any, group: Any, args: argparse.Namespace) -> Any:
+    from watcher.fix.pipeline import FixPipeline
+
+    dry_run = True if args.dry_run else None
+    async with FixPipeline.from_config(config, store) as fixer:
+        return await fixer.run_one(group, create_pr=args.create_pr, dry_run=dry_run)
 
 
 def _exit_code(result: Any, fail_on: str | None, n_sources: int) -> int:

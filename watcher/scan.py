@@ -1,11 +1,15 @@
 """`watcher scan` and `watcher replay`: one bounded pass of the pipeline over a window.
 
-Checkpoints are neither read nor moved; the state DB is touched only when a path is given.
+Checkpoints are neither read nor moved; the state DB is touched only when a path is given, and
+then only after the pass: its groups are merged in (see `save_groups`), so scanning the same
+window twice never doubles a count. With auto-fix, the fix pipeline then runs over the
+candidates among the groups found, and the result carries its analyses for the report.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sys
 import time
@@ -13,12 +17,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from watcher import report
 from watcher.config import Config
 from watcher.metrics import Metrics
-from watcher.model import SEVERITY_RANK, ErrorGroup, GroupUpdate, LogEvent, Stats
+from watcher.model import SEVERITY_RANK, ErrorGroup, Fix, GroupUpdate, LogEvent, Sample, Stats
 from watcher.sources.base import SourceConfig
-from watcher.store import Store
+from watcher.store import MEMORY, Store
 from watcher.wiring import build_engine, build_pipeline
+
+# A stored group keeps these statuses when a scan finds it again: a human or a merge set them.
+KEPT_STATUSES = frozenset({"fixed", "ignored"})
 
 
 @dataclass
@@ -29,6 +37,8 @@ class ScanResult:
     groups: list[ErrorGroup]
     failed_sources: dict[str, str] = field(default_factory=dict)
     empty_sources: list[str] = field(default_factory=list)
+    fixes: list[Fix] = field(default_factory=list)  # the fix attempts of this run
+    analyses: dict[str, report.Analysis] = field(default_factory=dict)  # by group id
 
     def worst_severity_rank(self) -> int:
         return max((SEVERITY_RANK[g.severity] for g in self.groups), default=-1)
@@ -98,18 +108,22 @@ async def scan(
     state_path: str | None = None,
     metrics: Metrics | None = None,
     progress: bool = False,
+    autofix: bool = False,
 ) -> ScanResult:
-    """Read every source's window once, through the full pipeline; return groups and stats."""
+    """Read every source's window once, through the full pipeline; return groups and stats.
+
+    `autofix`: then run the fix pipeline over the candidates (config `[autofix]`, dry run
+    included), recording fixes in the state DB (in memory when no `state_path`).
+    """
     metrics = metrics or Metrics()
     pipeline = build_pipeline(config, metrics, period=period, on_event=on_event)
-    store = Store(state_path, metrics=metrics) if state_path else None
     show = Progress(sys.stderr) if progress and sys.stderr.isatty() else None
     engine = build_engine(
         config,
         pipeline,
         sources,
         metrics=metrics,
-        store=store,
+        store=None,
         follow=False,
         period=period,
         progress=show,
@@ -119,12 +133,71 @@ async def scan(
     finally:
         if show is not None:
             show.close()
-        if store is not None:
-            store.close()
     stats.duplicate_lines = int(_sum_counter(metrics, "watcher_duplicate_lines_total"))
     failed = {n: str(s.failed) for n, s in engine.sources.items() if s.failed is not None}
     empty = [n for n, s in engine.sources.items() if s.batches == 0]
-    return ScanResult(stats, pipeline.table.snapshot(), failed, empty)
+    result = ScanResult(stats, pipeline.table.snapshot(), failed, empty)
+    if state_path or autofix:
+        samples = config.grouping.samples_per_group
+        store = Store(state_path or MEMORY, metrics=metrics, samples_per_group=samples)
+        try:
+            await asyncio.to_thread(save_groups, store, result.groups)
+            if autofix:
+                await _autofix(config, store, result, metrics)
+        finally:
+            store.close()
+    return result
+
+
+def save_groups(store: Store, groups: list[ErrorGroup]) -> None:
+    """Merge a pass's groups into the store, in one transaction.
+
+    The larger count wins (a daemon's running total, or this window: re-scanning a window must
+    not add it twice), the seen times widen, only new samples are added, and a stored "fixed" or
+    "ignored" status stays — also on the in-memory group, so the report and the fix pipeline
+    see it.
+    """
+    merged: list[ErrorGroup] = []
+    new_samples: dict[str, list[Sample]] = {}
+    for group in groups:
+        stored = store.get_group(group.id)
+        if stored is not None and stored.status in KEPT_STATUSES:
+            group.status = stored.status
+        merged.append(_merged(group, stored))
+        known = {(s.timestamp, s.text) for s in stored.samples} if stored else set()
+        new_samples[group.id] = [s for s in group.samples if (s.timestamp, s.text) not in known]
+    store.commit(merged, new_samples)
+
+
+def _merged(group: ErrorGroup, stored: ErrorGroup | None) -> ErrorGroup:
+    if stored is None:
+        return group
+    sources = dict(stored.sources)
+    for name, count in group.sources.items():
+        sources[name] = max(sources.get(name, 0), count)
+    return dataclasses.replace(
+        group,
+        count=max(group.count, stored.count),
+        first_seen=min(t for t in (group.first_seen, stored.first_seen) if t) or 0.0,
+        last_seen=max(group.last_seen, stored.last_seen),
+        sources=sources,
+    )
+
+
+async def _autofix(config: Config, store: Store, result: ScanResult, metrics: Metrics) -> None:
+    """Refresh PR states, run the fix pipeline on the candidates, collect the analyses."""
+    from watcher.fix.pipeline import FixPipeline, report_analysis  # heavy: anthropic, PyGithub
+
+    async with FixPipeline.from_config(config, store, metrics=metrics) as fixer:
+        if not config.autofix.dry_run:
+            merged = {f.group_id for f in await fixer.refresh_prs() if f.status == "merged"}
+            for group in result.groups:
+                if group.id in merged:
+                    group.status = "fixed"
+        result.fixes = await fixer.run_candidates(result.groups)
+        ids = [g.id for g in result.groups]
+        latest = await asyncio.to_thread(fixer.latest_fixes, ids)
+    result.analyses = {gid: report_analysis(fix) for gid, fix in latest.items()}
 
 
 def _sum_counter(metrics: Metrics, name: str) -> float:

@@ -21,6 +21,8 @@ from tests.sources.contract import (
     wait_for,
 )
 from watcher.configschema import SchemaError, build
+from watcher.group.table import GroupTable
+from watcher.pipeline import Pipeline
 from watcher.sources import config_class
 from watcher.sources.backoff import Backoff
 from watcher.sources.base import Source, SourceContext
@@ -206,6 +208,21 @@ async def test_redeploy_is_followed(fake: FakeRailway) -> None:
     await tail.stop()
     assert "Railway deployment changed." in log.events("info")
     assert [run["argv"][-1] for run in fake.log_runs()] == ["--deployment", "--deployment"]
+
+
+async def test_new_deployment_lines_older_than_the_last_line_are_kept(
+    fake: FakeRailway,
+) -> None:
+    """A new deployment logged before the old one stopped: its earlier lines still arrive."""
+    fake.add("d2 booting", ts=rfc3339(BASE_NS), deployment="d2")
+    fake.add("d1 still serving", ts=rfc3339(BASE_NS + 120 * 10**9), deployment="d1")
+    fake.add("d2 crashed on start", ts=rfc3339(BASE_NS + 10**9), deployment="d2")
+    ctx = make_ctx()
+    tail = Tail(source(ctx, fake), ctx)
+    await tail.wait(1)
+    fake.redeploy("d2")
+    assert await tail.wait(3) == ["d1 still serving", "d2 booting", "d2 crashed on start"]
+    await tail.stop()
 
 
 async def test_transient_failures_are_retried(fake: FakeRailway) -> None:
@@ -411,11 +428,11 @@ def test_timestamps_order_by_instant_not_by_string() -> None:
 
 
 def test_deduper_memory_is_bounded_and_old_entries_are_replays() -> None:
-    """Hashes beyond the horizon are forgotten; anything older than what is kept is a replay."""
-    dedupe = Deduper(horizon=1.0, max_hashes=100)
+    """Only the newest hashes are kept; anything older than what is kept is a replay."""
+    dedupe = Deduper(max_hashes=100)
     for i in range(10_000):
         assert dedupe.admit(i * 10**7, rfc3339(i * 10**7), f"h{i}")  # 10 ms apart
-    assert dedupe._count <= 101
+    assert dedupe._count == 100
     assert not dedupe.admit(5 * 10**7, rfc3339(5 * 10**7), "never seen but ancient")
     late = 9_999 * 10**7 - 5 * 10**6  # out of order, but within what is kept
     assert dedupe.admit(late, rfc3339(late), "late")
@@ -443,3 +460,26 @@ def test_decode_hash_ignores_key_order() -> None:
     assert one.digest == two.digest and one.text == two.text == "m"
     other = decode('{"b":"y","a":1,"timestamp":"2026-11-22T10:00:00Z","message":"m"}', MiB)
     assert other.digest != one.digest
+
+
+async def test_traceback_split_over_entries_is_reassembled(fake: FakeRailway) -> None:
+    """Railway stores each stdout line as a log; as plain text they rebuild one traced error."""
+    fake.add_many(["GET /orders 200"], level="info")
+    fake.add_many(
+        [
+            "Traceback (most recent call last):",
+            '  File "/app/orders.py", line 12, in load',
+            "    return parse(raw)",
+            "ValueError: bad order id 'x1'",
+        ],
+        level="error",
+    )
+    fake.add("GET /health 200")
+    got = await collect(source(make_ctx(), fake).window(None, None))
+    pipeline = Pipeline(GroupTable())
+    for batch in got:
+        pipeline.feed(batch)
+    pipeline.flush(force=True)
+    (group,) = pipeline.table.snapshot()
+    assert group.exception_type == "ValueError" and group.count == 1
+    assert group.top_frame is not None and group.top_frame.file == "/app/orders.py"

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Protocol, Self
 
 import structlog
 
@@ -107,15 +107,20 @@ class FixPipeline:
         github: GitHubFactory,
         worktree: WorktreeFactory,
         redactor: Redactor,
-        secret_scan: SecretScan | None = None,
+        code_redactor: Redactor | None = None,
         budget: TokenBudget | None = None,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings, self.store, self.analyzer = settings, store, analyzer
         self.redact = redactor.redact
-        self.secret_scan = secret_scan or Redactor(redact_emails=False).findings
-        self.budget = budget or TokenBudget(settings.max_tokens_per_hour, settings.max_fixes_per_hour)
+        # secrets without emails: for the guard's scan of added code and for diffs
+        code_redactor = code_redactor or Redactor(redact_emails=False)
+        self.secret_scan: SecretScan = code_redactor.findings
+        self.redact_code = code_redactor.redact
+        self.budget = budget or TokenBudget(
+            settings.max_tokens_per_hour, settings.max_fixes_per_hour
+        )
         self.metrics, self.clock = metrics, clock
         self.policy = Policy(
             max_files=settings.max_files, max_changed_lines=settings.max_changed_lines
@@ -172,7 +177,7 @@ class FixPipeline:
 
         return cls(
             s, store, analyzer=analyzer, github=github, worktree=worktree, redactor=redactor,
-            secret_scan=Redactor(extra_patterns=patterns, redact_emails=False).findings,
+            code_redactor=Redactor(extra_patterns=patterns, redact_emails=False),
             budget=budget, metrics=metrics,
         )  # fmt: skip
 
@@ -190,7 +195,9 @@ class FixPipeline:
 
     # --- candidates --------------------------------------------------------------------------
 
-    def candidates(self, groups: Iterable[ErrorGroup], *, dry_run: bool | None = None) -> list[ErrorGroup]:
+    def candidates(
+        self, groups: Iterable[ErrorGroup], *, dry_run: bool | None = None
+    ) -> list[ErrorGroup]:
         """The groups to try now, best first, cut to what the hourly budgets allow.
 
         Blocking (store reads): call it in a thread from async code, as run_candidates does.
@@ -297,11 +304,12 @@ class FixPipeline:
         if decision.stage == "root_cause":
             fix.status = "analyzed"
         elif dry_run or decision.stage == "patch":
-            root = Path(s.repo_path)
-            self._apply_verdict(fix, self._guard(analysis, root), "dry_run" if dry_run else "patched")
+            # no fetch, no worktree: checked against the local checkout, nothing remote touched
+            result = self._guard(analysis, Path(s.repo_path))
+            self._apply_verdict(fix, result, "dry_run" if dry_run else "patched")
         else:
             await self._pull_request(fix, group, analysis)
-        if dry_run or fix.status == "patched":
+        if dry_run or decision.stage == "patch":
             fix.details["files"] = self._write_outputs(fix, group)
 
     def _guard(self, analysis: Analysis, root: Path) -> GuardResult:
@@ -317,53 +325,28 @@ class FixPipeline:
             fix.status, fix.error = "rejected", "; ".join(result.reasons)
             fix.details["reasons"] = list(result.reasons)
             return False
+        # secrets out, emails kept: code holds addresses legitimately and the patch must apply
         fix.status, fix.diff = status, self.redact_code(result.diff)
         fix.details["stats"] = dataclasses.asdict(result.stats)
         return True
 
-    def redact_code(self, text: str) -> str:
-        """Secrets out, emails kept: code legitimately holds addresses and the patch must apply."""
-        for finding in sorted(self.secret_scan(text), key=lambda f: f.span, reverse=True):
-            start, end = finding.span
-            text = text[:start] + f"<secret:{finding.kind}>" + text[end:]
-        return text
-
     async def _pull_request(self, fix: Fix, group: ErrorGroup, analysis: Analysis) -> None:
-        s = self.settings
         github = self._pull_requests()
         async with self._worktree(group) as tree:
-            if not self._apply_verdict(fix, self._guard(analysis, tree.path), "patched"):
+            result = self._guard(analysis, tree.path)  # the worktree is at the base commit
+            if not self._apply_verdict(fix, result, "patched"):
                 return
-            tree.write(self._guard(analysis, tree.path))
-            draft, verify_note = s.draft, ""
-            if s.verify_command.strip():
-                verdict = await tree.verify(s.verify_command, timeout=s.verify_timeout)
-                output = self.redact(sanitize(verdict.output))
-                fix.details["verify"] = {"ok": verdict.ok, "output": output}
-                verify_note = _verify_section(s.verify_command, verdict.ok, output)
-                if not verdict.ok and s.verify_failure == "skip":
-                    fix.status, fix.error = "failed", "verify command failed; not pushed"
-                    return
-                draft = draft or not verdict.ok
-            data = analysis.to_dict()
-            title = self.redact(pr_title(data, group))
-            sha = await tree.commit(
-                title, self.redact(commit_body(analysis, group)), author=Identity.parse(s.author),
-                committer=Identity.parse(s.committer) if s.committer else None,
-            )  # fmt: skip
-            if sha is None:
-                fix.status, fix.error = "rejected", "the patch changes nothing once written"
+            tree.write(result)
+            verified = await self._verify(fix, tree)
+            if verified is None:
+                return
+            title = self.redact(pr_title(analysis.to_dict(), group))
+            if not await self._commit(fix, tree, title, analysis, group):
                 return
             pushed = await tree.push()
             fix.branch = pushed.branch
-            tokens = {"input": analysis.input_tokens, "output": analysis.output_tokens}
-            stats = fix.details.get("stats")
-            body = pr_body(data, group, _Stats(stats), tokens, None, redact=self.redact)
             try:
-                ref = await github.open_or_update_pr(
-                    head=pushed.branch, base=s.base_branch, title=title,
-                    body=body + self.redact(verify_note), labels=s.labels, draft=draft,
-                )  # fmt: skip
+                ref = await self._open_pr(github, pushed, title, analysis, group, result, verified)
             except BaseException:
                 # no half-made fix left behind: the branch goes when its PR could not be opened
                 with contextlib.suppress(Exception):
@@ -371,7 +354,54 @@ class FixPipeline:
                 fix.branch = ""
                 raise
         fix.status, fix.pr_url = "pr_open", ref.url
-        fix.details.update(pr_number=ref.number, pr_created=ref.created, draft=draft)
+        fix.details.update(pr_number=ref.number, pr_created=ref.created, draft=verified[0])
+
+    async def _verify(self, fix: Fix, tree: WorktreeLike) -> tuple[bool, str] | None:
+        """(draft, note for the PR body) after the verify command; None: do not push."""
+        s = self.settings
+        if not s.verify_command.strip():
+            return s.draft, ""
+        verdict = await tree.verify(s.verify_command, timeout=s.verify_timeout)
+        output = self.redact(sanitize(verdict.output))
+        fix.details["verify"] = {"ok": verdict.ok, "output": output}
+        if not verdict.ok and s.verify_failure == "skip":
+            fix.status, fix.error = "failed", "verify command failed; not pushed"
+            return None
+        return s.draft or not verdict.ok, _verify_section(s.verify_command, verdict.ok, output)
+
+    async def _commit(
+        self, fix: Fix, tree: WorktreeLike, title: str, analysis: Analysis, group: ErrorGroup
+    ) -> bool:
+        s = self.settings
+        committer = Identity.parse(s.committer) if s.committer else None
+        body = self.redact(commit_body(analysis, group))
+        sha = await tree.commit(title, body, author=Identity.parse(s.author), committer=committer)
+        if sha is None:
+            fix.status, fix.error = "rejected", "the patch changes nothing once written"
+        return sha is not None
+
+    async def _open_pr(
+        self,
+        github: PullRequests,
+        pushed: PushResult,
+        title: str,
+        analysis: Analysis,
+        group: ErrorGroup,
+        result: GuardResult,
+        verified: tuple[bool, str],
+    ) -> PullRef:
+        s = self.settings
+        tokens = {"input": analysis.input_tokens, "output": analysis.output_tokens}
+        body = pr_body(analysis.to_dict(), group, result.stats, tokens, None, redact=self.redact)
+        draft, note = verified
+        return await github.open_or_update_pr(
+            head=pushed.branch,
+            base=s.base_branch,
+            title=title,
+            body=body + self.redact(note),
+            labels=s.labels,
+            draft=draft,
+        )
 
     # --- PR state ----------------------------------------------------------------------------
 
@@ -500,16 +530,6 @@ class FixPipeline:
     def _count(self, status: str) -> None:
         if self.metrics is not None:
             self.metrics.fixes.labels(status).inc()
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Stats:
-    """DiffStats-shaped view of the stats recorded in Fix.details, for pr_body."""
-
-    raw: Mapping[str, int] | None
-
-    def __getattr__(self, name: str) -> int:
-        return int((self.raw or {}).get(name, 0))
 
 
 def _clean_group(group: ErrorGroup, redact: Callable[[str], str]) -> ErrorGroup:

@@ -3,7 +3,8 @@
 A secret becomes `<secret:KIND:xxxx>`, xxxx being the first 4 hex digits of an HMAC of the value,
 so one secret always gets the same placeholder (errors still group by it) and two secrets get
 different ones. Rules are data (secret_rules.toml: gitleaks' rules plus ours); a rule runs only
-when one of its keywords is in the text, so a line without any costs one regex pass.
+when one of its keywords is in the text, found without a regex pass (see _KeywordIndex), so the
+usual log line, with no secret and no keyword, costs a few microseconds.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from watcher.fix import secret_rules
 from watcher.fix.secret_rules import Rule
 
 PLACEHOLDER = re.compile(r"<secret:[a-z0-9-]+:[0-9a-f]{4}>")
+# Texts longer than this, with newlines, are scanned line by line (see Redactor.findings).
+_WHOLE_TEXT_MAX = 4096
 # Redacting can expose a neighbour (a token glued to a secret now has a word boundary);
 # passes repeat until nothing is found, bounded in case a rule misbehaves.
 _MAX_PASSES = 4
@@ -90,10 +93,11 @@ class _KeywordIndex:
     def candidates(self, text: str, lower: str) -> list[int]:
         """Indexes of the rules to run on text (lower: text.lower()), in rule order."""
         words = text.encode("utf-8", "surrogatepass").translate(_WORD_VIEW).split()
-        found = [k for k in self._floating if k in lower]
+        present = lower.__contains__
+        found = list(filter(present, self._floating))
         for part, table, pieces in self._tables:
             for piece in pieces.intersection(map(part, words)):
-                found.extend(k for k in table[piece] if k in lower)
+                found.extend(filter(present, table[piece]))
         if not found:
             return sorted(self._always)
         return sorted(self._always.union(*(self._rules_for[k] for k in found)))
@@ -120,7 +124,8 @@ class Redactor:
         self._index = _KeywordIndex(self._rules)
         # A per-process key unless configured: placeholders then change across restarts.
         self._key = key if key is not None else os.urandom(32)
-        self._key_rules = [rule for rule in self._rules if rule.key is not None]
+        self._key_rules = [(rule, rule.key) for rule in self._rules if rule.key is not None]
+        self._multiline = frozenset(i for i, rule in enumerate(self._rules) if rule.multiline)
 
     @property
     def rules(self) -> tuple[Rule, ...]:
@@ -135,7 +140,31 @@ class Redactor:
     def findings(self, text: str) -> list[Finding]:
         """Every secret in text, overlapping hits merged (the earlier rule names the kind)."""
         lower = text.lower()
-        candidates = self._index.candidates(text, lower)
+        if len(text) <= _WHOLE_TEXT_MAX or "\n" not in text:
+            return _merge(
+                self._hits(text, lower, 0, self._index.candidates(text, lower)), self._rules
+            )
+        # A long text (a prompt, a PR body) is scanned line by line, so a rule whose keyword
+        # is somewhere in it does not run over all of it; rules that span lines run on the whole.
+        hits = self._hits(text, lower, 0, [i for i in self._multiline if self._present(i, lower)])
+        offset = 0
+        for line in text.split("\n"):
+            line_lower = line.lower()
+            wanted = self._index.candidates(line, line_lower)
+            hits += self._hits(
+                line, line_lower, offset, [i for i in wanted if i not in self._multiline]
+            )
+            offset += len(line) + 1
+        return _merge(hits, self._rules)
+
+    def _present(self, order: int, lower: str) -> bool:
+        keywords = self._rules[order].keywords
+        return not keywords or any(k in lower for k in keywords)
+
+    def _hits(
+        self, text: str, lower: str, offset: int, candidates: Sequence[int]
+    ) -> list[tuple[int, int, int]]:
+        """(start, end, rule order) of each accepted match of the candidate rules in text."""
         if not candidates:
             return []
         protected = [m.span() for m in PLACEHOLDER.finditer(text)] if "<secret:" in text else []
@@ -147,8 +176,8 @@ class Redactor:
             for match in rule.regex.finditer(text):
                 start, end = rule.secret_span(match)
                 if self._accepts(rule, text, start, end) and not _overlaps(start, end, protected):
-                    hits.append((start, end, order))
-        return _merge(hits, self._rules)
+                    hits.append((start + offset, end + offset, order))
+        return hits
 
     def redact(self, text: str) -> str:
         """text with every secret replaced by its placeholder."""
@@ -177,9 +206,8 @@ class Redactor:
 
     def _redact_item(self, key: Any, value: Any) -> Any:
         if isinstance(key, str) and isinstance(value, str) and not PLACEHOLDER.search(value):
-            for rule in self._key_rules:
-                assert rule.key is not None
-                if rule.key.search(key) and self._accepts(rule, value, 0, len(value)):
+            for rule, names in self._key_rules:
+                if names.search(key) and self._accepts(rule, value, 0, len(value)):
                     return self.placeholder(rule.id, value)
         return self.redact_obj(value)
 

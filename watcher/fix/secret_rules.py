@@ -51,6 +51,7 @@ class Rule:
     check_name: str = field(default="", compare=False)
     key: re.Pattern[str] | None = None  # dict keys whose str value is this kind of secret
     gate: re.Pattern[str] | None = None  # must match the lower-cased text for the rule to run
+    multiline: bool = False  # may match across lines: runs on a long text whole, not per line
 
     def secret_span(self, match: re.Match[str]) -> tuple[int, int]:
         """The span to redact: gitleaks' convention, the first non-empty group, else the match."""
@@ -91,7 +92,7 @@ def go_to_python(pattern: str) -> str:
                 i = flags.end()
                 continue
             closers.append(0)
-        elif char == ")":
+        elif char == ")" and len(closers) > 1:  # an unbalanced ")" is left to re.compile
             out.append(")" * closers.pop())
         elif char == "|" and closers[-1]:
             raise ValueError(f"cannot scope a mid-pattern flag across '|': {pattern!r}")
@@ -254,6 +255,7 @@ def _rule(entry: Mapping[str, Any], source: str) -> Rule:
         entropy=float(entry.get("entropy", 0.0)),
         allow=allow,
         whole_match=entry.get("span") == "match",
+        multiline=bool(entry.get("multiline", False)),
         check=CHECKS[check_name] if check_name else None,
         check_name=check_name,
         key=compile_go(f"{_KEY_BOUNDARY}(?i:{key})$") if key else None,
@@ -277,4 +279,4 @@ def load_default() -> tuple[tuple[Rule, ...], tuple[re.Pattern[str], ...]]:
 
 def user_rules(patterns: Iterable[str]) -> tuple[Rule, ...]:
     """Rules from config regexes (Python syntax): group 1 if the pattern has one, else the match."""
-    return tuple(Rule(id="custom", regex=re.compile(p)) for p in patterns)
+    return tuple(Rule(id="custom", regex=re.compile(p), multiline=True) for p in patterns)

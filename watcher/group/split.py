@@ -7,6 +7,7 @@ enough constant words at the same positions.
 
 from __future__ import annotations
 
+import heapq
 import math
 import typing
 
@@ -21,6 +22,8 @@ SPLIT_MAX_VALUES = 3
 SPLIT_MIN_COUNT = 1
 # Merging needs this fraction of positions to be shared constant words.
 MERGE_MIN_COMMON = 0.5
+# At most this many earlier clusters are tried as merge targets for one cluster.
+MAX_MERGE_CANDIDATES = 256
 
 
 def generalise(template: list[str], tokens: list[str]) -> list[str]:
@@ -70,10 +73,16 @@ class MergeIndex:
         # A cluster sharing `need` of these constants shares at least one of any
         # len - need + 1 of them. A survivor only loses constants when it generalises, so its
         # old entries can only add candidates, never hide one.
+        # any len - need + 1 of them will do: take the rarest, so the union stays small
+        postings = sorted((self._by_word.get(key, ()) for key in constants), key=len)
         ranks: set[int] = set()
-        for key in constants[: max(0, len(constants) - need + 1)]:
-            ranks.update(self._by_word.get(key, ()))
-        return sorted(ranks)
+        for posting in postings[: max(0, len(constants) - need + 1)]:
+            ranks.update(posting)
+        if len(ranks) <= MAX_MERGE_CANDIDATES:
+            return sorted(ranks)
+        # a flood of look-alike templates: compare with the oldest kept ones only, so one
+        # consolidation stays bounded; a merge missed here can happen in a later pass
+        return heapq.nsmallest(MAX_MERGE_CANDIDATES, ranks)
 
 
 def template_of(members: list[Member]) -> list[str]:

@@ -1,16 +1,14 @@
 """The /error-monitor/ JSON routes: the original error-monitor API, plus what the dashboard reads.
 
-Handlers validate their query parameters, read the `WatcherView`, and shape the answer with
-`serialize`. Every body goes through the redaction function before it is written.
-Authentication, rate limits and error rendering are middlewares (see `security`).
+Handlers parse their query parameters (with the parsers in `security`), read the `WatcherView`,
+and shape the answer with `serialize`. Every body goes through the redaction function before it
+is written. Authentication, rate limits and error rendering are middlewares (see `security`).
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import math
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,21 +17,27 @@ from typing import Any
 from aiohttp import web
 
 from watcher.http import serialize
-from watcher.http.security import ApiError, Redact, identity
+from watcher.http.security import (
+    MAX_INTERVAL,
+    ApiError,
+    Redact,
+    bool_param,
+    hours_param,
+    id_value,
+    identity,
+    ids_param,
+    invalid,
+    limit_param,
+    number_param,
+    required_id,
+)
 from watcher.http.view import WatcherView
 from watcher.model import ErrorGroup, Fix
 from watcher.report import sort_groups
 
 HOUR = 3600.0
-MAX_HOURS = 720.0
-DEFAULT_HOURS = 1.0  # the original API's default look-back
-MAX_INTERVAL = 86400.0
-MAX_BATCH = 50
-DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 DASHBOARD_TOP = 10
 CRITICAL = frozenset({"critical", "high"})  # the original "critical errors" included high
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
-_TRUE, _FALSE = frozenset({"true", "1", "yes", "on"}), frozenset({"false", "0", "no", "off"})
 # window -> (bucket seconds, buckets) for the dashboard's rate chart
 WINDOWS = {"1h": (60, 60), "6h": (300, 72), "1d": (1800, 48)}
 
@@ -59,72 +63,6 @@ def reply(request: web.Request, payload: dict[str, Any], status: int = 200) -> w
     """A JSON response whose body went through the redaction function."""
     body = context(request).redact(payload)
     return web.json_response(body, status=status, dumps=_dumps)
-
-
-# --- query parameters ----------------------------------------------------------------------------
-
-
-def invalid(name: str, expected: str) -> ApiError:
-    return ApiError(400, "invalid parameter", {"parameter": name, "expected": expected})
-
-
-def number_param(
-    request: web.Request, name: str, default: float | None, high: float
-) -> float | None:
-    """A finite number in (0, high]; `default` when the parameter is absent."""
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and 0 < value <= high):
-        raise invalid(name, f"a number > 0 and <= {high:g}")
-    # Whole numbers stay integers in the answer ("hours": 1), as the original API wrote them.
-    return int(value) if value.is_integer() else value
-
-
-def hours_param(request: web.Request) -> float:
-    return number_param(request, "hours", DEFAULT_HOURS, MAX_HOURS) or DEFAULT_HOURS
-
-
-def bool_param(request: web.Request, name: str) -> bool:
-    raw = request.query.get(name, "false").strip().lower()
-    if raw not in _TRUE | _FALSE:
-        raise invalid(name, "true or false")
-    return raw in _TRUE
-
-
-def limit_param(request: web.Request) -> int:
-    raw = request.query.get("limit", str(DEFAULT_LIMIT))
-    # isdigit alone admits "²" and digit strings too long for int(): both would be a 500.
-    digits = raw.isascii() and raw.isdigit() and len(raw) <= len(str(MAX_LIMIT))
-    if not digits or not 1 <= int(raw) <= MAX_LIMIT:
-        raise invalid("limit", f"an integer from 1 to {MAX_LIMIT}")
-    return int(raw)
-
-
-def id_value(name: str, raw: str) -> str:
-    if not _ID.fullmatch(raw):
-        raise invalid(name, "an id of letters, digits and _.:- (at most 128 characters)")
-    return raw
-
-
-def ids_param(request: web.Request) -> list[str]:
-    """error_ids as a comma list, repeated parameters (the original), or both."""
-    parts = [p.strip() for raw in request.query.getall("error_ids", []) for p in raw.split(",")]
-    ids = list(dict.fromkeys(p for p in parts if p))
-    if not ids or len(ids) > MAX_BATCH:
-        raise invalid("error_ids", f"a comma-separated list of 1 to {MAX_BATCH} ids")
-    return [id_value("error_ids", i) for i in ids]
-
-
-def required_id(request: web.Request, name: str) -> str:
-    raw = request.query.get(name)
-    if raw is None:
-        raise invalid(name, "a required error id")
-    return id_value(name, raw.strip())
 
 
 # --- shared lookups ------------------------------------------------------------------------------

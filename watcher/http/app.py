@@ -54,8 +54,8 @@ async def ready(request: web.Request) -> web.Response:
     ok, detail = state.ready()
     body: dict[str, Any] = {"ready": ok, **detail}
     if state.view is not None:
-        # Per-source status; a source that is down (reconnecting) does not make the daemon
-        # unready, since restarting it would not help: only the probe decides that.
+        # Reported, not judged: a source that is down reconnects on its own, and restarting the
+        # daemon would not bring it back, so readiness stays the daemon's own verdict.
         body["sources"] = state.view.sources()
     # Source errors can quote URLs or headers: redacted like every other body.
     return web.json_response(state.redact(body), status=200 if ok else 503)

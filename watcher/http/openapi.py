@@ -12,7 +12,8 @@ from typing import Any
 from aiohttp import web
 
 from watcher import __version__
-from watcher.http.api import DEFAULT_HOURS, DEFAULT_LIMIT, MAX_BATCH, MAX_HOURS, MAX_LIMIT, WINDOWS
+from watcher.http.api import WINDOWS
+from watcher.http.security import DEFAULT_HOURS, DEFAULT_LIMIT, MAX_BATCH, MAX_HOURS, MAX_LIMIT
 from watcher.model import CATEGORIES, SEVERITIES
 
 OPENAPI_PATH = "/error-monitor/openapi.json"

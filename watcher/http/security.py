@@ -6,6 +6,7 @@
   when `protect_reads` is set.
 - Mutations are rate limited per client address (token bucket) before the token is checked, so
   guessing tokens is as slow as using them; their bodies are capped.
+- Query parameters are parsed here: a bad value is a 400 naming the parameter.
 - Every refusal and every failure is `{"error": ..., "detail": ...}` JSON, redacted like any
   other body: a 500 never carries a trace (it goes to the log instead).
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -35,6 +37,13 @@ API_PREFIX = "/error-monitor/"
 PUBLIC_API_PATHS = frozenset({"/error-monitor/openapi.json"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 DEFAULT_TOKEN_ENV = "WATCHER_API_TOKEN"
+MAX_HOURS = 720.0
+DEFAULT_HOURS = 1.0  # the original API's default look-back
+MAX_INTERVAL = 86400.0
+MAX_BATCH = 50
+DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
+_TRUE, _FALSE = frozenset({"true", "1", "yes", "on"}), frozenset({"false", "0", "no", "off"})
 
 # Inline script and style are refused, so even markup that slipped into the page could not run.
 CONTENT_SECURITY_POLICY = (
@@ -81,6 +90,10 @@ class SecurityConfig:
         # An empty or blank token (an env var set to "") must not become a valid credential.
         token = (self.token or "").strip() or None
         object.__setattr__(self, "token", token)
+        if not (self.posts_per_minute > 0 and self.post_burst >= 1):
+            raise ValueError("posts_per_minute must be > 0 and post_burst >= 1")
+        if self.max_body_bytes < 1 or self.max_clients < 1:
+            raise ValueError("max_body_bytes and max_clients must be >= 1")
 
 
 def token_matches(header: str | None, token: str) -> bool:
@@ -227,3 +240,69 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
     # Patterns and samples are sensitive: never kept by a cache. Static files revalidate.
     cache = "no-cache" if request.path.startswith("/static/") else "no-store"
     response.headers.setdefault("Cache-Control", cache)
+
+
+# --- query parameters: a bad value is a 400 naming the parameter, never a 500 --------------------
+
+
+def invalid(name: str, expected: str) -> ApiError:
+    return ApiError(400, "invalid parameter", {"parameter": name, "expected": expected})
+
+
+def number_param(
+    request: web.Request, name: str, default: float | None, high: float
+) -> float | None:
+    """A finite number in (0, high]; `default` when the parameter is absent."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 < value <= high):
+        raise invalid(name, f"a number > 0 and <= {high:g}")
+    # Whole numbers stay integers in the answer ("hours": 1), as the original API wrote them.
+    return int(value) if value.is_integer() else value
+
+
+def hours_param(request: web.Request) -> float:
+    return number_param(request, "hours", DEFAULT_HOURS, MAX_HOURS) or DEFAULT_HOURS
+
+
+def bool_param(request: web.Request, name: str) -> bool:
+    raw = request.query.get(name, "false").strip().lower()
+    if raw not in _TRUE | _FALSE:
+        raise invalid(name, "true or false")
+    return raw in _TRUE
+
+
+def limit_param(request: web.Request) -> int:
+    raw = request.query.get("limit", str(DEFAULT_LIMIT))
+    # isdigit alone admits "²" and digit strings too long for int(): both would be a 500.
+    digits = raw.isascii() and raw.isdigit() and len(raw) <= len(str(MAX_LIMIT))
+    if not digits or not 1 <= int(raw) <= MAX_LIMIT:
+        raise invalid("limit", f"an integer from 1 to {MAX_LIMIT}")
+    return int(raw)
+
+
+def id_value(name: str, raw: str) -> str:
+    if not _ID.fullmatch(raw):
+        raise invalid(name, "an id of letters, digits and _.:- (at most 128 characters)")
+    return raw
+
+
+def ids_param(request: web.Request) -> list[str]:
+    """error_ids as a comma list, repeated parameters (the original), or both."""
+    parts = [p.strip() for raw in request.query.getall("error_ids", []) for p in raw.split(",")]
+    ids = list(dict.fromkeys(p for p in parts if p))
+    if not ids or len(ids) > MAX_BATCH:
+        raise invalid("error_ids", f"a comma-separated list of 1 to {MAX_BATCH} ids")
+    return [id_value("error_ids", i) for i in ids]
+
+
+def required_id(request: web.Request, name: str) -> str:
+    raw = request.query.get(name)
+    if raw is None:
+        raise invalid(name, "a required error id")
+    return id_value(name, raw.strip())

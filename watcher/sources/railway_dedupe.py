@@ -2,14 +2,15 @@
 
 Every (re)subscribe replays up to 500 recent lines, so a restarted CLI prints lines already
 delivered. The CLI's own rule (`timestamp <= last` is old) would also drop a *new* line that
-shares the last timestamp, or one that arrives slightly out of order; here an entry is new when
-its hash was not seen at its timestamp. Memory stays bounded: hashes are kept only for the
-timestamps within `horizon` of the newest (and at most `max_hashes`); anything older than what is
-kept counts as a replay.
+shares the last timestamp, one that arrives slightly out of order, and, worst, the first lines
+of a new deployment, which started (and logged) while the old one was still running. Here an
+entry is new when its hash was not seen at its timestamp. Memory stays bounded by keeping the
+hashes of the newest `max_hashes` entries (many times one replay), and anything older than what
+is kept counts as a replay.
 
 Cursor: {"ts": newest timestamp as printed, "h": [hashes of the entries seen at it]}. A daemon
-restarted from it skips entries before "ts" and the listed ones at it: best-effort delivery, an
-entry that arrives later than `horizon` behind the newest one can be lost.
+restarted from it skips entries before "ts" and the listed ones at it: best-effort delivery (a
+new deployment's lines from before the checkpoint are skipped too).
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ from typing import Any
 
 from watcher.sources.railway_entry import timestamp_ns
 
-# Railway's log pipeline can reorder lines of different replicas by a little; not by minutes.
-DEFAULT_HORIZON = 30.0
-DEFAULT_MAX_HASHES = 20_000
+# 20 replays' worth; ~100 bytes each, so about 1 MB.
+DEFAULT_MAX_HASHES = 10_000
 # Hashes carried in one cursor: keeps the checkpoint small even for a burst at one instant.
 CURSOR_HASHES = 200
 
@@ -29,10 +29,7 @@ CURSOR_HASHES = 200
 class Deduper:
     """Decides, entry by entry, whether a (timestamp, hash) was already delivered."""
 
-    def __init__(
-        self, *, horizon: float = DEFAULT_HORIZON, max_hashes: int = DEFAULT_MAX_HASHES
-    ) -> None:
-        self.horizon_ns = int(horizon * 1e9)
+    def __init__(self, *, max_hashes: int = DEFAULT_MAX_HASHES) -> None:
         self.max_hashes = max_hashes
         self.floor: int | None = None  # entries before this instant are replays
         self.last_ns: int | None = None
@@ -88,13 +85,9 @@ class Deduper:
         return True
 
     def _evict(self) -> None:
-        """Forget the oldest timestamps beyond the horizon or the cap; raise the floor past them."""
-        assert self.last_ns is not None
-        oldest_kept = self.last_ns - self.horizon_ns
+        """Forget the oldest timestamps while over the cap; raise the floor past them."""
         order = self._order
-        while order and order[0] != self.last_ns:
-            if order[0] >= oldest_kept and self._count <= self.max_hashes:
-                break
+        while self._count > self.max_hashes and order[0] != self.last_ns:
             ns = heapq.heappop(order)
             self._count -= len(self._seen.pop(ns))
             self.floor = ns + 1 if self.floor is None else max(self.floor, ns + 1)

@@ -13,7 +13,7 @@ const COLORS = {
 };
 const FALLBACK_COLORS = ["#0f766e", "#9333ea", "#b45309", "#1d4ed8"];
 
-const state = { window: "1h", selected: null, timer: null };
+const state = { window: "1h", selected: null, timer: null, generation: 0 };
 
 // --- small DOM helpers ---------------------------------------------------------------------------
 
@@ -87,7 +87,8 @@ function authHeaders() {
 
 class ApiFailure extends Error {
   constructor(status, body) {
-    super((body && (body.detail || body.error)) || `HTTP ${status}`);
+    const detail = body && (body.detail ?? body.error);
+    super(detail ? (typeof detail === "string" ? detail : JSON.stringify(detail)) : `HTTP ${status}`);
     this.status = status;
   }
 }
@@ -295,10 +296,13 @@ async function proposeFix() {
 
 async function refresh() {
   clearTimeout(state.timer);
+  // A refresh started while another is in flight supersedes it: one polling loop, ever.
+  const generation = ++state.generation;
   try {
     const [dashboard, patterns, rates, sources] = await Promise.all([
       api("/dashboard"), api("/errors/patterns?limit=50"), api(`/rates?window=${state.window}`), api("/sources"),
     ]);
+    if (generation !== state.generation) return;
     renderSummary(dashboard);
     renderPatterns(patterns);
     renderChart(rates);
@@ -307,6 +311,7 @@ async function refresh() {
     setStatus(`updated ${new Date().toLocaleTimeString()}`, "ok");
     $("token-form").hidden = true;
   } catch (error) {
+    if (generation !== state.generation) return;
     if (error.status === 401 || error.status === 403) {
       $("token-form").hidden = false;
       setStatus(error.status === 401 ? "token needed" : error.message, "warn");
@@ -314,7 +319,7 @@ async function refresh() {
       setStatus(`offline, retrying (${error.message})`, "error");
     }
   }
-  state.timer = setTimeout(refresh, POLL_MS);
+  if (generation === state.generation) state.timer = setTimeout(refresh, POLL_MS);
 }
 
 function onHashChange() {
