@@ -8,12 +8,16 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
-# A real Prometheus server scrapes /metrics in tests/test_prometheus.py (Debian's package).
-if ! command -v prometheus >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+# Debian packages the integration tests drive for real: prometheus + promtool (a real scrape,
+# rule checks) and chromium (the dashboard through Playwright; never `playwright install`).
+need=()
+command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq >/dev/null 2>&1 || true
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    prometheus >/dev/null
+    "${need[@]}" >/dev/null
 fi
 .venv/bin/ruff check watcher tests bench
 .venv/bin/python -m pytest -q "$@"

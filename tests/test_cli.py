@@ -133,3 +133,17 @@ def test_scan_window_of_file_source(tmp_path: Path) -> None:
     assert "java.lang.NullPointerException" in r.stdout
     assert "httpx.ReadTimeout" not in r.stdout
     assert "| Out-of-window events | 6 |" in r.stdout
+
+
+def test_own_logs_never_print_a_secret(tmp_path: Path) -> None:
+    """A secret in a command source's failure output is redacted in watcher's own logs."""
+    secret = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+    cfg = tmp_path / "w.toml"
+    cfg.write_text(
+        "[[sources]]\ntype = \"command\"\nname = \"cmd\"\n"
+        f"argv = [\"sh\", \"-c\", \"echo token={secret} >&2; exit 3\"]\nmerge_stderr = false\n"
+        "[http]\nenabled = false\n"
+    )
+    r = watcher("scan", "-c", str(cfg), "--log-level", "debug")
+    assert "command exited" in r.stderr and "<secret:github-pat:" in r.stderr
+    assert secret not in r.stderr and secret not in r.stdout

@@ -325,9 +325,15 @@ def _railway_source(service: str) -> Any:
 
 
 def _configure_logs(config: Any) -> None:
+    from watcher.fix.redact import structlog_processor
     from watcher.logs import configure
+    from watcher.wiring import build_redactor
 
-    configure(config.watcher.log_level, config.watcher.log_format)
+    configure(
+        config.watcher.log_level,
+        config.watcher.log_format,
+        redact=structlog_processor(build_redactor(config)),
+    )
 
 
 def _tune_gc() -> None:

@@ -20,22 +20,12 @@ LEVELS = {
     "error": logging.ERROR,
 }
 
-# Filled by the fix pipeline's redactor when it is present: a function str -> str applied to
-# every string value of every log record, so the watcher never prints a secret it read.
-Redactor = Callable[[str], str]
+# A structlog processor that removes secrets from every value of every record (the redactor's
+# `structlog_processor`), so the watcher never prints a secret it read.
+Processor = Callable[[Any, str, dict[str, Any]], dict[str, Any]]
 
 
-def _redact_processor(redact: Redactor) -> Callable[..., Any]:
-    def processor(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
-        for key, value in event.items():
-            if isinstance(value, str):
-                event[key] = redact(value)
-        return event
-
-    return processor
-
-
-def configure(level: str = "info", fmt: str = "json", *, redact: Redactor | None = None) -> None:
+def configure(level: str = "info", fmt: str = "json", *, redact: Processor | None = None) -> None:
     """Set up structlog for the process (idempotent)."""
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -44,7 +34,7 @@ def configure(level: str = "info", fmt: str = "json", *, redact: Redactor | None
         structlog.processors.format_exc_info,
     ]
     if redact is not None:
-        processors.append(_redact_processor(redact))
+        processors.append(redact)
     if fmt == "text":
         processors.append(structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()))
     else:

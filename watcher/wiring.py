@@ -23,6 +23,13 @@ def seconds(value: Any) -> float:
     return float(value) if isinstance(value, int | float) else parse_duration(str(value))
 
 
+def build_redactor(config: Config) -> Any:
+    """The secret redactor for everything that leaves the process (logs, API, prompts, PRs)."""
+    from watcher.fix.redact import Redactor
+
+    return Redactor(extra_patterns=config.redact.patterns)
+
+
 def rules_from(config: Config) -> list[Rule]:
     """The user's `[[classify.rules]]` as compiled rules, in file order."""
     rules = []
