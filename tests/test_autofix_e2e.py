@@ -229,7 +229,7 @@ async def test_scan_auto_fix_opens_one_pr_per_fixable_pattern(
 ) -> None:
     """One PR for the real bug with the expected diff on the remote branch; the hostile and
     the injected answers are refused and push nothing; a second run opens nothing; no secret
-    from the logs reaches the model, GitHub, the PR or the commit."""
+    from the logs reaches the model, GitHub, the PR, the commit or the report."""
     anthropic_fake.script(
         tool_use(FIX_INPUT, input_tokens=2100, output_tokens=420),
         tool_use(HOSTILE_INPUT),
@@ -278,7 +278,7 @@ async def test_scan_auto_fix_opens_one_pr_per_fixable_pattern(
     messages = git("log", "--format=%B", branch, cwd=shop.remote)
     assert_no_secret(*(r.text for r in anthropic_fake.requests), *github.bodies())
     assert_no_secret(*(str(r.headers) + str(r.query) for r in github.requests))
-    assert_no_secret(pull["body"], pull["title"], messages)
+    assert_no_secret(pull["body"], pull["title"], messages, report, err)
     assert "<secret:github-pat:" in anthropic_fake.messages[0].text
 
     # a second identical run: no analysis, no PR, no branch; the report still links the PR

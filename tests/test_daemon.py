@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sqlite3
@@ -174,5 +175,41 @@ async def test_daemon_posts_threshold_alerts(tmp_path: Path, webhook_receiver) -
     body = received[0].json
     assert body["kind"] == "threshold"
     assert {a["category"] for a in body["alerts"]} >= {"timeout_error"}
+    daemon.shutdown.set()
+    assert await asyncio.wait_for(task, 15) == 0
+
+
+async def test_daemon_serves_the_api_over_live_groups(tmp_path: Path) -> None:
+    """The JSON API of a running daemon lists the live groups, rates and sources; POSTs need
+    a token; the dashboard page is served."""
+    log = tmp_path / "app.log"
+    log.write_text("")
+    daemon = Daemon(load_config(write_config(tmp_path, log)))
+    task = asyncio.create_task(daemon.run())
+    await asyncio.wait_for(daemon.started.wait(), 10)
+    port = daemon.http_port
+    assert port
+    await until(lambda: _source_up(daemon, "app"))
+    with log.open("a") as fh:
+        fh.write(ERRORS)
+
+    async def four_patterns() -> bool:
+        status, body = await get(port, "/error-monitor/errors/patterns")
+        return status == 200 and json.loads(body)["total_patterns"] == 4
+
+    await until(four_patterns, timeout=20)
+    body = json.loads((await get(port, "/error-monitor/errors/patterns"))[1])
+    types = {p["error_type"] for p in body["patterns"]}
+    assert "httpx.ReadTimeout" in types
+    rates = json.loads((await get(port, "/error-monitor/rates?window=1d"))[1])
+    assert sum(sum(series) for series in rates["series"].values()) == 7
+    sources = json.loads((await get(port, "/error-monitor/sources"))[1])["sources"]
+    assert [s["name"] for s in sources] == ["app"] and sources[0]["lines"] == 28
+    async with aiohttp.ClientSession() as s:
+        url = f"http://127.0.0.1:{port}/error-monitor/monitor/start"
+        async with s.post(url) as r:
+            assert r.status == 403
+    status, page = await get(port, "/")
+    assert status == 200 and "<html" in page.lower()
     daemon.shutdown.set()
     assert await asyncio.wait_for(task, 15) == 0

@@ -421,9 +421,12 @@ def _bounded(
     autofix = args.command == "scan" and config.autofix.enabled
     # auto-fix needs the state DB: it remembers fixes, so a second run opens no second PR
     state_path = getattr(args, "state", None) or (config.watcher.state_path if autofix else None)
+    from watcher.wiring import build_redactor
+
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
+    redact = build_redactor(config).redact  # reports and events quote log lines, secrets too
     try:
-        on_event = event_printer(out) if emit == "events" else None
+        on_event = event_printer(out, redact) if emit == "events" else None
         result = asyncio.run(
             scan(
                 config,
@@ -436,22 +439,22 @@ def _bounded(
             )
         )
         if emit == "report":
-            out.write(
-                render_report(
-                    result.groups,
-                    result.stats,
-                    period=period,
-                    sources=[s.name for s in sources],
-                    analyses=result.analyses,
-                    top=args.top,
-                )
+            report = render_report(
+                result.groups,
+                result.stats,
+                period=period,
+                sources=[s.name for s in sources],
+                analyses=result.analyses,
+                top=args.top,
             )
+            out.write(redact(report))
     finally:
         if out is not sys.stdout:
             out.close()
     for fix in result.fixes:
         outcome = fix.pr_url or fix.error or ", ".join(fix.details.get("files", []))
-        print(f"watcher: fix {fix.group_id}: {fix.status} {outcome}".rstrip(), file=sys.stderr)
+        line = f"watcher: fix {fix.group_id}: {fix.status} {outcome}".rstrip()
+        print(redact(line), file=sys.stderr)
     return _exit_code(result, args.fail_on, len(sources))
 
 

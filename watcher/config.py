@@ -101,6 +101,9 @@ class HttpConfig:
     enabled: bool = True
     listen: str = "127.0.0.1:9464"
     token_env: str = "WATCHER_API_TOKEN"
+    protect_reads: bool = True
+    posts_per_minute: Annotated[float, AtLeast(0.1)] = 10.0
+    max_body_bytes: Annotated[int, AtLeast(1024)] = 65536
 
     def validate(self) -> None:
         split_listen(self.listen)

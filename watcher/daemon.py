@@ -17,11 +17,15 @@ from typing import Any
 import structlog
 
 from watcher.config import Config, load_config
+from watcher.daemon_view import DaemonView
 from watcher.engine import Engine
 from watcher.http.app import AppState, bound_port, make_app, start
+from watcher.http.security import SecurityConfig
 from watcher.metrics import Metrics
 from watcher.store import Store
-from watcher.wiring import build_engine, build_pipeline, rules_from, seconds
+from watcher.wiring import build_engine, build_pipeline, build_redactor, rules_from, seconds
+
+VIEW_REFRESH = 5.0  # seconds between re-reads of stored groups/fixes for the API
 
 log = structlog.get_logger("watcher.daemon")
 
@@ -50,7 +54,10 @@ class Daemon:
         self.engine: Engine | None = None
         self.http_port: int | None = None
         self.started = asyncio.Event()
-        self.redact: Any = lambda text: text  # replaced by the secret redactor when available
+        redactor = build_redactor(config)
+        self.redact = redactor.redact
+        self.redact_obj = redactor.redact_obj
+        self.view: Any = None
 
     def _on_signal(self, signum: int) -> None:
         self.signals += 1
@@ -83,7 +90,7 @@ class Daemon:
         if engine is None or not engine.ready:
             return False, {"reason": "starting"}
         failed = {n: str(s.failed) for n, s in engine.sources.items() if s.failed is not None}
-        return not failed, {"sources": sorted(engine.sources), "failed": failed}
+        return not failed, {"failed": failed}
 
     async def run(self) -> int:
         """Run until a signal; return the exit code (0 on a clean shutdown)."""
@@ -102,18 +109,21 @@ class Daemon:
             store=self.store,
             follow=True,
         )
+        self.view = DaemonView(
+            self.engine, self.store, self.metrics, interval=seconds(config.watcher.interval)
+        )
         alerter = self._alerter()
         alerts_stop = asyncio.Event()
         alerts = None
+        hooks: list[Any] = [self.view.observe]
         if alerter is not None:
-            self.engine.on_updates = alerter.observe
+            hooks.append(alerter.observe)
             alerts = asyncio.create_task(alerter.run(alerts_stop), name="alerts")
+        self.engine.on_updates = _fan_out(hooks)
         self._install_signals()
         runner = None
         if config.http.enabled:
-            runner = await start(
-                make_app(AppState(self.metrics, ready=self._ready)), config.http.listen
-            )
+            runner = await start(self._app(), config.http.listen)
             self.http_port = bound_port(runner)
         log.info(
             "Watching.",
@@ -121,6 +131,7 @@ class Daemon:
             listen=config.http.listen if config.http.enabled else None,
         )
         summary = asyncio.create_task(self._summaries(), name="summaries")
+        refresher = asyncio.create_task(self._refresh_view(), name="view")
         sd_notify("READY=1")
         self.started.set()
         try:
@@ -131,14 +142,37 @@ class Daemon:
             alerts_stop.set()
             if alerts is not None:
                 await alerts
-            summary.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await summary
+            for task in (summary, refresher):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if runner is not None:
                 await runner.cleanup()
             self.store.close()
         log.info("Stopped.", **_counts(pipeline.stats))
         return 0
+
+    def _app(self) -> Any:
+        """The HTTP app: health, metrics, the JSON API over the view, and the dashboard."""
+        http = self.config.http
+        token = os.environ.get(http.token_env, "").strip() or None
+        security = SecurityConfig(
+            token=token,
+            protect_reads=http.protect_reads and token is not None,
+            posts_per_minute=http.posts_per_minute,
+            max_body_bytes=http.max_body_bytes,
+            token_env=http.token_env,
+        )
+        state = AppState(self.metrics, ready=self._ready)
+        return make_app(state, view=self.view, security=security, redact_obj=self.redact_obj)
+
+    async def _refresh_view(self) -> None:
+        while True:
+            try:
+                await self.view.refresh()
+            except Exception as exc:  # a locked or failing store must not stop the daemon
+                log.warning("Could not refresh the API view from the store.", error=str(exc))
+            await asyncio.sleep(VIEW_REFRESH)
 
     def _alerter(self) -> Any:
         """The webhook alerter when `[alerts] webhooks` are configured (run mode only)."""
@@ -184,6 +218,14 @@ class Daemon:
                 ],
                 **_counts(engine.pipeline.stats),
             )
+
+
+def _fan_out(hooks: list[Any]) -> Any:
+    def call(updates: list[Any]) -> None:
+        for hook in hooks:
+            hook(updates)
+
+    return call
 
 
 def _counts(stats: Any) -> dict[str, int]:

@@ -65,11 +65,13 @@ def event_json(event: LogEvent, update: GroupUpdate | None) -> str:
     return json.dumps(doc, ensure_ascii=False)
 
 
-def event_printer(out: IO[str]) -> Callable[[LogEvent, GroupUpdate | None], None]:
-    """An on_event hook that writes one JSON object per error event."""
+def event_printer(
+    out: IO[str], redact: Callable[[str], str] = str
+) -> Callable[[LogEvent, GroupUpdate | None], None]:
+    """An on_event hook that writes one JSON object per error event, through `redact`."""
 
     def emit(event: LogEvent, update: GroupUpdate | None) -> None:
-        out.write(event_json(event, update) + "\n")
+        out.write(redact(event_json(event, update)) + "\n")
 
     return emit
 

@@ -1,0 +1,172 @@
+"""The daemon's `WatcherView`: what the JSON API and the dashboard read from a running watcher.
+
+Read methods run on the event loop and must not block, so stored groups and fixes are read from
+caches that `refresh()` fills in a worker thread; live groups come straight from the table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from array import array
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from watcher.engine import Engine
+from watcher.metrics import Metrics
+from watcher.model import CATEGORIES, SEVERITY_RANK, ErrorGroup, Fix, GroupUpdate
+from watcher.store import Store
+
+MINUTES = 24 * 60
+
+
+class RateHistory:
+    """Error events per category per minute over the last day, in fixed memory."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.counts = {c: array("q", [0]) * MINUTES for c in CATEGORIES}
+        self.epochs = {c: array("q", [-1]) * MINUTES for c in CATEGORIES}
+
+    def add(self, category: str, t: float | None = None) -> None:
+        minute = int((t if t is not None else self.clock()) // 60)
+        slot = minute % MINUTES
+        counts, epochs = self.counts.get(category), self.epochs.get(category)
+        if counts is None or epochs is None or epochs[slot] > minute:
+            return
+        if epochs[slot] != minute:
+            epochs[slot], counts[slot] = minute, 0
+        counts[slot] += 1
+
+    def series(self, *, bucket_seconds: int, buckets: int) -> dict[str, list[int]]:
+        """Per category with any events: counts per bucket, oldest first, ending now."""
+        per = max(1, bucket_seconds // 60)
+        now = int(self.clock() // 60)
+        first = now - per * buckets + 1
+        out: dict[str, list[int]] = {}
+        for category, counts in self.counts.items():
+            epochs = self.epochs[category]
+            series = [0] * buckets
+            for slot in range(MINUTES):
+                minute = epochs[slot]
+                if first <= minute <= now:
+                    series[(minute - first) // per] += counts[slot]
+            if any(series):
+                out[category] = series
+        return out
+
+
+class DaemonView:
+    """A `WatcherView` over a running engine, its store, and (when enabled) the fix pipeline."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        store: Store,
+        metrics: Metrics,
+        *,
+        interval: float,
+        fixer: Callable[[str, bool], Awaitable[Fix]] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.metrics = metrics
+        self.interval = interval
+        self.fixer = fixer
+        self.clock = clock
+        self.monitoring_enabled = True
+        self.rates = RateHistory(clock)
+        self._stored: dict[str, ErrorGroup] = {}
+        self._fixes: list[Fix] = []
+
+    def observe(self, updates: list[GroupUpdate]) -> None:
+        """on_updates hook: count each error event in its category's rate history.
+
+        By the time the watcher saw it, as Prometheus rates are: a backlog read after a restart
+        shows as a burst now rather than vanishing into an hour the chart no longer shows.
+        """
+        for update in updates:
+            self.rates.add(update.classification.category)
+
+    async def refresh(self) -> None:
+        """Re-read stored groups and fixes into the caches (in a worker thread)."""
+        groups, fixes = await asyncio.to_thread(self._read_store)
+        self._stored = {g.id: g for g in groups}
+        self._fixes = fixes
+
+    def _read_store(self) -> tuple[list[ErrorGroup], list[Fix]]:
+        return (
+            self.store.list_groups(limit=2000, order="last_seen"),
+            self.store.list_fixes(limit=500),
+        )
+
+    def groups(self, *, since: float | None = None) -> list[ErrorGroup]:
+        live = {g.id: g for g in self.engine.pipeline.table.snapshot(self.clock())}
+        merged = {**self._stored, **live}
+        return [g for g in merged.values() if since is None or g.last_seen >= since]
+
+    def group(self, group_id: str) -> ErrorGroup | None:
+        for g in self.engine.pipeline.table.snapshot(self.clock()):
+            if g.id == group_id:
+                return g
+        return self._stored.get(group_id)
+
+    def fixes(self, *, group_id: str | None = None) -> list[Fix]:
+        chosen = [f for f in self._fixes if group_id is None or f.group_id == group_id]
+        return sorted(chosen, key=lambda f: (-f.created, f.id))
+
+    def fix(self, fix_id: str) -> Fix | None:
+        return next((f for f in self._fixes if f.id == fix_id), None)
+
+    def sources(self) -> dict[str, dict[str, Any]]:
+        stats = self.engine.pipeline.stats
+        out: dict[str, dict[str, Any]] = {}
+        for name, state in self.engine.sources.items():
+            up = self.metrics.registry.get_sample_value("watcher_source_up", {"source": name})
+            lag = self.metrics.registry.get_sample_value(
+                "watcher_source_lag_seconds", {"source": name}
+            )
+            out[name] = {
+                "up": state.failed is None and (up is None or up >= 1),
+                "lines": stats.lines_by_source.get(name, 0),
+                "error": str(state.failed) if state.failed is not None else None,
+                "lag_seconds": lag,
+            }
+        return out
+
+    def error_rate(self, *, bucket_seconds: int, buckets: int) -> dict[str, list[int]]:
+        return self.rates.series(bucket_seconds=bucket_seconds, buckets=buckets)
+
+    async def generate_fix(self, group_id: str, *, create_pr: bool) -> Fix:
+        if self.group(group_id) is None:
+            raise KeyError(group_id)
+        if self.fixer is None:
+            raise PermissionError(
+                "auto-fix is disabled: set [autofix] enabled = true (or run with --auto-fix)"
+            )
+        fix = await self.fixer(group_id, create_pr)
+        self._fixes = [f for f in self._fixes if f.id != fix.id] + [fix]
+        return fix
+
+    async def start_monitor(self, *, interval: float | None) -> dict[str, Any]:
+        if interval is not None:
+            self.interval = interval
+        return {"status": "running", "interval_seconds": self.interval}
+
+    async def scan(self, *, hours: float, auto_fix: bool) -> dict[str, Any]:
+        found = self.groups(since=self.clock() - hours * 3600)
+        result: dict[str, Any] = {
+            "errors_found": len(found),
+            "critical_errors": sum(
+                1 for g in found if SEVERITY_RANK[g.severity] >= SEVERITY_RANK["high"]
+            ),
+        }
+        if auto_fix:
+            started = 0
+            for g in found:
+                if g.fixable and self.fixer is not None:
+                    await self.generate_fix(g.id, create_pr=True)
+                    started += 1
+            result["auto_fixes_started"] = started
+        return result
