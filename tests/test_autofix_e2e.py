@@ -11,6 +11,7 @@ an Anthropic key, a database password and an email address, none of which may le
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import subprocess
@@ -52,7 +53,9 @@ FIX_INPUT: dict[str, Any] = {
         {
             "path": "shop/pricing.py",
             "search": "    return cart_total(lines) / items\n",
-            "replace": "    if not items:\n        return 0.0\n    return cart_total(lines) / items\n",
+            "replace": (
+                "    if not items:\n        return 0.0\n    return cart_total(lines) / items\n"
+            ),
         }
     ],
     "test": {
@@ -124,7 +127,9 @@ class Shop:
 
     def branches(self) -> list[str]:
         """The auto-fix branches on the bare remote."""
-        out = git("for-each-ref", "--format=%(refname:short)", "refs/heads/auto-fix", cwd=self.remote)
+        out = git(
+            "for-each-ref", "--format=%(refname:short)", "refs/heads/auto-fix", cwd=self.remote
+        )
         return out.split()
 
     def config(self, github: GitHubFake | None, **autofix: str) -> Path:
@@ -185,7 +190,7 @@ def github() -> Iterator[GitHubFake]:
         fake.stop()
 
 
-async def watcher(config: Path, *args: str, github_token: bool = True) -> tuple[int, str, str]:
+async def watcher(*args: str, github_token: bool = True) -> tuple[int, str, str]:
     """Run the real CLI in a subprocess (the fakes keep serving meanwhile)."""
     env = {
         k: v
@@ -196,9 +201,8 @@ async def watcher(config: Path, *args: str, github_token: bool = True) -> tuple[
     env.update(ANTHROPIC_API_KEY=API_KEY, ANTHROPIC_BASE_URL=os.environ["ANTHROPIC_BASE_URL"])
     if github_token:
         env["GITHUB_TOKEN"] = TOKEN
-    argv = ["-m", "watcher", "scan", "-c", str(config), "--since", "1000d", "--no-progress"]
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, *argv, *args, env=env, stdout=asyncio.subprocess.PIPE,
+        sys.executable, "-m", "watcher", *args, env=env, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(), 60)
@@ -224,6 +228,12 @@ def assert_no_secret(*texts: str) -> None:
             assert secret not in text, f"{secret[:12]}… leaked"
 
 
+async def scan(config: Path, *args: str, github_token: bool = True) -> tuple[int, str, str]:
+    """`watcher scan` over the whole sample log."""
+    argv = ["scan", "-c", str(config), "--since", "1000d", "--no-progress", *args]
+    return await watcher(*argv, github_token=github_token)
+
+
 async def test_scan_auto_fix_opens_one_pr_per_fixable_pattern(
     anthropic_fake: AnthropicFake, github: GitHubFake, shop: Shop
 ) -> None:
@@ -236,7 +246,7 @@ async def test_scan_auto_fix_opens_one_pr_per_fixable_pattern(
         tool_use(OBEYED_INPUT),
     )
     config = shop.config(github)
-    code, report, err = await watcher(config, "--auto-fix")
+    code, report, err = await scan(config, "--auto-fix")
     assert code == 0, err
 
     # exactly one PR, for the division by zero, from a branch holding exactly the fix
@@ -283,7 +293,7 @@ async def test_scan_auto_fix_opens_one_pr_per_fixable_pattern(
 
     # a second identical run: no analysis, no PR, no branch; the report still links the PR
     posts = sum(r.method == "POST" for r in github.requests)
-    code, report, err = await watcher(config, "--auto-fix")
+    code, report, err = await scan(config, "--auto-fix")
     assert code == 0, err
     assert len(anthropic_fake.messages) == 3 and len(github.pulls) == 1
     assert sum(r.method == "POST" for r in github.requests) == posts
@@ -298,7 +308,7 @@ async def test_dry_run_writes_the_patch_and_touches_no_remote(
     sends nothing to GitHub and pushes nothing."""
     anthropic_fake.script(tool_use(FIX_INPUT))
     config = shop.config(github, min_occurrences="5")  # only the division by zero qualifies
-    code, report, err = await watcher(config, "--auto-fix", "--dry-run", github_token=False)
+    code, report, err = await scan(config, "--auto-fix", "--dry-run", github_token=False)
     assert code == 0, err
     out = shop.tmp / "fixes"
     [patch] = out.glob("*.patch")
@@ -311,6 +321,31 @@ async def test_dry_run_writes_the_patch_and_touches_no_remote(
     assert github.requests == [] and shop.branches() == [] and github.pulls == {}
     assert fixes(shop)["pricing.py"].status == "dry_run" and str(patch) in report
     assert git("status", "--porcelain", cwd=shop.repo) == ""
+
+
+async def test_fix_command_runs_one_stored_group(
+    anthropic_fake: AnthropicFake, github: GitHubFake, shop: Shop
+) -> None:
+    """`watcher fix GROUP_ID --no-pr` loads a group a `scan --state` stored, writes its patch
+    and prints the recorded fix as JSON (exit 0); an unknown id is a usage error (exit 2)."""
+    config = shop.config(github)
+    state = str(shop.tmp / "scanned.db")
+    code, _, err = await scan(config, "--state", state)
+    assert code == 0, err
+    with Store(state) as store:
+        [group] = [g for g in store.list_groups() if g.exception_type == "ZeroDivisionError"]
+    anthropic_fake.script(tool_use(FIX_INPUT))
+    code, out, err = await watcher(
+        "fix", group.id, "--no-pr", "-c", str(config), "--state", state, github_token=False
+    )
+    assert code == 0, err
+    fix = json.loads(out)
+    assert (fix["group_id"], fix["status"]) == (group.id, "patched")
+    assert fix["details"]["decision"] == "pull request not requested"
+    assert (shop.tmp / "fixes" / f"{group.id}.patch").read_text() == fix["diff"]
+    assert github.requests == [] and shop.branches() == []
+    code, _, err = await watcher("fix", "nope", "-c", str(config), "--state", state)
+    assert code == 2 and "no group 'nope'" in err
 
 
 # --- scan's state DB -------------------------------------------------------------------------

@@ -213,3 +213,28 @@ async def test_daemon_serves_the_api_over_live_groups(tmp_path: Path) -> None:
     assert status == 200 and "<html" in page.lower()
     daemon.shutdown.set()
     assert await asyncio.wait_for(task, 15) == 0
+
+
+async def test_daemon_with_failed_source_stays_up_not_ready(tmp_path: Path) -> None:
+    """A source that cannot start leaves the daemon running with /health/ready 503, not exiting."""
+    cfg = tmp_path / "watcher.toml"
+    cfg.write_text(
+        f'[watcher]\nstate_path = "{tmp_path / "state.db"}"\n[http]\nlisten = "127.0.0.1:0"\n'
+        '[[sources]]\ntype = "command"\nname = "cmd"\nargv = ["/nonexistent/binary"]\n'
+        "restart = false\n"
+    )
+    daemon = Daemon(load_config(cfg))
+    task = asyncio.create_task(daemon.run())
+    await asyncio.wait_for(daemon.started.wait(), 10)
+    port = daemon.http_port
+    assert port
+
+    async def not_ready() -> bool:
+        status, body = await get(port, "/health/ready")
+        return status == 503 and "cmd" in body
+
+    await until(not_ready)
+    await asyncio.sleep(0.5)
+    assert not task.done()
+    daemon.shutdown.set()
+    assert await asyncio.wait_for(task, 15) == 0

@@ -81,7 +81,9 @@ class Engine:
             asyncio.create_task(self._produce(cfg, queue, stop_sources), name=f"source:{cfg.name}")
             for cfg in self.source_configs
         ]
-        closer = asyncio.create_task(self._close_when_done(producers, queue), name="closer")
+        closer = asyncio.create_task(
+            self._close_when_done(producers, queue, stop_sources), name="closer"
+        )
         consumer = asyncio.create_task(self._consume(queue), name="pipeline")
         self.ready = True
         try:
@@ -125,8 +127,14 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError):
                 await consumer
 
-    async def _close_when_done(self, producers: list[asyncio.Task[None]], queue: Any) -> None:
+    async def _close_when_done(
+        self, producers: list[asyncio.Task[None]], queue: Any, stop: asyncio.Event
+    ) -> None:
         await asyncio.gather(*producers, return_exceptions=True)
+        if self.options.follow and any(s.failed for s in self.sources.values()):
+            # a daemon whose sources failed stays up, not ready, until it is told to stop:
+            # exiting would make a supervisor restart it into the same failure, in a loop
+            await stop.wait()
         await queue.put(_DONE)
 
     def _build(self, cfg: SourceConfig, stop: asyncio.Event) -> Source:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-DROP_REASONS = ("queue_full", "upstream")  # upstream: the log store itself dropped entries
+# upstream: the log store itself dropped entries; out_of_window: a source cut lines outside a scan
+DROP_REASONS = ("queue_full", "upstream", "out_of_window")
 
 
 class Metrics:

@@ -9,7 +9,7 @@ Knobs (control.json): auth "ok" | "unauthorized" | "invalid_token" | "not_signed
 require_token (RAILWAY_TOKEN must equal it); fail_next (that many runs fail transiently);
 services (names `--service` may take); hang (print nothing, never exit); close (bump to end
 running streams); deployment (the latest one, "d1"); wrap (wrap lines at the terminal width);
-crlf (end lines with "\\r\\n").
+crlf (end lines with "\\r\\n"); stderr (a line to print on stderr, then carry on).
 """
 
 from __future__ import annotations

@@ -64,6 +64,8 @@ def main(argv: list[str]) -> int:
     if failure is not None:
         print(failure, file=sys.stderr)
         return 1
+    if control.get("stderr"):  # a diagnostic that does not stop the command
+        print(control["stderr"], file=sys.stderr, flush=True)
     if control.get("hang"):
         while True:  # a CLI stuck on a dead connection: says nothing, never exits
             time.sleep(0.05)

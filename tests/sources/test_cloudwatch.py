@@ -31,7 +31,7 @@ from tests.sources.contract import (
 from watcher.configschema import SchemaError, build
 from watcher.model import RawLine
 from watcher.parse.multiline import Assembler
-from watcher.sources import cloudwatch
+from watcher.sources import cloudwatch, cloudwatch_events
 from watcher.sources.backoff import Backoff
 from watcher.sources.base import Source, SourceContext
 from watcher.sources.cloudwatch import CloudWatchSource, CloudWatchSourceConfig
@@ -300,6 +300,22 @@ async def test_restart_resumes_from_checkpoint_without_duplicates(
     again = [line for b in await collect(source(ctx2, cfg).lines(), want=2) for line in b]
     assert sorted(line.text for line in again) == ["late in b", "new"]
     assert counter(ctx2.metrics.duplicate_lines, "rs") == 3
+
+
+async def test_restart_inside_a_crowded_millisecond(logs: Any, moto_endpoint: str) -> None:  # noqa: F811
+    """Many events on one millisecond (a coarse logger clock): the cursor keeps a few ids and a
+    count, and a restart from the middle of that millisecond delivers exactly the rest."""
+    group = new_group(logs)
+    ts = now_ms() - 4000
+    put(logs, group, [("s", ts, f"same ms {i}") for i in range(40)])
+    cfg = config(moto_endpoint, name="crowd", log_groups=[group])
+    first = [line for b in await collect(source(make_ctx(), cfg).lines(), want=40) for line in b]
+    cursor = first[24].cursor
+    assert cursor["n"] == 25 and len(cursor["ids"]) == cloudwatch_events.MAX_CURSOR_IDS
+    ctx = make_ctx(checkpoint=committed(first[:25]))
+    again = await collect(source(ctx, cfg).lines(), want=15)
+    assert texts(again) == [f"same ms {i}" for i in range(25, 40)]
+    assert counter(ctx.metrics.duplicate_lines, "crowd") == 25
 
 
 async def test_partly_committed_event_is_delivered_again(

@@ -250,6 +250,24 @@ async def test_hung_cli_is_restarted_when_idle(fake: FakeRailway) -> None:
     await tail.stop()
 
 
+async def test_cli_diagnostics_are_logged_live_once(fake: FakeRailway) -> None:
+    """A stderr warning is logged while the stream runs; a restart's repeat drops to debug."""
+    fake.set(stderr="Warning: failed to refresh OAuth token: timeout")
+    fake.add("streaming")
+    log = RecordingLog()
+    ctx = make_ctx(log=log)
+    tail = Tail(source(ctx, fake), ctx)
+    await tail.wait(1)
+    await wait_for(lambda: any(e == "Railway CLI said." for _, e, _ in log.records))
+    fake.close_stream()
+    await wait_for(lambda: sum(e == "Railway CLI said." for _, e, _ in log.records) == 2)
+    await tail.stop()
+    said = [(lv, f["line"]) for lv, e, f in log.records if e == "Railway CLI said."]
+    line = "Warning: failed to refresh OAuth token: timeout"
+    assert said == [("warning", line), ("debug", line)]
+    assert "Railway log stream ended." in log.events("info")
+
+
 # --- fatal set-up problems ----------------------------------------------------------------
 
 

@@ -53,6 +53,8 @@ def history_reason(
     if blocking is not None:
         return describe_block(blocking)
     for fix in fixes:
+        if fix.status == "merged":
+            return f"already fixed by {fix.pr_url}"
         if fix.status == "closed":
             # a reviewer closed the PR unmerged: an explicit `watcher fix` may try again
             return f"its pull request was closed without merging: {fix.pr_url}"
@@ -66,10 +68,11 @@ def history_reason(
 
 
 def blocking_fix(fixes: Iterable[Fix], gate: Gate, now: float) -> Fix | None:
-    """A fix that forbids any new attempt, explicit ones included: an open or merged pull
-    request (one PR per fingerprint), or an attempt still running."""
+    """A fix that forbids any new attempt, explicit ones included: an open pull request (one
+    PR per fingerprint at a time), or an attempt still running. After a merge or a close only
+    an explicit request (`watcher fix`, the API) tries again."""
     for fix in fixes:
-        if fix.status in ("pr_open", "merged"):
+        if fix.status == "pr_open":
             return fix
         if fix.status == "pending" and now - fix.created < gate.stale_after:
             return fix
@@ -80,8 +83,6 @@ def describe_block(fix: Fix) -> str:
     """A sentence for a blocking fix."""
     if fix.status == "pr_open":
         return f"a pull request is already open: {fix.pr_url}"
-    if fix.status == "merged":
-        return f"already fixed by {fix.pr_url}"
     return f"a fix for this group is already running ({fix.id})"
 
 

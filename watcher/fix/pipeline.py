@@ -238,28 +238,50 @@ class FixPipeline:
 
     # --- one group ---------------------------------------------------------------------------
 
+    async def refusal(self, group_id: str) -> str | None:
+        """Why run_one would not start for this group now (running, PR open, budget), or None:
+        lets the HTTP API answer at once and run the fix in the background."""
+        if group_id in self._running:
+            return "a fix for this group is already running"
+        history = await asyncio.to_thread(self._history, group_id)
+        blocking = gating.blocking_fix(history, self.gate, self.clock())
+        if blocking is not None:
+            return gating.describe_block(blocking)
+        try:
+            self.budget.check()
+        except BudgetExceeded as exc:
+            return str(exc)
+        return None
+
     async def run_one(
-        self, group: ErrorGroup, *, create_pr: bool = True, dry_run: bool | None = None
+        self,
+        group: ErrorGroup,
+        *,
+        create_pr: bool = True,
+        dry_run: bool | None = None,
+        fix_id: str | None = None,
     ) -> Fix:
         """Analyse `group` and take its fix as far as confidence and config allow; never raises
-        (but cancellation). A refusal to start (PR exists, running, budget) is not stored."""
+        (but cancellation). A refusal to start (PR open, running, budget) is returned with
+        status "skipped" and not stored. `fix_id`: the id to record under (default: new)."""
         dry = self.settings.dry_run if dry_run is None else dry_run
         if group.id in self._running:
             return self._skipped(group, "a fix for this group is already running", "running")
         self._running.add(group.id)
         try:
-            return await self._run(_clean_group(group, self.redact), create_pr, dry)
+            fix_id = fix_id or f"fix-{uuid.uuid4().hex[:12]}"
+            return await self._run(_clean_group(group, self.redact), create_pr, dry, fix_id)
         finally:
             self._running.discard(group.id)
 
-    async def _run(self, group: ErrorGroup, create_pr: bool, dry_run: bool) -> Fix:
+    async def _run(self, group: ErrorGroup, create_pr: bool, dry_run: bool, fix_id: str) -> Fix:
         history = await asyncio.to_thread(self._history, group.id)
         blocking = gating.blocking_fix(history, self.gate, self.clock())
         if blocking is not None:
             skipped = self._skipped(group, gating.describe_block(blocking), "exists")
             skipped.pr_url = blocking.pr_url
             return skipped
-        fix = Fix(f"fix-{uuid.uuid4().hex[:12]}", group.id, "pending", self.clock())
+        fix = Fix(fix_id, group.id, "pending", self.clock())
         fix.details["dry_run"] = dry_run
         try:
             if not dry_run and create_pr:
@@ -455,7 +477,11 @@ class FixPipeline:
             try:
                 if time.monotonic() - last_refresh >= refresh_interval:
                     last_refresh = time.monotonic()
-                    await self.refresh_prs()
+                    merged = {f.group_id for f in await self.refresh_prs() if f.status == "merged"}
+                    # the live group too, or the engine's next persist writes its old status back
+                    for group in groups():
+                        if group.id in merged:
+                            group.status = "fixed"
                 await self.run_candidates(groups())
             except Exception as exc:  # a bug here must not stop the daemon
                 log.error("Fix loop failed; retrying next interval.", error=repr(exc))

@@ -6,7 +6,7 @@ end). The overlap re-reads events that arrived late; event ids drop the ones alr
 `filter_pattern` is applied by CloudWatch, so only matching events cross the network. Scan mode
 reads [start, end] once. Lambda runtime shapes are normalised (see lambda_lines), the resume
 rules are in cloudwatch_events, the boto3 calls in cloudwatch_aws, and `mode = "live"` (Live
-Tail) in cloudwatch_live.
+Tail) in cloudwatch_live, the config (the [[sources]] keys) in cloudwatch_config.
 """
 
 from __future__ import annotations
@@ -14,17 +14,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import botocore.exceptions as bx
 
-from watcher.configschema import AtLeast, Seconds, SecondsOrZero
 from watcher.model import RawLine
 from watcher.sources import cloudwatch_aws as aws
 from watcher.sources.backoff import Backoff
 from watcher.sources.base import SourceContext, sleep_or_shutdown
 from watcher.sources.cloudwatch_aws import CloudWatchError
+from watcher.sources.cloudwatch_config import DEFAULT_FILTER, CloudWatchSourceConfig
 from watcher.sources.cloudwatch_events import (
     GroupTail,
     LineMaker,
@@ -36,62 +35,15 @@ from watcher.sources.cloudwatch_events import (
 )
 from watcher.sources.lines import MAX_BATCH
 
+__all__ = ["DEFAULT_FILTER", "CloudWatchSource", "CloudWatchSourceConfig"]
+
 T = TypeVar("T")
 
-# Matches whole events, so a Lambda traceback (continuation lines inside the same event) comes
-# with its error line; terms are case-sensitive words, hence both spellings of "error".
-DEFAULT_FILTER = '?ERROR ?Error ?error ?Exception ?Traceback ?panic ?FATAL ?"Task timed out"'
 RESOLVE_EVERY = 300.0  # seconds between re-resolving log_group_prefix / re-checking missing groups
 # FilterLogEvents is limited to a few requests per second per account and region; beyond this
 # many calls per second the adaptive retry mode will be throttling us
 CALLS_PER_SECOND_WARN = 4.0
 SCAN_ATTEMPTS = 5  # transient failures a scan rides out (after botocore's own retries)
-MAX_PAGE_LIMIT = 10_000
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CloudWatchSourceConfig:
-    """[[sources]] type = "cloudwatch": log groups in AWS CloudWatch Logs."""
-
-    type: str = "cloudwatch"
-    name: str = "cloudwatch"
-    log_groups: list[str] = field(default_factory=list)
-    log_group_prefix: str = ""
-    log_stream_prefix: str = ""
-    region: str = ""
-    profile: str = ""
-    endpoint_url: str = ""
-    filter_pattern: str = DEFAULT_FILTER
-    mode: Literal["poll", "live"] = "poll"
-    interval: Seconds = 10.0
-    overlap: SecondsOrZero = 10.0
-    latency: SecondsOrZero = 5.0
-    lookback: SecondsOrZero = 300.0
-    max_backoff: Seconds = 60.0
-    page_limit: Annotated[int, AtLeast(1)] = MAX_PAGE_LIMIT
-
-    def validate(self) -> None:
-        """Raise ValueError("key: problem") for values no CloudWatch source can run with."""
-        if bool(self.log_groups) == bool(self.log_group_prefix):
-            raise ValueError("log_groups: set either log_groups or log_group_prefix (not both)")
-        if any(not isinstance(g, str) or not g for g in self.log_groups):
-            raise ValueError("log_groups: must be non-empty strings")
-        if len(set(self.log_groups)) != len(self.log_groups):
-            raise ValueError("log_groups: a log group is listed twice")
-        if not 1 <= self.page_limit <= MAX_PAGE_LIMIT:
-            raise ValueError(f"page_limit: must be between 1 and {MAX_PAGE_LIMIT}")
-        if self.endpoint_url and not self.endpoint_url.startswith(("http://", "https://")):
-            raise ValueError("endpoint_url: must start with http:// or https://")
-        if self.mode == "live":
-            if len(self.log_groups) > 10:
-                raise ValueError("log_groups: live mode takes at most 10 log groups")
-            if len(self.filter_pattern) > 1024:
-                raise ValueError("filter_pattern: live mode takes at most 1024 characters")
-
-    def build(self, ctx: SourceContext) -> CloudWatchSource:
-        """The source this config describes."""
-        self.validate()
-        return CloudWatchSource(self, ctx)
 
 
 class _Stopped(Exception):

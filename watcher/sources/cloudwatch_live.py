@@ -30,13 +30,13 @@ import botocore.exceptions as bx
 from watcher.model import RawLine
 from watcher.sources import cloudwatch_aws as aws
 from watcher.sources.cloudwatch_aws import CloudWatchError
+from watcher.sources.cloudwatch_config import MAX_LIVE_GROUPS
 
 if TYPE_CHECKING:
     from watcher.sources.cloudwatch import CloudWatchSource
 
 SESSION_MAX = 3 * 3600 - 120  # seconds: restart ahead of AWS's 3-hour session limit
 SESSION_HEALTHY = 60.0  # a session that lasted this long resets the backoff
-MAX_GROUPS = 10  # StartLiveTail takes 1-10 log group ARNs
 _CLEAN_END = ("SessionTimeoutException",)  # the 3-hour limit: restart, no backoff
 
 
@@ -241,14 +241,14 @@ def group_arns(src: CloudWatchSource) -> dict[str, str]:
     if not arns:
         names = ", ".join(repr(g) for g in src.tails)
         raise CloudWatchError(f"log group(s) not found in region {src.region}: {names}")
-    if len(arns) > MAX_GROUPS:
+    if len(arns) > MAX_LIVE_GROUPS:
         if not src.started:
             raise CloudWatchError(
-                f"live mode follows at most {MAX_GROUPS} log groups, {len(arns)} match; "
+                f"live mode follows at most {MAX_LIVE_GROUPS} log groups, {len(arns)} match; "
                 'use mode = "poll" or a narrower log_group_prefix'
             )
         src.ctx.log.warning("live tail limited to 10 log groups", source=src.name)
-        arns = dict(sorted(arns.items())[:MAX_GROUPS])
+        arns = dict(sorted(arns.items())[:MAX_LIVE_GROUPS])
     return arns
 
 

@@ -96,6 +96,8 @@ class CommandSource:
                 proc = await self._spawn()
             except OSError as exc:
                 up.set(0)
+                if not self.config.restart:
+                    raise  # nothing will retry it: the engine marks the source failed
                 self._log_failure("error", "command could not start", error=str(exc))
             else:
                 up.set(1)

@@ -26,7 +26,7 @@ from watcher.sources.base import SourceContext, sleep_or_shutdown
 from watcher.sources.lines import Lines, LineSplitter
 from watcher.sources.railway_dedupe import Deduper, valid_cursor
 from watcher.sources.railway_entry import Entry, decode, format_ns
-from watcher.sources.railway_errors import RailwayError, fatal_reason, one_line
+from watcher.sources.railway_errors import CliReport, RailwayError, exit_detail, fatal_reason
 from watcher.sources.railway_pty import CliRun, child_env, cli_version
 
 __all__ = ["RailwayError", "RailwaySource", "RailwaySourceConfig"]
@@ -113,7 +113,7 @@ class RailwaySource:
         self.dedupe = Deduper.resume(self._committed())
         self.deployment: str | None = None  # last deploymentId attribute seen
         self._binary: str | None = None
-        self._last_exit: tuple[object, ...] | None = None
+        self.report = CliReport(ctx.log, self.name)
 
     def _committed(self) -> Any:
         checkpoint = self.ctx.checkpoint
@@ -212,9 +212,10 @@ class RailwaySource:
         if outcome.code != 0:
             reason = fatal_reason(outcome.code, [*run.stderr_tail, *outcome.other])
             if reason is not None or not delivered:
-                detail = reason or self._exit_detail(run, outcome)
+                lines = [*run.stderr_tail, *outcome.other]
+                detail = reason or exit_detail(outcome.code, lines)
                 raise RailwayError(f"railway source {self.name!r}: {detail}")
-            self._log_exit(run, outcome)
+            self._exited(run, outcome)
         self._warn_if_limited(outcome, "scan")
 
     # --- one run --------------------------------------------------------------------------
@@ -330,7 +331,9 @@ class RailwaySource:
 
     async def _start(self, argv: list[str], *, pty: bool) -> CliRun:
         try:
-            return await CliRun.start(argv, child_env(), self.ctx.shutdown, pty=pty)
+            return await CliRun.start(
+                argv, child_env(), self.ctx.shutdown, pty=pty, on_stderr=self.report.said
+            )
         except OSError as exc:
             raise self._cannot_run(argv[0], exc) from None
 
@@ -361,29 +364,11 @@ class RailwaySource:
             reason = fatal_reason(outcome.code, [*run.stderr_tail, *outcome.other])
             if reason is not None:
                 raise RailwayError(f"railway source {self.name!r}: {reason}")
-        self._log_exit(run, outcome)
+        self._exited(run, outcome)
 
-    def _log_exit(self, run: CliRun, outcome: _Outcome) -> None:
-        """One line per exit; identical repeats drop to debug so a restart loop stays quiet."""
-        tail = [*run.stderr_tail][-_TAIL_LINES:]
-        key = (outcome.code, *tail)
-        level = "warning" if outcome.code else "info"
-        if key == self._last_exit:
-            level = "debug"
-        self._last_exit = key
-        message = "Railway CLI exited." if outcome.code else "Railway log stream ended."
-        getattr(self.ctx.log, level)(
-            message,
-            source=self.name,
-            code=outcome.code,
-            attempt=self.backoff.attempt,
-            last_lines=tail or list(outcome.other),
-        )
-
-    def _exit_detail(self, run: CliRun, outcome: _Outcome) -> str:
-        last = [*run.stderr_tail, *outcome.other]
-        said = f": {one_line(last[-1])}" if last else ""
-        return f"the Railway CLI exited with code {outcome.code}{said}"
+    def _exited(self, run: CliRun, outcome: _Outcome) -> None:
+        last = list(run.stderr_tail) or list(outcome.other)
+        self.report.exited(outcome.code, last, self.backoff.attempt)
 
     def _warn_if_limited(self, outcome: _Outcome, what: str) -> None:
         if outcome.entries >= self.config.scan_limit:

@@ -1,4 +1,5 @@
-"""Telling the Railway CLI's fatal failures (no login, unknown service) from transient ones.
+"""What the Railway CLI's failures mean: fatal (no login, unknown service) or transient, and
+reporting its diagnostics and exits without flooding the log.
 
 A failure no restart can fix stops the source with one clear line instead of a restart loop;
 everything else (network errors, rate limits, a stream the server closed, no deployment yet)
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
 _AUTH = (
     "unauthorized",
@@ -37,6 +39,7 @@ _USAGE = ("unexpected argument", "unrecognized subcommand", "invalid value", "us
 _TRANSIENT = ("failed to fetch", "ratelimited", "rate limit", "no deployments found")
 _USAGE_EXIT = 2  # clap's exit code for arguments it cannot parse
 _MAX_DETAIL = 240
+_SAID_MEMORY = 20  # distinct stderr lines remembered, so a restart loop repeats none at warning
 
 _AUTH_HINT = (
     "run `railway login` as the daemon's user, or set RAILWAY_TOKEN / RAILWAY_API_TOKEN "
@@ -80,3 +83,38 @@ def one_line(text: str, limit: int = _MAX_DETAIL) -> str:
 
 def _explain(what: str, detail: str, hint: str) -> str:
     return f"{what} ({one_line(detail)}); {hint}"
+
+
+def exit_detail(code: int | None, lines: list[str]) -> str:
+    """ "the Railway CLI exited with code N: <its last line>", for an unexplained failure."""
+    said = f": {one_line(lines[-1])}" if lines else ""
+    return f"the Railway CLI exited with code {code}{said}"
+
+
+class CliReport:
+    """Logs what the CLI says and how its runs end; repeats drop to debug (restart loops)."""
+
+    def __init__(self, log: Any, source: str) -> None:
+        self.log = log
+        self.source = source
+        self._said: dict[str, None] = {}  # recent distinct stderr lines, oldest first
+        self._last_exit: tuple[object, ...] | None = None
+
+    def said(self, text: str) -> None:
+        """One stderr line, as it arrives: a start-up warning shows while the stream runs."""
+        line = one_line(text)
+        level = "debug" if line in self._said else "warning"
+        self._said[line] = None
+        while len(self._said) > _SAID_MEMORY:
+            del self._said[next(iter(self._said))]
+        getattr(self.log, level)("Railway CLI said.", source=self.source, line=line)
+
+    def exited(self, code: int | None, last_lines: list[str], attempt: int) -> None:
+        """One line per exit: a failure at warning, a stream the server ended at info."""
+        key = (code, *last_lines)
+        level = "debug" if key == self._last_exit else ("warning" if code else "info")
+        self._last_exit = key
+        message = "Railway CLI exited." if code else "Railway log stream ended."
+        getattr(self.log, level)(
+            message, source=self.source, code=code, attempt=attempt, last_lines=last_lines
+        )

@@ -6,8 +6,8 @@ so nothing the CLI lays out for the terminal wraps) and reads the master side wi
 the loop: a reader callback wakes the coroutine, which then reads directly, so a slow consumer
 back-pressures the CLI through the terminal's buffer instead of filling memory. The terminal
 turns "\\n" into "\\r\\n"; the splitter strips the "\\r". Fetches (poll mode, scans) use a pipe.
-stderr always goes to a pipe: it holds the CLI's diagnostics (errors, progress spinners),
-which are kept to explain an exit rather than mixed into the log lines.
+stderr always goes to a pipe: it holds the CLI's diagnostics (errors, warnings), which are
+reported as they arrive and kept to explain an exit, never mixed into the service's log lines.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import signal
 import struct
 import termios
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from watcher.sources.lines import LineSplitter
 
@@ -67,12 +67,19 @@ class CliRun:
     """A started CLI process: read its output in chunks, then finish() to reap it."""
 
     def __init__(
-        self, proc: asyncio.subprocess.Process, fd: int, shutdown: asyncio.Event, *, pty: bool
+        self,
+        proc: asyncio.subprocess.Process,
+        fd: int,
+        shutdown: asyncio.Event,
+        *,
+        pty: bool,
+        on_stderr: Callable[[str], None] | None = None,
     ) -> None:
         self.proc = proc
         self.fd = fd
         self.pty = pty
         self.stderr_tail: deque[str] = deque(maxlen=_TAIL_LINES)
+        self._on_stderr = on_stderr
         self._stopped = asyncio.ensure_future(shutdown.wait())
         self._stderr = asyncio.ensure_future(self._collect_stderr())
         self._closed = False
@@ -85,8 +92,13 @@ class CliRun:
         shutdown: asyncio.Event,
         *,
         pty: bool,
+        on_stderr: Callable[[str], None] | None = None,
     ) -> CliRun:
-        """Spawn `argv` in its own process group; OSError when it cannot be started."""
+        """Spawn `argv` in its own process group; OSError when it cannot be started.
+
+        `on_stderr` sees each diagnostic line as it arrives (a warning at start-up would
+        otherwise stay invisible for as long as the stream runs).
+        """
         read_fd, write_fd = os.openpty() if pty else os.pipe()
         try:
             if pty:
@@ -108,7 +120,7 @@ class CliRun:
         finally:
             # Only the child may hold the writing side, or the end of its output never shows.
             os.close(write_fd)
-        return cls(proc, read_fd, shutdown, pty=pty)
+        return cls(proc, read_fd, shutdown, pty=pty, on_stderr=on_stderr)
 
     async def read(self, timeout: float | None = None) -> bytes | None:
         """The next chunk; b"" once the output ended; None on shutdown or after `timeout` idle."""
@@ -182,8 +194,15 @@ class CliRun:
         while data := await stream.read(READ_CHUNK):
             splitter.feed(data)
             while (lines := splitter.take()).texts:
-                self.stderr_tail.extend(t for t in lines.texts if t.strip())
-        self.stderr_tail.extend(t for t in splitter.flush().texts if t.strip())
+                self._keep(lines.texts)
+        self._keep(splitter.flush().texts)
+
+    def _keep(self, texts: list[str]) -> None:
+        for text in texts:
+            if text.strip():
+                self.stderr_tail.append(text)
+                if self._on_stderr is not None:
+                    self._on_stderr(text)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
