@@ -437,7 +437,7 @@ def test_with_overrides_applies_cli_flags() -> None:
     [
         ({"interval": -3}, "watcher.interval: expected a number of seconds > 0"),
         ({"autofix.enabled": "perhaps"}, "autofix.enabled: expected true/false/1/0/yes/no"),
-        ({"http.port": 1}, "http.port: unknown key (expected one of: enabled, listen, token_env)"),
+        ({"http.port": 1}, "http.port: unknown key (expected one of: enabled, listen, max_body_bytes,"),
         ({"sources.x": 1}, "sources: unknown section"),
     ],
 )
@@ -559,13 +559,15 @@ def test_real_stdin_source_is_the_default() -> None:
 
 
 def test_example_source_blocks_load_with_the_real_types(tmp_path: Path) -> None:
-    """The commented file/command/stdin examples in config.example.toml load once uncommented."""
+    """Every commented [[sources]] example in config.example.toml loads once uncommented."""
     path = write(tmp_path, uncommented_example("# [[sources]]", "[grouping]"))
     loaded = load_config(path, {}).sources
     assert [(s.type, s.name) for s in loaded] == [
         ("file", "app"),
         ("command", "k8s"),
         ("stdin", "stdin"),
+        ("railway", "api"),
+        ("loki", "loki"),
     ]
     assert loaded[1].argv == ["kubectl", "logs", "-f", "deploy/api"]
 

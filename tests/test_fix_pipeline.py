@@ -574,3 +574,41 @@ def test_report_analysis_shows_refusals_and_diffs() -> None:
     opened = Fix("f", "g", "pr_open", NOW, root_cause="why", diff="+x\n", pr_url="https://p/1")
     shown = report_analysis(opened)
     assert shown.pr_url == "https://p/1" and "```diff\n+x\n```" in shown.proposed_fix
+
+
+async def test_after_a_merge_only_an_explicit_request_runs(checkout: Path, store: Store) -> None:
+    """A merged fix keeps the group out of the candidates, but run_one (`watcher fix`, the
+    API) may open a new PR for a regression."""
+    store.save_fix(past("merged", 100, pr_url="https://github.test/acme/shop/pull/7"))
+    rig = make_rig(checkout, store, analysis())
+    assert rig.pipeline.candidates([group()]) == []
+    fix = await rig.pipeline.run_one(group(), fix_id="fix-chosen")
+    assert (fix.id, fix.status) == ("fix-chosen", "pr_open")
+
+
+async def test_refusal_says_why_a_fix_would_not_start(checkout: Path, store: Store) -> None:
+    """refusal() answers without running anything: PR open, budget spent, or None."""
+    rig = make_rig(checkout, store, max_fixes_per_hour=1)
+    assert await rig.pipeline.refusal("g1") is None
+    store.save_fix(past("pr_open", 10, pr_url="https://p/1"))
+    assert "already open: https://p/1" in (await rig.pipeline.refusal("g1") or "")
+    rig.pipeline.budget.charge(5)
+    assert "fix budget" in (await rig.pipeline.refusal("g2") or "")
+    assert rig.analyzer.calls == []
+
+
+async def test_run_forever_refreshes_prs_and_tries_candidates(checkout: Path, store: Store) -> None:
+    """The daemon loop marks live groups of merged PRs fixed and fixes new candidates."""
+    store.save_fix(past("pr_open", 100, "old", pr_url="u", details={"pr_number": 1}))
+    rig = make_rig(checkout, store, analysis())
+    rig.github.states = {1: "merged"}
+    live = [group("old"), group("new")]
+    task = asyncio.create_task(rig.pipeline.run_forever(lambda: live, interval=0.01))
+    for _ in range(500):
+        if rig.github.opened:
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert live[0].status == "fixed" and [c[1].id for c in rig.analyzer.calls] == ["new"]

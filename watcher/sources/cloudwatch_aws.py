@@ -22,7 +22,7 @@ from botocore.config import Config
 
 MAX_ATTEMPTS = 5  # botocore's attempts per call (the first + 4 retries) before the source sees it
 CONNECT_TIMEOUT = 5.0
-READ_TIMEOUT = 30.0  # a FilterLogEvents page over a wide window can take several seconds
+READ_TIMEOUT = 15.0  # a thread stuck in a read delays exit; pages over wide windows take seconds
 
 # Errors no retry fixes: raised at start as one line rather than retried forever.
 _FATAL_CODES = frozenset(
