@@ -85,7 +85,12 @@ class WorktreeLike(Protocol):
     def write(self, result: GuardResult) -> list[str]: ...
     async def verify(self, command: str, *, timeout: float = ...) -> VerifyResult: ...
     async def commit(
-        self, subject: str, body: str = "", *, author: Identity = ..., committer: Identity | None
+        self,
+        subject: str,
+        body: str = "",
+        *,
+        author: Identity = ...,
+        committer: Identity | None = ...,
     ) -> str | None: ...
     async def push(self) -> PushResult: ...
     async def delete_branch(self) -> None: ...
@@ -287,6 +292,8 @@ class FixPipeline:
             if not dry_run and create_pr:
                 self._pull_requests()  # a missing token fails here, before any tokens are spent
             ctx = await asyncio.to_thread(build_context, group, Path(self.settings.repo_path))
+            # sized here too (the analyzer builds it again) so an over-budget run is refused
+            # before a "pending" record exists that would count against the hour
             estimate = _estimate(build_prompt(ctx, self.redact), self.settings.max_output_tokens)
             self.budget.check(estimate)
         except BudgetExceeded as exc:
