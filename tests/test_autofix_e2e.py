@@ -327,7 +327,8 @@ async def test_fix_command_runs_one_stored_group(
     anthropic_fake: AnthropicFake, github: GitHubFake, shop: Shop
 ) -> None:
     """`watcher fix GROUP_ID --no-pr` loads a group a `scan --state` stored, writes its patch
-    and prints the recorded fix as JSON (exit 0); an unknown id is a usage error (exit 2)."""
+    and prints the recorded fix as JSON (exit 0); an unknown id or a missing token is a usage
+    or configuration error (exit 2)."""
     config = shop.config(github)
     state = str(shop.tmp / "scanned.db")
     code, _, err = await scan(config, "--state", state)
@@ -346,6 +347,12 @@ async def test_fix_command_runs_one_stored_group(
     assert github.requests == [] and shop.branches() == []
     code, _, err = await watcher("fix", "nope", "-c", str(config), "--state", state)
     assert code == 2 and "no group 'nope'" in err
+    # a PR wanted but no token: a configuration error, found before the model is asked
+    code, out, err = await watcher(
+        "fix", group.id, "-c", str(config), "--state", state, github_token=False
+    )
+    assert code == 2 and "no GitHub token: set GITHUB_TOKEN" in err
+    assert json.loads(out)["status"] == "skipped" and len(anthropic_fake.messages) == 1
 
 
 # --- scan's state DB -------------------------------------------------------------------------

@@ -19,13 +19,8 @@ import pytest
 from tests.fakes.moto import REGION, moto_endpoint  # noqa: F401 (the fixture)
 from tests.helpers import wait_for
 
-# Several log streams (one per Lambda container) is the usual case. With more than one, the
-# pipeline stores counts of events whose cursors it holds back behind another stream's open
-# record (pipeline._Cursors), so a SIGKILL between two commits counts those events again.
-PIPELINE_HOLDBACK = pytest.mark.xfail(
-    strict=True,
-    reason="pipeline stores counts of events whose cursors are held back (see the report)",
-)
+# Several log streams (one per Lambda container) is the usual case: the pipeline must then hold
+# back the counts of events whose cursors wait behind another stream's open record.
 
 
 def write_config(tmp_path: Path, endpoint: str, group: str) -> Path:
@@ -118,7 +113,7 @@ class Feeder:
             )
 
 
-@pytest.mark.parametrize("streams", [1, pytest.param(3, marks=PIPELINE_HOLDBACK)])
+@pytest.mark.parametrize("streams", [1, 3])
 def test_sigkill_mid_stream_then_restart_counts_each_error_once(
     tmp_path: Path,
     moto_endpoint: str,  # noqa: F811

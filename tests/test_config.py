@@ -568,6 +568,7 @@ def test_example_source_blocks_load_with_the_real_types(tmp_path: Path) -> None:
         ("stdin", "stdin"),
         ("railway", "api"),
         ("loki", "loki"),
+        ("cloudwatch", "cloudwatch"),
     ]
     assert loaded[1].argv == ["kubectl", "logs", "-f", "deploy/api"]
 

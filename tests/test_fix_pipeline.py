@@ -517,12 +517,14 @@ async def test_analysis_failures_are_recorded(
     assert store.get_fix(fix.id) == fix
 
 
-async def test_missing_token_fails_before_spending_tokens(checkout: Path, store: Store) -> None:
-    """Without a GitHub token a PR run fails at once, before the model is asked."""
+async def test_missing_token_stops_before_spending_tokens(checkout: Path, store: Store) -> None:
+    """Without a GitHub token a PR run stops at once, before the model is asked, and records
+    nothing against the group (it is the config's fault); the candidate loop stops too."""
     rig = make_rig(checkout, store, analysis(), github=False)
-    fix = await rig.pipeline.run_one(group())
-    assert fix.status == "failed" and "GITHUB_TOKEN" in fix.error
-    assert rig.analyzer.calls == []
+    fixes = await rig.pipeline.run_candidates([group("a"), group("b")])
+    assert [(f.status, f.details["skip"]) for f in fixes] == [("skipped", "config")]
+    assert "GITHUB_TOKEN" in fixes[0].error
+    assert rig.analyzer.calls == [] and store.list_fixes() == []
 
 
 async def test_cancellation_records_the_attempt_and_propagates(

@@ -141,3 +141,23 @@ def test_app_paths_decide_in_app_frames() -> None:
     p.flush(force=True)
     timeout = next(g for g in p.table.snapshot() if g.category == "timeout_error")
     assert timeout.top_frame is not None and timeout.top_frame.function == "post"
+
+
+def test_events_behind_an_open_record_wait_with_their_cursors() -> None:
+    """An error in stream B read after stream A opened a trace is not counted before A closes,
+    so a commit never stores counts whose cursors it does not carry."""
+    from watcher.model import RawLine
+
+    p = Pipeline(GroupTable())
+    lines = [
+        RawLine("ERROR job failed", source="app", stream="A", cursor=1, line_no=1),
+        RawLine("Traceback (most recent call last):", source="app", stream="A", cursor=2,
+                line_no=2),
+        RawLine("ERROR disk full on /dev/sda1", source="app", stream="B", cursor=1, line_no=1),
+        RawLine("INFO fine", source="app", stream="B", cursor=2, line_no=2),
+    ]
+    p.feed(lines)
+    assert p.stats.error_events == 0 and "B" not in p.take_cursors().get("app", {})
+    p.flush(force=True)
+    assert p.stats.error_events == 2
+    assert p.take_cursors()["app"] == {"A": 2, "B": 2}

@@ -278,3 +278,25 @@ def test_no_trace(lines: list[str]) -> None:
 def test_is_in_app(path: str, in_app: bool) -> None:
     """Library frames (stdlib, site-packages, node_modules, JVM, GOROOT, gems) are not in-app."""
     assert is_in_app(path) is in_app
+
+
+def test_node_error_after_a_log_prefix_keeps_its_type() -> None:
+    """A Node error logged behind a timestamp and level still yields its class and message."""
+    trace = parse_trace(
+        [
+            "2024-01-01T00:00:00.000Z ERROR TypeError: x is undefined",
+            "    at handler (/var/task/index.js:3:25)",
+            "    at Runtime.handleOnce (file:///var/runtime/index.mjs:1173:29)",
+        ]
+    )
+    assert trace is not None
+    assert (trace.exception_type, trace.exception_message) == ("TypeError", "x is undefined")
+    assert len(trace.frames) == 2
+
+
+def test_lambda_runtime_frames_are_library() -> None:
+    """AWS Lambda's runtime (/var/runtime, /var/lang) is library code; /var/task is the app."""
+    assert not is_in_app("/var/runtime/bootstrap.py")
+    assert not is_in_app("file:///var/runtime/index.mjs")
+    assert not is_in_app("/var/lang/lib/python3.12/json/decoder.py")
+    assert is_in_app("/var/task/app.py")

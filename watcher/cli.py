@@ -2,7 +2,8 @@
 
 Only this module maps exceptions to exit codes: 0 ran (whatever it found), 1 `--fail-on` matched,
 2 usage or configuration error, 3 a source could not be read at all. A fix that failed or was
-refused is an outcome, not an error: `watcher fix` exits 0 and its JSON says `"status"`.
+refused is an outcome, not an error: `watcher fix` exits 0 and its JSON says `"status"` (2 when
+it cannot start for a configuration reason, e.g. no GitHub token).
 Imports are lazy so that `watcher templates` (used by benchmarks) starts in milliseconds.
 """
 
@@ -480,6 +481,9 @@ def _fix(config: Any, args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(json.dumps(dataclasses.asdict(fix), indent=2, ensure_ascii=False))
+    if fix.details.get("skip") == "config":  # no token / no github_repo: a configuration error
+        print(f"watcher: config error: {fix.error}", file=sys.stderr)
+        return EXIT_USAGE
     return EXIT_OK
 
 

@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import socket
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -40,6 +41,32 @@ def sd_notify(state: str) -> None:
     with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.connect(address)
         sock.sendall(state.encode())
+
+
+def watchdog_interval(env: Mapping[str, str] | None = None) -> float | None:
+    """Seconds between WATCHDOG=1 pings (half of WatchdogSec), or None when systemd wants none.
+
+    The sd_watchdog_enabled(3) rules: WATCHDOG_USEC must be a positive integer, and a
+    WATCHDOG_PID other than ours means the variables were inherited, not meant for us.
+    """
+    env = os.environ if env is None else env
+    try:
+        usec = int(env.get("WATCHDOG_USEC", ""))
+        pid = int(env.get("WATCHDOG_PID") or os.getpid())
+    except ValueError:
+        return None
+    if usec <= 0 or pid != os.getpid():
+        return None
+    return usec / 2_000_000
+
+
+async def watchdog(interval: float | None) -> None:
+    """Ping systemd's watchdog from the event loop: a loop that hangs stops the pings."""
+    if interval is None:
+        return
+    while True:
+        sd_notify("WATCHDOG=1")
+        await asyncio.sleep(interval)
 
 
 class Daemon:
@@ -133,16 +160,18 @@ class Daemon:
         summary = asyncio.create_task(self._summaries(), name="summaries")
         refresher = asyncio.create_task(self._refresh_view(), name="view")
         sd_notify("READY=1")
+        pinger = asyncio.create_task(watchdog(watchdog_interval()), name="watchdog")
         self.started.set()
         try:
             await self.engine.run(self.shutdown)
         finally:
+            pinger.cancel()  # a stopping daemon no longer vouches for its loop
             sd_notify("STOPPING=1")
             # after the engine: its final flush can still produce alert-worthy updates
             alerts_stop.set()
             if alerts is not None:
                 await alerts
-            for task in (summary, refresher):
+            for task in (summary, refresher, pinger):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

@@ -38,11 +38,16 @@ class _Cursors:
     cursors of lines read after it started.
     """
 
-    __slots__ = ("safe", "waiting")
+    __slots__ = ("held", "hold", "safe", "waiting")
 
     def __init__(self) -> None:
         self.safe: dict[str, Any] = {}  # per stream: reached since the last take
         self.waiting: dict[str, Any] = {}  # per stream: read, but after a pending record's head
+        # per stream: the first waiting line number; events ending at or after it wait too, so
+        # the counts a commit stores never include events whose cursors it does not carry
+        # (a crash would otherwise count them again after the restart)
+        self.hold: dict[str, int] = {}
+        self.held: list[LogEvent] = []
 
     def fed(self, batch: list[RawLine], heads: list[RawLine]) -> None:
         """Account for a batch the assembler took; `heads` are its open records' first lines."""
@@ -53,16 +58,39 @@ class _Cursors:
         cut = _first_of(batch, heads)
         if cut is None:  # a record open since an earlier batch holds everything back
             self.waiting.update(_last_cursors(batch))
+            _first_numbers(batch, self.hold)
             return
         self.drained()  # every open record starts in this batch, after what came before
         self.safe.update(_last_cursors(batch[:cut]))
         self.waiting.update(_last_cursors(batch[cut:]))
+        _first_numbers(batch[cut:], self.hold)
 
     def drained(self) -> None:
         """No record is open any more: every line read so far is safe."""
         if self.waiting:
             self.safe.update(self.waiting)
             self.waiting.clear()
+        self.hold.clear()
+
+    def split(self, events: list[LogEvent]) -> list[LogEvent]:
+        """The events whose lines are all safe (held ones released first); hold the rest."""
+        if not self.hold and not self.held:
+            return events
+        pending, self.held = [*self.held, *events], []
+        ready = []
+        for event in pending:
+            first = self.hold.get(event.stream)
+            if first is not None and event.last_line >= first > 0:
+                self.held.append(event)
+            else:
+                ready.append(event)
+        return ready
+
+
+def _first_numbers(lines: list[RawLine], hold: dict[str, int]) -> None:
+    for line in lines:
+        if line.stream not in hold and line.line_no > 0:
+            hold[line.stream] = line.line_no
 
 
 def _last_cursors(lines: list[RawLine]) -> dict[str, Any]:
@@ -142,17 +170,19 @@ class Pipeline:
             stats.truncated_lines += truncated
         asm = self._assembler(source)
         events = asm.feed_batch(batch)
-        self._cursors[source].fed(batch, asm.pending_heads())
-        return self._handle(source, events, asm.take_skipped())
+        book = self._cursors[source]
+        book.fed(batch, asm.pending_heads())
+        return self._handle(source, book.split(events), asm.take_skipped())
 
     def flush(self, *, force: bool = False) -> list[GroupUpdate]:
         """Close multi-line events whose stream went quiet (all of them when `force`)."""
         updates: list[GroupUpdate] = []
         for source, asm in self.assemblers.items():
             events = asm.flush(force=force)
+            book = self._cursors[source]
             if not asm.pending:
-                self._cursors[source].drained()
-            updates.extend(self._handle(source, events, asm.take_skipped()))
+                book.drained()
+            updates.extend(self._handle(source, book.split(events), asm.take_skipped()))
         return updates
 
     def _handle(self, source: str, events: list[LogEvent], skipped: int) -> list[GroupUpdate]:

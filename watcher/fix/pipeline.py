@@ -228,7 +228,7 @@ class FixPipeline:
         for group in await asyncio.to_thread(self.candidates, copies):
             fix = await self.run_one(group)
             fixes.append(fix)
-            if fix.details.get("skip") == "budget":
+            if fix.details.get("skip") in ("budget", "config"):  # the next ones would fail alike
                 break
         return fixes
 
@@ -290,7 +290,12 @@ class FixPipeline:
         fix.details["dry_run"] = dry_run
         try:
             if not dry_run and create_pr:
-                self._pull_requests()  # a missing token fails here, before any tokens are spent
+                # a missing token or repo is the config's fault, not the group's: refuse before
+                # any tokens are spent, and record nothing that would hold the group back
+                self._pull_requests()
+        except GitHubError as exc:
+            return self._skipped(group, str(exc), "config")
+        try:
             ctx = await asyncio.to_thread(build_context, group, Path(self.settings.repo_path))
             # sized here too (the analyzer builds it again) so an over-budget run is refused
             # before a "pending" record exists that would count against the hour

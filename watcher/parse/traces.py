@@ -44,6 +44,8 @@ _LIBRARY_PARTS = (
     "/rubygems/",
     "/lib/ruby/",
     "<internal:",
+    "/var/runtime/",  # the AWS Lambda runtime around the handler
+    "/var/lang/",
 )
 _LIBRARY_PREFIXES = (
     "node:",
@@ -258,10 +260,19 @@ _NODE_LOCATION = re.compile(r"(.*?):(\d+)(?::\d+)?$")
 _NODE_HEADER = re.compile(r"(?:Uncaught\s+)?([A-Za-z_$][\w$.]*)(?:\s\[[^\]]*\])?(?::\s?(.*))?$")
 
 
+# the error class after a log prefix: "2024-01-01T00:00:00.000Z ERROR TypeError: x is undefined"
+_NODE_HEADER_INSIDE = re.compile(
+    r"(?:^|\s)((?:Uncaught\s+)?[A-Z][\w$]*(?:Error|Exception))(?::\s?(.*))?$"
+)
+
+
 def _node_header(line: str) -> tuple[str, str | None] | None:
     match = _NODE_HEADER.match(line)
     if match is None:
-        return None
+        inside = _NODE_HEADER_INSIDE.search(line)
+        if inside is None:
+            return None
+        return inside.group(1).removeprefix("Uncaught").strip(), inside.group(2)
     name = match.group(1)
     # PascalCase or *Error: a class name, not a wrapped message line or a level word
     looks_like_class = name[0].isupper() or "Error" in name or "Exception" in name

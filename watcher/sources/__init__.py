@@ -13,7 +13,7 @@ SOURCES: dict[str, str] = {
     "stdin": "watcher.sources.stdin:StdinSourceConfig",
     "railway": "watcher.sources.railway:RailwaySourceConfig",
     "loki": "watcher.sources.loki:LokiSourceConfig",
-    "cloudwatch": "watcher.sources.cloudwatch:CloudWatchSourceConfig",
+    "cloudwatch": "watcher.sources.cloudwatch_config:CloudWatchSourceConfig",
 }
 
 
