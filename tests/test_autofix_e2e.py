@@ -382,3 +382,41 @@ def test_rescanning_a_window_does_not_add_up_and_keeps_fixed() -> None:
         stored = store.get_group("g")
         assert stored is not None and (stored.count, stored.status) == (5, "fixed")
         assert again.status == "fixed" and len(stored.samples) == 3
+
+
+async def test_daemon_fix_loop_opens_the_pr(
+    anthropic_fake: AnthropicFake,
+    github: GitHubFake,
+    shop: Shop,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`watcher run` with [autofix] enabled opens the PR from its periodic fix loop, and a PR
+    alert goes to the webhook; the API lists the fix."""
+    from watcher.config import load_config
+    from watcher.daemon import Daemon
+
+    anthropic_fake.script(tool_use(FIX_INPUT), tool_use(HOSTILE_INPUT), tool_use(OBEYED_INPUT))
+    for key in [k for k in os.environ if k.startswith(("WATCHER_", "GITHUB_"))]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    config = shop.config(github, enabled="true")
+    config.write_text(
+        config.read_text().replace("[watcher]\n", '[watcher]\ninterval = "1s"\n')
+        + '[http]\nlisten = "127.0.0.1:0"\n[parse]\nmultiline_timeout = 0.2\n'
+    )
+    daemon = Daemon(load_config(config))
+    task = asyncio.create_task(daemon.run())
+    try:
+        for _ in range(300):  # until the fix is recorded, not just the PR opened
+            if any(f.status == "pr_open" for f in fixes(shop).values()):
+                break
+            await asyncio.sleep(0.1)
+        [pull] = github.pulls.values()
+        assert pull["head"]["ref"].startswith("auto-fix/internal_error/")
+        assert_no_secret(*(r.text for r in anthropic_fake.requests), *github.bodies())
+    finally:
+        daemon.shutdown.set()
+        assert await asyncio.wait_for(task, 30) == 0

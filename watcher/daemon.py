@@ -12,6 +12,8 @@ import contextlib
 import os
 import signal
 import socket
+import time
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -85,6 +87,8 @@ class Daemon:
         self.redact = redactor.redact
         self.redact_obj = redactor.redact_obj
         self.view: Any = None
+        self.fixer: Any = None
+        self._fix_tasks: set[asyncio.Task[Any]] = set()
 
     def _on_signal(self, signum: int) -> None:
         self.signals += 1
@@ -147,6 +151,7 @@ class Daemon:
             hooks.append(alerter.observe)
             alerts = asyncio.create_task(alerter.run(alerts_stop), name="alerts")
         self.engine.on_updates = _fan_out(hooks)
+        fix_task = self._start_autofix(alerter)
         self._install_signals()
         runner = None
         if config.http.enabled:
@@ -171,15 +176,54 @@ class Daemon:
             alerts_stop.set()
             if alerts is not None:
                 await alerts
-            for task in (summary, refresher, pinger):
+            for task in (summary, refresher, pinger, fix_task):
+                if task is None:
+                    continue
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if self.fixer is not None:
+                await self.fixer.aclose()
             if runner is not None:
                 await runner.cleanup()
             self.store.close()
         log.info("Stopped.", **_counts(pipeline.stats))
         return 0
+
+    def _start_autofix(self, alerter: Any) -> asyncio.Task[None] | None:
+        """With [autofix] enabled: the periodic fix loop, and fixes on request from the API."""
+        config = self.config
+        if not config.autofix.enabled or self.store is None or self.engine is None:
+            return None
+        from watcher.fix.pipeline import FixPipeline
+
+        self.fixer = fixer = FixPipeline.from_config(config, self.store, metrics=self.metrics)
+        if alerter is not None:
+            fixer.on_fix = lambda group, fix: _alert_pr(alerter, group, fix)
+        self.view.fixer = self._fix_on_request
+        table = self.engine.pipeline.table
+        return asyncio.create_task(
+            fixer.run_forever(
+                table.snapshot, interval=seconds(config.watcher.interval), refresh_interval=900.0
+            ),
+            name="autofix",
+        )
+
+    async def _fix_on_request(self, group_id: str, create_pr: bool) -> Any:
+        """The API's generate-for-error: refuse at once, else run in the background."""
+        from watcher.model import Fix
+
+        group = self.view.group(group_id)
+        if group is None:
+            raise KeyError(group_id)
+        reason = await self.fixer.refusal(group_id)
+        if reason is not None:
+            raise PermissionError(reason)
+        fix_id = f"fix-{uuid.uuid4().hex[:12]}"
+        task = asyncio.create_task(self.fixer.run_one(group, create_pr=create_pr, fix_id=fix_id))
+        self._fix_tasks.add(task)
+        task.add_done_callback(self._fix_tasks.discard)
+        return Fix(fix_id, group_id, "pending", time.time())
 
     def _app(self) -> Any:
         """The HTTP app: health, metrics, the JSON API over the view, and the dashboard."""
@@ -247,6 +291,11 @@ class Daemon:
                 ],
                 **_counts(engine.pipeline.stats),
             )
+
+
+def _alert_pr(alerter: Any, group: Any, fix: Any) -> None:
+    if fix.status == "pr_open" and fix.details.get("pr_created"):
+        alerter.pr_opened(group, fix.pr_url, fix.id)
 
 
 def _fan_out(hooks: list[Any]) -> Any:

@@ -165,8 +165,12 @@ class DaemonView:
         if auto_fix:
             started = 0
             for g in found:
-                if g.fixable and self.fixer is not None:
+                if not g.fixable or self.fixer is None:
+                    continue
+                try:
                     await self.generate_fix(g.id, create_pr=True)
                     started += 1
+                except PermissionError:
+                    continue  # already open, running, or over budget: the pipeline said why
             result["auto_fixes_started"] = started
         return result

@@ -127,6 +127,7 @@ class FixPipeline:
             settings.max_tokens_per_hour, settings.max_fixes_per_hour
         )
         self.metrics, self.clock = metrics, clock
+        self.on_fix: Callable[[ErrorGroup, Fix], None] | None = None
         self.policy = Policy(
             max_files=settings.max_files, max_changed_lines=settings.max_changed_lines
         ).with_extra_denylist(settings.deny_paths)
@@ -275,9 +276,12 @@ class FixPipeline:
         self._running.add(group.id)
         try:
             fix_id = fix_id or f"fix-{uuid.uuid4().hex[:12]}"
-            return await self._run(_clean_group(group, self.redact), create_pr, dry, fix_id)
+            fix = await self._run(_clean_group(group, self.redact), create_pr, dry, fix_id)
         finally:
             self._running.discard(group.id)
+        if self.on_fix is not None and fix.status != "skipped":
+            self.on_fix(group, fix)  # e.g. the alerter's "PR opened" message
+        return fix
 
     async def _run(self, group: ErrorGroup, create_pr: bool, dry_run: bool, fix_id: str) -> Fix:
         history = await asyncio.to_thread(self._history, group.id)

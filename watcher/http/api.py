@@ -256,7 +256,7 @@ def refused(exc: PermissionError) -> ApiError:
 
 
 def fix_status(fix: Fix) -> str:
-    if fix.status in ("failed", "rejected"):
+    if fix.status in ("failed", "rejected", "skipped"):
         return "failed"
     return "processing" if fix.status == "pending" else "success"
 
