@@ -23,7 +23,7 @@ SPLIT_MIN_COUNT = 1
 # Merging needs this fraction of positions to be shared constant words.
 MERGE_MIN_COMMON = 0.5
 # At most this many earlier clusters are tried as merge targets for one cluster.
-MAX_MERGE_CANDIDATES = 256
+MAX_MERGE_CANDIDATES = 64
 
 
 def generalise(template: list[str], tokens: list[str]) -> list[str]:

@@ -36,7 +36,7 @@ SNAPSHOT_VERSION = 1
 # Fraction of a cluster's positions that must agree with a message for it to join (Drain's st).
 SIMILARITY = 0.5
 # At most this many clusters of one bucket are compared with a message (see _candidates).
-MAX_CANDIDATES = 256
+MAX_CANDIDATES = 64
 # Caches are cleared wholesale when full: cheaper on the hot path than LRU bookkeeping.
 CACHE_LIMIT = 50_000
 # A merged-away id keeps resolving to its survivor; the map is bounded like the caches.
