@@ -6,9 +6,11 @@ spec: nine categories, each with a default fixable flag and a suggested fix.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from watcher.model import LEVEL_RANK, SEVERITIES, SEVERITY_RANK, Classification, LogEvent
 
@@ -216,11 +218,117 @@ _HINTS = tuple((literal_hints(c.exception), literal_hints(c.message)) for c in B
 ERROR_FIELDS = ("error", "err", "error.message", "err.message", "exception", "reason", "cause")
 
 
+# --- user rules: RE2, so that no rule can take more than linear time --------------------------
+# Rules run on every error event, and a user's regex such as `(a+)+$` takes Python's backtracking
+# `re` exponential time on a line an attacker can write. RE2 (google-re2) matches in time linear
+# in the text whatever the pattern. It has no backreferences, lookaround, atomic groups or
+# possessive quantifiers; a rule using one is refused with its name and the construct, rather
+# than run with `re` behind a heuristic: no static check catches every super-linear pattern
+# (`(x|x)*y`, `\d*\d*\d*$` …), and a timeout cannot interrupt `re`, which holds the GIL.
+
+RULE_ENGINE = "re2"
+
+
+class Matcher(Protocol):
+    """A compiled regex as rules use it (an RE2 `_Regexp`; tests may pass a `re.Pattern`)."""
+
+    def search(self, text: str) -> object: ...
+
+
+# RE2's parse errors -> the construct a Python-style pattern used, for the config error
+_UNSUPPORTED = (
+    ("(?=", "lookahead (?=…)"),
+    ("(?!", "negative lookahead (?!…)"),
+    ("(?<=", "lookbehind (?<=…)"),
+    ("(?<!", "negative lookbehind (?<!…)"),
+    ("(?>", "atomic group (?>…)"),
+    ("(?(", "conditional group (?(…)…)"),
+    ("(?#", "comment group (?#…)"),
+    ("\\Z", "\\Z (RE2 spells the end of text \\z)"),
+    ("bad repetition operator", "possessive quantifier (*+, ++, ?+)"),
+    ("invalid repetition size", "repetition count over 1000"),
+    ("pattern too large", "pattern too large for RE2's memory bound"),
+)
+_BACKREF = re.compile(r"invalid escape sequence: \\[1-9]")
+
+
+@functools.cache
+def _re2() -> tuple[Any, Any]:
+    """The google-re2 module and the options rules compile with (imported only if rules exist)."""
+    import re2
+
+    options = re2.Options()
+    options.log_errors = False  # RE2 would print every refused pattern to stderr
+    return re2, options
+
+
+def _unsupported(reason: str) -> str:
+    """The construct RE2 refused, named the way a Python regex writes it."""
+    if _BACKREF.search(reason):
+        return "backreference (\\1 …)"
+    for needle, construct in _UNSUPPORTED:
+        if needle in reason:
+            return construct
+    if reason.endswith("(?P"):  # RE2 has (?P<name>…) but not (?P=name)
+        return "named backreference (?P=…)"
+    flags = re.search(r"invalid perl operator: \(\?([a-zA-Z]+)", reason)
+    if flags:
+        return f"inline flag (?{flags.group(1)}) (RE2 knows i, m, s and U)"
+    return reason
+
+
+class RuleRegex:
+    """A user rule's regex under RE2; `search` is True/False and never raises on any text."""
+
+    __slots__ = ("_rx", "pattern")
+
+    def __init__(self, pattern: str, rx: Any) -> None:
+        self.pattern, self._rx = pattern, rx
+
+    @property
+    def engine(self) -> str:
+        """The module matching this rule: "re2" (linear time), never the backtracking "re"."""
+        return type(self._rx).__module__
+
+    def search(self, text: str) -> bool:
+        """Whether the regex matches anywhere in `text`."""
+        # bytes in, so the wrapper skips its offset bookkeeping; a lone surrogate (JSON "\\ud800")
+        # cannot be UTF-8 and becomes "?" instead of raising
+        return self._rx.search(text.encode("utf-8", "replace")) is not None
+
+    def __repr__(self) -> str:
+        return f"RuleRegex({self.pattern!r})"
+
+
+def compile_rule(pattern: str) -> RuleRegex:
+    """A user rule's regex, compiled with RE2 (linear time in the text, whatever the pattern).
+
+    Raises ValueError naming the problem: an invalid pattern, or a construct RE2 lacks.
+    """
+    re2, options = _re2()
+    try:
+        encoded = pattern.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("invalid regular expression: a lone surrogate is not text") from None
+    try:
+        return RuleRegex(pattern, re2.compile(encoded, options))
+    except re2.error as exc:
+        reason = exc.args[0].decode("utf-8", "replace") if exc.args else str(exc)
+        try:
+            re.compile(pattern)
+        except re.error as py_exc:
+            raise ValueError(f"invalid regular expression: {py_exc}") from None
+        raise ValueError(
+            f"{_unsupported(reason)} is not supported: rules use RE2, a linear-time engine "
+            "(no lookaround, backreferences, atomic groups or possessive quantifiers)"
+        ) from None
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     """A user rule from `[[classify.rules]]`: a regex over chosen fields, and what it sets."""
 
-    match: re.Pattern[str]
+    match: Matcher
     on: tuple[str, ...] = ("message", "exception", "logger")
     category: str | None = None
     severity: str | None = None

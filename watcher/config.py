@@ -161,10 +161,12 @@ class ClassifyRule:
     ignore: bool = False
 
     def validate(self) -> None:
+        from watcher.classify import compile_rule  # not at the top: classify is heavier
+
         try:
-            re.compile(self.match)
-        except re.error as exc:
-            raise ValueError(f"match: invalid regular expression: {exc}") from None
+            compile_rule(self.match)  # RE2, the engine the rule runs on: refused here, not later
+        except ValueError as exc:
+            raise ValueError(f"match: {exc}") from None
         if not self.on:
             raise ValueError(f"on: expected at least one of: {', '.join(RULE_FIELDS)}")
         if (self.category, self.severity, self.fixable, self.ignore) == (None, None, None, False):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from watcher.store import Store
 MINER_STATE_KEY = "template_miner"
 FLUSH_EVERY = 0.5  # seconds between assembler timeout checks when the queue is idle
 EVICTED_FLUSH = 2000  # evicted groups held for the next commit before one is forced
+# What a failing disk or file raises from a commit: the engine runs on, degraded, and retries.
+STORE_ERRORS = (sqlite3.Error, OSError)
 
 
 @dataclass
@@ -54,6 +57,31 @@ _DONE = object()
 
 
 @dataclass
+class _Unwritten:
+    """Everything one commit must carry: held over whole when the commit fails."""
+
+    samples_cap: int
+    groups: dict[str, Any] = field(default_factory=dict)
+    samples: dict[str, list[Any]] = field(default_factory=dict)
+    cursors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    miner: bool = False
+
+    def add(self, groups: list[Any], samples: dict[str, list[Any]]) -> None:
+        """Newer group states replace older ones (often the same object); samples append."""
+        for group in groups:
+            self.groups[group.id] = group
+        for gid, items in samples.items():
+            # the store keeps only the newest samples_cap per group: hold no more than that
+            merged = self.samples.get(gid, []) + list(items)
+            self.samples[gid] = merged[-self.samples_cap :] if self.samples_cap else []
+
+    def add_cursors(self, cursors: dict[str, dict[str, Any]]) -> None:
+        """Later cursors of a stream win: a commit only needs the furthest safe one."""
+        for source, streams in cursors.items():
+            self.cursors.setdefault(source, {}).update(streams)
+
+
+@dataclass
 class Engine:
     """Owns the source tasks, the queue and the persistence loop for one pipeline."""
 
@@ -66,9 +94,11 @@ class Engine:
     log: Any = field(default_factory=lambda: structlog.get_logger("watcher.engine"))
     sources: dict[str, SourceState] = field(default_factory=dict)
     ready: bool = False
+    store_error: str | None = None  # set while commits fail (disk full, read-only): degraded
     _last_persist: float = 0.0
     _persists: int = 0
     _evicted: dict[str, tuple[Any, list[Any]]] = field(default_factory=dict)
+    _unwritten: _Unwritten | None = None
 
     async def run(self, shutdown: asyncio.Event) -> Stats:
         """Run until the sources end (bounded) or `shutdown` is set (follow); return the stats."""
@@ -202,27 +232,80 @@ class Engine:
 
     async def _maybe_persist(self) -> None:
         due = time.monotonic() - self._last_persist >= self.options.persist_interval
-        if due or len(self._evicted) >= EVICTED_FLUSH:
+        # a failing store is retried on the clock only, not after every batch
+        crowded = len(self._evicted) >= EVICTED_FLUSH and self.store_error is None
+        if due or crowded:
             await self._persist()
 
     async def _persist(self, *, final: bool = False) -> None:
-        """Store dirty groups, then the cursors they cover (at-least-once), in a worker thread."""
+        """Store dirty groups, then the cursors they cover (at-least-once), in a worker thread.
+
+        A failed commit (disk full, read-only or failing file) loses nothing and stops nothing:
+        its groups, samples and cursors are held and merged into the next attempt, which then
+        writes them together, so counts and cursors still commit as one.
+        """
         self._last_persist = time.monotonic()
         self.pipeline.table.maintain()
         if self.store is None:
             return
-        groups, samples = self.pipeline.table.take_dirty()
-        for group, held in self._evicted.values():
-            groups.append(group)
-            if held:
-                samples.setdefault(group.id, []).extend(held)
-        self._evicted = {}
-        cursors = self.pipeline.take_cursors() if self.options.follow else {}
+        pending = self._collect()
         self._persists += 1
         miner = None
-        if final or self._persists % 12 == 0:
+        if final or pending.miner or self._persists % 12 == 0:
             miner = self.pipeline.table.miner.snapshot()
-        await asyncio.to_thread(_write, self.store, groups, samples, cursors, miner)
+        groups = list(pending.groups.values())
+        try:
+            await asyncio.to_thread(
+                _write, self.store, groups, pending.samples, pending.cursors, miner
+            )
+        except STORE_ERRORS as exc:
+            pending.miner = miner is not None
+            self._unwritten = pending
+            self._write_failed(exc, final=final)
+            return
+        self._write_recovered(len(groups))
+
+    def _collect(self) -> _Unwritten:
+        """What the next commit carries: any held-over failed commit, then what is new."""
+        pending = self._unwritten or _Unwritten(self.pipeline.table.samples_per_group)
+        self._unwritten = None
+        pending.add(*self.pipeline.table.take_dirty())
+        for group, held in self._evicted.values():
+            pending.add([group], {group.id: held} if held else {})
+        self._evicted = {}
+        if self.options.follow:
+            pending.add_cursors(self.pipeline.take_cursors())
+        return pending
+
+    def _write_failed(self, exc: BaseException, *, final: bool) -> None:
+        if not isinstance(exc, sqlite3.Error):  # the store counts its own sqlite errors
+            self.metrics.state_errors.labels("write").inc()
+        held = len(self._unwritten.groups) if self._unwritten else 0
+        path = getattr(self.store, "path", None)
+        if final:
+            self.log.error(
+                "State not saved at shutdown; the next start resumes from the last saved "
+                "checkpoints and reads the rest again.",
+                error=str(exc),
+                path=path,
+                groups_held=held,
+            )
+        elif self.store_error is None:
+            self.log.error(
+                "State store write failed; counting goes on in memory and the write is "
+                "retried at every persist.",
+                error=str(exc),
+                path=path,
+                groups_held=held,
+            )
+        else:
+            self.log.debug("State store write failed again.", error=str(exc), groups_held=held)
+        self.store_error = str(exc)
+
+    def _write_recovered(self, groups: int) -> None:
+        if self.store_error is not None:
+            self.log.info("State store writable again; held state written.", groups=groups)
+        self.store_error = None
 
     async def _restore(self) -> None:
         if self.store is None:
@@ -257,6 +340,9 @@ class Engine:
         held = self._evicted.pop(group_id, None)
         if held is not None:
             return held[0]
+        if self._unwritten is not None and group_id in self._unwritten.groups:
+            # newer than the store's copy, which a failed commit did not update
+            return self._unwritten.groups[group_id]
         return self.store.get_group(group_id) if self.store is not None else None
 
 

@@ -6,7 +6,9 @@ time (or several; they just queue).
 
 The schema is versioned with `PRAGMA user_version` and the ordered `MIGRATIONS` list. A file
 that is not a SQLite database, or fails `PRAGMA quick_check`, is renamed aside and replaced by a
-fresh store: losing history beats a daemon that crash-loops on start.
+fresh store: losing history beats a daemon that crash-loops on start. For the same reason a
+daemon's store (`fallback_to_memory=True`) whose file cannot be opened at all (a read-only
+directory, a full disk) runs in memory and says so in `degraded`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ MEMORY = ":memory:"
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 5000  # another process (a `watcher scan`) may hold the write lock briefly
 _CORRUPTION_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+# watcher_state_errors_total{kind} of a failed write, by SQLite primary result code
+_WRITE_ERROR_KINDS = {sqlite3.SQLITE_FULL: "disk_full", sqlite3.SQLITE_READONLY: "read_only"}
 # SQLite caps bound parameters per statement; stay far below every build's limit.
 _IN_CHUNK = 500
 
@@ -235,6 +239,11 @@ def _connect(path: str) -> sqlite3.Connection:
     return conn
 
 
+def _write_error_kind(exc: sqlite3.Error) -> str:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return "write" if code is None else _WRITE_ERROR_KINDS.get(code & 0xFF, "write")
+
+
 def _aside_name(path: Path) -> Path:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     candidate = path.with_name(f"{path.name}.corrupt-{stamp}")
@@ -419,15 +428,38 @@ class Store:
     """Durable state for one watcher process, on one SQLite file (or ":memory:")."""
 
     def __init__(
-        self, path: str | Path, *, metrics: Metrics | None = None, samples_per_group: int = 5
+        self,
+        path: str | Path,
+        *,
+        metrics: Metrics | None = None,
+        samples_per_group: int = 5,
+        fallback_to_memory: bool = False,
     ) -> None:
         if samples_per_group < 0:
             raise ValueError("samples_per_group must be >= 0")
         self.path = str(path)
         self.metrics = metrics
         self.samples_per_group = samples_per_group
+        self.degraded: str | None = None  # why the file is not in use (in-memory fallback)
         self._lock = threading.Lock()
-        self._conn = self._open()
+        self._conn = self._open_or_fallback() if fallback_to_memory else self._open()
+
+    def _open_or_fallback(self) -> sqlite3.Connection:
+        """The file, or, when it cannot be opened at all, an in-memory store (degraded)."""
+        try:
+            return self._open()
+        except (sqlite3.OperationalError, OSError) as exc:
+            # a newer schema (StoreError) still raises: that is a deployment mistake
+            reason = f"{type(exc).__name__}: {exc}"
+        log.error(
+            "State file cannot be opened; running with in-memory state (nothing survives a "
+            "restart until the path is writable and watcher is restarted).",
+            path=self.path,
+            error=reason,
+        )
+        self._count_error("open")
+        self.degraded = reason
+        return _connect(MEMORY)
 
     def _open(self) -> sqlite3.Connection:
         if self.path == MEMORY:
@@ -460,8 +492,8 @@ class Store:
         try:
             with _transaction(self._conn):
                 yield self._conn
-        except sqlite3.Error:
-            self._count_error("write")
+        except sqlite3.Error as exc:
+            self._count_error(_write_error_kind(exc))
             raise
 
     @_locked

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
-from watcher.classify import Rule
+from watcher.classify import Rule, compile_rule
 from watcher.config import Config, parse_duration
 from watcher.engine import Engine, EngineOptions
 from watcher.group.table import GroupTable
@@ -36,7 +35,7 @@ def rules_from(config: Config) -> list[Rule]:
     for i, r in enumerate(config.classify.rules):
         rules.append(
             Rule(
-                match=re.compile(r.match),
+                match=compile_rule(r.match),  # RE2: linear time
                 on=tuple(r.on),
                 category=r.category,
                 severity=r.severity,

@@ -21,7 +21,7 @@ use_config() {
         [ -z "${WATCHER_CONFIG:-}" ] || die "set WATCHER_CONFIG or WATCHER_CONFIG_TOML, not both"
         file=$(mktemp "${TMPDIR:-/tmp}/watcher-config.XXXXXX") ||
             die "cannot write the config from WATCHER_CONFIG_TOML: mount a writable /tmp"
-        printf '%s\n' "$WATCHER_CONFIG_TOML" >"$file"
+        printf '%s' "$WATCHER_CONFIG_TOML" >"$file"
         # the TOML may carry secrets: the processes watcher starts need not see it
         unset WATCHER_CONFIG_TOML
         export WATCHER_CONFIG="$file"
