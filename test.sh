@@ -9,15 +9,17 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 # Debian packages the integration tests drive for real: prometheus + promtool (a real scrape,
-# rule checks) and chromium (the dashboard through Playwright; never `playwright install`).
+# rule checks), chromium (the dashboard through Playwright; never `playwright install`) and
+# systemd (systemd-analyze verify on the unit files; no systemd needs to run).
 need=()
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)  # verifies the unit files
 if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq >/dev/null 2>&1 || true
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     "${need[@]}" >/dev/null
 fi
-.venv/bin/ruff check watcher tests bench
+.venv/bin/ruff check watcher tests bench deploy
 .venv/bin/python -m pytest -q "$@"

@@ -11,6 +11,7 @@ tests/data/compose-spec.json is compose-spec/compose-spec's schema/compose-spec.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -168,8 +169,8 @@ def test_healthcheck_volume_and_port_match_the_daemon() -> None:
 # --- .dockerignore -----------------------------------------------------------------------------
 
 
-def ignore_patterns() -> list[tuple[bool, re.Pattern[str]]]:
-    """(exclude?, regex) per .dockerignore line: `*` stays in one path segment, `**` does not."""
+def ignore_patterns() -> list[tuple[bool, re.Pattern[str], str]]:
+    """(exclude?, regex, glob) per .dockerignore line: `*` keeps to a path segment, `**` not."""
     patterns = []
     for line in (ROOT / ".dockerignore").read_text().splitlines():
         line = line.strip()
@@ -179,7 +180,7 @@ def ignore_patterns() -> list[tuple[bool, re.Pattern[str]]]:
         glob = line.lstrip("!").strip("/")
         regex = re.escape(glob).replace(r"\*\*", "\0").replace(r"\*", "[^/]*")
         regex = regex.replace("\0", ".*").replace(r"\?", "[^/]").replace(r"\[", "[")
-        patterns.append((not negate, re.compile(regex.replace(r"\]", "]"))))
+        patterns.append((not negate, re.compile(regex.replace(r"\]", "]")), glob))
     return patterns
 
 
@@ -188,18 +189,28 @@ def in_context(path: str) -> bool:
     parts = path.split("/")
     candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
     included = True
-    for exclude, pattern in ignore_patterns():
+    for exclude, pattern, _ in ignore_patterns():
         if any(pattern.fullmatch(c) for c in candidates):
             included = not exclude
     return included
 
 
+@functools.cache
 def context_files() -> list[str]:
-    return [
-        str(p.relative_to(ROOT))
-        for p in ROOT.rglob("*")
-        if p.is_file() and ".git" not in p.parts and in_context(str(p.relative_to(ROOT)))
-    ]
+    """The files `docker build` would send: the repository filtered by .dockerignore."""
+    reincluded = [glob for exclude, _, glob in ignore_patterns() if not exclude]
+    found = []
+    for top, dirs, files in os.walk(ROOT):
+        rel = os.path.relpath(top, ROOT)
+        prefix = "" if rel == "." else rel + "/"
+        # an excluded directory is skipped unless an exception pattern reaches inside it
+        dirs[:] = [
+            d
+            for d in dirs
+            if in_context(prefix + d) or any(g.startswith(prefix + d + "/") for g in reincluded)
+        ]
+        found.extend(prefix + f for f in files if in_context(prefix + f))
+    return found
 
 
 def test_dockerignore_sends_only_what_the_dockerfile_copies() -> None:

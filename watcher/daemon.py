@@ -121,7 +121,17 @@ class Daemon:
         if engine is None or not engine.ready:
             return False, {"reason": "starting"}
         failed = {n: str(s.failed) for n, s in engine.sources.items() if s.failed is not None}
-        return not failed, {"failed": failed}
+        # A failing store is reported, not judged: lines are still counted and /metrics flows,
+        # and a restart (or being taken out of service) would not give the disk room back.
+        return not failed, {"failed": failed, "store": self._store_health()}
+
+    def _store_health(self) -> dict[str, Any]:
+        error = self.engine.store_error if self.engine is not None else None
+        if error is not None:
+            return {"status": "degraded", "error": error}
+        if self.store is not None and self.store.degraded is not None:
+            return {"status": "memory", "error": self.store.degraded}
+        return {"status": "ok"}
 
     async def run(self) -> int:
         """Run until a signal; return the exit code (0 on a clean shutdown)."""
@@ -130,6 +140,7 @@ class Daemon:
             config.watcher.state_path,
             metrics=self.metrics,
             samples_per_group=config.grouping.samples_per_group,
+            fallback_to_memory=True,  # an unwritable state path must not crash-loop the daemon
         )
         pipeline = build_pipeline(config, self.metrics)
         self.engine = build_engine(

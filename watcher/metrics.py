@@ -89,8 +89,14 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5),
             registry=r,
         )
+        # pre-created so increase()/rate() see the first event of each (alerts depend on it);
+        # watcher_errors_total is not: "a new critical pattern" is its series appearing
         for reason in DROP_REASONS:
             self.dropped_lines.labels(reason)
+        for status in ("failed", "rejected", "pr_open"):
+            self.fixes.labels(status)
+        for outcome in ("ok", "error", "malformed", "budget"):
+            self.llm_requests.labels(outcome)
 
     def exposition(self) -> bytes:
         """The text exposition format, for /metrics."""

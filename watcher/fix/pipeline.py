@@ -306,6 +306,8 @@ class FixPipeline:
             estimate = _estimate(build_prompt(ctx, self.redact), self.settings.max_output_tokens)
             self.budget.check(estimate)
         except BudgetExceeded as exc:
+            if self.metrics is not None:  # what WatcherLLMBudgetExhausted watches
+                self.metrics.llm_requests.labels("budget").inc()
             return self._skipped(group, str(exc), "budget")
         except Exception as exc:
             return await self._finish(fix, "failed", exc)
