@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import socket
+import sys
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from watcher.model import RawLine
 
@@ -28,3 +38,34 @@ def wait_for(cond: Callable[[], object], timeout: float = 10.0, step: float = 0.
             return value
         time.sleep(step)
     raise AssertionError("condition not met before the deadline")
+
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def need(binary: str) -> str:
+    """The path of a tool the tests drive for real; fail under CI (test.sh installs it), else
+    skip."""
+    path = shutil.which(binary) or shutil.which(binary, path=str(VENV_BIN))
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{binary} is not installed; test.sh installs it")
+        pytest.skip(f"{binary} not installed (./test.sh installs it)")
+    return path
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def prom_query(port: int, expr: str) -> list[dict[str, Any]]:
+    """The result vector of a Prometheus instant query ([] while the server is not up)."""
+    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return list(json.load(r)["data"]["result"])
+    except OSError:
+        return []

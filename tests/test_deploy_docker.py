@@ -18,7 +18,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -30,28 +29,13 @@ import yaml
 
 from watcher.config import load_config, parse_duration
 
-from .helpers import wait_for
+from .helpers import free_port, need, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "deploy" / "docker"
 ENTRYPOINT = DOCKER / "entrypoint.sh"
 SCHEMA = Path(__file__).parent / "data" / "compose-spec.json"
 VENV_BIN = Path(sys.executable).parent
-
-
-def need(binary: str) -> str:
-    path = shutil.which(binary) or shutil.which(binary, path=str(VENV_BIN))
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{binary} is not installed; test.sh installs it")
-        pytest.skip(f"{binary} not installed (./test.sh installs it)")
-    return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --- the Dockerfile ----------------------------------------------------------------------------

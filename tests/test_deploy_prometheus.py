@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
-import pytest
 import yaml
 
-from .helpers import DATA, wait_for
+from .helpers import DATA, free_port, need, wait_for
+from .helpers import prom_query as query
 from .test_deploy_grafana import exported_names, metric_names
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,21 +29,6 @@ ALERTS = {
     "WatcherLLMBudgetExhausted",
     "WatcherDroppingLines",
 }
-
-
-def need(binary: str) -> str:
-    path = shutil.which(binary)
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{binary} is not installed; test.sh installs it")
-        pytest.skip(f"{binary} not installed (./test.sh installs it)")
-    return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def rules() -> list[dict]:  # type: ignore[type-arg]
@@ -102,15 +85,6 @@ def test_alerts_carry_severity_and_explanations() -> None:
         if "alert" in rule:
             assert rule["labels"]["severity"] in {"critical", "warning", "info"}, rule["alert"]
             assert {"summary", "description"} <= set(rule["annotations"]), rule["alert"]
-
-
-def query(port: int, expr: str) -> list[dict]:  # type: ignore[type-arg]
-    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return json.load(r)["data"]["result"]
-    except OSError:
-        return []
 
 
 def rule_health(port: int) -> dict[str, str]:

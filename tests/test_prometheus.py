@@ -2,44 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
-import pytest
-
-from .helpers import DATA, wait_for
-
-
-def need(binary: str) -> str:
-    path = shutil.which(binary)
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{binary} is not installed; test.sh installs it")
-        pytest.skip(f"{binary} not installed (./test.sh installs it)")
-    return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def query(prom_port: int, expr: str) -> list[dict]:  # type: ignore[type-arg]
-    url = f"http://127.0.0.1:{prom_port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return json.load(r)["data"]["result"]
-    except OSError:
-        return []
+from .helpers import DATA, free_port, need, wait_for
+from .helpers import prom_query as query
 
 
 def test_prometheus_scrapes_watcher(tmp_path: Path) -> None:
