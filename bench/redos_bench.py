@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import itertools
 import re
 import time
@@ -100,20 +101,31 @@ def _ms(seconds: float) -> str:
 # --- 2. built-in patterns --------------------------------------------------------------------
 
 
-def builtin_patterns() -> Iterator[tuple[str, re.Pattern[str]]]:
-    """(name, pattern) for every regex on the per-line path and the redactor's rules."""
+def builtin_patterns() -> Iterator[tuple[str, re.Pattern[str], str]]:
+    """(name, pattern, method) for every regex on the per-line path and the redactor's rules;
+    `method` is how the code calls it: "match"/"fullmatch" try one position, "search" all."""
     for module_name in HOT_MODULES:
         module = importlib.import_module(module_name)
+        source = inspect.getsource(module)
         for attr, value in vars(module).items():
             if isinstance(value, re.Pattern):
-                yield f"{module_name.removeprefix('watcher.')}.{attr}", value
+                name = f"{module_name.removeprefix('watcher.')}.{attr}"
+                yield name, value, usage(source, attr)
     for cat in BUILTIN:
         for kind in ("exception", "message"):
             rx = getattr(cat, kind)
             if rx is not None:
-                yield f"classify.{cat.name}.{kind}", rx
+                yield f"classify.{cat.name}.{kind}", rx, "search"
     for rule in Redactor().rules:
-        yield f"redact.{rule.id}", rule.regex
+        yield f"redact.{rule.id}", rule.regex, "search"
+
+
+def usage(source: str, attr: str) -> str:
+    """The costliest way `source` calls pattern `attr`: search (findall, sub …), match, fullmatch."""
+    methods = set(re.findall(rf"\b{re.escape(attr)}\.(\w+)\(", source))
+    if methods - {"match", "fullmatch"} or not methods:
+        return "search"  # findall, finditer, sub, split scan every position like search
+    return "match" if "match" in methods else "fullmatch"
 
 
 def units_for(pattern: re.Pattern[str]) -> list[str]:
@@ -130,23 +142,24 @@ def units_for(pattern: re.Pattern[str]) -> list[str]:
 def sweep(size: int, top: int) -> None:
     """Time every built-in pattern on its worst input; flag super-linear growth."""
     rows = []
-    for name, pattern in builtin_patterns():
+    for name, pattern, method in builtin_patterns():
+        run = getattr(pattern, method)
         worst_unit, worst_small = "", -1.0
         for unit in units_for(pattern):
-            t = cpu(lambda: pattern.search(repeat_to(unit, SMALL)))
+            t = cpu(lambda: run(repeat_to(unit, SMALL)))
             if t > worst_small:
                 worst_unit, worst_small = unit, t
-        text_large = repeat_to(worst_unit, LARGE)
-        t_large = max(cpu(lambda: pattern.search(text_large)) for _ in range(2))
-        t_small = max(cpu(lambda: pattern.search(repeat_to(worst_unit, SMALL))) for _ in range(2))
+        text_small, text_large = repeat_to(worst_unit, SMALL), repeat_to(worst_unit, LARGE)
+        t_large = max(cpu(lambda: run(text_large)) for _ in range(2))
+        t_small = max(cpu(lambda: run(text_small)) for _ in range(3))
         growth = t_large / t_small if t_small > 2e-5 else 1.0
-        factor = size / LARGE
+        label = f"{name} ({method})"
         if growth > 8 and t_large > 1e-3:  # super-linear: do not run it at full size
-            estimate = t_large * factor**2
-            rows.append((estimate, name, worst_unit, growth, f"~{_ms(estimate)} (est.)", True))
+            estimate = t_large * (size / LARGE) ** 2
+            rows.append((estimate, label, worst_unit, growth, f"~{_ms(estimate)} (est.)", True))
             continue
-        t_full = cpu(lambda: pattern.search(repeat_to(worst_unit, size)))
-        rows.append((t_full, name, worst_unit, growth, _ms(t_full), False))
+        t_full = cpu(lambda: run(repeat_to(worst_unit, size)))
+        rows.append((t_full, label, worst_unit, growth, _ms(t_full), False))
     rows.sort(reverse=True)
     flagged = [r for r in rows if r[5]]
     print(f"## Built-in regexes: {len(rows)} patterns, worst input of {size:,} characters\n")

@@ -279,3 +279,40 @@ def test_orphan_lines_still_accounted() -> None:
     """Continuation lines with nothing to continue still come out, as events of their own."""
     events = assemble("\tat a.B.c(B.java:1)\nCaused by: x.Y: z\n\n\nDuring handling of it")
     assert sum(e.line_count for e in events) == 5
+
+
+def test_messages_that_run_on_stay_with_their_trace() -> None:
+    """A pydantic error list after a traceback, a PostgreSQL "Detail:" block inside a Java
+    "Caused by:", and a Ruby logger backtrace each stay in one event; the next record does not."""
+    text = (
+        "2026-01-01 10:00:00,000 ERROR [api] bad payload\n"
+        "Traceback (most recent call last):\n"
+        '  File "/app/x.py", line 3, in f\n'
+        "pydantic_core._pydantic_core.ValidationError: 1 validation error for Order\n"
+        "items.0.quantity\n"
+        "  Input should be greater than 0 [type=greater_than]\n"
+        "END RequestId: 8f5c\n"
+        "2026-01-01 10:00:01.000 [main] ERROR c.a.S - settle failed\n"
+        "org.springframework.dao.CannotAcquireLockException: could not execute statement\n"
+        "\tat com.acme.S.settle(S.java:1)\n"
+        "Caused by: org.postgresql.util.PSQLException: ERROR: deadlock detected\n"
+        "  Detail: Process 1 waits for ShareLock on transaction 2; blocked by process 3.\n"
+        "Process 3 waits for ShareLock on transaction 4; blocked by process 1.\n"
+        "\tat org.postgresql.core.Q.receive(Q.java:9)\n"
+        "E, [2026-01-01T10:00:02.0 #1] ERROR -- app: job failed\n"
+        "[HTTP 503] Unable to create record\n"
+        "/app/jobs/sms.rb:14:in `perform'\n"
+        "time=2026-01-01T10:00:03Z level=info msg=ok\n"
+    )
+    lines = [RawLine(t, stream="s", line_no=i) for i, t in enumerate(text.splitlines(), 1)]
+    asm = Assembler()
+    events = asm.feed_batch(lines) + asm.flush(force=True)
+    assert [(e.first_line, e.last_line) for e in events] == [
+        (1, 6),
+        (7, 7),
+        (8, 14),
+        (15, 17),
+        (18, 18),
+    ]
+    assert events[0].exception_type == "pydantic_core._pydantic_core.ValidationError"
+    assert "deadlock detected" in events[2].text

@@ -88,7 +88,7 @@ BUILTIN: tuple[Category, ...] = (
         _rx(
             r"OperationalError|DatabaseError|IntegrityError|InterfaceError|ProgrammingError"
             r"|SQL|Psycopg|asyncpg|PDO|Mongo|Sequelize|Prisma|Hibernate|JDBC|DataAccess"
-            r"|DeadlockDetected|UniqueViolation"
+            r"|DeadlockDetected|UniqueViolation|springframework.dao|LockAcquisition|CannotAcquireLock"
         ),
         _rx(
             r"\bdatabase\b|\bpostgres|\bmysql|\bsqlite|\bmongo|\bdeadlock"
@@ -360,6 +360,10 @@ def builtin_category(event: LogEvent) -> Category:
     text = event.message
     if event.exception_message:
         text = f"{text}\n{event.exception_message}"
+    if event.frames and "Caused by: " in event.text:
+        # a JVM wrapper's root cause names the real failure ("deadlock detected")
+        causes = [ln for ln in event.text.splitlines() if ln.startswith("Caused by: ")]
+        text = "\n".join([text, *causes])[:4000]
     for key in ERROR_FIELDS:
         value = event.fields.get(key) if event.fields else None
         if isinstance(value, str):

@@ -313,7 +313,7 @@ _LEVEL_SCAN = re.compile(
     r"\b(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|CRIT|CRITICAL|FATAL|SEVERE|PANIC"
     r"|ALERT|EMERG)\b"
     r"|[\[<](?i:(trace|debug|info|notice|warn|warning|error|err|crit|critical|fatal|alert|emerg))[\]>]"
-    r"|\blevel=(\w+)"
+    r"|\b(?:level|lvl|at)=(\w+)"  # at=: Heroku's router and platform lines
 )
 _SCAN_WINDOW = 200
 _HEADERISH = re.compile(r"(?:\[[^\]]*\]|[\d\s:.,/+\-TZ|])*")

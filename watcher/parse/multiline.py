@@ -12,8 +12,15 @@ Continuation rules, by the state of the open record:
 - a plain log line takes a following "Traceback (most recent call last):", "Caused by:",
   "goroutine N [...]:", or, on probation, an exception header ("com.x.FooException: msg",
   "TypeError: msg"): the header stays only if a frame follows it, else it becomes its own record
-- a Python traceback takes its final "ValueError: msg" line, then "During handling of the above
-  exception…" / "The above exception was the direct cause…" and the next "Traceback"
+- a Python traceback takes its final "ValueError: msg" line and the lines of a message that runs
+  on (lines opening in lower case or "(" that do not start like a record: a logfmt key= or a
+  level word), then "During handling of the above exception…" / "The above exception was the
+  direct cause…" and the next "Traceback"
+- a JVM "Caused by: X: msg" takes the unindented lines of a message that runs on until its frames
+  (any line that does not start like a record: a digit, "[", "<", "{", a logfmt key=, a Ruby
+  "X, [" or a level word)
+- a Ruby Logger error record ("E, [time #pid] ERROR -- prog: msg") takes every following line up to
+  the next line that starts like a record (its message and backtrace are printed unindented)
 - a Go panic takes "goroutine N [...]:" blocks, "[signal …]" and "pkg.fn(...)" frame lines
 """
 
@@ -28,11 +35,22 @@ from watcher.parse.formats import can_be_error, parse_line
 from watcher.parse.traces import parse_trace
 
 # line kinds
-_OTHER, _BLANK, _INDENT, _JSON, _TB, _CHAIN, _CAUSED, _GOROUTINE, _GOHEAD, _EXC, _JVM_HEAD = range(
-    11
-)
+(
+    _OTHER,
+    _BLANK,
+    _INDENT,
+    _JSON,
+    _TB,
+    _CHAIN,
+    _CAUSED,
+    _GOROUTINE,
+    _GOHEAD,
+    _EXC,
+    _JVM_HEAD,
+    _RUBY_HEAD,
+) = range(12)
 # record states
-_OPEN, _TENTATIVE, _BODY, _PY, _PY_DONE, _PY_CHAIN, _GO = range(7)
+_OPEN, _TENTATIVE, _BODY, _PY, _PY_DONE, _PY_CHAIN, _GO, _JMSG, _RUBY = range(9)
 
 _PREFIX_KINDS = (
     ("Traceback (most recent call last)", _TB),
@@ -45,7 +63,14 @@ _PREFIX_KINDS = (
     ("Exception in thread ", _JVM_HEAD),
 )
 _PREFIXES = tuple(prefix for prefix, _ in _PREFIX_KINDS)
-_STATE_OF_HEAD = {_TB: _PY, _CHAIN: _PY_CHAIN, _CAUSED: _BODY, _GOROUTINE: _GO, _GOHEAD: _GO}
+_STATE_OF_HEAD = {
+    _TB: _PY,
+    _CHAIN: _PY_CHAIN,
+    _CAUSED: _JMSG,
+    _GOROUTINE: _GO,
+    _GOHEAD: _GO,
+    _RUBY_HEAD: _RUBY,
+}
 
 # "com.foo.BarException: msg" (a qualified class) or "TypeError: msg" / "Error" (JS)
 _EXC_HEADER = re.compile(
@@ -53,6 +78,14 @@ _EXC_HEADER = re.compile(
     r"(?: \[[\w-]+\])?|Error)(?::\s|:?\s*$)"
 )
 _PY_EXCEPTION = re.compile(r"[A-Za-z_][\w.]*(?::|\s*$)")
+# Ruby's first trace line: "app/models/user.rb:12:in `name': undefined method … (NoMethodError)"
+_RUBY_HEADER = re.compile(r"\S+:\d+:in [`'].*\(([A-Z]\w*(?:::[A-Z]\w*)*)\)$")
+# a line that starts a new record rather than continuing a Java exception message
+_LEVEL_START = r"(?:TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|FATAL|CRITICAL)\b"
+_RECORD_HEAD = re.compile(r"[\d\[<{]|[\w.-]+=|[A-Z], \[|" + _LEVEL_START, re.IGNORECASE)
+# the same for a Ruby record, whose message lines may start with "[" ("[HTTP 503] …")
+_RUBY_STOP = re.compile(r"[\d{]|[\w.-]+=|[A-Z], \[|" + _LEVEL_START, re.IGNORECASE)
+_FRAME_LINE = re.compile(r"\s+(?:at |\.\.\. \d+ more|from )")
 _GO_FUNC = re.compile(r"[^\s(]+\(.*\)$|created by |\[signal |exit status ")
 # an indented line that is itself a timestamped log line does not continue anything
 _INDENTED_LOG = re.compile(r"\s+\d{4}-\d\d-\d\d[T ]\d\d:")
@@ -71,13 +104,17 @@ def _kind(text: str) -> int:
         return _BLANK
     if first.isdigit() or first == "[":
         return _OTHER
+    if text[1:4] == ", [" and first in "EFA":
+        return _RUBY_HEAD  # Ruby Logger "E, [time #pid] ERROR -- prog: msg"
     if text.startswith(_PREFIXES):
         for prefix, kind in _PREFIX_KINDS:
             if text.startswith(prefix):
                 if kind == _GOROUTINE and " [" not in text:
                     return _OTHER
                 return kind
-    return _EXC if _EXC_HEADER.match(text) else _OTHER
+    if _EXC_HEADER.match(text) or ((first == "/" or first.isalpha()) and _RUBY_HEADER.match(text)):
+        return _EXC
+    return _OTHER
 
 
 class _Record:
@@ -113,24 +150,45 @@ def _accepts(state: int, kind: int, text: str) -> int | None:
     if kind == _BLANK:
         # a header on probation must stay the record's last line, so a blank line decides it
         return None if state == _TENTATIVE else state
+    if state == _RUBY:
+        # Ruby's logger.error(e.full_message) prints the message and the backtrace unindented:
+        # everything up to the next logger record, JSON line or timestamped/addressed line
+        return None if kind in (_JSON, _RUBY_HEAD) or _RUBY_STOP.match(text) else _RUBY
+    if state == _JMSG:
+        # inside a "Caused by:" message, which may run over several lines (PostgreSQL's
+        # "Detail:" / "Hint:" blocks) until the frames start
+        if kind == _INDENT:
+            return _BODY if _FRAME_LINE.match(text) else _JMSG
+        if kind == _CAUSED or (kind in (_OTHER, _EXC) and not _RECORD_HEAD.match(text)):
+            return _JMSG
+        return None
     if kind == _INDENT:
         return _BODY if state in (_OPEN, _TENTATIVE) else state
     if state == _OPEN:
         if kind == _TB:
             return _PY
         if kind == _CAUSED:
-            return _BODY
+            return _JMSG
         if kind == _GOROUTINE:
             return _GO
         return _TENTATIVE if kind == _EXC else None
     if state in (_BODY, _TENTATIVE):
-        return _BODY if kind == _CAUSED else None
+        return _JMSG if kind == _CAUSED else None
     if state == _PY:
         if kind in (_OTHER, _EXC) and _PY_EXCEPTION.match(text):
             return _PY_DONE
         return None
     if state == _PY_DONE:
-        return _PY_CHAIN if kind == _CHAIN else None
+        if kind == _CHAIN:
+            return _PY_CHAIN
+        # an exception message may run over several lines (pydantic's error list,
+        # SQLAlchemy's "(Background on this error at: …)"): prose that is not a new record
+        # — only lines opening in lower case or "(": a capitalised line is far more often the next
+        # record of a log without timestamps ("END RequestId: …" on Lambda)
+        first = text[:1]
+        if (first == "(" or first.islower()) and not _RECORD_HEAD.match(text):
+            return _PY_DONE
+        return None
     if state == _PY_CHAIN:
         return _PY if kind == _TB else None
     is_go_line = kind == _GOROUTINE or (kind in (_OTHER, _EXC) and _GO_FUNC.match(text))
