@@ -15,7 +15,7 @@ record is 1.0225 lines on average.
     python bench/loadgen.py --rate 20000 --duration 30 -o app.log --progress p.jsonl
     python bench/loadgen.py --rate 0 --lines 1000000 -o burst.log         # as fast as possible
 
-`--progress PATH` appends one JSON object per write: {"t": epoch seconds just after the write,
+`--progress PATH` appends one JSON object per write: {"t": epoch seconds just before the write,
 "lines", "records", "errors"} (cumulative), and a last one with "done": true. The suite uses it
 to know what was written and when (latency). It is usable as a `command` source's argv: output
 goes to stdout, a closed pipe ends it quietly. Stdlib only; importable (`Generator`).
@@ -203,10 +203,12 @@ def run(
                 if want <= 0:
                     break
             if want > 0:
-                out.write(gen.chunk(want).encode())
+                data = gen.chunk(want).encode()
+                sent = time.time()  # before the write: a full pipe's wait is part of the latency
+                out.write(data)
                 out.flush()
                 if progress is not None:
-                    _progress(progress, gen.counts, time.time())
+                    _progress(progress, gen.counts, sent)
             if rate > 0:
                 delay = t0 + gen.counts.lines / rate - time.monotonic()
                 time.sleep(min(max(delay, 0.0), TICK))

@@ -12,6 +12,7 @@
    (x4 for x4 input) from super-linear (x16). The worst time at `--size` is printed per pattern.
 3. The public functions on a line at the 64 KiB line cap: parse_line, mask, classify, the
    template miner, the redactor.
+4. Whole records (a header line and its trace lines, each at the cap) through the pipeline.
 
 Times are CPU seconds (time.process_time), so other jobs on the machine do not inflate them.
 """
@@ -29,9 +30,11 @@ from collections.abc import Callable, Iterator
 from watcher.classify import BUILTIN, Rule, classify, compile_rule
 from watcher.fix.redact import Redactor
 from watcher.group.mask import mask
+from watcher.group.table import GroupTable
 from watcher.group.template import TemplateMiner
 from watcher.model import RawLine
 from watcher.parse.formats import parse_line
+from watcher.pipeline import Pipeline
 
 HOT_MODULES = (
     "watcher.parse.formats",
@@ -44,26 +47,27 @@ HOT_MODULES = (
     "watcher.sources.lambda_lines",
     "watcher.fix.redact",
 )
+# catastrophic patterns for a backtracking engine, and the subject unit that triggers each
 EVIL_RULES = (
-    r"(a+)+$",
-    r"(x|x)*y",
-    r"(a|aa)+$",
-    r"(\w+\s?)+$",
-    r"^(([a-z])+.)+[A-Z]([a-z])+$",
-    r"(.*a){20}",
-    r"(?i)(stripe|.*stripe.*)+timeout",
+    (r"(a+)+$", "a", "!"),
+    (r"(x|x)*y", "x", ""),
+    (r"(a|aa)+$", "a", "!"),
+    (r"(\w+\s?)+$", "a", "!"),
+    (r"^(([a-z])+.)+[A-Z]([a-z])+$", "a", "!"),
+    (r"(.*a){20}", "a", ""),
+    (r"(?i)(stripe|.*stripe.*)+timeout", "stripe", ""),
 )
 # characters patterns loop on: word, digit, space, separators, quotes, brackets, escapes
 ALPHABET = "aA0 \t.-_/\\:=\"'<[({@+xf,%~\né"
-PAIR_ALPHABET = "a0 .-/:=\"<\\@+x"
+PAIR_ALPHABET = 'a0 .-/:="<\\@+x'
 SMALL, LARGE = 2_000, 8_000
 LINE_CAP = 64 * 1024  # [parse] max_line_bytes: no longer line reaches the parser
 
 
-def cpu(fn: Callable[[], object]) -> float:
-    """CPU seconds one call takes."""
+def cpu(fn: Callable[..., object], *args: object) -> float:
+    """CPU seconds one call of fn(*args) takes."""
     start = time.process_time()
-    fn()
+    fn(*args)
     return time.process_time() - start
 
 
@@ -77,20 +81,16 @@ def repeat_to(unit: str, size: int) -> str:
 
 def user_rules(size: int) -> None:
     """RE2 on `size`-character adversarial subjects vs Python re on a few dozen characters."""
-    print(f"## User rules (RE2), adversarial subject of {size:,} characters\n")
-    print("| rule | subject | RE2 | Python re, 22 chars | Python re, 26 chars |")
+    print(f"## User rules (RE2 via compile_rule), adversarial subject of {size:,} characters\n")
+    print("| rule | subject | RE2 | Python re, 20 chars | Python re, 24 chars |")
     print("|---|---|---|---|---|")
-    for pattern in EVIL_RULES:
-        subjects = {"a…a!": "a" * size + "!", "x…x": "x" * size, "a a …": repeat_to("a ", size)}
-        name, subject = max(
-            ((n, s) for n, s in subjects.items()),
-            key=lambda item: cpu(lambda: compile_rule(pattern).search(item[1][:2000])),
-        )
-        rx = compile_rule(pattern)
-        worst = max(cpu(lambda: rx.search(subject)) for _ in range(3))
-        py = re.compile(pattern)
-        small = [cpu(lambda n=n: py.search(subject[: n - 1] + subject[-1])) for n in (22, 26)]
-        print(f"| `{pattern}` | `{name}` | {worst * 1e3:.2f} ms | {_ms(small[0])} | {_ms(small[1])} |")
+    for pattern, unit, tail in EVIL_RULES:
+        rx, py = compile_rule(pattern), re.compile(pattern)
+        subject = repeat_to(unit, size) + tail
+        worst = max(cpu(rx.search, subject) for _ in range(3))
+        small = [cpu(py.search, repeat_to(unit, n) + tail) for n in (20, 24)]
+        shown = f"{unit!r} * {size:,}{tail}"
+        print(f"| `{pattern}` | `{shown}` | {_ms(worst)} | {_ms(small[0])} | {_ms(small[1])} |")
     print()
 
 
@@ -121,7 +121,8 @@ def builtin_patterns() -> Iterator[tuple[str, re.Pattern[str], str]]:
 
 
 def usage(source: str, attr: str) -> str:
-    """The costliest way `source` calls pattern `attr`: search (findall, sub …), match, fullmatch."""
+    """How `source` calls pattern `attr`, costliest first: search (or findall, sub …), match,
+    fullmatch."""
     methods = set(re.findall(rf"\b{re.escape(attr)}\.(\w+)\(", source))
     if methods - {"match", "fullmatch"} or not methods:
         return "search"  # findall, finditer, sub, split scan every position like search
@@ -144,22 +145,17 @@ def sweep(size: int, top: int) -> None:
     rows = []
     for name, pattern, method in builtin_patterns():
         run = getattr(pattern, method)
-        worst_unit, worst_small = "", -1.0
-        for unit in units_for(pattern):
-            t = cpu(lambda: run(repeat_to(unit, SMALL)))
-            if t > worst_small:
-                worst_unit, worst_small = unit, t
-        text_small, text_large = repeat_to(worst_unit, SMALL), repeat_to(worst_unit, LARGE)
-        t_large = max(cpu(lambda: run(text_large)) for _ in range(2))
-        t_small = max(cpu(lambda: run(text_small)) for _ in range(3))
+        worst = max(units_for(pattern), key=lambda unit: cpu(run, repeat_to(unit, SMALL)))
+        t_large = max(cpu(run, repeat_to(worst, LARGE)) for _ in range(2))
+        t_small = max(cpu(run, repeat_to(worst, SMALL)) for _ in range(3))
         growth = t_large / t_small if t_small > 2e-5 else 1.0
         label = f"{name} ({method})"
         if growth > 8 and t_large > 1e-3:  # super-linear: do not run it at full size
             estimate = t_large * (size / LARGE) ** 2
-            rows.append((estimate, label, worst_unit, growth, f"~{_ms(estimate)} (est.)", True))
+            rows.append((estimate, label, worst, growth, f"~{_ms(estimate)} (est.)", True))
             continue
-        t_full = cpu(lambda: run(repeat_to(worst_unit, size)))
-        rows.append((t_full, label, worst_unit, growth, _ms(t_full), False))
+        t_full = cpu(run, repeat_to(worst, size))
+        rows.append((t_full, label, worst, growth, _ms(t_full), False))
     rows.sort(reverse=True)
     flagged = [r for r in rows if r[5]]
     print(f"## Built-in regexes: {len(rows)} patterns, worst input of {size:,} characters\n")
@@ -194,9 +190,53 @@ def functions(top: int) -> None:
     print("| function | worst repeating unit | time |")
     print("|---|---|---|")
     for name, fn in funcs.items():
-        times = sorted(((cpu(lambda u=u: fn(repeat_to(u, LINE_CAP))), u) for u in units), reverse=True)
+        times = sorted(((cpu(fn, repeat_to(u, LINE_CAP)), u) for u in units), reverse=True)
         for t, unit in times[:top]:
             print(f"| {name} | `{unit!r}` | {_ms(t)} |")
+    print()
+
+
+# --- 4. whole records: assembler + classify + group ------------------------------------------
+
+RECORDS: dict[str, Callable[[int], list[str]]] = {
+    "logfmt error, then a long run": lambda n: ["level=error a=1 " + repeat_to("\u00e9", n)],
+    "JVM header of dotted words": lambda n: [
+        'Exception in thread "main" x ' + repeat_to("Exception.", n),
+        "\tat com.a.B.c(B.java:1)",
+    ],
+    "error message of a-a-a-": lambda n: ["ERROR " + repeat_to("a-", n)],
+    "error message of 'model '": lambda n: ["ERROR " + repeat_to("model ", n)],
+    "Python traceback, long path and message": lambda n: [
+        "Traceback (most recent call last):",
+        '  File "' + repeat_to("a/", n) + '", line 1, in f',
+        "ValueError: " + repeat_to("a-1.", n),
+    ],
+    "Node frame of 'f ('": lambda n: ["Error: x", "    at " + repeat_to("f (", n)],
+    "Go goroutine of 'a('": lambda n: ["panic: x", "goroutine 1 [running]:", repeat_to("a(", n)],
+    "Ruby header": lambda n: ["app.rb:3:in 'foo': " + repeat_to("a ", n) + " (RuntimeError)"],
+}
+
+
+def through_pipeline(lines: list[str]) -> None:
+    """One record through the synchronous pipeline: assemble, classify, group."""
+    pipeline = Pipeline(GroupTable())
+    pipeline.feed([RawLine(text, "bench", "s", n, n) for n, text in enumerate(lines, 1)])
+    pipeline.flush(force=True)
+
+
+def records() -> None:
+    """Records whose lines are each at the 64 KiB cap, timed through the whole pipeline."""
+    print(f"## Records of {LINE_CAP:,}-character lines through assemble + classify + group\n")
+    print("| record | growth | time |")
+    print("|---|---|---|")
+    for name, make in RECORDS.items():
+        small, large = cpu(through_pipeline, make(4096)), cpu(through_pipeline, make(16384))
+        growth = large / small if small > 2e-4 else 1.0
+        if growth > 8 and large > 0.05:
+            shown = f"~{_ms(large * (LINE_CAP / 16384) ** 2)} (est., super-linear)"
+        else:
+            shown = _ms(cpu(through_pipeline, make(LINE_CAP)))
+        print(f"| {name} | x{growth:.1f} | {shown} |")
     print()
 
 
@@ -204,12 +244,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=100_000, help="adversarial input length")
     parser.add_argument("--top", type=int, default=20, help="rows of the built-in table")
-    parser.add_argument("--skip-builtins", action="store_true")
+    parser.add_argument("--skip-builtins", action="store_true", help="skip the slow sweep")
     args = parser.parse_args()
     user_rules(args.size // 2)
     if not args.skip_builtins:
         sweep(args.size, args.top)
     functions(2)
+    records()
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -32,11 +31,12 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
+from watcher import engine as engine_module
 from watcher.config import load_config
 from watcher.daemon import Daemon
 from watcher.store import SQLITE_MAGIC
 
-from .helpers import wait_for
+from .helpers import free_port, wait_for
 
 # Three logging statements: the numbers are masked, so each kind is one group.
 KINDS = {
@@ -47,10 +47,16 @@ KINDS = {
 # A fourth statement, written once the store fails: a new group with a 4 KiB sample needs new
 # database pages, so a commit that only updated rows in place cannot slip through the fault.
 NEW_KIND = "ERROR upload rejected for request {n} with body " + "x" * 4000
-PERSIST = 0.2  # seconds between persists in these tests (the daemon's default is 5)
+PERSIST = 0.1  # seconds between persists in these tests (the daemon's default is 5)
 
 
 # --- helpers -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def quick_ticks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An idle engine persists on its FLUSH_EVERY tick: tick as often as it persists here."""
+    monkeypatch.setattr(engine_module, "FLUSH_EVERY", PERSIST / 2)
 
 
 class Writer:
@@ -228,38 +234,34 @@ def with_store_connection(daemon: Daemon, statement: str) -> None:
 # --- disk full -----------------------------------------------------------------------------------
 
 
-async def test_sqlite_full_degrades_then_catches_up(tmp_path: Path) -> None:
-    """SQLITE_FULL on every commit: counting goes on, one error line, state catches up after."""
-    pages: list[int] = []
-
-    def fill(daemon: Daemon) -> None:
-        assert daemon.store is not None
-        with daemon.store._lock:
-            pages.append(daemon.store._conn.execute("PRAGMA page_count").fetchone()[0])
-            daemon.store._conn.execute(f"PRAGMA max_page_count = {pages[0]}")
-
-    await degraded_then_recovered(
-        tmp_path,
-        fill,
-        lambda d: with_store_connection(d, "PRAGMA max_page_count = 1073741823"),
-        "disk_full",
-    )
-
-
-@pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MiB tmpfs mounted in tmp_path (skipped where the test may not mount)."""
-    mount = tmp_path / "small"
+def mount_tmpfs(mount: Path) -> bool:
+    """Mount a 4 MiB tmpfs on `mount`; False where that is not allowed (not root)."""
     mount.mkdir()
     done = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True
     )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    return done.returncode == 0
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Path | None]:
+    """A 4 MiB tmpfs in tmp_path, or None where the test may not mount one."""
+    mount = tmp_path / "small"
+    if not mount_tmpfs(mount):
+        yield None
+        return
     try:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def tmpfs(small_fs: Path | None) -> Path:
+    """A 4 MiB tmpfs (skipped where the test may not mount one)."""
+    if small_fs is None:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    return small_fs
 
 
 def fill_up(directory: Path) -> Path:
@@ -275,26 +277,32 @@ def fill_up(directory: Path) -> Path:
     return filler
 
 
-async def test_real_disk_full_degrades_then_catches_up(tmp_path: Path, tmpfs: Path) -> None:
-    """A filesystem really out of space (ENOSPC): the same degraded run and catch-up."""
+async def test_disk_full_degrades_then_catches_up(tmp_path: Path, small_fs: Path | None) -> None:
+    """Disk full on every commit (ENOSPC on a full tmpfs where the test may mount one, else
+    SQLITE_FULL from a page cap): counting goes on, one error line, and the held state is
+    written once there is room again."""
+    if small_fs is not None:
+        filler = small_fs / "filler"
+        await degraded_then_recovered(
+            tmp_path,
+            lambda _d: fill_up(small_fs),
+            lambda _d: filler.unlink(),
+            "disk_full",
+            state=small_fs / "state.db",
+        )
+        return
+
+    def cap_pages(daemon: Daemon) -> None:
+        assert daemon.store is not None
+        with daemon.store._lock:
+            pages = daemon.store._conn.execute("PRAGMA page_count").fetchone()[0]
+            daemon.store._conn.execute(f"PRAGMA max_page_count = {pages}")
+
     await degraded_then_recovered(
         tmp_path,
-        lambda _d: fill_up(tmpfs),
-        lambda _d: (tmpfs / "filler").unlink(),
+        cap_pages,
+        lambda d: with_store_connection(d, "PRAGMA max_page_count = 1073741823"),
         "disk_full",
-        state=tmpfs / "state.db",
-    )
-
-
-async def test_groups_evicted_while_degraded_keep_their_counts(tmp_path: Path) -> None:
-    """With room for 2 groups in memory, 4 kinds evict and recall each other while commits
-    fail; the held copies (newer than the store's) are what comes back, so no count regresses."""
-    await degraded_then_recovered(
-        tmp_path,
-        lambda d: with_store_connection(d, "PRAGMA query_only = ON"),
-        lambda d: with_store_connection(d, "PRAGMA query_only = OFF"),
-        "read_only",
-        max_groups=2,
     )
 
 
@@ -302,12 +310,15 @@ async def test_groups_evicted_while_degraded_keep_their_counts(tmp_path: Path) -
 
 
 async def test_store_turning_read_only_degrades_then_catches_up(tmp_path: Path) -> None:
-    """SQLITE_READONLY on every commit: the same degraded run, counted as read_only."""
+    """SQLITE_READONLY on every commit: the same degraded run, counted as read_only. With room
+    for 2 groups in memory, 4 kinds evict and recall each other meanwhile: the held copies
+    (newer than the store's) are what comes back, so no count regresses."""
     await degraded_then_recovered(
         tmp_path,
         lambda d: with_store_connection(d, "PRAGMA query_only = ON"),
         lambda d: with_store_connection(d, "PRAGMA query_only = OFF"),
         "read_only",
+        max_groups=2,
     )
 
 
@@ -345,13 +356,6 @@ async def test_read_only_state_directory_runs_in_memory(tmp_path: Path, tmpfs: P
 
 
 # --- corrupt file at start, end to end -----------------------------------------------------------
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_corrupt_state_file_is_set_aside_and_the_daemon_runs(tmp_path: Path) -> None:

@@ -113,7 +113,9 @@ BUILTIN: tuple[Category, ...] = (
         _rx(r"OpenAI|Anthropic|APIStatusError|APIConnectionError|InternalServerError|Overloaded"),
         _rx(
             r"\bopenai\b|\banthropic\b|\bclaude\b|\bgpt-|\bgemini\b|\bcohere\b|\bbedrock\b"
-            r"|\boverloaded\b|\bllm\b|model .* (unavailable|not found)"
+            # bounded: `model .*` re-scans the line from every "model " (quadratic, 1.5 s on a
+            # 64 KiB line of them)
+            r"|\boverloaded\b|\bllm\b|model .{0,200} (unavailable|not found)"
         ),
     ),
     Category(

@@ -148,7 +148,12 @@ class Engine:
             _, pending = await asyncio.wait(producers, timeout=half)
             for task in pending:
                 task.cancel()
-        await closer
+        await asyncio.wait({closer, consumer}, return_when=asyncio.FIRST_COMPLETED)
+        if not closer.done():
+            # the consumer died (a pipeline error): nobody will take _DONE off a full queue, and
+            # waiting for it would hang the process instead of letting it exit with the error
+            closer.cancel()
+            await asyncio.wait({closer})
         try:
             await asyncio.wait_for(asyncio.shield(consumer), timeout=half)
         except TimeoutError:

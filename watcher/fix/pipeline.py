@@ -389,12 +389,22 @@ class FixPipeline:
                 ref = await self._open_pr(github, pushed, title, analysis, group, result, verified)
             except BaseException:
                 # no half-made fix left behind: the branch goes when its PR could not be opened
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(tree.delete_branch())
-                fix.branch = ""
+                await self._delete_pushed(fix, tree)
                 raise
         fix.status, fix.pr_url = "pr_open", ref.url
         fix.details.update(pr_number=ref.number, pr_created=ref.created, draft=verified[0])
+
+    async def _delete_pushed(self, fix: Fix, tree: WorktreeLike) -> None:
+        """Delete the branch of a PR that could not be opened. If the remote refuses that too,
+        the fix keeps the branch name and says so: a branch left behind must not be silent."""
+        try:
+            await asyncio.shield(tree.delete_branch())
+        except Exception as exc:
+            error = self.redact(str(exc) or type(exc).__name__)
+            fix.details["leftover_branch"] = {"branch": fix.branch, "error": error}
+            log.error("Could not delete a fix branch.", branch=fix.branch, error=error)
+            return
+        fix.branch = ""
 
     async def _verify(self, fix: Fix, tree: WorktreeLike) -> tuple[bool, str] | None:
         """(draft, note for the PR body) after the verify command; None: do not push."""

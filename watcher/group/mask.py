@@ -34,9 +34,13 @@ _DAYS = r"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*\.?"
 
 _KINDS: tuple[str, ...] = (
     # URLs with a scheme; everything up to whitespace or a closing delimiter is the value.
-    r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>)\]]+",
+    # The look-behinds here and on e-mails and the catch-all keep masking linear: without them
+    # the engine re-scans a long run ("a-a-a-…", 64 KiB) from each of its positions (quadratic,
+    # ~40 s a line). Only a run's first character can start these kinds anyway, unless a match
+    # of another kind ended inside the run.
+    r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>)\]]+",
     # e-mail addresses
-    r"[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+",
+    r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+",
     # UUIDs
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
     # ISO-8601 / syslog-ish date-times and dates
@@ -71,8 +75,10 @@ _KINDS: tuple[str, ...] = (
     # hex numbers with a 0x prefix, and long bare hex runs (hashes, ids)
     r"0[xX][0-9a-fA-F]+",
     r"(?<![\w])[0-9a-fA-F]{8,}(?![\w])",
-    # anything else that holds a digit: numbers, sizes, durations, ids like blk_-12 or node-7
-    r"[\w.+-]*\d[\w.+-]*",
+    # anything else that holds a digit: numbers, sizes, durations, ids like blk_-12 or node-7;
+    # from inside a run (where another kind's match ended: "0x1f-12") only with a digit within
+    # 33 characters, so a digitless run costs a bounded look per position (linear, see URLs)
+    r"(?<![\w.+-])[\w.+-]*\d[\w.+-]*|[\w.+-]{0,32}\d[\w.+-]*",
 )
 
 _MASK_RE = re.compile("|".join(f"(?:{kind})" for kind in _KINDS))

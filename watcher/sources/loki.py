@@ -7,6 +7,11 @@ a session (Loki's tail_max_duration, an error, a refused upgrade, the network) s
 after a backoff, from a little before the newest entry delivered, so nothing in between is lost;
 what the overlap delivers twice is dropped by identity (labels, ns, line) — see loki_intake.
 
+A tail that stays connected but stops relaying (a querier that lost its ingesters; pings and pongs
+still flow, so the heartbeat is happy) looks exactly like a quiet stream. So after `stall_check`
+seconds without a message, one query_range asks Loki for what arrived since: anything the tail
+should have sent by then is delivered, and the tail is replaced.
+
 Scan mode pages query_range forward in chunks (`chunk`, default 1 h) so long windows stay under
 Loki's max_query_length, and pages within a chunk by the last timestamp returned.
 """
@@ -49,6 +54,11 @@ OVERLAP_S = 10.0
 # A restart re-reads from the oldest committed stream cursor within this of the newest one.
 RESUME_HORIZON_S = 3600.0
 SCAN_ATTEMPTS = 5  # transient failures of one query_range before a scan gives up
+# Seconds of tail silence before query_range is asked whether Loki has entries the tail did not
+# send: one small query per quiet minute.
+STALL_CHECK_S = 60.0
+# Entries younger than this (plus delay_for) may still be on their way through a healthy tail.
+STALL_GRACE_S = 2.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,6 +124,7 @@ class LokiSource:
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.time,
         healthy_after: float = 10.0,
+        stall_check: float = STALL_CHECK_S,
     ) -> None:
         self.config = config
         self.ctx = ctx
@@ -122,6 +133,7 @@ class LokiSource:
         self.backoff = backoff or Backoff(cap=config.max_backoff)
         self.clock = clock
         self.healthy_after = healthy_after  # a session this long resets the backoff
+        self.stall_check = stall_check
         self.overlap_ns = int((OVERLAP_S + config.delay_for) * NS)
         self._ok = False  # a request succeeded once: from then on every error is transient
         self._covered_ns = 0  # backfilled up to here (exclusive)
@@ -188,7 +200,15 @@ class LokiSource:
                     yield batch
             self._covered_ns = max(self._covered_ns, end)  # the tail delivers from `end` on
             while True:
-                msg = await self._or_shutdown(ws.receive())
+                try:
+                    msg = await self._or_shutdown(ws.receive(timeout=self.stall_check))
+                except TimeoutError:
+                    async with contextlib.aclosing(
+                        self._missed(client, intake, first_start)
+                    ) as batches:
+                        async for batch in batches:
+                            yield batch
+                    continue
                 if msg.type == aiohttp.WSMsgType.TEXT:
                     entries, dropped = parse_tail_message(msg.data)
                     self._count_dropped(dropped)
@@ -206,6 +226,25 @@ class LokiSource:
                     return
         finally:
             await ws.close()
+
+    async def _missed(
+        self, client: LokiClient, intake: Intake, first_start: int
+    ) -> AsyncIterator[list[RawLine]]:
+        """After tail silence: what Loki holds that the tail should have sent; if anything, the
+        tail has stalled, so deliver it and end the session (the next one reconnects)."""
+        grace = int((STALL_GRACE_S + self.config.delay_for) * NS)
+        found = 0
+        async with contextlib.aclosing(
+            self._backfill(client, intake, first_start, self._now_ns() - grace)
+        ) as batches:
+            async for batch in batches:
+                found += len(batch)
+                yield batch
+        if found:
+            raise LokiError(
+                f"Loki's tail sent nothing for {self.stall_check:g}s while {found} entries "
+                "arrived; reconnecting"
+            )
 
     def _resume_point(self, intake: Intake, first_start: int) -> int:
         """Where the next backfill starts: a little before everything delivered so far."""
