@@ -408,12 +408,6 @@ async def test_railway_cli_exits_hangs_and_prints_garbage_mid_stream(tmp_path: P
     assert counter(ctx.metrics.duplicate_lines, "railway") >= 16  # the replays, dropped
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="railway_entry.decode looks for JSON before removing terminal escapes: a JSON line "
-    "with an escape glued in front loses its message, timestamp and de-duplication "
-    '(fix: _json_object(_ANSI.sub("", line)) in watcher/sources/railway_entry.py)',
-)
 async def test_railway_json_line_behind_a_terminal_escape_is_still_an_entry(
     tmp_path: Path,
 ) -> None:

@@ -81,6 +81,7 @@ class WatcherConfig:
     log_format: Literal["json", "text"] = "json"
     queue_size: PositiveInt = 64
     shutdown_timeout: Seconds = 10.0
+    persist_interval: Seconds = 5.0
 
 
 def split_listen(listen: str) -> tuple[str, int]:

@@ -104,6 +104,7 @@ def build_engine(
         period=period,
         queue_size=w.queue_size,
         shutdown_timeout=seconds(w.shutdown_timeout),
+        persist_interval=seconds(w.persist_interval),
         max_line_bytes=config.parse.max_line_bytes,
         progress=progress,
     )

@@ -383,7 +383,19 @@ def probe_paths() -> dict[str, Schema]:
     ready = json_content(
         {
             "type": "object",
-            "properties": {"ready": BOOL, "sources": counts(ref("SourceStatus"))},
+            "properties": {
+                "ready": BOOL,
+                "sources": counts(ref("SourceStatus")),
+                "failed": {"type": "object", "additionalProperties": {"type": "string"}},
+                "store": {
+                    "type": "object",
+                    "properties": {
+                        "status": {"type": "string", "enum": ["ok", "degraded", "memory"]},
+                        "error": {"type": ["string", "null"]},
+                    },
+                    "required": ["status"],
+                },
+            },
             "required": ["ready"],
             "additionalProperties": True,
         }

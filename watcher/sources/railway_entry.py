@@ -81,7 +81,7 @@ def clean_text(text: str, limit: int) -> tuple[str, bool]:
 
 def decode(line: str, limit: int, *, cut: bool = False) -> Entry:
     """The Entry for one output line; `cut` when the splitter already truncated it."""
-    obj = _json_object(line) if not cut else None
+    obj = _json_object(_ANSI.sub("", line)) if not cut else None
     if obj is None:
         text, capped = clean_text(_ANSI.sub("", line).rstrip("\r"), limit)
         return Entry(text, truncated=cut or capped)
