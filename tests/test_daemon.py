@@ -238,3 +238,40 @@ async def test_daemon_with_failed_source_stays_up_not_ready(tmp_path: Path) -> N
     assert not task.done()
     daemon.shutdown.set()
     assert await asyncio.wait_for(task, 15) == 0
+
+
+async def test_sighup_adds_and_removes_sources_keeping_groups(tmp_path: Path) -> None:
+    """A reload with a second file source starts it and stops a removed one; the groups found
+    so far stay."""
+    first, second = tmp_path / "a.log", tmp_path / "b.log"
+    first.write_text("")
+    second.write_text("")
+    cfg = write_config(tmp_path, first)
+    daemon = Daemon(load_config(cfg))
+    task = asyncio.create_task(daemon.run())
+    await asyncio.wait_for(daemon.started.wait(), 10)
+    await until(lambda: _source_up(daemon, "app"))
+    with first.open("a") as fh:
+        fh.write(ERRORS)
+    assert daemon.engine is not None
+    table = daemon.engine.pipeline.table
+
+    async def counted(n: int) -> bool:
+        return sum(g.count for g in table.snapshot()) == n
+
+    await until(lambda: counted(7))
+    cfg.write_text(
+        cfg.read_text().replace('name = "app"', 'name = "b"').replace(str(first), str(second))
+    )
+    os.kill(os.getpid(), signal.SIGHUP)
+    await until(lambda: _source_up(daemon, "b"))
+    assert sorted(daemon.engine.sources) == ["b"]
+    with second.open("a") as fh:
+        fh.write(ERRORS)
+    with first.open("a") as fh:
+        fh.write(ERRORS)  # the removed source is no longer read
+    await until(lambda: counted(14))
+    await asyncio.sleep(0.5)
+    assert await counted(14)
+    daemon.shutdown.set()
+    assert await asyncio.wait_for(task, 15) == 0

@@ -171,7 +171,9 @@ def assemble(lines: list[RawLine], **limits: Any) -> list[LogEvent]:
     return events
 
 
-FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(
+    max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 # --- parse + assemble ------------------------------------------------------------------------
@@ -199,7 +201,7 @@ def test_deep_json_parses_or_falls_back(depth: int, kind: str) -> None:
     GroupTable().add(event, classify(event, RULES))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, database=None)
 @given(lines=st.lists(st.tuples(st.sampled_from("ab"), line_text), max_size=50))
 def test_assembler_accounts_for_every_hostile_line(lines: list[tuple[str, str]]) -> None:
     """Each line fed is in exactly one event: sum(line_count) == lines fed."""
@@ -208,7 +210,9 @@ def test_assembler_accounts_for_every_hostile_line(lines: list[tuple[str, str]])
     assert sum(e.line_count for e in events) == len(raw)
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=10, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(
     lines=st.lists(st.one_of(line_text, huge_spec), min_size=1, max_size=4).filter(
         lambda items: any(isinstance(item, tuple) for item in items)
@@ -299,7 +303,9 @@ def test_lone_surrogates_from_json_are_grouped_and_stored() -> None:
 # --- the whole synchronous pipeline -----------------------------------------------------------
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=100, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(
     data=st.lists(st.one_of(line_text.map(encode), st.binary(max_size=300)), max_size=40).map(
         b"\n".join
@@ -382,7 +388,7 @@ def test_template_miner_takes_any_message(messages: list[str]) -> None:
     assert miner.match(messages[-1]) is not None
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, database=None)
 @given(text=st.one_of(nasty_text, random_bytes_text, deep))
 def test_report_renders_hostile_groups(text: str) -> None:
     """render_report takes templates, samples and sources made of anything."""

@@ -15,6 +15,7 @@ import socket
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -99,7 +100,8 @@ class Daemon:
         self.shutdown.set()
 
     def _on_reload(self) -> None:
-        """SIGHUP: re-read the config file and apply the classification rules."""
+        """SIGHUP: re-read the config file; apply its classification rules and its sources
+        (added, removed or changed ones restart; the groups and other sources are untouched)."""
         if self.engine is None or self.config.path is None:
             return
         try:
@@ -108,7 +110,20 @@ class Daemon:
             log.error("Reload failed; keeping the running config.", error=str(exc))
             return
         self.engine.pipeline.rules = tuple(rules_from(fresh))
-        log.info("Reloaded classification rules.", rules=len(fresh.classify.rules))
+        task = asyncio.create_task(self._reload_sources(fresh), name="reload")
+        self._fix_tasks.add(task)
+        task.add_done_callback(self._fix_tasks.discard)
+
+    async def _reload_sources(self, fresh: Config) -> None:
+        assert self.engine is not None
+        added, removed = await self.engine.reconfigure(list(fresh.sources))
+        self.config = replace(self.config, sources=fresh.sources, classify=fresh.classify)
+        log.info(
+            "Reloaded the config.",
+            rules=len(fresh.classify.rules),
+            sources_added=added,
+            sources_removed=removed,
+        )
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()

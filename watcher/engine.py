@@ -99,6 +99,8 @@ class Engine:
     _persists: int = 0
     _evicted: dict[str, tuple[Any, list[Any]]] = field(default_factory=dict)
     _unwritten: _Unwritten | None = None
+    _producers: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = field(default_factory=dict)
+    _queue: Any = None
 
     async def run(self, shutdown: asyncio.Event) -> Stats:
         """Run until the sources end (bounded) or `shutdown` is set (follow); return the stats."""
@@ -106,14 +108,11 @@ class Engine:
         stats.started = time.time()
         await self._restore()
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.options.queue_size)
+        self._queue = queue
         stop_sources = asyncio.Event()
-        producers = [
-            asyncio.create_task(self._produce(cfg, queue, stop_sources), name=f"source:{cfg.name}")
-            for cfg in self.source_configs
-        ]
-        closer = asyncio.create_task(
-            self._close_when_done(producers, queue, stop_sources), name="closer"
-        )
+        for cfg in self.source_configs:
+            self._add(cfg)
+        closer = asyncio.create_task(self._close_when_done(queue, stop_sources), name="closer")
         consumer = asyncio.create_task(self._consume(queue), name="pipeline")
         self.ready = True
         try:
@@ -121,11 +120,45 @@ class Engine:
         finally:
             self.ready = False
             stop_sources.set()
-            await self._stop(producers, consumer, closer)
+            for _, stop in self._producers.values():
+                stop.set()
+            await self._stop([task for task, _ in self._producers.values()], consumer, closer)
             self._finish()
             await self._persist(final=True)
         stats.finished = time.time()
         return stats
+
+    def _add(self, cfg: SourceConfig) -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(self._produce(cfg, self._queue, stop), name=f"source:{cfg.name}")
+        self._producers[cfg.name] = (task, stop)
+
+    async def _remove(self, name: str, producer: tuple[asyncio.Task[None], asyncio.Event]) -> None:
+        task, stop = producer
+        stop.set()
+        _, pending = await asyncio.wait({task}, timeout=self.options.shutdown_timeout / 2)
+        for late in pending:
+            late.cancel()
+        if name not in self._producers:  # not a changed source that restarted under its name
+            self.sources.pop(name, None)
+            self.metrics.source_up.labels(name).set(0)
+
+    async def reconfigure(self, configs: Sequence[SourceConfig]) -> tuple[list[str], list[str]]:
+        """Follow a new source list (SIGHUP): stop removed or changed sources, start new or
+        changed ones; groups, windows and the other sources are untouched. (added, removed)."""
+        if self._queue is None:
+            raise RuntimeError("the engine is not running")
+        old = {c.name: c for c in self.source_configs}
+        new = {c.name: c for c in configs}
+        removed = [n for n, c in old.items() if new.get(n) != c]
+        added = [n for n, c in new.items() if old.get(n) != c]
+        stopping = [(n, self._producers.pop(n)) for n in removed if n in self._producers]
+        for name in added:  # started first: the closer must never see an empty source set
+            self._add(new[name])
+        for name, producer in stopping:
+            await self._remove(name, producer)
+        self.source_configs = list(configs)
+        return added, removed
 
     async def _wait(self, shutdown: asyncio.Event, consumer: asyncio.Task[None]) -> None:
         stopper = asyncio.create_task(shutdown.wait())
@@ -162,10 +195,12 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError):
                 await consumer
 
-    async def _close_when_done(
-        self, producers: list[asyncio.Task[None]], queue: Any, stop: asyncio.Event
-    ) -> None:
-        await asyncio.gather(*producers, return_exceptions=True)
+    async def _close_when_done(self, queue: Any, stop: asyncio.Event) -> None:
+        while True:  # sources added by reconfigure() while waiting are waited for too
+            tasks = [task for task, _ in self._producers.values()]
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if all(task.done() for task, _ in self._producers.values()):
+                break
         if self.options.follow and any(s.failed for s in self.sources.values()):
             # a daemon whose sources failed stays up, not ready, until it is told to stop:
             # exiting would make a supervisor restart it into the same failure, in a loop
