@@ -54,6 +54,8 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from watcher.sources.lines import MAX_BATCH  # lines per batch at most: the queue's unit
+
 HERE = Path(__file__).resolve().parent
 LOADGEN = HERE / "loadgen.py"
 RSS_CAP_MB = 300.0  # the cardinality promise: memory stays under this with default max_groups
@@ -62,6 +64,8 @@ FLAT_RATIO = 1.2  # RSS is flat when the end is at most this times the value at 
 # that warm-up, not a leak, so its RSS figure is printed but only a run this long is judged on it.
 FLAT_MIN_DURATION = 120.0
 POLL = 0.05  # seconds between /metrics scrapes while measuring latency
+PEAK_EVERY = 0.1  # seconds between reads of a child's peak RSS
+PRODUCERS = 4  # file sources racing one pipeline in the back-pressure check
 # Families labelled by classification only (9 categories x 5 severities): which of those label
 # sets appear depends on what the messages say, but never exceeds this.
 CLASS_BOUNDED = {"watcher_errors": 45, "watcher_errors_created": 45}
@@ -145,44 +149,57 @@ def watcher_argv() -> list[str]:
     return [sys.executable, "-m", "watcher"]
 
 
-def vm_rss_mb(pid: int) -> float | None:
-    """The process's resident set size (VmRSS) in MB, or None once it is gone."""
+def vm_status_mb(pid: int) -> tuple[float, float] | None:
+    """(VmRSS, VmHWM) of the process in MB, or None once it is gone.
+
+    VmHWM is the peak RSS of the process's current image. The kernel's ru_maxrss is not used:
+    across fork + exec it keeps the RSS the child had before exec, i.e. the parent's (this
+    script's), which would be reported as watcher's peak.
+    """
     try:
         with open(f"/proc/{pid}/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
+            fields = dict(line.split(":", 1) for line in fh if line.startswith(("VmRSS", "VmHWM")))
+        return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+    except (OSError, KeyError, ValueError):
         return None
-    return None
 
 
 class RssSampler:
-    """Samples a process's VmRSS every `interval` seconds in a thread: (seconds since start, MB)."""
+    """Samples a process's RSS in a thread: a series every `interval` s and the running peak.
+
+    The peak (VmHWM) is read every PEAK_EVERY seconds so that little happens unseen before exit.
+    """
 
     def __init__(self, pid: int, interval: float = 1.0) -> None:
         self.pid = pid
         self.interval = interval
-        self.series: list[tuple[float, float]] = []
+        self.series: list[tuple[float, float]] = []  # (seconds since start, VmRSS MB)
+        self.hwm = 0.0
         self._stop = threading.Event()
         self.t0 = time.monotonic()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
+        next_at = 0.0
         while not self._stop.is_set():
-            mb = vm_rss_mb(self.pid)
-            if mb is None:
+            got = vm_status_mb(self.pid)
+            if got is None:
                 return
-            self.series.append((time.monotonic() - self.t0, mb))
-            self._stop.wait(self.interval)
+            rss, hwm = got
+            self.hwm = max(self.hwm, hwm, rss)
+            now = time.monotonic() - self.t0
+            if now >= next_at:
+                self.series.append((now, rss))
+                next_at = now + self.interval
+            self._stop.wait(PEAK_EVERY)
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
 
     def peak(self) -> float:
-        return max((mb for _, mb in self.series), default=0.0)
+        return max(self.hwm, max((mb for _, mb in self.series), default=0.0))
 
     def at(self, since: float) -> float:
         """The first sample taken at or after `since` seconds (the last one if none is)."""
@@ -192,8 +209,8 @@ class RssSampler:
         return self.series[-1][1] if self.series else 0.0
 
 
-def wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, float, float]:
-    """Reap `proc`: (exit code, peak RSS MB from the kernel, CPU seconds user+system)."""
+def wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, float]:
+    """Reap `proc`: (exit code, CPU seconds user+system)."""
     deadline = time.monotonic() + timeout
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -205,7 +222,7 @@ def wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, float
             break
         time.sleep(0.05)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+    return proc.returncode, usage.ru_utime + usage.ru_stime
 
 
 def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, str]:
@@ -307,13 +324,13 @@ class Daemon:
             time.sleep(0.1)
 
     def stop(self) -> tuple[int, float, float]:
-        """SIGTERM, then reap: (exit code, kernel peak RSS MB, CPU seconds)."""
+        """SIGTERM, then reap: (exit code, peak RSS MB, CPU seconds)."""
         assert self.proc is not None and self.rss is not None
         if self.proc.returncode is None:
             self.proc.send_signal(signal.SIGTERM)
-        result = wait_exit(self.proc, timeout=60)
+        code, cpu = wait_exit(self.proc, timeout=60)
         self.rss.stop()
-        return result
+        return code, self.rss.peak(), cpu
 
     def tail(self, n: int = 15) -> str:
         try:
@@ -596,9 +613,10 @@ class Replay:
     log_tail: str
 
 
-def replay(tmp: Path, path: Path, *, queue_size: int | None = None) -> Replay:
-    """`watcher replay path` (config with queue_size if given); wall, CPU, peak RSS, accounting."""
-    argv = [*watcher_argv(), "replay", str(path), "--no-progress", "--log-level", "warning"]
+def replay(tmp: Path, *paths: Path, queue_size: int | None = None) -> Replay:
+    """`watcher replay paths` (config with queue_size if given); wall, CPU, peak RSS, accounting."""
+    files = [str(p) for p in paths]
+    argv = [*watcher_argv(), "replay", *files, "--no-progress", "--log-level", "warning"]
     if queue_size is not None:
         cfg = tmp / f"replay-q{queue_size}.toml"
         cfg.write_text(f"[watcher]\nqueue_size = {queue_size}\n")
@@ -607,8 +625,11 @@ def replay(tmp: Path, path: Path, *, queue_size: int | None = None) -> Replay:
     t0 = time.monotonic()
     with out.open("wb") as fo, err.open("wb") as fe:
         proc = spawn(argv, tmp, stdout=fo, stderr=fe)
-    code, peak, cpu = wait_exit(proc, timeout=1800)
+    rss = RssSampler(proc.pid)
+    code, cpu = wait_exit(proc, timeout=1800)
     wall = time.monotonic() - t0
+    rss.stop()
+    peak = rss.peak()
     tail = "\n".join(err.read_text(errors="replace").splitlines()[-10:])
     return Replay(code, wall, cpu, peak, parse_accounting(out.read_text(errors="replace")), tail)
 
@@ -640,27 +661,35 @@ def burst(sizes: Sizes, tmp: Path) -> list[Row]:
 
 
 def back_pressure(sizes: Sizes, tmp: Path) -> list[Row]:
-    """Error-heavy input (slow consumer) at two sizes x each queue size: peak RSS per cell."""
+    """A slow consumer behind fast producers, at two input sizes x each queue size: peak RSS.
+
+    One file source cannot outrun the pipeline: both run on one event loop, and the reader gets
+    a turn only between two batches of the consumer. PRODUCERS file sources can: each puts a
+    batch per turn, so the queue fills and its bound is what holds memory.
+    """
     small, large = sizes.pressure_lines
-    inputs = {}
+    inputs: dict[int, tuple[list[Path], int]] = {}
     for n in (small, large):
-        path = tmp / f"pressure-{n}.log"
-        # half the records are errors, each with a traceback: the pipeline, not the file reader,
-        # is the bottleneck, so the reader runs ahead until the queue is full. Traces group by
-        # their frames (48 groups), so the pipeline's own state stops growing early and any
-        # growth with the input size would be buffering.
-        write_lines(path, n, "--seed", 4, "--error-rate", 0.5, "--trace-rate", 1.0)
-        inputs[n] = (path, _count_lines(path))
+        first = tmp / f"pressure-{n}-0.log"
+        # half the records are errors, each with a traceback: the pipeline is the bottleneck.
+        # Traces group by their frames (48 groups), so the pipeline's own state stops growing
+        # early: any growth with the input size would be buffering.
+        per_file = n // PRODUCERS
+        write_lines(first, per_file, "--seed", 4, "--error-rate", 0.5, "--trace-rate", 1.0)
+        paths = [first]
+        for k in range(1, PRODUCERS):
+            paths.append(tmp / f"pressure-{n}-{k}.log")
+            shutil.copyfile(first, paths[-1])
+        inputs[n] = (paths, PRODUCERS * _count_lines(first))
     rows = []
     for q in sizes.queue_sizes:
-        runs = {n: replay(tmp, path, queue_size=q) for n, (path, _) in inputs.items()}
+        runs = {n: replay(tmp, *paths, queue_size=q) for n, (paths, _) in inputs.items()}
         lines_in = sum(w for _, w in inputs.values())
         counted = sum(r.counts.get("lines", 0) for r in runs.values())
         a, b = runs[small], runs[large]
         growth = b.peak_mb / max(a.peak_mb, 1e-9)
         bounded = b.peak_mb <= 1.15 * a.peak_mb + 10
-        # 2000 lines per batch (watcher.sources.lines.MAX_BATCH): what the queue may hold
-        capacity = q * 2000
+        capacity = q * MAX_BATCH
         if bounded:
             verdict = "PASS"
         elif capacity >= small:
@@ -677,8 +706,9 @@ def back_pressure(sizes: Sizes, tmp: Path) -> list[Row]:
                 lost=lines_in - counted,
                 peak_rss_mb=round(max(a.peak_mb, b.peak_mb), 1),
                 extra=(
-                    f"peak RSS {small // 1000}k lines {a.peak_mb:.0f} MB -> {large // 1000}k "
-                    f"lines {b.peak_mb:.0f} MB (x{growth:.2f}); queue holds <= {capacity:,} lines"
+                    f"{PRODUCERS} sources; peak RSS {small // 1000}k lines {a.peak_mb:.0f} MB -> "
+                    f"{large // 1000}k lines {b.peak_mb:.0f} MB (x{growth:.2f}); queue holds "
+                    f"<= {capacity:,} lines"
                 ),
                 verdict=verdict if ok_counts else "FAIL",
                 details={
