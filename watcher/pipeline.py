@@ -16,6 +16,7 @@ from watcher.group.table import GroupTable
 from watcher.metrics import Metrics
 from watcher.model import GroupUpdate, LogEvent, RawLine, Stats
 from watcher.parse import is_fallback
+from watcher.parse.formats import SURROGATE
 from watcher.parse.multiline import Assembler
 
 
@@ -159,6 +160,9 @@ class Pipeline:
         """Process one batch (all lines from one source)."""
         if not batch:
             return []
+        for line in batch:  # JSON-decoding sources (Loki, Railway, CloudWatch) can pass "\ud800"
+            if not line.text.isascii() and SURROGATE.search(line.text):
+                line.text = SURROGATE.sub("\ufffd", line.text)
         source = batch[0].source
         n = len(batch)
         stats = self.stats

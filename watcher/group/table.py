@@ -42,7 +42,8 @@ def trace_fingerprint(event: LogEvent) -> str:
     frames = [f for f in event.frames if f.in_app] or event.frames
     parts = [event.exception_type or "trace"]
     parts.extend(f"{normalise_path(f.file)}:{f.function}" for f in frames)
-    return hashlib.blake2b("|".join(parts).encode(), digest_size=6).hexdigest()
+    key = "|".join(parts).encode("utf-8", "surrogatepass")  # a lone surrogate must not raise
+    return hashlib.blake2b(key, digest_size=6).hexdigest()
 
 
 def trace_template(event: LogEvent) -> str:

@@ -128,7 +128,8 @@ def _frame(file: str, line: int | None, function: str) -> Frame:
 
 
 def _int(text: str | None) -> int | None:
-    return int(text) if text and len(text) < 10 else None
+    # "B.java:12a", "²": a location is free text in some traces; only decimal digits are a line
+    return int(text) if text and len(text) < 10 and text.isdecimal() else None
 
 
 # --- Python ----------------------------------------------------------------------------------
@@ -179,8 +180,11 @@ _JAVA_HEADER = re.compile(
     r"(?:Exception in thread \"[^\"]*\"\s+|Caused by:\s+|Uncaught\s+)?"
     r"([A-Za-z_$][\w$]*(?:\.[\w$]+)*)(?::\s?(.*))?$"
 )
+# starts at a word start, at most 64 segments: searched from every position of a long run of
+# "Exception." otherwise, each try scanning the rest of the run (quadratic: 38 s a 64 KiB line)
 _JAVA_HEADER_INLINE = re.compile(
-    r"((?:[A-Za-z_$][\w$]*\.)+[A-Za-z_$][\w$]*(?:Exception|Error|Throwable))(?::\s?(.*))?"
+    r"(?<![\w$])((?:[A-Za-z_$][\w$]*\.){1,64}[A-Za-z_$][\w$]*(?:Exception|Error|Throwable))"
+    r"(?::\s?(.*))?"
 )
 
 
