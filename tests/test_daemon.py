@@ -118,18 +118,18 @@ def test_restart_resumes_without_double_counting(tmp_path: Path) -> None:
         finally:
             con.close()
 
-    proc = start()
-    time.sleep(1.0)
-    with log.open("a") as fh:
-        fh.write(ERRORS)
-    wait_for(lambda: total_count() == 7, timeout=15)
-    assert stop(proc) == 0
-    proc = start()
-    time.sleep(1.0)
-    with log.open("a") as fh:
-        fh.write(ERRORS)
-    wait_for(lambda: total_count() == 14, timeout=15)
-    assert stop(proc) == 0
+    for expected in (7, 14):
+        proc = start()
+        try:
+            time.sleep(1.0)
+            with log.open("a") as fh:
+                fh.write(ERRORS)
+            wait_for(lambda n=expected: total_count() == n, timeout=15)
+            assert stop(proc) == 0
+        finally:
+            if proc.poll() is None:  # a failed assertion must not leave a daemon behind
+                proc.kill()
+                proc.wait(5)
     assert total_count() == 14
 
 
