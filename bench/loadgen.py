@@ -109,6 +109,7 @@ class Generator:
     trace_rate: float = 0.10
     templates: int = 1000
     unique: bool = False
+    unique_words: int = 5
     tag: str = "gen"
     counts: Counts = field(default_factory=Counts)
 
@@ -149,7 +150,8 @@ class Generator:
         rng = self.rng
         if self.unique:
             # pronounceable letter-only words: no mask (numbers, hex, ids) can fold them
-            message = " ".join(self._word() for _ in range(5)) + f" ref={rng.getrandbits(32):08x}"
+            words = " ".join(self._word() for _ in range(self.unique_words))
+            message = f"{words} ref={rng.getrandbits(32):08x}"
         else:
             message = f"{self._message()} {rng.choice(_ERR_WORDS)}"
         head = f"{stamp} ERROR [{svc}] {message} seq={seq} src={self.tag}"
@@ -241,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trace-rate", type=float, default=0.10)
     ap.add_argument("--templates", type=int, default=1000)
     ap.add_argument("--unique", action="store_true", help="every error message unique")
+    ap.add_argument("--unique-words", type=int, default=5, help="words per --unique message")
     ap.add_argument("--tag", default="gen", help="src= value put on every record")
     args = ap.parse_args(argv)
     if args.duration is None and args.lines is None:
@@ -251,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         trace_rate=args.trace_rate,
         templates=args.templates,
         unique=args.unique,
+        unique_words=args.unique_words,
         tag=args.tag,
     )
     progress = open(args.progress, "a", encoding="utf-8") if args.progress else None  # noqa: SIM115

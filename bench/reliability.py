@@ -66,6 +66,7 @@ FLAT_MIN_DURATION = 120.0
 POLL = 0.05  # seconds between /metrics scrapes while measuring latency
 PEAK_EVERY = 0.1  # seconds between reads of a child's peak RSS
 PRODUCERS = 4  # file sources racing one pipeline in the back-pressure check
+WIDE_WORDS = 60  # words per message of the long-line cardinality run (~600-byte lines)
 # Families labelled by classification only (9 categories x 5 severities): which of those label
 # sets appear depends on what the messages say, but never exceeds this.
 CLASS_BOUNDED = {"watcher_errors": 45, "watcher_errors_created": 45}
@@ -83,10 +84,17 @@ class Sizes:
     cardinality: int = 200_000
     multiline_timeout: float | None = None  # None: watcher's default (2 s)
     max_groups: int | None = None  # cardinality; None: watcher's default (10,000)
+    unique_words: int = 5  # cardinality: words per unique message (5: ~110-byte lines)
+    wide_cardinality: int = 0  # a second cardinality run with ~600-byte lines (0: none)
 
 
 QUICK = Sizes()
-LONG = Sizes(duration=300, pressure_lines=(200_000, 2_000_000), cardinality=1_000_000)
+LONG = Sizes(
+    duration=300,
+    pressure_lines=(200_000, 2_000_000),
+    cardinality=1_000_000,
+    wide_cardinality=200_000,
+)
 SMOKE = Sizes(
     rate=2_000,
     duration=2,
@@ -652,6 +660,8 @@ def burst(sizes: Sizes, tmp: Path) -> list[Row]:
             extra=(
                 f"{written / r.wall / 1000:.0f}k l/s wall, {written / max(r.cpu, 1e-9) / 1000:.0f}k"
                 f" l/CPU-s ({r.wall:.1f} s, process start included)"
+                if r.code == 0
+                else f"watcher replay exited {r.code}: {r.log_tail.splitlines()[-1:]}"
             ),
             verdict="PASS" if r.code == 0 and counted == written else "FAIL",
             details={**asdict(r), "written": written},
@@ -735,11 +745,25 @@ def _count_lines(path: Path) -> int:
 
 
 def cardinality(sizes: Sizes, tmp: Path) -> list[Row]:
-    """N unique error messages through `watcher run` with a state DB."""
-    n = sizes.cardinality
+    """N unique error messages through `watcher run` with a state DB; --long adds long lines."""
+    rows = []
+    runs = [("cardinality", sizes.cardinality, sizes.unique_words)]
+    if sizes.wide_cardinality:
+        runs.append(("cardinality 600B lines", sizes.wide_cardinality, WIDE_WORDS))
+    for k, (name, n, words) in enumerate(runs):
+        sub = tmp / str(k)
+        sub.mkdir()
+        rows.append(_cardinality(sizes, sub, name, n, words))
+    return rows
+
+
+def _cardinality(sizes: Sizes, tmp: Path, name: str, n: int, words: int) -> Row:
     warm_n = max(100, n // 100)
     data = tmp / "unique.log"
-    write_lines(data, n, "--seed", 5, "--unique", "--error-rate", 1, "--trace-rate", 0)
+    write_lines(
+        data, n, "--seed", 5, "--unique", "--unique-words", words, "--error-rate", 1,
+        "--trace-rate", 0,
+    )  # fmt: skip
     written = _count_lines(data)
     log = tmp / "cardinality.log"
     log.touch()
@@ -761,7 +785,11 @@ def cardinality(sizes: Sizes, tmp: Path) -> list[Row]:
         settle(daemon.port, {"file": warm_n}, timeout=60)
         early = (scrape(daemon.port) or ({}, {}))[1]
         shutil.copyfileobj(src, dst, 1 << 20)
-    final = settle(daemon.port, {"file": written}, quiet_for=10, timeout=1800) or {}
+    # every line is one event: wait for the last one too (the assembler closes it on a timeout)
+    final = (
+        settle(daemon.port, {"file": written}, events={"file": written}, quiet_for=10, timeout=1800)
+        or {}
+    )
     took = time.monotonic() - t0
     after = (scrape(daemon.port) or ({}, {}))[1]
     code, peak, cpu = daemon.stop()
@@ -782,39 +810,38 @@ def cardinality(sizes: Sizes, tmp: Path) -> list[Row]:
         and evicted > 0
         and rows_in_store >= evicted  # every evicted group reached the store (ids may recur)
     )
-    return [
-        Row(
-            scenario="cardinality",
-            lines_in=written,
-            counted=counted,
-            duplicates=int(value(final, "watcher_duplicate_lines_total")),
-            lost=written - counted,
-            peak_rss_mb=round(peak, 1),
-            extra=(
-                f"{written / took / 1000:.1f}k l/s; {rows_in_store:,} groups stored, "
-                f"{evicted:,} evicted, {active:,} live; label sets "
-                f"{sum(early.values())}->{sum(after.values())}"
-                + (" (GREW: " + ", ".join(grew) + ")" if grew else " (bounded)")
-            ),
-            verdict="PASS" if ok else "FAIL",
-            details={
-                "rss_cap_mb": RSS_CAP_MB,
-                "label_sets_before": before,
-                "label_sets_at_1pct": early,
-                "label_sets_after": after,
-                "grew": grew,
-                "groups_in_store": rows_in_store,
-                "groups_evicted_total": evicted,
-                "active_groups": active,
-                "errors_counted": value(final, "watcher_errors_total"),
-                "seconds": took,
-                "daemon_cpu_s": cpu,
-                "daemon_exit": code,
-                "rss_series_mb": _downsample(daemon.rss.series if daemon.rss else []),
-                "daemon_log_tail": daemon.tail() if code else "",
-            },
-        )
-    ]
+    return Row(
+        scenario=name,
+        lines_in=written,
+        counted=counted,
+        duplicates=int(value(final, "watcher_duplicate_lines_total")),
+        lost=written - counted,
+        peak_rss_mb=round(peak, 1),
+        extra=(
+            f"{written / took / 1000:.1f}k l/s; {rows_in_store:,} groups stored, "
+            f"{evicted:,} evicted, {active:,} live; label sets "
+            f"{sum(early.values())}->{sum(after.values())}"
+            + (" (GREW: " + ", ".join(grew) + ")" if grew else " (bounded)")
+        ),
+        verdict="PASS" if ok else "FAIL",
+        details={
+            "rss_cap_mb": RSS_CAP_MB,
+            "label_sets_before": before,
+            "label_sets_at_1pct": early,
+            "label_sets_after": after,
+            "grew": grew,
+            "groups_in_store": rows_in_store,
+            "groups_evicted_total": evicted,
+            "active_groups": active,
+            "events_counted": value(final, "watcher_events_total", source="file"),
+            "errors_counted": value(final, "watcher_errors_total"),
+            "seconds": took,
+            "daemon_cpu_s": cpu,
+            "daemon_exit": code,
+            "rss_series_mb": _downsample(daemon.rss.series if daemon.rss else []),
+            "daemon_log_tail": daemon.tail() if code else "",
+        },
+    )
 
 
 def _count_groups(state: Path) -> int:
@@ -884,11 +911,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, help="sustained: lines/s per source")
     ap.add_argument("--duration", type=float, help="sustained: seconds")
     ap.add_argument("--cardinality", type=int, help="unique error messages")
+    ap.add_argument("--unique-words", type=int, help="cardinality: words per message (5)")
+    ap.add_argument(
+        "--wide-cardinality", type=int, help="also N unique ~600-byte lines (--long: 200k)"
+    )
     ap.add_argument("--json", metavar="PATH", help="also write the rows (with details) here")
     ap.add_argument("--keep", metavar="DIR", help="work here and keep the files")
     args = ap.parse_args(argv)
     sizes = LONG if args.long else SMOKE if args.smoke else QUICK
-    for key in ("rate", "duration", "cardinality"):
+    for key in ("rate", "duration", "cardinality", "unique_words", "wide_cardinality"):
         if getattr(args, key) is not None:
             setattr(sizes, key, getattr(args, key))
     rows: list[Row] = []
