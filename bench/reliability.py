@@ -11,13 +11,15 @@ Scenarios (each prints one or more rows of the final table):
                line -> metric from /metrics polled every 50 ms (see bench/README-reliability.md).
                RSS of the daemon sampled every second: flat when end <= 1.2 x the value at 20 %.
   burst        1M lines written first, then `watcher replay` as fast as it goes: lines/s (wall and
-               per CPU second), peak RSS. Back-pressure: an error-heavy input (a slow consumer)
-               replayed with [watcher] queue_size 4, 64 and 1024 at two input sizes: peak RSS
-               must not grow with the input while the queue bounds what is buffered.
+               per CPU second), peak RSS. Back-pressure: four file sources of error-heavy input
+               (fast producers, a slow consumer) replayed with [watcher] queue_size 4, 64 and
+               1024 at two input sizes: peak RSS must not grow with the input while the queue
+               bounds what is buffered.
   cardinality  N unique error messages (default 200k, --long 1M) through `watcher run` with a
                state DB: peak RSS under 300 MB with the default max_groups, groups evicted LRU to
                the store (rows of the SQLite `groups` table, watcher_groups_evicted_total), and the
                label sets of every /metrics family the same at 1 % of the input and at the end.
+               --long adds a run of 200k ~600-byte unique lines (--wide-cardinality N).
 
     .venv/bin/python bench/reliability.py                 # quick (~3 min on 2 cores)
     .venv/bin/python bench/reliability.py --long          # 5-minute soak, 1M cardinality

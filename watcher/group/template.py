@@ -134,11 +134,11 @@ class TemplateMiner:
 
     def add_member(self, message: str) -> Member:
         """Like `add`, but return the message's shape, whose `.cluster` follows later merges."""
-        member = self._by_message.get(message)
+        member = _current(self._by_message.get(message))
         if member is None or member.cluster.evicted:
             tokens = mask_tokens(message)
             masked = " ".join(tokens)
-            member = self._by_masked.get(masked)
+            member = _current(self._by_masked.get(masked))
             if member is None or member.cluster.evicted:
                 member = self._learn(tokens)
                 _remember(self._by_masked, masked, member)
@@ -318,6 +318,15 @@ class TemplateMiner:
             )
             self._make_room()
             self._add_live(cluster)
+
+
+def _current(member: Member | None) -> Member | None:
+    """`member` re-pointed past merges: a shape beyond MEMBER_LIMIT is in no cluster's list,
+    so `_merge` could not move it, and its cluster may be a merged-away one."""
+    if member is not None:
+        while member.cluster.merged_into is not None:
+            member.cluster = member.cluster.merged_into
+    return member
 
 
 def _remember(cache: dict[str, Member], key: str, member: Member) -> None:
