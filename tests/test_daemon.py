@@ -38,7 +38,7 @@ async def get(port: int, path: str) -> tuple[int, str]:
         return r.status, await r.text()
 
 
-async def until(cond, timeout: float = 10.0):  # type: ignore[no-untyped-def]
+async def until(cond, timeout: float = 30.0):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = await cond()
