@@ -350,7 +350,7 @@ class FileSource:
         shutdown = self.ctx.shutdown
         await asyncio.to_thread(self._start_following)
         up = self.ctx.metrics.source_up.labels(self.name)
-        up.set(1)  # positioned: lines written from now on will be read
+        positioned = False
         last_scan = time.monotonic()
         try:
             while not shutdown.is_set():
@@ -362,6 +362,11 @@ class FileSource:
                     if batch:
                         busy = True
                         yield batch
+                if not positioned:
+                    # files are opened (and a read_from="end" start placed) by their first
+                    # poll: only now will every line written from here on be read
+                    positioned = True
+                    up.set(1)
                 now = time.monotonic()
                 due = self.config.poll_interval if not busy else _BUSY_RESCAN_SECONDS
                 if self.is_glob and now - last_scan >= due:
