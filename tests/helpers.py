@@ -69,3 +69,29 @@ def prom_query(port: int, expr: str) -> list[dict[str, Any]]:
             return list(json.load(r)["data"]["result"])
     except OSError:
         return []
+
+
+def stored_total(db: Path) -> int:
+    """SUM(count) over the groups in a state DB (0 before the first write)."""
+    import sqlite3
+
+    if not Path(db).exists():
+        return 0
+    con = sqlite3.connect(db)
+    try:
+        return int(con.execute("SELECT COALESCE(SUM(count), 0) FROM groups").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        con.close()
+
+
+def stored_groups(db: Path) -> int:
+    """How many groups a state DB holds."""
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    try:
+        return int(con.execute("SELECT COUNT(*) FROM groups").fetchone()[0])
+    finally:
+        con.close()

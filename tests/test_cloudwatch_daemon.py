@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import boto3
 import pytest
 
 from tests.fakes.moto import REGION, moto_endpoint  # noqa: F401 (the fixture)
-from tests.helpers import wait_for
+from tests.helpers import stored_groups, stored_total, wait_for
 
 # Several log streams (one per Lambda container) is the usual case: the pipeline must then hold
 # back the counts of events whose cursors wait behind another stream's open record.
@@ -35,26 +34,6 @@ def write_config(tmp_path: Path, endpoint: str, group: str) -> Path:
         'interval = "200ms"\nlatency = 0\nmax_backoff = 0.5\n'
     )
     return cfg
-
-
-def total_count(db: Path) -> int:
-    """SUM(count) over the stored groups (0 before the first write)."""
-    con = sqlite3.connect(db)
-    try:
-        return con.execute("SELECT COALESCE(SUM(count), 0) FROM groups").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
-    finally:
-        con.close()
-
-
-def group_count(db: Path) -> int:
-    """How many groups are stored."""
-    con = sqlite3.connect(db)
-    try:
-        return con.execute("SELECT COUNT(*) FROM groups").fetchone()[0]
-    finally:
-        con.close()
 
 
 class Feeder:
@@ -142,17 +121,17 @@ def test_sigkill_mid_stream_then_restart_counts_each_error_once(
     try:
         feeder.feed(30)
         # a checkpoint was committed for part of the stream (persisted every ~5 s) …
-        wait_for(lambda: total_count(db) >= 10, timeout=15)
+        wait_for(lambda: stored_total(db) >= 10, timeout=15)
         # … and more is in flight when the daemon dies without any chance to flush
         feeder.feed(15)
         time.sleep(0.3)  # about one poll: let the daemon read some of it
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-        killed_at = total_count(db)
+        killed_at = stored_total(db)
         feeder.feed(15)  # while nothing is watching
         proc = start()
         feeder.feed(15)
-        wait_for(lambda: total_count(db) >= feeder.errors, timeout=20)
+        wait_for(lambda: stored_total(db) >= feeder.errors, timeout=20)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0, log.read_text()[-2000:]
     finally:
@@ -160,5 +139,5 @@ def test_sigkill_mid_stream_then_restart_counts_each_error_once(
             proc.kill()
             proc.wait(10)
     assert 0 < killed_at < 75  # the kill really was mid-stream
-    assert total_count(db) == feeder.errors == 75, log.read_text()[-2000:]
-    assert group_count(db) == 3
+    assert stored_total(db) == feeder.errors == 75, log.read_text()[-2000:]
+    assert stored_groups(db) == 3

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from tests.fakes.loki import FakeLoki, serve_in_thread
-from tests.helpers import wait_for
+from tests.helpers import stored_groups, stored_total, wait_for
 
 LABELS = {"app": "api"}
 
@@ -27,26 +26,6 @@ def write_config(tmp_path: Path, url: str) -> Path:
         "query = '{app=\"api\"}'\nmax_backoff = 0.5\n"
     )
     return cfg
-
-
-def total_count(db: Path) -> int:
-    """SUM(count) over the stored groups (0 before the first write)."""
-    con = sqlite3.connect(db)
-    try:
-        return con.execute("SELECT COALESCE(SUM(count), 0) FROM groups").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
-    finally:
-        con.close()
-
-
-def groups(db: Path) -> int:
-    """How many groups are stored."""
-    con = sqlite3.connect(db)
-    try:
-        return con.execute("SELECT COUNT(*) FROM groups").fetchone()[0]
-    finally:
-        con.close()
 
 
 class Feeder:
@@ -94,17 +73,17 @@ def test_sigkill_mid_stream_then_restart_counts_each_error_once(tmp_path: Path) 
             wait_for(lambda: fake.open_tails == 1, timeout=15)
             feeder.feed(30, pause=0.01)
             # a checkpoint was committed for part of the stream (persisted every ~5 s) …
-            wait_for(lambda: total_count(db) >= 10, timeout=15)
+            wait_for(lambda: stored_total(db) >= 10, timeout=15)
             # … and more is in flight when the daemon dies without any chance to flush
             feeder.feed(15, pause=0.01)
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
-            killed_at = total_count(db)
+            killed_at = stored_total(db)
             feeder.feed(15)  # while nothing is watching
             proc = start()
             wait_for(lambda: fake.open_tails == 1, timeout=15)
             feeder.feed(15, pause=0.01)
-            wait_for(lambda: total_count(db) >= feeder.sent, timeout=20)
+            wait_for(lambda: stored_total(db) >= feeder.sent, timeout=20)
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(15) == 0, log.read_text()[-2000:]
         finally:
@@ -112,5 +91,5 @@ def test_sigkill_mid_stream_then_restart_counts_each_error_once(tmp_path: Path) 
                 proc.kill()
                 proc.wait(10)
     assert 0 < killed_at < 45  # the kill really was mid-stream
-    assert total_count(db) == feeder.sent == 75
-    assert groups(db) == 3
+    assert stored_total(db) == feeder.sent == 75
+    assert stored_groups(db) == 3

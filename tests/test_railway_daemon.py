@@ -17,7 +17,7 @@ import pytest
 
 from tests.fakes.railway import FakeRailway
 
-from .helpers import wait_for
+from .helpers import stored_total, wait_for
 
 # Three statements, so the events group into three patterns whatever the numbers are.
 TEMPLATES = (
@@ -38,19 +38,6 @@ def write_config(tmp_path: Path, fake: FakeRailway) -> Path:
         f'binary = "{fake.binary}"\n'
     )
     return cfg
-
-
-def total_count(db: Path) -> int:
-    """SUM(count) over the stored groups (0 before the first persist)."""
-    if not db.exists():
-        return 0
-    con = sqlite3.connect(db)
-    try:
-        return con.execute("SELECT COALESCE(SUM(count), 0) FROM groups").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
-    finally:
-        con.close()
 
 
 class Feeder:
@@ -118,24 +105,24 @@ def test_sigkill_mid_stream_loses_nothing_and_counts_nothing_twice(
     try:
         with feeder:
             # Mid-stream: lines keep arriving while the first checkpoint is committed.
-            wait_for(lambda: total_count(db) >= 30, timeout=15)
+            wait_for(lambda: stored_total(db) >= 30, timeout=15)
             daemon.send_signal(signal.SIGKILL)
             daemon.wait(10)
-            committed = total_count(db)
+            committed = stored_total(db)
             time.sleep(0.3)  # more lines while the daemon is down
             daemon = start()
             wait_for(lambda: len(fake.log_runs()) >= 2, timeout=10)
             time.sleep(0.3)  # and more once it follows again
         # Lines the restart must recover are within the 500 a (re)subscribe replays.
         assert 0 < committed < feeder.sent < committed + 500
-        wait_for(lambda: total_count(db) >= feeder.sent, timeout=15)
+        wait_for(lambda: stored_total(db) >= feeder.sent, timeout=15)
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(15) == 0, logs.read_text()[-2000:]
     finally:
         if daemon.poll() is None:
             daemon.kill()
             daemon.wait(10)
-    assert total_count(db) == feeder.sent
+    assert stored_total(db) == feeder.sent
     con = sqlite3.connect(db)
     try:
         assert con.execute("SELECT COUNT(*) FROM groups").fetchone()[0] == 3
