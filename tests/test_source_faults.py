@@ -5,7 +5,8 @@ Only what tests/sources/test_*.py and tests/test_*_daemon.py do not already cove
 file source under load (deletion and re-creation, a 10 MB write, rename rotation with late
 writes, copytruncate with a refill), a Railway CLI that exits, hangs and prints garbage in the
 middle of a stream, a Loki tail that stalls and one that drops and refuses repeatedly, and
-CloudWatch throttling in the middle of paging.
+CloudWatch throttling in the middle of paging (the query resumed by its next token, or read again
+when that token is refused).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from tests.fakes.loki import FakeLoki
 from tests.fakes.moto import REGION, moto_endpoint  # noqa: F401 (the fixture)
 from tests.fakes.railway import FakeRailway
 from tests.sources.contract import RecordingLog, Tail, make_ctx, wait_for
+from watcher.model import RawLine
 from watcher.sources import file as file_source
 from watcher.sources import loki as loki_module
 from watcher.sources.backoff import Backoff
@@ -508,16 +510,135 @@ async def test_cloudwatch_throttled_while_paging_loses_and_repeats_nothing(
     await throttled_paging(moto_endpoint, spacing_ms=20, overlap=1.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a follow poll interrupted by an error restarts its query from `start`, which only "
-    "moves to `last page - overlap`: when more than a few pages fit in the overlap window and "
-    "throttles outlive botocore's retries this often, no poll ever gets past them (fix: resume "
-    "the interrupted query with its nextToken in CloudWatchSource.poll_group)",
-)
 async def test_cloudwatch_throttled_while_paging_a_dense_backlog_makes_progress(
     moto_endpoint: str,  # noqa: F811
 ) -> None:
     """The same with 10 pages inside the 10 s overlap window: the retries still get through."""
     # after a dozen throttles a poll that gets through has long delivered the lot
     await throttled_paging(moto_endpoint, spacing_ms=1, overlap=10.0, settle_for=0.5)
+
+
+Fault = Callable[[Any, dict[str, Any]], Any]  # (the real client, the call's params) -> response
+
+
+def client_error(code: str, message: str) -> ClientError:
+    """A FilterLogEvents error as botocore raises it once its retries are spent."""
+    return ClientError({"Error": {"Code": code, "Message": message}}, "FilterLogEvents")
+
+
+def throttle(inner: Any, params: dict[str, Any]) -> Any:
+    """A throttle that outlived botocore's retries."""
+    raise client_error("ThrottlingException", "Rate exceeded")
+
+
+def refuse(inner: Any, params: dict[str, Any]) -> Any:
+    """AWS's answer to an invalid or expired next token."""
+    raise client_error("InvalidParameterException", "The specified nextToken is invalid.")
+
+
+def unknown(inner: Any, params: dict[str, Any]) -> Any:
+    """moto's (and by its account AWS's) answer to a token it does not know: an empty list."""
+    return inner.filter_log_events(**params | {"nextToken": f"{params['logGroupName']}@s@x"})
+
+
+class FaultyLogs:
+    """A real boto3 logs client (on moto) whose n-th FilterLogEvents call (from 1) is answered
+    by `faults[n]`; every call's parameters are kept."""
+
+    def __init__(self, inner: Any, faults: dict[int, Fault]) -> None:
+        self.inner = inner
+        self.faults = faults
+        self.calls: list[dict[str, Any]] = []
+
+    def filter_log_events(self, **params: Any) -> Any:
+        self.calls.append(params)
+        fault = self.faults.get(len(self.calls), lambda inner, p: inner.filter_log_events(**p))
+        return fault(self.inner, params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def backlog_source(
+    endpoint: str, faults: dict[int, Fault], ctx: SourceContext
+) -> tuple[CloudWatchSource, FaultyLogs, int]:
+    """A set-up (not yet polled) source over a 1,000-event backlog, 20 ms apart, 100 a page,
+    with a 1 s overlap; and the first event's timestamp."""
+    logs = boto3.client("logs", endpoint_url=endpoint, region_name=REGION)
+    group = f"/watcher-test/{uuid.uuid4().hex[:12]}"
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName="s")
+    base = int(time.time() * 1000) - 25_000
+    events = [{"timestamp": base + i * 20, "message": f"ERROR seq={i:07d}"} for i in range(1000)]
+    logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=events)
+    client = FaultyLogs(boto3.client("logs", endpoint_url=endpoint, region_name=REGION), faults)
+    config = CloudWatchSourceConfig(
+        name="cw",
+        log_groups=[group],
+        region=REGION,
+        filter_pattern="",
+        latency=0,
+        overlap=1.0,
+        page_limit=100,
+        lookback=300,
+    )
+    src = CloudWatchSource(config, ctx, client=client, backoff=Backoff(sleep=no_sleep))
+    await src.setup()
+    return src, client, base
+
+
+async def poll(src: CloudWatchSource) -> tuple[list[RawLine], ClientError | None]:
+    """One poll round's lines, and the error that ended it early (None: it completed)."""
+    lines: list[RawLine] = []
+    try:
+        async for batch in src.poll_round():
+            lines.extend(batch)
+    except ClientError as exc:
+        return lines, exc
+    return lines, None
+
+
+def numbers(lines: list[RawLine]) -> list[int]:
+    """The sequence numbers of `lines`, in order."""
+    return [int(m.group(1)) for line in lines if (m := SEQ.search(line.text))]
+
+
+async def test_cloudwatch_throttled_query_resumes_with_its_next_token(
+    moto_endpoint: str,  # noqa: F811
+) -> None:
+    """A poll throttled after 3 pages goes on, at the next attempt, with the failed call itself
+    (same window, same token): nothing is read twice, and every line's cursor stays in
+    timestamp order, so none is ahead of an event still to come."""
+    ctx = make_ctx()
+    src, client, _ = await backlog_source(moto_endpoint, {4: throttle}, ctx)
+    first, error = await poll(src)
+    assert error is not None and numbers(first) == list(range(300))
+    rest, error = await poll(src)
+    assert error is None and numbers(rest) == list(range(300, 1000))
+    assert client.calls[4] == client.calls[3] and "nextToken" in client.calls[3]
+    assert counter(ctx.metrics.duplicate_lines, "cw") == 0
+    stamps = [line.cursor["ts"] for line in first + rest]
+    assert stamps == [round((line.timestamp or 0) * 1000) for line in first + rest]
+    assert stamps == sorted(stamps)
+
+
+@pytest.mark.parametrize("answer", [refuse, unknown], ids=["refused", "answered-empty"])
+async def test_cloudwatch_refused_next_token_reads_again_from_the_poll_position(
+    moto_endpoint: str,  # noqa: F811
+    answer: Fault,
+) -> None:
+    """When the interrupted query's token is refused (InvalidParameterException, e.g. expired)
+    or answered with an empty last page, the poll reads again from its position (the last
+    event delivered minus the overlap): what it re-reads is dropped by eventId, nothing lost."""
+    ctx = make_ctx(log=RecordingLog())
+    src, client, base = await backlog_source(moto_endpoint, {4: throttle, 5: answer}, ctx)
+    first, _ = await poll(src)
+    rest, error = await poll(src)
+    assert error is None
+    assert_exactly_once(numbers(first + rest), 1000)
+    assert client.calls[4]["nextToken"] == client.calls[3]["nextToken"]
+    fresh = client.calls[5]
+    assert "nextToken" not in fresh and fresh["startTime"] == base + 299 * 20 - 1000
+    assert counter(ctx.metrics.duplicate_lines, "cw") == 51  # events 249..299, 1 s behind 299
+    refused = "next token refused; reading again from the poll position"
+    assert (refused in ctx.log.events("info")) == (answer is refuse)  # type: ignore[attr-defined]

@@ -5,8 +5,9 @@ minus `overlap` up to `now - latency`, all pages (an empty page with a next toke
 end). The overlap re-reads events that arrived late; event ids drop the ones already delivered.
 `filter_pattern` is applied by CloudWatch, so only matching events cross the network. Scan mode
 reads [start, end] once. Lambda runtime shapes are normalised (see lambda_lines), the resume
-rules are in cloudwatch_events, the boto3 calls in cloudwatch_aws, and `mode = "live"` (Live
-Tail) in cloudwatch_live, the config (the [[sources]] keys) in cloudwatch_config.
+rules are in cloudwatch_events, one group's poll (resumed by next token after an error) in
+cloudwatch_poll, the boto3 calls in cloudwatch_aws, `mode = "live"` (Live Tail) in
+cloudwatch_live, and the config (the [[sources]] keys) in cloudwatch_config.
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ from watcher.sources.cloudwatch_config import DEFAULT_FILTER, CloudWatchSourceCo
 from watcher.sources.cloudwatch_events import (
     GroupTail,
     LineMaker,
+    chunks,
     content_key,
     line_count,
     read_checkpoint,
     resume_start,
     stream_key,
 )
-from watcher.sources.lines import MAX_BATCH
+from watcher.sources.cloudwatch_poll import poll_group
 
 __all__ = ["DEFAULT_FILTER", "CloudWatchSource", "CloudWatchSourceConfig"]
 
@@ -52,10 +54,6 @@ class _Stopped(Exception):
 
 def _ms(seconds: float) -> int:
     return int(seconds * 1000)
-
-
-def _chunks(lines: list[RawLine]) -> list[list[RawLine]]:
-    return [lines[i : i + MAX_BATCH] for i in range(0, len(lines), MAX_BATCH)]
 
 
 class CloudWatchSource:
@@ -189,18 +187,10 @@ class CloudWatchSource:
             raise CloudWatchError(f"log group(s) not found in region {self.region}: {names}")
         self.maker.forget_idle(end)
 
-    async def poll_group(self, tail: GroupTail, end: int) -> AsyncIterator[list[RawLine]]:
-        """Every page of one group's window [tail.start, end], de-duplicated."""
-        if tail.start > end:
-            return
-        tail.begin_read()
-        async for events in self._pages(tail.group, tail.start, end):
-            lines = self.to_lines(tail.group, events, tail)
-            if events:
-                tail.advance(int(events[-1]["timestamp"]))
-            for chunk in _chunks(lines):
-                yield chunk
-        tail.advance(end)
+    def poll_group(self, tail: GroupTail, end: int) -> AsyncIterator[list[RawLine]]:
+        """Every page of one group's window [tail.start, end], de-duplicated; first the rest of
+        a query an error interrupted (see cloudwatch_poll)."""
+        return poll_group(self, tail, end)
 
     # --- scan --------------------------------------------------------------------------------
 
@@ -218,8 +208,8 @@ class CloudWatchSource:
         last = None if end is None else _ms(end)
         for group in groups:
             try:
-                async for events in self._pages(group, first, last, scan=True):
-                    for chunk in _chunks(self.to_lines(group, events, None)):
+                async for page in self.pages(group, first, last, scan=True):
+                    for chunk in chunks(self.to_lines(group, page.events, None)):
                         yield chunk
             except _Stopped:
                 return
@@ -241,10 +231,17 @@ class CloudWatchSource:
 
     # --- shared ------------------------------------------------------------------------------
 
-    async def _pages(
-        self, group: str, start: int | None, end: int | None, *, scan: bool = False
-    ) -> AsyncIterator[list[dict[str, Any]]]:
-        """The event lists of every page of one query, following next tokens to the end."""
+    async def pages(
+        self,
+        group: str,
+        start: int | None,
+        end: int | None,
+        *,
+        token: str | None = None,
+        scan: bool = False,
+    ) -> AsyncIterator[aws.Page]:
+        """Every page of one query from `token` (None: the first), following next tokens to the
+        end; a scan retries each call in place, so its query never restarts."""
         cfg = self.config
         params = aws.filter_params(
             group,
@@ -254,13 +251,12 @@ class CloudWatchSource:
             stream_prefix=cfg.log_stream_prefix,
             limit=cfg.page_limit,
         )
-        token: str | None = None
         while True:
             if scan:
                 page = await self._scan_call(aws.filter_page, self.client, params, token)
             else:
                 page = await self.call(aws.filter_page, self.client, params, token)
-            yield page.events
+            yield page
             if page.next_token is None or page.next_token == token:
                 return  # (the same token twice would page forever)
             token = page.next_token
@@ -386,6 +382,7 @@ class CloudWatchSource:
 
     def _missing(self, tail: GroupTail) -> None:
         tail.missing = True
+        tail.resume = None  # its query went with the group; a group made again starts over
         if tail.group not in self._reported_missing:
             self._reported_missing.add(tail.group)
             self.ctx.log.error(

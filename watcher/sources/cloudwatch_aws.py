@@ -78,6 +78,12 @@ def is_fatal(exc: BaseException) -> bool:
     return isinstance(exc, _FATAL_TYPES) or error_code(exc) in _FATAL_CODES
 
 
+def refuses_token(exc: BaseException) -> bool:
+    """True for AWS's answer to a next token it no longer accepts (tokens expire after 24 h):
+    "InvalidParameterException: The specified nextToken is invalid"."""
+    return error_code(exc) == "InvalidParameterException"
+
+
 def describe(exc: BaseException) -> str:
     """One line for a log or an exception message."""
     if isinstance(exc, bx.ClientError):

@@ -32,7 +32,7 @@ from typing import Any
 
 from watcher.model import RawLine
 from watcher.sources.lambda_lines import normalise, split_message
-from watcher.sources.lines import cap_bytes
+from watcher.sources.lines import MAX_BATCH, cap_bytes
 
 # Ids kept per cursor for one millisecond of one stream (the rest are counted in "n").
 MAX_CURSOR_IDS = 16
@@ -107,16 +107,27 @@ def resume_start(floors: Mapping[str, Floor], overlap_ms: int) -> int | None:
     return max(floor.ts for floor in floors.values()) - overlap_ms
 
 
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """The rest of a follow query an error interrupted: FilterLogEvents honours a next token
+    only with the parameters of the query that issued it, so its window is kept with it."""
+
+    start: int
+    end: int
+    token: str
+
+
 class GroupTail:
     """One log group in follow mode: where the next poll starts, and what it already delivered.
 
     `start` only moves forward: to `last page timestamp - overlap` as pages arrive (events come
     sorted by timestamp, so everything before a page's last event was delivered), and to
-    `poll end - overlap` when a poll completes. A poll interrupted by an error restarts from
-    `start`, and the ids kept since then drop what it had already delivered.
+    `poll end - overlap` when a poll completes. A query interrupted by an error leaves `resume`,
+    its next token, so the next attempt goes on after the pages it delivered; when that token is
+    refused the query restarts from `start`, and the ids kept since then drop what it re-reads.
     """
 
-    __slots__ = ("floors", "group", "missing", "ordinals", "overlap", "seen", "start")
+    __slots__ = ("floors", "group", "missing", "ordinals", "overlap", "resume", "seen", "start")
 
     def __init__(
         self, group: str, start: int, overlap_ms: int, floors: dict[str, Floor] | None = None
@@ -128,6 +139,7 @@ class GroupTail:
         self.floors = floors or {}
         self.ordinals: dict[str, int] = {}  # per floor stream: events at its ts in this read
         self.missing = False
+        self.resume: Resume | None = None
 
     def begin_read(self) -> None:
         """A new query starts: events at a floor's millisecond are counted from zero again."""
@@ -266,3 +278,8 @@ def _cursor(ts: int, ids: list[str], n: int) -> dict[str, Any]:
 def line_count(message: str) -> int:
     """How many lines an event makes (for counting duplicates without building them)."""
     return len(split_message(message))
+
+
+def chunks(lines: list[RawLine]) -> list[list[RawLine]]:
+    """`lines` in batches of at most MAX_BATCH."""
+    return [lines[i : i + MAX_BATCH] for i in range(0, len(lines), MAX_BATCH)]
