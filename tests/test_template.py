@@ -173,11 +173,18 @@ def test_any_bytes_stream_one_line_each(lines: list[bytes]) -> None:
     assert len(_run(data)) == len(lines)
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.lists(st.sampled_from(["a", "b", "c", "<*>"]), min_size=4, max_size=4)))
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(min_value=0, max_value=9).flatmap(
+        lambda width: st.lists(
+            st.lists(st.sampled_from(["a", "b", "c", "<*>"]), min_size=width, max_size=width)
+        )
+    )
+)
 def test_merge_index_finds_the_first_mergeable(templates: list[list[str]]) -> None:
     """MergeIndex.find returns what a scan of all kept clusters in order would."""
-    index, kept = MergeIndex(), []
+    width = len(templates[0]) if templates else 0
+    index, kept = MergeIndex(width), []
     for n, tokens in enumerate(templates):
         expected = next((k for k in kept if mergeable(k.tokens, tokens)), None)
         assert index.find(tokens) is expected
@@ -185,6 +192,16 @@ def test_merge_index_finds_the_first_mergeable(templates: list[list[str]]) -> No
             cluster = Cluster(id=str(n), template=" ".join(tokens), tokens=tokens)
             index.add(cluster)
             kept.append(cluster)
+
+
+def test_merge_index_in_a_flood_of_look_alikes_prefers_the_closest() -> None:
+    """Past MAX_MERGE_CANDIDATES look-alikes, those sharing the most indexed words are tried."""
+    index = MergeIndex(6)
+    for n in range(200):  # all share "job" with the query, none can take it ("x<n>" conflicts)
+        index.add(Cluster(id=str(n), template="", tokens=["job", f"x{n}", "a", "b", "c", "d"]))
+    target = Cluster(id="t", template="", tokens=["job", "<*>", "failed", "on", "c", "d"])
+    index.add(target)
+    assert index.find(["job", "42", "failed", "on", "c", "d"]) is target
 
 
 def _word(n: int) -> str:

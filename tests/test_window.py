@@ -62,3 +62,35 @@ def test_window_never_exceeds_total(times: list[float]) -> None:
 def test_labels() -> None:
     """Window lengths get the short labels used in config and metrics."""
     assert [label_for(s) for s in (60, 300, 3600, 86400, 90)] == ["1m", "5m", "1h", "1d", "90s"]
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 400), st.integers(1, 3)), max_size=60),
+    st.lists(st.tuples(st.integers(0, 500), st.integers(0, 120)), min_size=1, max_size=10),
+)
+def test_a_sparse_ring_counts_as_a_dense_one(
+    events: list[tuple[int, int]], queries: list[tuple[int, int]]
+) -> None:
+    """The dict a ring starts with answers exactly what the arrays would, before and after it
+    has taken them (events in any order, old ones included)."""
+    sparse, dense = Ring(60), Ring(60, sparse=False)
+    for t, n in events:
+        sparse.add(1_700_000_000 + t, n)
+        dense.add(1_700_000_000 + t, n)
+        for now, span in queries:
+            at = 1_700_000_000 + now
+            assert sparse.count(at) == dense.count(at)
+            assert sparse.count(at, span) == dense.count(at, span)
+            assert sparse.count_between(at - span, at) == dense.count_between(at - span, at)
+
+
+def test_a_ring_that_saw_few_buckets_stays_small() -> None:
+    """One event per group (a flood of unique messages) must not cost two arrays per window."""
+    few, many = Ring(3600), Ring(3600)
+    for i in range(5):
+        few.add(1_700_000_000.0 + 60 * i)
+    for i in range(6):
+        many.add(1_700_000_000.0 + 60 * i)
+    assert few.sparse is not None and len(few.counts) == 0
+    assert many.sparse is None and len(many.counts) == SLOTS
+    assert few.count(1_700_000_000.0 + 300) == 5 and many.count(1_700_000_000.0 + 360) == 6

@@ -29,7 +29,10 @@ from watcher.wiring import build_engine, build_pipeline
 KEPT_STATUSES = frozenset({"fixed", "ignored"})
 
 
-@dataclass
+# repr=False: on Python 3.11 asyncio.run's exit formats the main task, result included, once
+# (signal.getsignal on its SIGINT handler builds a ValueError message): a repr of every group
+# and sample, ~20 MB of text at 10,000 groups.
+@dataclass(repr=False)
 class ScanResult:
     """What one bounded pass found."""
 
@@ -39,6 +42,9 @@ class ScanResult:
     empty_sources: list[str] = field(default_factory=list)
     fixes: list[Fix] = field(default_factory=list)  # the fix attempts of this run
     analyses: dict[str, report.Analysis] = field(default_factory=dict)  # by group id
+
+    def __repr__(self) -> str:
+        return f"<ScanResult {len(self.groups)} groups, {len(self.fixes)} fixes>"
 
     def worst_severity_rank(self) -> int:
         return max((SEVERITY_RANK[g.severity] for g in self.groups), default=-1)

@@ -266,7 +266,9 @@ def test_config_validate(kwargs: dict[str, object], key: str) -> None:
 # heaviest user.
 
 
-def split_all(chunks: list[bytes], cap: int, batch: int = 3) -> list[tuple[bytes, int, bool]]:
+def split_all(
+    chunks: list[bytes], cap: int, batch: int = 3, max_bytes: int = 1 << 20
+) -> list[tuple[bytes, int, bool]]:
     """Feed chunks, draining take() after each, then flush: (text bytes, end, truncated)."""
     sp = LineSplitter(cap)
     out: list[tuple[bytes, int, bool]] = []
@@ -277,9 +279,11 @@ def split_all(chunks: list[bytes], cap: int, batch: int = 3) -> list[tuple[bytes
 
     for chunk in chunks:
         sp.feed(chunk)
-        while len(lines := sp.take(batch)) == batch:
+        while lines := sp.take(batch, max_bytes):
+            assert len(lines) <= batch
+            # a batch stays within max_bytes, unless its one line alone is longer
+            assert len(lines) == 1 or sum(len(t.encode()) + 1 for t in lines.texts) <= max_bytes
             drain(lines)
-        drain(lines)
     drain(sp.flush())
     return out
 
@@ -287,9 +291,11 @@ def split_all(chunks: list[bytes], cap: int, batch: int = 3) -> list[tuple[bytes
 @given(
     st.lists(st.sampled_from([b"a", b"bb", b"\n", b"\n\n", b"ccccc"]), max_size=30),
     st.integers(1, 8),
+    st.integers(1, 12),
 )
-def test_splitter_matches_reference(pieces: list[bytes], cap: int) -> None:
-    """Any chunking gives the lines of data.split(b"\\n"), capped, with exact end offsets."""
+def test_splitter_matches_reference(pieces: list[bytes], cap: int, max_bytes: int) -> None:
+    """Any chunking and batch size in bytes gives the lines of data.split(b"\\n"), capped,
+    with exact end offsets."""
     data = b"".join(pieces)
     expected, pos = [], 0
     segments = data.split(b"\n")
@@ -299,7 +305,7 @@ def test_splitter_matches_reference(pieces: list[bytes], cap: int) -> None:
             break
         pos += len(seg) + (0 if last else 1)
         expected.append((seg[:cap], pos, len(seg) > cap))
-    assert split_all(pieces, cap) == expected
+    assert split_all(pieces, cap, max_bytes=max_bytes) == expected
 
 
 def test_splitter_does_not_hold_a_huge_line() -> None:

@@ -124,6 +124,9 @@ _PART_RE = re.compile(
 # constants are kept (a vocabulary, not values), and the dict is cleared when full.
 _constants: dict[str, str] = {}
 CONSTANTS_LIMIT = 100_000
+# Longer parts are not kept: no vocabulary has such words, and 100k of 64 KiB "words" (a hostile
+# line of letters) would be gigabytes.
+CONSTANT_CHARS = 64
 
 
 def _constant(part: str) -> str | None:
@@ -133,6 +136,8 @@ def _constant(part: str) -> str | None:
         match = _PART_RE.fullmatch(part)
         if match is None or match.lastgroup != "constant":
             return None
+        if len(part) > CONSTANT_CHARS:
+            return part
         if len(_constants) >= CONSTANTS_LIMIT:
             _constants.clear()
         _constants[part] = known = part

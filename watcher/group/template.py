@@ -39,6 +39,9 @@ SIMILARITY = 0.5
 MAX_CANDIDATES = 64
 # Caches are cleared wholesale when full: cheaper on the hot path than LRU bookkeeping.
 CACHE_LIMIT = 50_000
+# ...or when their keys hold this many characters: a count alone let 50k unique 600-byte lines
+# (and the evicted clusters their entries keep alive) grow a cache past 300 MB.
+CACHE_CHARS = 8_000_000
 # A merged-away id keeps resolving to its survivor; the map is bounded like the caches.
 ALIAS_LIMIT = 100_000
 # Distinct masked shapes remembered per cluster for splitting.
@@ -122,8 +125,8 @@ class TemplateMiner:
         # per bucket an insertion-ordered dict (id -> cluster): O(1) eviction, stable scan order
         self._buckets: dict[tuple[int, str], dict[str, Cluster]] = {}
         self._aliases: dict[str, str] = {}
-        self._by_message: dict[str, Member] = {}
-        self._by_masked: dict[str, Member] = {}
+        self._by_message = _Cache()
+        self._by_masked = _Cache()
 
     def __len__(self) -> int:
         return len(self._live)
@@ -141,8 +144,8 @@ class TemplateMiner:
             member = _current(self._by_masked.get(masked))
             if member is None or member.cluster.evicted:
                 member = self._learn(tokens)
-                _remember(self._by_masked, masked, member)
-            _remember(self._by_message, message, member)
+                self._by_masked.remember(masked, member)
+            self._by_message.remember(message, member)
         member.count += 1
         cluster = member.cluster
         cluster.size += 1
@@ -225,9 +228,15 @@ class TemplateMiner:
     def _evict(self, cluster: Cluster) -> None:
         self._drop_live(cluster)
         cluster.evicted = True
-        cluster.members = []  # the caches drop their entries lazily when they meet `evicted`
         if self.on_evict is not None:
             self.on_evict(cluster)
+        # The caches drop their entries lazily, when they meet `evicted`; until then those
+        # entries keep the cluster and its members alive, so shed what only a live cluster uses
+        # (the token lists are most of a cluster's memory: one str object per word).
+        for member in cluster.members:
+            member.tokens = ()
+        cluster.members = []
+        cluster.tokens = []
 
     # -- consolidation --------------------------------------------------------------------
 
@@ -268,7 +277,7 @@ class TemplateMiner:
 
     def _merge_group(self, group: list[Cluster]) -> int:
         group.sort(key=lambda c: -c.size)
-        kept = MergeIndex()
+        kept = MergeIndex(len(group[0].tokens))
         merges = 0
         for cluster in group:
             target = kept.find(cluster.tokens)
@@ -329,21 +338,35 @@ def _current(member: Member | None) -> Member | None:
     return member
 
 
-def _remember(cache: dict[str, Member], key: str, member: Member) -> None:
-    if len(cache) >= CACHE_LIMIT:
-        cache.clear()
-    if CACHE_LIMIT > 0:  # 0 turns the caches off, to measure what they buy
-        cache[key] = member
+class _Cache(dict[str, Member]):
+    """Text -> shape, bounded by entries and by key characters (a dict, so `get` stays C-fast)."""
+
+    __slots__ = ("chars",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.chars = 0
+
+    def remember(self, key: str, member: Member) -> None:
+        if CACHE_LIMIT <= 0:  # 0 turns the caches off, to measure what they buy
+            return
+        if len(self) >= CACHE_LIMIT or self.chars >= CACHE_CHARS:
+            self.clear()
+            self.chars = 0
+        self[key] = member
+        self.chars += len(key)
 
 
 def _member_of(cluster: Cluster, tokens: tuple[str, ...]) -> Member:
     for member in cluster.members:
         if member.tokens == tokens:
             return member
+    # past the limit the shape is still cached, but no longer drives splits, so nothing reads
+    # its tokens: keeping them would cost a copy of every distinct shape the caches hold
+    if len(cluster.members) >= MEMBER_LIMIT:
+        return Member(tokens=(), cluster=cluster)
     member = Member(tokens=tokens, cluster=cluster)
-    # past the limit the shape is still cached, but no longer drives splits
-    if len(cluster.members) < MEMBER_LIMIT:
-        cluster.members.append(member)
+    cluster.members.append(member)
     return member
 
 

@@ -6,24 +6,51 @@ memory whether it saw ten events or ten million. Counts are exact to one bucket'
 
 from __future__ import annotations
 
+import typing
 from array import array
 from collections.abc import Sequence
 
 SLOTS = 60
+# buckets a ring holds in a dict before it takes its arrays (see Ring)
+SPARSE = 5
+_EMPTY = array("q")
 
 
 class Ring:
-    """Event counts over one window, bucketed; `count(now)` sums the buckets inside it."""
+    """Event counts over one window, bucketed; `count(now)` sums the buckets inside it.
 
-    __slots__ = ("counts", "epochs", "width")
+    A ring starts sparse, a dict of at most SPARSE buckets, and takes its two arrays of SLOTS
+    buckets only when it needs more: most groups of a flood of unique messages see one event,
+    and 3 windows of arrays cost 3.3 KB per group, a third of a live group's memory.
+    """
 
-    def __init__(self, window: float) -> None:
+    __slots__ = ("counts", "epochs", "sparse", "width")
+
+    def __init__(self, window: float, *, sparse: bool = True) -> None:
         self.width = window / SLOTS
-        self.counts = array("q", [0]) * SLOTS
-        self.epochs = array("q", [-1]) * SLOTS
+        # epoch -> count, holding what the arrays would (one epoch per slot), or None once dense
+        self.sparse: dict[int, int] | None = {} if sparse else None
+        self.counts = self.epochs = _EMPTY
+        if not sparse:
+            self._densify()
 
     def add(self, t: float, n: int = 1) -> None:
         epoch = int(t // self.width)
+        sparse = self.sparse
+        if sparse is not None:
+            if epoch in sparse:
+                sparse[epoch] += n
+                return
+            for held in sparse:  # the epoch the arrays would hold in this slot
+                if held % SLOTS == epoch % SLOTS:
+                    if held > epoch:
+                        return  # older than the ring reaches
+                    del sparse[held]
+                    break
+            if len(sparse) < SPARSE:
+                sparse[epoch] = n
+                return
+            self._densify()
         slot = epoch % SLOTS
         if self.epochs[slot] != epoch:
             if self.epochs[slot] > epoch:
@@ -32,21 +59,31 @@ class Ring:
             self.counts[slot] = 0
         self.counts[slot] += n
 
+    def _densify(self) -> None:
+        self.counts = array("q", [0]) * SLOTS
+        self.epochs = array("q", [-1]) * SLOTS
+        for epoch, count in (self.sparse or {}).items():
+            self.epochs[epoch % SLOTS] = epoch
+            self.counts[epoch % SLOTS] = count
+        self.sparse = None
+
+    def _buckets(self) -> typing.Iterable[tuple[int, int]]:
+        """(epoch, count) of every bucket held."""
+        if self.sparse is not None:
+            return self.sparse.items()
+        return zip(self.epochs, self.counts, strict=True)
+
     def count(self, now: float, span: float | None = None) -> int:
         """Events in (now - span, now], span defaulting to the whole window."""
         newest = int(now // self.width)
         buckets = SLOTS if span is None else max(1, min(SLOTS, round(span / self.width)))
         oldest = newest - buckets
-        total = 0
-        for slot in range(SLOTS):
-            if oldest < self.epochs[slot] <= newest:
-                total += self.counts[slot]
-        return total
+        return sum(count for epoch, count in self._buckets() if oldest < epoch <= newest)
 
     def count_between(self, start: float, end: float) -> int:
         """Events in the buckets (start, end]: used to compare one span with the one before."""
         lo, hi = int(start // self.width), int(end // self.width)
-        return sum(self.counts[slot] for slot in range(SLOTS) if lo < self.epochs[slot] <= hi)
+        return sum(count for epoch, count in self._buckets() if lo < epoch <= hi)
 
 
 class Windows:

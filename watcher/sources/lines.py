@@ -21,6 +21,10 @@ READ_CHUNK = 1024 * 1024
 # Per-line async iteration is the expensive part downstream; a few thousand lines per batch
 # keeps the per-batch overhead negligible while bounding the memory of one batch.
 MAX_BATCH = 2000
+# ...and a batch holds at most this many bytes of lines (at least one line), so that a queue of
+# `queue_size` batches is bounded in bytes: by line count alone, 64 batches of 600-byte lines held
+# ~100 MB of text while the pipeline lagged.
+MAX_BATCH_BYTES = 256 * 1024
 
 
 @dataclass(slots=True)
@@ -62,9 +66,9 @@ def cap_bytes(data: bytes, limit: int) -> bytes:
 class LineSplitter:
     """Turns fed chunks into complete lines, keeping at most `max_line_bytes` of any one line.
 
-    Call `take` after every `feed` until it returns fewer lines than asked for: the buffer then
-    holds only a partial line, so memory stays bounded by one chunk plus the cap even for a line
-    of many megabytes (its tail is counted and discarded, never stored). `flush` at EOF emits a
+    Call `take` after every `feed` until it returns no lines: the buffer then holds only a
+    partial line, so memory stays bounded by one chunk plus the cap even for a line of many
+    megabytes (its tail is counted and discarded, never stored). `flush` at EOF emits a
     final line that has no newline.
     """
 
@@ -101,16 +105,23 @@ class LineSplitter:
             data = data[i + 1 :]
         self._buf = self._buf + data if self._buf else data
 
-    def take(self, max_lines: int = MAX_BATCH) -> Lines:
-        """Up to `max_lines` complete lines, oldest first."""
+    def take(self, max_lines: int = MAX_BATCH, max_bytes: int = MAX_BATCH_BYTES) -> Lines:
+        """Up to `max_lines` complete lines of at most `max_bytes` in all (but at least one),
+        oldest first."""
         out = Lines()
         if self._long is not None:
             head, end = self._long
             self._long = None
-            out.texts.append(decode(cap_bytes(head, self._cap)))
+            head = cap_bytes(head, self._cap)
+            out.texts.append(decode(head))
             out.ends.append(end)
             out.truncated.append(0)
+            max_bytes -= len(head) + 1
         want = max_lines - len(out)
+        if want > 0 and len(self._buf) > max_bytes:
+            cut = self._buf.rfind(b"\n", 0, max(0, max_bytes))
+            fits = self._buf.count(b"\n", 0, cut + 1) if cut >= 0 else 0 if out else 1
+            want = min(want, fits)
         if want > 0 and self._buf:
             has_cr = b"\r" in self._buf  # one memchr instead of a check per line
             parts = self._buf.split(b"\n", want)
@@ -126,7 +137,7 @@ class LineSplitter:
 
     def flush(self) -> Lines:
         """Every remaining line, including a final one without a newline (call at EOF)."""
-        out = self.take(sys.maxsize)
+        out = self.take(sys.maxsize, sys.maxsize)
         if self._head is not None:
             end = self._base + len(self._head) + self._skipped
             out.texts.append(decode(self._head))
