@@ -184,7 +184,8 @@ def test_any_bytes_stream_one_line_each(lines: list[bytes]) -> None:
 def test_merge_index_finds_the_first_mergeable(templates: list[list[str]]) -> None:
     """MergeIndex.find returns what a scan of all kept clusters in order would."""
     width = len(templates[0]) if templates else 0
-    index, kept = MergeIndex(width), []
+    # whichever positions the sample makes it index
+    index, kept = MergeIndex(width, templates[::2]), []
     for n, tokens in enumerate(templates):
         expected = next((k for k in kept if mergeable(k.tokens, tokens)), None)
         assert index.find(tokens) is expected
@@ -192,6 +193,16 @@ def test_merge_index_finds_the_first_mergeable(templates: list[list[str]]) -> No
             cluster = Cluster(id=str(n), template=" ".join(tokens), tokens=tokens)
             index.add(cluster)
             kept.append(cluster)
+
+
+def test_merge_index_looks_up_the_selective_positions() -> None:
+    """A flood of unique messages of one service finds no candidates under the service name."""
+    templates = [["[api]", f"w{n}", f"v{n}", "<*>"] for n in range(500)]
+    index = MergeIndex(4, templates)
+    assert index._positions == [1, 2, 3]  # a wildcard is in no posting; "[api]" is in all
+    for n, tokens in enumerate(templates):
+        assert list(index._candidates(tokens)) == []
+        index.add(Cluster(id=str(n), template="", tokens=tokens))
 
 
 def test_merge_index_in_a_flood_of_look_alikes_prefers_the_closest() -> None:

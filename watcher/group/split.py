@@ -23,6 +23,8 @@ SPLIT_MIN_COUNT = 1
 MERGE_MIN_COMMON = 0.5
 # At most this many earlier clusters are tried as merge targets for one cluster.
 MAX_MERGE_CANDIDATES = 64
+# Templates of a merge pass sampled to choose the positions MergeIndex indexes.
+INDEX_SAMPLE = 256
 
 
 def generalise(template: list[str], tokens: list[str]) -> list[str]:
@@ -43,30 +45,34 @@ def mergeable(a: list[str], b: list[str]) -> bool:
 
 class MergeIndex:
     """The clusters kept so far in one merge pass over templates of `width` tokens, indexed by
-    the constant word at each of their first `width - need + 1` positions.
+    the constant word at `width - need + 1` of the positions.
 
     Two templates that can merge share at least `need` constant positions, and any `need`
-    positions of `width` include one of the first `width - need + 1`: so a target always shares
-    an indexed word with the templates that can merge into it, and only those positions need an
-    entry. Indexing every position cost ~200 bytes per token of every live cluster, in the
-    middle of the daemon's run: 10,000 clusters of 60-word lines took 130 MB per pass.
+    positions of `width` include one of any `width - need + 1`: so a target always shares an
+    indexed word with the templates that can merge into it, and only that many positions need
+    an entry. Indexing every position cost ~200 bytes per token of every live cluster in the
+    middle of the daemon's run (10,000 clusters of 60-word lines: 130 MB per pass).
+
+    Which positions: the most selective ones in a sample of the pass's templates (fewest
+    templates per word, wildcards best of all), so that a look-up meets few candidates. A flood
+    of unique messages from a handful of services would otherwise find every template of its
+    service under the service's name and compare MAX_MERGE_CANDIDATES of them per message.
     """
 
-    def __init__(self, width: int) -> None:
+    def __init__(self, width: int, sample: typing.Sequence[list[str]] = ()) -> None:
         self._kept: list[Cluster] = []
         self._need = math.ceil(MERGE_MIN_COMMON * width)
+        self._positions = _selective(width, width - self._need + 1, sample) if self._need else []
         # per indexed position, word -> rank of the kept cluster, or ranks once several share it
         # (one dict per position: no (position, word) tuple per entry)
-        self._by_word: list[dict[str, int | list[int]]] = (
-            [{} for _ in range(width - self._need + 1)] if self._need else []
-        )
+        self._by_word: list[dict[str, int | list[int]]] = [{} for _ in self._positions]
 
     def add(self, cluster: Cluster) -> None:
         """Keep `cluster` as a merge target for the clusters that come after it."""
         rank = len(self._kept)
         self._kept.append(cluster)
         tokens = cluster.tokens
-        for pos, words in enumerate(self._by_word):
+        for pos, words in zip(self._positions, self._by_word, strict=True):
             word = tokens[pos]
             if word == WILDCARD:
                 continue
@@ -90,7 +96,7 @@ class MergeIndex:
         if not self._need:
             return range(len(self._kept))
         postings: list[list[int]] = []
-        for pos, words in enumerate(self._by_word):
+        for pos, words in zip(self._positions, self._by_word, strict=True):
             word = tokens[pos]
             if word != WILDCARD and (ranks := words.get(word)) is not None:
                 postings.append([ranks] if isinstance(ranks, int) else ranks)
@@ -109,6 +115,21 @@ class MergeIndex:
                     break
             break
         return sorted(chosen)
+
+
+def _selective(width: int, count: int, sample: typing.Sequence[list[str]]) -> list[int]:
+    """The `count` positions whose words the sampled templates share least (the expected size
+    of a posting: sum of squared word counts; a wildcard is in none), first ones on ties."""
+    shared = [0] * width
+    for pos in range(width):
+        seen: dict[str, int] = {}
+        for tokens in sample:
+            word = tokens[pos]
+            if word != WILDCARD:
+                n = seen.get(word, 0)
+                shared[pos] += 2 * n + 1  # (n + 1)^2 - n^2
+                seen[word] = n + 1
+    return sorted(sorted(range(width), key=shared.__getitem__)[:count])
 
 
 def template_of(members: list[Member]) -> list[str]:

@@ -30,7 +30,14 @@ from dataclasses import dataclass, field
 from operator import eq
 
 from watcher.group.mask import WILDCARD, mask_tokens
-from watcher.group.split import MergeIndex, generalise, partition, refresh, template_of
+from watcher.group.split import (
+    INDEX_SAMPLE,
+    MergeIndex,
+    generalise,
+    partition,
+    refresh,
+    template_of,
+)
 
 SNAPSHOT_VERSION = 1
 # Fraction of a cluster's positions that must agree with a message for it to join (Drain's st).
@@ -277,7 +284,8 @@ class TemplateMiner:
 
     def _merge_group(self, group: list[Cluster]) -> int:
         group.sort(key=lambda c: -c.size)
-        kept = MergeIndex(len(group[0].tokens))
+        step = -(-len(group) // INDEX_SAMPLE)  # a sample spread over the whole group
+        kept = MergeIndex(len(group[0].tokens), [c.tokens for c in group[::step]])
         merges = 0
         for cluster in group:
             target = kept.find(cluster.tokens)
