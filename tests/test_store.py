@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from watcher import store as store_module
 from watcher.metrics import Metrics
 from watcher.model import ErrorGroup, Fix, Frame, Sample
 from watcher.store import SCHEMA_VERSION, Store, StoreError, migrate, user_version
+from watcher.store import schema as schema_module
 
 
 def make_group(group_id: str = "g1", **overrides: object) -> ErrorGroup:
@@ -344,8 +344,9 @@ def test_v2_migration_runs_once_on_a_v1_file(
     with Store(path) as s:
         s.upsert_groups([make_group()])
     calls: list[int] = []
-    staged = (*store_module.MIGRATIONS, _counting_v2(calls))
-    monkeypatch.setattr(store_module, "MIGRATIONS", staged)
+    staged = (*schema_module.MIGRATIONS, _counting_v2(calls))
+    # migrate() reads MIGRATIONS from its own module; watcher.store's re-export is a copy
+    monkeypatch.setattr(schema_module, "MIGRATIONS", staged)
     for _ in range(2):
         with Store(path) as s:
             assert s.schema_version == 2

@@ -1,0 +1,124 @@
+"""Row <-> dataclass mapping: ErrorGroup, Sample and Fix to and from their table rows.
+
+Also the column lists and upsert statements that go with each mapper, and the compact JSON
+encoding (`dumps`) of the TEXT columns that hold structured values.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from watcher.model import ErrorGroup, Fix, Frame, Sample
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON for a TEXT column (non-ASCII kept as is)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _frame_to_dict(frame: Frame) -> dict[str, Any]:
+    # Frame.to_dict drops in_app (it is for reports); the store must round-trip it.
+    return {
+        "file": frame.file,
+        "line": frame.line,
+        "function": frame.function,
+        "in_app": frame.in_app,
+    }
+
+
+def _frame_from_dict(data: dict[str, Any]) -> Frame:
+    return Frame(data["file"], data.get("line"), data["function"], data.get("in_app", True))
+
+
+def group_params(group: ErrorGroup) -> tuple[Any, ...]:
+    """The UPSERT_GROUP parameters of a group (its samples are stored separately)."""
+    top = None if group.top_frame is None else dumps(_frame_to_dict(group.top_frame))
+    return (
+        group.id,
+        group.kind,
+        group.template,
+        group.category,
+        group.severity,
+        int(group.fixable),
+        group.suggested_fix,
+        group.exception_type,
+        top,
+        dumps([_frame_to_dict(f) for f in group.frames]),
+        group.count,
+        group.first_seen,
+        group.last_seen,
+        dumps(group.sources),
+        group.status,
+    )
+
+
+GROUP_COLUMNS = (
+    "id, kind, template, category, severity, fixable, suggested_fix, exception_type, top_frame,"
+    " frames, count, first_seen, last_seen, sources, status"
+)
+# ON CONFLICT ... DO UPDATE, not INSERT OR REPLACE: a replace deletes the row, and the
+# foreign-key cascade would take the group's samples with it.
+UPSERT_GROUP = f"""
+INSERT INTO groups ({GROUP_COLUMNS}) VALUES ({", ".join("?" * 15)})
+ON CONFLICT (id) DO UPDATE SET
+    kind = excluded.kind, template = excluded.template, category = excluded.category,
+    severity = excluded.severity, fixable = excluded.fixable,
+    suggested_fix = excluded.suggested_fix, exception_type = excluded.exception_type,
+    top_frame = excluded.top_frame, frames = excluded.frames, count = excluded.count,
+    first_seen = excluded.first_seen, last_seen = excluded.last_seen,
+    sources = excluded.sources, status = excluded.status
+"""
+
+
+def group_from_row(row: sqlite3.Row, samples: list[Sample]) -> ErrorGroup:
+    """The group of a `groups` row, with the given samples."""
+    top = row["top_frame"]
+    return ErrorGroup(
+        id=row["id"],
+        kind=row["kind"],
+        template=row["template"],
+        category=row["category"],
+        severity=row["severity"],
+        fixable=bool(row["fixable"]),
+        suggested_fix=row["suggested_fix"],
+        exception_type=row["exception_type"],
+        top_frame=None if top is None else _frame_from_dict(json.loads(top)),
+        frames=[_frame_from_dict(f) for f in json.loads(row["frames"])],
+        count=row["count"],
+        first_seen=row["first_seen"],
+        last_seen=row["last_seen"],
+        sources=json.loads(row["sources"]),
+        samples=samples,
+        status=row["status"],
+    )
+
+
+def sample_from_row(row: sqlite3.Row) -> Sample:
+    """The sample of a `samples` row."""
+    return Sample(row["timestamp"], row["source"], row["text"], row["line"])
+
+
+# The columns are Fix's fields, in order; a new Fix field needs a migration.
+_FIX_FIELDS: tuple[str, ...] = (
+    *("id", "group_id", "status", "created", "root_cause", "confidence"),
+    *("diff", "branch", "pr_url", "error", "details"),
+)
+FIX_COLUMNS = ", ".join(_FIX_FIELDS)
+UPSERT_FIX = f"""
+INSERT INTO fixes ({FIX_COLUMNS}) VALUES ({", ".join("?" * len(_FIX_FIELDS))})
+ON CONFLICT (id) DO UPDATE SET {", ".join(f"{c} = excluded.{c}" for c in _FIX_FIELDS[1:])}
+"""
+
+
+def fix_params(fix: Fix) -> tuple[Any, ...]:
+    """The UPSERT_FIX parameters of a fix."""
+    values = {name: getattr(fix, name) for name in _FIX_FIELDS}
+    return tuple({**values, "details": dumps(fix.details)}.values())
+
+
+def fix_from_row(row: sqlite3.Row) -> Fix:
+    """The fix of a `fixes` row."""
+    values = {name: row[name] for name in _FIX_FIELDS}
+    return Fix(**{**values, "details": json.loads(row["details"])})

@@ -1,0 +1,138 @@
+"""The schema: its migration steps, the version they lead to, and the transaction they run in.
+
+The schema is versioned with `PRAGMA user_version` and the ordered `MIGRATIONS` list; `migrate`
+runs the steps a database has not had yet, each in one transaction with its version bump.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+import structlog
+
+log = structlog.get_logger("watcher.store")
+
+
+class StoreError(Exception):
+    """The store cannot be opened for a reason that setting the file aside would not fix."""
+
+
+def _migrate_v1(conn: sqlite3.Connection) -> None:
+    """The initial schema."""
+    statements = (
+        """CREATE TABLE groups (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            template TEXT NOT NULL,
+            category TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            fixable INTEGER NOT NULL,
+            suggested_fix TEXT NOT NULL,
+            exception_type TEXT,
+            top_frame TEXT,
+            frames TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            first_seen REAL NOT NULL,
+            last_seen REAL NOT NULL,
+            sources TEXT NOT NULL,
+            status TEXT NOT NULL
+        )""",
+        # Full sort keys of list_groups' two orders, so a top-N read never sorts the table.
+        "CREATE INDEX groups_by_count ON groups (count DESC, last_seen DESC, id)",
+        "CREATE INDEX groups_by_last_seen ON groups (last_seen DESC, count DESC, id)",
+        """CREATE TABLE samples (
+            id INTEGER PRIMARY KEY,
+            group_id TEXT NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+            timestamp REAL NOT NULL,
+            source TEXT NOT NULL,
+            text TEXT NOT NULL,
+            line INTEGER NOT NULL
+        )""",
+        "CREATE INDEX samples_by_group ON samples (group_id, timestamp DESC)",
+        """CREATE TABLE checkpoints (
+            source TEXT NOT NULL,
+            stream TEXT NOT NULL,
+            cursor TEXT NOT NULL,
+            updated REAL NOT NULL,
+            PRIMARY KEY (source, stream)
+        ) WITHOUT ROWID""",
+        "CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated REAL NOT NULL)",
+        """CREATE TABLE fixes (
+            id TEXT PRIMARY KEY,
+            group_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            created REAL NOT NULL,
+            root_cause TEXT NOT NULL,
+            confidence REAL NOT NULL,
+            diff TEXT NOT NULL,
+            branch TEXT NOT NULL,
+            pr_url TEXT NOT NULL,
+            error TEXT NOT NULL,
+            details TEXT NOT NULL
+        )""",
+        "CREATE INDEX fixes_by_group ON fixes (group_id)",
+        "CREATE INDEX fixes_by_created ON fixes (created)",
+        "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+    )
+    for statement in statements:
+        conn.execute(statement)
+
+
+# Append only; never edit or reorder a released step. MIGRATIONS[i] takes a database from
+# user_version i to i + 1, inside one transaction together with the version bump. A v2 would be:
+#
+#     def _migrate_v2(conn: sqlite3.Connection) -> None:
+#         """Groups remember who acknowledged them."""
+#         conn.execute("ALTER TABLE groups ADD COLUMN acked_by TEXT")
+#
+#     MIGRATIONS = (_migrate_v1, _migrate_v2)
+#
+# plus reading/writing the column in the row mappers (watcher/store/rows.py).
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_v1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def user_version(conn: sqlite3.Connection) -> int:
+    """The schema version recorded in the database file (0 for a new file)."""
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """One BEGIN IMMEDIATE ... COMMIT; rolled back when the body raises."""
+    # IMMEDIATE takes the write lock up front, so a transaction never fails half-way on a
+    # read-to-write lock upgrade when another process is writing.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        # SQLite may already have rolled back (e.g. disk full); a second ROLLBACK would raise
+        # and hide the real error.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def migrate(
+    conn: sqlite3.Connection,
+    migrations: Sequence[Callable[[sqlite3.Connection], None]] | None = None,
+) -> int:
+    """Run the steps the database has not had yet; return the resulting version."""
+    # Looked up at call time, not bound as a default, so tests can stage a v2 (by patching
+    # this module's MIGRATIONS: the name re-exported by watcher.store is a copy of the binding).
+    migrations = MIGRATIONS if migrations is None else migrations
+    version = user_version(conn)
+    if version > len(migrations):
+        raise StoreError(
+            f"database schema v{version} is newer than this watcher (v{len(migrations)})"
+        )
+    for target in range(version + 1, len(migrations) + 1):
+        with transaction(conn):
+            migrations[target - 1](conn)
+            # PRAGMA cannot take a bound parameter; target is an int we computed.
+            conn.execute(f"PRAGMA user_version = {target}")
+        log.info("State schema migrated.", version=target)
+    return len(migrations)

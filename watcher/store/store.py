@@ -1,0 +1,369 @@
+"""The `Store` class: groups and their samples, fixes, source checkpoints, state, counters.
+
+Synchronous on purpose: the asyncio pipeline calls it through `asyncio.to_thread`. One `Store`
+serialises its public methods with a lock, so it may be handed to any one worker thread at a
+time (or several; they just queue).
+
+A daemon's store (`fallback_to_memory=True`) whose file cannot be opened at all (a read-only
+directory, a full disk) runs in memory and says so in `degraded`: losing history beats a daemon
+that crash-loops on start.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import structlog
+
+from watcher.metrics import Metrics
+from watcher.model import ErrorGroup, Fix, Sample
+from watcher.store.connection import MEMORY, CorruptDatabase, connect, set_aside
+from watcher.store.filters import ORDERS, group_filters
+from watcher.store.rows import (
+    FIX_COLUMNS,
+    GROUP_COLUMNS,
+    UPSERT_FIX,
+    UPSERT_GROUP,
+    dumps,
+    fix_from_row,
+    fix_params,
+    group_from_row,
+    group_params,
+    sample_from_row,
+)
+from watcher.store.schema import transaction, user_version
+
+log = structlog.get_logger("watcher.store")
+
+# watcher_state_errors_total{kind} of a failed write, by SQLite primary result code
+_WRITE_ERROR_KINDS = {sqlite3.SQLITE_FULL: "disk_full", sqlite3.SQLITE_READONLY: "read_only"}
+# SQLite caps bound parameters per statement; stay far below every build's limit.
+_IN_CHUNK = 500
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+_UPSERT_CHECKPOINT = (
+    "INSERT INTO checkpoints (source, stream, cursor, updated) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (source, stream) DO UPDATE"
+    " SET cursor = excluded.cursor, updated = excluded.updated"
+)
+_UPSERT_STATE = (
+    "INSERT INTO state (key, value, updated) VALUES (?, ?, ?)"
+    " ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated = excluded.updated"
+)
+
+
+def _write_error_kind(exc: sqlite3.Error) -> str:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return "write" if code is None else _WRITE_ERROR_KINDS.get(code & 0xFF, "write")
+
+
+def _locked(method: Callable[Concatenate[Store, P], R]) -> Callable[Concatenate[Store, P], R]:
+    @functools.wraps(method)
+    def wrapper(self: Store, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+class Store:
+    """Durable state for one watcher process, on one SQLite file (or ":memory:")."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        metrics: Metrics | None = None,
+        samples_per_group: int = 5,
+        fallback_to_memory: bool = False,
+    ) -> None:
+        if samples_per_group < 0:
+            raise ValueError("samples_per_group must be >= 0")
+        self.path = str(path)
+        self.metrics = metrics
+        self.samples_per_group = samples_per_group
+        self.degraded: str | None = None  # why the file is not in use (in-memory fallback)
+        self._lock = threading.Lock()
+        self._conn = self._open_or_fallback() if fallback_to_memory else self._open()
+
+    def _open_or_fallback(self) -> sqlite3.Connection:
+        """The file, or, when it cannot be opened at all, an in-memory store (degraded)."""
+        try:
+            return self._open()
+        except (sqlite3.OperationalError, OSError) as exc:
+            # a newer schema (StoreError) still raises: that is a deployment mistake
+            reason = f"{type(exc).__name__}: {exc}"
+        log.error(
+            "State file cannot be opened; running with in-memory state (nothing survives a "
+            "restart until the path is writable and watcher is restarted).",
+            path=self.path,
+            error=reason,
+        )
+        self._count_error("open")
+        self.degraded = reason
+        return connect(MEMORY)
+
+    def _open(self) -> sqlite3.Connection:
+        if self.path == MEMORY:
+            return connect(self.path)
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return connect(self.path)
+        except CorruptDatabase as exc:
+            self._recover(Path(self.path), str(exc))
+        # A second failure is not corruption we can fix by moving files: let it raise.
+        return connect(self.path)
+
+    def _recover(self, path: Path, reason: str) -> None:
+        moved_to = set_aside(path)
+        log.warning(
+            "State database is corrupt; set it aside and starting with empty state.",
+            path=str(path),
+            moved_to=str(moved_to),
+            reason=reason,
+        )
+        self._count_error("corrupt")
+
+    def _count_error(self, kind: str) -> None:
+        if self.metrics is not None:
+            self.metrics.state_errors.labels(kind).inc()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; a failure is counted before it propagates."""
+        try:
+            with transaction(self._conn):
+                yield self._conn
+        except sqlite3.Error as exc:
+            self._count_error(_write_error_kind(exc))
+            raise
+
+    @_locked
+    def close(self) -> None:
+        """Close the connection; the store is unusable afterwards. Safe to call twice."""
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version of the open database."""
+        with self._lock:
+            return user_version(self._conn)
+
+    # --- groups ---------------------------------------------------------------------------
+
+    @_locked
+    def upsert_groups(self, groups: Iterable[ErrorGroup]) -> None:
+        """Insert or overwrite groups (all fields but samples, window_counts and trend)."""
+        with self._write() as conn:
+            conn.executemany(UPSERT_GROUP, map(group_params, groups))
+
+    @_locked
+    def add_samples(self, group_id: str, samples: Iterable[Sample]) -> None:
+        """Append samples to a stored group, keeping only its newest samples_per_group."""
+        with self._write() as conn:
+            self._insert_samples(conn, group_id, samples)
+
+    def _insert_samples(
+        self, conn: sqlite3.Connection, group_id: str, samples: Iterable[Sample]
+    ) -> None:
+        rows = [(group_id, s.timestamp, s.source, s.text, s.line) for s in samples]
+        conn.executemany(
+            "INSERT INTO samples (group_id, timestamp, source, text, line) VALUES (?, ?, ?, ?, ?)",
+            rows,
+        )
+        conn.execute(
+            "DELETE FROM samples WHERE group_id = ? AND id NOT IN ("
+            " SELECT id FROM samples WHERE group_id = ?"
+            " ORDER BY timestamp DESC, id DESC LIMIT ?)",
+            (group_id, group_id, self.samples_per_group),
+        )
+
+    @_locked
+    def commit(
+        self,
+        groups: Iterable[ErrorGroup] = (),
+        samples: dict[str, list[Sample]] | None = None,
+        cursors: dict[str, dict[str, Any]] | None = None,
+        state: dict[str, Any] | None = None,
+    ) -> None:
+        """Groups, their new samples, the cursors they cover and state: ONE transaction.
+
+        A crash can then never leave counts that include lines whose cursor was not committed
+        (they would be counted again after the restart) nor the reverse (lines lost).
+        """
+        encoded = {key: dumps(value) for key, value in (state or {}).items()}
+        now = time.time()
+        with self._write() as conn:
+            conn.executemany(UPSERT_GROUP, map(group_params, groups))
+            for group_id, items in (samples or {}).items():
+                self._insert_samples(conn, group_id, items)
+            for source, streams in (cursors or {}).items():
+                conn.executemany(
+                    _UPSERT_CHECKPOINT,
+                    [(source, stream, dumps(c), now) for stream, c in streams.items()],
+                )
+            conn.executemany(_UPSERT_STATE, [(key, value, now) for key, value in encoded.items()])
+
+    @_locked
+    def get_group(self, group_id: str) -> ErrorGroup | None:
+        """One group with its samples (newest first), or None."""
+        row = self._conn.execute(
+            f"SELECT {GROUP_COLUMNS} FROM groups WHERE id = ?", (group_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        return group_from_row(row, self._samples_for([group_id]).get(group_id, []))
+
+    @_locked
+    def list_groups(
+        self,
+        *,
+        since: float | None = None,
+        min_severity: str | None = None,
+        category: str | None = None,
+        fixable: bool | None = None,
+        limit: int = 100,
+        order: str = "count",
+    ) -> list[ErrorGroup]:
+        """Groups matching every given filter, ordered by "count" or "last_seen" (descending)."""
+        if order not in ORDERS:
+            raise ValueError(f"unknown order {order!r}; expected one of {list(ORDERS)}")
+        where, params = group_filters(since, min_severity, category, fixable)
+        rows = self._conn.execute(
+            f"SELECT {GROUP_COLUMNS} FROM groups {where} ORDER BY {ORDERS[order]} LIMIT ?",
+            (*params, limit),
+        ).fetchall()
+        samples = self._samples_for([row["id"] for row in rows])
+        return [group_from_row(row, samples.get(row["id"], [])) for row in rows]
+
+    def _samples_for(self, group_ids: list[str]) -> dict[str, list[Sample]]:
+        found: dict[str, list[Sample]] = {}
+        for start in range(0, len(group_ids), _IN_CHUNK):
+            chunk = group_ids[start : start + _IN_CHUNK]
+            rows = self._conn.execute(
+                "SELECT group_id, timestamp, source, text, line FROM samples"
+                f" WHERE group_id IN ({', '.join('?' * len(chunk))})"
+                " ORDER BY group_id, timestamp DESC, id DESC",
+                chunk,
+            )
+            for row in rows:
+                found.setdefault(row["group_id"], []).append(sample_from_row(row))
+        return found
+
+    @_locked
+    def count_groups(self) -> int:
+        """How many groups are stored."""
+        return int(self._conn.execute("SELECT count(*) FROM groups").fetchone()[0])
+
+    @_locked
+    def set_group_status(self, group_id: str, status: str) -> None:
+        """Set one group's status; raise KeyError when the group is not stored."""
+        with self._write() as conn:
+            cursor = conn.execute("UPDATE groups SET status = ? WHERE id = ?", (status, group_id))
+        if cursor.rowcount == 0:
+            raise KeyError(group_id)
+
+    # --- checkpoints ----------------------------------------------------------------------
+
+    @_locked
+    def get_checkpoint(self, source: str) -> dict[str, Any]:
+        """The committed cursor of every stream of a source ({} when none)."""
+        rows = self._conn.execute(
+            "SELECT stream, cursor FROM checkpoints WHERE source = ?", (source,)
+        )
+        return {row["stream"]: json.loads(row["cursor"]) for row in rows}
+
+    @_locked
+    def set_checkpoints(self, source: str, cursors: dict[str, Any]) -> None:
+        """Commit cursors for the given streams; other streams of the source keep theirs."""
+        now = time.time()
+        rows = [(source, stream, dumps(cursor), now) for stream, cursor in cursors.items()]
+        with self._write() as conn:
+            conn.executemany(_UPSERT_CHECKPOINT, rows)
+
+    # --- opaque state ---------------------------------------------------------------------
+
+    @_locked
+    def get_state(self, key: str) -> Any | None:
+        """The JSON value stored under key, or None."""
+        row = self._conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row["value"])
+
+    @_locked
+    def set_state(self, key: str, value: Any) -> None:
+        """Store a JSON-serialisable value under key, replacing any previous one."""
+        encoded = dumps(value)  # a TypeError here leaves the old value in place
+        with self._write() as conn:
+            conn.execute(_UPSERT_STATE, (key, encoded, time.time()))
+
+    # --- fixes ----------------------------------------------------------------------------
+
+    @_locked
+    def save_fix(self, fix: Fix) -> None:
+        """Insert or overwrite a fix by its id."""
+        params = fix_params(fix)
+        with self._write() as conn:
+            conn.execute(UPSERT_FIX, params)
+
+    @_locked
+    def get_fix(self, fix_id: str) -> Fix | None:
+        """One fix, or None."""
+        row = self._conn.execute(
+            f"SELECT {FIX_COLUMNS} FROM fixes WHERE id = ?", (fix_id,)
+        ).fetchone()
+        return None if row is None else fix_from_row(row)
+
+    @_locked
+    def list_fixes(
+        self, *, group_id: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[Fix]:
+        """Fixes matching the given filters, newest first."""
+        clauses = [(c, v) for c, v in (("group_id", group_id), ("status", status)) if v is not None]
+        where = " AND ".join(f"{column} = ?" for column, _ in clauses)
+        rows = self._conn.execute(
+            f"SELECT {FIX_COLUMNS} FROM fixes {'WHERE ' + where if where else ''}"
+            " ORDER BY created DESC, id LIMIT ?",
+            (*(value for _, value in clauses), limit),
+        )
+        return [fix_from_row(row) for row in rows]
+
+    @_locked
+    def fixes_since(self, since: float) -> int:
+        """How many fixes (any status) were created at or after `since`."""
+        row = self._conn.execute("SELECT count(*) FROM fixes WHERE created >= ?", (since,))
+        return int(row.fetchone()[0])
+
+    # --- counters -------------------------------------------------------------------------
+
+    @_locked
+    def add_counters(self, counts: dict[str, int]) -> None:
+        """Add to named counters that survive restarts."""
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO counters (name, value) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+                counts.items(),
+            )
+
+    @_locked
+    def get_counters(self) -> dict[str, int]:
+        """Every counter's total."""
+        rows = self._conn.execute("SELECT name, value FROM counters")
+        return {row["name"]: row["value"] for row in rows}
