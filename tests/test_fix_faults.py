@@ -12,6 +12,7 @@ or a subprocess call are refused ("rejected" with reasons) and nothing is pushed
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Callable, Iterator
@@ -100,14 +101,18 @@ def github() -> Iterator[GitHubFake]:
         fake.stop()
 
 
-@pytest.fixture
-def rig(
-    shop: Shop,  # noqa: F811 - the fixture imported above
+@contextlib.contextmanager
+def rigged(
+    shop: Shop,  # noqa: F811 - the fixture's type, imported above
     github: GitHubFake,
-    anthropic_fake: AnthropicFake,
+    model: AnthropicFake,
     tmp_path: Path,
+    *,
+    worktree: Callable[..., WorktreeLike] = Worktree,
+    **pipeline: Any,
 ) -> Iterator[Rig]:
-    """The real pipeline: Analyzer (1 SDK retry), GitHub (1 retry, no backoff), git worktrees."""
+    """The real pipeline: Analyzer (1 SDK retry), GitHub (1 retry, no backoff), git worktrees
+    made by `worktree` (Worktree's arguments); `pipeline` adds FixPipeline keywords."""
     clock = Clock()
     settings = AutofixConfig(
         enabled=True, repo_path=str(shop.repo), github_repo="acme/shop",
@@ -126,18 +131,30 @@ def rig(
         retry = GithubRetry(total=1, backoff_factor=0)
         return GitHub("acme/shop", token=TOKEN, base_url=github.url, retry=retry, throttle=False)
 
-    def worktree(group: ErrorGroup) -> WorktreeLike:
-        return Worktree(
+    def tree(group: ErrorGroup) -> WorktreeLike:
+        return worktree(
             shop.repo, "main", "origin", category=group.category, fix_id=group.id, token=TOKEN,
             timeout=30.0, environ=environ,
         )  # fmt: skip
 
     with Store(str(tmp_path / "state.db")) as store:
-        pipeline = FixPipeline(
-            settings, store, analyzer=analyzer, github=pulls, worktree=worktree,
-            redactor=redactor, budget=budget, clock=clock,
+        fixer = FixPipeline(
+            settings, store, analyzer=analyzer, github=pulls, worktree=tree,
+            redactor=redactor, budget=budget, clock=clock, **pipeline,
         )  # fmt: skip
-        yield Rig(pipeline, store, shop, github, anthropic_fake, clock)
+        yield Rig(fixer, store, shop, github, model, clock)
+
+
+@pytest.fixture
+def rig(
+    shop: Shop,  # noqa: F811 - the fixture imported above
+    github: GitHubFake,
+    anthropic_fake: AnthropicFake,
+    tmp_path: Path,
+) -> Iterator[Rig]:
+    """The real pipeline over the fakes and the sample app's repository (see `rigged`)."""
+    with rigged(shop, github, anthropic_fake, tmp_path) as made:
+        yield made
 
 
 # --- faults ----------------------------------------------------------------------------------

@@ -9,8 +9,9 @@ the REST docs for the fields PyGithub reads; errors use GitHub's real bodies.
 Knobs: `token` (anything else gets 401 "Bad credentials"), `forbid_writes` (403 "Resource not
 accessible by personal access token" on POST/PATCH/PUT/DELETE), `list_lag` (that many pull
 listings return [] — GitHub's listing lags a create, which is how a 422 "already exists" reaches
-a client that listed first), `fail(status, ...)` (one-shot injected responses), and
-`set_state(number, ...)` for merges and closes done "on GitHub".
+a client that listed first), `fail(status, ...)` (one-shot injected responses),
+`set_state(number, ...)` for merges and closes done "on GitHub", and `on(method, path, callback)`
+(a one-shot hook run once a request has taken effect, before its answer is sent).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +55,15 @@ class Injected:
 
 
 @dataclass
+class Hook:
+    """A callback waiting for a request (see GitHubFake.on)."""
+
+    method: str
+    path_contains: str
+    callback: Callable[[], None]
+
+
+@dataclass
 class Repo:
     owner: str
     name: str
@@ -77,6 +87,7 @@ class GitHubFake:
         self.pulls: dict[int, dict[str, Any]] = {}
         self.requests: list[Recorded] = []
         self._injected: list[Injected] = []
+        self._hooks: list[Hook] = []
         self._next_number = 1
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
@@ -129,6 +140,11 @@ class GitHubFake:
         body = body if body is not None else {"message": "Server Error", "status": str(status)}
         self._injected.append(Injected(status, body, headers or {}, method, path_contains, process))
 
+    def on(self, method: str, path_contains: str, callback: Callable[[], None]) -> None:
+        """Call `callback` (once, in the fake's thread) when the next matching request has been
+        handled and before its answer is sent: "the PR exists now, its creator does not know"."""
+        self._hooks.append(Hook(method, path_contains, callback))
+
     def set_state(self, number: int, state: str, *, merged: bool = False) -> None:
         """Close, reopen or merge a pull as if it happened on GitHub."""
         with self._lock:
@@ -172,6 +188,7 @@ class GitHubFake:
             return _json(403, {"message": message, "documentation_url": DOCS, "status": "403"})
         request[JSON_BODY] = body
         response = await handler(request)
+        self._run_hook(request.method, path)
         if injected is not None:
             return _json(injected.status, injected.body, injected.headers)
         return response
@@ -184,6 +201,12 @@ class GitHubFake:
                 continue
             return self._injected.pop(i)
         return None
+
+    def _run_hook(self, method: str, path: str) -> None:
+        for i, hook in enumerate(self._hooks):
+            if hook.method == method and hook.path_contains in path:
+                self._hooks.pop(i).callback()
+                return
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         parts = request.match_info["tail"].strip("/").split("/")

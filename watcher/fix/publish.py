@@ -1,0 +1,242 @@
+"""Publishing a fix as a pull request: in a private worktree at the base commit, guard the
+edits, then write, verify, commit and push them, and open (or update) the PR.
+
+A branch pushed for a PR that could not be opened is deleted again. A cancellation (SIGTERM)
+can arrive while the push or the PR request is on its way, and neither can be called back: the
+step gets `grace` seconds to answer, and the fix records what it came to — the PR opened; or
+the branch pushed, then deleted; or, when the remote refuses or is too slow, the branch named as
+left behind. Then the cancellation goes on: a stopping daemon waits here at most twice `grace`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import structlog
+
+from watcher.config import AutofixConfig
+from watcher.fix.git import Identity, PushResult
+from watcher.fix.github import PullRef, pr_body, pr_title
+from watcher.fix.outcomes import Recorder
+from watcher.fix.patch import Edit, EditLike, GuardResult, SecretScan, guard
+from watcher.fix.policy import Policy
+from watcher.fix.prompt import sanitize
+from watcher.fix.protocols import PullRequests, WorktreeFactory, WorktreeLike
+from watcher.fix.schema import Analysis
+from watcher.model import ErrorGroup, Fix
+
+log = structlog.get_logger("watcher.fix.pipeline")  # one logger for the whole pipeline
+T = TypeVar("T")
+
+CANCEL_GRACE = 3.0  # seconds a cancelled fix gives an in-flight step, then the branch deletion
+
+
+class Interrupted(asyncio.CancelledError):
+    """A cancellation that arrived while a remote step was in flight, with what the step came
+    to within the grace period: `result` (None: it failed, or had not finished) and `finished`
+    (False: it was still running, and its effect may yet land)."""
+
+    def __init__(self, result: Any, *, finished: bool) -> None:
+        super().__init__("cancelled")
+        self.result, self.finished = result, finished
+
+
+async def in_flight(start: Callable[[], Coroutine[Any, Any, T]], grace: float) -> T:
+    """Run a remote step (a push, a PR request) that cannot be called back once sent.
+
+    Cancelled meanwhile, the step still gets `grace` seconds to answer, and the cancellation
+    goes on as `Interrupted` carrying that answer: the caller learns what now exists."""
+    await asyncio.sleep(0)  # a cancellation requested already stops us before anything is sent
+    step = asyncio.ensure_future(start())
+    try:
+        return await asyncio.shield(step)
+    except asyncio.CancelledError:
+        await asyncio.wait([step], timeout=grace)
+        if not step.done():
+            step.cancel()
+            raise Interrupted(None, finished=False) from None
+        failed = step.cancelled() or step.exception() is not None
+        raise Interrupted(None if failed else step.result(), finished=True) from None
+
+
+class Publisher:
+    """Takes an analysis to a pushed branch and an open PR; each outcome goes into the Fix."""
+
+    def __init__(
+        self,
+        settings: AutofixConfig,
+        record: Recorder,
+        *,
+        worktree: WorktreeFactory,
+        policy: Policy,
+        secret_scan: SecretScan,
+        grace: float = CANCEL_GRACE,
+    ) -> None:
+        self.settings, self.record, self.redact = settings, record, record.redact
+        self.policy, self.secret_scan, self.grace = policy, secret_scan, grace
+        self._worktree = worktree
+
+    def guard(self, analysis: Analysis, root: Path) -> GuardResult:
+        """The analysis' edits (and its regression test, as a new file) checked against `root`."""
+        edits: list[EditLike] = list(analysis.edits)
+        test = analysis.test
+        # the proposed regression test becomes a new file, unless that path is taken already
+        if test and test.path and test.content is not None and not (root / test.path).exists():
+            edits.append(Edit(test.path, "", test.content))
+        return guard(edits, root, self.policy, secret_scan=self.secret_scan)
+
+    async def publish(
+        self, fix: Fix, group: ErrorGroup, analysis: Analysis, github: PullRequests
+    ) -> None:
+        """Set `fix` to "pr_open", "rejected" or "failed"; raise on a failed remote step (once
+        its branch is deleted) and on cancellation (once the outcome is in `fix`)."""
+        async with self._worktree(group) as tree:
+            result = self.guard(analysis, tree.path)  # the worktree is at the base commit
+            if not self.record.verdict(fix, result, "patched"):
+                return
+            tree.write(result)
+            verified = await self._verify(fix, tree)
+            if verified is None:
+                return
+            title = self.redact(pr_title(analysis.to_dict(), group))
+            if not await self._commit(fix, tree, title, analysis, group):
+                return
+            pushed = await self._push(fix, tree)
+            draft, note = verified
+            body = self._pr_body(analysis, group, result, note)
+            ref = await self._open_pr(
+                fix, tree, github, head=pushed.branch, title=title, body=body, draft=draft
+            )
+            # before the worktree's exit: a cancellation there must find the PR recorded
+            self.record.pull_request(fix, ref, draft=draft)
+
+    def _pr_body(
+        self, analysis: Analysis, group: ErrorGroup, result: GuardResult, note: str
+    ) -> str:
+        tokens = {"input": analysis.input_tokens, "output": analysis.output_tokens}
+        body = pr_body(analysis.to_dict(), group, result.stats, tokens, None, redact=self.redact)
+        return body + self.redact(note)
+
+    async def _verify(self, fix: Fix, tree: WorktreeLike) -> tuple[bool, str] | None:
+        """(draft, note for the PR body) after the verify command; None: do not push."""
+        s = self.settings
+        if not s.verify_command.strip():
+            return s.draft, ""
+        verdict = await tree.verify(s.verify_command, timeout=s.verify_timeout)
+        output = self.redact(sanitize(verdict.output))
+        fix.details["verify"] = {"ok": verdict.ok, "output": output}
+        if not verdict.ok and s.verify_failure == "skip":
+            fix.status, fix.error = "failed", "verify command failed; not pushed"
+            return None
+        return s.draft or not verdict.ok, verify_section(s.verify_command, verdict.ok, output)
+
+    async def _commit(
+        self, fix: Fix, tree: WorktreeLike, title: str, analysis: Analysis, group: ErrorGroup
+    ) -> bool:
+        s = self.settings
+        committer = Identity.parse(s.committer) if s.committer else None
+        body = self.redact(commit_body(analysis, group))
+        sha = await tree.commit(title, body, author=Identity.parse(s.author), committer=committer)
+        if sha is None:
+            fix.status, fix.error = "rejected", "the patch changes nothing once written"
+        return sha is not None
+
+    async def _push(self, fix: Fix, tree: WorktreeLike) -> PushResult:
+        try:
+            pushed = await in_flight(tree.push, self.grace)
+        except Interrupted as stop:
+            if stop.result is not None:  # pushed as the cancellation came: no PR, so it goes
+                fix.branch = stop.result.branch
+                await self._delete_pushed(fix, tree, timeout=self.grace)
+            elif not stop.finished:
+                error = "the push was still running when the fix was cancelled"
+                self.record.left_behind(fix, tree.branch, error)
+            raise
+        fix.branch = pushed.branch
+        return pushed
+
+    async def _open_pr(
+        self,
+        fix: Fix,
+        tree: WorktreeLike,
+        github: PullRequests,
+        *,
+        head: str,
+        title: str,
+        body: str,
+        draft: bool,
+    ) -> PullRef:
+        s = self.settings
+
+        def request() -> Coroutine[Any, Any, PullRef]:
+            return github.open_or_update_pr(
+                head=head, base=s.base_branch, title=title, body=body, labels=s.labels,
+                draft=draft,
+            )  # fmt: skip
+
+        try:
+            return await in_flight(request, self.grace)
+        except BaseException as exc:
+            opened = exc.result if isinstance(exc, Interrupted) else None
+            if opened is not None:  # the PR exists: recorded, then the cancellation goes on
+                self.record.pull_request(fix, opened, draft=draft)
+                raise
+            # no half-made fix left behind: the branch goes when its PR could not be opened
+            cancelled = isinstance(exc, asyncio.CancelledError)
+            await self._delete_pushed(fix, tree, timeout=self.grace if cancelled else None)
+            raise
+
+    async def _delete_pushed(
+        self, fix: Fix, tree: WorktreeLike, *, timeout: float | None = None
+    ) -> None:
+        """Delete the branch of a PR that could not be opened (within `timeout`). If the remote
+        refuses, or is too slow, the fix keeps the branch name and says so: a branch left
+        behind must not be silent."""
+        deleting = asyncio.ensure_future(tree.delete_branch())
+        try:
+            await asyncio.wait_for(asyncio.shield(deleting), timeout)
+        except TimeoutError:
+            deleting.add_done_callback(self._late_deletion)
+            error = f"not deleted within {timeout:g} s of the cancellation; it may still be"
+            self.record.left_behind(fix, fix.branch, error)
+            return
+        except Exception as exc:
+            self.record.left_behind(fix, fix.branch, self.redact(str(exc) or type(exc).__name__))
+            return
+        fix.branch = ""
+
+    def _late_deletion(self, task: asyncio.Future[None]) -> None:
+        """A deletion that outlived its grace period: its failure is logged, not lost."""
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            error = self.redact(str(exc) or type(exc).__name__)
+            log.warning("A fix branch deletion failed after the fix was cancelled.", error=error)
+
+
+def commit_body(analysis: Analysis, group: ErrorGroup) -> str:
+    """The commit message body: the analysis, so the history explains the change."""
+    lines = [f"Root cause: {analysis.root_cause.strip()}", ""]
+    if analysis.evidence:
+        lines += ["Evidence:", *(f"- {' '.join(e.split())}" for e in analysis.evidence), ""]
+    if analysis.risk.strip():
+        lines += [f"Risk: {analysis.risk.strip()}", ""]
+    lines.append(
+        f"Watcher group {group.id}: {group.count} occurrences; confidence "
+        f"{analysis.confidence:.0%}; analysed by {analysis.model or 'the model'} "
+        f"({analysis.input_tokens} + {analysis.output_tokens} tokens)."
+    )
+    return "\n".join(lines)
+
+
+def verify_section(command: str, ok: bool, output: str) -> str:
+    """The PR body's verification section: passed, or failed with the output's tail."""
+    if ok:
+        return f"\n\n## Verification\n\n`{command}` passed in the fix worktree.\n"
+    fence = "`" * max(3, 1 + max((len(r) for r in re.findall(r"`+", output)), default=0))
+    return (
+        f"\n\n## Verification FAILED\n\n`{command}` failed in the fix worktree; this PR is a "
+        f"draft until a human looks.\n\n{fence}text\n{output[-4000:]}\n{fence}\n"
+    )
