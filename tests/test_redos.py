@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from watcher.classify import BUILTIN, Rule, classify, compile_rule
+from watcher.classify import BUILTIN, Rule, alternatives, classify, compile_rule
 from watcher.config import ConfigError, load_config
 from watcher.group.mask import _KINDS, mask
 from watcher.model import LogEvent
@@ -131,32 +131,11 @@ def test_rules_keep_python_syntax_that_re2_shares() -> None:
 _UNGUARDED_START = re.compile(r"^(?:\[[^\]]+\]|\\[wdsS]|\.)[*+]")
 
 
-def _alternatives(pattern: str) -> list[str]:
-    """Top-level alternatives of a pattern (no nested groups split)."""
-    parts, depth, start, i = [], 0, 0, 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if ch == "[":
-            i = pattern.index("]", i + 2)
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "|" and depth == 0:
-            parts.append(pattern[start:i])
-            start = i + 1
-        i += 1
-    return [*parts, pattern[start:]]
-
-
 def test_mask_kinds_only_start_runs_behind_a_look_behind() -> None:
     """No masking kind begins with an unbounded class run unless a look-behind pins it to the
     start of the run (the e-mail, URL and catch-all kinds were quadratic on "a-a-a-…")."""
     unguarded = [
-        alt for kind in _KINDS for alt in _alternatives(kind) if _UNGUARDED_START.match(alt)
+        alt for kind in _KINDS for alt in alternatives(kind) if _UNGUARDED_START.match(alt)
     ]
     assert unguarded == []
 

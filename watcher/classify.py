@@ -163,7 +163,7 @@ _LITERAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ
 _QUANTIFIERS = frozenset("?*{")
 
 
-def _alternatives(pattern: str) -> list[str]:
+def alternatives(pattern: str) -> list[str]:
     """The pattern split at its top-level `|` (not inside groups, classes or escapes)."""
     parts, depth, start, i, in_class = [], 0, 0, 0, False
     while i < len(pattern):
@@ -202,7 +202,7 @@ def literal_hints(pattern: re.Pattern[str] | None) -> tuple[str, ...] | None:
     """Lower-cased literals one of which every match contains; None when some branch has none."""
     if pattern is None or pattern.flags & re.VERBOSE:
         return None
-    hints = [_leading_literal(alt) for alt in _alternatives(pattern.pattern)]
+    hints = [_leading_literal(alt) for alt in alternatives(pattern.pattern)]
     return None if "" in hints else tuple(dict.fromkeys(hints))
 
 
