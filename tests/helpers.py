@@ -95,3 +95,25 @@ def stored_groups(db: Path) -> int:
         return int(con.execute("SELECT COUNT(*) FROM groups").fetchone()[0])
     finally:
         con.close()
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without WATCHER_*/LOG_* variables, for a child `watcher`
+    whose behaviour must come from its config file alone."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("WATCHER_", "LOG_"))}
+
+
+def start_prometheus(binary: str, config: Path, tmp_path: Path, port: int) -> Any:
+    """A real Prometheus server on 127.0.0.1:`port` with `config`, its TSDB under tmp_path."""
+    import subprocess
+
+    return subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )

@@ -3,7 +3,6 @@ reports from all three (the fakes and moto on 127.0.0.1)."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from tests.fakes.loki import serve_in_thread
 from tests.fakes.moto import REGION, moto_endpoint  # noqa: F401 (the fixture)
 from tests.fakes.railway import FakeRailway
 
-from .helpers import free_port, wait_for
+from .helpers import clean_env, free_port, wait_for
 
 
 def metric(port: int, name: str, source: str) -> float:
@@ -68,7 +67,7 @@ def test_run_and_scan_over_all_three_production_sources(
             f'region = "{REGION}"\nendpoint_url = "{moto_endpoint}"\n'
             'interval = "200ms"\nlatency = 0\nlookback = "1h"\n'
         )
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHER_", "LOG_"))}
+        env = clean_env()
         daemon = subprocess.Popen(
             [sys.executable, "-m", "watcher", "run", "-c", str(cfg)],
             stdout=subprocess.DEVNULL,

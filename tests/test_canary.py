@@ -39,7 +39,7 @@ import boto3
 
 from tests.fakes.loki import FakeLoki, serve_in_thread
 from tests.fakes.moto import REGION, moto_endpoint  # noqa: F401 (the fixture)
-from tests.helpers import wait_for
+from tests.helpers import clean_env, wait_for
 
 SEED = int(os.environ.get("CANARY_SEED", "20261122"))  # set it to explore other kill points
 PERSIST = 0.5
@@ -134,7 +134,7 @@ class Crasher:
         self.db = db
         self.log = log
         self.rng = rng
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHER_", "LOG_"))}
+        self.env = clean_env()
         self.proc: subprocess.Popen[bytes] | None = None
         self.started = 0.0
         self.kills: list[str] = []  # where each kill landed, for the failure message

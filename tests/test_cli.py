@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .helpers import DATA
+from .helpers import DATA, clean_env
 
 MIXED = str(DATA / "mixed.log")
 
@@ -15,9 +15,8 @@ MIXED = str(DATA / "mixed.log")
 def watcher(
     *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    import os
 
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHER_", "LOG_"))}
+    full_env = clean_env()
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "watcher", *args],

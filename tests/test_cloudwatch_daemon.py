@@ -3,7 +3,6 @@ event is counted exactly once."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import boto3
 import pytest
 
 from tests.fakes.moto import REGION, moto_endpoint  # noqa: F401 (the fixture)
-from tests.helpers import stored_groups, stored_total, wait_for
+from tests.helpers import clean_env, stored_groups, stored_total, wait_for
 
 # Several log streams (one per Lambda container) is the usual case: the pipeline must then hold
 # back the counts of events whose cursors wait behind another stream's open record.
@@ -103,7 +102,7 @@ def test_sigkill_mid_stream_then_restart_counts_each_error_once(
     logs = boto3.client("logs", endpoint_url=moto_endpoint, region_name=REGION)
     group = f"/aws/lambda/daemon-{uuid.uuid4().hex[:10]}"
     logs.create_log_group(logGroupName=group)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHER_", "LOG_"))}
+    env = clean_env()
     db = tmp_path / "state.db"
     log = tmp_path / "daemon.log"
     cfg = write_config(tmp_path, moto_endpoint, group)

@@ -17,7 +17,7 @@ import aiohttp
 from watcher.config import load_config
 from watcher.daemon import Daemon
 
-from .helpers import DATA, wait_for
+from .helpers import DATA, clean_env, wait_for
 
 ERRORS = (DATA / "mixed.log").read_text()
 
@@ -97,7 +97,7 @@ def test_restart_resumes_without_double_counting(tmp_path: Path) -> None:
     log = tmp_path / "app.log"
     log.write_text("")
     cfg = write_config(tmp_path, log)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHER_", "LOG_"))}
+    env = clean_env()
 
     def start() -> subprocess.Popen[bytes]:
         return subprocess.Popen(
@@ -137,7 +137,7 @@ def test_restart_resumes_without_double_counting(tmp_path: Path) -> None:
 
 def test_run_without_config_tails_stdin(tmp_path: Path) -> None:
     """`watcher run` with no config reads stdin, groups its errors, and exits 0 at EOF."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHER_", "LOG_"))}
+    env = clean_env()
     env["WATCHER_STATE_PATH"] = str(tmp_path / "state.db")
     env["WATCHER_HTTP_ENABLED"] = "false"
     r = subprocess.run(

@@ -29,7 +29,7 @@ import yaml
 
 from watcher.config import load_config, parse_duration
 
-from .helpers import free_port, need, wait_for
+from .helpers import clean_env, free_port, need, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "deploy" / "docker"
@@ -444,7 +444,7 @@ def fake_bin(tmp_path: Path) -> Path:
 def entrypoint(
     args: list[str], tmp_path: Path, bin_dir: Path, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHER_", "LOG_"))}
+    base = clean_env()
     base.update(
         PATH=f"{bin_dir}:{os.environ['PATH']}",
         TMPDIR=str(tmp_path),
@@ -580,7 +580,7 @@ def test_entrypoint_runs_the_real_daemon_healthy_and_drains_on_sigterm(tmp_path:
         TMPDIR=str(tmp_path),
         PATH=f"{VENV_BIN}:{os.environ['PATH']}",
     )
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHER_", "LOG_"))}
+    base = clean_env()
     daemon = subprocess.Popen(
         ["sh", str(ENTRYPOINT)],
         env={**base, **env},

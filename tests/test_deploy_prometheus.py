@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from .helpers import DATA, free_port, need, wait_for
+from .helpers import DATA, clean_env, free_port, need, start_prometheus, wait_for
 from .helpers import prom_query as query
 from .test_deploy_grafana import exported_names, metric_names
 
@@ -119,23 +118,14 @@ def test_prometheus_computes_error_rates_and_rules_from_a_running_watcher(
         "scrape_configs:\n  - job_name: watcher\n    static_configs:\n"
         f"      - targets: ['127.0.0.1:{w_port}']\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHER_", "LOG_"))}
+    env = clean_env()
     daemon = subprocess.Popen(
         [sys.executable, "-m", "watcher", "run", "-c", str(cfg)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env,
     )
-    prom = subprocess.Popen(
-        [
-            prometheus,
-            f"--config.file={prom_cfg}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{p_port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    prom = start_prometheus(prometheus, prom_cfg, tmp_path, p_port)
     errors = (DATA / "mixed.log").read_text()
     try:
         wait_for(lambda: query(p_port, 'up{job="watcher"} == 1'), timeout=30, step=0.3)

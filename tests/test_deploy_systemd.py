@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import clean_env
 from watcher.cli import build_parser
 from watcher.config import load_config, parse_duration
 
@@ -183,7 +184,7 @@ def test_unit_environment_configures_the_daemon(tmp_path: Path) -> None:
     config = Path(unit_env["WATCHER_CONFIG"])
     config.parent.mkdir(parents=True)
     shutil.copy(ROOT / "config.example.toml", config)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHER_", "LOG_"))}
+    env = clean_env()
     done = subprocess.run(
         [sys.executable, "-m", "watcher", "check-config"],
         env={**env, **unit_env},

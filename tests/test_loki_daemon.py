@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -10,7 +9,7 @@ import time
 from pathlib import Path
 
 from tests.fakes.loki import FakeLoki, serve_in_thread
-from tests.helpers import stored_groups, stored_total, wait_for
+from tests.helpers import clean_env, stored_groups, stored_total, wait_for
 
 LABELS = {"app": "api"}
 
@@ -53,7 +52,7 @@ class Feeder:
 
 def test_sigkill_mid_stream_then_restart_counts_each_error_once(tmp_path: Path) -> None:
     """Kill -9 mid-stream, feed while down, restart: the group total equals the lines fed."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHER_", "LOG_"))}
+    env = clean_env()
     db = tmp_path / "state.db"
     log = tmp_path / "daemon.log"
     with serve_in_thread() as fake:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from .helpers import DATA, free_port, need, wait_for
+from .helpers import DATA, clean_env, free_port, need, start_prometheus, wait_for
 from .helpers import prom_query as query
 
 
@@ -31,23 +30,14 @@ def test_prometheus_scrapes_watcher(tmp_path: Path) -> None:
         "scrape_configs:\n  - job_name: watcher\n    static_configs:\n"
         f"      - targets: ['127.0.0.1:{w_port}']\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHER_", "LOG_"))}
+    env = clean_env()
     daemon = subprocess.Popen(
         [sys.executable, "-m", "watcher", "run", "-c", str(cfg)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env,
     )
-    prom = subprocess.Popen(
-        [
-            prometheus,
-            f"--config.file={prom_cfg}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{p_port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    prom = start_prometheus(prometheus, prom_cfg, tmp_path, p_port)
     try:
         wait_for(lambda: query(p_port, 'up{job="watcher"} == 1'), timeout=30, step=0.3)
         log.write_text((DATA / "mixed.log").read_text())

@@ -17,7 +17,7 @@ import pytest
 
 from tests.fakes.railway import FakeRailway
 
-from .helpers import stored_total, wait_for
+from .helpers import clean_env, stored_total, wait_for
 
 # Three statements, so the events group into three patterns whatever the numbers are.
 TEMPLATES = (
@@ -86,7 +86,7 @@ def test_sigkill_mid_stream_loses_nothing_and_counts_nothing_twice(
     """Kill -9 while lines stream, feed more while down, restart: the total is exact."""
     cfg = write_config(tmp_path, fake)
     db = tmp_path / "state.db"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHER_", "LOG_"))}
+    env = clean_env()
 
     logs = tmp_path / "daemon.log"
 

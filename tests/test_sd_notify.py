@@ -20,7 +20,7 @@ import pytest
 from watcher.daemon import sd_notify, watchdog_interval
 from watcher.store import Store
 
-from .helpers import DATA, wait_for
+from .helpers import DATA, clean_env, wait_for
 
 # a trace at the very end of the file: only the shutdown's forced flush can close it
 OPEN_TRACE = (
@@ -93,7 +93,7 @@ def free_port() -> int:
 
 def start_daemon(cfg: Path, extra_env: dict[str, str]) -> subprocess.Popen[bytes]:
     """`python -m watcher run` as systemd starts it: WATCHDOG_PID is the service's own pid."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHER_", "LOG_"))}
+    env = clean_env()
     env.update(extra_env)
     # `exec` keeps the shell's pid, so $$ is the daemon's pid, as systemd sets it
     argv = [sys.executable, "-m", "watcher", "run", "-c", str(cfg)]

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -36,7 +35,7 @@ from watcher.config import load_config
 from watcher.daemon import Daemon
 from watcher.store import SQLITE_MAGIC
 
-from .helpers import free_port, wait_for
+from .helpers import clean_env, free_port, wait_for
 
 # Three logging statements: the numbers are masked, so each kind is one group.
 KINDS = {
@@ -367,7 +366,7 @@ def test_corrupt_state_file_is_set_aside_and_the_daemon_runs(tmp_path: Path) -> 
     writer = Writer(tmp_path / "app.log")
     port = free_port()
     cfg = write_config(tmp_path, db, writer.path, port)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHER_", "LOG_"))}
+    env = clean_env()
     stderr = tmp_path / "daemon.log"
 
     def start() -> subprocess.Popen[bytes]:
