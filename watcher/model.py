@@ -60,7 +60,12 @@ class Frame:
     in_app: bool = True
 
     def to_dict(self) -> dict[str, Any]:
+        """The shape of `--emit events` and reports: where, without the in-app judgement."""
         return {"file": self.file, "line": self.line, "function": self.function}
+
+    def to_record(self) -> dict[str, Any]:
+        """Every field, in_app included: what the store and the JSON API round-trip."""
+        return {**self.to_dict(), "in_app": self.in_app}
 
 
 @dataclass(slots=True)

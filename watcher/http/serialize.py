@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from watcher.model import ErrorGroup, Fix, Frame, Sample
+from watcher.model import ErrorGroup, Fix, Sample
 
 MAX_MESSAGE_CHARS = 1000
 MAX_EXAMPLES = 5
@@ -49,15 +49,6 @@ def clip(text: str, limit: int) -> str:
 
 def latest_sample(group: ErrorGroup) -> Sample | None:
     return max(group.samples, key=lambda s: s.timestamp, default=None)
-
-
-def frame_object(frame: Frame) -> dict[str, Any]:
-    return {
-        "file": frame.file,
-        "line": frame.line,
-        "function": frame.function,
-        "in_app": frame.in_app,
-    }
 
 
 def sample_object(sample: Sample) -> dict[str, Any]:
@@ -146,7 +137,7 @@ def pattern_detail(group: ErrorGroup, fixes: list[Fix]) -> dict[str, Any]:
     return {
         **error_object(group, fixes[0] if fixes else None),
         "samples": [sample_object(s) for s in newest_first],
-        "frames": [frame_object(f) for f in group.frames],
+        "frames": [f.to_record() for f in group.frames],
         "fixes": [fix_object(f, group) for f in fixes],
         "analysis": analysis_object(fixes),
     }

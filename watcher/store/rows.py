@@ -18,23 +18,13 @@ def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _frame_to_dict(frame: Frame) -> dict[str, Any]:
-    # Frame.to_dict drops in_app (it is for reports); the store must round-trip it.
-    return {
-        "file": frame.file,
-        "line": frame.line,
-        "function": frame.function,
-        "in_app": frame.in_app,
-    }
-
-
 def _frame_from_dict(data: dict[str, Any]) -> Frame:
     return Frame(data["file"], data.get("line"), data["function"], data.get("in_app", True))
 
 
 def group_params(group: ErrorGroup) -> tuple[Any, ...]:
     """The UPSERT_GROUP parameters of a group (its samples are stored separately)."""
-    top = None if group.top_frame is None else dumps(_frame_to_dict(group.top_frame))
+    top = None if group.top_frame is None else dumps(group.top_frame.to_record())
     return (
         group.id,
         group.kind,
@@ -45,7 +35,7 @@ def group_params(group: ErrorGroup) -> tuple[Any, ...]:
         group.suggested_fix,
         group.exception_type,
         top,
-        dumps([_frame_to_dict(f) for f in group.frames]),
+        dumps([f.to_record() for f in group.frames]),
         group.count,
         group.first_seen,
         group.last_seen,
