@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -21,6 +20,7 @@ from watcher.model import RawLine
 from watcher.sources.backoff import Backoff
 from watcher.sources.base import SourceContext
 from watcher.sources.lines import Lines, LineSplitter, count_truncated, raw_lines
+from watcher.sources.process import stop_group
 
 # Pipes hand over at most this much per read anyway; larger reads would only wait longer.
 _PIPE_CHUNK = 256 * 1024
@@ -197,21 +197,7 @@ class CommandSource:
         run.tail.extend(splitter.flush().texts)
 
     async def _stop(self, proc: asyncio.subprocess.Process) -> None:
-        """SIGTERM the process group, SIGKILL it after the grace period; reap the child."""
-        if proc.returncode is not None:
-            return
-        self._signal(proc, signal.SIGTERM)
-        try:
-            async with asyncio.timeout(self.grace):
-                await proc.wait()
-        except TimeoutError:
-            self._signal(proc, signal.SIGKILL)
-            await proc.wait()
-
-    @staticmethod
-    def _signal(proc: asyncio.subprocess.Process, sig: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)
+        await stop_group(proc, self.grace)
 
     def _log_exit(self, run: _Run) -> None:
         self._log_failure("warning", "command exited", code=run.code, last_lines=list(run.tail))

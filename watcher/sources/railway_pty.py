@@ -17,13 +17,13 @@ import contextlib
 import errno
 import fcntl
 import os
-import signal
 import struct
 import termios
 from collections import deque
 from collections.abc import Callable, Sequence
 
 from watcher.sources.lines import LineSplitter
+from watcher.sources.process import stop_group
 
 READ_CHUNK = 256 * 1024
 _COLUMNS = 65535  # the largest value struct winsize can hold
@@ -158,14 +158,7 @@ class CliRun:
         """Stop the process if it still runs (SIGTERM, SIGKILL after `grace`); its exit code."""
         proc = self.proc
         try:
-            if proc.returncode is None:
-                self._signal(signal.SIGTERM)
-                try:
-                    async with asyncio.timeout(grace):
-                        await proc.wait()
-                except TimeoutError:
-                    self._signal(signal.SIGKILL)
-                    await proc.wait()
+            await stop_group(proc, grace)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(_STDERR_WAIT):
                     await asyncio.shield(self._stderr)
@@ -182,10 +175,6 @@ class CliRun:
         self._stopped.cancel()
         self._stderr.cancel()
         os.close(self.fd)
-
-    def _signal(self, sig: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, sig)
 
     async def _collect_stderr(self) -> None:
         stream = self.proc.stderr
