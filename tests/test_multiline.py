@@ -159,8 +159,15 @@ def test_header_without_frames_is_split_back_off() -> None:
 def test_header_on_probation_split_by_flush() -> None:
     """A probationary header still pending at flush time comes out as its own event."""
     assembler = Assembler()
-    assert assembler.feed_batch(lines_of("INFO started\njava.lang.Error: x")) == []
+    assert spans(assembler.feed_batch(lines_of("ERROR failed\njava.lang.Error: x"))) == []
     assert spans(assembler.flush(force=True)) == [(1, 1), (2, 2)]
+
+
+def test_exception_header_after_an_info_line_starts_its_own_event() -> None:
+    """An exception line never joins an INFO record: the INFO line comes out when it arrives."""
+    assembler = Assembler()
+    assert spans(assembler.feed_batch(lines_of("INFO started\njava.lang.Error: x"))) == [(1, 1)]
+    assert spans(assembler.flush(force=True)) == [(2, 2)]
 
 
 def test_plain_lines_are_held_one_line() -> None:

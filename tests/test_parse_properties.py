@@ -74,7 +74,9 @@ def test_parse_line_never_raises(text: str) -> None:
 def test_every_line_lands_in_exactly_one_event(
     items: list[tuple[str, str]], max_lines: int, max_bytes: int, batch_size: int
 ) -> None:
-    """After flush(force=True), each stream's events tile its lines: no gap, no overlap."""
+    """After flush(force=True), each stream's events tile its lines: no gap, no overlap. An
+    event's span ends at its last line with content; the blank lines it consumed after that are
+    still counted in its line_count."""
     lines = [RawLine(text, stream=s, line_no=n, cursor=n) for n, (s, text) in enumerate(items, 1)]
     assembler = Assembler(max_lines=max_lines, max_bytes=max_bytes)
     events = []
@@ -87,10 +89,14 @@ def test_every_line_lands_in_exactly_one_event(
     for stream in "ab":
         expected = [line.line_no for line in lines if line.stream == stream]
         covered = []
+        text_of = {line.line_no: line.text for line in lines}
         for event in (e for e in events if e.stream == stream):
             members = [n for n in expected if event.first_line <= n <= event.last_line]
+            blanks = [n for n in expected if n > event.last_line][: event.line_count - len(members)]
+            assert all(not text_of[n].strip() for n in blanks)
+            members += blanks
             assert len(members) == event.line_count
-            assert event.cursor == event.last_line  # the cursor of the event's last line
+            assert event.cursor == members[-1]  # the cursor of the event's last line
             covered += members
         assert sorted(covered) == expected
         assert len(covered) == len(set(covered))

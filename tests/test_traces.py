@@ -182,10 +182,44 @@ def test_go_plain_panic_and_created_by() -> None:
     trace = parse_trace(lines)
     assert trace is not None
     assert (trace.exception_type, trace.exception_message) == ("panic", "boom")
-    assert [(f.function, f.in_app) for f in trace.frames] == [
-        ("main.start", True),
-        ("panic", False),
+    # the runtime's panic() frame is where the panic was re-raised, not where it happened
+    assert [(f.function, f.in_app) for f in trace.frames] == [("main.start", True)]
+
+
+def test_go_repanic_in_a_deferred_recover_points_at_the_first_panic() -> None:
+    """A deferred func that recovers and panics again is not the top frame: the frame below the
+    last runtime panic() is (where the error happened), whatever re-raised it."""
+    lines = [
+        "panic: runtime error: index out of range [5] with length 3 [recovered]",
+        "\tpanic: runtime error: index out of range [5] with length 3",
+        "",
+        "goroutine 1 [running]:",
+        "main.handle.func1()",
+        "\t/app/handler.go:12 +0x8c",
+        "panic({0x4a2f60?, 0xc000014138?})",
+        "\t/usr/local/go/src/runtime/panic.go:914 +0x21f",
+        "main.lookup(...)",
+        "\t/app/store.go:40",
+        "main.handle()",
+        "\t/app/handler.go:18 +0x5d",
+        "main.main()",
+        "\t/app/main.go:7 +0x17",
     ]
+    trace = parse_trace(lines)
+    assert trace is not None
+    assert [f.function for f in trace.frames] == ["main.main", "main.handle", "main.lookup"]
+
+
+def test_go_frames_indented_with_spaces() -> None:
+    """A goroutine dump pasted or re-indented with spaces still yields its frames."""
+    lines = [
+        "panic: runtime error: invalid memory address or nil pointer dereference",
+        "goroutine 1 [running]:",
+        "main.main()",
+        "    /app/main.go:69 +0x1af",
+    ]
+    trace = parse_trace(lines)
+    assert trace is not None and [(f.file, f.line) for f in trace.frames] == [("/app/main.go", 69)]
 
 
 def test_ruby_trace() -> None:

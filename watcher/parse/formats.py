@@ -115,7 +115,19 @@ def is_fallback(event: LogEvent) -> bool:
 # --- JSON --------------------------------------------------------------------------------------
 
 _MSG_KEYS = ("msg", "message", "event", "MESSAGE", "@m", "@message", "@mt", "log", "text")
-_LEVEL_KEYS = ("level", "lvl", "severity", "levelname", "log.level", "loglevel", "level_name", "@l")
+_LEVEL_KEYS = (
+    "level",
+    "lvl",
+    "severity",
+    "levelname",
+    "log.level",
+    "loglevel",
+    "level_name",
+    "@l",
+    "severity_text",
+    "severityText",
+    "error_severity",
+)
 _TS_KEYS = (
     "ts",
     "time",
@@ -156,6 +168,23 @@ def _level_from(obj: dict[str, Any], pop: bool = False) -> str | None:
     nested = obj.get("log")  # ECS written nested: {"log": {"level": "error"}}
     if isinstance(nested, dict):
         return normalize_level(nested.get("level"))
+    return None
+
+
+_NESTED_LEVEL_KEYS = ("error_severity", "severity", "level", "severity_text", "levelname")
+
+
+def nested_record(obj: dict[str, Any]) -> tuple[str, str | None] | None:
+    """(level, message) of a record nested one level down, e.g. CloudNativePG's
+    {"level": "info", "msg": "record", "record": {"error_severity": "FATAL", "message": …}}: the
+    wrapper's level is the shipper's, the nested one is the database's."""
+    for value in obj.values():
+        if type(value) is dict:
+            for key in _NESTED_LEVEL_KEYS:
+                level = normalize_level(value.get(key))
+                if level is not None:
+                    message = value.get("message") or value.get("msg")
+                    return level, message if isinstance(message, str) else None
     return None
 
 
@@ -267,6 +296,10 @@ def _parse_json(line: RawLine) -> LogEvent | None:
     timestamp = _take_timestamp(obj, best[_TIME])
     logger = _take_text(obj, best[_LOGGER], _LOGGER_KEYS)
     trace = trace_from_fields(obj) if has_trace else None
+    if level is None or LEVEL_RANK[level] < ERROR_RANK:
+        nested = nested_record(obj)
+        if nested is not None and LEVEL_RANK[nested[0]] > LEVEL_RANK.get(level or "", -1):
+            level, message = nested[0], nested[1] or message
     if message is None:
         message = line.text
     return make_event(line, message, level, timestamp, logger, "json", obj, trace)
@@ -304,7 +337,7 @@ def _parse_logfmt(line: RawLine, pos: int, prefix_ts: float | None) -> LogEvent 
         fields[key] = _unquote(value) if value[:1] == '"' else value
     message = _pop_text(fields, ("msg", "message"))
     level = None
-    for key in ("level", "lvl", "severity"):
+    for key in ("level", "lvl", "severity", "at"):  # at=: Heroku's router and platform lines
         if key in fields:
             level = level_word(fields[key])
             if level is not None:
@@ -442,6 +475,10 @@ def _parse_plain(line: RawLine) -> LogEvent:
             pos, logger = _log4j_tail(text, pos)
     elif pos == 0 and (special := _special_prefix(text)) is not None:
         level, pos, logger, timestamp = special
+    elif ":  " in text and (pg := _PG_SEVERITY.search(text, pos, pos + _SCAN_WINDOW)) is not None:
+        # PostgreSQL writes "SEVERITY:  message" (two spaces) after any log_line_prefix: what
+        # comes before it (pid, user@db, session ids) is the prefix, whatever its layout
+        level, pos, logger = level_word(pg.group(1)), pg.end(), logger or "postgres"
     else:
         scanned, start = _scan_level(text, pos)
         if scanned is not None:
@@ -449,14 +486,45 @@ def _parse_plain(line: RawLine) -> LogEvent:
             if start != pos:
                 pos, logger = _log4j_tail(text, start)
     message = text[pos:].strip() if pos else text.strip()
+    if level is None:
+        level = levelless_level(message)
     return make_event(line, message, level, timestamp, logger, "plain", {})
+
+
+_PG_SEVERITY = re.compile(
+    r"(?<![\w.])(LOG|ERROR|FATAL|PANIC|WARNING|NOTICE|INFO|DEBUG\d?|DETAIL|HINT|STATEMENT"
+    r"|CONTEXT|QUERY|LOCATION):  "
+)
+# A line with no level that still says it is an error: an exception class with its message
+# ("Command raised an exception: ServerSelectionTimeoutError: …"), an error from an API
+# ("API Error (529 …)"), a line that opens with "Error"/"Fatal"/"Panic".
+_LEVELLESS_ERROR = re.compile(
+    r"\b[A-Z][A-Za-z0-9]*(?:Error|Exception)\b(?::\s|\s\(|$)|^(?:Error|ERROR|Fatal|FATAL|Panic)\b"
+    r"|\b(?:API|HTTP|[Uu]pstream|[Ss]erver|[Pp]rovider) [Ee]rror\b"
+)
+# a kubectl describe / get events row of type Warning (BackOff, FailedScheduling, SystemOOM …)
+_K8S_WARNING_ROW = re.compile(
+    r"(?:\S+\s+){0,6}?Warning\s+([A-Z][a-z]*[A-Z]\w*|Unhealthy|Evicted)\s"
+)
+_ACCESS_LINE = re.compile(r'"[A-Z]+ \S+ HTTP/[\d.]+"|HTTP/[\d.]+" \d{3}')
+
+
+def levelless_level(message: str) -> str | None:
+    """ "error" for a line without a level word that reads as an error report, else None."""
+    if _LEVELLESS_ERROR.search(message) or _K8S_WARNING_ROW.match(message):
+        # an access log line quoting an error path or status is traffic, not an error report
+        return None if _ACCESS_LINE.search(message) else "error"
+    return None
 
 
 # --- the cheap pre-check ------------------------------------------------------------------------
 
 # Lower-cased fragments that every level word at error or above contains (checked against
 # WORD_LEVELS by the tests): a plain or logfmt line with none of them cannot get such a level.
-ERROR_FRAGMENTS = ("err", "eror", "sever", "crit", "fatal", "panic", "alert", "emerg")
+ERROR_FRAGMENTS = ("err", "eror", "sever", "crit", "fatal", "panic", "alert", "emerg", "fail")
+# Level-less error reports that none of the fragments name: Kubernetes Warning events and
+# "Exception" lines (levelless_level decides; these only let the line through to it)
+_LEVELLESS_FRAGMENTS = ("exception", "warning  ", "warning\t", "oom")
 # first characters of the layouts whose level is a letter or a number, not a word
 _CODED_FIRST = frozenset("<EFCA")
 _LEVEL_ORDER = (*_LEVEL_KEYS, "PRIORITY")  # the ranks _best_keys gives the level keys
@@ -478,7 +546,10 @@ def _json_can_be_error(text: str) -> bool:
     if not obj.keys().isdisjoint(TRACE_KEYS):
         return True
     level = _peek_json_level(obj)
-    return level is not None and LEVEL_RANK[level] >= ERROR_RANK
+    if level is not None and LEVEL_RANK[level] >= ERROR_RANK:
+        return True
+    nested = nested_record(obj) if ("severity" in text or '"level' in text[2:]) else None
+    return nested is not None and LEVEL_RANK[nested[0]] >= ERROR_RANK
 
 
 def can_be_error(line: RawLine) -> bool:
@@ -504,7 +575,7 @@ def can_be_error(line: RawLine) -> bool:
     for fragment in ERROR_FRAGMENTS:  # noqa: SIM110
         if fragment in low:
             return True
-    return False
+    return any(fragment in low for fragment in _LEVELLESS_FRAGMENTS)
 
 
 def _fields_say_error(fields: dict[str, Any]) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 WORD_LEVELS: dict[str, str] = {
     "trace": "trace",
     "trc": "trace",
+    "trce": "trace",
     "verbose": "trace",
     "finest": "trace",
     "finer": "trace",
@@ -27,6 +28,7 @@ WORD_LEVELS: dict[str, str] = {
     "wrn": "warning",
     "error": "error",
     "err": "error",
+    "fail": "error",  # Microsoft.Extensions.Logging's console format: "fail: Category[0]"
     "erro": "error",
     "eror": "error",
     "severe": "error",

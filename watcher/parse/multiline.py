@@ -1,26 +1,34 @@
 """Multi-line assembly: physical lines of one stream -> logical records (a line plus its trace).
 
-At most one record is held open per stream. A line can only be known complete when the next
-line of its stream arrives (or the timeout passes), so every plain or logfmt line waits for its
-successor: latency is one line, or `timeout` seconds on a stream that goes quiet — the pipeline
-must call flush() periodically (every ~timeout/2). JSON object lines never take continuation
-lines (structured loggers put the trace inside the record), so they come out at once.
+At most one record is held open per writer (a stream, or a writer inside it that a transport
+prefix names: a journald process, a compose service, a pod). A line can only be known complete
+when the next line of its writer arrives (or the timeout passes), so every plain or logfmt line
+waits for its successor: latency is one line, or `timeout` seconds on a stream that goes quiet —
+the pipeline must call flush() periodically (every ~timeout/2). A JSON object line is complete as
+it stands, unless it is an error record: then the raw trace a runtime prints after it joins it.
 
-Continuation rules, by the state of the open record:
+Transport prefixes (parse/prefixes.py) are stripped first. Then, by the state of the open record:
 
-- any record takes blank lines, and indented lines (frames, "... 3 more", SQL, pretty dumps)
-- a plain log line takes a following "Traceback (most recent call last):", "Caused by:",
-  "goroutine N [...]:", or, on probation, an exception header ("com.x.FooException: msg",
-  "TypeError: msg"): the header stays only if a frame follows it, else it becomes its own record
+- a trace start — "Traceback (most recent call last):", an exception header ("TypeError: msg",
+  "com.x.FooException: msg", "[Error: msg] {"), "panic:", "Exception in thread", a Node crash
+  preamble ("file.js:12" + source line + caret), a header-less frame ("  File …", "    at …") —
+  joins the open record only when that record announces an error (level error or above, or no
+  level and words of failure, or a line ending in ":"); after an INFO line, an access log line or
+  any other record it starts its own event
+- any record takes blank lines and indented lines (frames, "... 3 more", SQL, pretty dumps); the
+  blank lines at the end of a record are not part of its span
+- an error record takes the unindented lines of a message that runs on (lines that cannot start
+  a record: no timestamp, level word, JSON, key=value or bracket), PostgreSQL's
+  DETAIL/HINT/CONTEXT/STATEMENT lines, and JVM/.NET frames written at column 0 ("at …",
+  "--- End of stack trace …")
+- an exception header on probation stays only if a frame follows it, else it is its own record
 - a Python traceback takes its final "ValueError: msg" line and the lines of a message that runs
-  on (lines opening in lower case or "(" that do not start like a record: a logfmt key= or a
-  level word), then "During handling of the above exception…" / "The above exception was the
-  direct cause…" and the next "Traceback"
+  on (lines opening in lower case or "(" that do not start like a record), then "During handling
+  of the above exception…" / "The above exception was the direct cause…" and the next "Traceback"
 - a JVM "Caused by: X: msg" takes the unindented lines of a message that runs on until its frames
-  (any line that does not start like a record: a digit, "[", "<", "{", a logfmt key=, a Ruby
-  "X, [" or a level word)
-- a Ruby Logger error record ("E, [time #pid] ERROR -- prog: msg") takes every following line up to
-  the next line that starts like a record (its message and backtrace are printed unindented)
+- a Node error printed with its properties ("at … {" … "}") takes lines up to the closing brace
+- a Ruby Logger error record takes the following lines of the same logger, process and request
+  tags (Rails' tagged FATAL block) and every line up to the next record
 - a Go panic takes "goroutine N [...]:" blocks, "[signal …]" and "pkg.fn(...)" frame lines
 """
 
@@ -30,16 +38,20 @@ import re
 import time
 from collections.abc import Callable
 
-from watcher.model import LogEvent, RawLine
+from watcher.model import ERROR_RANK, LEVEL_RANK, LogEvent, RawLine
 from watcher.parse.formats import can_be_error, parse_line
+from watcher.parse.prefixes import strip_prefix
 from watcher.parse.traces import parse_trace
 
-# line kinds
+# line kinds; every kind from _TB on can start or continue a trace
 (
     _OTHER,
     _BLANK,
     _INDENT,
     _JSON,
+    _PROSE,
+    _PG,
+    _AT0,
     _TB,
     _CHAIN,
     _CAUSED,
@@ -48,9 +60,25 @@ from watcher.parse.traces import parse_trace
     _EXC,
     _JVM_HEAD,
     _RUBY_HEAD,
-) = range(12)
+    _FRAME,
+    _NODE_PRE,
+    _K8S,
+) = range(18)
 # record states
-_OPEN, _TENTATIVE, _BODY, _PY, _PY_DONE, _PY_CHAIN, _GO, _JMSG, _RUBY = range(9)
+(
+    _OPEN,
+    _TENTATIVE,
+    _BODY,
+    _PY,
+    _PY_DONE,
+    _PY_CHAIN,
+    _GO,
+    _JMSG,
+    _RUBY,
+    _RUNON,
+    _NODE_PRE_S,
+    _JSON_ERR,
+) = range(12)
 
 _PREFIX_KINDS = (
     ("Traceback (most recent call last)", _TB),
@@ -61,6 +89,12 @@ _PREFIX_KINDS = (
     ("panic: ", _GOHEAD),
     ("fatal error: ", _GOHEAD),
     ("Exception in thread ", _JVM_HEAD),
+    ("Unhandled exception. ", _JVM_HEAD),  # .NET's crash report
+    ("Unhandled Exception: ", _JVM_HEAD),
+    ("PHP Fatal error: ", _JVM_HEAD),
+    ("PHP Warning: ", _OTHER),
+    ("Uncaught ", _EXC),
+    ("FATAL EXCEPTION: ", _JVM_HEAD),  # Android's AndroidRuntime crash header
 )
 _PREFIXES = tuple(prefix for prefix, _ in _PREFIX_KINDS)
 _STATE_OF_HEAD = {
@@ -70,25 +104,56 @@ _STATE_OF_HEAD = {
     _GOROUTINE: _GO,
     _GOHEAD: _GO,
     _RUBY_HEAD: _RUBY,
+    _FRAME: _PY,
+    _NODE_PRE: _NODE_PRE_S,
 }
 
-# "com.foo.BarException: msg" (a qualified class) or "TypeError: msg" / "Error" (JS)
+# "com.foo.BarException: msg" (a qualified class), "TypeError: msg" / "Error" (JS), .NET's
+# "Npgsql.NpgsqlException (0x80004005): msg"
 _EXC_HEADER = re.compile(
     r"(?:(?:[A-Za-z_$][\w$]*\.)+[A-Z][\w$]*|(?:Uncaught )?[A-Z][\w$]*(?:Error|Exception)"
-    r"(?: \[[\w-]+\])?|Error)(?::\s|:?\s*$)"
+    r"(?: \[[\w-]+\])?|Error)(?: \(0x[0-9A-Fa-f]+\))?(?::\s|:?\s*$)"
+)
+# Node's print of an error object without a stack: "[TypeError: fetch failed] {"
+_BRACKET_ERROR = re.compile(r"\s*\[[A-Z]\w*(?:Error|Exception|Rejection)\b(?::|\])")
+# Node's crash preamble: the throwing source location, alone on its line
+_NODE_LOCATION = re.compile(
+    r"(?:node:[\w/.-]+|(?:file://)?(?:[A-Za-z]:)?[^\s:]*\.(?:js|mjs|cjs|ts|jsx|tsx)):\d+$"
 )
 _PY_EXCEPTION = re.compile(r"[A-Za-z_][\w.]*(?::|\s*$)")
 # Ruby's first trace line: "app/models/user.rb:12:in `name': undefined method … (NoMethodError)"
 _RUBY_HEADER = re.compile(r"\S+:\d+:in [`'].*\(([A-Z]\w*(?:::[A-Z]\w*)*)\)$")
-# a line that starts a new record rather than continuing a Java exception message
+# a Ruby Logger line: severity letter, process, progname and the request tags that open its text
+_RUBY_KEY = re.compile(r"([A-Z]), \[\S+ #(\d+)\]\s+\w+ -- ([^:]*): ((?:\[[^\]]*\] ?)*)")
+# a line that starts a new record rather than continuing a message
 _LEVEL_START = r"(?:TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|FATAL|CRITICAL)\b"
 _RECORD_HEAD = re.compile(r"[\d\[<{]|[\w.-]+=|[A-Z], \[|" + _LEVEL_START, re.IGNORECASE)
 # the same for a Ruby record, whose message lines may start with "[" ("[HTTP 503] …")
 _RUBY_STOP = re.compile(r"[\d{]|[\w.-]+=|[A-Z], \[|" + _LEVEL_START, re.IGNORECASE)
+# prose that cannot start a record: no level word, timestamp, key=value, path or bracket
+_NOT_PROSE = re.compile(
+    r"[\d\[<{(/\\>$@*|=+-]|[\w.-]+=|[A-Z], \[|\w+:\s|" + _LEVEL_START, re.IGNORECASE
+)
 _FRAME_LINE = re.compile(r"\s+(?:at |\.\.\. \d+ more|from )")
 _GO_FUNC = re.compile(r"[^\s(]+\(.*\)$|created by |\[signal |exit status ")
 # an indented line that is itself a timestamped log line does not continue anything
 _INDENTED_LOG = re.compile(r"\s+\d{4}-\d\d-\d\d[T ]\d\d:")
+# PostgreSQL's continuation records ("DETAIL:  …", two spaces), after any log_line_prefix
+_PG_KEYS = ("DETAIL:  ", "HINT:  ", "CONTEXT:  ", "STATEMENT:  ", "QUERY:  ", "LOCATION:  ")
+_PG_CONT = re.compile(r"(?:.{0,160}?[\s\]:])?(?:DETAIL|HINT|CONTEXT|STATEMENT|QUERY|LOCATION):  ")
+# a kubectl describe / get events row of type Warning: each row is an event of its own
+_K8S_WARNING = re.compile(r"\s*(?:\S+\s+){0,6}?Warning\s+[A-Z]\w+\s")
+# a column-0 .NET/JVM frame or async boundary, as journald and some log viewers leave them
+_AT0 = re.compile(r"at [\w$.<>`|\[\],+-]+[.(:]")
+# a head that announces an error without a level: words of failure, or a line ending in ":"
+_FAILURE_WORDS = re.compile(
+    r"(?i)\b(?:error|errors|exception|fail(?:ed|ure)?|fatal|panic|traceback|unhandled|uncaught"
+    r"|crash(?:ed)?|abort(?:ed)?|rejection)\b"
+)
+_ACCESS_LOG = re.compile(r'"[A-Z]+ \S+ HTTP/[\d.]+"|HTTP/[\d.]+" \d{3}')
+
+_TRACE_STARTS = frozenset((_TB, _EXC, _GOHEAD, _JVM_HEAD, _FRAME, _NODE_PRE))
+_CONTINUES_ANY = frozenset((_BLANK, _INDENT))
 
 
 def _kind(text: str) -> int:
@@ -97,13 +162,13 @@ def _kind(text: str) -> int:
     if first == "{":
         return _JSON
     if first == " " or first == "\t":
-        if text.isspace():
-            return _BLANK
-        return _OTHER if text[1:2].isspace() and _INDENTED_LOG.match(text) else _INDENT
+        return _indented_kind(text)
     if not first:
         return _BLANK
     if first.isdigit() or first == "[":
-        return _OTHER
+        if first == "[" and text[1:2].isupper() and _BRACKET_ERROR.match(text):
+            return _EXC
+        return _PG if ":  " in text and _PG_CONT.match(text) else _OTHER
     if text[1:4] == ", [" and first in "EFA":
         return _RUBY_HEAD  # Ruby Logger "E, [time #pid] ERROR -- prog: msg"
     if text.startswith(_PREFIXES):
@@ -112,28 +177,69 @@ def _kind(text: str) -> int:
                 if kind == _GOROUTINE and " [" not in text:
                     return _OTHER
                 return kind
+    if text.startswith(_PG_KEYS):
+        return _PG
     if _EXC_HEADER.match(text) or ((first == "/" or first.isalpha()) and _RUBY_HEADER.match(text)):
         return _EXC
-    return _OTHER
+    if first == "a" and text.startswith("at ") and _AT0.match(text):
+        return _AT0
+    if first == "-" and text.startswith(("--- End of ", "---> ")):
+        return _AT0  # .NET's async boundary and inner exception, unindented by journald
+    if (first == "n" or first == "/" or first == "f" or first.isupper()) and _NODE_LOCATION.match(
+        text
+    ):
+        return _NODE_PRE
+    if _NOT_PROSE.match(text):
+        return _OTHER
+    return _PROSE
+
+
+def _indented_kind(text: str) -> int:
+    if text.isspace():
+        return _BLANK
+    if text[1:2].isspace() and _INDENTED_LOG.match(text):
+        return _OTHER
+    stripped = text.lstrip()
+    if stripped.startswith('File "'):
+        return _FRAME
+    if stripped[:1] == "[" and _BRACKET_ERROR.match(text):
+        return _EXC
+    if "Warning" in text and _K8S_WARNING.match(text):
+        return _K8S
+    return _INDENT
 
 
 class _Record:
-    """The open record of one stream."""
+    """The open record of one writer."""
 
-    __slots__ = ("count", "head", "head_kind", "lines", "size", "state", "touched")
+    __slots__ = (
+        "count",
+        "depth",
+        "event",
+        "head",
+        "head_kind",
+        "key",
+        "lines",
+        "size",
+        "state",
+        "touched",
+    )
 
-    def __init__(self, line: RawLine, kind: int, now: float) -> None:
-        self.reset(line, kind, now)
+    def __init__(self, line: RawLine, kind: int, now: float, key: str) -> None:
+        self.reset(line, kind, now, key)
 
-    def reset(self, line: RawLine, kind: int, now: float) -> None:
+    def reset(self, line: RawLine, kind: int, now: float, key: str) -> None:
         """Start over as the record of `line` (reusing the object is cheaper than a new one)."""
         self.head = line
         self.head_kind = kind
+        self.key = key
         self.lines: list[RawLine] | None = None  # every line once there is more than one
         self.count = 1
         self.size = len(line.text)
         self.state = _STATE_OF_HEAD.get(kind, _OPEN)
         self.touched = now
+        self.event: LogEvent | None = None  # the head, parsed once it had to be looked at
+        self.depth = 0  # open braces of a Node error's property print
 
     def add(self, line: RawLine, state: int, now: float) -> None:
         if self.lines is None:
@@ -144,38 +250,78 @@ class _Record:
         self.state = state
         self.touched = now
 
+    def head_event(self) -> LogEvent:
+        """The head line parsed (once)."""
+        if self.event is None:
+            self.event = parse_line(self.head)
+        return self.event
 
-def _accepts(state: int, kind: int, text: str) -> int | None:
+    def announces_error(self) -> bool:
+        """Whether a trace that follows belongs to this record: it reported an error."""
+        if self.head_kind >= _TB or self.state == _JSON_ERR:
+            return True
+        event = self.head_event()
+        if event.level is not None:
+            return LEVEL_RANK.get(event.level, 0) >= ERROR_RANK
+        text = self.head.text
+        if _ACCESS_LOG.search(text):
+            return False
+        return text.rstrip().endswith(":") or _FAILURE_WORDS.search(text) is not None
+
+
+def _accepts(record: _Record, kind: int, text: str) -> int | None:
     """The record's next state if a line of `kind` continues it, else None."""
+    state = record.state
     if kind == _BLANK:
         # a header on probation must stay the record's last line, so a blank line decides it
-        return None if state == _TENTATIVE else state
+        return None if state in (_TENTATIVE, _JSON_ERR) else state
+    if kind == _K8S:
+        return None
     if state == _RUBY:
-        # Ruby's logger.error(e.full_message) prints the message and the backtrace unindented:
-        # everything up to the next logger record, JSON line or timestamped/addressed line
-        return None if kind in (_JSON, _RUBY_HEAD) or _RUBY_STOP.match(text) else _RUBY
+        return _ruby_accepts(record, kind, text)
     if state == _JMSG:
         # inside a "Caused by:" message, which may run over several lines (PostgreSQL's
         # "Detail:" / "Hint:" blocks) until the frames start
-        if kind == _INDENT:
+        if kind in (_INDENT, _FRAME):
             return _BODY if _FRAME_LINE.match(text) else _JMSG
-        if kind == _CAUSED or (kind in (_OTHER, _EXC) and not _RECORD_HEAD.match(text)):
-            return _JMSG
+        if kind in (_CAUSED, _PROSE, _AT0) or (
+            kind in (_OTHER, _EXC) and not _RECORD_HEAD.match(text)
+        ):
+            return _BODY if kind == _AT0 else _JMSG
         return None
-    if kind == _INDENT:
-        return _BODY if state in (_OPEN, _TENTATIVE) else state
-    if state == _OPEN:
-        if kind == _TB:
-            return _PY
+    if state == _NODE_PRE_S:
+        # "file.js:12", the source line, the caret, a blank line, then the error itself
+        if kind in (_INDENT, _OTHER, _PROSE) and record.count < 4:
+            return _NODE_PRE_S
+        if kind == _EXC:
+            return _TENTATIVE
+        return None
+    if kind in (_INDENT, _FRAME):
+        if state in (_OPEN, _RUNON, _JSON_ERR):
+            if kind == _FRAME:
+                if state == _OPEN and not record.announces_error():
+                    return None  # a header-less traceback after an unrelated record
+                return _PY
+            if state == _OPEN and record.lines is None and record.head.text.endswith("call last):"):
+                return _PY  # "ERROR:root:Traceback (most recent call last):" on one line
+            return _BODY
+        if state == _TENTATIVE:
+            return _BODY
+        return _PY if state == _PY_CHAIN and kind == _FRAME else state
+    if state in (_OPEN, _RUNON, _JSON_ERR):
+        return _open_accepts(record, kind, text)
+    if state in (_BODY, _TENTATIVE):
         if kind == _CAUSED:
             return _JMSG
-        if kind == _GOROUTINE:
-            return _GO
-        return _TENTATIVE if kind == _EXC else None
-    if state in (_BODY, _TENTATIVE):
-        return _JMSG if kind == _CAUSED else None
+        if kind in (_AT0, _PG):
+            return _BODY
+        if record.depth > 0 and text[:1] in "}]":
+            return _BODY  # the closing brace of a Node error's properties
+        if kind == _PROSE and text.startswith("Node.js v"):
+            return _BODY
+        return None
     if state == _PY:
-        if kind in (_OTHER, _EXC) and _PY_EXCEPTION.match(text):
+        if kind in (_OTHER, _EXC, _PROSE) and _PY_EXCEPTION.match(text):
             return _PY_DONE
         return None
     if state == _PY_DONE:
@@ -191,29 +337,106 @@ def _accepts(state: int, kind: int, text: str) -> int | None:
         return None
     if state == _PY_CHAIN:
         return _PY if kind == _TB else None
-    is_go_line = kind == _GOROUTINE or (kind in (_OTHER, _EXC) and _GO_FUNC.match(text))
+    is_go_line = kind == _GOROUTINE or (
+        kind in (_OTHER, _EXC, _PROSE) and _GO_FUNC.match(text) is not None
+    )
     return _GO if state == _GO and is_go_line else None
 
 
-def _build(lines: list[RawLine], head_kind: int, truncated: bool) -> LogEvent:
+def _open_accepts(record: _Record, kind: int, text: str) -> int | None:
+    """A record that is a log line (and what ran on from it) so far."""
+    if kind == _PG:
+        return _BODY
+    if kind in _TRACE_STARTS or kind == _CAUSED:
+        if not record.announces_error():
+            return None
+        if kind == _TB:
+            return _PY
+        if kind == _GOHEAD:
+            return _GO
+        return _JMSG if kind == _CAUSED else _TENTATIVE
+    if kind == _GOROUTINE:
+        return _GO if record.announces_error() else None
+    if kind == _AT0:
+        return _BODY if record.announces_error() else None
+    if kind == _PROSE and record.state != _JSON_ERR and record.count < 20:
+        # a message that runs on over unindented lines, under an error record only; the same
+        # statement written again (a burst of one error line) is the next event, not a run-on
+        if text[:12] == record.head.text[:12]:
+            return None
+        return _RUNON if record.announces_error() else None
+    return None
+
+
+def _ruby_accepts(record: _Record, kind: int, text: str) -> int | None:
+    """Ruby's logger.error(e.full_message) prints the message and backtrace unindented."""
+    if kind == _RUBY_HEAD:
+        # Rails' tagged logger writes one FATAL record per line of the report: the same
+        # severity, process, program and request tags continue the same event
+        head = _RUBY_KEY.match(record.head.text)
+        line = _RUBY_KEY.match(text)
+        if head and line and head.group(4) and _ruby_id(head) == _ruby_id(line):
+            return _RUBY
+        return None
+    if kind == _JSON or _RUBY_STOP.match(text):
+        # a line that starts with the record's request tag is the report's last line
+        tags = _RUBY_KEY.match(record.head.text)
+        if tags and tags.group(4) and text.startswith(tags.group(4).split("]")[0] + "]"):
+            return _RUBY
+        return None
+    return _RUBY
+
+
+def _ruby_id(match: re.Match[str]) -> tuple[str, ...]:
+    return match.group(1), match.group(2), match.group(3), match.group(4).strip()
+
+
+def _trim(lines: list[RawLine]) -> list[RawLine]:
+    """The lines without the blank ones at the end: they separate records, they are not content."""
+    end = len(lines)
+    while end > 1 and (not lines[end - 1].text or lines[end - 1].text.isspace()):
+        end -= 1
+    return lines if end == len(lines) else lines[:end]
+
+
+def _build(
+    record_lines: list[RawLine], head_kind: int, truncated: bool, head: LogEvent | None
+) -> LogEvent:
     """The LogEvent of a multi-line record: the head's structure plus the trace of all lines."""
-    head, last = lines[0], lines[-1]
-    event = parse_line(head)
+    lines = _trim(record_lines)
+    first, last = lines[0], lines[-1]
+    if len(lines) == 1:
+        event = _single(first, head_kind, head)
+        event.line_count = len(record_lines)
+        event.cursor = record_lines[-1].cursor
+        return event
+    event = head if head is not None else parse_line(first)
     texts = [line.text for line in lines]
     event.text = "\n".join(texts)
     event.last_line = last.line_no
-    event.line_count = len(lines)
-    event.cursor = last.cursor
+    # every physical line the record consumed, the trailing blank ones too: they are accounted
+    # for here although the span (first_line..last_line) ends at the last line with content
+    event.line_count = len(record_lines)
+    event.cursor = record_lines[-1].cursor
     event.truncated = truncated or any(line.truncated for line in lines)
     trace = parse_trace(texts)
+    if head_kind in _CRASH_HEADS and event.level is None:
+        event.level = "error"  # a runtime's crash report carries no level of its own
     if trace is not None:
         _apply_trace(event, trace.exception_type, trace.exception_message, trace.frames)
-        if head_kind == _TB and trace.exception_type:  # "Traceback (…):" says nothing useful
+        if trace.causes:
+            event.fields.setdefault("causes", trace.causes)
+        if head_kind in _HEADLESS and trace.exception_type:  # "Traceback (…):" says nothing
             message = trace.exception_message
             event.message = (
                 f"{trace.exception_type}: {message}" if message else trace.exception_type
             )
     return event
+
+
+# heads that are part of the trace, not a log line that reported it
+_HEADLESS = frozenset((_TB, _FRAME, _NODE_PRE))
+_CRASH_HEADS = frozenset((_TB, _FRAME, _NODE_PRE, _GOHEAD, _JVM_HEAD, _EXC))
 
 
 def _apply_trace(event: LogEvent, exc_type: str | None, exc_msg: str | None, frames: list) -> None:
@@ -222,13 +445,15 @@ def _apply_trace(event: LogEvent, exc_type: str | None, exc_msg: str | None, fra
         event.exception_type, event.exception_message = exc_type, exc_msg
     if frames:
         event.frames = frames
-    if event.level is None:
-        event.level = "error"
+    if event.level is None or LEVEL_RANK.get(event.level, 0) < ERROR_RANK:
+        # a trace makes the record an error, whatever level its (unrelated-looking) head had
+        event.level = "error" if event.level is None else event.level
 
 
-def _single(line: RawLine, kind: int) -> LogEvent:
+def _single(line: RawLine, kind: int, event: LogEvent | None = None) -> LogEvent:
     """A one-line record; only a line that reads as a trace head pays for parse_trace."""
-    event = parse_line(line)
+    if event is None:
+        event = parse_line(line)
     if kind >= _TB and event.exception_type is None:
         trace = parse_trace([line.text])
         if trace is not None:
@@ -237,7 +462,7 @@ def _single(line: RawLine, kind: int) -> LogEvent:
 
 
 class Assembler:
-    """Joins each stream's continuation lines onto the line that started the record."""
+    """Joins each writer's continuation lines onto the line that started the record."""
 
     def __init__(
         self,
@@ -257,6 +482,7 @@ class Assembler:
         self._timeout = timeout
         self._clock = clock
         self._open: dict[str, _Record] = {}
+        self._partial: dict[str, str] = {}  # CRI "P" line fragments waiting for their end
         self._next_sweep = clock() + timeout
 
     @property
@@ -292,31 +518,46 @@ class Assembler:
         spare: _Record | None = None  # a closed record object, reused by the next _OTHER line
         for line in lines:
             text = line.text
+            key = line.stream
             first = text[:1]
             if first.isdigit() or first == "[":
-                kind = _OTHER  # inlined _kind() for the usual timestamped line
+                if text[10:11] == "T" or first == "[" or "#033[" in text or "\x1b" in text:
+                    found = strip_prefix(text)
+                    if found is not None:
+                        text, key = self._unprefix(line, found)
+                        if text is None:
+                            continue
+                        first = text[:1]
+                if first.isdigit() or first == "[":
+                    kind = _kind(text) if (":  " in text or first == "[") else _OTHER
+                else:
+                    kind = _kind(text)
             elif first == "{":
-                # a JSON object line never continues a record and is complete as it stands:
-                # close the open record, emit both (inlined _continue + _start for this case)
-                record = open_records.get(line.stream)
+                kind = _JSON
+            else:
+                found = strip_prefix(text)
+                if found is not None:
+                    text, key = self._unprefix(line, found)
+                    if text is None:
+                        continue
+                kind = _kind(text)
+            record = open_records.get(key)
+            if kind == _JSON:
                 if record is not None:
                     if record.state != _OPEN or record.lines is not None:
                         self._continue(record, line, _JSON, now, out)
                         continue
-                    del open_records[line.stream]
-                    self._single(record.head, record.head_kind, out)
+                    del open_records[key]
+                    self._single(record.head, record.head_kind, out, record.event)
                     spare = record
-                self._single(line, _JSON, out)
+                self._json(line, key, now, out)
                 continue
-            else:
-                kind = _kind(text)
-            record = open_records.get(line.stream)
             if record is None:
                 if kind == _OTHER and spare is not None and len(text) < max_bytes:
-                    spare.reset(line, kind, now)
-                    open_records[line.stream], spare = spare, None
+                    spare.reset(line, kind, now, key)
+                    open_records[key], spare = spare, None
                 else:
-                    self._start(line, kind, now, out)
+                    self._start(line, kind, now, out, key)
             elif (
                 kind == _OTHER
                 and record.state == _OPEN
@@ -329,17 +570,27 @@ class Assembler:
                 if errors_only and record.head_kind < _TB and not can_be_error(head):
                     skipped += 1
                 else:
-                    out.append(_single(head, record.head_kind))
-                record.head, record.head_kind, record.size, record.touched = (
-                    line,
-                    kind,
-                    len(text),
-                    now,
-                )
+                    out.append(_single(head, record.head_kind, record.event))
+                record.reset(line, kind, now, key)
             else:
                 self._continue(record, line, kind, now, out)
         self._skipped += skipped
         return out
+
+    def _unprefix(
+        self, line: RawLine, found: tuple[str, str | None, bool]
+    ) -> tuple[str | None, str]:
+        """Strip the line's transport prefix in place; (its text or None when held, its writer)."""
+        text, writer, partial = found
+        key = line.stream if writer is None else f"{line.stream}\x1f{writer}"
+        held = self._partial.pop(key, None)
+        if held is not None:
+            text = held + text
+        if partial:  # CRI: the runtime split a long line; the rest comes with the "F" line
+            self._partial[key] = text
+            return None, key
+        line.text = text
+        return text, key
 
     def flush(self, *, force: bool = False) -> list[LogEvent]:
         """Close the records idle for longer than the timeout (all of them when force)."""
@@ -347,9 +598,9 @@ class Assembler:
             return []
         now = self._clock()
         out: list[LogEvent] = []
-        for stream, record in list(self._open.items()):
+        for key, record in list(self._open.items()):
             if force or now - record.touched >= self._timeout:
-                del self._open[stream]
+                del self._open[key]
                 if record.state == _TENTATIVE:
                     self._split(record, out)
                 else:
@@ -358,61 +609,94 @@ class Assembler:
 
     # --- internals -----------------------------------------------------------------------------
 
-    def _start(self, line: RawLine, kind: int, now: float, out: list[LogEvent]) -> None:
-        if kind == _JSON or len(line.text) >= self._max_bytes:
+    def _json(self, line: RawLine, key: str, now: float, out: list[LogEvent]) -> None:
+        """A JSON line: complete now, unless it is an error record a raw trace may follow."""
+        if len(line.text) < self._max_bytes and can_be_error(line):
+            event = parse_line(line)
+            if event.is_error and not event.frames:
+                record = _Record(line, _JSON, now, key)
+                record.state, record.event = _JSON_ERR, event
+                self._open[key] = record
+                return
+            out.append(event)
+            return
+        self._single(line, _JSON, out)
+
+    def _start(self, line: RawLine, kind: int, now: float, out: list[LogEvent], key: str) -> None:
+        if len(line.text) >= self._max_bytes:
             self._single(line, kind, out)  # complete as it stands
             return
-        self._open[line.stream] = _Record(line, kind, now)
+        if kind == _K8S:
+            self._single(line, kind, out)
+            return
+        self._open[key] = _Record(line, kind, now, key)
 
     def _continue(
         self, record: _Record, line: RawLine, kind: int, now: float, out: list[LogEvent]
     ) -> None:
-        state = _accepts(record.state, kind, line.text)
+        state = _accepts(record, kind, line.text)
+        key = record.key
         if state is None:
             if record.state == _TENTATIVE:
                 # the header had no frame after it: it was a line of its own after all
                 self._emit_part(record, out)
                 header = record.lines[-1] if record.lines else record.head
-                record = _Record(header, _EXC, record.touched)
-                self._open[line.stream] = record
+                record = _Record(header, _EXC, record.touched, key)
+                self._open[key] = record
                 self._continue(record, line, kind, now, out)
                 return
-            del self._open[record.head.stream]
+            del self._open[key]
             self._emit(record, out, truncated=False)
-            self._start(line, kind, now, out)
+            if kind == _JSON:
+                self._json(line, key, now, out)
+            else:
+                self._start(line, kind, now, out, key)
             return
         if record.count >= self._max_lines or record.size + len(line.text) > self._max_bytes:
-            del self._open[line.stream]
+            del self._open[key]
             self._emit(record, out, truncated=True)
-            self._start(line, kind, now, out)
+            if kind == _JSON:
+                self._json(line, key, now, out)
+            else:
+                self._start(line, kind, now, out, key)
             return
+        text = line.text
+        if text.endswith("{") or text.endswith("["):
+            record.depth += 1
+        elif record.depth and text.lstrip()[:1] in ("}", "]"):
+            record.depth -= 1
         record.add(line, state, now)
 
     def _single(
-        self, line: RawLine, kind: int, out: list[LogEvent], truncated: bool = False
+        self,
+        line: RawLine,
+        kind: int,
+        out: list[LogEvent],
+        event: LogEvent | None = None,
+        truncated: bool = False,
     ) -> None:
         """Append the event of a one-line record, unless errors_only rules it out cheaply."""
-        if self._errors_only and kind < _TB and not can_be_error(line):
+        if event is None and self._errors_only and kind < _TB and not can_be_error(line):
             self._skipped += 1
             return
-        event = _single(line, kind)
+        event = _single(line, kind, event)
         if truncated:
             event.truncated = True
         out.append(event)
 
     def _emit(self, record: _Record, out: list[LogEvent], *, truncated: bool) -> None:
         if record.lines is None:
-            self._single(record.head, record.head_kind, out, truncated)
+            self._single(record.head, record.head_kind, out, record.event, truncated)
         else:
-            out.append(_build(record.lines, record.head_kind, truncated))
+            out.append(_build(record.lines, record.head_kind, truncated, record.event))
 
     def _emit_part(self, record: _Record, out: list[LogEvent]) -> None:
         """The record without its probationary last line."""
         lines = record.lines or [record.head]
-        if len(lines) == 2:
-            self._single(lines[0], record.head_kind, out)
+        if len(_trim(lines[:-1])) == 1:
+            self._single(lines[0], record.head_kind, out, record.event)
         else:
-            out.append(_build(lines[:-1], record.head_kind, False))
+            out.append(_build(lines[:-1], record.head_kind, False, record.event))
 
     def _split(self, record: _Record, out: list[LogEvent]) -> None:
         header = record.lines[-1] if record.lines else record.head

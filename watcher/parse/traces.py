@@ -23,6 +23,9 @@ class Trace:
     exception_type: str | None
     exception_message: str | None
     frames: list[Frame] = field(default_factory=list)
+    # what caused it, outermost first: exception types and error codes of the cause chain
+    # (JVM "Caused by:", .NET "--->", Node "cause:" / AggregateError members, Python chains)
+    causes: list[str] = field(default_factory=list)
 
 
 # --- in-app or library -------------------------------------------------------------------------
@@ -114,6 +117,8 @@ def is_in_app(path: str) -> bool:
 def _is_in_app(path: str) -> bool:
     if "\\" in path:
         path = path.replace("\\", "/")
+    if path.startswith("<") or (path.endswith(".js") and "/" not in path):
+        return False  # "<anonymous>", and Node's own modules, which it prints without a directory
     if path.startswith(_LIBRARY_PREFIXES) or path.startswith(_JVM_SLASHED):
         return False
     if any(part in path for part in _LIBRARY_PARTS):
@@ -144,8 +149,11 @@ def _parse_python(lines: list[str]) -> Trace:
     frames: list[Frame] = []
     exc_type = exc_msg = None
     in_tb = False
+    causes: list[str] = []
     for line in lines:
         if line.startswith(_PY_TB):
+            if exc_type:
+                causes.append(exc_type)  # the exception this one was raised while handling
             frames, exc_type, exc_msg, in_tb = [], None, None, True
         elif not in_tb:
             continue
@@ -158,18 +166,23 @@ def _parse_python(lines: list[str]) -> Trace:
             match = _PY_EXCEPTION.match(line)
             if match:
                 exc_type, exc_msg = match.group(1), match.group(2)
-    return Trace("python", exc_type, exc_msg, frames)
+    return Trace("python", exc_type, exc_msg, frames, causes)
 
 
 def _parse_python_frames_only(lines: list[str]) -> Trace:
     """Frames without a "Traceback" header, e.g. a stack_info dump or a clipped traceback."""
     frames: list[Frame] = []
+    exc_type = exc_msg = None
     for line in lines:
         match = _PY_FRAME.match(line)
         if match:
             file, number, function = match.groups()
             frames.append(_frame(file, _int(number), (function or "").strip()))
-    return Trace("python", None, None, frames)
+        elif frames and exc_type is None and line[:1] not in (" ", "\t", ""):
+            found = _PY_EXCEPTION.match(line)  # the clipped traceback's final exception line
+            if found and ("." in found.group(1) or found.group(1).endswith(("Error", "Exception"))):
+                exc_type, exc_msg = found.group(1), found.group(2)
+    return Trace("python", exc_type, exc_msg, frames)
 
 
 # --- Java / JVM ------------------------------------------------------------------------------
@@ -241,7 +254,11 @@ def _parse_java(lines: list[str]) -> Trace:
             break
     frames.reverse()
     exc_type, exc_msg = header if header else (None, None)
-    return Trace("java", exc_type, exc_msg, frames)
+    causes = [m.group(1) for line in lines if (m := _JAVA_CAUSE.match(line))]
+    return Trace("java", exc_type, exc_msg, frames, causes)
+
+
+_JAVA_CAUSE = re.compile(r"Caused by: ([\w$.]+)")
 
 
 def _header_before(
@@ -313,12 +330,30 @@ def _parse_node(lines: list[str]) -> Trace:
             break  # a second error printed after this one
     frames.reverse()
     exc_type, exc_msg = header if header else (None, None)
-    return Trace("node", exc_type, exc_msg, frames)
+    return Trace("node", exc_type, exc_msg, frames, _node_causes(lines))
+
+
+# "  cause: ConnectTimeoutError: …", "  cause: Error [ERR_SOCKET_CONNECTION_TIMEOUT]: …",
+# "  code: 'ETIMEDOUT'", and an AggregateError's members ("    Error: connect ETIMEDOUT …")
+_NODE_CAUSE = re.compile(
+    r"\s+(?:cause:\s+\[?([A-Z]\w*)(?: \[([A-Z_]+)\])?|code: '([A-Z_0-9]+)'"
+    r"|Error: \w+ (E[A-Z]+)\b)"
+)
+
+
+def _node_causes(lines: list[str]) -> list[str]:
+    causes: list[str] = []
+    for line in lines:
+        if line[:1] in (" ", "\t") and ("cause" in line or "code" in line or "Error: " in line):
+            match = _NODE_CAUSE.match(line)
+            if match:
+                causes.extend(g for g in match.groups() if g and g not in causes)
+    return causes
 
 
 # --- Go --------------------------------------------------------------------------------------
 
-_GO_FILE = re.compile(r"\t(\S+\.go):(\d+)(?: \+0x[0-9a-f]+)?\s*$")
+_GO_FILE = re.compile(r"\s+(\S+\.go):(\d+)(?: \+0x[0-9a-f]+)?(?: fp=\S+ sp=\S+ pc=\S+)?\s*$")
 _GO_HEADS = ("panic: ", "fatal error: ")
 
 
@@ -348,14 +383,123 @@ def _parse_go(lines: list[str]) -> Trace:
         elif line.startswith("goroutine "):
             if frames:
                 break
-        elif line.startswith("\t"):
+        elif line[:1] in ("\t", " "):
             match = _GO_FILE.match(line)
             if match:
                 frames.append(_frame(match.group(1), _int(match.group(2)), function))
         elif line:
             function = _go_function(line)
+    return Trace("go", exc_type, exc_msg, _go_panicking(frames))
+
+
+def _go_panicking(frames: list[Frame]) -> list[Frame]:
+    """Outermost first, cut at the last `panic(…)`: a deferred recover that re-panics is not
+    where the error happened, the frame that panicked first is (it sits below the last panic)."""
+    for index in range(len(frames) - 1, -1, -1):
+        if frames[index].function in ("panic", "runtime.gopanic") and index + 1 < len(frames):
+            frames = frames[index + 1 :]
+            break
     frames.reverse()
-    return Trace("go", exc_type, exc_msg, frames)
+    return frames
+
+
+# --- .NET ------------------------------------------------------------------------------------
+
+# "at Ns.Type.Method(Arg a, Arg b) in /src/File.cs:line 42"; the location is optional
+_DOTNET_FRAME = re.compile(r"\s*at ([^\s(]+)\(([^)]*)\)(?: in (.+?):line (\d+))?\s*$")
+_DOTNET_HEADER = re.compile(
+    r"(?:Unhandled exception\. |Unhandled Exception: )?((?:[A-Za-z_]\w*\.)+[A-Za-z_]\w*)"
+    r"(?: \(0x[0-9A-Fa-f]+\))?: (.*)$"
+)
+_DOTNET_INNER = re.compile(r"\s*---> ((?:[A-Za-z_]\w*\.)+[A-Za-z_]\w*)")
+
+
+def _is_dotnet_frame(line: str) -> bool:
+    match = _DOTNET_FRAME.match(line)
+    if match is None:
+        return False
+    args = match.group(2)
+    # Java's parentheses hold "File.java:12" or "Native Method"; .NET's the parameters
+    return (
+        match.group(3) is not None
+        or args == ""
+        or ", " in args
+        or (" " in args and args not in ("Native Method", "Unknown Source"))
+    )
+
+
+def _parse_dotnet(lines: list[str]) -> Trace:
+    frames: list[Frame] = []
+    header: tuple[str, str] | None = None
+    causes: list[str] = []
+    for line in lines:
+        match = _DOTNET_FRAME.match(line)
+        if match and _is_dotnet_frame(line):
+            qualified, _, location, number = match.groups()
+            cls, _, method = qualified.rpartition(".")
+            file = (location or cls.replace(".", "/")).replace("\\", "/")
+            frames.append(
+                Frame(
+                    file,
+                    _int(number),
+                    f"{cls.rsplit('.', 1)[-1]}.{method}",
+                    _dotnet_in_app(qualified),
+                )
+            )
+            continue
+        inner = _DOTNET_INNER.match(line)
+        if inner:
+            causes.append(inner.group(1))
+        elif header is None and not frames:
+            found = _DOTNET_HEADER.search(line)
+            if found:
+                header = (found.group(1), found.group(2))
+    frames.reverse()
+    exc_type, exc_msg = header if header else (None, None)
+    return Trace("dotnet", exc_type, exc_msg, frames, causes)
+
+
+_DOTNET_LIBRARY = (
+    "System.",
+    "Microsoft.",
+    "Npgsql.",
+    "Newtonsoft.",
+    "LinqToDB.",
+    "Dapper.",
+    "StackExchange.",
+    "Grpc.",
+    "Polly.",
+    "MySqlConnector.",
+    "Serilog.",
+)
+
+
+def _dotnet_in_app(qualified: str) -> bool:
+    return not qualified.startswith(_DOTNET_LIBRARY)
+
+
+# --- PHP -------------------------------------------------------------------------------------
+
+_PHP_FRAME = re.compile(r"#\d+ (.+?)\((\d+)\): (.+)$")
+_PHP_HEADER = re.compile(r"PHP Fatal error:\s+Uncaught ([\w\\]+): (.*?)(?: in (\S+):(\d+))?$")
+
+
+def _parse_php(lines: list[str]) -> Trace:
+    frames: list[Frame] = []
+    header: tuple[str, str] | None = None
+    for line in lines:
+        stripped = line.strip()
+        match = _PHP_FRAME.match(stripped)
+        if match:
+            file, number, call = match.groups()
+            frames.append(_frame(file, _int(number), call.split("(", 1)[0]))
+        elif header is None:
+            found = _PHP_HEADER.search(stripped)
+            if found:
+                header = (found.group(1), found.group(2))
+    frames.reverse()
+    exc_type, exc_msg = header if header else (None, None)
+    return Trace("php", exc_type, exc_msg, frames)
 
 
 # --- Ruby ------------------------------------------------------------------------------------
@@ -400,6 +544,8 @@ _PARSERS: dict[str, Callable[[list[str]], Trace]] = {
     "node": _parse_node,
     "go": _parse_go,
     "ruby": _parse_ruby,
+    "dotnet": _parse_dotnet,
+    "php": _parse_php,
 }
 
 
@@ -409,10 +555,12 @@ def _language_of_frame(line: str) -> str | None:
     if stripped.startswith('File "'):
         return "python-frames"
     if stripped.startswith("at "):
+        if _is_dotnet_frame(stripped):
+            return "dotnet"
         if _JAVA_FRAME.match(stripped):
             return "java"
         return "node" if _NODE_FRAME.match(stripped) else None
-    if line[0] == "\t" and ".go:" in stripped and _GO_FILE.match(line):
+    if ".go:" in stripped and _GO_FILE.match(line):
         return "go"
     if ":in " in stripped and _RUBY_FRAME.match(stripped):
         return "ruby"
@@ -423,7 +571,7 @@ def _detect(lines: list[str]) -> str | None:
     language = None
     for line in lines:
         first = line[:1]
-        if first in (" ", "\t"):
+        if first in (" ", "\t") or (first == "a" and line.startswith("at ")):
             found = _language_of_frame(line)
             if found == "python-frames" and language == "python":
                 return language
@@ -433,12 +581,20 @@ def _detect(lines: list[str]) -> str | None:
             language = "python"
         elif line.startswith(_GO_HEADS) or (line.startswith("goroutine ") and " [" in line):
             return "go"
+        elif first == "#" and _PHP_FRAME.match(line):
+            return "php"
     return language
+
+
+_BRACKET_HEADER = re.compile(r"\s*\[([A-Z]\w*(?:Error|Exception|Rejection))(?:: ([^\]]*))?\]")
 
 
 def _header_only(lines: list[str]) -> Trace | None:
     """A one-line report with no frames: a Go panic, a Ruby error or a JVM exception line."""
-    for line in lines[:3]:
+    for line in lines[:6]:
+        bracket = _BRACKET_HEADER.match(line)
+        if bracket:  # Node's print of an error without its stack: "[TypeError: fetch failed] {"
+            return Trace("node", bracket.group(1), bracket.group(2), [], _node_causes(lines))
         if line.startswith(_GO_HEADS):
             exc_type, exc_msg = _go_error(line)
             return Trace("go", exc_type, exc_msg, [])
