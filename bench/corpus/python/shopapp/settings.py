@@ -1,0 +1,12 @@
+import os
+
+
+class SettingsError(RuntimeError):
+    pass
+
+
+def tenant_setting(tenant_id):
+    try:
+        return os.environ[f"TENANT_{tenant_id}_PLAN"]
+    except KeyError:
+        raise SettingsError(f"no plan configured for tenant {tenant_id}")
