@@ -78,7 +78,14 @@ BUGS = [
     Bug("php", "json_body", "validation_error"),
 ]
 
-RUNTIMES = {"python": "python3", "node": "node", "java": "javac", "go": "go", "ruby": "ruby", "php": "php"}
+RUNTIMES = {
+    "python": "python3",
+    "node": "node",
+    "java": "javac",
+    "go": "go",
+    "ruby": "ruby",
+    "php": "php",
+}
 
 
 def build(lang: str, work: Path) -> list[str]:
@@ -92,13 +99,31 @@ def build(lang: str, work: Path) -> list[str]:
         return ["ruby", "crash.rb"]
     if lang == "php":
         # CLI with log_errors to stderr: the `PHP Fatal error:  Uncaught …` form servers log
-        return ["php", "-n", "-d", "display_errors=0", "-d", "log_errors=1", "-d", "error_log=",
-                "-d", "html_errors=0", "crash.php"]
+        return [
+            "php",
+            "-n",
+            "-d",
+            "display_errors=0",
+            "-d",
+            "log_errors=1",
+            "-d",
+            "error_log=",
+            "-d",
+            "html_errors=0",
+            "crash.php",
+        ]
     if lang == "java":
         classes = work / "java"
         sources = [str(p) for p in sorted(src.rglob("*.java"))]
         subprocess.run(["javac", "-d", str(classes), *sources], check=True)
-        return ["java", "-Xshare:auto", "-XX:TieredStopAtLevel=1", "-cp", str(classes), "com.acme.Crash"]
+        return [
+            "java",
+            "-Xshare:auto",
+            "-XX:TieredStopAtLevel=1",
+            "-cp",
+            str(classes),
+            "com.acme.Crash",
+        ]
     if lang == "go":
         binary = work / "ledger"
         env = {**os.environ, "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local"}
@@ -111,7 +136,11 @@ def run_case(cmd: list[str], lang: str, bug: Bug, value: int) -> str:
     env = {**os.environ, "GOTRACEBACK": "all", "NO_COLOR": "1", "LANG": "C.UTF-8"}
     env.pop("PYTHONWARNINGS", None)
     proc = subprocess.run(
-        [*cmd, bug.name, str(value)], cwd=HERE / lang, env=env, capture_output=True, text=True,
+        [*cmd, bug.name, str(value)],
+        cwd=HERE / lang,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=60,
     )
     text = proc.stderr.replace(str(HERE / lang), APP_ROOT).rstrip("\n")
@@ -121,9 +150,14 @@ def run_case(cmd: list[str], lang: str, bug: Bug, value: int) -> str:
 
 
 def runtime_version(lang: str) -> str:
-    cmd = {"python": [sys.executable, "--version"], "node": ["node", "--version"],
-           "java": ["java", "-version"], "go": ["go", "version"], "ruby": ["ruby", "--version"],
-           "php": ["php", "--version"]}[lang]
+    cmd = {
+        "python": [sys.executable, "--version"],
+        "node": ["node", "--version"],
+        "java": ["java", "-version"],
+        "go": ["go", "version"],
+        "ruby": ["ruby", "--version"],
+        "php": ["php", "--version"],
+    }[lang]
     out = subprocess.run(cmd, capture_output=True, text=True)
     return ((out.stdout or out.stderr).strip().split("\n") or [""])[0]
 
@@ -137,22 +171,38 @@ def capture(langs: list[str]) -> list[dict]:
             for bug in (b for b in BUGS if b.lang == lang):
                 for occ in range(bug.occurrences):
                     value = VALUES[occ]
-                    rows.append({"lang": lang, "bug": bug.name, "group": f"{lang}.{bug.name}",
-                                 "category": bug.category, "occurrence": occ, "value": value,
-                                 "runtime": version, "text": run_case(cmd, lang, bug, value)})
+                    rows.append(
+                        {
+                            "lang": lang,
+                            "bug": bug.name,
+                            "group": f"{lang}.{bug.name}",
+                            "category": bug.category,
+                            "occurrence": occ,
+                            "value": value,
+                            "runtime": version,
+                            "text": run_case(cmd, lang, bug, value),
+                        }
+                    )
                 print(f"captured {lang}/{bug.name} x{bug.occurrences}", file=sys.stderr)
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--lang", nargs="*", help="languages to re-capture (default: all with a runtime)")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--lang", nargs="*", help="languages to re-capture (default: all with a runtime)"
+    )
     ap.add_argument("-o", "--output", type=Path, default=OUT)
     args = ap.parse_args(argv)
     wanted = args.lang or list(RUNTIMES)
     available = [lang for lang in wanted if shutil.which(RUNTIMES[lang])]
     for lang in sorted(set(wanted) - set(available)):
-        print(f"skipping {lang}: {RUNTIMES[lang]} not on PATH (its old traces are kept)", file=sys.stderr)
+        print(
+            f"skipping {lang}: {RUNTIMES[lang]} not on PATH (its old traces are kept)",
+            file=sys.stderr,
+        )
     kept = []
     if args.output.exists():
         kept = [json.loads(line) for line in args.output.read_text().splitlines() if line.strip()]

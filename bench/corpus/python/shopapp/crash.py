@@ -1,4 +1,5 @@
 """Run one bug: python -m shopapp.crash CASE VALUE; the traceback goes to stderr, uncaught."""
+
 import socket
 import sys
 
@@ -36,10 +37,10 @@ def run(case, value):
     elif case == "conn_refused":
         payments.charge(closed_port(), n)
     elif case == "timeout":
-        server, port = silent_server()
+        _server, port = silent_server()  # kept open until the read times out
         inventory.fetch_stock(port, f"SKU-{n}")
     elif case == "json_body":
-        handlers.create_order('{"items": [%d, %d' % (n, n + 1) + ' "note": "x"}')
+        handlers.create_order(f'{{"items": [{n}, {n + 1}] "note": "x"}}')
     elif case == "cache_error":
         sessions.load_session(closed_port(), f"{n:08x}")
 
