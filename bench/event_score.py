@@ -16,7 +16,9 @@ Truth and predictions are JSON objects with `first_line` (1-based) and optional 
 `score_slices` breaks the same figures down by a truth field (lang, format): matching and
 group correctness are computed once over the whole stream, so the slices add up to the total.
 An unmatched prediction is charged to the slice of the true event whose span holds it, else of
-the next true event (the traffic before an event is written in that event's format). Stdlib only.
+the next true event (the traffic before an event is written in that event's format). A slice's
+GA uses the stream-wide verdict (one error through two shippers must be one group); its pairwise
+F1 counts only pairs inside the slice. Stdlib only.
 """
 
 from __future__ import annotations

@@ -203,7 +203,7 @@ class Writer:
             return lines
         other = "python" if lang != "python" else "node"
         c = self.ctx(other)
-        c.service = "worker"
+        c.service, c.pid = "worker", c.pid + 1  # another process of the same deployment
         foreign = fmt.lines("info", self.fill("heartbeat ok, {ms} jobs queued"), c)[0]
         at = self.rng.randint(2, len(lines) - 1)
         return [*lines[:at], foreign, *lines[at:]]
