@@ -193,7 +193,7 @@ class Writer:
                 "occurrence": t.occurrence,
                 "level": "ERROR",
                 "reason": f"captured {t.lang} {t.bug} run (value {t.value}) written as {fmt.name}"
-                + ("" if header or fmt.one_line else " with no log record (uncaught crash)"),
+                + ("" if header or fmt.one_line else " with no log record before it"),
             }
         )
 
@@ -242,7 +242,9 @@ def generate(
         if rng.random() < 0.5:
             w.distractor(fmt, t.lang)
             w.traffic(fmt, t.lang, rng.randint(0, 2))
-        w.event(fmt, t, header=not (fmt.headerless_ok and rng.random() < 0.3))
+        bare = fmt.headerless_ok and rng.random() < 0.3
+        # a one-line error (Go's log.Fatalf) is its own record: no header is written before it
+        w.event(fmt, t, header=not bare and "\n" in t.text)
     w.traffic(FORMATS["plain"], "python", 3)
     return w.lines, w.truth
 

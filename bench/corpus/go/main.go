@@ -2,6 +2,7 @@
 package main
 
 import (
+	"log"
 	"os"
 	"strconv"
 )
@@ -17,6 +18,11 @@ func main() {
 		done := make(chan string)
 		go func() { done <- balanceOf(n * 2) }()
 		<-done
+	case "deadline":
+		ln := silentListener()
+		if _, err := fetchRates("http://" + ln.Addr().String()); err != nil {
+			log.Fatalf("rates job %d: %v", n, err)
+		}
 	case "index_repanic":
 		handle(func() { pickShard([]string{"a", "b", "c"}, n%7+3) })
 	}

@@ -9,6 +9,9 @@ const broker = require('./broker');
 const body = require('./body');
 const shipping = require('./shipping');
 const coupons = require('./coupons');
+const sessions = require('./sessions');
+const assistant = require('./assistant');
+const http = require('http');
 
 function closedPort(cb) {
   const srv = net.createServer();
@@ -42,6 +45,17 @@ if (kind === 'uncaught_type') {
   body.handleCreate(`{"items": [${n}, ${n + 1}] "note": "x"}`);
 } else if (kind === 'rejection_reason') {
   coupons.redeem(`C${n}`);
+} else if (kind === 'cache') {
+  closedPort((port) => sessions.sessionStore(port));
+} else if (kind === 'provider_overloaded') {
+  const body = '{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}';
+  const srv = http.createServer((req, res) => res.writeHead(529, { 'content-type': 'application/json' }).end(body));
+  srv.listen(0, '127.0.0.1', () => {
+    assistant.summarizeTicket(`http://127.0.0.1:${srv.address().port}`, n).catch((err) => {
+      console.error(err);
+      process.exit(1);
+    });
+  });
 } else if (kind === 'timeout') {
   silentServer((port, srv) => {
     shipping.quoteShipping(port, n).catch((err) => {

@@ -3,7 +3,20 @@
 import socket
 import sys
 
-from shopapp import cart, handlers, inventory, payments, pricing, repo, sessions, settings, users
+from shopapp import (
+    cart,
+    fakeapi,
+    geocode,
+    handlers,
+    inventory,
+    invoices,
+    payments,
+    pricing,
+    repo,
+    sessions,
+    settings,
+    users,
+)
 
 
 def closed_port():
@@ -43,6 +56,13 @@ def run(case, value):
         handlers.create_order(f'{{"items": [{n}, {n + 1}] "note": "x"}}')
     elif case == "cache_error":
         sessions.load_session(closed_port(), f"{n:08x}")
+    elif case == "rate_limited":
+        port = fakeapi.serve(429, '{"error": "quota exceeded"}')
+        geocode.locate(port, f"{n}+Main+St")
+    elif case == "access_denied":
+        denied = "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
+        port = fakeapi.serve(403, denied, "application/xml")
+        invoices.archive_invoice(f"http://127.0.0.1:{port}", n, b"%PDF-1.7")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ public class Crash {
         switch (kind) {
             case "caused_by" -> orders.save(n);
             case "number_format" -> orders.quantity(n + "x");
+            case "pool_exhausted" -> new com.acme.orders.OrderRepository().find(n);
             case "conn_refused" -> gateway.charge(closedPort(), n);
             case "timeout" -> {
                 try (ServerSocket silent = new ServerSocket(0)) {
