@@ -154,7 +154,9 @@ class Format:
                 for t in text_lines
             ]
         if self.record is rails:
-            return [rails("critical", t, c)[0] for t in text_lines]
+            # Rails tags every line of a FATAL block; other raw output is plain INFO traffic
+            level = "critical" if stream == "stderr" else "info"
+            return [rails(level, t, c)[0] for t in text_lines]
         return self.with_prefix(text_lines, c, stream)
 
     def with_prefix(self, lines: list[str], c: Ctx, stream: str) -> list[str]:
