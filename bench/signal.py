@@ -16,18 +16,28 @@ bench/signal_corpus.py); `--truth/--stream` score any corpus of the same shape.
 Stdlib only; the watcher under test is `python -m watcher` of the interpreter running this.
 """
 
+# ruff: noqa: E402 -- bench/ must leave the front of sys.path before the stdlib imports
+
 from __future__ import annotations
+
+import os
+import sys
+
+# This file is named like the stdlib's `signal`: run as a script, its folder is sys.path[0] and
+# `import subprocess` would load this file as `signal`. Keep bench/ on the path, but last.
+_BENCH = os.path.dirname(os.path.abspath(__file__))
+if sys.path and os.path.abspath(sys.path[0] or os.curdir) == _BENCH:
+    sys.path.pop(0)
+sys.path.append(_BENCH)
 
 import argparse
 import json
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from event_score import evaluate, load_jsonl, metrics, score_slices, summary_line
 
 DATA = Path(__file__).resolve().parent / "data" / "signal"

@@ -24,7 +24,7 @@ import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 DATA = BENCH / "data" / "signal"
-sys.path.insert(0, str(BENCH))
+sys.path.append(str(BENCH))  # last: bench/signal.py must not shadow the stdlib signal
 import event_score  # noqa: E402
 import signal_corpus  # noqa: E402
 
