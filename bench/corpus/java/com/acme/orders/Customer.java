@@ -1,0 +1,3 @@
+package com.acme.orders;
+
+public record Customer(String email) {}

@@ -1,0 +1,2 @@
+class ConnectionError(Exception):
+    """Could not reach the cache server."""

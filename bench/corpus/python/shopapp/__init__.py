@@ -1,0 +1,1 @@
+"""A small shop backend whose bugs are real: bench/corpus/capture.py runs them to record traces."""
