@@ -43,7 +43,7 @@ BUILTIN: tuple[Category, ...] = (
         _rx(r"NullPointer|NilPointer|Segmentation|SIGSEGV|StackOverflow|OutOfMemory"),
         _rx(
             r"nil pointer dereference|segmentation (fault|violation)|index out of range"
-            r"|\bSIGSEGV\b|stack overflow|out of memory"
+            r"|\bSIGSEGV\b|stack overflow|out of memory|goroutines are asleep|concurrent map"
         ),
     ),
     Category(
@@ -54,7 +54,7 @@ BUILTIN: tuple[Category, ...] = (
         _rx(r"RateLimit|Throttl|TooManyRequests"),
         _rx(
             r"\brate[ _-]?limit|\btoo many requests\b|\bthrottl|\b429\b|quota exceeded"
-            r"|slow ?down|request limit"
+            r"|slow ?down|request limit|limiting requests|limiting connections|limit_req"
         ),
     ),
     Category(
@@ -62,10 +62,10 @@ BUILTIN: tuple[Category, ...] = (
         True,
         "Tune timeouts, add a deadline per call, and retry idempotent calls once.",
         "medium",
-        _rx(r"Timeout|TimedOut|DeadlineExceeded"),
+        _rx(r"Timeout|TimedOut|DeadlineExceeded|ETIMEDOUT|UND_ERR_CONNECT_TIMEOUT"),
         _rx(
             r"\btimed? ?out\b|\btimeout\b|deadline exceeded|\b504\b|gateway time-?out"
-            r"|took too long|read timeout|connect timeout"
+            r"|took too long|read timeout|connect timeout|\bETIMEDOUT\b|waited \d+ sec"
         ),
     ),
     Category(
@@ -73,11 +73,15 @@ BUILTIN: tuple[Category, ...] = (
         True,
         "Rotate or refresh the credential; refresh tokens before expiry.",
         "high",
-        _rx(r"Auth|Unauthori[sz]ed|Forbidden|PermissionDenied|InvalidToken|ExpiredSignature"),
+        _rx(
+            r"Auth|Unauthori[sz]ed|Forbidden|PermissionDenied|InvalidToken|ExpiredSignature"
+            r"|AccessDenied|InvalidAccessKey|SignatureDoesNotMatch"
+        ),
         _rx(
             r"\bunauthori[sz]ed\b|\bforbidden\b|\b401\b|\b403\b|invalid (api )?(key|token)"
             r"|token (has )?expired|expired token|signature has expired|authentication failed"
             r"|permission denied|access denied|invalid credentials|not authenticated"
+            r"|accessdenied|rejects connection|no pg_hba\.conf entry|password does not match"
         ),
     ),
     Category(
@@ -89,12 +93,14 @@ BUILTIN: tuple[Category, ...] = (
             r"OperationalError|DatabaseError|IntegrityError|InterfaceError|ProgrammingError"
             r"|SQL|Psycopg|asyncpg|PDO|Mongo|Sequelize|Prisma|Hibernate|JDBC|DataAccess"
             r"|DeadlockDetected|UniqueViolation|springframework.dao|LockAcquisition|CannotAcquireLock"
+            r"|Npgsql|ServerSelection|Hikari|QueuePool|ActiveRecord|PersistenceException|MyBatis"
         ),
         _rx(
             r"\bdatabase\b|\bpostgres|\bmysql|\bsqlite|\bmongo|\bdeadlock"
             r"|too many (connections|clients)"
             r"|connection pool|\bSQLSTATE|relation \"?\w+\"? does not exist|duplicate key"
-            r"|could not connect to server|\bORM\b|psycopg"
+            r"|could not connect to server|\bORM\b|psycopg|connection pool has been exhausted"
+            r"|server has gone away|duplicate entry|unique constraint|walreceiver"
         ),
     ),
     Category(
@@ -103,7 +109,7 @@ BUILTIN: tuple[Category, ...] = (
         "Fall back to the source of truth when the cache fails; add a circuit breaker.",
         "medium",
         _rx(r"Redis|Memcache|Cache"),
-        _rx(r"\bredis\b|\bmemcache|\bcache\b"),
+        _rx(r"\bredis\b|\bmemcache|\bcache\b|ioredis|rediss?://|redis::"),
     ),
     Category(
         "provider_error",
@@ -115,7 +121,7 @@ BUILTIN: tuple[Category, ...] = (
             r"\bopenai\b|\banthropic\b|\bclaude\b|\bgpt-|\bgemini\b|\bcohere\b|\bbedrock\b"
             # bounded: `model .*` re-scans the line from every "model " (quadratic, 1.5 s on a
             # 64 KiB line of them)
-            r"|\boverloaded\b|\bllm\b|model .{0,200} (unavailable|not found)"
+            r"|\boverloaded\b|\bllm\b|model .{0,200} (unavailable|not found)|overloaded_error"
         ),
     ),
     Category(
@@ -128,6 +134,7 @@ BUILTIN: tuple[Category, ...] = (
             r"\bupstream\b|\b50[023]\b|bad gateway|service unavailable|connection (refused|reset)"
             r"|ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENOTFOUND|\bstripe\b|\btwilio\b|\bs3\b"
             r"|\bsendgrid\b|name resolution|no route to host|remote end closed"
+            r"|contacting|could not contact|\bbackend\b|mod_jk|\bproxy\b"
         ),
     ),
     Category(
@@ -135,10 +142,14 @@ BUILTIN: tuple[Category, ...] = (
         False,
         "",
         "low",
-        _rx(r"Validation|ValueError|BadRequest|Unprocessable|Schema|Invalid|Malformed|Parse"),
+        _rx(
+            r"Validation|ValueError|BadRequest|Unprocessable|Schema|Invalid|Malformed|Parse"
+            r"|JSONDecode|JsonException"
+        ),
         _rx(
             r"\bvalidation\b|\binvalid\b|\b400\b|\b422\b|bad request|unprocessable"
             r"|\bmissing (required )?field|field required|is not a valid|malformed"
+            r"|in JSON at position|JSON\.parse|unexpected token"
         ),
     ),
 )
@@ -356,9 +367,68 @@ def rule_subject(event: LogEvent, fields: Iterable[str]) -> str:
     return "\n".join(parts)
 
 
-def builtin_category(event: LogEvent) -> Category:
-    """The first built-in category whose exception or message pattern matches."""
-    exc = event.exception_type or ""
+# The exception pass names the failing resource before the symptom: a connection pool that
+# timed out is a database error ("Npgsql…Exception ---> TimeoutException"), a Redis client that
+# timed out a cache error. The message pass reads symptoms first: "failed to connect to database:
+# context deadline exceeded" is a timeout.
+EXCEPTION_ORDER = (
+    "internal_error",
+    "rate_limit_error",
+    "auth_error",
+    "cache_error",
+    "database_error",
+    "timeout_error",
+    "provider_error",
+    "external_service_error",
+    "validation_error",
+)
+MESSAGE_ORDER = (
+    "internal_error",
+    "rate_limit_error",
+    "auth_error",
+    "cache_error",
+    "timeout_error",
+    "database_error",
+    "provider_error",
+    "external_service_error",
+    "validation_error",
+)
+# which client library threw, from the library frames' paths: the resource that failed
+CLIENT_FRAMES = (
+    (
+        "cache_error",
+        re.compile(
+            r"(?i)/ioredis/|/redis/|redis-py|/jedis/|lettuce|StackExchange|"
+            r"memcache|/dalli/"
+        ),
+    ),
+    (
+        "database_error",
+        re.compile(
+            r"(?i)psycopg|sqlalchemy|django/db/|@prisma|pymongo|mysql|"
+            r"/jdbc|hikari|npgsql|sequelize|typeorm|knex|active_?record|"
+            r"asyncpg|/pg/lib|mongoose|mybatis"
+        ),
+    ),
+)
+# a parse error of an incoming request body: the client sent bad data
+_BODY_PARSER = re.compile(
+    r"(?i)body-parser|raw-body|express/lib|request\.get_json|/rest_framework/"
+    r"parsers|starlette/requests|request body"
+)
+_HTTP_CLIENT = re.compile(
+    r"(?i)/requests/models|axios|node-fetch|undici|okhttp|/httpx/|aiohttp/client"
+)
+_JSON_PARSE = re.compile(
+    r"(?i)in JSON at position|JSONDecodeError|JsonParseException|JsonException"
+    r"|Unexpected token|Expecting value"
+)
+
+_ORDERED = {name: i for i, name in enumerate(c.name for c in BUILTIN)}
+
+
+def _event_text(event: LogEvent) -> str:
+    """Message, exception message, the cause chain and the error's own fields, capped."""
     text = event.message
     if event.exception_message:
         text = f"{text}\n{event.exception_message}"
@@ -366,25 +436,69 @@ def builtin_category(event: LogEvent) -> Category:
         # a JVM wrapper's root cause names the real failure ("deadlock detected")
         causes = [ln for ln in event.text.splitlines() if ln.startswith("Caused by: ")]
         text = "\n".join([text, *causes])[:4000]
+    elif event.line_count > 1 and event.text:
+        # the other lines of a multi-line report (".NET ---> inner", Node "code: 'ETIMEDOUT'",
+        # PostgreSQL DETAIL, a Rails block's exception line) without its frames
+        extra = [ln for ln in event.text.splitlines()[1:40] if not _is_frame(ln)]
+        text = "\n".join([text, *extra])[:4000]
     for key in ERROR_FIELDS:
         value = event.fields.get(key) if event.fields else None
         if isinstance(value, str):
             text = f"{text}\n{value[:2000]}"
         elif isinstance(value, dict) and isinstance(value.get("message"), str):
             text = f"{text}\n{value['message'][:2000]}"
+    return text
+
+
+def builtin_category(event: LogEvent) -> Category:
+    """The first built-in category that the event's exceptions, client frames or words name."""
+    return _match_category(_exception_text(event), _event_text(event), event)
+
+
+def _is_frame(line: str) -> bool:
+    stripped = line.lstrip()
+    return stripped.startswith(("at ", 'File "', "from ", "#")) or ".go:" in stripped
+
+
+def _exception_text(event: LogEvent) -> str:
+    exc = event.exception_type or ""
+    causes = event.fields.get("causes") if event.fields else None
+    if isinstance(causes, list) and causes:
+        exc = " ".join([exc, *(str(c) for c in causes[:8])])
+    return exc
+
+
+def _match_category(exc: str, text: str, event: LogEvent) -> Category:
+    if _JSON_PARSE.search(exc) or _JSON_PARSE.search(text):
+        where = " ".join(f.file for f in event.frames) + " " + event.message
+        if _HTTP_CLIENT.search(where):
+            return CATEGORY_BY_NAME["external_service_error"]  # an upstream's bad response
+        if _BODY_PARSER.search(where) or not event.frames:
+            return CATEGORY_BY_NAME["validation_error"]  # the client's bad request body
     if exc:
         low_exc = exc.lower() if exc.isascii() else None
-        for cat, (hints, _) in zip(BUILTIN, _HINTS, strict=True):
+        for name in EXCEPTION_ORDER:
+            index = _ORDERED[name]
+            cat, hints = BUILTIN[index], _HINTS[index][0]
             if (
                 cat.exception is not None
                 and _may_match(hints, low_exc)
                 and cat.exception.search(exc)
             ):
                 return cat
+    library = " ".join(f.file for f in event.frames if not f.in_app)
+    if library:
+        for name, pattern in CLIENT_FRAMES:
+            if pattern.search(library):
+                return CATEGORY_BY_NAME[name]
     low = text.lower() if text.isascii() else None
-    for cat, (_, hints) in zip(BUILTIN, _HINTS, strict=True):
+    for name in MESSAGE_ORDER:
+        index = _ORDERED[name]
+        cat, hints = BUILTIN[index], _HINTS[index][1]
         if cat.message is not None and _may_match(hints, low) and cat.message.search(text):
             return cat
+    if event.logger == "postgres":
+        return CATEGORY_BY_NAME["database_error"]  # the database server's own report
     return INTERNAL
 
 

@@ -37,13 +37,52 @@ def normalise_path(path: str) -> str:
     return _PATH_NOISE.sub("", path.lstrip("./"))
 
 
+# The version of the grouping algorithm, part of every fingerprint it makes: a later change of
+# the algorithm makes new fingerprints instead of silently moving events between old groups.
+# v1: exception type + every in-app frame. v2: exception type + the innermost in-app frame (one
+# crash site, whatever path led to it); a trace with no in-app frame is grouped by its message.
+FINGERPRINT_VERSION = 2
+
+
 def trace_fingerprint(event: LogEvent) -> str:
-    """Exception type + the in-app frames' file:function (no line numbers: they move)."""
-    frames = [f for f in event.frames if f.in_app] or event.frames
-    parts = [event.exception_type or "trace"]
-    parts.extend(f"{normalise_path(f.file)}:{f.function}" for f in frames)
+    """Exception type + the innermost in-app frame's file:function (no line numbers: they move)."""
+    top = event.top_frame
+    parts = [f"v{FINGERPRINT_VERSION}", _base_type(event.exception_type) or "trace"]
+    if top is not None:
+        parts.append(f"{normalise_path(top.file)}:{_function(top.function)}")
     key = "|".join(parts).encode("utf-8", "surrogatepass")  # a lone surrogate must not raise
     return hashlib.blake2b(key, digest_size=6).hexdigest()
+
+
+def _base_type(name: str | None) -> str | None:
+    """ "Uncaught TypeError" and "TypeError" are one type; so are "a.b.KeyError" and "KeyError"
+    spelled with and without the module where runtimes differ."""
+    if not name:
+        return name
+    return name.removeprefix("Uncaught ").strip()
+
+
+def _function(name: str) -> str:
+    """Go's "main.(*T).Write" and Node's "async fn" / "Object.fn" variants of one function."""
+    return name.removeprefix("async ").removeprefix("Object.")
+
+
+def has_app_frame(event: LogEvent) -> bool:
+    """Whether the event's trace reaches the application's own code."""
+    return any(frame.in_app for frame in event.frames)
+
+
+def library_message(event: LogEvent) -> str:
+    """What a trace with no application frame is grouped by: where it was reported, the error and
+    what caused it (a client library's error is the same failure in every deployment, and its
+    frames differ between runtime versions)."""
+    error = f"{_base_type(event.exception_type) or ''}: {event.exception_message or ''}".strip()
+    head = event.message
+    causes = event.fields.get("causes") if event.fields else None
+    parts = [error] if (not head or error in head or head in error) else [head, error]
+    if isinstance(causes, list) and causes:
+        parts.append("caused by " + " ".join(str(c) for c in causes[:4]))
+    return " | ".join(parts)
 
 
 def trace_template(event: LogEvent) -> str:
@@ -121,11 +160,12 @@ class GroupTable:
 
     def _fingerprint(self, event: LogEvent) -> tuple[str, str, str | None]:
         """(group id, kind, template); a trace's template is None: see trace_template."""
-        if event.frames:
+        if event.frames and has_app_frame(event):
             # masking is a third of the cost of a trace event and its template is only read
             # when the group opens, so it is made there
             return trace_fingerprint(event), "trace", None
-        cluster = self.miner.add(event.message)
+        message = library_message(event) if event.exception_type else event.message
+        cluster = self.miner.add(message)
         return cluster.id, "template", cluster.template
 
     def _open(

@@ -305,6 +305,56 @@ def _parse_json(line: RawLine) -> LogEvent | None:
     return make_event(line, message, level, timestamp, logger, "json", obj, trace)
 
 
+# --- line wrappers -----------------------------------------------------------------------------
+
+# A JSON object that only wraps one printed line (Railway's `railway logs --json`, Docker's
+# json-file `{"log": "…\n", "stream": "stderr"}`, a shipper's envelope): the line inside is what
+# the application wrote, and a trace printed over several lines arrives one wrapper per line.
+_WRAPPER_TEXT = ("message", "log")
+_WRAPPER_KEYS = frozenset(
+    (
+        *_WRAPPER_TEXT,
+        "timestamp",
+        "time",
+        "ts",
+        "@timestamp",
+        "level",
+        "severity",
+        "stream",
+        "attributes",
+        "tags",
+        "deploymentId",
+        "deploymentInstanceId",
+        "replica",
+        "replicaId",
+        "serviceId",
+        "environmentId",
+    )
+)
+
+
+def unwrap_json(text: str) -> tuple[str, dict[str, Any]] | None:
+    """(the wrapped line, the wrapper's other fields) when `text` is a one-line wrapper, else None.
+
+    Only objects made of wrapper keys count: an application's own JSON record has keys of its own
+    (logger, request ids…) and is parsed as the structured record it is.
+    """
+    if text.count('":') > 12 or ('"message":' not in text and '"log":' not in text):
+        return None
+    obj = _loads(text)
+    if type(obj) is not dict or not obj.keys() <= _WRAPPER_KEYS:
+        return None
+    for key in _WRAPPER_TEXT:
+        value = obj.get(key)
+        if type(value) is str:
+            inner = value[:-1] if value.endswith("\n") else value
+            if "\n" in inner or inner.lstrip().startswith("{"):
+                return None  # a whole multi-line trace, or JSON inside: parse it as a record
+            del obj[key]
+            return inner, obj
+    return None
+
+
 # --- logfmt ------------------------------------------------------------------------------------
 
 _LOGFMT_START = re.compile(r"[A-Za-z_][\w.\-]*=")
@@ -501,6 +551,9 @@ _PG_SEVERITY = re.compile(
 _LEVELLESS_ERROR = re.compile(
     r"\b[A-Z][A-Za-z0-9]*(?:Error|Exception)\b(?::\s|\s\(|$)|^(?:Error|ERROR|Fatal|FATAL|Panic)\b"
     r"|\b(?:API|HTTP|[Uu]pstream|[Ss]erver|[Pp]rovider) [Ee]rror\b"
+    # the errno phrases Go's net and os packages (and most C libraries) end an error with
+    r"|\b(?:context deadline exceeded|connection refused|connection reset by peer|i/o timeout"
+    r"|no such host|broken pipe)\b"
 )
 # a kubectl describe / get events row of type Warning (BackOff, FailedScheduling, SystemOOM …)
 _K8S_WARNING_ROW = re.compile(
@@ -524,7 +577,18 @@ def levelless_level(message: str) -> str | None:
 ERROR_FRAGMENTS = ("err", "eror", "sever", "crit", "fatal", "panic", "alert", "emerg", "fail")
 # Level-less error reports that none of the fragments name: Kubernetes Warning events and
 # "Exception" lines (levelless_level decides; these only let the line through to it)
-_LEVELLESS_FRAGMENTS = ("exception", "warning  ", "warning\t", "oom")
+_LEVELLESS_FRAGMENTS = (
+    "exception",
+    "warning  ",
+    "warning\t",
+    "oom",
+    "exceeded",
+    "refused",
+    "reset by peer",
+    "i/o timeout",
+    "no such host",
+    "broken pipe",
+)
 # first characters of the layouts whose level is a letter or a number, not a word
 _CODED_FIRST = frozenset("<EFCA")
 _LEVEL_ORDER = (*_LEVEL_KEYS, "PRIORITY")  # the ranks _best_keys gives the level keys
@@ -572,7 +636,7 @@ def can_be_error(line: RawLine) -> bool:
         return True  # logfmt unescaping turns "E\\RROR" into a level word
     low = text.lower()
     # a plain loop: any() with a generator costs more than the eight searches themselves
-    for fragment in ERROR_FRAGMENTS:  # noqa: SIM110
+    for fragment in ERROR_FRAGMENTS:
         if fragment in low:
             return True
     return any(fragment in low for fragment in _LEVELLESS_FRAGMENTS)

@@ -39,8 +39,9 @@ import time
 from collections.abc import Callable
 
 from watcher.model import ERROR_RANK, LEVEL_RANK, LogEvent, RawLine
-from watcher.parse.formats import can_be_error, parse_line
+from watcher.parse.formats import can_be_error, parse_line, unwrap_json
 from watcher.parse.prefixes import strip_prefix
+from watcher.parse.timestamps import parse_timestamp
 from watcher.parse.traces import parse_trace
 
 # line kinds; every kind from _TB on can start or continue a trace
@@ -317,8 +318,8 @@ def _accepts(record: _Record, kind: int, text: str) -> int | None:
             return _BODY
         if record.depth > 0 and text[:1] in "}]":
             return _BODY  # the closing brace of a Node error's properties
-        if kind == _PROSE and text.startswith("Node.js v"):
-            return _BODY
+        if kind == _PROSE and text.startswith(("Node.js v", "Emitted 'error' event")):
+            return _BODY  # the last lines of Node's crash report
         return None
     if state == _PY:
         if kind in (_OTHER, _EXC, _PROSE) and _PY_EXCEPTION.match(text):
@@ -354,6 +355,8 @@ def _open_accepts(record: _Record, kind: int, text: str) -> int | None:
             return _PY
         if kind == _GOHEAD:
             return _GO
+        if kind == _NODE_PRE:
+            return _NODE_PRE_S
         return _JMSG if kind == _CAUSED else _TENTATIVE
     if kind == _GOROUTINE:
         return _GO if record.announces_error() else None
@@ -419,7 +422,7 @@ def _build(
     event.line_count = len(record_lines)
     event.cursor = record_lines[-1].cursor
     event.truncated = truncated or any(line.truncated for line in lines)
-    trace = parse_trace(texts)
+    trace = parse_trace(_without_logger_prefix(texts) if head_kind == _RUBY_HEAD else texts)
     if head_kind in _CRASH_HEADS and event.level is None:
         event.level = "error"  # a runtime's crash report carries no level of its own
     if trace is not None:
@@ -432,6 +435,19 @@ def _build(
                 f"{trace.exception_type}: {message}" if message else trace.exception_type
             )
     return event
+
+
+def _without_logger_prefix(texts: list[str]) -> list[str]:
+    """A Ruby tagged block's lines as the backtrace printed them: without "F, [...] FATAL -- : "
+    and the request tags the logger wrote in front of each."""
+    out = [texts[0]]
+    for text in texts[1:]:
+        match = _RUBY_KEY.match(text)
+        rest = text[match.end() :] if match else text
+        if rest.startswith("[") and "] " in rest[:64]:
+            rest = rest[rest.index("] ") + 2 :]
+        out.append(rest)
+    return out
 
 
 # heads that are part of the trace, not a log line that reported it
@@ -534,6 +550,12 @@ class Assembler:
                     kind = _kind(text)
             elif first == "{":
                 kind = _JSON
+                wrapped = unwrap_json(text)
+                if wrapped is not None:
+                    text, key = self._unwrap(line, *wrapped)
+                    kind = _kind(text)
+                    if kind == _PROSE:
+                        kind = _OTHER  # a wrapped line is a log entry of its own, not a run-on
             else:
                 found = strip_prefix(text)
                 if found is not None:
@@ -576,6 +598,25 @@ class Assembler:
                 self._continue(record, line, kind, now, out)
         self._skipped += skipped
         return out
+
+    def _unwrap(self, line: RawLine, text: str, fields: dict) -> tuple[str, str]:
+        """Feed the line a JSON wrapper carries in its place; the wrapper's level stays a hint."""
+        level = fields.get("level") or fields.get("severity")
+        # Railway and Docker call every stderr line "error": a runtime writes its INFO logs there
+        # too, so only a level other than that is kept (a trace is an error by itself)
+        if isinstance(level, str) and level.lower() not in ("error", "err", "stderr"):
+            line.fields = {**(line.fields or {}), "level": level}
+        if line.timestamp is None:
+            line.timestamp = parse_timestamp(fields.get("timestamp") or fields.get("time"))
+        line.text = text
+        stream = fields.get("stream")
+        key = f"{line.stream}\x1f{stream}" if isinstance(stream, str) else line.stream
+        found = strip_prefix(text) if text[:1] != "{" else None
+        if found is not None:
+            text, key = self._unprefix(line, found)
+            if text is None:
+                return "", key
+        return text, key
 
     def _unprefix(
         self, line: RawLine, found: tuple[str, str | None, bool]
@@ -693,7 +734,7 @@ class Assembler:
     def _emit_part(self, record: _Record, out: list[LogEvent]) -> None:
         """The record without its probationary last line."""
         lines = record.lines or [record.head]
-        if len(_trim(lines[:-1])) == 1:
+        if len(lines) == 2:
             self._single(lines[0], record.head_kind, out, record.event)
         else:
             out.append(_build(lines[:-1], record.head_kind, False, record.event))
