@@ -9,6 +9,8 @@ import pytest
 from watcher.classify import (
     BUILTIN,
     CATEGORY_BY_NAME,
+    EXCEPTION_ORDER,
+    MESSAGE_ORDER,
     Rule,
     builtin_category,
     classify,
@@ -159,15 +161,18 @@ def test_every_builtin_pattern_has_hints() -> None:
 
 
 def _reference_category(event: LogEvent) -> str:
-    """builtin_category without the hints: every regex searched."""
+    """builtin_category's exception and message passes without the hints: every regex searched."""
     exc = event.exception_type or ""
     text = "\n".join(
         [event.message, *([event.exception_message] if event.exception_message else [])]
     )
-    for cat in BUILTIN:
+    by_name = {cat.name: cat for cat in BUILTIN}
+    for name in EXCEPTION_ORDER:
+        cat = by_name[name]
         if exc and cat.exception is not None and cat.exception.search(exc):
             return cat.name
-    for cat in BUILTIN:
+    for name in MESSAGE_ORDER:
+        cat = by_name[name]
         if cat.message is not None and cat.message.search(text):
             return cat.name
     return "internal_error"

@@ -425,6 +425,10 @@ _JSON_PARSE = re.compile(
 )
 
 _ORDERED = {name: i for i, name in enumerate(c.name for c in BUILTIN)}
+_EXPLICIT = re.compile(
+    r"(limiting requests|limiting connections|\bHTTP 429\b)"
+    r"|\((?:AccessDenied|UnauthorizedOperation|InvalidClientTokenId|ExpiredToken|Forbidden)\)"
+)
 
 
 def _event_text(event: LogEvent) -> str:
@@ -475,6 +479,11 @@ def _match_category(exc: str, text: str, event: LogEvent) -> Category:
             return CATEGORY_BY_NAME["external_service_error"]  # an upstream's bad response
         if _BODY_PARSER.search(where) or not event.frames:
             return CATEGORY_BY_NAME["validation_error"]  # the client's bad request body
+    explicit = _EXPLICIT.search(text)
+    if explicit:
+        # a service's explicit answer (nginx "limiting requests", S3 "(AccessDenied)") outranks
+        # a client's generic exception type (botocore's ClientError, an HTTPError)
+        return CATEGORY_BY_NAME["rate_limit_error" if explicit.group(1) else "auth_error"]
     if exc:
         low_exc = exc.lower() if exc.isascii() else None
         for name in EXCEPTION_ORDER:

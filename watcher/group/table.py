@@ -76,13 +76,22 @@ def library_message(event: LogEvent) -> str:
     """What a trace with no application frame is grouped by: where it was reported, the error and
     what caused it (a client library's error is the same failure in every deployment, and its
     frames differ between runtime versions)."""
-    error = f"{_base_type(event.exception_type) or ''}: {event.exception_message or ''}".strip()
+    kind = _base_type(event.exception_type) or "Error"
+    error = f"{kind}: {event.exception_message or ''}".strip()
     head = event.message
     causes = event.fields.get("causes") if event.fields else None
     parts = [error] if (not head or error in head or head in error) else [head, error]
     if isinstance(causes, list) and causes:
         parts.append("caused by " + " ".join(str(c) for c in causes[:4]))
-    return " | ".join(parts)
+    text = " | ".join(parts)
+    # the error codes lead the message: the miner never merges messages whose first tokens
+    # differ, so ECONNREFUSED and ETIMEDOUT from one client stay two groups
+    codes = sorted(set(_ERROR_CODE.findall(text)))
+    # joined by "_": a "/" would read as a path, which masking turns into a variable
+    return f"{'_'.join([kind.replace(' ', '_'), *codes])} {text}"
+
+
+_ERROR_CODE = re.compile(r"\b(E[A-Z]{4,}|(?:UND_)?ERR_[A-Z_]+|P\d{4})\b")
 
 
 def trace_template(event: LogEvent) -> str:
