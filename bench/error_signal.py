@@ -7,11 +7,11 @@ prints one table per truth field (lang, format) and the overall line. The defaul
 project's own (`bench/data/signal/`: real traces from bench/corpus/, written by
 bench/signal_corpus.py); `--truth/--stream` score any corpus of the same shape.
 
-    .venv/bin/python bench/signal.py
-    .venv/bin/python bench/signal.py --json /tmp/signal.json
-    .venv/bin/python bench/signal.py --stream ../shared/data/realworld-dev/stream.log \
+    .venv/bin/python bench/error_signal.py
+    .venv/bin/python bench/error_signal.py --json /tmp/signal.json
+    .venv/bin/python bench/error_signal.py --stream ../shared/data/realworld-dev/stream.log \
         --truth ../shared/data/realworld-dev/truth.jsonl --by lang kind
-    .venv/bin/python bench/signal.py --pred pred.jsonl       # score saved events, run nothing
+    .venv/bin/python bench/error_signal.py --pred pred.jsonl       # score saved events, run nothing
 
 Stdlib only; the watcher under test is `python -m watcher` of the interpreter running this.
 """
@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import sys
 
-# This file is named like the stdlib's `signal`: run as a script, its folder is sys.path[0] and
+# Run as a script, this folder is sys.path[0]: it goes to the end, so that no bench module
 # `import subprocess` would load this file as `signal`. Keep bench/ on the path, but last.
 _BENCH = os.path.dirname(os.path.abspath(__file__))
 if sys.path and os.path.abspath(sys.path[0] or os.curdir) == _BENCH:
