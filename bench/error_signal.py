@@ -24,7 +24,7 @@ import os
 import sys
 
 # Run as a script, this folder is sys.path[0]: it goes to the end, so that no bench module
-# `import subprocess` would load this file as `signal`. Keep bench/ on the path, but last.
+# can shadow a stdlib one; keep bench/ on the path, but last.
 _BENCH = os.path.dirname(os.path.abspath(__file__))
 if sys.path and os.path.abspath(sys.path[0] or os.curdir) == _BENCH:
     sys.path.pop(0)

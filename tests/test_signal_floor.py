@@ -3,7 +3,7 @@
 The corpus (`bench/data/signal/`) holds real traces from really running the crashing programs
 in bench/corpus/, written by bench/signal_corpus.py in every log format the product claims,
 among ordinary traffic and distractors; its truth is the generator's bookkeeping. This test
-replays it through the CLI (`watcher replay --emit events`, the contract bench/error_signal.py scores)
+replays it through the CLI (`watcher replay --emit events`, which bench/error_signal.py scores)
 and holds the overall figures at or above the floors below.
 
 The floors are what watcher scores on this corpus minus a small margin (issue 11: before the
