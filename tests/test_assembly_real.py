@@ -252,3 +252,17 @@ def test_prefixes_do_not_change_the_message() -> None:
         "web-1  | [2024-03-04 08:10:02 +0200] [52] [CRITICAL] WORKER TIMEOUT (pid:849)"
     )
     assert journald[0].message == compose[0].message == "WORKER TIMEOUT (pid:849)"
+
+
+def test_lines_a_source_delimits_are_never_run_on() -> None:
+    """Railway, Loki and CloudWatch give each line its own record: two level-less error lines
+    from such a source are two events, even though a plain file would let a message run on."""
+    lines = [
+        RawLine(text, source="api", stream="s", cursor=n, line_no=n, fields={"level": "error"})
+        for n, text in enumerate(
+            ["Payment failed for order 3: card declined", "Database connection timeout"], 1
+        )
+    ]
+    assembler = Assembler()
+    events = assembler.feed_batch(lines) + assembler.flush(force=True)
+    assert [(e.first_line, e.last_line) for e in events] == [(1, 1), (2, 2)]

@@ -563,6 +563,10 @@ class Assembler:
                     if text is None:
                         continue
                 kind = _kind(text)
+                if kind == _PROSE and (line.fields is not None or line.timestamp is not None):
+                    # a source that gives every line its own record (Railway, Loki, CloudWatch)
+                    # says where records start: its lines are never an earlier message run on
+                    kind = _OTHER
             record = open_records.get(key)
             if kind == _JSON:
                 if record is not None:
