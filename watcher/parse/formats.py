@@ -296,7 +296,7 @@ def _parse_json(line: RawLine) -> LogEvent | None:
     timestamp = _take_timestamp(obj, best[_TIME])
     logger = _take_text(obj, best[_LOGGER], _LOGGER_KEYS)
     trace = trace_from_fields(obj) if has_trace else None
-    if level is None or LEVEL_RANK[level] < ERROR_RANK:
+    if (level is None or LEVEL_RANK[level] < ERROR_RANK) and 'severity"' in line.text:
         nested = nested_record(obj)
         if nested is not None and LEVEL_RANK[nested[0]] > LEVEL_RANK.get(level or "", -1):
             level, message = nested[0], nested[1] or message
@@ -612,7 +612,8 @@ def _json_can_be_error(text: str) -> bool:
     level = _peek_json_level(obj)
     if level is not None and LEVEL_RANK[level] >= ERROR_RANK:
         return True
-    nested = nested_record(obj) if ("severity" in text or '"level' in text[2:]) else None
+    # a nested database record names its severity "error_severity" (CloudNativePG) or "severity"
+    nested = nested_record(obj) if 'severity"' in text else None
     return nested is not None and LEVEL_RANK[nested[0]] >= ERROR_RANK
 
 
@@ -639,7 +640,10 @@ def can_be_error(line: RawLine) -> bool:
     for fragment in ERROR_FRAGMENTS:
         if fragment in low:
             return True
-    return any(fragment in low for fragment in _LEVELLESS_FRAGMENTS)
+    for fragment in _LEVELLESS_FRAGMENTS:  # noqa: SIM110
+        if fragment in low:
+            return True
+    return False
 
 
 def _fields_say_error(fields: dict[str, Any]) -> bool:
