@@ -16,12 +16,13 @@ from watcher.config import AutofixConfig
 from watcher.fix.analyze import AnalysisError, BudgetExceeded, MalformedAnswer, TokenBudget
 from watcher.fix.candidates import Gate, decide, rank, skip_reason
 from watcher.fix.context import FixContext
-from watcher.fix.git import DEFAULT_IDENTITY, Identity, PushResult, VerifyResult
+from watcher.fix.git import DEFAULT_IDENTITY, Identity, PushResult
 from watcher.fix.github import GitHubError, PullRef
 from watcher.fix.patch import GuardResult, apply
 from watcher.fix.pipeline import FixPipeline, report_analysis
 from watcher.fix.redact import Redactor
 from watcher.fix.schema import Analysis, Edit, TestProposal
+from watcher.fix.summary import VerifySummary
 from watcher.metrics import Metrics
 from watcher.model import ErrorGroup, Fix, Frame, Sample
 from watcher.store import Store
@@ -33,6 +34,13 @@ PRICING = """def average_item_price(lines):
     items = sum(line.quantity for line in lines)
     return cart_total(lines) / items
 """
+BASE_SHA = "b45e" * 10
+REPRO = TestProposal(
+    "An empty cart averages 0.0",
+    "tests/test_empty_cart.py",
+    "from shop.pricing import average_item_price\n\n\ndef test_it():\n"
+    "    assert average_item_price([]) == 0.0\n",
+)
 GOOD_EDIT = Edit(
     "shop/pricing.py",
     "    return cart_total(lines) / items\n",
@@ -75,7 +83,8 @@ def group(gid: str = "g1", **changes: Any) -> ErrorGroup:
 
 
 class FakeAnalyzer:
-    """Answers with scripted analyses (or raises scripted errors), recording what it got."""
+    """Answers with scripted analyses (or raises scripted errors), recording what it got; out
+    of answers, it repeats its last one, like a model that will not change its mind."""
 
     def __init__(self, *answers: Analysis | Exception, delay: float = 0.0) -> None:
         self.answers = list(answers)
@@ -84,9 +93,15 @@ class FakeAnalyzer:
         self.closed = False
 
     async def analyze(self, ctx: FixContext, group: ErrorGroup) -> Analysis:
+        return await self.repair(ctx, group, [])
+
+    async def repair(
+        self, ctx: FixContext, group: ErrorGroup, turns: list[tuple[Analysis, str]]
+    ) -> Analysis:
         self.calls.append((ctx, group))
+        self.feedback = [text for _, text in turns]
         await asyncio.sleep(self.delay)
-        answer = self.answers.pop(0)
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
         if isinstance(answer, Exception):
             raise answer
         return answer
@@ -125,6 +140,7 @@ class FakeWorktree:
         shutil.copytree(src, self.path)
         self.events, self.script = events, script
         self.branch = "auto-fix/internal_error/g1"
+        self.base_sha = BASE_SHA
         self.commits: list[tuple[str, str, Identity, Identity | None]] = []
 
     async def __aenter__(self) -> FakeWorktree:
@@ -139,10 +155,6 @@ class FakeWorktree:
     def write(self, result: GuardResult) -> list[str]:
         self.events.append("write")
         return apply(result, self.path)
-
-    async def verify(self, command: str, *, timeout: float = 600) -> VerifyResult:
-        self.events.append(f"verify {command} {timeout:g}")
-        return self.script.get("verify", VerifyResult(True, "2 passed"))
 
     async def commit(
         self,
@@ -162,6 +174,30 @@ class FakeWorktree:
 
     async def delete_branch(self) -> None:
         self.events.append("delete")
+
+
+class FakeVerifier:
+    """Stands in for the sandbox: the base passes, the base plus a test file fails in that
+    test, the fix passes (or answers `after`); records each run."""
+
+    def __init__(self, events: list[str], after: VerifySummary | None = None) -> None:
+        self.events, self.after = events, after
+        self.calls: list[tuple[str, str, list[str]]] = []
+
+    async def verify(
+        self, command: str, *, commit: str, files: dict[str, str] | None = None
+    ) -> VerifySummary:
+        names = sorted(files or {})
+        self.calls.append((command, commit, names))
+        if not names:
+            self.events.append(f"verify baseline {command}")
+            return VerifySummary(True, ok=True, exit_code=0, passed=2, sandbox="fake")
+        if all(name.startswith("tests/") for name in names):
+            self.events.append("verify reproduction")
+            failing = tuple(f"{name}::test_it" for name in names)
+            return VerifySummary(True, ok=False, exit_code=1, passed=2, failed=1, failing=failing)
+        self.events.append("verify after")
+        return self.after or VerifySummary(True, ok=True, exit_code=0, passed=3, sandbox="fake")
 
 
 @dataclasses.dataclass
@@ -205,6 +241,7 @@ def make_rig(
 ) -> Rig:
     """A FixPipeline over fakes; `kw` sets AutofixConfig keys, `tree_*` the worktree script."""
     script = {k.removeprefix("tree_"): kw.pop(k) for k in list(kw) if k.startswith("tree_")}
+    after = kw.pop("verify_after", None)
     out = checkout.parent / "out"
     settings = AutofixConfig(
         enabled=True, repo_path=str(checkout), github_repo="acme/shop", output_dir=str(out), **kw
@@ -227,6 +264,7 @@ def make_rig(
     pipeline = FixPipeline(
         settings, store, analyzer=analyzer, github=gh, worktree=worktree,
         redactor=Redactor(key=b"k"), metrics=metrics, clock=lambda: NOW,
+        verifier=FakeVerifier(events, after), public_url="https://watcher.test",
     )  # fmt: skip
     return Rig(pipeline, analyzer, fake_gh, store, events, trees, metrics, out)
 
@@ -346,15 +384,19 @@ async def test_run_candidates_stops_when_the_budget_is_spent(checkout: Path, sto
 async def test_confident_fix_opens_one_redacted_pr(checkout: Path, store: Store) -> None:
     """A confident patch is written, verified, committed, pushed and opened as a labelled
     draft PR; the Fix is stored with its PR; no secret reaches the commit or the PR."""
-    leaky = analysis(root_cause=f"Fails for {EMAIL} (token {TOKEN}) with an empty cart.")
+    leaky = analysis(
+        root_cause=f"Fails for {EMAIL} (token {TOKEN}) with an empty cart.", test=REPRO
+    )
     rig = make_rig(checkout, store, leaky, verify_command="python -m pytest -q")
     fix = await rig.pipeline.run_one(group())
     assert fix.status == "pr_open", fix.error
     assert fix.pr_url == "https://github.test/acme/shop/pull/1" and fix.details["pr_number"] == 1
     assert rig.events == [
         "enter",
+        "verify baseline python -m pytest -q",
+        "verify reproduction",
+        "verify after",
         "write",
-        "verify python -m pytest -q 600",
         "commit",
         "push",
         "exit",
@@ -363,7 +405,10 @@ async def test_confident_fix_opens_one_redacted_pr(checkout: Path, store: Store)
     assert pr["head"] == "auto-fix/internal_error/g1" and pr["base"] == "main"
     assert pr["draft"] is True and pr["labels"] == ("auto-fix",)
     assert pr["title"] == "fix(internal_error): Return 0 for an empty cart"
-    assert "`python -m pytest -q` passed" in pr["body"] and "1,000 input + 200 output" in pr["body"]
+    assert "verified: 3 passed (`python -m pytest -q` in the sandbox)" in pr["body"]
+    assert "1,000 input + 200 output" in pr["body"]
+    assert "https://watcher.test/error-monitor/errors/patterns/g1" in pr["body"]
+    assert "(added: `tests/test_empty_cart.py`)" in pr["body"]
     [(subject, body, author, committer)] = rig.trees[0].commits
     assert subject == pr["title"] and "Root cause: Fails for <secret:email:" in body
     assert author == Identity("watcher", "watcher@localhost") and committer is None
@@ -475,18 +520,25 @@ async def test_a_failed_pr_deletes_the_pushed_branch(checkout: Path, store: Stor
 
 @pytest.mark.parametrize(("policy", "status"), [("draft", "pr_open"), ("skip", "failed")])
 async def test_failed_verification(checkout: Path, store: Store, policy: str, status: str) -> None:
-    """A failing verify command makes a draft PR with the output, or (skip) no push at all."""
-    output = f"FAILED test_cart - AssertionError (user {EMAIL})"
+    """A fix that still fails verification after every repair round makes a draft PR that says
+    NOT verified with the summary, or (skip) no push at all."""
+    after = VerifySummary(
+        True, ok=False, exit_code=1, passed=1, failed=1, failing=("tests/test_cart.py::test_x",),
+        tail="AssertionError (user <secret:email:1234>)",
+    )  # fmt: skip
+    answer = analysis(test=REPRO)
     rig = make_rig(
-        checkout, store, analysis(), verify_command="make test", verify_failure=policy,
-        draft=False, tree_verify=VerifyResult(False, output),
+        checkout, store, answer, answer, verify_command="make test", verify_failure=policy,
+        draft=False, verify_after=after, repair_rounds=1,
     )  # fmt: skip
     fix = await rig.pipeline.run_one(group())
-    assert fix.status == status and fix.details["verify"]["ok"] is False
+    assert fix.status == status and fix.details["verify"]["verified"] is False
+    assert "tests/test_cart.py::test_x" in rig.analyzer.feedback[0]  # fed back once
+    assert fix.details["repair_rounds"] == 1
     if policy == "draft":
         [pr] = rig.github.opened
-        assert pr["draft"] is True and "Verification FAILED" in pr["body"]
-        assert "FAILED test_cart" in pr["body"] and EMAIL not in pr["body"]
+        assert pr["draft"] is True and "NOT verified: `make test` failed" in pr["body"]
+        assert "tests/test_cart.py::test_x" in pr["body"] and EMAIL not in pr["body"]
     else:
         assert "push" not in rig.events and rig.github.opened == []
 

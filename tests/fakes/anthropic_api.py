@@ -219,10 +219,10 @@ MALFORMED_INPUTS: dict[str, Any] = {
     "confidence_out_of_range": good_input(confidence=7),
     "bad_fixability": good_input(fixability="maybe"),
     "edit_missing_search": good_input(edits=[{"path": "a.py", "replace": "x"}]),
-    "unknown_key": good_input(shell="rm -rf /"),
+    "score_out_of_range": good_input(fixability_score="1.7"),
     "not_an_object": "summary: fix it",
     "null": None,
-    "patch_without_edits": good_input(edits=[]),
+    "edits_without_patch": good_input(fixability="root_cause_only"),
 }
 
 

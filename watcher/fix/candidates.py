@@ -119,11 +119,18 @@ def decide(
     min_confidence_patch: float,
     min_confidence_pr: float,
     create_pr: bool = True,
+    min_fixability: float = 0.0,
 ) -> Decision:
-    """Root cause only, a patch written locally, or a pull request."""
+    """Root cause only, a patch written locally, or a pull request (Sentry Seer's three
+    thresholds: the fixability score gates code generation, confidence gates the PR)."""
     confidence = analysis.confidence
     if analysis.fixability != "patch":
         return Decision("root_cause", f"the analysis proposes no patch ({analysis.fixability})")
+    if analysis.score < min_fixability:
+        return Decision(
+            "root_cause",
+            f"fixability {analysis.score:.2f} below min_fixability {min_fixability:.2f}",
+        )
     if confidence < min_confidence_patch:
         return Decision(
             "root_cause",
