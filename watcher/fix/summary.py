@@ -27,7 +27,7 @@ _HEX_RUN = re.compile(r"\b[0-9a-fA-F]{64,}\b")
 
 # pytest: "1 failed, 2 passed, 1 error in 0.12s"; unittest: "Ran 3 tests" + "FAILED (failures=1)"
 _PYTEST_COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed)\b")
-_PYTEST_NAME = re.compile(r"^(FAILED|ERROR) (\S+)", re.MULTILINE)
+_PYTEST_NAME = re.compile(r"^(FAILED|ERROR) (?!\()(\S+)", re.MULTILINE)
 _UNITTEST_NAME = re.compile(r"^(FAIL|ERROR): (\S+) \(([^)]*)\)", re.MULTILINE)
 _UNITTEST_RAN = re.compile(r"^Ran (\d+) tests?", re.MULTILINE)
 _UNITTEST_BAD = re.compile(r"(failures|errors)=(\d+)")
