@@ -269,6 +269,12 @@ def make_rig(
     return Rig(pipeline, analyzer, fake_gh, store, events, trees, metrics, out)
 
 
+def elsewhere(gid: str, **changes: Any) -> ErrorGroup:
+    """A group failing in a function of its own (not a fragment of another group's bug)."""
+    frame = Frame("/srv/shop/shop/pricing.py", 3, f"average_item_price_{gid}")
+    return group(gid, frames=[frame], top_frame=frame, **changes)
+
+
 def past(status: str, age: float, gid: str = "g1", **fields: Any) -> Fix:
     """A recorded fix of `gid` created `age` seconds before NOW."""
     return Fix(f"f-{status}-{age}", gid, status, NOW - age, **fields)
@@ -283,7 +289,14 @@ GATE = Gate(min_occurrences=3, retry_failed_after=6 * 3600, stale_after=3600)
     ("changes", "history", "dry_run", "reason"),
     [
         ({}, [], False, None),
-        ({"fixable": False}, [], False, "not fixable"),
+        ({"fixable": False}, [], False, None),  # the category's flag is a prior, not a verdict
+        ({"frames": [], "top_frame": None}, [], False, "no in-app frame"),
+        (
+            {"frames": [Frame("/usr/lib/python3/site-packages/db.py", 9, "run", in_app=False)]},
+            [],
+            False,
+            "no in-app frame",
+        ),
         ({"count": 2}, [], False, "below min_occurrences"),
         ({"count": 2, "status": "alerting"}, [], False, None),
         ({"status": "fixed"}, [], False, "group is fixed"),
@@ -305,10 +318,39 @@ GATE = Gate(min_occurrences=3, retry_failed_after=6 * 3600, stale_after=3600)
 def test_skip_reasons(
     changes: dict[str, Any], history: list[Fix], dry_run: bool, reason: str | None
 ) -> None:
-    """A group is a candidate exactly when fixable, frequent or alerting, and not ruled out by
-    an open/merged/closed PR, a running attempt or a recent failure."""
+    """A group is a candidate exactly when it has an in-app frame, is frequent or alerting, and
+    is not ruled out by an open/merged/closed PR, a running attempt or a recent failure."""
     got = skip_reason(group(**changes), history, GATE, NOW, dry_run=dry_run)
     assert (got is None) if reason is None else (got is not None and reason in got), got
+
+
+def test_code_bugs_go_before_operational_errors_and_fragments_go_once(
+    checkout: Path, store: Store
+) -> None:
+    """The measured failure: operational errors (a locked database, a bad key, an overload)
+    used every attempt while code bugs waited. Code-bug exceptions now rank first whatever
+    their category's flag, operational categories last, and several groups failing at one
+    in-app location are tried once (the most frequent)."""
+    rig = make_rig(checkout, store, max_fixes_per_hour=3)
+    locked = elsewhere("locked", category="database_error", exception_type="OperationalError")
+    bad_key = elsewhere("key", category="auth_error", exception_type="AuthenticationError")
+    keyerror = elsewhere("keyerror", fixable=False, exception_type="KeyError", count=4)
+    typeerror = elsewhere("typeerror", fixable=False, exception_type="TypeError", count=3)
+    fragment = group("fragment", exception_type="ZeroDivisionError", count=9)
+    same_place = group("same-place", exception_type="ZeroDivisionError", count=20)
+    chosen = rig.pipeline.candidates([locked, bad_key, keyerror, typeerror, fragment, same_place])
+    assert [g.id for g in chosen] == ["same-place", "keyerror", "typeerror"]
+
+
+async def test_an_identical_patch_opens_no_second_pr(checkout: Path, store: Store) -> None:
+    """Two groups whose fixes are the same patch (one bug seen from two places): the second
+    opens no PR and names the first's."""
+    rig = make_rig(checkout, store, analysis(), analysis())
+    first = await rig.pipeline.run_one(elsewhere("one"))
+    second = await rig.pipeline.run_one(elsewhere("two"))
+    assert first.status == "pr_open" and len(rig.github.opened) == 1
+    assert second.status == "analyzed" and second.details["duplicate_of"] == first.pr_url
+    assert "push" not in rig.events[rig.events.index("exit") + 1 :]
 
 
 def test_rank_puts_alerting_then_severity_then_count_first() -> None:
@@ -353,7 +395,8 @@ def test_candidates_read_the_store_and_respect_the_fix_budget(checkout: Path, st
     store.save_fix(past("pr_open", 100, "with-pr", pr_url="u"))
     store.save_fix(past("failed", 8 * 3600, "old-failure"))
     rig = make_rig(checkout, store, max_fixes_per_hour=3)
-    groups = [group(g, count=10 - i) for i, g in enumerate(["with-pr", "a", "b", "old-failure"])]
+    ids = ["with-pr", "a", "b", "old-failure"]
+    groups = [elsewhere(g, count=10 - i) for i, g in enumerate(ids)]
     # one attempt (the PR, 100 s ago) counts against the hour: 2 left
     assert [g.id for g in rig.pipeline.candidates(groups)] == ["a", "b"]
     store.save_fix(past("rejected", 10, "other"))
@@ -373,7 +416,9 @@ async def test_run_candidates_stops_when_the_budget_is_spent(checkout: Path, sto
     rig = make_rig(checkout, store, analysis(), analysis(), tree_sha="c0ffee")
     rig.pipeline.budget = TokenBudget(max_tokens_per_hour=1_000_000, max_fixes_per_hour=5)
     rig.analyzer.answers = [analysis(confidence=0.6), BudgetExceeded("token budget spent")]
-    fixes = await rig.pipeline.run_candidates([group("a", count=9), group("b"), group("c")])
+    fixes = await rig.pipeline.run_candidates(
+        [elsewhere("a", count=9), elsewhere("b"), elsewhere("c")]
+    )
     assert [(f.group_id, f.status) for f in fixes] == [("a", "patched"), ("b", "skipped")]
     assert fixes[1].details["skip"] == "budget"
 
@@ -608,7 +653,11 @@ async def test_proposed_test_is_added_as_a_new_file(checkout: Path, store: Store
 async def test_refresh_records_merges_and_closes(checkout: Path, store: Store) -> None:
     """Merged PRs mark the fix merged and the group fixed; closed ones are recorded too."""
     store.upsert_groups([group("g1"), group("g2"), group("g3")])
-    rig = make_rig(checkout, store, analysis(), analysis(), analysis())
+    answers = [  # three different patches: identical ones would share one PR
+        analysis(edits=(dataclasses.replace(GOOD_EDIT, replace=GOOD_EDIT.replace + "#" * n),))
+        for n in (1, 2, 3)
+    ]
+    rig = make_rig(checkout, store, *answers)
     fixes = [await rig.pipeline.run_one(group(g)) for g in ("g1", "g2", "g3")]
     rig.github.states = {1: "merged", 2: "closed"}
     changed = await rig.pipeline.refresh_prs()

@@ -206,11 +206,14 @@ class FixPipeline:
         except BudgetExceeded:
             return []
         used = max(self.budget.fixes_used(), self._attempts_last_hour(now))
-        return gating.rank(chosen)[: max(self.settings.max_fixes_per_hour - used, 0)]
+        kept, dropped = gating.fragments(gating.rank(chosen))
+        for group_id, first in dropped.items():
+            log.info("Fragment of another group's bug: not tried.", group=group_id, of=first)
+        return kept[: max(self.settings.max_fixes_per_hour - used, 0)]
 
     async def run_candidates(self, groups: Iterable[ErrorGroup]) -> list[Fix]:
         """Try every candidate among `groups`, one after the other, until the budget runs out."""
-        copies = [dataclasses.replace(g) for g in groups if g.fixable]  # the engine mutates them
+        copies = [dataclasses.replace(g) for g in groups]  # the engine mutates them
         fixes: list[Fix] = []
         for group in await asyncio.to_thread(self.candidates, copies):
             fix = await self.run_one(group)

@@ -148,7 +148,7 @@ class Publisher:
             # the worktree is at the base commit: the loop guards and verifies against it
             outcome = await loop.run(first, ctx, group, root=tree.path, commit=tree.base_sha)
             result = self.settle(fix, outcome, "patched")
-            if result is None:
+            if result is None or await self._duplicate(fix):
                 return
             analysis = outcome.analysis
             tree.write(result)
@@ -163,6 +163,17 @@ class Publisher:
             )
             # before the worktree's exit: a cancellation there must find the PR recorded
             self.record.pull_request(fix, ref, draft=draft)
+
+    async def _duplicate(self, fix: Fix) -> bool:
+        """Whether an open PR (another group's) already holds this very patch: then no second
+        PR; the fix says which one it duplicates."""
+        open_fixes = await asyncio.to_thread(self.record.store.list_fixes, status="pr_open")
+        same = next((f for f in open_fixes if f.diff and f.diff == fix.diff), None)
+        if same is None:
+            return False
+        fix.status = "analyzed"
+        fix.details.update(duplicate_of=same.pr_url, decision=f"the same patch is {same.pr_url}")
+        return True
 
     def _pr_body(
         self, analysis: Analysis, group: ErrorGroup, result: GuardResult, note: str
