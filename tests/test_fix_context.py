@@ -239,8 +239,8 @@ def test_the_whole_enclosing_function_is_shown(tmp_path: Path) -> None:
     """A frame deep in a long function gets the function from its `def` (and the lines that
     build the failing value), not a window that starts below the def."""
     body = "".join(f"    step_{n} = {n}\n" for n in range(60))
-    code = f"import os\n\n\ndef settle(order):\n    rate = order['rate']\n{body}    return 1 / rate\n"
-    code += "\n\ndef other():\n    return 2\n"
+    code = "import os\n\n\ndef settle(order):\n    rate = order['rate']\n"
+    code += f"{body}    return 1 / rate\n\n\ndef other():\n    return 2\n"
     (tmp_path / "app").mkdir()
     (tmp_path / "app/billing.py").write_text(code)
     failing = code.splitlines().index("    return 1 / rate") + 1
