@@ -133,7 +133,9 @@ class Shop:
         return out.split()
 
     def config(self, github: GitHubFake | None, **autofix: str) -> Path:
-        """A config file: the log as a file source, the app as the fix repo."""
+        """A config file: the log as a file source, the app as the fix repo. One answer per
+        group (repair_rounds = 0): the repair loop has its own end-to-end test."""
+        autofix.setdefault("repair_rounds", "0")
         extra = "".join(f"{key} = {value}\n" for key, value in autofix.items())
         verify = f'{sys.executable} -m unittest discover -s tests -p "check_*.py"'
         api = github.url if github is not None else "https://github.invalid/api/v3"
@@ -265,8 +267,8 @@ async def test_scan_auto_fix_opens_one_pr_per_fixable_pattern(
 
     # the report has the analysis and the link; the other two are recorded as refused
     assert "average_item_price divides the cart total" in report and pr_url in report
-    assert "The proposed patch was refused" in report
     recorded = fixes(shop)
+    assert "The proposed patch was refused" in report
     assert recorded["pricing.py"].status == "pr_open" and recorded["pricing.py"].pr_url == pr_url
     hostile, obeyed = recorded["inventory.py"], recorded["coupons.py"]
     assert hostile.status == "rejected" and obeyed.status == "rejected"

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from watcher.fix.sandbox import namespaces_available
 
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "reliability.py"
 
@@ -32,3 +37,24 @@ def test_reliability_smoke_loses_no_line(tmp_path: Path) -> None:
             assert details["daemon_exit"] == 0, details
         if "records_written" in details:  # multi-line records assembled back into events
             assert details["events_counted"] == details["records_written"], details
+
+
+@pytest.mark.skipif(
+    not namespaces_available() and os.geteuid() != 0, reason="no verify sandbox on this machine"
+)
+def test_fix_eval_runs_a_code_bug_and_an_operational_error() -> None:
+    """bench/fix_eval.py end to end on two scenarios: the code bug (its first fix breaks a
+    passing test) is reproduced, repaired, verified and opened as a PR; the operational error
+    gets no patch; no secret from the logs reaches any request."""
+    bench = BENCH.parent / "fix_eval.py"
+    proc = subprocess.run(
+        [sys.executable, str(bench), "--only", "cart", "store"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    out = proc.stdout
+    assert proc.returncode == 0, out[-3000:] + proc.stderr[-3000:]
+    assert "verify passes with the fix (code bugs): 1/1 (100 %)" in out
+    assert "PRs opened: 1 (operational: 0)" in out
+    assert "secrets found in any request: 0" in out

@@ -94,6 +94,18 @@ def test_check_config_prints_effective(tmp_path: Path) -> None:
     assert "[watcher]" in r.stdout and 'type = "stdin"' in r.stdout
 
 
+def test_check_config_says_where_verify_code_would_run(tmp_path: Path) -> None:
+    """With a verify_command, check-config names the sandbox it would run in (or that it
+    would not run); a secret-looking verify_env name is a config error naming the key."""
+    path = tmp_path / "w.toml"
+    path.write_text('[autofix]\nverify_command = "pytest -q"\nsandbox = "off"\n')
+    r = watcher("check-config", "-c", str(path))
+    assert r.returncode == 0 and "# verify sandbox: off (sandbox off by configuration" in r.stderr
+    path.write_text('[autofix]\nverify_command = "pytest -q"\nverify_env = ["GITHUB_TOKEN"]\n')
+    r = watcher("check-config", "-c", str(path))
+    assert r.returncode == 2 and "verify_env" in r.stderr and "GITHUB_TOKEN" in r.stderr
+
+
 def test_templates_one_line_per_input() -> None:
     """`watcher templates` prints one id<TAB>template line per input line."""
     lines = b"user 1 logged in\nuser 22 logged in\n\nbad \xff byte\r here\n"

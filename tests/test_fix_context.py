@@ -219,7 +219,8 @@ def test_overlapping_frames_in_one_file_merge_into_one_excerpt(repo: Path) -> No
 
 
 def test_evidence_holds_the_groups_facts(repo: Path) -> None:
-    """Counts, windows, times, classification, up to 3 samples and the exception."""
+    """Counts, windows, times, classification, the exception, one full sample and the
+    distinct failing messages of all samples (not three copies of one trace)."""
     ev = build_context(group(Frame("/app/src/payments.py", 5, "total")), repo).evidence
     assert ev["count"] == 42 and ev["window_counts"] == {"1m": 3, "5m": 9, "1h": 40}
     assert ev["first_seen"] == "2023-11-14T22:13:20Z" and ev["last_seen"] == "2023-11-14T23:13:20Z"
@@ -227,10 +228,26 @@ def test_evidence_holds_the_groups_facts(repo: Path) -> None:
     assert ev["suggested_fix"] == "check the divisor"
     assert ev["exception_type"] == "ZeroDivisionError"
     assert ev["template"] == "ZeroDivisionError: division by zero"
-    assert [s["text"] for s in ev["samples"]] == ["sample 0 text", "sample 1 text", "sample 2 text"]
+    assert [s["text"] for s in ev["samples"]] == ["sample 0 text"]
+    assert ev["distinct_messages"] == [f"sample {n} text" for n in range(5)]
     assert ev["frames"] == [
         {"file": "/app/src/payments.py", "line": 5, "function": "total", "in_app": True}
     ]
+
+
+def test_the_whole_enclosing_function_is_shown(tmp_path: Path) -> None:
+    """A frame deep in a long function gets the function from its `def` (and the lines that
+    build the failing value), not a window that starts below the def."""
+    body = "".join(f"    step_{n} = {n}\n" for n in range(60))
+    code = "import os\n\n\ndef settle(order):\n    rate = order['rate']\n"
+    code += f"{body}    return 1 / rate\n\n\ndef other():\n    return 2\n"
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app/billing.py").write_text(code)
+    failing = code.splitlines().index("    return 1 / rate") + 1
+    ctx = build_context(group(Frame("/srv/app/billing.py", failing, "settle")), tmp_path)
+    [excerpt] = ctx.files
+    assert excerpt.start_line == 4 and excerpt.text.startswith("def settle(order):\n    rate =")
+    assert failing - 40 > 4  # the old ±40-line window started below the def
 
 
 def test_numbered_pads_line_numbers() -> None:

@@ -109,15 +109,18 @@ def rigged(
     tmp_path: Path,
     *,
     worktree: Callable[..., WorktreeLike] = Worktree,
+    autofix: dict[str, Any] | None = None,
     **pipeline: Any,
 ) -> Iterator[Rig]:
     """The real pipeline: Analyzer (1 SDK retry), GitHub (1 retry, no backoff), git worktrees
-    made by `worktree` (Worktree's arguments); `pipeline` adds FixPipeline keywords."""
+    made by `worktree` (Worktree's arguments); `autofix` overrides [autofix] keys (default
+    one answer per group: repair_rounds 0); `pipeline` adds FixPipeline keywords."""
     clock = Clock()
+    overrides = {"repair_rounds": 0, **(autofix or {})}
     settings = AutofixConfig(
         enabled=True, repo_path=str(shop.repo), github_repo="acme/shop",
         github_api_url=github.url, output_dir=str(tmp_path / "fixes"), llm_max_retries=1,
-        retry_failed_after=RETRY_AFTER, git_timeout=30.0,
+        retry_failed_after=RETRY_AFTER, git_timeout=30.0, **overrides,
     )  # fmt: skip
     redactor = Redactor(key=b"k")
     budget = TokenBudget(settings.max_tokens_per_hour, settings.max_fixes_per_hour, clock=clock)

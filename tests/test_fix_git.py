@@ -6,7 +6,6 @@ import base64
 import hashlib
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -212,82 +211,6 @@ async def test_refuses_to_push_other_branches(app: Path, target: str) -> None:
         wt.branch = BRANCH
     assert git("rev-parse", "main", cwd=remote) == main_before
     assert not remote_has(remote, "feature/user-work")
-
-
-async def test_verify_pass_sees_patched_tree_in_worktree(app: Path) -> None:
-    """The verify command runs in the worktree on the patched files and passes."""
-    code = "import os; print(os.getcwd()); print(open('app/service.py').read())"
-    async with open_tree(app) as wt:
-        wt.write(guard([FIX], wt.path))
-        ok, output = await wt.verify(f"{sys.executable} -c {_quote(code)}")
-        assert ok
-        assert str(wt.path) in output and "if not values" in output
-
-
-async def test_verify_env_is_stripped_of_secrets(
-    app: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Secrets in the watcher's environment are not visible to the verify command."""
-    secrets = {
-        "GITHUB_TOKEN": "ghp_verysecret1",
-        "ANTHROPIC_API_KEY": "sk-ant-verysecret2",
-        "WATCHER_WEBHOOK": "https://hooks.example/verysecret3",
-        "AWS_SECRET_ACCESS_KEY": "verysecret4",
-        "PAYMENTS_API_KEY": "verysecret5",
-        "SSH_AUTH_SOCK": "/tmp/verysecret6.sock",
-    }
-    for name, value in secrets.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("HARMLESS_SETTING", "visible")
-    code = "import os; print(sorted(os.environ.items()))"
-    async with open_tree(app) as wt:
-        wt.write(guard([FIX], wt.path))
-        ok, output = await wt.verify(f"{sys.executable} -c {_quote(code)}")
-    assert ok and "visible" in output
-    assert "verysecret" not in output
-
-
-async def test_verify_failure_returns_output_tail(app: Path) -> None:
-    """A failing command reports failure and the end of its output (bounded)."""
-    code = "import sys; print('x' * 10000); print('assert 0 == 1 failed'); sys.exit(3)"
-    async with open_tree(app) as wt:
-        wt.write(guard([FIX], wt.path))
-        ok, output = await wt.verify(f"{sys.executable} -c {_quote(code)}")
-    assert not ok
-    assert output.endswith("assert 0 == 1 failed\n") and len(output) <= 4001
-
-
-async def test_verify_timeout_kills_the_command(app: Path) -> None:
-    """A hung command is killed at the timeout (children too) and reported as a failure."""
-    async with open_tree(app) as wt:
-        wt.write(guard([FIX], wt.path))
-        started = time.monotonic()
-        ok, output = await wt.verify("sh -c 'echo started; sleep 30 & sleep 30'", timeout=0.5)
-    assert not ok and "timed out" in output and "started" in output
-    assert time.monotonic() - started < 10
-
-
-async def test_verify_missing_command(app: Path) -> None:
-    """A verify command that does not exist is a failure, not a crash."""
-    async with open_tree(app) as wt:
-        ok, output = await wt.verify("definitely-not-a-command-xyz --flag")
-    assert not ok and "not found" in output
-
-
-async def test_commit_holds_guarded_content_even_if_verify_edits(app: Path) -> None:
-    """Files a verify command changes or creates do not leak into the commit."""
-    remote = app.parent / "remote.git"
-    code = "open('app/service.py','a').write('# formatter\\n'); open('junk.txt','w').write('x')"
-    async with open_tree(app) as wt:
-        result = guard([FIX], wt.path)
-        wt.write(result)
-        await wt.verify(f"{sys.executable} -c {_quote(code)}")
-        await wt.commit("fix", author=AUTHOR)
-        await wt.push()
-    tree = git("ls-tree", "-r", "--name-only", BRANCH, cwd=remote).split()
-    assert tree == ["README.md", "app/service.py"]
-    shown = git("show", f"{BRANCH}:app/service.py", cwd=remote)
-    assert shown == result.files["app/service.py"]
 
 
 async def test_token_is_never_written_to_config(app: Path) -> None:

@@ -237,7 +237,7 @@ def test_pr_body_sections() -> None:
     assert "| Location | `app/service.py:3` in `average` |" in body
     assert "- all with values=[]" in body
     assert "1 file(s) changed, +2 -0 lines." in body and "Confidence: 85%." in body
-    assert "Suggested test: average([]) returns 0.0" in body
+    assert "Test: average([]) returns 0.0 (not added)" in body
     assert "````text\nTraceback ...\n```\nZeroDivisionError <SECRET:x:1a2b>\n````" in body
     assert "Analysis cost: 12,345 input + 678 output tokens (claude-sonnet-4-5)." in body
     assert "Report: http://watcher.local/report#g1a2b3" in body

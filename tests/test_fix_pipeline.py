@@ -16,12 +16,13 @@ from watcher.config import AutofixConfig
 from watcher.fix.analyze import AnalysisError, BudgetExceeded, MalformedAnswer, TokenBudget
 from watcher.fix.candidates import Gate, decide, rank, skip_reason
 from watcher.fix.context import FixContext
-from watcher.fix.git import DEFAULT_IDENTITY, Identity, PushResult, VerifyResult
+from watcher.fix.git import DEFAULT_IDENTITY, Identity, PushResult
 from watcher.fix.github import GitHubError, PullRef
 from watcher.fix.patch import GuardResult, apply
 from watcher.fix.pipeline import FixPipeline, report_analysis
 from watcher.fix.redact import Redactor
 from watcher.fix.schema import Analysis, Edit, TestProposal
+from watcher.fix.summary import VerifySummary
 from watcher.metrics import Metrics
 from watcher.model import ErrorGroup, Fix, Frame, Sample
 from watcher.store import Store
@@ -33,6 +34,13 @@ PRICING = """def average_item_price(lines):
     items = sum(line.quantity for line in lines)
     return cart_total(lines) / items
 """
+BASE_SHA = "b45e" * 10
+REPRO = TestProposal(
+    "An empty cart averages 0.0",
+    "tests/test_empty_cart.py",
+    "from shop.pricing import average_item_price\n\n\ndef test_it():\n"
+    "    assert average_item_price([]) == 0.0\n",
+)
 GOOD_EDIT = Edit(
     "shop/pricing.py",
     "    return cart_total(lines) / items\n",
@@ -75,7 +83,8 @@ def group(gid: str = "g1", **changes: Any) -> ErrorGroup:
 
 
 class FakeAnalyzer:
-    """Answers with scripted analyses (or raises scripted errors), recording what it got."""
+    """Answers with scripted analyses (or raises scripted errors), recording what it got; out
+    of answers, it repeats its last one, like a model that will not change its mind."""
 
     def __init__(self, *answers: Analysis | Exception, delay: float = 0.0) -> None:
         self.answers = list(answers)
@@ -84,9 +93,15 @@ class FakeAnalyzer:
         self.closed = False
 
     async def analyze(self, ctx: FixContext, group: ErrorGroup) -> Analysis:
+        return await self.repair(ctx, group, [])
+
+    async def repair(
+        self, ctx: FixContext, group: ErrorGroup, turns: list[tuple[Analysis, str]]
+    ) -> Analysis:
         self.calls.append((ctx, group))
+        self.feedback = [text for _, text in turns]
         await asyncio.sleep(self.delay)
-        answer = self.answers.pop(0)
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
         if isinstance(answer, Exception):
             raise answer
         return answer
@@ -125,6 +140,7 @@ class FakeWorktree:
         shutil.copytree(src, self.path)
         self.events, self.script = events, script
         self.branch = "auto-fix/internal_error/g1"
+        self.base_sha = BASE_SHA
         self.commits: list[tuple[str, str, Identity, Identity | None]] = []
 
     async def __aenter__(self) -> FakeWorktree:
@@ -139,10 +155,6 @@ class FakeWorktree:
     def write(self, result: GuardResult) -> list[str]:
         self.events.append("write")
         return apply(result, self.path)
-
-    async def verify(self, command: str, *, timeout: float = 600) -> VerifyResult:
-        self.events.append(f"verify {command} {timeout:g}")
-        return self.script.get("verify", VerifyResult(True, "2 passed"))
 
     async def commit(
         self,
@@ -162,6 +174,30 @@ class FakeWorktree:
 
     async def delete_branch(self) -> None:
         self.events.append("delete")
+
+
+class FakeVerifier:
+    """Stands in for the sandbox: the base passes, the base plus a test file fails in that
+    test, the fix passes (or answers `after`); records each run."""
+
+    def __init__(self, events: list[str], after: VerifySummary | None = None) -> None:
+        self.events, self.after = events, after
+        self.calls: list[tuple[str, str, list[str]]] = []
+
+    async def verify(
+        self, command: str, *, commit: str, files: dict[str, str] | None = None
+    ) -> VerifySummary:
+        names = sorted(files or {})
+        self.calls.append((command, commit, names))
+        if not names:
+            self.events.append(f"verify baseline {command}")
+            return VerifySummary(True, ok=True, exit_code=0, passed=2, sandbox="fake")
+        if all(name.startswith("tests/") for name in names):
+            self.events.append("verify reproduction")
+            failing = tuple(f"{name}::test_it" for name in names)
+            return VerifySummary(True, ok=False, exit_code=1, passed=2, failed=1, failing=failing)
+        self.events.append("verify after")
+        return self.after or VerifySummary(True, ok=True, exit_code=0, passed=3, sandbox="fake")
 
 
 @dataclasses.dataclass
@@ -205,6 +241,7 @@ def make_rig(
 ) -> Rig:
     """A FixPipeline over fakes; `kw` sets AutofixConfig keys, `tree_*` the worktree script."""
     script = {k.removeprefix("tree_"): kw.pop(k) for k in list(kw) if k.startswith("tree_")}
+    after = kw.pop("verify_after", None)
     out = checkout.parent / "out"
     settings = AutofixConfig(
         enabled=True, repo_path=str(checkout), github_repo="acme/shop", output_dir=str(out), **kw
@@ -227,8 +264,15 @@ def make_rig(
     pipeline = FixPipeline(
         settings, store, analyzer=analyzer, github=gh, worktree=worktree,
         redactor=Redactor(key=b"k"), metrics=metrics, clock=lambda: NOW,
+        verifier=FakeVerifier(events, after), public_url="https://watcher.test",
     )  # fmt: skip
     return Rig(pipeline, analyzer, fake_gh, store, events, trees, metrics, out)
+
+
+def elsewhere(gid: str, **changes: Any) -> ErrorGroup:
+    """A group failing in a function of its own (not a fragment of another group's bug)."""
+    frame = Frame("/srv/shop/shop/pricing.py", 3, f"average_item_price_{gid}")
+    return group(gid, frames=[frame], top_frame=frame, **changes)
 
 
 def past(status: str, age: float, gid: str = "g1", **fields: Any) -> Fix:
@@ -245,7 +289,14 @@ GATE = Gate(min_occurrences=3, retry_failed_after=6 * 3600, stale_after=3600)
     ("changes", "history", "dry_run", "reason"),
     [
         ({}, [], False, None),
-        ({"fixable": False}, [], False, "not fixable"),
+        ({"fixable": False}, [], False, None),  # the category's flag is a prior, not a verdict
+        ({"frames": [], "top_frame": None}, [], False, "no in-app frame"),
+        (
+            {"frames": [Frame("/usr/lib/python3/site-packages/db.py", 9, "run", in_app=False)]},
+            [],
+            False,
+            "no in-app frame",
+        ),
         ({"count": 2}, [], False, "below min_occurrences"),
         ({"count": 2, "status": "alerting"}, [], False, None),
         ({"status": "fixed"}, [], False, "group is fixed"),
@@ -267,10 +318,39 @@ GATE = Gate(min_occurrences=3, retry_failed_after=6 * 3600, stale_after=3600)
 def test_skip_reasons(
     changes: dict[str, Any], history: list[Fix], dry_run: bool, reason: str | None
 ) -> None:
-    """A group is a candidate exactly when fixable, frequent or alerting, and not ruled out by
-    an open/merged/closed PR, a running attempt or a recent failure."""
+    """A group is a candidate exactly when it has an in-app frame, is frequent or alerting, and
+    is not ruled out by an open/merged/closed PR, a running attempt or a recent failure."""
     got = skip_reason(group(**changes), history, GATE, NOW, dry_run=dry_run)
     assert (got is None) if reason is None else (got is not None and reason in got), got
+
+
+def test_code_bugs_go_before_operational_errors_and_fragments_go_once(
+    checkout: Path, store: Store
+) -> None:
+    """The measured failure: operational errors (a locked database, a bad key, an overload)
+    used every attempt while code bugs waited. Code-bug exceptions now rank first whatever
+    their category's flag, operational categories last, and several groups failing at one
+    in-app location are tried once (the most frequent)."""
+    rig = make_rig(checkout, store, max_fixes_per_hour=3)
+    locked = elsewhere("locked", category="database_error", exception_type="OperationalError")
+    bad_key = elsewhere("key", category="auth_error", exception_type="AuthenticationError")
+    keyerror = elsewhere("keyerror", fixable=False, exception_type="KeyError", count=4)
+    typeerror = elsewhere("typeerror", fixable=False, exception_type="TypeError", count=3)
+    fragment = group("fragment", exception_type="ZeroDivisionError", count=9)
+    same_place = group("same-place", exception_type="ZeroDivisionError", count=20)
+    chosen = rig.pipeline.candidates([locked, bad_key, keyerror, typeerror, fragment, same_place])
+    assert [g.id for g in chosen] == ["same-place", "keyerror", "typeerror"]
+
+
+async def test_an_identical_patch_opens_no_second_pr(checkout: Path, store: Store) -> None:
+    """Two groups whose fixes are the same patch (one bug seen from two places): the second
+    opens no PR and names the first's."""
+    rig = make_rig(checkout, store, analysis(), analysis())
+    first = await rig.pipeline.run_one(elsewhere("one"))
+    second = await rig.pipeline.run_one(elsewhere("two"))
+    assert first.status == "pr_open" and len(rig.github.opened) == 1
+    assert second.status == "analyzed" and second.details["duplicate_of"] == first.pr_url
+    assert "push" not in rig.events[rig.events.index("exit") + 1 :]
 
 
 def test_rank_puts_alerting_then_severity_then_count_first() -> None:
@@ -315,7 +395,8 @@ def test_candidates_read_the_store_and_respect_the_fix_budget(checkout: Path, st
     store.save_fix(past("pr_open", 100, "with-pr", pr_url="u"))
     store.save_fix(past("failed", 8 * 3600, "old-failure"))
     rig = make_rig(checkout, store, max_fixes_per_hour=3)
-    groups = [group(g, count=10 - i) for i, g in enumerate(["with-pr", "a", "b", "old-failure"])]
+    ids = ["with-pr", "a", "b", "old-failure"]
+    groups = [elsewhere(g, count=10 - i) for i, g in enumerate(ids)]
     # one attempt (the PR, 100 s ago) counts against the hour: 2 left
     assert [g.id for g in rig.pipeline.candidates(groups)] == ["a", "b"]
     store.save_fix(past("rejected", 10, "other"))
@@ -335,7 +416,9 @@ async def test_run_candidates_stops_when_the_budget_is_spent(checkout: Path, sto
     rig = make_rig(checkout, store, analysis(), analysis(), tree_sha="c0ffee")
     rig.pipeline.budget = TokenBudget(max_tokens_per_hour=1_000_000, max_fixes_per_hour=5)
     rig.analyzer.answers = [analysis(confidence=0.6), BudgetExceeded("token budget spent")]
-    fixes = await rig.pipeline.run_candidates([group("a", count=9), group("b"), group("c")])
+    fixes = await rig.pipeline.run_candidates(
+        [elsewhere("a", count=9), elsewhere("b"), elsewhere("c")]
+    )
     assert [(f.group_id, f.status) for f in fixes] == [("a", "patched"), ("b", "skipped")]
     assert fixes[1].details["skip"] == "budget"
 
@@ -346,15 +429,19 @@ async def test_run_candidates_stops_when_the_budget_is_spent(checkout: Path, sto
 async def test_confident_fix_opens_one_redacted_pr(checkout: Path, store: Store) -> None:
     """A confident patch is written, verified, committed, pushed and opened as a labelled
     draft PR; the Fix is stored with its PR; no secret reaches the commit or the PR."""
-    leaky = analysis(root_cause=f"Fails for {EMAIL} (token {TOKEN}) with an empty cart.")
+    leaky = analysis(
+        root_cause=f"Fails for {EMAIL} (token {TOKEN}) with an empty cart.", test=REPRO
+    )
     rig = make_rig(checkout, store, leaky, verify_command="python -m pytest -q")
     fix = await rig.pipeline.run_one(group())
     assert fix.status == "pr_open", fix.error
     assert fix.pr_url == "https://github.test/acme/shop/pull/1" and fix.details["pr_number"] == 1
     assert rig.events == [
         "enter",
+        "verify baseline python -m pytest -q",
+        "verify reproduction",
+        "verify after",
         "write",
-        "verify python -m pytest -q 600",
         "commit",
         "push",
         "exit",
@@ -363,7 +450,10 @@ async def test_confident_fix_opens_one_redacted_pr(checkout: Path, store: Store)
     assert pr["head"] == "auto-fix/internal_error/g1" and pr["base"] == "main"
     assert pr["draft"] is True and pr["labels"] == ("auto-fix",)
     assert pr["title"] == "fix(internal_error): Return 0 for an empty cart"
-    assert "`python -m pytest -q` passed" in pr["body"] and "1,000 input + 200 output" in pr["body"]
+    assert "verified: 3 passed (`python -m pytest -q` in the sandbox)" in pr["body"]
+    assert "1,000 input + 200 output" in pr["body"]
+    assert "https://watcher.test/error-monitor/errors/patterns/g1" in pr["body"]
+    assert "(added: `tests/test_empty_cart.py`)" in pr["body"]
     [(subject, body, author, committer)] = rig.trees[0].commits
     assert subject == pr["title"] and "Root cause: Fails for <secret:email:" in body
     assert author == Identity("watcher", "watcher@localhost") and committer is None
@@ -475,18 +565,25 @@ async def test_a_failed_pr_deletes_the_pushed_branch(checkout: Path, store: Stor
 
 @pytest.mark.parametrize(("policy", "status"), [("draft", "pr_open"), ("skip", "failed")])
 async def test_failed_verification(checkout: Path, store: Store, policy: str, status: str) -> None:
-    """A failing verify command makes a draft PR with the output, or (skip) no push at all."""
-    output = f"FAILED test_cart - AssertionError (user {EMAIL})"
+    """A fix that still fails verification after every repair round makes a draft PR that says
+    NOT verified with the summary, or (skip) no push at all."""
+    after = VerifySummary(
+        True, ok=False, exit_code=1, passed=1, failed=1, failing=("tests/test_cart.py::test_x",),
+        tail="AssertionError (user <secret:email:1234>)",
+    )  # fmt: skip
+    answer = analysis(test=REPRO)
     rig = make_rig(
-        checkout, store, analysis(), verify_command="make test", verify_failure=policy,
-        draft=False, tree_verify=VerifyResult(False, output),
+        checkout, store, answer, answer, verify_command="make test", verify_failure=policy,
+        draft=False, verify_after=after, repair_rounds=1,
     )  # fmt: skip
     fix = await rig.pipeline.run_one(group())
-    assert fix.status == status and fix.details["verify"]["ok"] is False
+    assert fix.status == status and fix.details["verify"]["verified"] is False
+    assert "tests/test_cart.py::test_x" in rig.analyzer.feedback[0]  # fed back once
+    assert fix.details["repair_rounds"] == 1
     if policy == "draft":
         [pr] = rig.github.opened
-        assert pr["draft"] is True and "Verification FAILED" in pr["body"]
-        assert "FAILED test_cart" in pr["body"] and EMAIL not in pr["body"]
+        assert pr["draft"] is True and "NOT verified: `make test` failed" in pr["body"]
+        assert "tests/test_cart.py::test_x" in pr["body"] and EMAIL not in pr["body"]
     else:
         assert "push" not in rig.events and rig.github.opened == []
 
@@ -556,7 +653,11 @@ async def test_proposed_test_is_added_as_a_new_file(checkout: Path, store: Store
 async def test_refresh_records_merges_and_closes(checkout: Path, store: Store) -> None:
     """Merged PRs mark the fix merged and the group fixed; closed ones are recorded too."""
     store.upsert_groups([group("g1"), group("g2"), group("g3")])
-    rig = make_rig(checkout, store, analysis(), analysis(), analysis())
+    answers = [  # three different patches: identical ones would share one PR
+        analysis(edits=(dataclasses.replace(GOOD_EDIT, replace=GOOD_EDIT.replace + "#" * n),))
+        for n in (1, 2, 3)
+    ]
+    rig = make_rig(checkout, store, *answers)
     fixes = [await rig.pipeline.run_one(group(g)) for g in ("g1", "g2", "g3")]
     rig.github.states = {1: "merged", 2: "closed"}
     changed = await rig.pipeline.refresh_prs()

@@ -356,6 +356,12 @@ def _check_config(args: argparse.Namespace) -> int:
     config = load_config(path)
     print(dump_effective(config), end="")
     where = config.path or "built-in defaults"
+    if config.autofix.verify_command.strip():
+        from watcher.fix.sandbox import choose_mode
+
+        mode, why = choose_mode(config.autofix.sandbox)
+        print(f"# verify sandbox: {mode or 'none: verify_command will not run'} ({why})",
+              file=sys.stderr)  # fmt: skip
     print(f"# ok: {where}", file=sys.stderr)
     return EXIT_OK
 

@@ -34,6 +34,7 @@ from watcher.configschema import (
     parse_duration,
 )
 from watcher.configtoml import dumps, key_lines, locate, to_document
+from watcher.envnames import secret_name as _secret_env_name
 from watcher.model import CATEGORIES, SEVERITIES
 
 __all__ = [
@@ -101,6 +102,7 @@ class HttpConfig:
 
     enabled: bool = True
     listen: str = "127.0.0.1:9464"
+    public_url: str = ""  # how others reach the dashboard: links in PRs and alerts
     token_env: str = "WATCHER_API_TOKEN"
     protect_reads: bool = True
     posts_per_minute: Annotated[float, AtLeast(0.1)] = 10.0
@@ -210,6 +212,15 @@ class AutofixConfig:
     max_changed_lines: PositiveInt = 200
     verify_timeout: Seconds = 600.0
     verify_failure: Literal["draft", "skip"] = "draft"
+    verify_cpu: Seconds = 600.0
+    verify_env: tuple[str, ...] = ()
+    sandbox: Literal["auto", "namespaces", "uid", "off"] = "auto"
+    repair_rounds: NonNegativeInt = 2
+    min_fixability: float = 0.5
+    provider: Literal["anthropic", "bedrock", "vertex"] = "anthropic"
+    base_url: str = ""
+    region: str = ""
+    project: str = ""
     git_timeout: Seconds = 120.0
     max_output_tokens: PositiveInt = 8192
     llm_timeout: Seconds = 120.0
@@ -237,7 +248,14 @@ class AutofixConfig:
             value = getattr(self, key)
             if value and not _IDENTITY.fullmatch(value):
                 raise ValueError(f'{key}: expected "Name <email>", got {describe(value)}')
-        for key in ("min_confidence_patch", "min_confidence_pr"):
+        if self.base_url and not _is_http_url(self.base_url):
+            raise ValueError(f"base_url: expected an http(s) URL, got {self.base_url!r}")
+        for name in self.verify_env:
+            if _secret_env_name(name):
+                raise ValueError(
+                    f"verify_env: {name!r} names a secret; model-written code must not get it"
+                )
+        for key in ("min_confidence_patch", "min_confidence_pr", "min_fixability"):
             if not 0 <= getattr(self, key) <= 1:
                 raise ValueError(f"{key}: expected a number from 0 to 1, got {getattr(self, key)}")
         if self.min_confidence_pr < self.min_confidence_patch:

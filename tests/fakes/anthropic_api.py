@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -29,6 +30,15 @@ import pytest
 from aiohttp import web
 
 API_KEY = "sk-ant-fake-test-key"
+VERTEX_TOKEN = "ya29.fake-vertex-access-token"
+# Bedrock: POST /model/{model}/invoke, SigV4-signed; Vertex: POST /projects/{p}/locations/{r}/
+# publishers/anthropic/models/{model}:rawPredict with a bearer token. Both: the model in the
+# path, not the body, and anthropic_version in the body.
+BEDROCK_PATH = re.compile(r"^/model/(?P<model>[^/]+)/invoke$")
+VERTEX_PATH = re.compile(
+    r"^/v1/projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/publishers/anthropic/"
+    r"models/(?P<model>[^/:]+):rawPredict$"
+)
 # The real API answers a forced tool_choice on these with 400 (per the Sonnet 5.5 migration guide)
 DEFAULT_NO_FORCED_TOOL = frozenset({"claude-sonnet-5-5"})
 
@@ -219,10 +229,10 @@ MALFORMED_INPUTS: dict[str, Any] = {
     "confidence_out_of_range": good_input(confidence=7),
     "bad_fixability": good_input(fixability="maybe"),
     "edit_missing_search": good_input(edits=[{"path": "a.py", "replace": "x"}]),
-    "unknown_key": good_input(shell="rm -rf /"),
+    "score_out_of_range": good_input(fixability_score="1.7"),
     "not_an_object": "summary: fix it",
     "null": None,
-    "patch_without_edits": good_input(edits=[]),
+    "edits_without_patch": good_input(fixability="root_cause_only"),
 }
 
 
@@ -246,8 +256,8 @@ class AnthropicFake:
 
     @property
     def messages(self) -> list[RecordedRequest]:
-        """The recorded `POST /v1/messages` requests."""
-        return [r for r in self.requests if r.path == "/v1/messages"]
+        """The recorded Messages requests (Anthropic, Bedrock or Vertex paths)."""
+        return [r for r in self.requests if _provider(r.path) is not None]
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -283,12 +293,15 @@ class AnthropicFake:
             )
         )
         reply = self._check(request, body) or self._next()
-        return self._respond(reply, body)
+        return self._respond(reply, body, request.path)
 
     def _check(self, request: web.Request, body: Any) -> Reply | None:
         """The validation the real API does before the model runs."""
-        if request.method != "POST" or request.path != "/v1/messages":
+        provider = _provider(request.path)
+        if request.method != "POST" or provider is None:
             return error(404, "not_found_error", f"Not found: {request.method} {request.path}")
+        if provider != "anthropic":
+            return _check_cloud(provider, request, body)
         # the documented x-api-key header, or the bearer token anthropic 2.x sends for api_key
         keys = {request.headers.get("x-api-key"), request.headers.get("authorization")}
         if not keys & {API_KEY, f"Bearer {API_KEY}"}:
@@ -318,14 +331,47 @@ class AnthropicFake:
             return self._script[0]
         return self._script.pop(0)
 
-    def _respond(self, reply: Reply, body: Any) -> web.Response:
+    def _respond(self, reply: Reply, body: Any, request_path: str = "") -> web.Response:
         headers = {"request-id": f"req_{uuid.uuid4().hex[:24]}", **reply.headers}
         if reply.raw:
             return web.Response(status=reply.status, text=reply.body, headers=headers)
         payload = reply.body
         if reply.status == 200 and isinstance(body, dict) and not payload.get("model"):
-            payload = {**payload, "model": body.get("model", "")}
+            payload = {**payload, "model": body.get("model") or _path_model(request_path)}
         return web.json_response(payload, status=reply.status, headers=headers)
+
+
+def _provider(path: str) -> str | None:
+    if path == "/v1/messages":
+        return "anthropic"
+    if BEDROCK_PATH.match(path):
+        return "bedrock"
+    if VERTEX_PATH.match(path):
+        return "vertex"
+    return None
+
+
+def _path_model(path: str) -> str:
+    match = BEDROCK_PATH.match(path) or VERTEX_PATH.match(path)
+    return match.group("model") if match else ""
+
+
+def _check_cloud(provider: str, request: web.Request, body: Any) -> Reply | None:
+    """Bedrock and Vertex: their own auth, the model in the path, their anthropic_version."""
+    auth = request.headers.get("authorization", "")
+    if provider == "bedrock" and not auth.startswith("AWS4-HMAC-SHA256 Credential="):
+        return error(403, "permission_error", "Missing Authentication Token")
+    if provider == "vertex" and auth != f"Bearer {VERTEX_TOKEN}":
+        return error(401, "authentication_error", "Request had invalid authentication")
+    # the version goes in the body here, not a header (the SDK picks the value)
+    if not isinstance(body, dict) or not body.get("anthropic_version"):
+        return invalid_request("anthropic_version: Field required")
+    if "model" in body:
+        return invalid_request("model: Extra inputs are not permitted")
+    for key in ("max_tokens", "messages"):
+        if key not in body:
+            return invalid_request(f"{key}: Field required")
+    return None
 
 
 @pytest.fixture

@@ -12,8 +12,9 @@ counted in `watcher_llm_requests_total{outcome}`; tokens in `watcher_llm_tokens_
 from __future__ import annotations
 
 import asyncio
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -22,6 +23,7 @@ import structlog
 
 from watcher.fix.context import FixContext
 from watcher.fix.prompt import Prompt, Redact, build_prompt
+from watcher.fix.providers import Endpoint, credential_problem, make_client
 from watcher.fix.schema import (
     REPORT_FIX_TOOL,
     TOOL_NAME,
@@ -154,19 +156,23 @@ class Analyzer:
         budget: TokenBudget | None = None,
         redact: Redact = _identity,
         force_tool: bool | None = None,
+        endpoint: Endpoint | None = None,
     ) -> None:
         """`force_tool` None: force the report_fix call unless the model is known to refuse it.
 
-        `api_key`/`base_url` None: the SDK reads ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL.
+        `endpoint`: the provider (watcher.fix.providers); default the Anthropic API with
+        `api_key`/`base_url` (None: the SDK reads ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL).
         """
         self.model, self.max_tokens, self.deadline = model, max_tokens, deadline
         self.metrics, self.budget, self.redact = metrics, budget, redact
         if force_tool is None:
             force_tool = not model.startswith(NO_FORCED_TOOL_PREFIXES)
         self.force_tool = force_tool
-        self.client = anthropic.AsyncAnthropic(
-            api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout
+        endpoint = endpoint or Endpoint(
+            api_key=api_key, base_url=base_url or "", max_retries=max_retries, timeout=timeout
         )
+        self.provider = endpoint.provider
+        self.client = make_client(endpoint)
 
     async def aclose(self) -> None:
         """Close the HTTP connections."""
@@ -180,9 +186,17 @@ class Analyzer:
 
     async def analyze(self, ctx: FixContext, group: ErrorGroup) -> Analysis:
         """The model's checked analysis of `group`; raises only `AnalysisError` (and subclasses)."""
-        bound = log.bind(group=group.id, model=self.model)
+        return await self.repair(ctx, group, ())
+
+    async def repair(
+        self, ctx: FixContext, group: ErrorGroup, turns: Sequence[tuple[Analysis, str]]
+    ) -> Analysis:
+        """The next answer of the conversation: the first prompt, then for each earlier answer
+        the feedback it got (a guard's reasons, a verification summary) as its tool result.
+        Every round is a request of its own, charged to the budget."""
+        bound = log.bind(group=group.id, model=self.model, round=len(turns))
         try:
-            analysis = await self._analyze(build_prompt(ctx, self.redact))
+            analysis = await self._analyze(build_prompt(ctx, self.redact), turns)
         except AnalysisError as exc:
             self._count(exc.outcome, exc.input_tokens, exc.output_tokens)
             bound.warning("Analysis failed.", outcome=exc.outcome, error=str(exc))
@@ -201,16 +215,19 @@ class Analyzer:
         )
         return analysis
 
-    async def _analyze(self, prompt: Prompt) -> Analysis:
-        client = self.client
-        if client.api_key is None and client.auth_token is None and client.credentials is None:
-            raise AnalysisError("no API key: set ANTHROPIC_API_KEY")
-        estimate = estimate_tokens(prompt, self.max_tokens)
+    async def _analyze(
+        self, prompt: Prompt, turns: Sequence[tuple[Analysis, str]] = ()
+    ) -> Analysis:
+        problem = credential_problem(self.client)
+        if problem is not None:
+            raise AnalysisError(problem)
+        messages = conversation(prompt, turns, self.redact)
+        estimate = estimate_tokens(prompt, self.max_tokens) + len(json.dumps(messages[1:])) // 3
         spend = self.budget.reserve(estimate) if self.budget is not None else None
         used = 0
         try:
             async with asyncio.timeout(self.deadline):
-                response = await self._create(prompt)
+                response = await self._create(prompt, messages)
             used = _input_tokens(response.usage) + response.usage.output_tokens
             return _parse(response)
         except anthropic.APIStatusError as exc:
@@ -223,18 +240,18 @@ class Analyzer:
             if spend is not None and self.budget is not None:
                 self.budget.settle(spend, used)
 
-    async def _create(self, prompt: Prompt) -> Any:
+    async def _create(self, prompt: Prompt, messages: list[dict[str, Any]]) -> Any:
         try:
-            return await self.client.messages.create(**self._request(prompt))
+            return await self.client.messages.create(**self._request(prompt, messages))
         except anthropic.BadRequestError as exc:
             if not (self.force_tool and "tool_choice" in str(exc)):
                 raise
         # The model refuses a forced tool call: ask again letting it choose, once, and remember.
         log.info("Model refuses a forced tool call; using tool_choice auto.", model=self.model)
         self.force_tool = False
-        return await self.client.messages.create(**self._request(prompt))
+        return await self.client.messages.create(**self._request(prompt, messages))
 
-    def _request(self, prompt: Prompt) -> dict[str, Any]:
+    def _request(self, prompt: Prompt, messages: list[dict[str, Any]]) -> dict[str, Any]:
         choice: dict[str, Any] = (
             {"type": "tool", "name": TOOL_NAME} if self.force_tool else {"type": "auto"}
         )
@@ -243,7 +260,7 @@ class Analyzer:
             "model": self.model,
             "max_tokens": self.max_tokens,
             "system": prompt.system,
-            "messages": [{"role": "user", "content": prompt.user}],
+            "messages": messages,
             "tools": [REPORT_FIX_TOOL],
             "tool_choice": choice,
         }
@@ -278,7 +295,28 @@ def _parse(response: Any) -> Analysis:
         analysis = parse_tool_input(calls[0].input)
     except SchemaViolation as exc:
         raise MalformedAnswer(f"invalid {TOOL_NAME} input: {exc}", **usage) from exc
-    return replace(analysis, model=str(response.model), message_id=str(response.id), **usage)
+    return replace(
+        analysis, model=str(response.model), message_id=str(response.id),
+        tool_use_id=str(calls[0].id), raw_input=calls[0].input, **usage,
+    )  # fmt: skip
+
+
+def conversation(
+    prompt: Prompt, turns: Sequence[tuple[Analysis, str]], redact: Redact
+) -> list[dict[str, Any]]:
+    """The messages of a request: the prompt, then each earlier report_fix call answered by
+    its (redacted) feedback as the tool result, so the model repairs its own answer."""
+    messages: list[dict[str, Any]] = [{"role": "user", "content": prompt.user}]
+    for number, (answer, feedback) in enumerate(turns):
+        call_id = answer.tool_use_id or f"toolu_watcher_{number}"
+        raw = answer.raw_input if isinstance(answer.raw_input, dict) else answer.to_dict()
+        call = {"type": "tool_use", "id": call_id, "name": TOOL_NAME, "input": raw}
+        result = {"type": "tool_result", "tool_use_id": call_id, "content": redact(feedback)}
+        messages += [
+            {"role": "assistant", "content": [call]},
+            {"role": "user", "content": [result]},
+        ]
+    return messages
 
 
 def _input_tokens(usage: Any) -> int:

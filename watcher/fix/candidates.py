@@ -1,9 +1,14 @@
 """Which groups the fix pipeline tries, in what order, and how far an analysis may go.
 
 Pure functions over a group and its recorded fixes (newest first): the orchestrator reads the
-store and the clock, these decide. A group is tried when it is fixable, frequent enough (or
-alerting), and its history does not rule it out: a pull request open or merged, a human closing
-one, an attempt still running, or a failed/refused/low-confidence attempt too recently.
+store and the clock, these decide. A group is tried when it has an in-app frame (code of this
+repository to fix), is frequent enough (or alerting), and its history does not rule it out: a
+pull request open or merged, a human closing one, an attempt still running, or a
+failed/refused/low-confidence attempt too recently.
+
+The category's `fixable` flag is a prior, not a verdict: it orders the candidates (a KeyError
+before a locked database), and the model's fixability score decides whether code is written.
+Fragments of one bug — several groups failing at the same in-app location — are tried once.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from watcher.fix.schema import Analysis
-from watcher.model import SEVERITY_RANK, ErrorGroup, Fix
+from watcher.model import SEVERITY_RANK, ErrorGroup, Fix, Frame
 
 # A recorded attempt that did not end with a PR: not retried within retry_failed_after.
 RETRY_LATER = frozenset({"failed", "rejected", "analyzed", "patched"})
@@ -36,8 +41,8 @@ def skip_reason(
     group: ErrorGroup, fixes: Sequence[Fix], gate: Gate, now: float, *, dry_run: bool = False
 ) -> str | None:
     """Why `group` is not a candidate now, or None when it is."""
-    if not group.fixable:
-        return "not fixable"
+    if location(group) is None:
+        return "no in-app frame: nothing in this repository's code to fix"
     if group.status in ("fixed", "ignored"):
         return f"group is {group.status}"
     if group.count < gate.min_occurrences and group.status != "alerting":
@@ -86,12 +91,70 @@ def describe_block(fix: Fix) -> str:
     return f"a fix for this group is already running ({fix.id})"
 
 
+# Exceptions that are nearly always a code bug, whatever the category rules said.
+CODE_BUGS = frozenset(
+    {"KeyError", "TypeError", "AttributeError", "IndexError", "ValueError", "NameError",
+     "UnboundLocalError", "ZeroDivisionError", "RecursionError", "AssertionError",
+     "NotImplementedError", "LookupError", "UnicodeDecodeError", "UnicodeEncodeError",
+     "NullPointerException", "ClassCastException", "ArrayIndexOutOfBoundsException",
+     "IndexOutOfBoundsException", "IllegalArgumentException", "IllegalStateException",
+     "NumberFormatException", "ConcurrentModificationException", "StackOverflowError",
+     "ReferenceError", "RangeError", "NoMethodError", "ArgumentError", "panic"}
+)  # fmt: skip
+# Categories whose cause is usually outside the code (an outage, a key, a lock, a quota).
+OPERATIONAL = frozenset(
+    {"database_error", "auth_error", "rate_limit_error", "provider_error", "timeout_error",
+     "external_service_error", "cache_error"}
+)  # fmt: skip
+
+
+def location(group: ErrorGroup) -> str | None:
+    """Where the bug is: the innermost in-app frame as "file:function" (None: no in-app
+    frame). Groups with the same location are fragments of one bug."""
+    frames: list[Frame] = list(group.frames) or ([group.top_frame] if group.top_frame else [])
+    for frame in reversed(frames):
+        if frame.in_app and frame.file:
+            return f"{frame.file}:{frame.function}"
+    return None
+
+
+def prior(group: ErrorGroup) -> int:
+    """How likely code can fix it, before asking the model: 2 a code-bug exception, 0 an
+    operational category, 1 otherwise (the category's `fixable` flag breaks the tie)."""
+    exception = (group.exception_type or "").rsplit(".", 1)[-1]
+    if exception in CODE_BUGS:
+        return 2
+    if group.category in OPERATIONAL:
+        return 0
+    return 1
+
+
+def fragments(groups: Sequence[ErrorGroup]) -> tuple[list[ErrorGroup], dict[str, str]]:
+    """The first group (in the given order) of each location, and for each later one the id
+    of the group it is a fragment of."""
+    kept: list[ErrorGroup] = []
+    first: dict[str, str] = {}
+    dropped: dict[str, str] = {}
+    for group in groups:
+        where = location(group)
+        if where is not None and where in first:
+            dropped[group.id] = first[where]
+            continue
+        if where is not None:
+            first[where] = group.id
+        kept.append(group)
+    return kept, dropped
+
+
 def rank(groups: Iterable[ErrorGroup]) -> list[ErrorGroup]:
-    """Alerting first, then worst severity, most occurrences, most recent; ties by id."""
+    """Alerting first, then the code prior (see `prior`), worst severity, most occurrences,
+    most recent; ties by id."""
     return sorted(
         groups,
         key=lambda g: (
             g.status != "alerting",
+            -prior(g),
+            not g.fixable,
             -SEVERITY_RANK.get(g.severity, 0),
             -g.count,
             -g.last_seen,
@@ -119,11 +182,18 @@ def decide(
     min_confidence_patch: float,
     min_confidence_pr: float,
     create_pr: bool = True,
+    min_fixability: float = 0.0,
 ) -> Decision:
-    """Root cause only, a patch written locally, or a pull request."""
+    """Root cause only, a patch written locally, or a pull request (Sentry Seer's three
+    thresholds: the fixability score gates code generation, confidence gates the PR)."""
     confidence = analysis.confidence
     if analysis.fixability != "patch":
         return Decision("root_cause", f"the analysis proposes no patch ({analysis.fixability})")
+    if analysis.score < min_fixability:
+        return Decision(
+            "root_cause",
+            f"fixability {analysis.score:.2f} below min_fixability {min_fixability:.2f}",
+        )
     if confidence < min_confidence_patch:
         return Decision(
             "root_cause",

@@ -242,21 +242,66 @@ def _excerpts(
 def _fit(
     lines: list[str], have: set[int], line: int | None, around: int, budget: int
 ) -> set[int] | None:
-    """New line numbers of the widest window around `line` that fits the budget, else None."""
+    """New line numbers of the widest window around `line` that fits the budget, else None.
+    The window first takes in the whole enclosing function (the `def` and the lines that
+    build the failing values) when that fits."""
     if not lines:
         return None
     center = min(max(line or 1, 1), len(lines))
+    span = enclosing_function(lines, center) if line else None
     width = around
     while width >= min(MIN_WINDOW, around):
         start = max(1, center - width) if line else 1
         end = min(len(lines), center + width if line else 2 * width + 1)
         new = set(range(start, end + 1)) - have
+        if span is not None and width == around:
+            whole = new | (set(range(span[0], span[1] + 1)) - have)
+            if sum(_size(lines[i - 1]) for i in whole) <= budget:
+                return whole
         if sum(_size(lines[i - 1]) for i in new) <= budget:
             return new
         if width == 0:
             break
         width //= 2
     return None
+
+
+_DEF = re.compile(
+    r"^[ \t]*(?:(?:async\s+)?def\s+\w|class\s+\w|func\s|fn\s+\w"
+    r"|(?:export\s+)?(?:async\s+)?function\b"
+    r"|(?:(?:public|private|protected|static|final|synchronized)\s+)+[\w<>\[\], .]+\s+\w+\s*\()"
+)
+MAX_FUNCTION_LINES = 200
+
+
+def enclosing_function(lines: list[str], line: int) -> tuple[int, int] | None:
+    """(first, last) line of the function or method around `line` (1-based), by indentation:
+    the nearest `def`/`func`/`function`/method header above that is indented less than the
+    line, to the last line before code at its indentation or less. None when there is none
+    or it is longer than MAX_FUNCTION_LINES."""
+    target = lines[line - 1]
+    depth = _depth(target) if target.strip() else 10**6
+    for first in range(line, max(0, line - MAX_FUNCTION_LINES), -1):
+        if _DEF.match(lines[first - 1]) and (_depth(lines[first - 1]) < depth or first == line):
+            break
+    else:
+        return None
+    head = _depth(lines[first - 1])
+    last = first
+    for number in range(first + 1, min(len(lines), first + MAX_FUNCTION_LINES) + 1):
+        text = lines[number - 1]
+        if text.strip() and _depth(text) <= head and not text.lstrip().startswith((")", "}")):
+            break
+        last = number
+    while last > first and not lines[last - 1].strip():
+        last -= 1
+    if last - first >= MAX_FUNCTION_LINES:
+        return None
+    return first, last
+
+
+def _depth(text: str) -> int:
+    return len(text.expandtabs(4)) - len(text.expandtabs(4).lstrip())
 
 
 def _ranges(path: str, lines: list[str], have: set[int]) -> Iterable[FileExcerpt]:
@@ -306,6 +351,8 @@ def evidence(group: ErrorGroup) -> dict[str, Any]:
             {"file": f.file, "line": f.line, "function": f.function, "in_app": f.in_app}
             for f in ordered_frames(group)[:MAX_FRAMES]
         ],
+        # one full sample: the others repeat its trace (they were half the prompt), so only
+        # what differs between them — their failing message lines — is listed
         "samples": [
             {
                 "timestamp": _iso(s.timestamp),
@@ -313,9 +360,22 @@ def evidence(group: ErrorGroup) -> dict[str, Any]:
                 "line": s.line,
                 "text": s.text[:MAX_SAMPLE_CHARS],
             }
-            for s in group.samples[:MAX_SAMPLES]
+            for s in group.samples[:1]
         ],
+        "distinct_messages": distinct_messages(group),
     }
+
+
+def distinct_messages(group: ErrorGroup, limit: int = 10) -> list[str]:
+    """The distinct last lines (the exception and its values) of the group's samples."""
+    found: dict[str, None] = {}
+    for sample in group.samples:
+        lines = [line.strip() for line in sample.text.splitlines() if line.strip()]
+        if lines:
+            found.setdefault(lines[-1][:300])
+        if len(found) >= limit:
+            break
+    return list(found)
 
 
 def _iso(ts: float) -> str | None:

@@ -1,4 +1,4 @@
-"""Branch, verify, commit and push a fix from a private worktree, never the user's checkout.
+"""Branch, commit and push a fix from a private worktree, never the user's checkout.
 
 `git worktree add` gives a second working directory that shares the object store and refs with
 the user's repository but has its own index and HEAD, so the user's working copy, index and
@@ -16,7 +16,6 @@ import base64
 import contextlib
 import os
 import re
-import shlex
 import shutil
 import signal
 import tempfile
@@ -24,26 +23,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import NamedTuple, Self
+from typing import Self
 from urllib.parse import urlsplit
 
+from watcher.envnames import SECRET_ENV
+from watcher.envnames import secret_name as secret_name
 from watcher.fix.patch import GuardResult, apply
 
 BRANCH_PREFIX = "auto-fix"
 GIT_TIMEOUT = 120.0
-VERIFY_TIMEOUT = 600.0
-OUTPUT_TAIL = 4000  # characters of verify output kept for the PR body / report
 MAX_SUFFIX = 50
 
-# Environment variables a child must not inherit: the watcher's own and any cloud or CI
-# credential. Matched case-insensitively anywhere in the name, so FOO_API_KEY goes too.
-_SECRET_ENV = re.compile(
-    r"^(?:ANTHROPIC|OPENAI|AWS|WATCHER|GITHUB|GH|GITLAB|SLACK|STRIPE|AZURE|GOOGLE|GCP|GCLOUD|"
-    r"CLOUDSDK|DOCKER|NPM|PYPI|TWINE|SENTRY|DATADOG|DD|HEROKU|VAULT|KUBE|GIT)_"
-    r"|TOKEN|SECRET|PASSW|PASSPHRASE|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL|AUTH|COOKIE"
-    r"|SESSION|DSN|DATABASE_URL|KUBECONFIG",
-    re.IGNORECASE,
-)
+_SECRET_ENV = SECRET_ENV  # its name before it moved to watcher.envnames
 # What git itself may keep of the above: ssh agent and command for ssh remotes, and where the
 # user's git config lives. GIT_CONFIG_COUNT/KEY/VALUE go: they may carry a parent's credential.
 _GIT_KEEP = frozenset(
@@ -74,13 +65,6 @@ class Identity:
 
 
 DEFAULT_IDENTITY = Identity("watcher", "watcher@localhost")
-
-
-class VerifyResult(NamedTuple):
-    """Outcome of the verify command: passed or not, and the tail of its output."""
-
-    ok: bool
-    output: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +103,19 @@ def extraheader_env(scope: str, token: str) -> dict[str, str]:
     }
 
 
+async def head_commit(repo: Path, timeout: float = GIT_TIMEOUT) -> str:
+    """The checkout's HEAD commit, or "" when `repo` is not a git checkout (nothing to verify
+    against then)."""
+    env = scrubbed_env(keep=_GIT_KEEP)
+    try:
+        code, out = await _run(
+            ["git", "rev-parse", "--verify", "HEAD^{commit}"], cwd=repo, env=env, timeout=timeout
+        )
+    except (OSError, TimeoutError):
+        return ""
+    return out.strip() if code == 0 else ""
+
+
 def branch_name(category: str, fix_id: str, prefix: str = BRANCH_PREFIX) -> str:
     """`auto-fix/{category}/{id}` with each part reduced to characters safe in a ref."""
     return f"{prefix}/{_slug(category) or 'fix'}/{_slug(fix_id) or 'x'}"
@@ -132,7 +129,8 @@ def _slug(text: str) -> str:
 class Worktree:
     """`async with Worktree(repo, "main", "origin", category=..., fix_id=...) as wt:` fetches
     the remote base, checks out a new branch in a temp worktree, and always removes the worktree
-    and the local branch on exit. Inside: `write`, `verify`, `commit`, `push`."""
+    and the local branch on exit. Inside: `write`, `commit`, `push`. Model-written code never
+    runs here (the worktree shares the user's `.git`): verification is watcher.fix.sandbox's."""
 
     def __init__(
         self,
@@ -208,20 +206,6 @@ class Worktree:
         """Write an accepted patch's files into the worktree."""
         self._result = result
         return apply(result, self.path)
-
-    async def verify(self, command: str, *, timeout: float = VERIFY_TIMEOUT) -> VerifyResult:
-        """Run `command` (shlex-split, no shell) in the worktree with a scrubbed environment."""
-        argv = shlex.split(command)
-        if not argv:
-            return VerifyResult(True, "")
-        env = scrubbed_env(self._environ)
-        try:
-            code, output = await _run(argv, cwd=self.path, env=env, timeout=timeout, merge=True)
-        except FileNotFoundError:
-            return VerifyResult(False, f"verify command not found: {argv[0]}")
-        except TimeoutError as exc:
-            return VerifyResult(False, _tail(f"{exc.args[0] if exc.args else ''}\n[timed out]"))
-        return VerifyResult(code == 0, _tail(output))
 
     async def commit(
         self,
@@ -394,7 +378,7 @@ async def _run(
     return proc.returncode or 0, text
 
 
-def _tail(text: str, limit: int = OUTPUT_TAIL) -> str:
+def _tail(text: str, limit: int) -> str:
     return text if len(text) <= limit else "…" + text[-limit:]
 
 

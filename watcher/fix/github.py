@@ -227,18 +227,49 @@ def pr_body(
     report_link: str | None,
     *,
     redact: Callable[[str], str],
+    verification: str = "",
+    new_files: Sequence[str] = (),
 ) -> str:
-    """The PR description: root cause, evidence, occurrences, a redacted sample, token cost.
+    """The PR description: root cause, evidence, occurrences, the proposed edits with their
+    rationale, the added test, the verification verdict, a collapsed redacted sample, cost.
 
-    `redact` runs over the whole body (pass the Redactor's function; `str` if already clean)."""
+    Text from logs or the model (which may echo an injected log line) is untrusted: @-mentions
+    and links in it are neutralised so the PR pings nobody and links nowhere, and the samples
+    sit collapsed in <details>. `redact` runs over the whole body."""
     sections = [
-        "## Root cause\n\n" + str(analysis.get("root_cause") or "(not given)"),
+        "## Root cause\n\n" + neutralise(str(analysis.get("root_cause") or "(not given)")),
         "## Evidence\n\n" + _evidence_table(group) + _bullets(analysis.get("evidence")),
-        _proposed(analysis, diff_stats),
+        _proposed(analysis, diff_stats, new_files),
+        "## Verification\n\n" + neutralise(verification) if verification else "",
         _sample(group),
         _footer(tokens, report_link, analysis),
     ]
     return redact("\n\n".join(s for s in sections if s).strip() + "\n")[:MAX_BODY]
+
+
+_MENTION = re.compile(r"(?<![\w`])@(?=[A-Za-z0-9])")
+_LINK = re.compile(r"\[([^\]\n]*)\]\(([^)\n]*)\)|\b(?:https?|ftp)://[^\s<>`]+|\bwww\.[^\s<>`]+")
+
+
+def neutralise(text: str) -> str:
+    """Untrusted text made inert in Markdown: `@name` cannot mention (a zero-width joiner after
+    the @), links become plain code spans, HTML tags are escaped."""
+    text = text.replace("<", "&lt;").replace(">", "&gt;")
+    text = _MENTION.sub("@\u200d", text)
+
+    def plain(match: re.Match[str]) -> str:
+        if match.group(1) is not None:
+            return f"{match.group(1)} (`{match.group(2).replace('`', '')}`)"
+        return f"`{match.group(0)}`"
+
+    return _LINK.sub(plain, text)
+
+
+def pattern_link(public_url: str, group_id: str) -> str | None:
+    """The pattern's page in watcher's API ([http] public_url), or None when not configured."""
+    if not public_url:
+        return None
+    return f"{public_url.rstrip('/')}/error-monitor/errors/patterns/{group_id}"
 
 
 def _evidence_table(group: ErrorGroup) -> str:
@@ -246,7 +277,7 @@ def _evidence_table(group: ErrorGroup) -> str:
     location = f"`{frame.file}:{frame.line}` in `{frame.function}`" if frame else "—"
     windows = ", ".join(f"{k}: {v}" for k, v in group.window_counts.items()) or "—"
     rows = [
-        ("Pattern", f"`{_cell(group.template)[:200]}`"),
+        ("Pattern", f"`{_cell(group.template)[:200].replace('`', '')}`"),
         ("Exception", f"`{group.exception_type}`" if group.exception_type else "—"),
         ("Category / severity", f"{group.category} / {group.severity}"),
         ("Occurrences", f"{group.count} (recent: {windows})"),
@@ -264,13 +295,23 @@ def _bullets(items: Any) -> str:
         return ""
     if isinstance(items, str):
         items = [items]
-    return "\n\n" + "\n".join(f"- {' '.join(str(item).split())}" for item in items)
+    return "\n\n" + "\n".join(f"- {neutralise(' '.join(str(item).split()))}" for item in items)
 
 
-def _proposed(analysis: Mapping[str, Any], stats: Any) -> str:
+def _proposed(analysis: Mapping[str, Any], stats: Any, new_files: Sequence[str] = ()) -> str:
     lines = ["## Proposed fix"]
     if analysis.get("summary"):
-        lines.append(str(analysis["summary"]))
+        lines.append(neutralise(str(analysis["summary"])))
+    if analysis.get("plan"):
+        lines.append("Plan: " + neutralise(str(analysis["plan"])))
+    edits = [e for e in analysis.get("edits") or () if isinstance(e, Mapping)]
+    rationale = [
+        f"- `{_cell(str(e.get('path')))}`: {neutralise(' '.join(str(e['rationale']).split()))}"
+        for e in edits
+        if e.get("rationale")
+    ]
+    if rationale:
+        lines.append("\n".join(rationale))
     if stats is not None:
         files, added, removed = (getattr(stats, k, 0) for k in ("files", "added", "removed"))
         lines.append(f"{files} file(s) changed, +{added} -{removed} lines.")
@@ -278,20 +319,27 @@ def _proposed(analysis: Mapping[str, Any], stats: Any) -> str:
     if isinstance(confidence, int | float):
         lines.append(f"Confidence: {confidence:.0%}.")
     if analysis.get("risk"):
-        lines.append(f"Risk: {analysis['risk']}")
+        lines.append(f"Risk: {neutralise(str(analysis['risk']))}")
     test = analysis.get("test")
     if isinstance(test, Mapping) and test.get("description"):
-        lines.append(f"Suggested test: {test['description']}")
+        added = test.get("path") in new_files and test.get("path")
+        where = f" (added: `{_cell(str(added))}`)" if added else " (not added)"
+        lines.append(f"Test: {neutralise(str(test['description']))}{where}")
     return "\n\n".join(lines)
 
 
 def _sample(group: ErrorGroup) -> str:
+    """The first sample, collapsed: log text is untrusted, so it is shown only on request and
+    inside a fence, where GitHub renders neither mentions nor links."""
     if not group.samples:
         return ""
     text = group.samples[0].text[:4000]
     runs = re.findall(r"`+", text)
     fence = "`" * max(3, 1 + max((len(r) for r in runs), default=0))
-    return f"## Sample (redacted)\n\n{fence}text\n{text}\n{fence}"
+    return (
+        "<details><summary>Sample log event (untrusted, redacted)</summary>\n\n"
+        f"{fence}text\n{text}\n{fence}\n\n</details>"
+    )
 
 
 def _footer(

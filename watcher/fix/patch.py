@@ -178,10 +178,49 @@ def _apply_one(
     if "\r\n" in text and "\r\n" not in search:  # the model writes \n; keep the file's CRLF
         search, replace = search.replace("\n", "\r\n"), replace.replace("\n", "\r\n")
     found = occurrences(text, search)
+    if found == 0:  # a whitespace slip: accepted when the block is still unique line by line
+        loose = loose_replace(text, search, replace)
+        if loose is not None:
+            current[rel] = loose
+            return None
     if found != 1:
         return f"{rel}: edit {number} does not apply cleanly: search text found {found} times"
     current[rel] = text.replace(search, replace, 1)
     return None
+
+
+def loose_replace(text: str, search: str, replace: str) -> str | None:
+    """`text` with the one run of lines equal to `search`'s once each line is stripped of
+    surrounding whitespace (blank lines at the ends ignored) replaced by `replace`, re-indented
+    by the difference between the file's indentation and the search's; None when no run or
+    more than one matches."""
+    wanted = [line.strip() for line in search.strip("\n").split("\n")]
+    if not any(wanted):
+        return None
+    lines = text.split("\n")
+    stripped = [line.strip() for line in lines]
+    size = len(wanted)
+    hits = [i for i in range(len(lines) - size + 1) if stripped[i : i + size] == wanted]
+    if len(hits) != 1:
+        return None
+    start = hits[0]
+    first = next(line for line in search.strip("\n").split("\n") if line.strip())
+    have = next(line for line in lines[start : start + size] if line.strip())
+    shift = _indent(have) - _indent(first)
+    new = [_reindent(line, shift) for line in replace.strip("\n").split("\n")]
+    return "\n".join(lines[:start] + new + lines[start + size :])
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" \t"))
+
+
+def _reindent(line: str, shift: int) -> str:
+    if not line.strip():
+        return line.strip(" \t")
+    if shift >= 0:
+        return " " * shift + line
+    return line[min(-shift, _indent(line)) :]
 
 
 def occurrences(text: str, sub: str, limit: int = 2) -> int:

@@ -31,7 +31,7 @@ from watcher.fix import candidates as gating
 from watcher.fix.analyze import AnalysisError, Analyzer, BudgetExceeded, TokenBudget
 from watcher.fix.analyze import estimate_tokens as _estimate
 from watcher.fix.context import FixContext, build_context
-from watcher.fix.git import Worktree
+from watcher.fix.git import Worktree, head_commit
 from watcher.fix.github import GitHub, GitHubError
 from watcher.fix.outcomes import Recorder
 from watcher.fix.patch import SecretScan
@@ -44,12 +44,15 @@ from watcher.fix.protocols import (
     WorktreeFactory,
     WorktreeLike,
 )
-from watcher.fix.publish import CANCEL_GRACE, Publisher, verify_section
+from watcher.fix.providers import Endpoint
+from watcher.fix.publish import CANCEL_GRACE, Publisher
 from watcher.fix.publish import commit_body as commit_body  # re-exported, as all below
 from watcher.fix.redact import Redactor
+from watcher.fix.repair import RepairLoop, VerifierLike
 from watcher.fix.reporting import MAX_REPORT_DIFF as MAX_REPORT_DIFF
 from watcher.fix.reporting import report_analysis as report_analysis
 from watcher.fix.reporting import write_outputs
+from watcher.fix.sandbox import Limits, Sandbox
 from watcher.metrics import Metrics
 from watcher.model import ErrorGroup, Fix
 from watcher.store import Store
@@ -57,7 +60,6 @@ from watcher.store import Store
 log = structlog.get_logger("watcher.fix.pipeline")
 
 HOUR = 3600.0
-_verify_section = verify_section  # its name before it moved to watcher.fix.publish
 
 
 class FixPipeline:
@@ -77,9 +79,13 @@ class FixPipeline:
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
         cancel_grace: float = CANCEL_GRACE,
+        verifier: VerifierLike | None = None,
+        public_url: str = "",
     ) -> None:
         """`cancel_grace`: seconds a cancelled fix gives an in-flight push or PR request to
-        answer, and then the deletion of a branch it pushed (see watcher.fix.publish)."""
+        answer, and then the deletion of a branch it pushed (see watcher.fix.publish).
+        `verifier`: runs verify_command in a sandbox (default: watcher.fix.sandbox.Sandbox
+        over repo_path); `public_url`: [http] public_url, for the PR's link to the pattern."""
         self.settings, self.store, self.analyzer = settings, store, analyzer
         self.redact = redactor.redact
         # secrets without emails: for the guard's scan of added code and for diffs
@@ -104,8 +110,15 @@ class FixPipeline:
         )
         self.publisher = Publisher(
             settings, self.record, worktree=worktree, policy=self.policy,
-            secret_scan=self.secret_scan, grace=cancel_grace,
+            secret_scan=self.secret_scan, grace=cancel_grace, public_url=public_url,
         )  # fmt: skip
+        if verifier is None and settings.verify_command.strip():
+            verifier = Sandbox(
+                settings.repo_path, mode=settings.sandbox, passthrough=settings.verify_env,
+                limits=Limits(timeout=settings.verify_timeout, cpu=int(settings.verify_cpu)),
+                clean=lambda text: self.redact(sanitize(text)),
+            )  # fmt: skip
+        self.verifier = verifier
         self._github_factory = github
         self._github: PullRequests | None = None
         self._running: set[str] = set()
@@ -126,15 +139,18 @@ class FixPipeline:
         patterns = config.redact.patterns
         redactor = Redactor(extra_patterns=patterns)
         budget = TokenBudget(s.max_tokens_per_hour, s.max_fixes_per_hour)
+        endpoint = Endpoint(
+            provider=s.provider, base_url=s.base_url, region=s.region, project=s.project,
+            max_retries=s.llm_max_retries, timeout=s.llm_timeout,
+        )  # fmt: skip
         analyzer = Analyzer(
             model=s.model,
             max_tokens=s.max_output_tokens,
-            max_retries=s.llm_max_retries,
-            timeout=s.llm_timeout,
             deadline=s.llm_deadline,
             metrics=metrics,
             budget=budget,
             redact=redactor.redact,
+            endpoint=endpoint,
         )
         token = env.get(s.token_env, "")
 
@@ -154,7 +170,7 @@ class FixPipeline:
         return cls(
             s, store, analyzer=analyzer, github=github, worktree=worktree, redactor=redactor,
             code_redactor=Redactor(extra_patterns=patterns, redact_emails=False),
-            budget=budget, metrics=metrics,
+            budget=budget, metrics=metrics, public_url=config.http.public_url,
         )  # fmt: skip
 
     async def __aenter__(self) -> Self:
@@ -190,11 +206,14 @@ class FixPipeline:
         except BudgetExceeded:
             return []
         used = max(self.budget.fixes_used(), self._attempts_last_hour(now))
-        return gating.rank(chosen)[: max(self.settings.max_fixes_per_hour - used, 0)]
+        kept, dropped = gating.fragments(gating.rank(chosen))
+        for group_id, first in dropped.items():
+            log.info("Fragment of another group's bug: not tried.", group=group_id, of=first)
+        return kept[: max(self.settings.max_fixes_per_hour - used, 0)]
 
     async def run_candidates(self, groups: Iterable[ErrorGroup]) -> list[Fix]:
         """Try every candidate among `groups`, one after the other, until the budget runs out."""
-        copies = [dataclasses.replace(g) for g in groups if g.fixable]  # the engine mutates them
+        copies = [dataclasses.replace(g) for g in groups]  # the engine mutates them
         fixes: list[Fix] = []
         for group in await asyncio.to_thread(self.candidates, copies):
             fix = await self.run_one(group)
@@ -299,29 +318,46 @@ class FixPipeline:
         self, fix: Fix, group: ErrorGroup, ctx: FixContext, create_pr: bool, dry_run: bool
     ) -> None:
         try:
-            analysis = await self.analyzer.analyze(ctx, group)
+            first = await self.analyzer.analyze(ctx, group)
         except AnalysisError as exc:
             fix.details["tokens"] = {"input": exc.input_tokens, "output": exc.output_tokens}
             raise
-        self.record.analysis(fix, analysis)
+        self.record.analysis(fix, first)
         s = self.settings
         decision = gating.decide(
-            analysis,
+            first,
             min_confidence_patch=s.min_confidence_patch,
             min_confidence_pr=s.min_confidence_pr,
             create_pr=create_pr,
+            min_fixability=s.min_fixability,
         )
         fix.details["decision"] = decision.reason
+        loop = self._loop(ctx)
         if decision.stage == "root_cause":
             fix.status = "analyzed"
         elif dry_run or decision.stage == "patch":
-            # no fetch, no worktree: checked against the local checkout, nothing remote touched
-            result = self.publisher.guard(analysis, Path(s.repo_path))
-            self.record.verdict(fix, result, "dry_run" if dry_run else "patched")
+            # no fetch, no worktree: against the local checkout, nothing remote touched
+            root = Path(s.repo_path)
+            commit = await head_commit(root)
+            outcome = await loop.run(first, ctx, group, root=root, commit=commit)
+            self.publisher.settle(fix, outcome, "dry_run" if dry_run else "patched")
         else:
-            await self.publisher.publish(fix, group, analysis, self._pull_requests())
+            await self.publisher.publish(fix, group, first, ctx, self._pull_requests(), loop)
         if dry_run or decision.stage == "patch":
             fix.details["files"] = write_outputs(fix, group, s.output_dir, self.redact)
+
+    def _loop(self, ctx: FixContext) -> RepairLoop:
+        """The repair loop for one fix: its guard refuses edits to files the model never saw."""
+        shown = {f.path for f in ctx.files}
+        s = self.settings
+        return RepairLoop(
+            self.analyzer,
+            lambda answer, root: self.publisher.guard(answer, root, shown),
+            verifier=self.verifier,
+            verify_command=s.verify_command,
+            repair_rounds=s.repair_rounds,
+            min_fixability=s.min_fixability,
+        )
 
     # --- PR state ----------------------------------------------------------------------------
 

@@ -25,6 +25,27 @@ DEFAULT_DENYLIST: tuple[str, ...] = (
     ".buildkite/**",
     "bitbucket-pipelines.yml",
     ".pre-commit-config.yaml",
+    ".pre-commit-hooks.yaml",
+    ".husky/**",
+    ".devcontainer/**",
+    ".vscode/**",
+    ".idea/**",
+    ".envrc",
+    "Makefile",
+    "GNUmakefile",
+    "*.mk",
+    "justfile",
+    "Taskfile.y*ml",
+    "Rakefile",
+    "conftest.py",
+    "pytest.ini",
+    "tox.ini",
+    "noxfile.py",
+    "sitecustomize.py",
+    "usercustomize.py",
+    "*.pth",
+    ".bashrc",
+    ".profile",
     "CODEOWNERS",
     ".gitmodules",
     ".gitattributes",
@@ -92,7 +113,19 @@ DANGEROUS_CALLS: dict[str, re.Pattern[str]] = {
     "Runtime.getRuntime().exec": re.compile(r"\bRuntime\s*\.\s*getRuntime\s*\(\s*\)\s*\.\s*exec\b"),
     "ProcessBuilder": re.compile(r"\bProcessBuilder\b"),
     "shell_exec/system": re.compile(r"\b(?:shell_exec|passthru|proc_open)\s*\("),
+    # reading the process environment or /proc: where the daemon's secrets live
+    "os.environ/getenv": re.compile(r"\bos\s*\.\s*(?:environ|getenv|environb)\b|\bgetenv\s*\("),
+    "process.env": re.compile(r"\bprocess\s*\.\s*env\b|\bSystem\s*\.\s*getenv\b"),
+    "/proc": re.compile(r"""["'`/]proc/|/proc\b"""),
+    "builtins access": re.compile(
+        r"\b__builtins__\b|\bbuiltins\b|\b__globals__\b|\b__subclasses__\b"
+    ),
+    "getattr on a module": re.compile(r"\bgetattr\s*\(\s*(?:os|sys|importlib|builtins)\b"),
+    "ctypes": re.compile(r"\bctypes\b"),
+    "socket": re.compile(r"\bsocket\s*\.\s*(?:socket|create_connection)\b|\bimport\s+socket\b"),
 }
+# importlib.import_module / __import__ with anything but a string literal: a built name
+_DYNAMIC_IMPORT = re.compile(r"""\b(?:import_module|__import__)\s*\(\s*(?!["'][\w.]+["']\s*[,)])""")
 
 _URL = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*)://([^\s/'\"`<>()\[\]{}\\]+)")
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])")
@@ -170,6 +203,32 @@ def _glob_to_regex(glob: str) -> str:
     return "".join(out)
 
 
+_TEST_FILE = re.compile(
+    r"(?:^|/)(?:tests?|__tests__|spec)/|(?:^|/)test_[^/]*$|_test\.\w+$|\.(?:test|spec)\.\w+$"
+    r"|Tests?\.\w+$",
+    re.IGNORECASE,
+)
+_CHECKS = re.compile(
+    r"\bassert\w*\b|\bdef test\w*|\bexpect\s*\(|\b(?:it|test)\s*\(|@Test\b|\bt\.(?:Error|Fatal)"
+    r"|\bself\.assert\w+|\bpytest\.raises\b"
+)
+_SKIPS = re.compile(r"\bskip\w*\b|\bxfail\b|\.only\s*\(|@Disabled\b|@Ignore\b", re.IGNORECASE)
+
+
+def is_test_file(path: str) -> bool:
+    """Whether `path` (relative, POSIX) looks like a test file."""
+    return _TEST_FILE.search(path) is not None
+
+
+def weakens_test(path: str, old: str, new: str) -> bool:
+    """An edit of an existing test file that removes checks or adds skips: refused, since a
+    fix must not pass by editing the tests that catch it."""
+    if not old or not is_test_file(path):
+        return False
+    fewer = len(_CHECKS.findall(new)) < len(_CHECKS.findall(old))
+    return fewer or len(_SKIPS.findall(new)) > len(_SKIPS.findall(old))
+
+
 def content_problems(path: str, old: str, new: str, added: str, *, max_blob: int) -> list[str]:
     """Reasons the change from `old` to `new` (whose added lines are `added`) is refused."""
     reasons = [
@@ -179,6 +238,10 @@ def content_problems(path: str, old: str, new: str, added: str, *, max_blob: int
         reasons.append(f"{path}: adds an encoded blob of {max_blob}+ characters")
     for name in new_dangerous_calls(old, new):
         reasons.append(f"{path}: adds a new {name} call")
+    if len(_DYNAMIC_IMPORT.findall(new)) > len(_DYNAMIC_IMPORT.findall(old)):
+        reasons.append(f"{path}: adds an import of a computed module name")
+    if weakens_test(path, old, new):
+        reasons.append(f"{path}: deletes or weakens a test (fewer checks, or a new skip)")
     return reasons
 
 

@@ -139,6 +139,10 @@ def _log_data(ctx: FixContext, redact: Redact) -> str:
     for i, sample in enumerate(ev.get("samples") or [], start=1):
         head = f"sample {i} (at {sample.get('timestamp')}, source {sample.get('source')}):"
         body += [untrusted(head, redact, 500), untrusted(sample["text"], redact, MAX_SAMPLE)]
+    messages = ev.get("distinct_messages") or []
+    if len(messages) > 1:
+        body.append("distinct failing messages across the samples:")
+        body += [f"  - {untrusted(m, redact, 300)}" for m in messages]
     return "\n".join(
         [
             "## Log data (untrusted)",

@@ -8,7 +8,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from watcher.fix.context import FixContext
-from watcher.fix.git import Identity, PushResult, VerifyResult
+from watcher.fix.git import Identity, PushResult
 from watcher.fix.github import PullRef
 from watcher.fix.patch import GuardResult
 from watcher.fix.schema import Analysis
@@ -16,9 +16,12 @@ from watcher.model import ErrorGroup
 
 
 class AnalyzerLike(Protocol):
-    """What the pipeline needs of `Analyzer`."""
+    """What the pipeline needs of `Analyzer`: a first answer, then repair rounds."""
 
     async def analyze(self, ctx: FixContext, group: ErrorGroup) -> Analysis: ...
+    async def repair(
+        self, ctx: FixContext, group: ErrorGroup, turns: list[tuple[Analysis, str]]
+    ) -> Analysis: ...
     async def aclose(self) -> None: ...
 
 
@@ -44,13 +47,13 @@ class WorktreeLike(Protocol):
 
     path: Path
     branch: str  # this run's branch; what a push creates on the remote
+    base_sha: str  # the base commit it was made at (set on entering)
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None: ...
     def write(self, result: GuardResult) -> list[str]: ...
-    async def verify(self, command: str, *, timeout: float = ...) -> VerifyResult: ...
     async def commit(
         self,
         subject: str,

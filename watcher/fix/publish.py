@@ -11,21 +11,21 @@ left behind. Then the cancellation goes on: a stopping daemon waits here at most
 from __future__ import annotations
 
 import asyncio
-import re
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
 
 from watcher.config import AutofixConfig
+from watcher.fix.context import FixContext
 from watcher.fix.git import Identity, PushResult
-from watcher.fix.github import PullRef, pr_body, pr_title
+from watcher.fix.github import PullRef, pattern_link, pr_body, pr_title
 from watcher.fix.outcomes import Recorder
 from watcher.fix.patch import Edit, EditLike, GuardResult, SecretScan, guard
 from watcher.fix.policy import Policy
-from watcher.fix.prompt import sanitize
 from watcher.fix.protocols import PullRequests, WorktreeFactory, WorktreeLike
+from watcher.fix.repair import Outcome, RepairLoop, describe
 from watcher.fix.schema import Analysis
 from watcher.model import ErrorGroup, Fix
 
@@ -75,38 +75,88 @@ class Publisher:
         policy: Policy,
         secret_scan: SecretScan,
         grace: float = CANCEL_GRACE,
+        public_url: str = "",
     ) -> None:
         self.settings, self.record, self.redact = settings, record, record.redact
+        self.settings_public_url = public_url
         self.policy, self.secret_scan, self.grace = policy, secret_scan, grace
         self._worktree = worktree
 
-    def guard(self, analysis: Analysis, root: Path) -> GuardResult:
-        """The analysis' edits (and its regression test, as a new file) checked against `root`."""
+    def guard(
+        self, analysis: Analysis, root: Path, shown: Collection[str] | None = None
+    ) -> GuardResult:
+        """The analysis' edits (and its test, as a new file) checked against `root`. With
+        `shown` (the paths the model was shown), an edit to any other existing file is refused:
+        the model cannot have copied its search text from code it never saw."""
         edits: list[EditLike] = list(analysis.edits)
         test = analysis.test
-        # the proposed regression test becomes a new file, unless that path is taken already
-        if test and test.path and test.content is not None and not (root / test.path).exists():
+        if test and test.path and test.content is not None:
+            # a new file: a path that names an existing file is refused by the guard, not
+            # silently dropped (the PR would claim a test it does not add)
             edits.append(Edit(test.path, "", test.content))
-        return guard(edits, root, self.policy, secret_scan=self.secret_scan)
+        result = guard(edits, root, self.policy, secret_scan=self.secret_scan)
+        unseen = sorted(
+            {e.path for e in analysis.edits if e.search and e.path not in (shown or {e.path})}
+        )
+        if not unseen:
+            return result
+        never = [f"{path}: edits a file the model was never shown" for path in unseen]
+        reasons = [*result.reasons, *never]
+        return GuardResult(False, reasons, "", {}, result.stats)
+
+    def settle(self, fix: Fix, outcome: Outcome, status: str) -> GuardResult | None:
+        """Record the loop's outcome in `fix`: the final analysis, every round's tokens and the
+        verification summaries; then the patch to publish with `status` ("patched",
+        "dry_run"), or None with the fix "rejected" (the guard's reasons), "failed"
+        (verification failed and verify_failure is "skip") or "analyzed" (root cause only)."""
+        first_tokens = fix.details.get("tokens") or {"input": 0, "output": 0}
+        self.record.analysis(fix, outcome.analysis)
+        fix.details["tokens"] = {
+            "input": first_tokens["input"] + outcome.input_tokens,
+            "output": first_tokens["output"] + outcome.output_tokens,
+        }
+        fix.details["repair_rounds"] = outcome.rounds
+        if outcome.runs:
+            fix.details["verify"] = outcome.details()
+        if outcome.result is not None:
+            return outcome.result if self.record.verdict(fix, outcome.result, status) else None
+        if outcome.unverified is not None and self.settings.verify_failure == "draft":
+            self.record.verdict(fix, outcome.unverified, status)
+            return outcome.unverified
+        if outcome.refused is not None:
+            self.record.verdict(fix, outcome.refused, status)
+            return None
+        if outcome.unverified is not None:
+            fix.status, fix.error = "failed", "verify command failed; not pushed"
+            return None
+        fix.status = "analyzed"  # root cause only: kept and reported
+        fix.details["decision"] = self.redact(outcome.reason)
+        return None
 
     async def publish(
-        self, fix: Fix, group: ErrorGroup, analysis: Analysis, github: PullRequests
+        self,
+        fix: Fix,
+        group: ErrorGroup,
+        first: Analysis,
+        ctx: FixContext,
+        github: PullRequests,
+        loop: RepairLoop,
     ) -> None:
-        """Set `fix` to "pr_open", "rejected" or "failed"; raise on a failed remote step (once
-        its branch is deleted) and on cancellation (once the outcome is in `fix`)."""
+        """Set `fix` to "pr_open", "rejected", "analyzed" or "failed"; raise on a failed remote
+        step (once its branch is deleted) and on cancellation (once the outcome is in `fix`)."""
         async with self._worktree(group) as tree:
-            result = self.guard(analysis, tree.path)  # the worktree is at the base commit
-            if not self.record.verdict(fix, result, "patched"):
+            # the worktree is at the base commit: the loop guards and verifies against it
+            outcome = await loop.run(first, ctx, group, root=tree.path, commit=tree.base_sha)
+            result = self.settle(fix, outcome, "patched")
+            if result is None or await self._duplicate(fix):
                 return
+            analysis = outcome.analysis
             tree.write(result)
-            verified = await self._verify(fix, tree)
-            if verified is None:
-                return
+            draft, note = self._verdict(outcome)
             title = self.redact(pr_title(analysis.to_dict(), group))
             if not await self._commit(fix, tree, title, analysis, group):
                 return
             pushed = await self._push(fix, tree)
-            draft, note = verified
             body = self._pr_body(analysis, group, result, note)
             ref = await self._open_pr(
                 fix, tree, github, head=pushed.branch, title=title, body=body, draft=draft
@@ -114,25 +164,49 @@ class Publisher:
             # before the worktree's exit: a cancellation there must find the PR recorded
             self.record.pull_request(fix, ref, draft=draft)
 
+    async def _duplicate(self, fix: Fix) -> bool:
+        """Whether an open PR (another group's) already holds this very patch: then no second
+        PR; the fix says which one it duplicates."""
+        open_fixes = await asyncio.to_thread(self.record.store.list_fixes, status="pr_open")
+        same = next((f for f in open_fixes if f.diff and f.diff == fix.diff), None)
+        if same is None:
+            return False
+        fix.status = "analyzed"
+        fix.details.update(duplicate_of=same.pr_url, decision=f"the same patch is {same.pr_url}")
+        return True
+
     def _pr_body(
         self, analysis: Analysis, group: ErrorGroup, result: GuardResult, note: str
     ) -> str:
         tokens = {"input": analysis.input_tokens, "output": analysis.output_tokens}
-        body = pr_body(analysis.to_dict(), group, result.stats, tokens, None, redact=self.redact)
-        return body + self.redact(note)
+        link = pattern_link(self.settings_public_url, group.id)
+        body = pr_body(
+            analysis.to_dict(), group, result.stats, tokens, link, redact=self.redact,
+            verification=note, new_files=result.new_files,
+        )  # fmt: skip
+        return body
 
-    async def _verify(self, fix: Fix, tree: WorktreeLike) -> tuple[bool, str] | None:
-        """(draft, note for the PR body) after the verify command; None: do not push."""
+    def _verdict(self, outcome: Outcome) -> tuple[bool, str]:
+        """(draft, the PR body's verification line): verified PRs follow `draft`; anything
+        else is a draft that says NOT verified, and why."""
         s = self.settings
+        if outcome.verified:
+            after = outcome.runs.get("after")
+            counts = after.counts() if after is not None else "passed"
+            repro = " The reproduction test failed before the fix and passes with it."
+            return s.draft, f"verified: {counts} (`{s.verify_command}` in the sandbox).{repro}"
+        if outcome.verified is False:
+            after = outcome.runs.get("after")
+            detail = describe(after) if after is not None else "failed"
+            return True, f"NOT verified: `{s.verify_command}` failed with the fix: {detail}"
+        base = outcome.runs.get("baseline")
         if not s.verify_command.strip():
-            return s.draft, ""
-        verdict = await tree.verify(s.verify_command, timeout=s.verify_timeout)
-        output = self.redact(sanitize(verdict.output))
-        fix.details["verify"] = {"ok": verdict.ok, "output": output}
-        if not verdict.ok and s.verify_failure == "skip":
-            fix.status, fix.error = "failed", "verify command failed; not pushed"
-            return None
-        return s.draft or not verdict.ok, verify_section(s.verify_command, verdict.ok, output)
+            why = "no verify_command is configured"
+        elif base is not None and not base.ran:
+            why = base.note
+        else:
+            why = "the reproduction test was not run"
+        return True, f"NOT verified: {why}."
 
     async def _commit(
         self, fix: Fix, tree: WorktreeLike, title: str, analysis: Analysis, group: ErrorGroup
@@ -229,14 +303,3 @@ def commit_body(analysis: Analysis, group: ErrorGroup) -> str:
         f"({analysis.input_tokens} + {analysis.output_tokens} tokens)."
     )
     return "\n".join(lines)
-
-
-def verify_section(command: str, ok: bool, output: str) -> str:
-    """The PR body's verification section: passed, or failed with the output's tail."""
-    if ok:
-        return f"\n\n## Verification\n\n`{command}` passed in the fix worktree.\n"
-    fence = "`" * max(3, 1 + max((len(r) for r in re.findall(r"`+", output)), default=0))
-    return (
-        f"\n\n## Verification FAILED\n\n`{command}` failed in the fix worktree; this PR is a "
-        f"draft until a human looks.\n\n{fence}text\n{output[-4000:]}\n{fence}\n"
-    )

@@ -1,9 +1,9 @@
 """The `report_fix` tool the model answers through, and the checked result it turns into.
 
 The model gets exactly one tool and it acts on nothing: calling it is how the model hands back
-its analysis. The tool input is validated here by hand, strictly (jsonschema is not a
-dependency): an unknown key, a wrong type or a contradiction is a `SchemaViolation`, never a
-half-filled `Analysis`.
+its analysis. The tool input is validated here by hand (jsonschema is not a dependency):
+a missing key, a wrong type or a contradiction is a `SchemaViolation`, never a half-filled
+`Analysis`; slips a careful reader would forgive (an extra key, "0.8" for 0.8) are accepted.
 
 Edits are search/replace blocks, not unified diffs. An exact-match anchor either occurs once in
 the file at the base commit and applies, or it does not and the edit fails cleanly; there are no
@@ -42,6 +42,7 @@ _EDIT_SCHEMA: dict[str, Any] = {
             ),
         },
         "replace": {"type": "string", "description": "The text that replaces `search`."},
+        "rationale": {"type": "string", "description": "Why this edit (one sentence)."},
     },
     "required": ["path", "search", "replace"],
     "additionalProperties": False,
@@ -77,6 +78,16 @@ INPUT_SCHEMA: dict[str, Any] = {
             "maximum": 1,
             "description": "How sure you are of the root cause and fix, from 0 to 1.",
         },
+        "fixability_score": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 1,
+            "description": (
+                "How likely a small code change in this repository fixes the error, from 0 to 1 "
+                "(an operational cause such as an outage, a bad key or a locked database: low)."
+            ),
+        },
+        "plan": {"type": "string", "description": "The fix in a few steps (no code)."},
         "fixability": {
             "type": "string",
             "enum": list(FIXABILITY),
@@ -88,11 +99,17 @@ INPUT_SCHEMA: dict[str, Any] = {
         "edits": {
             "type": "array",
             "items": _EDIT_SCHEMA,
-            "description": 'Search/replace blocks; empty unless fixability is "patch".',
+            "description": (
+                'Search/replace blocks; empty unless fixability is "patch" (and empty when you '
+                "are asked for the reproduction test only)."
+            ),
         },
         "test": {
             "anyOf": [_TEST_SCHEMA, {"type": "null"}],
-            "description": "A regression test to add, or null.",
+            "description": (
+                "A reproduction test, as a new file: it must fail on the current code and pass "
+                "once the fix is applied."
+            ),
         },
         "risk": {"type": "string", "description": "What could go wrong with the change."},
     },
@@ -122,6 +139,7 @@ class Edit:
     path: str
     search: str
     replace: str
+    rationale: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,10 +165,21 @@ class Analysis:
     edits: tuple[Edit, ...]
     risk: str
     test: TestProposal | None = None
+    fixability_score: float | None = None
+    plan: str = ""
     model: str = ""
     message_id: str = ""
     input_tokens: int = 0
     output_tokens: int = 0
+    tool_use_id: str = ""  # the report_fix call this came from: a repair round answers it
+    raw_input: Any = None  # that call's input as sent, echoed back in the conversation
+
+    @property
+    def score(self) -> float:
+        """The fixability score: the model's, else derived from its fixability and confidence."""
+        if self.fixability_score is not None:
+            return self.fixability_score
+        return {"patch": self.confidence, "root_cause_only": 0.2}.get(self.fixability, 0.0)
 
     @property
     def tokens(self) -> int:
@@ -163,14 +192,18 @@ class Analysis:
 
 
 def parse_tool_input(data: object) -> Analysis:
-    """A validated `Analysis` from the tool input; `SchemaViolation` naming the first problem."""
+    """A validated `Analysis` from the tool input; `SchemaViolation` naming the first problem.
+
+    Small slips are accepted: unknown keys are ignored, a number may come as a numeric string.
+    Edits with fixability other than "patch" are a contradiction; "patch" without edits is not
+    (a reproduction-test round, or edits that come in the next round)."""
     obj = _object(data, "input", INPUT_SCHEMA)
     fixability = _enum(obj["fixability"], "fixability")
     edits = tuple(_edit(item, f"edits[{i}]") for i, item in enumerate(_list(obj, "edits")))
     if len(edits) > MAX_EDITS:
         raise SchemaViolation(f"edits: at most {MAX_EDITS} edits, got {len(edits)}")
-    if (fixability == "patch") != bool(edits):
-        raise SchemaViolation('edits: must be non-empty exactly when fixability is "patch"')
+    if edits and fixability != "patch":
+        raise SchemaViolation('edits: must be empty unless fixability is "patch"')
     evidence = tuple(
         _text(item, f"evidence[{i}]", MAX_TEXT) for i, item in enumerate(_list(obj, "evidence"))
     )
@@ -185,19 +218,22 @@ def parse_tool_input(data: object) -> Analysis:
         edits=edits,
         risk=_text(obj["risk"], "risk", MAX_TEXT),
         test=_test(obj.get("test")),
+        fixability_score=(
+            None
+            if obj.get("fixability_score") is None
+            else _unit(obj["fixability_score"], "fixability_score")
+        ),
+        plan=_text(obj.get("plan") or "", "plan", MAX_TEXT),
     )
 
 
 def _object(data: object, where: str, schema: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SchemaViolation(f"{where}: expected an object, got {_kind(data)}")
-    unknown = sorted(str(key) for key in data if key not in schema["properties"])
-    if unknown:
-        raise SchemaViolation(f"{where}: unknown keys: {', '.join(unknown)}")
     missing = [key for key in schema["required"] if key not in data]
     if missing:
         raise SchemaViolation(f"{where}: missing required keys: {', '.join(missing)}")
-    return data
+    return {key: value for key, value in data.items() if key in schema["properties"]}
 
 
 def _list(obj: dict[str, Any], key: str) -> list[Any]:
@@ -225,11 +261,21 @@ def _summary(value: object) -> str:
 
 
 def _confidence(value: object) -> float:
-    # bool is an int subclass; true/false is not a confidence
+    return _unit(value, "confidence")
+
+
+def _unit(value: object, where: str) -> float:
+    """A number from 0 to 1; "0.8" is taken as 0.8 (a common slip), true/false is not."""
+    if isinstance(value, str):
+        try:
+            value = float(value.strip().rstrip("%")) / (100 if value.strip().endswith("%") else 1)
+        except ValueError:
+            raise SchemaViolation(f"{where}: expected a number, got a string") from None
+    # bool is an int subclass; true/false is not a number here
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise SchemaViolation(f"confidence: expected a number, got {_kind(value)}")
+        raise SchemaViolation(f"{where}: expected a number, got {_kind(value)}")
     if not math.isfinite(value) or not 0 <= value <= 1:
-        raise SchemaViolation(f"confidence: expected a number from 0 to 1, got {value!r}")
+        raise SchemaViolation(f"{where}: expected a number from 0 to 1, got {value!r}")
     return float(value)
 
 
@@ -245,6 +291,7 @@ def _edit(item: object, where: str) -> Edit:
         path=_text(obj["path"], f"{where}.path", 1000, empty=False),
         search=_text(obj["search"], f"{where}.search", MAX_CODE, empty=False),
         replace=_text(obj["replace"], f"{where}.replace", MAX_CODE),
+        rationale=_text(obj.get("rationale") or "", f"{where}.rationale", MAX_TEXT),
     )
 
 
