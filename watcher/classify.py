@@ -443,8 +443,9 @@ def _event_text(event: LogEvent) -> str:
     elif event.line_count > 1 and event.text:
         # the other lines of a multi-line report (".NET ---> inner", Node "code: 'ETIMEDOUT'",
         # PostgreSQL DETAIL, a Rails block's exception line) without its frames
-        extra = [ln for ln in event.text.splitlines()[1:40] if not _is_frame(ln)]
-        text = "\n".join([text, *extra])[:4000]
+        # (the first 24 lines, 1,500 characters: the words that name a failure come early)
+        extra = [ln for ln in event.text[:3000].splitlines()[1:24] if not _is_frame(ln)]
+        text = "\n".join([text, *extra])[:1500]
     for key in ERROR_FIELDS:
         value = event.fields.get(key) if event.fields else None
         if isinstance(value, str):
@@ -472,14 +473,37 @@ def _exception_text(event: LogEvent) -> str:
     return exc
 
 
+# literal pre-checks (lower-cased) for the regexes below: most events contain none of them
+_JSON_HINTS = ("json", "unexpected token", "expecting value")
+_EXPLICIT_HINTS = (
+    "limiting ",
+    "http 429",
+    "(accessdenied)",
+    "(unauthorizedoperation)",
+    "(invalidclienttokenid)",
+    "(expiredtoken)",
+    "(forbidden)",
+)
+
+
+def _any_in(hints: tuple[str, ...], low: str | None) -> bool:
+    if low is None:
+        return True  # non-ASCII: let the regex decide
+    for hint in hints:  # noqa: SIM110
+        if hint in low:
+            return True
+    return False
+
+
 def _match_category(exc: str, text: str, event: LogEvent) -> Category:
-    if _JSON_PARSE.search(exc) or _JSON_PARSE.search(text):
+    low_all = f"{exc}\n{text}".lower() if (exc.isascii() and text.isascii()) else None
+    if _any_in(_JSON_HINTS, low_all) and (_JSON_PARSE.search(exc) or _JSON_PARSE.search(text)):
         where = " ".join(f.file for f in event.frames) + " " + event.message
         if _HTTP_CLIENT.search(where):
             return CATEGORY_BY_NAME["external_service_error"]  # an upstream's bad response
         if _BODY_PARSER.search(where) or not event.frames:
             return CATEGORY_BY_NAME["validation_error"]  # the client's bad request body
-    explicit = _EXPLICIT.search(text)
+    explicit = _EXPLICIT.search(text) if _any_in(_EXPLICIT_HINTS, low_all) else None
     if explicit:
         # a service's explicit answer (nginx "limiting requests", S3 "(AccessDenied)") outranks
         # a client's generic exception type (botocore's ClientError, an HTTPError)

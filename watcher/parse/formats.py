@@ -562,8 +562,29 @@ _K8S_WARNING_ROW = re.compile(
 _ACCESS_LINE = re.compile(r'"[A-Z]+ \S+ HTTP/[\d.]+"|HTTP/[\d.]+" \d{3}')
 
 
+_LEVELLESS_HINTS = (
+    "error",
+    "exception",
+    "fatal",
+    "panic",
+    "warning",
+    "exceeded",
+    "refused",
+    "reset by peer",
+    "i/o timeout",
+    "no such host",
+    "broken pipe",
+)
+
+
 def levelless_level(message: str) -> str | None:
-    """ "error" for a line without a level word that reads as an error report, else None."""
+    """The level "error" for a line without a level word that reports an error, else None."""
+    low = message.lower()
+    for hint in _LEVELLESS_HINTS:
+        if hint in low:
+            break
+    else:
+        return None  # the regexes below cannot match: spare them (most level-less lines)
     if _LEVELLESS_ERROR.search(message) or _K8S_WARNING_ROW.match(message):
         # an access log line quoting an error path or status is traffic, not an error report
         return None if _ACCESS_LINE.search(message) else "error"
@@ -575,13 +596,11 @@ def levelless_level(message: str) -> str | None:
 # Lower-cased fragments that every level word at error or above contains (checked against
 # WORD_LEVELS by the tests): a plain or logfmt line with none of them cannot get such a level.
 ERROR_FRAGMENTS = ("err", "eror", "sever", "crit", "fatal", "panic", "alert", "emerg", "fail")
-# Level-less error reports that none of the fragments name: Kubernetes Warning events and
-# "Exception" lines (levelless_level decides; these only let the line through to it)
+# Level-less error reports that none of the fragments name (levelless_level decides; these only
+# let the line through to it): exception names and errno phrases of Go's log and CLIs. A line
+# naming info or debug has a level, and most lines do, so only the rest pay for these.
 _LEVELLESS_FRAGMENTS = (
     "exception",
-    "warning  ",
-    "warning\t",
-    "oom",
     "exceeded",
     "refused",
     "reset by peer",
@@ -640,6 +659,10 @@ def can_be_error(line: RawLine) -> bool:
     for fragment in ERROR_FRAGMENTS:
         if fragment in low:
             return True
+    if "warning" in low:  # a Kubernetes Warning event row, else a warning
+        return "warning  " in low or "warning\t" in low
+    if "info" in low or "debug" in low:
+        return False  # a line with a level word that is not an error one
     for fragment in _LEVELLESS_FRAGMENTS:  # noqa: SIM110
         if fragment in low:
             return True

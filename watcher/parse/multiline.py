@@ -51,6 +51,7 @@ from watcher.parse.traces import parse_trace
     _INDENT,
     _JSON,
     _PROSE,
+    _MAYBE,
     _PG,
     _AT0,
     _TB,
@@ -64,7 +65,7 @@ from watcher.parse.traces import parse_trace
     _FRAME,
     _NODE_PRE,
     _K8S,
-) = range(18)
+) = range(19)
 # record states
 (
     _OPEN,
@@ -188,9 +189,20 @@ def _kind(text: str) -> int:
         return _AT0  # .NET's async boundary and inner exception, unindented by journald
     if text[-1:].isdigit() and _NODE_LOCATION.match(text):
         return _NODE_PRE
-    if _NOT_PROSE.match(text):
-        return _OTHER
-    return _PROSE
+    # whether it is prose (a message that runs on) only matters under an error record: the
+    # caller decides with _prose() when it does
+    return _MAYBE
+
+
+def _prose(kind: int, text: str) -> int:
+    """What the fast path leaves open, decided where it matters (under a record that may be an
+    error): _MAYBE is _PROSE for a line that cannot start a record, else _OTHER; an _OTHER line
+    may be a PostgreSQL continuation record."""
+    if kind == _MAYBE:
+        return _OTHER if _NOT_PROSE.match(text) else _PROSE
+    if kind == _OTHER and ":  " in text and _PG_CONT.match(text):
+        return _PG
+    return kind
 
 
 def _indented_kind(text: str) -> int:
@@ -206,6 +218,19 @@ def _indented_kind(text: str) -> int:
     if "Warning" in text and _K8S_WARNING.match(text):
         return _K8S
     return _INDENT
+
+
+def _may_have_prefix(text: str, first: str) -> bool:
+    """A cheap look at a line that starts with neither a digit nor "[" or "{": could
+    strip_prefix find something? (journald's "Mar 04 …", a compose "api-1  | ", a terminal
+    glyph, colours)."""
+    if first.isupper():
+        return (text[3:4] == " " and text[6:7] == " ") or "#033[" in text or "\x1b" in text
+    if first.islower():
+        return "| " in text[:72] or "\x1b" in text
+    if first == " ":
+        return not text[:12].lstrip()[:1].isascii() or "\x1b" in text
+    return True
 
 
 class _Record:
@@ -535,33 +560,43 @@ class Assembler:
             key = line.stream
             first = text[:1]
             if first.isdigit() or first == "[":
-                if text[10:11] == "T" or first == "[" or "#033[" in text or "\x1b" in text:
+                # a transport prefix here starts with an RFC 3339 time (CRI, Logplex, short-iso
+                # journald) or "[pod/"; colours can be anywhere
+                if (
+                    text[10:11] == "T"
+                    or (first == "[" and text[1:5] == "pod/")
+                    or "\x1b" in text
+                ):
                     found = strip_prefix(text)
                     if found is not None:
                         text, key = self._unprefix(line, found)
                         if text is None:
                             continue
                         first = text[:1]
-                if first.isdigit() or first == "[":
-                    kind = _kind(text) if (":  " in text or first == "[") else _OTHER
+                if first.isdigit():
+                    kind = _OTHER  # a PostgreSQL continuation is told apart by _prose()
+                elif first == "[":
+                    kind = _kind(text) if text[1:2].isupper() else _OTHER
                 else:
                     kind = _kind(text)
             elif first == "{":
                 kind = _JSON
-                wrapped = unwrap_json(text)
+                wrapped = (
+                    unwrap_json(text) if ('"message":' in text or '"log":' in text) else None
+                )
                 if wrapped is not None:
                     text, key = self._unwrap(line, *wrapped)
                     kind = _kind(text)
-                    if kind == _PROSE:
+                    if kind == _MAYBE:
                         kind = _OTHER  # a wrapped line is a log entry of its own, not a run-on
             else:
-                found = strip_prefix(text)
+                found = strip_prefix(text) if _may_have_prefix(text, first) else None
                 if found is not None:
                     text, key = self._unprefix(line, found)
                     if text is None:
                         continue
                 kind = _kind(text)
-                if kind == _PROSE and (line.fields is not None or line.timestamp is not None):
+                if kind == _MAYBE and (line.fields is not None or line.timestamp is not None):
                     # a source that gives every line its own record (Railway, Loki, CloudWatch)
                     # says where records start: its lines are never an earlier message run on
                     kind = _OTHER
@@ -574,16 +609,21 @@ class Assembler:
                     del open_records[key]
                     self._single(record.head, record.head_kind, out, record.event)
                     spare = record
-                self._json(line, key, now, out)
+                if errors_only and not can_be_error(line):
+                    skipped += 1  # the usual JSON line: an INFO record, counted only
+                else:
+                    self._json(line, key, now, out)
                 continue
             if record is None:
+                if kind == _MAYBE:
+                    kind = _OTHER  # nothing to run on from
                 if kind == _OTHER and spare is not None and len(text) < max_bytes:
                     spare.reset(line, kind, now, key)
                     open_records[key], spare = spare, None
                 else:
                     self._start(line, kind, now, out, key)
             elif (
-                kind == _OTHER
+                kind in (_OTHER, _MAYBE)
                 and record.state == _OPEN
                 and record.lines is None
                 and len(text) < max_bytes
@@ -593,7 +633,12 @@ class Assembler:
                 head = record.head
                 if errors_only and record.head_kind < _TB and not can_be_error(head):
                     skipped += 1
+                    kind = _OTHER
                 else:
+                    kind = _prose(kind, text)
+                    if kind in (_PROSE, _PG):  # it may continue an error record: the slow path
+                        self._continue(record, line, kind, now, out)
+                        continue
                     out.append(_single(head, record.head_kind, record.event))
                 # only what an OPEN one-line record can have changed is set: a full reset()
                 # costs a tenth of the loop
@@ -605,7 +650,7 @@ class Assembler:
                     None,
                 )
             else:
-                self._continue(record, line, kind, now, out)
+                self._continue(record, line, _prose(kind, text), now, out)
         self._skipped += skipped
         return out
 
@@ -649,7 +694,8 @@ class Assembler:
             return []
         now = self._clock()
         out: list[LogEvent] = []
-        for key, record in list(self._open.items()):
+        # in the order the records started, whichever way each writer's entry was (re)inserted
+        for key, record in sorted(self._open.items(), key=lambda item: item[1].head.line_no):
             if force or now - record.touched >= self._timeout:
                 del self._open[key]
                 if record.state == _TENTATIVE:
