@@ -80,13 +80,19 @@ def library_message(event: LogEvent) -> str:
     error = f"{kind}: {event.exception_message or ''}".strip()
     head = event.message
     causes = event.fields.get("causes") if event.fields else None
-    parts = [error] if (not head or error in head or head in error) else [head, error]
-    if isinstance(causes, list) and causes:
-        parts.append("caused by " + " ".join(str(c) for c in causes[:4]))
+    # an error printed on the reporting line itself ("[ioredis] Unhandled error event: Error: …")
+    # is grouped by that line; an error after a separate log line by the error alone, so that
+    # the same failure logged in two formats is one group
+    parts = [head] if (head and error in head) else [error]
+    # the causes' types, not their codes: a runtime's print of the error's properties (Node's
+    # "code: 'ETIMEDOUT'") is not in the same error serialised by a JSON logger
+    types = [c for c in causes[:4] if not str(c).isupper()] if isinstance(causes, list) else []
+    # the error codes of the error itself lead the message: the miner never merges messages
+    # whose first tokens differ, so ECONNREFUSED and ETIMEDOUT from one client stay two groups
+    codes = sorted(set(_ERROR_CODE.findall(" | ".join(parts))))
+    if types:
+        parts.append("caused by " + " ".join(str(c) for c in types))
     text = " | ".join(parts)
-    # the error codes lead the message: the miner never merges messages whose first tokens
-    # differ, so ECONNREFUSED and ETIMEDOUT from one client stay two groups
-    codes = sorted(set(_ERROR_CODE.findall(text)))
     # joined by "_": a "/" would read as a path, which masking turns into a variable
     return f"{'_'.join([kind.replace(' ', '_'), *codes])} {text}"
 

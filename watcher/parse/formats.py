@@ -519,10 +519,18 @@ def _parse_plain(line: RawLine) -> LogEvent:
     if found is None and text[pos : pos + 1] == "[":
         thread = _THREAD.match(text, pos)
         found = _level_at(text, thread.end()) if thread else None
+    weak = False
     if found is not None:
         level, pos, logger = found
+        # "error budget remaining 99%": a lower-case word is a level only when nothing says
+        # otherwise; the source's own level (a Railway or Loki attribute) does
+        weak = text[pos - 1 : pos] == " " and text[:1].islower()
         if logger is None:
             pos, logger = _log4j_tail(text, pos)
+        if logger is None and text[pos : pos + 1] == "[":
+            named = _BRACKET_LOGGER.match(text, pos)  # "ERROR [app.checkout] msg"
+            if named:
+                pos, logger = named.end(), named.group(1)
     elif pos == 0 and (special := _special_prefix(text)) is not None:
         level, pos, logger, timestamp = special
     elif ":  " in text and (pg := _PG_SEVERITY.search(text, pos, pos + _SCAN_WINDOW)) is not None:
@@ -536,11 +544,15 @@ def _parse_plain(line: RawLine) -> LogEvent:
             if start != pos:
                 pos, logger = _log4j_tail(text, start)
     message = text[pos:].strip() if pos else text.strip()
+    if weak and line.fields:
+        level = _level_from(line.fields) or level
     if level is None:
         level = levelless_level(message)
     return make_event(line, message, level, timestamp, logger, "plain", {})
 
 
+# a logger name in brackets after the level: dotted words with a letter, not a pid or a time
+_BRACKET_LOGGER = re.compile(r"\[([A-Za-z_][\w$-]*(?:\.[\w$-]+)*)\]\s+")
 _PG_SEVERITY = re.compile(
     r"(?<![\w.])(LOG|ERROR|FATAL|PANIC|WARNING|NOTICE|INFO|DEBUG\d?|DETAIL|HINT|STATEMENT"
     r"|CONTEXT|QUERY|LOCATION):  "

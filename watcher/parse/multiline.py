@@ -113,7 +113,7 @@ _STATE_OF_HEAD = {
 # "com.foo.BarException: msg" (a qualified class), "TypeError: msg" / "Error" (JS), .NET's
 # "Npgsql.NpgsqlException (0x80004005): msg"
 _EXC_HEADER = re.compile(
-    r"(?:(?:[A-Za-z_$][\w$]*\.)+[A-Z][\w$]*|(?:Uncaught )?[A-Z][\w$]*(?:Error|Exception)"
+    r"(?:(?:[A-Za-z_$][\w$]*\.)+[A-Z][\w$]*|(?:Uncaught )?[A-Z][\w$]*(?:Error|Exception|Rejection)"
     r"(?: \[[\w-]+\])?|Error)(?: \(0x[0-9A-Fa-f]+\))?(?::\s|:?\s*$)"
 )
 # Node's print of an error object without a stack: "[TypeError: fetch failed] {"
@@ -154,6 +154,7 @@ _FAILURE_WORDS = re.compile(
 )
 _ACCESS_LOG = re.compile(r'"[A-Z]+ \S+ HTTP/[\d.]+"|HTTP/[\d.]+" \d{3}')
 
+_PHP_CONT = re.compile(r"Stack trace:$|#\d+ \S|\{main\}")
 _TRACE_STARTS = frozenset((_TB, _EXC, _GOHEAD, _JVM_HEAD, _FRAME, _NODE_PRE))
 _CONTINUES_ANY = frozenset((_BLANK, _INDENT))
 
@@ -315,7 +316,7 @@ def _accepts(record: _Record, kind: int, text: str) -> int | None:
         return None
     if state == _NODE_PRE_S:
         # "file.js:12", the source line, the caret, a blank line, then the error itself
-        if kind in (_INDENT, _OTHER, _PROSE) and record.count < 4:
+        if kind in (_INDENT, _OTHER, _PROSE) and record.count < 6:
             return _NODE_PRE_S
         if kind == _EXC:
             return _TENTATIVE
@@ -343,6 +344,8 @@ def _accepts(record: _Record, kind: int, text: str) -> int | None:
             return _BODY  # the closing brace of a Node error's properties
         if kind == _PROSE and text.startswith(("Node.js v", "Emitted 'error' event")):
             return _BODY  # the last lines of Node's crash report
+        if kind == _PROSE and _PHP_CONT.match(text):
+            return _BODY  # PHP's "Stack trace:" and "#0 file(12): fn()" frames
         return None
     if state == _PY:
         if kind in (_OTHER, _EXC, _PROSE) and _PY_EXCEPTION.match(text):
@@ -356,7 +359,9 @@ def _accepts(record: _Record, kind: int, text: str) -> int | None:
         # — only lines opening in lower case or "(": a capitalised line is far more often the next
         # record of a log without timestamps ("END RequestId: …" on Lambda)
         first = text[:1]
-        if (first == "(" or first.islower()) and not _RECORD_HEAD.match(text):
+        if kind not in (_PROSE, _OTHER):
+            return None  # a trace start, or a line a source delimited, is not a message run-on
+        if (first == "(" or (first.islower() and kind == _PROSE)) and not _RECORD_HEAD.match(text):
             return _PY_DONE
         return None
     if state == _PY_CHAIN:
@@ -562,11 +567,7 @@ class Assembler:
             if first.isdigit() or first == "[":
                 # a transport prefix here starts with an RFC 3339 time (CRI, Logplex, short-iso
                 # journald) or "[pod/"; colours can be anywhere
-                if (
-                    text[10:11] == "T"
-                    or (first == "[" and text[1:5] == "pod/")
-                    or "\x1b" in text
-                ):
+                if text[10:11] == "T" or (first == "[" and text[1:5] == "pod/") or "\x1b" in text:
                     found = strip_prefix(text)
                     if found is not None:
                         text, key = self._unprefix(line, found)
@@ -581,9 +582,7 @@ class Assembler:
                     kind = _kind(text)
             elif first == "{":
                 kind = _JSON
-                wrapped = (
-                    unwrap_json(text) if ('"message":' in text or '"log":' in text) else None
-                )
+                wrapped = unwrap_json(text) if ('"message":' in text or '"log":' in text) else None
                 if wrapped is not None:
                     text, key = self._unwrap(line, *wrapped)
                     kind = _kind(text)

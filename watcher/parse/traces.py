@@ -297,7 +297,8 @@ def _node_header(line: str) -> tuple[str, str | None] | None:
     name = match.group(1)
     # PascalCase or *Error: a class name, not a wrapped message line or a level word
     looks_like_class = name[0].isupper() or "Error" in name or "Exception" in name
-    if looks_like_class and level_word(name) is None:
+    # "Error" is also a level word, but above a frame it is JavaScript's base class
+    if looks_like_class and (name == "Error" or level_word(name) is None):
         return name, match.group(2)
     return None
 
