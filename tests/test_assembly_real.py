@@ -231,6 +231,50 @@ CASES = {
         "api-1     | KeyError: 'k'",
         [(1, 5)],
     ),
+    "a warning record with the trace its logger attached": (
+        "2025-03-04 08:24:54.567  WARN 10767 --- [exec-1] c.a.Handler : Failure in handler\n"
+        "\n"
+        "java.lang.NoClassDefFoundError: com/fasterxml/jackson/annotation/JsonKey\n"
+        "\tat com.acme.Api.call(Api.java:12)\n"
+        "2025-03-04 08:24:55.000  INFO 10767 --- [main] c.a.App : next",
+        [(1, 4)],
+    ),
+    "a process crash after an unrelated warning is its own event": (
+        "2026/11/21 13:34:53 [warn] 29#29: *333748 an upstream response is buffered\n"
+        "panic: runtime error: invalid memory address or nil pointer dereference\n"
+        "\n"
+        "goroutine 1 [running]:\n"
+        "main.main()\n"
+        "\t/app/main.go:9 +0x1d",
+        [(2, 6)],
+    ),
+    "a framework's request summary is not an error, the exception after it is": (
+        "Completed 500 Internal Server Error in 1ms\n"
+        "\n"
+        "NoMethodError (undefined method `name' for nil:NilClass):\n"
+        "  app/controllers/users_controller.rb:33:in `edit'\n"
+        '{"level": "info", "msg": "next"}',
+        [(3, 4)],
+    ),
+    "a backtrace line written as a record with the error's header (Sidekiq)": (
+        "2025-03-04T13:27:29Z 60056 TID-oxwcem4hc ERROR: Waited 1 sec\n"
+        "2025-03-04T13:27:29Z 60056 TID-oxwcem4hc ERROR: /gems/connection_pool-2.0.0/lib/"
+        "connection_pool/timed_stack.rb:42:in `block (2 levels) in pop'\n"
+        '10.2.60.57 - - [04/Mar/2025:13:27:31 +0000] "PUT /x HTTP/1.1" 503 39125 "-" "c" 0.8',
+        [(1, 2)],
+    ),
+    "a crash preamble after a finished python traceback is not its message": (
+        "Traceback (most recent call last):\n"
+        '  File "/app/x.py", line 1, in <module>\n'
+        "KeyError: 'k'\n"
+        "node:events:502\n"
+        "      throw er; // Unhandled 'error' event\n"
+        "      ^\n"
+        "\n"
+        "Error: connect ECONNREFUSED 127.0.0.1:35783\n"
+        "    at TCPConnectWrap.afterConnect [as oncomplete] (node:net:1611:16)",
+        [(1, 3), (4, 9)],
+    ),
 }
 
 
@@ -266,3 +310,14 @@ def test_lines_a_source_delimits_are_never_run_on() -> None:
     assembler = Assembler()
     events = assembler.feed_batch(lines) + assembler.flush(force=True)
     assert [(e.first_line, e.last_line) for e in events] == [(1, 1), (2, 2)]
+
+
+def test_a_source_level_outranks_a_lower_case_start_word() -> None:
+    """ "error budget remaining 99%" from a source that says INFO is not an error; the same words
+    with no level from the source read as one."""
+    line = RawLine(
+        "error budget remaining 99.3%", source="rw", stream="s", line_no=1, fields={"level": "info"}
+    )
+    assembler = Assembler()
+    (event,) = assembler.feed_batch([line]) + assembler.flush(force=True)
+    assert event.level == "info"

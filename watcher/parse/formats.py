@@ -562,7 +562,7 @@ _PG_SEVERITY = re.compile(
 # ("API Error (529 …)"), a line that opens with "Error"/"Fatal"/"Panic".
 _LEVELLESS_ERROR = re.compile(
     r"\b[A-Z][A-Za-z0-9]*(?:Error|Exception)\b(?::\s|\s\(|$)|^(?:Error|ERROR|Fatal|FATAL|Panic)\b"
-    r"|\b(?:API|HTTP|[Uu]pstream|[Ss]erver|[Pp]rovider) [Ee]rror\b"
+    r"|\b(?:API|HTTP|[Uu]pstream|[Pp]rovider) [Ee]rror\b"
     # the errno phrases Go's net and os packages (and most C libraries) end an error with
     r"|\b(?:context deadline exceeded|connection refused|connection reset by peer|i/o timeout"
     r"|no such host|broken pipe)\b"
@@ -571,7 +571,8 @@ _LEVELLESS_ERROR = re.compile(
 _K8S_WARNING_ROW = re.compile(
     r"(?:\S+\s+){0,6}?Warning\s+([A-Z][a-z]*[A-Z]\w*|Unhealthy|Evicted)\s"
 )
-_ACCESS_LINE = re.compile(r'"[A-Z]+ \S+ HTTP/[\d.]+"|HTTP/[\d.]+" \d{3}')
+# access log lines, and the request summaries of frameworks (Rails' "Completed 500 … in 25ms")
+_ACCESS_LINE = re.compile(r'"[A-Z]+ \S+ HTTP/[\d.]+"|HTTP/[\d.]+" \d{3}|^Completed \d{3} ')
 
 
 _LEVELLESS_HINTS = (

@@ -44,6 +44,8 @@ from watcher.parse.prefixes import strip_prefix
 from watcher.parse.timestamps import parse_timestamp
 from watcher.parse.traces import parse_trace
 
+WARNING_RANK = LEVEL_RANK["warning"]
+
 # line kinds; every kind from _TB on can start or continue a trace
 (
     _OTHER,
@@ -152,9 +154,10 @@ _FAILURE_WORDS = re.compile(
     r"(?i)\b(?:error|errors|exception|fail(?:ed|ure)?|fatal|panic|traceback|unhandled|uncaught"
     r"|crash(?:ed)?|abort(?:ed)?|rejection)\b"
 )
-_ACCESS_LOG = re.compile(r'"[A-Z]+ \S+ HTTP/[\d.]+"|HTTP/[\d.]+" \d{3}')
+_ACCESS_LOG = re.compile(r'"[A-Z]+ \S+ HTTP/[\d.]+"|HTTP/[\d.]+" \d{3}|^Completed \d{3} ')
 
 _PHP_CONT = re.compile(r"Stack trace:$|#\d+ \S|\{main\}")
+_ATTACHED = frozenset((_TB, _EXC, _FRAME, _CAUSED))
 _TRACE_STARTS = frozenset((_TB, _EXC, _GOHEAD, _JVM_HEAD, _FRAME, _NODE_PRE))
 _CONTINUES_ANY = frozenset((_BLANK, _INDENT))
 
@@ -281,13 +284,16 @@ class _Record:
             self.event = parse_line(self.head)
         return self.event
 
-    def announces_error(self) -> bool:
-        """Whether a trace that follows belongs to this record: it reported an error."""
+    def announces_error(self, attached: bool = False) -> bool:
+        """Whether a trace that follows belongs to this record: it reported an error (or, for a
+        trace a logger attaches to its record, a warning)."""
         if self.head_kind >= _TB or self.state == _JSON_ERR:
             return True
         event = self.head_event()
         if event.level is not None:
-            return LEVEL_RANK.get(event.level, 0) >= ERROR_RANK
+            # logger.warning("…", exc_info=True) and Java's log.warn(msg, e) attach the trace to
+            # a warning record: one logging call, one event (an error by its trace)
+            return LEVEL_RANK.get(event.level, 0) >= (WARNING_RANK if attached else ERROR_RANK)
         text = self.head.text
         if _ACCESS_LOG.search(text):
             return False
@@ -324,7 +330,7 @@ def _accepts(record: _Record, kind: int, text: str) -> int | None:
     if kind in (_INDENT, _FRAME):
         if state in (_OPEN, _RUNON, _JSON_ERR):
             if kind == _FRAME:
-                if state == _OPEN and not record.announces_error():
+                if state == _OPEN and not record.announces_error(attached=True):
                     return None  # a header-less traceback after an unrelated record
                 return _PY
             if state == _OPEN and record.lines is None and record.head.text.endswith("call last):"):
@@ -377,7 +383,9 @@ def _open_accepts(record: _Record, kind: int, text: str) -> int | None:
     if kind == _PG:
         return _BODY
     if kind in _TRACE_STARTS or kind == _CAUSED:
-        if not record.announces_error():
+        # a logger attaches a Python or JVM trace to its record; a process crash (panic:,
+        # Node's preamble, "Exception in thread") follows only an error line it belongs to
+        if not record.announces_error(attached=kind in _ATTACHED):
             return None
         if kind == _TB:
             return _PY
@@ -416,6 +424,21 @@ def _ruby_accepts(record: _Record, kind: int, text: str) -> int | None:
             return _RUBY
         return None
     return _RUBY
+
+
+def _repeats_header(record: _Record, text: str) -> bool:
+    """A Ruby backtrace line written as a log record of its own with the error's header
+    (Sidekiq: "… TID-x ERROR: /gems/…/timed_stack.rb:42:in `pop'"): the header repeats."""
+    head = record.head.text
+    message = record.head_event().message
+    cut = head.find(message) if message else -1
+    if cut <= 0 or not _RUBY_FRAME_TEXT.match(text, cut - 4 if cut >= 4 else 0):
+        return False
+    return _DIGITS.sub("", head[:cut]) == _DIGITS.sub("", text[:cut])
+
+
+_DIGITS = re.compile(r"\d")
+_RUBY_FRAME_TEXT = re.compile(r".{0,8}?(?:/|\w+\.rb:)\S*:\d+:in ")
 
 
 def _ruby_id(match: re.Match[str]) -> tuple[str, ...]:
@@ -635,8 +658,10 @@ class Assembler:
                     kind = _OTHER
                 else:
                     kind = _prose(kind, text)
-                    if kind in (_PROSE, _PG):  # it may continue an error record: the slow path
-                        self._continue(record, line, kind, now, out)
+                    if kind in (_PROSE, _PG) or (
+                        (":in `" in text or ":in '" in text) and _repeats_header(record, text)
+                    ):  # it may continue an error record: the slow path
+                        self._continue(record, line, _PG if kind == _OTHER else kind, now, out)
                         continue
                     out.append(_single(head, record.head_kind, record.event))
                 # only what an OPEN one-line record can have changed is set: a full reset()
