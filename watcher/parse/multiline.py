@@ -429,16 +429,15 @@ def _ruby_accepts(record: _Record, kind: int, text: str) -> int | None:
 def _repeats_header(record: _Record, text: str) -> bool:
     """A Ruby backtrace line written as a log record of its own with the error's header
     (Sidekiq: "… TID-x ERROR: /gems/…/timed_stack.rb:42:in `pop'"): the header repeats."""
-    head = record.head.text
-    message = record.head_event().message
-    cut = head.find(message) if message else -1
-    if cut <= 0 or not _RUBY_FRAME_TEXT.match(text, cut - 4 if cut >= 4 else 0):
+    frame = _RUBY_FRAME_TEXT.search(text)
+    if frame is None or frame.start() == 0:
         return False
-    return _DIGITS.sub("", head[:cut]) == _DIGITS.sub("", text[:cut])
+    cut = frame.start()
+    return _DIGITS.sub("", record.head.text[:cut]) == _DIGITS.sub("", text[:cut])
 
 
 _DIGITS = re.compile(r"\d")
-_RUBY_FRAME_TEXT = re.compile(r".{0,8}?(?:/|\w+\.rb:)\S*:\d+:in ")
+_RUBY_FRAME_TEXT = re.compile(r"(?<=\s)(?:/|\w+/)\S*\.rb:\d+:in ")
 
 
 def _ruby_id(match: re.Match[str]) -> tuple[str, ...]:
