@@ -275,6 +275,27 @@ CASES = {
         "    at TCPConnectWrap.afterConnect [as oncomplete] (node:net:1611:16)",
         [(1, 3), (4, 9)],
     ),
+    "ruby error with error_highlight's snippet after a log line": (
+        'time=2024-03-04T08:31:10.762Z level=error msg="Error performing ReceiptJob"\n'
+        "/srv/app/mailer.rb:8:in `deliver_receipt': undefined method `email' for nil"
+        " (NoMethodError)\n"
+        "\n"
+        '    "to=#{user.email}"\n'
+        "              ^^^^^^\n"
+        "\tfrom crash.rb:18:in `<main>'\n"
+        "2024-03-04 08:31:11,000 INFO [app] next",
+        [(1, 6)],
+    ),
+    "php fatal with its stack trace after a log line": (
+        "[2024-03-04 08:35:39] app.ERROR: Unhandled exception while serving /cart/65922\n"
+        "PHP Fatal error:  Uncaught JsonException: Syntax error in /srv/app/src/Hook.php:10\n"
+        "Stack trace:\n"
+        "#0 /srv/app/src/Hook.php(10): json_decode('{bad', true)\n"
+        "#1 {main}\n"
+        "  thrown in /srv/app/src/Hook.php on line 10\n"
+        "2024-03-04 08:35:40,000 INFO [app] next",
+        [(1, 6)],
+    ),
 }
 
 

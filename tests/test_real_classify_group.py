@@ -167,3 +167,14 @@ def test_trace_fingerprints_carry_the_algorithm_version() -> None:
         assert table.trace_fingerprint(event) != before
     finally:
         table.FINGERPRINT_VERSION -= 1
+
+
+def test_php_fatal_with_and_without_its_stack_is_one_group() -> None:
+    """PHP's "Uncaught X … in file:line" alone and with its "#0" frames is the same crash site."""
+    a, b = group_ids(
+        "PHP Fatal error:  Uncaught JsonException: Syntax error in /srv/app/src/Hook.php:10",
+        "PHP Fatal error:  Uncaught JsonException: Syntax error in /srv/app/src/Hook.php:10\n"
+        "Stack trace:\n#0 /srv/app/src/Hook.php(10): json_decode('{bad', true)\n#1 {main}\n"
+        "  thrown in /srv/app/src/Hook.php on line 10",
+    )
+    assert a == b

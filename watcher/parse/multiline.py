@@ -66,8 +66,9 @@ WARNING_RANK = LEVEL_RANK["warning"]
     _RUBY_HEAD,
     _FRAME,
     _NODE_PRE,
+    _RUBY_ERR,
     _K8S,
-) = range(19)
+) = range(20)
 # record states
 (
     _OPEN,
@@ -110,6 +111,8 @@ _STATE_OF_HEAD = {
     _RUBY_HEAD: _RUBY,
     _FRAME: _PY,
     _NODE_PRE: _NODE_PRE_S,
+    _RUBY_ERR: _BODY,
+    _JVM_HEAD: _BODY,
 }
 
 # "com.foo.BarException: msg" (a qualified class), "TypeError: msg" / "Error" (JS), .NET's
@@ -157,8 +160,8 @@ _FAILURE_WORDS = re.compile(
 _ACCESS_LOG = re.compile(r'"[A-Z]+ \S+ HTTP/[\d.]+"|HTTP/[\d.]+" \d{3}|^Completed \d{3} ')
 
 _PHP_CONT = re.compile(r"Stack trace:$|#\d+ \S|\{main\}")
-_ATTACHED = frozenset((_TB, _EXC, _FRAME, _CAUSED))
-_TRACE_STARTS = frozenset((_TB, _EXC, _GOHEAD, _JVM_HEAD, _FRAME, _NODE_PRE))
+_ATTACHED = frozenset((_TB, _EXC, _FRAME, _CAUSED, _RUBY_ERR))
+_TRACE_STARTS = frozenset((_TB, _EXC, _GOHEAD, _JVM_HEAD, _FRAME, _NODE_PRE, _RUBY_ERR))
 _CONTINUES_ANY = frozenset((_BLANK, _INDENT))
 
 
@@ -185,8 +188,10 @@ def _kind(text: str) -> int:
                 return kind
     if text.startswith(_PG_KEYS):
         return _PG
-    if _EXC_HEADER.match(text) or ((first == "/" or first.isalpha()) and _RUBY_HEADER.match(text)):
+    if _EXC_HEADER.match(text):
         return _EXC
+    if (first == "/" or first.isalpha()) and _RUBY_HEADER.match(text):
+        return _RUBY_ERR  # "app.rb:12:in `f': msg (Error)": a frame itself, not on probation
     if first == "a" and text.startswith("at ") and _AT0.match(text):
         return _AT0
     if first == "-" and text.startswith(("--- End of ", "---> ")):
@@ -350,7 +355,7 @@ def _accepts(record: _Record, kind: int, text: str) -> int | None:
             return _BODY  # the closing brace of a Node error's properties
         if kind == _PROSE and text.startswith(("Node.js v", "Emitted 'error' event")):
             return _BODY  # the last lines of Node's crash report
-        if kind == _PROSE and _PHP_CONT.match(text):
+        if kind in (_PROSE, _OTHER) and _PHP_CONT.match(text):
             return _BODY  # PHP's "Stack trace:" and "#0 file(12): fn()" frames
         return None
     if state == _PY:
@@ -393,6 +398,8 @@ def _open_accepts(record: _Record, kind: int, text: str) -> int | None:
             return _GO
         if kind == _NODE_PRE:
             return _NODE_PRE_S
+        if kind in (_RUBY_ERR, _JVM_HEAD):
+            return _BODY  # a crash report's own first line: nothing to put on probation
         return _JMSG if kind == _CAUSED else _TENTATIVE
     if kind == _GOROUTINE:
         return _GO if record.announces_error() else None

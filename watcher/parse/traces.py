@@ -487,7 +487,7 @@ _PHP_HEADER = re.compile(r"PHP Fatal error:\s+Uncaught ([\w\\]+): (.*?)(?: in (\
 
 def _parse_php(lines: list[str]) -> Trace:
     frames: list[Frame] = []
-    header: tuple[str, str] | None = None
+    header: tuple[str, ...] | None = None
     for line in lines:
         stripped = line.strip()
         match = _PHP_FRAME.match(stripped)
@@ -497,9 +497,13 @@ def _parse_php(lines: list[str]) -> Trace:
         elif header is None:
             found = _PHP_HEADER.search(stripped)
             if found:
-                header = (found.group(1), found.group(2))
+                header = found.groups()
     frames.reverse()
-    exc_type, exc_msg = header if header else (None, None)
+    exc_type, exc_msg = header[:2] if header else (None, None)
+    if header and header[2]:
+        # the header's "in file:line" is where it was thrown: the innermost frame ("#0" is the
+        # call made there, whose callee is not the failing function)
+        frames.append(_frame(header[2], _int(header[3]), ""))
     return Trace("php", exc_type, exc_msg, frames)
 
 
@@ -599,6 +603,8 @@ def _header_only(lines: list[str]) -> Trace | None:
         if line.startswith(_GO_HEADS):
             exc_type, exc_msg = _go_error(line)
             return Trace("go", exc_type, exc_msg, [])
+        if line.startswith("PHP Fatal error:"):
+            return _parse_php([line])
         header = _java_header_alone(line)
         if header:
             return Trace("java", header[0], header[1], [])
