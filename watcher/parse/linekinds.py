@@ -1,0 +1,209 @@
+"""What a physical line can be to the record before it: the line kinds the assembler's rules
+speak of (an ordinary record start, a blank or indented line, a trace start of some runtime, a
+PostgreSQL continuation record, prose that runs on) and the record states they lead to.
+
+Pure and cheap: the usual timestamped line costs one or two character checks.
+"""
+
+from __future__ import annotations
+
+import re
+
+from watcher.model import LEVEL_RANK
+
+WARNING_RANK = LEVEL_RANK["warning"]
+
+# line kinds; every kind from _TB on can start or continue a trace
+(
+    _OTHER,
+    _BLANK,
+    _INDENT,
+    _JSON,
+    _PROSE,
+    _MAYBE,
+    _PG,
+    _AT0,
+    _TB,
+    _CHAIN,
+    _CAUSED,
+    _GOROUTINE,
+    _GOHEAD,
+    _EXC,
+    _JVM_HEAD,
+    _RUBY_HEAD,
+    _FRAME,
+    _NODE_PRE,
+    _RUBY_ERR,
+    _K8S,
+) = range(20)
+# record states
+(
+    _OPEN,
+    _TENTATIVE,
+    _BODY,
+    _PY,
+    _PY_DONE,
+    _PY_CHAIN,
+    _GO,
+    _JMSG,
+    _RUBY,
+    _RUNON,
+    _NODE_PRE_S,
+    _JSON_ERR,
+) = range(12)
+
+_PREFIX_KINDS = (
+    ("Traceback (most recent call last)", _TB),
+    ("During handling of the above exception", _CHAIN),
+    ("The above exception was the direct cause", _CHAIN),
+    ("Caused by: ", _CAUSED),
+    ("goroutine ", _GOROUTINE),
+    ("panic: ", _GOHEAD),
+    ("fatal error: ", _GOHEAD),
+    ("Exception in thread ", _JVM_HEAD),
+    ("Unhandled exception. ", _JVM_HEAD),  # .NET's crash report
+    ("Unhandled Exception: ", _JVM_HEAD),
+    ("PHP Fatal error: ", _JVM_HEAD),
+    ("PHP Warning: ", _OTHER),
+    ("Uncaught ", _EXC),
+    ("FATAL EXCEPTION: ", _JVM_HEAD),  # Android's AndroidRuntime crash header
+)
+_PREFIXES = tuple(prefix for prefix, _ in _PREFIX_KINDS)
+_STATE_OF_HEAD = {
+    _TB: _PY,
+    _CHAIN: _PY_CHAIN,
+    _CAUSED: _JMSG,
+    _GOROUTINE: _GO,
+    _GOHEAD: _GO,
+    _RUBY_HEAD: _RUBY,
+    _FRAME: _PY,
+    _NODE_PRE: _NODE_PRE_S,
+    _RUBY_ERR: _BODY,
+    _JVM_HEAD: _BODY,
+}
+
+# "com.foo.BarException: msg" (a qualified class), "TypeError: msg" / "Error" (JS), .NET's
+# "Npgsql.NpgsqlException (0x80004005): msg"
+_EXC_HEADER = re.compile(
+    r"(?:(?:[A-Za-z_$][\w$]*\.)+[A-Z][\w$]*|(?:Uncaught )?[A-Z][\w$]*(?:Error|Exception|Rejection)"
+    r"(?: \[[\w-]+\])?|Error)(?: \(0x[0-9A-Fa-f]+\))?(?::\s|:?\s*$)"
+)
+# Node's print of an error object without a stack: "[TypeError: fetch failed] {"
+_BRACKET_ERROR = re.compile(r"\s*\[[A-Z]\w*(?:Error|Exception|Rejection)\b(?::|\])")
+# Node's crash preamble: the throwing source location, alone on its line
+_NODE_LOCATION = re.compile(
+    r"(?:node:[\w/.-]+|(?:file://)?(?:[A-Za-z]:)?[^\s:]*\.(?:js|mjs|cjs|ts|jsx|tsx)):\d+$"
+)
+_PY_EXCEPTION = re.compile(r"[A-Za-z_][\w.]*(?::|\s*$)")
+# Ruby's first trace line: "app/models/user.rb:12:in `name': undefined method … (NoMethodError)"
+_RUBY_HEADER = re.compile(r"\S+:\d+:in [`'].*\(([A-Z]\w*(?:::[A-Z]\w*)*)\)$")
+# a Ruby Logger line: severity letter, process, progname and the request tags that open its text
+_RUBY_KEY = re.compile(r"([A-Z]), \[\S+ #(\d+)\]\s+\w+ -- ([^:]*): ((?:\[[^\]]*\] ?)*)")
+# a line that starts a new record rather than continuing a message
+_LEVEL_START = r"(?:TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|FATAL|CRITICAL)\b"
+_RECORD_HEAD = re.compile(r"[\d\[<{]|[\w.-]+=|[A-Z], \[|" + _LEVEL_START, re.IGNORECASE)
+# the same for a Ruby record, whose message lines may start with "[" ("[HTTP 503] …")
+_RUBY_STOP = re.compile(r"[\d{]|[\w.-]+=|[A-Z], \[|" + _LEVEL_START, re.IGNORECASE)
+# prose that cannot start a record: no level word, timestamp, key=value, path or bracket
+_NOT_PROSE = re.compile(
+    r"[\d\[<{(/\\>$@*|=+-]|[\w.-]+=|[A-Z], \[|\w+:\s|" + _LEVEL_START, re.IGNORECASE
+)
+_FRAME_LINE = re.compile(r"\s+(?:at |\.\.\. \d+ more|from )")
+_GO_FUNC = re.compile(r"[^\s(]+\(.*\)$|created by |\[signal |exit status ")
+# an indented line that is itself a timestamped log line does not continue anything
+_INDENTED_LOG = re.compile(r"\s+\d{4}-\d\d-\d\d[T ]\d\d:")
+# PostgreSQL's continuation records ("DETAIL:  …", two spaces), after any log_line_prefix
+_PG_KEYS = ("DETAIL:  ", "HINT:  ", "CONTEXT:  ", "STATEMENT:  ", "QUERY:  ", "LOCATION:  ")
+_PG_CONT = re.compile(r"(?:.{0,160}?[\s\]:])?(?:DETAIL|HINT|CONTEXT|STATEMENT|QUERY|LOCATION):  ")
+# a kubectl describe / get events row of type Warning: each row is an event of its own
+_K8S_WARNING = re.compile(r"\s*(?:\S+\s+){0,6}?Warning\s+[A-Z]\w+\s")
+# a column-0 .NET/JVM frame or async boundary, as journald and some log viewers leave them
+_AT0 = re.compile(r"at [\w$.<>`|\[\],+-]+[.(:]")
+# a head that announces an error without a level: words of failure, or a line ending in ":"
+_FAILURE_WORDS = re.compile(
+    r"(?i)\b(?:error|errors|exception|fail(?:ed|ure)?|fatal|panic|traceback|unhandled|uncaught"
+    r"|crash(?:ed)?|abort(?:ed)?|rejection)\b"
+)
+_ACCESS_LOG = re.compile(r'"[A-Z]+ \S+ HTTP/[\d.]+"|HTTP/[\d.]+" \d{3}|^Completed \d{3} ')
+
+_PHP_CONT = re.compile(r"Stack trace:$|#\d+ \S|\{main\}")
+_ATTACHED = frozenset((_TB, _EXC, _FRAME, _CAUSED, _RUBY_ERR))
+_TRACE_STARTS = frozenset((_TB, _EXC, _GOHEAD, _JVM_HEAD, _FRAME, _NODE_PRE, _RUBY_ERR))
+_CONTINUES_ANY = frozenset((_BLANK, _INDENT))
+
+
+def _kind(text: str) -> int:
+    """What a line could be to the record before it; ordinary log lines cost one or two checks."""
+    first = text[:1]
+    if first == "{":
+        return _JSON
+    if first == " " or first == "\t":
+        return _indented_kind(text)
+    if not first:
+        return _BLANK
+    if first.isdigit() or first == "[":
+        if first == "[" and text[1:2].isupper() and _BRACKET_ERROR.match(text):
+            return _EXC
+        return _PG if ":  " in text and _PG_CONT.match(text) else _OTHER
+    if text[1:4] == ", [" and first in "EFA":
+        return _RUBY_HEAD  # Ruby Logger "E, [time #pid] ERROR -- prog: msg"
+    if text.startswith(_PREFIXES):
+        for prefix, kind in _PREFIX_KINDS:
+            if text.startswith(prefix):
+                if kind == _GOROUTINE and " [" not in text:
+                    return _OTHER
+                return kind
+    if text.startswith(_PG_KEYS):
+        return _PG
+    if _EXC_HEADER.match(text):
+        return _EXC
+    if (first == "/" or first.isalpha()) and _RUBY_HEADER.match(text):
+        return _RUBY_ERR  # "app.rb:12:in `f': msg (Error)": a frame itself, not on probation
+    if first == "a" and text.startswith("at ") and _AT0.match(text):
+        return _AT0
+    if first == "-" and text.startswith(("--- End of ", "---> ")):
+        return _AT0  # .NET's async boundary and inner exception, unindented by journald
+    if text[-1:].isdigit() and _NODE_LOCATION.match(text):
+        return _NODE_PRE
+    # whether it is prose (a message that runs on) only matters under an error record: the
+    # caller decides with _prose() when it does
+    return _MAYBE
+
+
+def _prose(kind: int, text: str) -> int:
+    """What the fast path leaves open, decided where it matters (under a record that may be an
+    error): _MAYBE is _PROSE for a line that cannot start a record, else _OTHER; an _OTHER line
+    may be a PostgreSQL continuation record."""
+    if kind == _MAYBE:
+        return _OTHER if _NOT_PROSE.match(text) else _PROSE
+    if kind == _OTHER and ":  " in text and _PG_CONT.match(text):
+        return _PG
+    return kind
+
+
+def _indented_kind(text: str) -> int:
+    if text.isspace():
+        return _BLANK
+    if text[1:2].isspace() and _INDENTED_LOG.match(text):
+        return _OTHER
+    stripped = text.lstrip()
+    if stripped.startswith('File "'):
+        return _FRAME
+    if stripped[:1] == "[" and _BRACKET_ERROR.match(text):
+        return _EXC
+    if "Warning" in text and _K8S_WARNING.match(text):
+        return _K8S
+    return _INDENT
+
+
+def _may_have_prefix(text: str, first: str) -> bool:
+    """A cheap look at a line that starts with neither a digit nor "[" or "{": could
+    strip_prefix find something? (journald's "Mar 04 …", a compose "api-1  | ", a terminal
+    glyph, colours)."""
+    if first.isupper():
+        return (text[3:4] == " " and text[6:7] == " ") or "#033[" in text or "\x1b" in text
+    if first.islower():
+        return "| " in text[:72] or "\x1b" in text
+    if first == " ":
+        return not text[:12].lstrip()[:1].isascii() or "\x1b" in text
+    return True
