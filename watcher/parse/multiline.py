@@ -172,7 +172,7 @@ class Assembler:
                 if errors_only and not can_be_error(line):
                     skipped += 1  # the usual JSON line: an INFO record, counted only
                 else:
-                    self._json(line, key, now, out)
+                    self._json(line, key, now, out, checked=True)
                 continue
             if record is None:
                 if kind == _MAYBE:
@@ -273,9 +273,11 @@ class Assembler:
 
     # --- internals -----------------------------------------------------------------------------
 
-    def _json(self, line: RawLine, key: str, now: float, out: list[LogEvent]) -> None:
+    def _json(
+        self, line: RawLine, key: str, now: float, out: list[LogEvent], checked: bool = False
+    ) -> None:
         """A JSON line: complete now, unless it is an error record a raw trace may follow."""
-        if self._errors_only and not can_be_error(line):
+        if not checked and self._errors_only and not can_be_error(line):
             self._skipped += 1
             return
         event = parse_line(line)
