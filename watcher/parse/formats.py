@@ -575,12 +575,10 @@ _K8S_WARNING_ROW = re.compile(
 _ACCESS_LINE = re.compile(r'"[A-Z]+ \S+ HTTP/[\d.]+"|HTTP/[\d.]+" \d{3}|^Completed \d{3} ')
 
 
-_LEVELLESS_HINTS = (
-    "error",
+# Level-less error reports that no level fragment names (levelless_level decides; can_be_error
+# only lets the line through to it): exception names and errno phrases of Go's log and CLIs.
+_LEVELLESS_FRAGMENTS = (
     "exception",
-    "fatal",
-    "panic",
-    "warning",
     "exceeded",
     "refused",
     "reset by peer",
@@ -588,6 +586,8 @@ _LEVELLESS_HINTS = (
     "no such host",
     "broken pipe",
 )
+# what _LEVELLESS_ERROR and _K8S_WARNING_ROW can match, lower-cased: a cheap "cannot match"
+_LEVELLESS_HINTS = ("error", "fatal", "panic", "warning", *_LEVELLESS_FRAGMENTS)
 
 
 def levelless_level(message: str) -> str | None:
@@ -609,18 +609,8 @@ def levelless_level(message: str) -> str | None:
 # Lower-cased fragments that every level word at error or above contains (checked against
 # WORD_LEVELS by the tests): a plain or logfmt line with none of them cannot get such a level.
 ERROR_FRAGMENTS = ("err", "eror", "sever", "crit", "fatal", "panic", "alert", "emerg", "fail")
-# Level-less error reports that none of the fragments name (levelless_level decides; these only
-# let the line through to it): exception names and errno phrases of Go's log and CLIs. A line
-# naming info or debug has a level, and most lines do, so only the rest pay for these.
-_LEVELLESS_FRAGMENTS = (
-    "exception",
-    "exceeded",
-    "refused",
-    "reset by peer",
-    "i/o timeout",
-    "no such host",
-    "broken pipe",
-)
+# A line naming info or debug has a level, and most lines do: only the rest pay for the
+# _LEVELLESS_FRAGMENTS (defined with levelless_level above).
 # first characters of the layouts whose level is a letter or a number, not a word
 _CODED_FIRST = frozenset("<EFCA")
 _LEVEL_ORDER = (*_LEVEL_KEYS, "PRIORITY")  # the ranks _best_keys gives the level keys
