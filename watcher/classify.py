@@ -397,17 +397,38 @@ MESSAGE_ORDER = (
 CLIENT_FRAMES = (
     (
         "cache_error",
-        re.compile(
-            r"(?i)/ioredis/|/redis/|redis-py|/jedis/|lettuce|StackExchange|"
-            r"memcache|/dalli/"
+        (
+            "/ioredis/",
+            "/redis/",
+            "redis-py",
+            "/jedis/",
+            "lettuce",
+            "stackexchange",
+            "memcache",
+            "/dalli/",
         ),
     ),
     (
         "database_error",
-        re.compile(
-            r"(?i)psycopg|sqlalchemy|django/db/|@prisma|pymongo|mysql|"
-            r"/jdbc|hikari|npgsql|sequelize|typeorm|knex|active_?record|"
-            r"asyncpg|/pg/lib|mongoose|mybatis"
+        (
+            "psycopg",
+            "sqlalchemy",
+            "django/db/",
+            "@prisma",
+            "pymongo",
+            "mysql",
+            "/jdbc",
+            "hikari",
+            "npgsql",
+            "sequelize",
+            "typeorm",
+            "knex",
+            "activerecord",
+            "active_record",
+            "asyncpg",
+            "/pg/lib",
+            "mongoose",
+            "mybatis",
         ),
     ),
 )
@@ -444,7 +465,11 @@ def _event_text(event: LogEvent) -> str:
         # the other lines of a multi-line report (".NET ---> inner", Node "code: 'ETIMEDOUT'",
         # PostgreSQL DETAIL, a Rails block's exception line) without its frames
         # (the first 24 lines, 1,500 characters: the words that name a failure come early)
-        extra = [ln for ln in event.text[:3000].splitlines()[1:24] if not _is_frame(ln)]
+        extra = [
+            ln
+            for ln in event.text[:3000].splitlines()[1:24]
+            if not ln.lstrip().startswith(_FRAME_STARTS) and ".go:" not in ln
+        ]
         text = "\n".join([text, *extra])[:1500]
     for key in ERROR_FIELDS:
         value = event.fields.get(key) if event.fields else None
@@ -460,9 +485,8 @@ def builtin_category(event: LogEvent) -> Category:
     return _match_category(_exception_text(event), _event_text(event), event)
 
 
-def _is_frame(line: str) -> bool:
-    stripped = line.lstrip()
-    return stripped.startswith(("at ", 'File "', "from ", "#")) or ".go:" in stripped
+# frame lines of the runtimes: their words are file and function names, not the failure's
+_FRAME_STARTS = ("at ", 'File "', "from ", "#")
 
 
 def _exception_text(event: LogEvent) -> str:
@@ -519,11 +543,12 @@ def _match_category(exc: str, text: str, event: LogEvent) -> Category:
                 and cat.exception.search(exc)
             ):
                 return cat
-    library = " ".join(f.file for f in event.frames if not f.in_app)
+    library = " ".join(f.file for f in event.frames if not f.in_app).lower()
     if library:
-        for name, pattern in CLIENT_FRAMES:
-            if pattern.search(library):
-                return CATEGORY_BY_NAME[name]
+        for name, needles in CLIENT_FRAMES:
+            for needle in needles:
+                if needle in library:
+                    return CATEGORY_BY_NAME[name]
     low = text.lower() if text.isascii() else None
     for name in MESSAGE_ORDER:
         index = _ORDERED[name]

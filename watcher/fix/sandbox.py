@@ -67,9 +67,7 @@ def namespaces_available() -> bool:
         return False
     try:
         probe = [*UNSHARE, *UNSHARE_TAIL, sys.executable, "-I", str(INIT), "--rw", "/tmp"]
-        done = subprocess.run(
-            [*probe, "--", "true"], capture_output=True, timeout=20, check=False
-        )
+        done = subprocess.run([*probe, "--", "true"], capture_output=True, timeout=20, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return done.returncode == 0

@@ -58,7 +58,7 @@ class VerifySummary:
         return data
 
     def counts(self) -> str:
-        """"3 passed, 1 failed" (what was parsed), or the exit status."""
+        """ "3 passed, 1 failed" (what was parsed), or the exit status."""
         found = ((self.passed, "passed"), (self.failed, "failed"), (self.errors, "errors"))
         parts = [f"{n} {label}" for n, label in found if n]
         if parts:

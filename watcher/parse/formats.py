@@ -559,13 +559,19 @@ _PG_SEVERITY = re.compile(
 )
 # A line with no level that still says it is an error: an exception class with its message
 # ("Command raised an exception: ServerSelectionTimeoutError: …"), an error from an API
-# ("API Error (529 …)"), a line that opens with "Error"/"Fatal"/"Panic".
-_LEVELLESS_ERROR = re.compile(
-    r"\b[A-Z][A-Za-z0-9]*(?:Error|Exception)\b(?::\s|\s\(|$)|^(?:Error|ERROR|Fatal|FATAL|Panic)\b"
-    r"|\b(?:API|HTTP|[Uu]pstream|[Pp]rovider) [Ee]rror\b"
-    # the errno phrases Go's net and os packages (and most C libraries) end an error with
-    r"|\b(?:context deadline exceeded|connection refused|connection reset by peer|i/o timeout"
-    r"|no such host|broken pipe)\b"
+# ("API Error (529 …)"), a line that opens with "Error"/"Fatal"/"Panic", the errno phrases Go's
+# net and os packages (and most C libraries) end an error with. Searched from the literal
+# ("Error", "Exception"): a pattern that starts at every capital letter of a long line is slow.
+_CLASS_TAIL = re.compile(r"(?:Error|Exception)\b(?::\s|\s\(|$)")
+_API_ERROR = re.compile(r"\b(?:API|HTTP|[Uu]pstream|[Pp]rovider) [Ee]rror\b")
+_OPENS_AS_ERROR = re.compile(r"(?:Error|ERROR|Fatal|FATAL|Panic)\b")
+_ERRNO_PHRASES = (
+    "context deadline exceeded",
+    "connection refused",
+    "connection reset by peer",
+    "i/o timeout",
+    "no such host",
+    "broken pipe",
 )
 # a kubectl describe / get events row of type Warning (BackOff, FailedScheduling, SystemOOM …)
 _K8S_WARNING_ROW = re.compile(
@@ -590,6 +596,22 @@ _LEVELLESS_FRAGMENTS = (
 _LEVELLESS_HINTS = ("error", "fatal", "panic", "warning", *_LEVELLESS_FRAGMENTS)
 
 
+def _reports_error(message: str, low: str) -> bool:
+    if _OPENS_AS_ERROR.match(message) or ("rror" in message and _API_ERROR.search(message)):
+        return True
+    for match in _CLASS_TAIL.finditer(message):
+        start = match.start()  # the class name is the word that ends here: CamelCase
+        word = start
+        while word > 0 and message[word - 1].isalnum():
+            word -= 1
+        if message[word : word + 1].isupper():
+            return True
+    for phrase in _ERRNO_PHRASES:  # noqa: SIM110
+        if phrase in low:
+            return True
+    return False
+
+
 def levelless_level(message: str) -> str | None:
     """The level "error" for a line without a level word that reports an error, else None."""
     low = message.lower()
@@ -598,7 +620,7 @@ def levelless_level(message: str) -> str | None:
             break
     else:
         return None  # the regexes below cannot match: spare them (most level-less lines)
-    if _LEVELLESS_ERROR.search(message) or _K8S_WARNING_ROW.match(message):
+    if _reports_error(message, low) or _K8S_WARNING_ROW.match(message):
         # an access log line quoting an error path or status is traffic, not an error report
         return None if _ACCESS_LINE.search(message) else "error"
     return None
@@ -664,8 +686,8 @@ def can_be_error(line: RawLine) -> bool:
             return True
     if "warning" in low:  # a Kubernetes Warning event row, else a warning
         return "warning  " in low or "warning\t" in low
-    if "info" in low or "debug" in low:
-        return False  # a line with a level word that is not an error one
+    if "info" in low or "debug" in low or "http/" in low:
+        return False  # a level word that is not an error one, or an access log line
     for fragment in _LEVELLESS_FRAGMENTS:  # noqa: SIM110
         if fragment in low:
             return True

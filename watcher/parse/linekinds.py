@@ -145,6 +145,10 @@ def _kind(text: str) -> int:
         if first == "[" and text[1:2].isupper() and _BRACKET_ERROR.match(text):
             return _EXC
         return _PG if ":  " in text and _PG_CONT.match(text) else _OTHER
+    if first.islower():
+        equals = text.find("=", 1, 40)
+        if equals > 0 and text.find(" ", 0, equals) < 0:
+            return _OTHER  # logfmt ("time=… level=info …"): a record of its own, nothing more
     if text[1:4] == ", [" and first in "EFA":
         return _RUBY_HEAD  # Ruby Logger "E, [time #pid] ERROR -- prog: msg"
     if text.startswith(_PREFIXES):
@@ -163,11 +167,23 @@ def _kind(text: str) -> int:
         return _AT0
     if first == "-" and text.startswith(("--- End of ", "---> ")):
         return _AT0  # .NET's async boundary and inner exception, unindented by journald
-    if text[-1:].isdigit() and _NODE_LOCATION.match(text):
+    if text[-1:].isdigit() and " " not in text and _node_location(text):
         return _NODE_PRE
     # whether it is prose (a message that runs on) only matters under an error record: the
     # caller decides with _prose() when it does
     return _MAYBE
+
+
+def _node_location(text: str) -> bool:
+    """ "file.js:12" alone on its line: digits after the last colon, no space (cheap checks
+    first: most lines ending in a digit are "status=200" and the like)."""
+    colon = text.rfind(":")
+    return (
+        colon > 0
+        and text[colon + 1 :].isdigit()
+        and " " not in text
+        and bool(_NODE_LOCATION.match(text))
+    )
 
 
 def _prose(kind: int, text: str) -> int:
@@ -199,11 +215,12 @@ def _indented_kind(text: str) -> int:
 def _may_have_prefix(text: str, first: str) -> bool:
     """A cheap look at a line that starts with neither a digit nor "[" or "{": could
     strip_prefix find something? (journald's "Mar 04 …", a compose "api-1  | ", a terminal
-    glyph, colours)."""
+    glyph, colours at the start). Colours inside an ordinary letter-first line are left alone:
+    looking for them costs a scan of every such line."""
     if first.isupper():
-        return (text[3:4] == " " and text[6:7] == " ") or "#033[" in text or "\x1b" in text
+        return text[3:4] == " " and text[6:7] == " "
     if first.islower():
-        return "| " in text[:72] or "\x1b" in text
+        return text.find("| ", 0, 72) >= 0
     if first == " ":
-        return not text[:12].lstrip()[:1].isascii() or "\x1b" in text
+        return not text[:12].lstrip()[:1].isascii()
     return True

@@ -66,6 +66,20 @@ from watcher.parse.records import (
 from watcher.parse.timestamps import parse_timestamp
 
 
+def _after_timestamp(text: str) -> bool:
+    """Whether what follows an RFC 3339 time could be a transport's: a CRI stream, a Logplex
+    source, or a (lower-case) journald host — not an application's level word or bracket."""
+    space = text.find(" ", 19, 40)
+    if space < 0:
+        return False
+    return text.startswith(_TRANSPORT_WORDS, space + 1) or text[space + 1 : space + 2].islower()
+
+
+_TRANSPORT_WORDS = ("stdout ", "stderr ", "app[", "heroku[")
+# kinds the fast path holds in place of an ordinary record
+_HELD_KINDS = frozenset((_OTHER, _MAYBE))
+
+
 class Assembler:
     """Joins each writer's continuation lines onto the line that started the record."""
 
@@ -125,10 +139,16 @@ class Assembler:
             text = line.text
             key = line.stream
             first = text[:1]
-            if first.isdigit() or first == "[":
+            if first.isdigit() and text[10:11] != "T" and "\x1b" not in text:
+                kind = _OTHER  # the usual timestamped line: nothing to strip, a record start
+            elif first.isdigit() or first == "[":
                 # a transport prefix here starts with an RFC 3339 time (CRI, Logplex, short-iso
                 # journald) or "[pod/"; colours can be anywhere
-                if text[10:11] == "T" or (first == "[" and text[1:5] == "pod/") or "\x1b" in text:
+                if (
+                    (text[10:11] == "T" and _after_timestamp(text))
+                    or (first == "[" and text[1:5] == "pod/")
+                    or "\x1b" in text
+                ):
                     found = strip_prefix(text)
                     if found is not None:
                         text, key = self._unprefix(line, found)
@@ -150,7 +170,10 @@ class Assembler:
                     if kind == _MAYBE:
                         kind = _OTHER  # a wrapped line is a log entry of its own, not a run-on
             else:
-                found = strip_prefix(text) if _may_have_prefix(text, first) else None
+                if first.islower():  # logfmt and prose: only a compose prefix is possible
+                    found = strip_prefix(text) if text.find("| ", 0, 72) >= 0 else None
+                else:
+                    found = strip_prefix(text) if _may_have_prefix(text, first) else None
                 if found is not None:
                     text, key = self._unprefix(line, found)
                     if text is None:
@@ -183,7 +206,7 @@ class Assembler:
                 else:
                     self._start(line, kind, now, out, key)
             elif (
-                kind in (_OTHER, _MAYBE)
+                kind in _HELD_KINDS
                 and record.state == _OPEN
                 and record.lines is None
                 and len(text) < max_bytes
@@ -195,7 +218,7 @@ class Assembler:
                     errors_only
                     and record.head_kind < _TB
                     and not can_be_error(head)
-                    and not (kind == _MAYBE and head.text.rstrip().endswith(":"))
+                    and not (kind == _MAYBE and head.text.endswith((":", ": ")))
                 ):
                     skipped += 1
                     kind = _OTHER
@@ -327,7 +350,7 @@ class Assembler:
                 self._start(line, kind, now, out, key)
             return
         text = line.text
-        if text.endswith("{") or text.endswith("["):
+        if text.endswith(("{", "[")):
             record.depth += 1
         elif record.depth and text.lstrip()[:1] in ("}", "]"):
             record.depth -= 1

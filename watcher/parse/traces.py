@@ -19,7 +19,7 @@ def _language_of_frame(line: str) -> Language | None:
     """The language of an indented (or column-0 "at …") frame line, or None."""
     stripped = line.lstrip()
     for language in FRAME_ORDER:
-        if language.is_frame(line, stripped):  # type: ignore[misc]
+        if stripped.startswith(language.frame_start) and language.is_frame(line, stripped):  # type: ignore[misc]
             return language
     return None
 

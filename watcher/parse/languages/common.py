@@ -170,6 +170,9 @@ class Language:
     name: str
     parse: Callable[[list[str]], Trace]
     is_frame: Callable[[str, str], bool] | None = None
+    # how every frame line of the language starts once stripped ("" when it varies): a cheap
+    # filter before is_frame
+    frame_start: str = ""
     is_start: Callable[[str], bool] | None = None
     decides: bool = False
     header_only: Callable[[str, list[str]], Trace | None] | None = None

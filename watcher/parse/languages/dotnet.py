@@ -88,6 +88,7 @@ def _dotnet_in_app(qualified: str) -> bool:
 
 
 LANGUAGE = Language(
+    frame_start="at ",
     name="dotnet",
     parse=_parse_dotnet,
     is_frame=lambda line, stripped: stripped.startswith("at ") and _is_dotnet_frame(stripped),

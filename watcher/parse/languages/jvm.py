@@ -92,6 +92,7 @@ _JAVA_CAUSE = re.compile(r"Caused by: ([\w$.]+)")
 
 
 LANGUAGE = Language(
+    frame_start="at ",
     name="java",
     parse=_parse_java,
     is_frame=lambda line, stripped: (

@@ -105,6 +105,7 @@ def _bracket_only(line: str, lines: list[str]) -> Trace | None:
 
 
 LANGUAGE = Language(
+    frame_start="at ",
     name="node",
     parse=_parse_node,
     is_frame=lambda line, stripped: (

@@ -70,6 +70,7 @@ def parse(lines: list[str]) -> Trace:
 
 
 LANGUAGE = Language(
+    frame_start='File "',
     name="python",
     parse=parse,
     is_frame=lambda line, stripped: stripped.startswith('File "'),
