@@ -35,7 +35,7 @@ from tests.fakes.moto import REGION, moto_endpoint  # noqa: F401 (the fixture)
 from tests.fakes.railway import FakeRailway
 from tests.sources.contract import RecordingLog, Tail, make_ctx, wait_for
 from watcher.model import RawLine
-from watcher.sources import file as file_source
+from watcher.sources import file_follower
 from watcher.sources import loki as loki_module
 from watcher.sources.backoff import Backoff
 from watcher.sources.base import SourceContext
@@ -160,7 +160,7 @@ async def test_file_deleted_and_recreated_under_load(
     """The followed file is deleted and re-created over and over while lines keep coming,
     sometimes after the follower let go of the old file (so the new one may get its inode
     number back): every line once, in order."""
-    monkeypatch.setattr(file_source, "LINGER", 0.05)  # let go of a deleted file soon
+    monkeypatch.setattr(file_follower, "LINGER", 0.05)  # let go of a deleted file soon
     path = tmp_path / "app.log"
     path.write_text("")
     tail, source = file_tail(path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -100,6 +101,8 @@ class Engine:
     _evicted: dict[str, tuple[Any, list[Any]]] = field(default_factory=dict)
     _unwritten: _Unwritten | None = None
     _producers: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = field(default_factory=dict)
+    # positions sources asked to store that no line carries (see SourceContext.note)
+    _notes: dict[str, dict[str, Any]] = field(default_factory=dict)
     _queue: Any = None
 
     async def run(self, shutdown: asyncio.Event) -> Stats:
@@ -218,7 +221,15 @@ class Engine:
             log=self.log.bind(source=cfg.name),
             max_line_bytes=self.options.max_line_bytes,
         )
+        if self.options.follow and self.store is not None:
+            ctx.note = functools.partial(self._note, cfg.name)
         return cfg.build(ctx)
+
+    def _note(self, source: str, positions: dict[str, Any]) -> None:
+        """A source's positions that no line carries: stored with the next commit, which is
+        brought forward (a restart before it would apply the source's first-start rules)."""
+        self._notes.setdefault(source, {}).update(positions)
+        self._last_persist = 0.0
 
     async def _produce(self, cfg: SourceConfig, queue: Any, stop: asyncio.Event) -> None:
         state = self.sources[cfg.name] = SourceState(cfg.name)
@@ -314,6 +325,9 @@ class Engine:
             pending.add([group], {group.id: held} if held else {})
         self._evicted = {}
         if self.options.follow:
+            # notes first: a line's cursor read after a note is further on and must win
+            pending.add_cursors(self._notes)
+            self._notes = {}
             pending.add_cursors(self.pipeline.take_cursors())
         return pending
 

@@ -36,6 +36,12 @@ class Metrics:
             ["source"],
             registry=r,
         )
+        self.lines_lost = Counter(
+            "watcher_lines_lost",
+            "Lines gone before they could be read (a copytruncate that outran the reader).",
+            ["source", "reason"],
+            registry=r,
+        )
         self.dropped_lines = Counter(
             "watcher_dropped_lines", "Lines not processed, by reason.", ["reason"], registry=r
         )

@@ -174,8 +174,9 @@ async def test_checkpoint_wins_over_read_from(tmp_path: Path) -> None:
     await tail.stop()
 
 
-async def test_rotated_while_down_finishes_old_then_new(tmp_path: Path) -> None:
-    """Checkpoint inode now under the rotated name: finish it, then read the new file from 0."""
+async def test_rotated_while_down_is_followed_under_its_new_name(tmp_path: Path) -> None:
+    """Checkpoint inode now under a rotated name the glob matches: it resumes there, under
+    that name's stream, and the new file at the path is read from 0; nothing twice."""
     path = tmp_path / "app.log"
     write(path, "o1", "o2", "o3")
     st = path.stat()
@@ -184,6 +185,27 @@ async def test_rotated_while_down_finishes_old_then_new(tmp_path: Path) -> None:
     write(path, "n1")
     ctx = make_ctx(checkpoint={str(path): cursor})
     tail = Tail(source(ctx, tmp_path / "app.log*"), ctx)
+    assert sorted(await tail.wait(3)) == ["n1", "o2", "o3"]
+    await tail.stop()
+    assert len(tail.lines) == 3
+    streams = {line.text: line.stream for line in tail.lines}
+    assert streams == {"o2": f"{path}.1", "o3": f"{path}.1", "n1": str(path)}
+    assert [line.line_no for line in tail.lines if line.text != "n1"] == [2, 3]
+
+
+async def test_rotated_out_of_a_plain_path_while_down_finishes_old_then_new(
+    tmp_path: Path,
+) -> None:
+    """A plain path renamed while the daemon was down: the old file is found in the directory
+    by its identity and its unread tail read first, then the new file from 0."""
+    path = tmp_path / "app.log"
+    write(path, "o1", "o2", "o3")
+    st = path.stat()
+    cursor = {"inode": st.st_ino, "dev": st.st_dev, "offset": 3, "line": 1}
+    os.rename(path, tmp_path / "app.log.1")
+    write(path, "n1")
+    ctx = make_ctx(checkpoint={str(path): cursor})
+    tail = Tail(source(ctx, path), ctx)
     assert await tail.wait(3) == ["o2", "o3", "n1"]
     await tail.stop()
     assert len(tail.lines) == 3

@@ -205,6 +205,8 @@ class Store:
     ) -> None:
         """Groups, their new samples, the cursors they cover and state: ONE transaction.
 
+        A cursor of None deletes that stream's checkpoint.
+
         A crash can then never leave counts that include lines whose cursor was not committed
         (they would be counted again after the restart) nor the reverse (lines lost).
         """
@@ -217,7 +219,12 @@ class Store:
             for source, streams in (cursors or {}).items():
                 conn.executemany(
                     _UPSERT_CHECKPOINT,
-                    [(source, stream, dumps(c), now) for stream, c in streams.items()],
+                    [(source, s, dumps(c), now) for s, c in streams.items() if c is not None],
+                )
+                # None forgets a stream's cursor (a file that is gone for good)
+                conn.executemany(
+                    "DELETE FROM checkpoints WHERE source = ? AND stream = ?",
+                    [(source, s) for s, c in streams.items() if c is None],
                 )
             conn.executemany(_UPSERT_STATE, [(key, value, now) for key, value in encoded.items()])
 
