@@ -23,6 +23,7 @@ class WatcherProcess:
 
     def __init__(self, cfg: Path, log: Path) -> None:
         self.cfg, self.log = cfg, log
+        self.log_at = 0  # where the current daemon's log lines begin
         self.proc: subprocess.Popen[bytes] | None = None
         self.env = clean_env()
 
@@ -33,12 +34,19 @@ class WatcherProcess:
     def start(self) -> None:
         """Start the daemon (its stderr appended to `log`)."""
         argv = [sys.executable, "-m", "watcher", "run", "-c", str(self.cfg)]
+        self.log_at = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:  # a file: a full pipe would stall the daemon
             self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=out, env=self.env)
+
+    def wait_started(self) -> None:
+        """Wait until the daemon logged that it is watching (its signal handlers are in place:
+        a SIGTERM before that is the default action, not a shutdown)."""
+        wait_for(lambda: b'"Watching."' in self.log.read_bytes()[self.log_at :], timeout=20)
 
     def stop(self) -> int:
         """SIGTERM (a clean shutdown: drain, final commit); the exit code."""
         assert self.proc is not None
+        self.wait_started()
         self.proc.send_signal(signal.SIGTERM)
         code = self.proc.wait(30)
         self.proc = None

@@ -105,6 +105,8 @@ class HttpConfig:
     protect_reads: bool = True
     posts_per_minute: Annotated[float, AtLeast(0.1)] = 10.0
     max_body_bytes: Annotated[int, AtLeast(1024)] = 65536
+    max_connections: Annotated[int, AtLeast(8)] = 256
+    idle_timeout: Seconds = 15.0
 
     def validate(self) -> None:
         split_listen(self.listen)

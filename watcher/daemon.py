@@ -23,8 +23,10 @@ import structlog
 from watcher.config import Config, load_config
 from watcher.daemon_view import DaemonView
 from watcher.engine import Engine
+from watcher.fdlimit import raise_fd_limit
 from watcher.http.app import AppState, bound_port, make_app, start
 from watcher.http.security import SecurityConfig
+from watcher.logs import Throttled
 from watcher.metrics import Metrics
 from watcher.store import Store
 from watcher.wiring import build_engine, build_pipeline, build_redactor, rules_from, seconds
@@ -151,6 +153,10 @@ class Daemon:
     async def run(self) -> int:
         """Run until a signal; return the exit code (0 on a clean shutdown)."""
         config = self.config
+        before, now = raise_fd_limit()
+        if now != before:
+            log.debug("Raised the open file limit.", soft_before=before, soft=now)
+        asyncio.get_running_loop().set_exception_handler(_loop_errors())
         self.store = Store(
             config.watcher.state_path,
             metrics=self.metrics,
@@ -181,7 +187,13 @@ class Daemon:
         self._install_signals()
         runner = None
         if config.http.enabled:
-            runner = await start(self._app(), config.http.listen)
+            http = config.http
+            runner = await start(
+                self._app(),
+                http.listen,
+                max_connections=http.max_connections,
+                idle_timeout=http.idle_timeout,
+            )
             self.http_port = bound_port(runner)
         log.info(
             "Watching.",
@@ -334,3 +346,17 @@ def _fan_out(hooks: list[Any]) -> Any:
 
 def _counts(stats: Any) -> dict[str, int]:
     return {"lines": stats.lines, "events": stats.events, "errors": stats.error_events}
+
+
+def _loop_errors() -> Any:
+    """The event loop's exception handler: asyncio's own reports (an accept() out of file
+    descriptors, a transport error) once per minute per message, with a count; never one
+    traceback per event."""
+    say = Throttled(log, 60.0)
+
+    def handle(_loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        message = str(context.get("message") or "event loop error")
+        error = context.get("exception")
+        say("error", "Event loop error.", key=message, message=message, error=repr(error))
+
+    return handle

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from watcher.configschema import Seconds
+from watcher.fdlimit import fd_budget
 from watcher.logs import Throttled
 from watcher.model import RawLine
 from watcher.sources.base import SourceContext, sleep_or_shutdown
@@ -96,7 +97,9 @@ class FileSource:
         self.shared = Shared()
         self.followers: dict[str, Follower] = {}
         self.is_glob = any(c in config.path for c in "*?[")
-        self.opened = 0  # descriptors held now (at most config.max_open_files)
+        self.opened = 0  # descriptors held now (at most max_open_files)
+        # half of what the descriptor limit leaves: the rest is for HTTP, the store, …
+        self.max_open_files = fd_budget(config.max_open_files, 0.5)
         self.notes: dict[str, Any] = {}  # positions to store that no line carries (None: forget)
         self.throttled = Throttled(ctx.log, LOG_EVERY)
         self._next = 0  # the follower the next round starts with (round robin)
@@ -159,12 +162,12 @@ class FileSource:
 
     def open_file(self, path: str) -> tuple[int, os.stat_result] | None:
         """A descriptor for `path` within the budget (closing the quietest file if need be)."""
-        if self.opened >= self.config.max_open_files and not self._park_quietest():
+        if self.opened >= self.max_open_files and not self._park_quietest():
             self.throttled(
                 "warning",
                 "max_open_files reached; files wait until others go quiet",
                 key="max_open_files",
-                max_open_files=self.config.max_open_files,
+                max_open_files=self.max_open_files,
             )
             return None
         fd = open_ro(path)

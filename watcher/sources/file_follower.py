@@ -26,7 +26,6 @@ from watcher.sources.file_identity import (
     rotation_stem,
     stat_or_none,
 )
-from watcher.sources.lines import MAX_BATCH
 
 if TYPE_CHECKING:
     from watcher.sources.file import FileSource
@@ -80,6 +79,8 @@ class Follower:
         """The next batch of this stream (blocking: run in a thread); [] when none is ready."""
         while self.draining:
             old = self.draining[0]
+            if old.replaced(os.fstat(old.fd)):  # copytruncated after it was rotated away
+                return self._truncated(old) or self.poll(max_lines)
             lines = old.read(max_lines)
             if lines.texts:
                 return self._emit(old, lines)
@@ -97,7 +98,7 @@ class Follower:
             self.cur = None
             return self.poll(max_lines)
         if cur is not None and st is not None and cur.replaced(st):
-            return self._truncated(cur)
+            return self._truncated(cur) or self.poll(max_lines)
         if cur is None and st is not None and self._wants_open(st):
             cur = self.cur = self._open(st)
         if cur is None:
@@ -154,16 +155,15 @@ class Follower:
         self.cur = None
         self._release(cur)
 
-    def _truncated(self, cur: OpenFile) -> list[RawLine]:
-        """The file was truncated or rewritten in place (copytruncate): read its copy from
-        where we stopped, if the copy is in the same directory; count what is lost."""
-        tag = cur.tag if cur.head else None
-        found = self._drain_copy(cur.ident, cur.splitter.offset, cur.line_no, tag, cur.seen_size)
-        lines = None if found else cur.splitter.flush()
-        cur.restart()
-        if lines is not None and lines.texts:
-            return self._emit(cur, lines)
-        return self.poll(MAX_BATCH) if found else []
+    def _truncated(self, f: OpenFile) -> list[RawLine]:
+        """The file was truncated or rewritten in place (copytruncate): its copy, if it is in
+        the same directory, is drained first from where we stopped; the file is read from 0.
+        Without a copy, a last line that had no newline yet is what the truncate left us."""
+        tag = f.tag if f.head else None
+        found = self._drain_copy(f.ident, f.splitter.offset, f.line_no, tag, f.seen_size)
+        lines = None if found else f.splitter.flush()
+        f.restart()
+        return self._emit(f, lines) if lines is not None and lines.texts else []
 
     def _drain_copy(
         self, ident: Ident, offset: int, line_no: int | None, tag: str | None, seen: int
@@ -184,7 +184,7 @@ class Follower:
             fd, found = copy
             source.opened += 1
             source.shared.owned.add(found)
-            self.draining.append(source.handle(fd, found, offset, line_no))
+            self.draining.insert(0, source.handle(fd, found, offset, line_no))
             unread = seen - os.fstat(fd).st_size
         mean = offset / line_no if line_no else 100.0
         source.count_lost(unread, mean)

@@ -55,6 +55,7 @@ class OpenFile:
             if not data:
                 break
             self.read_pos += len(data)
+            self.seen_size = max(self.seen_size, self.read_pos)
             self.last_data = time.monotonic()
             self.splitter.feed(data)
             lines = self.splitter.take(max_lines)
