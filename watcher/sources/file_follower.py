@@ -160,13 +160,21 @@ class Follower:
         the same directory, is drained first from where we stopped; the file is read from 0.
         Without a copy, a last line that had no newline yet is what the truncate left us."""
         tag = f.tag if f.head else None
-        found = self._drain_copy(f.ident, f.splitter.offset, f.line_no, tag, f.seen_size)
+        found = self._drain_copy(
+            f.ident, f.splitter.offset, f.line_no, tag, f.seen_size, f.read_pos
+        )
         lines = None if found else f.splitter.flush()
         f.restart()
         return self._emit(f, lines) if lines is not None and lines.texts else []
 
     def _drain_copy(
-        self, ident: Ident, offset: int, line_no: int | None, tag: str | None, seen: int
+        self,
+        ident: Ident,
+        offset: int,
+        line_no: int | None,
+        tag: str | None,
+        seen: int,
+        read_pos: int | None = None,
     ) -> bool:
         """After a truncate: drain the copy (a file of the same directory that starts with the
         truncated file's head) from `offset`; count the lines neither file still holds."""
@@ -179,7 +187,8 @@ class Follower:
         source.ctx.log.info(
             "file truncated, reading from the start", path=self.path, copy=copy is not None
         )
-        unread = seen - offset
+        # bytes read into memory are still delivered (flushed); what was never read is gone
+        unread = seen - (offset if read_pos is None else read_pos)
         if copy is not None:
             fd, found = copy
             source.opened += 1
