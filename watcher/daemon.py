@@ -162,6 +162,7 @@ class Daemon:
             metrics=self.metrics,
             samples_per_group=config.grouping.samples_per_group,
             fallback_to_memory=True,  # an unwritable state path must not crash-loop the daemon
+            redact=self.redact,
         )
         pipeline = build_pipeline(config, self.metrics)
         self.engine = build_engine(

@@ -7,7 +7,10 @@ daemon that crash-loops on start.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
+import stat
 import time
 from pathlib import Path
 
@@ -57,9 +60,27 @@ def _check_header(path: str) -> None:
         raise CorruptDatabase("not a SQLite database (bad header)")
 
 
+def make_private(path: str) -> None:
+    """Create the state file mode 0600 (SQLite gives its -wal and -shm files the mode of the
+    database), or take group and other access away from an existing one and its companions:
+    it holds error samples, which are sensitive even with their secrets redacted."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return
+    except FileExistsError:
+        pass
+    for name in (path, *(path + suffix for suffix in ("-wal", "-shm", "-journal"))):
+        with contextlib.suppress(OSError):
+            mode = os.stat(name).st_mode
+            if mode & 0o077:
+                os.chmod(name, stat.S_IMODE(mode) & 0o700)
+
+
 def connect(path: str) -> sqlite3.Connection:
     """Open, check and migrate; raise CorruptDatabase when the file is damaged."""
     _check_header(path)
+    if path != MEMORY:
+        make_private(path)
     # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is exactly
     # one public method call.
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)

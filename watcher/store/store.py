@@ -87,10 +87,13 @@ class Store:
         metrics: Metrics | None = None,
         samples_per_group: int = 5,
         fallback_to_memory: bool = False,
+        redact: Callable[[str], str] = str,
     ) -> None:
         if samples_per_group < 0:
             raise ValueError("samples_per_group must be >= 0")
         self.path = str(path)
+        # secrets never reach the state file: templates and samples pass the redactor
+        self.redact = redact
         self.metrics = metrics
         self.samples_per_group = samples_per_group
         self.degraded: str | None = None  # why the file is not in use (in-memory fallback)
@@ -172,7 +175,7 @@ class Store:
     def upsert_groups(self, groups: Iterable[ErrorGroup]) -> None:
         """Insert or overwrite groups (all fields but samples, window_counts and trend)."""
         with self._write() as conn:
-            conn.executemany(UPSERT_GROUP, map(group_params, groups))
+            conn.executemany(UPSERT_GROUP, [group_params(g, self.redact) for g in groups])
 
     @_locked
     def add_samples(self, group_id: str, samples: Iterable[Sample]) -> None:
@@ -183,7 +186,8 @@ class Store:
     def _insert_samples(
         self, conn: sqlite3.Connection, group_id: str, samples: Iterable[Sample]
     ) -> None:
-        rows = [(group_id, s.timestamp, s.source, s.text, s.line) for s in samples]
+        redact = self.redact
+        rows = [(group_id, s.timestamp, s.source, redact(s.text), s.line) for s in samples]
         conn.executemany(
             "INSERT INTO samples (group_id, timestamp, source, text, line) VALUES (?, ?, ?, ?, ?)",
             rows,
@@ -213,7 +217,7 @@ class Store:
         encoded = {key: dumps(value) for key, value in (state or {}).items()}
         now = time.time()
         with self._write() as conn:
-            conn.executemany(UPSERT_GROUP, map(group_params, groups))
+            conn.executemany(UPSERT_GROUP, [group_params(g, self.redact) for g in groups])
             for group_id, items in (samples or {}).items():
                 self._insert_samples(conn, group_id, items)
             for source, streams in (cursors or {}).items():
