@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import logging
 import os
 import signal
 import socket
@@ -27,11 +29,14 @@ from watcher.fdlimit import raise_fd_limit
 from watcher.http.app import AppState, bound_port, make_app, start
 from watcher.http.security import SecurityConfig
 from watcher.logs import Throttled
+from watcher.logs import configure as configure_logs
 from watcher.metrics import Metrics
 from watcher.store import Store
 from watcher.wiring import build_engine, build_pipeline, build_redactor, rules_from, seconds
 
 VIEW_REFRESH = 5.0  # seconds between re-reads of stored groups/fixes for the API
+# config sections a SIGHUP applies to the running daemon; any other change needs a restart
+RELOADABLE = ("classify", "redact", "sources")
 
 log = structlog.get_logger("watcher.daemon")
 
@@ -86,9 +91,9 @@ class Daemon:
         self.engine: Engine | None = None
         self.http_port: int | None = None
         self.started = asyncio.Event()
-        redactor = build_redactor(config)
-        self.redact = redactor.redact
-        self.redact_obj = redactor.redact_obj
+        self.redactor = build_redactor(config)  # replaced by a reload: use it through these
+        self.redact: Any = lambda text: self.redactor.redact(text)
+        self.redact_obj: Any = lambda value: self.redactor.redact_obj(value)
         self.view: Any = None
         self.fixer: Any = None
         self._fix_tasks: set[asyncio.Task[Any]] = set()
@@ -102,8 +107,9 @@ class Daemon:
         self.shutdown.set()
 
     def _on_reload(self) -> None:
-        """SIGHUP: re-read the config file; apply its classification rules and its sources
-        (added, removed or changed ones restart; the groups and other sources are untouched)."""
+        """SIGHUP: re-read the config file; apply its classification rules, its [redact]
+        patterns and its sources (added, removed or changed ones restart; the groups and other
+        sources are untouched). Other changed sections are named as needing a restart."""
         if self.engine is None or self.config.path is None:
             return
         try:
@@ -112,19 +118,39 @@ class Daemon:
             log.error("Reload failed; keeping the running config.", error=str(exc))
             return
         self.engine.pipeline.rules = tuple(rules_from(fresh))
+        if fresh.redact != self.config.redact:
+            self._reload_redaction(fresh)
         task = asyncio.create_task(self._reload_sources(fresh), name="reload")
         self._fix_tasks.add(task)
         task.add_done_callback(self._fix_tasks.discard)
 
+    def _reload_redaction(self, fresh: Config) -> None:
+        """New [redact] patterns for everything that leaves the process: the API, alerts, the
+        state file (through self.redact/redact_obj) and the daemon's own log."""
+        from watcher.fix.redact import structlog_processor
+
+        self.redactor = build_redactor(fresh)
+        own = self.config.watcher
+        configure_logs(own.log_level, own.log_format, redact=structlog_processor(self.redactor))
+
     async def _reload_sources(self, fresh: Config) -> None:
         assert self.engine is not None
         added, removed = await self.engine.reconfigure(list(fresh.sources))
-        self.config = replace(self.config, sources=fresh.sources, classify=fresh.classify)
-        log.info(
-            "Reloaded the config.",
+        restart = restart_needed(self.config, fresh)
+        self.config = replace(
+            self.config, sources=fresh.sources, classify=fresh.classify, redact=fresh.redact
+        )
+        event = "Reloaded the config."
+        if restart:
+            event = "Reloaded the config; changed sections that need a restart were not applied."
+        log.log(
+            logging.WARNING if restart else logging.INFO,
+            event,
+            applied=list(RELOADABLE),
             rules=len(fresh.classify.rules),
             sources_added=added,
             sources_removed=removed,
+            restart_needed=restart,
         )
 
     def _install_signals(self) -> None:
@@ -330,6 +356,12 @@ class Daemon:
                 ],
                 **_counts(engine.pipeline.stats),
             )
+
+
+def restart_needed(running: Config, fresh: Config) -> list[str]:
+    """The config sections that changed in `fresh` but are only read at start."""
+    names = [f.name for f in dataclasses.fields(Config) if f.name not in (*RELOADABLE, "path")]
+    return [name for name in names if getattr(running, name) != getattr(fresh, name)]
 
 
 def _alert_pr(alerter: Any, group: Any, fix: Any) -> None:
