@@ -82,6 +82,8 @@ class WatcherConfig:
     queue_size: PositiveInt = 64
     shutdown_timeout: Seconds = 10.0
     persist_interval: Seconds = 5.0
+    integrity_check_interval: SecondsOrZero = 3600.0
+    max_unsaved_groups: Annotated[int, AtLeast(100)] = 50000
 
 
 def split_listen(listen: str) -> tuple[str, int]:

@@ -31,7 +31,8 @@ from watcher.http.security import SecurityConfig
 from watcher.logs import Throttled
 from watcher.logs import configure as configure_logs
 from watcher.metrics import Metrics
-from watcher.store import Store
+from watcher.store import MEMORY, Store
+from watcher.store.lock import StateLock, StateLocked
 from watcher.wiring import build_engine, build_pipeline, build_redactor, rules_from, seconds
 
 VIEW_REFRESH = 5.0  # seconds between re-reads of stored groups/fixes for the API
@@ -170,14 +171,57 @@ class Daemon:
 
     def _store_health(self) -> dict[str, Any]:
         error = self.engine.store_error if self.engine is not None else None
-        if error is not None:
-            return {"status": "degraded", "error": error}
-        if self.store is not None and self.store.degraded is not None:
-            return {"status": "memory", "error": self.store.degraded}
-        return {"status": "ok"}
+        store = self.store
+        health: dict[str, Any] = {"status": "ok"}
+        if store is not None and store.damaged is not None:
+            health = {"status": "damaged", "error": store.damaged}
+        elif error is not None:
+            health = {"status": "degraded", "error": error}
+        elif store is not None and store.degraded is not None:
+            health = {"status": "memory", "error": store.degraded}
+        if store is not None and store.recovered is not None:
+            health["recovered"] = {"reason": store.recovered, "salvaged": store.salvaged}
+        return health
+
+    async def _integrity_checks(self, interval: float) -> None:
+        """Every `interval` seconds, PRAGMA quick_check on the state file (in a thread): damage
+        while running (a bad disk, a file written by something else) is reported on health."""
+        if interval <= 0 or self.store is None or self.store.path == MEMORY:
+            return
+        while True:
+            await asyncio.sleep(interval)
+            was = self.store.damaged
+            try:
+                problem = await asyncio.to_thread(self.store.check_integrity)
+            except Exception as exc:  # a closed or locked store: try again next time
+                log.debug("Integrity check not run.", error=str(exc))
+                continue
+            if problem is not None and was is None:
+                log.error(
+                    "State file damaged while running; a restart sets it aside and salvages "
+                    "what it can.",
+                    path=self.store.path,
+                    error=problem,
+                )
 
     async def run(self) -> int:
-        """Run until a signal; return the exit code (0 on a clean shutdown)."""
+        """Run until a signal; return the exit code (0 on a clean shutdown, 2 when another
+        daemon holds the state file)."""
+        lock = StateLock(self.config.watcher.state_path)
+        if self.config.watcher.state_path != MEMORY:
+            try:
+                lock.acquire()
+            except StateLocked as exc:
+                log.error("Refusing to start: the state file is in use.", error=str(exc))
+                return 2
+            except OSError as exc:  # an unwritable directory: the store runs in memory
+                log.warning("State file lock not taken.", path=lock.path, error=str(exc))
+        try:
+            return await self._run()
+        finally:
+            lock.release()
+
+    async def _run(self) -> int:
         config = self.config
         before, now = raise_fd_limit()
         if now != before:
@@ -229,6 +273,10 @@ class Daemon:
         )
         summary = asyncio.create_task(self._summaries(), name="summaries")
         refresher = asyncio.create_task(self._refresh_view(), name="view")
+        checker = asyncio.create_task(
+            self._integrity_checks(seconds(config.watcher.integrity_check_interval)),
+            name="integrity",
+        )
         sd_notify("READY=1")
         pinger = asyncio.create_task(watchdog(watchdog_interval()), name="watchdog")
         self.started.set()
@@ -241,7 +289,7 @@ class Daemon:
             alerts_stop.set()
             if alerts is not None:
                 await alerts
-            for task in (summary, refresher, pinger, fix_task):
+            for task in (summary, refresher, pinger, fix_task, checker):
                 if task is None:
                     continue
                 task.cancel()

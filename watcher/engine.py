@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from watcher.logs import Throttled
 from watcher.metrics import Metrics
 from watcher.model import GroupUpdate, Stats
 from watcher.pipeline import Pipeline
@@ -39,6 +41,8 @@ class EngineOptions:
     period: tuple[float | None, float | None] = (None, None)
     queue_size: int = 64
     persist_interval: float = 5.0
+    # while the store fails, at most this many groups' unsaved states are held (memory cap)
+    max_unsaved_groups: int = 50_000
     shutdown_timeout: float = 10.0
     max_line_bytes: int = 64 * 1024
     progress: Callable[[Stats, int], None] | None = None
@@ -101,9 +105,13 @@ class Engine:
     _evicted: dict[str, tuple[Any, list[Any]]] = field(default_factory=dict)
     _unwritten: _Unwritten | None = None
     _producers: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = field(default_factory=dict)
+    _say: Any = field(default=None, init=False)  # throttled log lines (see __post_init__)
     # positions sources asked to store that no line carries (see SourceContext.note)
     _notes: dict[str, dict[str, Any]] = field(default_factory=dict)
     _queue: Any = None
+
+    def __post_init__(self) -> None:
+        self._say = Throttled(self.log, 60.0)
 
     async def run(self, shutdown: asyncio.Event) -> Stats:
         """Run until the sources end (bounded) or `shutdown` is set (follow); return the stats."""
@@ -311,6 +319,7 @@ class Engine:
             )
         except STORE_ERRORS as exc:
             pending.miner = miner is not None
+            self._spill(pending)
             self._unwritten = pending
             self._write_failed(exc, final=final)
             return
@@ -330,6 +339,26 @@ class Engine:
             self._notes = {}
             pending.add_cursors(self.pipeline.take_cursors())
         return pending
+
+    def _spill(self, pending: _Unwritten) -> None:
+        """Past max_unsaved_groups held states, drop the oldest (counted): a store that fails
+        for long must not take the daemon's memory with it (373 MB and climbing with 200k
+        unique errors). A dropped group still in memory is written again when it next
+        changes; one evicted meanwhile keeps the count it had at its last successful write."""
+        excess = len(pending.groups) - self.options.max_unsaved_groups
+        if excess <= 0:
+            return
+        for group_id in list(itertools.islice(pending.groups, excess)):
+            del pending.groups[group_id]
+            pending.samples.pop(group_id, None)
+        self.metrics.state_unsaved_dropped.inc(excess)
+        self._say(
+            "error",
+            "State store still failing: unsaved group states dropped to bound memory.",
+            key="spill",
+            dropped=excess,
+            held=len(pending.groups),
+        )
 
     def _write_failed(self, exc: BaseException, *, final: bool) -> None:
         if not isinstance(exc, sqlite3.Error):  # the store counts its own sqlite errors

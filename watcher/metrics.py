@@ -89,6 +89,11 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.state_unsaved_dropped = Counter(
+            "watcher_state_unsaved_dropped",
+            "Group states dropped from memory while the state store failed (max_unsaved_groups).",
+            registry=r,
+        )
         self.batch_latency = Histogram(
             "watcher_pipeline_latency_seconds",
             "Time from a batch leaving its source to its groups being updated.",

@@ -25,6 +25,10 @@ _CORRUPTION_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 class CorruptDatabase(Exception):
     """Raised while opening: the file is damaged and should be set aside."""
 
+    def __init__(self, reason: str, kind: str = "corrupt") -> None:
+        super().__init__(reason)
+        self.kind = kind  # watcher_state_errors_total{kind}: "corrupt" or "empty"
+
 
 def _is_corruption(exc: sqlite3.Error) -> bool:
     # "database is locked" is a DatabaseError too: only these primary codes mean a damaged file.
@@ -51,13 +55,19 @@ def _configure(conn: sqlite3.Connection) -> None:
 
 def _check_header(path: str) -> None:
     # Caught before SQLite opens the file: on close it would delete a -wal next to it,
-    # destroying what we want to set aside. An empty file is a new database, not a bad one.
+    # destroying what we want to set aside.
     if path == MEMORY or not Path(path).is_file():
         return
     with open(path, "rb") as f:
         head = f.read(len(SQLITE_MAGIC))
     if head and head != SQLITE_MAGIC:
         raise CorruptDatabase("not a SQLite database (bad header)")
+    wal = Path(path + "-wal")
+    if not head and not (wal.is_file() and wal.stat().st_size > 0):
+        # An existing state file that is empty lost everything (a truncation, a full disk at
+        # the wrong moment): that is news for the operator, not a new database. (Before its
+        # first checkpoint a WAL database is an empty file beside a WAL that holds it all.)
+        raise CorruptDatabase("the state file is empty (0 bytes): its state is gone", "empty")
 
 
 def make_private(path: str) -> None:
