@@ -109,6 +109,9 @@ class HttpConfig:
     max_body_bytes: Annotated[int, AtLeast(1024)] = 65536
     max_connections: Annotated[int, AtLeast(8)] = 256
     idle_timeout: Seconds = 15.0
+    # Host header names served ([] = this machine's loopback names when listening on loopback,
+    # any name on a wildcard listen); "*" accepts any
+    allowed_hosts: tuple[str, ...] = ()
 
     def validate(self) -> None:
         split_listen(self.listen)

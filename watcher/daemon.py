@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import ipaddress
 import logging
 import os
 import signal
@@ -22,7 +23,7 @@ from typing import Any
 
 import structlog
 
-from watcher.config import Config, load_config
+from watcher.config import Config, load_config, split_listen
 from watcher.daemon_view import DaemonView
 from watcher.engine import Engine
 from watcher.fdlimit import raise_fd_limit
@@ -348,6 +349,7 @@ class Daemon:
             posts_per_minute=http.posts_per_minute,
             max_body_bytes=http.max_body_bytes,
             token_env=http.token_env,
+            allowed_hosts=allowed_hosts(http.listen, http.allowed_hosts),
         )
         state = AppState(self.metrics, ready=self._ready)
         return make_app(state, view=self.view, security=security, redact_obj=self.redact_obj)
@@ -404,6 +406,30 @@ class Daemon:
                 ],
                 **_counts(engine.pipeline.stats),
             )
+
+
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "ip6-localhost"})
+
+
+def allowed_hosts(listen: str, configured: tuple[str, ...]) -> frozenset[str] | None:
+    """The Host names the API answers (None: any). Listening on loopback, only this machine's
+    names: a browser sent there by DNS rebinding carries the attacker's name and gets 421."""
+    if "*" in configured:
+        return None
+    host, _ = split_listen(listen)
+    if configured:
+        return frozenset(h.lower().rstrip(".") for h in configured) | {host.lower()}
+    if _is_ip(host) and ipaddress.ip_address(host).is_unspecified:
+        return None  # 0.0.0.0 / [::]: names unknown; set allowed_hosts (and a token)
+    return LOOPBACK_NAMES | {host.lower()}
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def restart_needed(running: Config, fresh: Config) -> list[str]:
