@@ -437,7 +437,7 @@ def test_with_overrides_applies_cli_flags() -> None:
     [
         ({"interval": -3}, "watcher.interval: expected a number of seconds > 0"),
         ({"autofix.enabled": "perhaps"}, "autofix.enabled: expected true/false/1/0/yes/no"),
-        ({"http.port": 1}, "http.port: unknown key (expected one of: enabled, idle_timeout,"),
+        ({"http.port": 1}, "http.port: unknown key (expected one of: allowed_hosts, enabled,"),
         ({"sources.x": 1}, "sources: unknown section"),
     ],
 )
