@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-# upstream: the log store itself dropped entries; out_of_window: a source cut lines outside a scan
-DROP_REASONS = ("queue_full", "upstream", "out_of_window")
+# upstream: the log store itself dropped entries; out_of_window: a source cut lines outside a scan;
+# late: entries that reached the log store later than a source's max_lateness while it was away
+DROP_REASONS = ("queue_full", "upstream", "out_of_window", "late")
 
 
 class Metrics:
