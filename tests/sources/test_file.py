@@ -174,16 +174,22 @@ async def test_checkpoint_wins_over_read_from(tmp_path: Path) -> None:
     await tail.stop()
 
 
-async def test_rotated_while_down_is_followed_under_its_new_name(tmp_path: Path) -> None:
-    """Checkpoint inode now under a rotated name the glob matches: it resumes there, under
-    that name's stream, and the new file at the path is read from 0; nothing twice."""
+def rotated_while_down(tmp_path: Path) -> tuple[Path, SourceContext]:
+    """app.log (o1..o3) read up to o1, then renamed to app.log.1 and a new app.log (n1)
+    written while the daemon was down; the context carries the old file's cursor."""
     path = tmp_path / "app.log"
     write(path, "o1", "o2", "o3")
     st = path.stat()
     cursor = {"inode": st.st_ino, "dev": st.st_dev, "offset": 3, "line": 1}
     os.rename(path, tmp_path / "app.log.1")
     write(path, "n1")
-    ctx = make_ctx(checkpoint={str(path): cursor})
+    return path, make_ctx(checkpoint={str(path): cursor})
+
+
+async def test_rotated_while_down_is_followed_under_its_new_name(tmp_path: Path) -> None:
+    """Checkpoint inode now under a rotated name the glob matches: it resumes there, under
+    that name's stream, and the new file at the path is read from 0; nothing twice."""
+    path, ctx = rotated_while_down(tmp_path)
     tail = Tail(source(ctx, tmp_path / "app.log*"), ctx)
     assert sorted(await tail.wait(3)) == ["n1", "o2", "o3"]
     await tail.stop()
@@ -198,13 +204,7 @@ async def test_rotated_out_of_a_plain_path_while_down_finishes_old_then_new(
 ) -> None:
     """A plain path renamed while the daemon was down: the old file is found in the directory
     by its identity and its unread tail read first, then the new file from 0."""
-    path = tmp_path / "app.log"
-    write(path, "o1", "o2", "o3")
-    st = path.stat()
-    cursor = {"inode": st.st_ino, "dev": st.st_dev, "offset": 3, "line": 1}
-    os.rename(path, tmp_path / "app.log.1")
-    write(path, "n1")
-    ctx = make_ctx(checkpoint={str(path): cursor})
+    path, ctx = rotated_while_down(tmp_path)
     tail = Tail(source(ctx, path), ctx)
     assert await tail.wait(3) == ["o2", "o3", "n1"]
     await tail.stop()
