@@ -29,7 +29,7 @@ from watcher.fdlimit import fd_budget
 from watcher.logs import Throttled
 from watcher.model import RawLine
 from watcher.sources.base import SourceContext, sleep_or_shutdown
-from watcher.sources.file_follower import Follower, Shared
+from watcher.sources.file_follower import QUIET_POLL, Follower, Shared
 from watcher.sources.file_handle import OpenFile
 from watcher.sources.file_identity import (
     STARTED,
@@ -103,7 +103,9 @@ class FileSource:
         self.notes: dict[str, Any] = {}  # positions to store that no line carries (None: forget)
         self.throttled = Throttled(ctx.log, LOG_EVERY)
         self._next = 0  # the follower the next round starts with (round robin)
+        self._rescans = 0
         self.rescan_every = min(1.0, 10 * config.poll_interval)
+        self.quiet_poll = min(QUIET_POLL, 20 * config.poll_interval)
 
     async def lines(self) -> AsyncIterator[list[RawLine]]:
         """Follow every matching file until shutdown."""
@@ -140,12 +142,17 @@ class FileSource:
         """One pass over the followers, in one thread hop (a hop per file made 1,000 idle files
         cost a fifth of a core): the first batch found, round robin so none starves."""
         followers = list(self.followers.values())
+        now = time.monotonic()
         for i in range(len(followers)):
             at = (self._next + i) % len(followers)
-            batch = followers[at].poll(max_lines)
+            follower = followers[at]
+            if follower.next_look > now:
+                continue
+            batch = follower.poll(max_lines)
             if batch:
                 self._next = at + 1
                 return batch
+            follower.next_look = now + self.quiet_poll if follower.quiet else 0.0
         return []
 
     def _send_notes(self) -> None:
@@ -300,6 +307,9 @@ class FileSource:
         present = set(paths)
         for p in [p for p, f in self.followers.items() if p not in present and f.idle]:
             del self.followers[p]
+        self._rescans += 1
+        if self._rescans % 10:
+            return  # forgetting files gone for good can wait: it costs a stat per file
         alive = {ident_of(st) for p in paths if (st := stat_or_none(p)) is not None}
         known = self.shared.known
         for ident in [i for i in known if i not in alive]:
