@@ -32,7 +32,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 # bench/ is sys.path[0] when reliability.py runs as a script
-from reliability import Row, Sizes, free_port, http_get, spawn, toml_str, watcher_argv
+from reliability import (
+    Row,
+    RssSampler,
+    Sizes,
+    free_port,
+    http_get,
+    spawn,
+    stop_children,
+    toml_str,
+    watcher_argv,
+    write_lines,
+)
 
 STATEMENTS = ("payment declined", "cache stampede detected while rebuilding key")
 
@@ -277,7 +288,8 @@ def _metric(port: int, name: str) -> float:
     status, body = http_get(port, "/metrics")
     if status != 200:
         return -1.0
-    return sum(float(x.rsplit(" ", 1)[1]) for x in body.splitlines() if x.startswith(name + "{"))
+    lines = body.splitlines()
+    return sum(float(x.rsplit(" ", 1)[1]) for x in lines if x.startswith((name + "{", name + " ")))
 
 
 # --- descriptors ----------------------------------------------------------------------------
@@ -416,8 +428,51 @@ def state(sizes: Sizes, tmp: Path) -> list[Row]:
     ]
 
 
+def failing_store(sizes: Sizes, tmp: Path) -> list[Row]:
+    """`cardinality` unique error messages while every commit fails (the state file on a full
+    4 MiB tmpfs): peak RSS, and the group states dropped by the spill cap. Needs root (mount)."""
+    mnt = tmp / "statefs"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)]).returncode:
+        return [Row("failing store", 0, 0, 0, 0, 0.0, "tmpfs mount refused (not root)", "INFO")]
+    try:
+        return [_failing_store(sizes, tmp, mnt)]
+    finally:
+        stop_children()
+        subprocess.run(["umount", "-l", str(mnt)])
+
+
+def _failing_store(sizes: Sizes, tmp: Path, mnt: Path) -> Row:
+    data = tmp / "unique.log"
+    data.write_text("")
+    run = Run(tmp, file_source(data))
+    run.cfg.write_text(run.cfg.read_text().replace(toml_str(run.db), toml_str(mnt / "state.db")))
+    run.start()
+    with contextlib.suppress(OSError), (mnt / "filler").open("wb") as fh:
+        while True:  # the disk is full from here on
+            fh.write(b"\0" * 65536)
+    assert run.proc is not None
+    sampler = RssSampler(run.proc.pid, 0.5)
+    n = sizes.cardinality
+    write_lines(data, n, "--seed", 9, "--unique", "--unique-words", 5, "--error-rate", 1)
+    written = sum(1 for _ in data.open())
+    deadline = time.monotonic() + 600
+    while _metric(run.port, "watcher_lines_total") < written and time.monotonic() < deadline:
+        time.sleep(1)
+    dropped = _metric(run.port, "watcher_state_unsaved_dropped_total")
+    errors = _metric(run.port, "watcher_state_errors_total")
+    run.stop(signal.SIGKILL)
+    sampler.stop()
+    return Row(
+        f"{written:,} unique errors, every commit failing", written, written, 0, 0,
+        sampler.peak(), f"state errors {errors:.0f}; group states dropped {dropped:,.0f}",
+        "PASS" if sampler.peak() < 300 else "FAIL",
+    )
+
+
 SCENARIOS: dict[str, Callable[[Sizes, Path], list[Row]]] = {
     "rotation": rotation,
     "descriptors": descriptors,
     "state": state,
+    "failing_store": failing_store,
 }
