@@ -82,20 +82,24 @@ class ConnectionCap:
         """Close the oldest idle connection (no request in progress); False when none is."""
         for handler in self._live:
             # aiohttp has no public flag for this; without it every connection counts as busy
-            if handler.transport is not None and not getattr(
-                handler, "_request_in_progress", True
-            ):
+            if getattr(handler, "_request_in_progress", True):
+                continue
+            if handler.transport is None:
+                # accepted in this same burst, not connected yet: its connection_made is
+                # already scheduled, so closing it next is closing it as soon as it exists
+                asyncio.get_running_loop().call_soon(handler.force_close)
+            else:
                 handler.force_close()
-                self._live.remove(handler)
-                self.evicted += 1
-                self._say(
-                    "warning",
-                    "HTTP connection cap reached; closing the oldest idle connection.",
-                    key="evict",
-                    max_connections=self.limit,
-                    evicted=self.evicted,
-                )
-                return True
+            self._live.remove(handler)
+            self.evicted += 1
+            self._say(
+                "warning",
+                "HTTP connection cap reached; closing the oldest idle connection.",
+                key="evict",
+                max_connections=self.limit,
+                evicted=self.evicted,
+            )
+            return True
         return False
 
 
