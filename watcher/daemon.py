@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import ipaddress
 import logging
 import os
 import signal
@@ -23,14 +22,14 @@ from typing import Any
 
 import structlog
 
-from watcher.config import Config, load_config, split_listen
+from watcher.config import Config, load_config
 from watcher.daemon_view import DaemonView
 from watcher.engine import Engine
 from watcher.fdlimit import raise_fd_limit
 from watcher.http.app import AppState, bound_port, make_app, start
-from watcher.http.security import SecurityConfig
-from watcher.logs import Throttled
+from watcher.http.security import SecurityConfig, allowed_hosts
 from watcher.logs import configure as configure_logs
+from watcher.logs import loop_exception_handler
 from watcher.metrics import Metrics
 from watcher.store import MEMORY, Store
 from watcher.store.lock import StateLock, StateLocked
@@ -227,7 +226,7 @@ class Daemon:
         before, now = raise_fd_limit()
         if now != before:
             log.debug("Raised the open file limit.", soft_before=before, soft=now)
-        asyncio.get_running_loop().set_exception_handler(_loop_errors())
+        asyncio.get_running_loop().set_exception_handler(loop_exception_handler(log))
         self.store = Store(
             config.watcher.state_path,
             metrics=self.metrics,
@@ -408,30 +407,6 @@ class Daemon:
             )
 
 
-LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "ip6-localhost"})
-
-
-def allowed_hosts(listen: str, configured: tuple[str, ...]) -> frozenset[str] | None:
-    """The Host names the API answers (None: any). Listening on loopback, only this machine's
-    names: a browser sent there by DNS rebinding carries the attacker's name and gets 421."""
-    if "*" in configured:
-        return None
-    host, _ = split_listen(listen)
-    if configured:
-        return frozenset(h.lower().rstrip(".") for h in configured) | {host.lower()}
-    if _is_ip(host) and ipaddress.ip_address(host).is_unspecified:
-        return None  # 0.0.0.0 / [::]: names unknown; set allowed_hosts (and a token)
-    return LOOPBACK_NAMES | {host.lower()}
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 def restart_needed(running: Config, fresh: Config) -> list[str]:
     """The config sections that changed in `fresh` but are only read at start."""
     names = [f.name for f in dataclasses.fields(Config) if f.name not in (*RELOADABLE, "path")]
@@ -454,16 +429,3 @@ def _fan_out(hooks: list[Any]) -> Any:
 def _counts(stats: Any) -> dict[str, int]:
     return {"lines": stats.lines, "events": stats.events, "errors": stats.error_events}
 
-
-def _loop_errors() -> Any:
-    """The event loop's exception handler: asyncio's own reports (an accept() out of file
-    descriptors, a transport error) once per minute per message, with a count; never one
-    traceback per event."""
-    say = Throttled(log, 60.0)
-
-    def handle(_loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        message = str(context.get("message") or "event loop error")
-        error = context.get("exception")
-        say("error", "Event loop error.", key=message, message=message, error=repr(error))
-
-    return handle

@@ -80,6 +80,16 @@ class _Unwritten:
             merged = self.samples.get(gid, []) + list(items)
             self.samples[gid] = merged[-self.samples_cap :] if self.samples_cap else []
 
+    def spill(self, cap: int) -> int:
+        """Drop the oldest group states beyond `cap`; how many. A dropped group still in memory
+        is written again when it next changes; one evicted meanwhile keeps the count of its
+        last successful write."""
+        excess = len(self.groups) - cap
+        for group_id in list(itertools.islice(self.groups, max(0, excess))):
+            del self.groups[group_id]
+            self.samples.pop(group_id, None)
+        return max(0, excess)
+
     def add_cursors(self, cursors: dict[str, dict[str, Any]]) -> None:
         """Later cursors of a stream win: a commit only needs the furthest safe one."""
         for source, streams in cursors.items():
@@ -343,22 +353,17 @@ class Engine:
     def _spill(self, pending: _Unwritten) -> None:
         """Past max_unsaved_groups held states, drop the oldest (counted): a store that fails
         for long must not take the daemon's memory with it (373 MB and climbing with 200k
-        unique errors). A dropped group still in memory is written again when it next
-        changes; one evicted meanwhile keeps the count it had at its last successful write."""
-        excess = len(pending.groups) - self.options.max_unsaved_groups
-        if excess <= 0:
-            return
-        for group_id in list(itertools.islice(pending.groups, excess)):
-            del pending.groups[group_id]
-            pending.samples.pop(group_id, None)
-        self.metrics.state_unsaved_dropped.inc(excess)
-        self._say(
-            "error",
-            "State store still failing: unsaved group states dropped to bound memory.",
-            key="spill",
-            dropped=excess,
-            held=len(pending.groups),
-        )
+        unique errors)."""
+        dropped = pending.spill(self.options.max_unsaved_groups)
+        if dropped:
+            self.metrics.state_unsaved_dropped.inc(dropped)
+            self._say(
+                "error",
+                "State store still failing: unsaved group states dropped to bound memory.",
+                key="spill",
+                dropped=dropped,
+                held=len(pending.groups),
+            )
 
     def _write_failed(self, exc: BaseException, *, final: bool) -> None:
         if not isinstance(exc, sqlite3.Error):  # the store counts its own sqlite errors

@@ -75,3 +75,17 @@ class Throttled:
         getattr(self.log, level)(event, **fields, **extra)
         self._seen[key] = (0, now)
         return True
+
+
+def loop_exception_handler(log: Any) -> Callable[[Any, dict[str, Any]], None]:
+    """An event loop exception handler: asyncio's own reports (an accept() out of file
+    descriptors, a transport error) once per minute per message, with a count; never one
+    traceback per event."""
+    say = Throttled(log, 60.0)
+
+    def handle(_loop: Any, context: dict[str, Any]) -> None:
+        message = str(context.get("message") or "event loop error")
+        error = context.get("exception")
+        say("error", "Event loop error.", key=message, message=message, error=repr(error))
+
+    return handle

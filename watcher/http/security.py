@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import math
 import re
 import time
@@ -165,6 +166,31 @@ def _require_token(request: web.Request, token: str, guesses: RateLimiter) -> No
     if header and (wait := guesses.take(request.remote or "unknown")) > 0:
         raise _rate_limited(wait)
     raise _unauthorized()
+
+
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "ip6-localhost"})
+
+
+def allowed_hosts(listen: str, configured: tuple[str, ...]) -> frozenset[str] | None:
+    """The Host names the API answers (None: any). Listening on loopback, only this machine's
+    names: a browser sent there by DNS rebinding carries the attacker's name and gets 421."""
+    if "*" in configured:
+        return None
+    host, _, _ = listen.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if configured:
+        return frozenset(h.lower().rstrip(".") for h in configured) | {host.lower()}
+    if _is_ip(host) and ipaddress.ip_address(host).is_unspecified:
+        return None  # 0.0.0.0 / [::]: names unknown; set allowed_hosts (and a token)
+    return LOOPBACK_NAMES | {host.lower()}
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def host_allowed(host: str | None, allowed: frozenset[str] | None) -> bool:
