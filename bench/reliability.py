@@ -25,6 +25,7 @@ Scenarios (each prints one or more rows of the final table):
     .venv/bin/python bench/reliability.py --long          # 5-minute soak, 1M cardinality
     .venv/bin/python bench/reliability.py --smoke --json out.json   # tiny, < 15 s (the test)
     .venv/bin/python bench/reliability.py --only sustained --rate 5000 --duration 10
+    .venv/bin/python bench/reliability.py --faults        # issue 13: rotation, descriptors, state
 
 Exit code 0 when every verdict is PASS (or INFO), 1 otherwise.
 """
@@ -909,7 +910,14 @@ def main(argv: list[str] | None = None) -> int:
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--long", action="store_true", help="5-minute soak, 1M cardinality")
     mode.add_argument("--smoke", action="store_true", help="tiny sizes (the test suite's)")
-    ap.add_argument("--only", choices=sorted(SCENARIOS), action="append", help="repeatable")
+    from reliability_faults import SCENARIOS as FAULTS  # bench/ is sys.path[0] here
+
+    ap.add_argument(
+        "--only", choices=sorted({*SCENARIOS, *FAULTS}), action="append", help="repeatable"
+    )
+    ap.add_argument(
+        "--faults", action="store_true", help="the fault scenarios (reliability_faults.py)"
+    )
     ap.add_argument("--rate", type=float, help="sustained: lines/s per source")
     ap.add_argument("--duration", type=float, help="sustained: seconds")
     ap.add_argument("--cardinality", type=int, help="unique error messages")
@@ -926,12 +934,13 @@ def main(argv: list[str] | None = None) -> int:
             setattr(sizes, key, getattr(args, key))
     rows: list[Row] = []
     signal.signal(signal.SIGTERM, _interrupted)
-    for name in args.only or list(SCENARIOS):
+    everything = {**SCENARIOS, **FAULTS}
+    for name in args.only or list(FAULTS if args.faults else SCENARIOS):
         with workdir(args.keep and os.path.join(args.keep, name)) as tmp:
             t0 = time.monotonic()
             print(f"# {name} ...", file=sys.stderr, flush=True)
             try:
-                rows.extend(SCENARIOS[name](sizes, tmp))
+                rows.extend(everything[name](sizes, tmp))
             except Exception as exc:  # one broken scenario still leaves a row and the others
                 rows.append(Row(name, 0, 0, 0, 0, 0.0, f"error: {exc}"[:300], "FAIL"))
             finally:

@@ -437,7 +437,7 @@ def test_with_overrides_applies_cli_flags() -> None:
     [
         ({"interval": -3}, "watcher.interval: expected a number of seconds > 0"),
         ({"autofix.enabled": "perhaps"}, "autofix.enabled: expected true/false/1/0/yes/no"),
-        ({"http.port": 1}, "http.port: unknown key (expected one of: enabled, listen,"),
+        ({"http.port": 1}, "http.port: unknown key (expected one of: allowed_hosts, enabled,"),
         ({"sources.x": 1}, "sources: unknown section"),
     ],
 )
@@ -699,3 +699,36 @@ def test_grouping_validate_runs_on_direct_construction() -> None:
     """validate() is callable on its own, for configs built in code."""
     with pytest.raises(ValueError, match="alert_window"):
         GroupingConfig(alert_window=7.0).validate()
+
+
+def test_check_config_masks_passwords_in_webhook_urls(tmp_path: Path) -> None:
+    """`check-config` prints webhook URLs without their user:password@ (and, as before,
+    without their path, which is the credential of a Slack-style hook)."""
+    cfg = tmp_path / "w.toml"
+    cfg.write_text(
+        '[alerts]\nwebhooks = ["https://ops:Hunter2pass@ops.example.com/hooks/watcher", '
+        '"json+https://u:S3cretpw@x.example.com/y"]\n'
+    )
+    text = dump_effective(load_config(cfg, {}))
+    assert "Hunter2pass" not in text and "S3cretpw" not in text
+    hooks = tomllib.loads(text)["alerts"]["webhooks"]
+    assert hooks == ["https://***@ops.example.com/***", "json+https://***@x.example.com/***"]
+
+
+@pytest.mark.parametrize(
+    ("toml", "secret"),
+    [
+        ('[http]\nposts_per_minute = "sk_live_4eC39HqLyjWDarjtT1zdp7dc"\n', "4eC39HqLyjWDarj"),
+        ('[autofix]\ngithub_repo = "ghp_5srlSHfWGX0h9JKN7E28r4unICHo1mYQ9qB2"\n', "5srlSHfWGX0h9"),
+        ('[alerts]\nwebhooks = ["ftp://bot:Pa55w0rdX@hooks.example.com/x"]\n', "Pa55w0rdX"),
+    ],
+)
+def test_config_errors_do_not_echo_secrets(tmp_path: Path, toml: str, secret: str) -> None:
+    """A key pasted into the wrong field, or a URL with a password, is masked in the error
+    that names the bad value."""
+    cfg = tmp_path / "w.toml"
+    cfg.write_text(toml)
+    with pytest.raises(ConfigError) as info:
+        load_config(cfg, {})
+    assert secret not in str(info.value)
+    assert "got " in str(info.value)

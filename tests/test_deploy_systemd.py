@@ -122,6 +122,12 @@ def test_service_is_a_notify_service_with_watchdog_and_restart() -> None:
     assert one("watcher.service", "ExecReload") == "/bin/kill -HUP $MAINPID"
 
 
+def test_service_has_room_for_many_files_and_connections() -> None:
+    """LimitNOFILE leaves room for max_open_files files and max_connections connections (the
+    default soft limit of 1,024 starved the daemon of descriptors)."""
+    assert int(one("watcher.service", "LimitNOFILE")) >= 65536
+
+
 def test_stop_timeout_covers_the_daemons_drain() -> None:
     """TimeoutStopSec outlasts the engine's drain plus the alert drain, so SIGKILL never cuts it."""
     defaults = load_config(None)

@@ -498,12 +498,36 @@ async def test_post_rate_limit_is_429(make_client: MakeClient) -> None:
     await get_json(client, "/error-monitor/health")  # reads are not limited
 
 
-async def test_rate_limit_counts_unauthenticated_attempts(make_client: MakeClient) -> None:
-    """Wrong-token attempts spend the bucket too, so tokens cannot be guessed quickly."""
+async def test_wrong_tokens_cannot_lock_the_operator_out(make_client: MakeClient) -> None:
+    """Wrong tokens spend their address's guess budget (401, then 429), but the right token
+    has its own bucket and still works; a request with no token at all is always 401."""
     client = await make_client(post_burst=2)
-    for _ in range(2):
+    wrong = {"Authorization": "Bearer not-the-token"}
+    codes = [(await client.post("/error-monitor/monitor/start", headers=wrong)).status
+             for _ in range(3)]
+    assert codes == [401, 401, 429]
+    assert (await client.post("/error-monitor/monitor/start", headers=AUTH)).status == 200
+    for _ in range(5):
         assert (await client.post("/error-monitor/monitor/start")).status == 401
-    assert (await client.post("/error-monitor/monitor/start", headers=AUTH)).status == 429
+
+
+async def test_the_right_token_is_rate_limited_per_token(make_client: MakeClient) -> None:
+    """POSTs with the token are limited by the token's bucket (429 with Retry-After)."""
+    client = await make_client(post_burst=2)
+    codes = [(await client.post("/error-monitor/monitor/start", headers=AUTH)).status
+             for _ in range(3)]
+    assert codes == [200, 200, 429]
+
+
+async def test_host_header_must_name_this_server(make_client: MakeClient) -> None:
+    """With allowed_hosts, a request whose Host names another site (DNS rebinding: a page on
+    evil.example resolved to 127.0.0.1) gets 421 on every route; this server's names work."""
+    client = await make_client(allowed_hosts=frozenset({"127.0.0.1", "localhost", "::1"}))
+    for path in ("/health/live", "/error-monitor/errors/patterns", "/metrics"):
+        bad = await client.get(path, headers={"Host": "evil.example:9464", **AUTH})
+        assert bad.status == 421, path
+    for host in ("localhost:9464", "127.0.0.1", "[::1]:9464", "LOCALHOST."):
+        assert (await client.get("/health/live", headers={"Host": host})).status == 200, host
 
 
 def test_token_bucket_refills() -> None:

@@ -21,7 +21,7 @@ from .test_http_api import AUTH, start_client
 
 Schema = dict[str, Any]
 CHECKED = {"type", "properties", "required", "items", "enum", "additionalProperties", "$ref"}
-CHECKED |= {"anyOf", "minimum", "maximum", "exclusiveMinimum"}
+CHECKED |= {"anyOf", "minimum", "maximum", "exclusiveMinimum", "pattern", "minLength", "maxLength"}
 ANNOTATIONS = {"description", "format", "examples", "default"}
 TYPES: dict[str, Any] = {
     "object": dict,
@@ -76,6 +76,18 @@ def problems(value: Any, schema: Schema, where: str = "$") -> list[str]:
             found += problems(item, schema["items"], f"{where}[{i}]")
     if is_type(value, "number"):
         found += bound_problems(value, schema, where)
+    if isinstance(value, str):
+        found += string_problems(value, schema, where)
+    return found
+
+
+def string_problems(value: str, schema: Schema, where: str) -> list[str]:
+    """pattern (a search, as JSON Schema has it), minLength and maxLength."""
+    found = []
+    if "pattern" in schema and not re.search(schema["pattern"], value):
+        found.append(f"{where}: {value!r:.60} does not match {schema['pattern']}")
+    if not schema.get("minLength", 0) <= len(value) <= schema.get("maxLength", len(value)):
+        found.append(f"{where}: length {len(value)} outside the declared bounds")
     return found
 
 
@@ -345,6 +357,7 @@ async def statuses_of_limits(clients: list[TestClient]) -> set[str]:
         status, key = await record(client, "POST", path, headers=AUTH, data=b"x" * 64)
         assert status == 413, key
         seen.add(key)
+        await record(client, "POST", path, headers=AUTH)  # spends the token's burst of 1
         status, key = await record(client, "POST", path, headers=AUTH)
         assert status == 429, key
         seen.add(key)

@@ -33,9 +33,10 @@ from botocore.exceptions import ClientError
 from tests.fakes.loki import FakeLoki
 from tests.fakes.moto import REGION, moto_endpoint  # noqa: F401 (the fixture)
 from tests.fakes.railway import FakeRailway
+from tests.fakes.throttle_proxy import ThrottleProxy
 from tests.sources.contract import RecordingLog, Tail, make_ctx, wait_for
 from watcher.model import RawLine
-from watcher.sources import file as file_source
+from watcher.sources import file_follower
 from watcher.sources import loki as loki_module
 from watcher.sources.backoff import Backoff
 from watcher.sources.base import SourceContext
@@ -160,7 +161,7 @@ async def test_file_deleted_and_recreated_under_load(
     """The followed file is deleted and re-created over and over while lines keep coming,
     sometimes after the follower let go of the old file (so the new one may get its inode
     number back): every line once, in order."""
-    monkeypatch.setattr(file_source, "LINGER", 0.05)  # let go of a deleted file soon
+    monkeypatch.setattr(file_follower, "LINGER", 0.05)  # let go of a deleted file soon
     path = tmp_path / "app.log"
     path.write_text("")
     tail, source = file_tail(path)
@@ -642,3 +643,86 @@ async def test_cloudwatch_refused_next_token_reads_again_from_the_poll_position(
     assert counter(ctx.metrics.duplicate_lines, "cw") == 51  # events 249..299, 1 s behind 299
     refused = "next token refused; reading again from the poll position"
     assert (refused in ctx.log.events("info")) == (answer is refuse)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def quick_botocore_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore's own retry delays (exponential, 1 s base for throttles) and the clock of its
+    adaptive client-side rate limiter (0.5 requests/s after a throttle) at a hundredth of
+    real time: the retry logic, error parsing, rate adjustment and paging are botocore's, only
+    the waits are shorter, so a run of throttles costs the suite a second instead of 20."""
+    from botocore.retries import bucket
+    from botocore.retries.standard import ExponentialBackoff
+
+    real = ExponentialBackoff.delay_amount
+    monkeypatch.setattr(
+        ExponentialBackoff, "delay_amount", lambda self, context: real(self, context) / 100
+    )
+    # the adaptive limiter's clock runs a hundred times fast: its refills come 100x sooner
+    monkeypatch.setattr(bucket.Clock, "current_time", lambda self: time.time() * 100)
+    monkeypatch.setattr(bucket.Clock, "sleep", lambda self, amount: time.sleep(amount / 100))
+
+
+async def proxied_backlog(
+    endpoint: str, plan: Callable[[int], bool], ctx: SourceContext, count: int = 600
+) -> tuple[Tail, ThrottleProxy, int]:
+    """A source reading `count` backlog events (100 a page) through the throttling proxy, with
+    its own real boto3 client (adaptive retries), while 100 live events are added."""
+    logs = boto3.client("logs", endpoint_url=endpoint, region_name=REGION)
+    group = f"/watcher-test/{uuid.uuid4().hex[:12]}"
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName="s")
+    base = int(time.time() * 1000) - count * 20 - 2000
+    events = [{"timestamp": base + i * 20, "message": f"ERROR canary seq={i:07d}"}
+              for i in range(count)]
+    logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=events)
+    proxy = await ThrottleProxy(endpoint, plan).start()
+    config = CloudWatchSourceConfig(
+        name="cw", log_groups=[group], region=REGION, endpoint_url=proxy.url, filter_pattern="",
+        interval=0.05, latency=0, overlap=1.0, page_limit=100, lookback=300,
+    )
+    tail = Tail(CloudWatchSource(config, ctx, backoff=Backoff(sleep=no_sleep)), ctx)
+    for n in range(5):
+        now = int(time.time() * 1000)
+        live = [{"timestamp": now + i, "message": f"ERROR canary seq={count + n * 20 + i:07d}"}
+                for i in range(20)]
+        logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=live)
+        await asyncio.sleep(0.05)
+    return tail, proxy, count + 100
+
+
+@pytest.mark.usefixtures("quick_botocore_backoff")
+async def test_cloudwatch_wire_throttles_are_absorbed_by_botocores_adaptive_retries(
+    moto_endpoint: str,  # noqa: F811
+) -> None:
+    """Every third FilterLogEvents answered with CloudWatch's real 400 ThrottlingException on
+    the wire: botocore's adaptive retry mode absorbs them (the source never sees an error) and
+    every event is read exactly once."""
+    ctx = make_ctx()
+    tail, proxy, written = await proxied_backlog(moto_endpoint, lambda n: n % 3 == 0, ctx)
+    try:
+        await settle(tail, written)
+    finally:
+        await proxy.stop()
+    assert_exactly_once(seqs(tail), written)
+    assert proxy.throttled >= 3
+    assert counter(ctx.metrics.source_reconnects, "cw") == 0
+
+
+@pytest.mark.usefixtures("quick_botocore_backoff")
+async def test_cloudwatch_wire_throttles_beyond_botocores_attempts_resume_the_paging(
+    moto_endpoint: str,  # noqa: F811
+) -> None:
+    """Runs of throttles as long as botocore's attempts (5 in a row, twice, mid-paging): the
+    ThrottlingException reaches the source, which backs off and resumes its query from the
+    nextToken: every event exactly once."""
+    throttled_runs = set(range(3, 8)) | set(range(11, 16))
+    ctx = make_ctx()
+    tail, proxy, written = await proxied_backlog(moto_endpoint, throttled_runs.__contains__, ctx)
+    try:
+        await settle(tail, written, timeout=30)
+    finally:
+        await proxy.stop()
+    assert_exactly_once(seqs(tail), written)
+    assert proxy.throttled == 10
+    assert counter(ctx.metrics.source_reconnects, "cw") == 2

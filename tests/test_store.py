@@ -319,13 +319,31 @@ def test_fixes_since_counts_from_the_boundary(store: Store) -> None:
 # --- migrations -----------------------------------------------------------------------------
 
 
-def test_empty_file_is_migrated_to_current_version(tmp_path: Path) -> None:
-    """A zero-byte (v0) file gets the schema and user_version."""
+def test_empty_file_is_flagged_and_replaced(tmp_path: Path) -> None:
+    """An existing zero-byte state file lost its state: it is flagged (logged, counted as
+    "empty", reported in `recovered`), set aside, and a current-schema store opens."""
     path = tmp_path / "state.db"
     path.touch()
-    with Store(path) as s:
+    metrics = Metrics()
+    with Store(path, metrics=metrics) as s:
         assert s.schema_version == SCHEMA_VERSION
         assert s.count_groups() == 0
+        assert s.recovered is not None and "empty" in s.recovered
+    assert counter(metrics, "empty") == 1
+    assert len(list(tmp_path.glob("state.db.corrupt-*[0-9Z]"))) == 1
+
+
+def test_an_empty_file_beside_its_wal_is_not_flagged(tmp_path: Path) -> None:
+    """Before its first checkpoint a WAL database is an empty file beside a WAL that holds
+    everything: that is a sound database, opened as it is."""
+    path = tmp_path / "state.db"
+    with Store(path) as s:
+        s.upsert_groups([make_group("kept")])
+        wal = (tmp_path / "state.db-wal").read_bytes()
+    path.write_bytes(b"")
+    (tmp_path / "state.db-wal").write_bytes(wal)
+    with Store(path) as s:
+        assert s.recovered is None
 
 
 def _counting_v2(calls: list[int]) -> Callable[[sqlite3.Connection], None]:
@@ -394,7 +412,8 @@ def test_garbage_file_is_set_aside_and_a_fresh_store_opens(tmp_path: Path) -> No
 
 
 def test_damaged_pages_are_detected_by_quick_check(tmp_path: Path) -> None:
-    """A real database with overwritten pages fails the check on open and is set aside."""
+    """A real database with overwritten pages fails the check on open and is set aside; the
+    new file holds what could still be read from it (here: the table pages were spared)."""
     path = tmp_path / "state.db"
     with Store(path) as s:
         s.upsert_groups(make_group(f"g{n}", template="x" * 200) for n in range(500))
@@ -403,8 +422,9 @@ def test_damaged_pages_are_detected_by_quick_check(tmp_path: Path) -> None:
     path.write_bytes(bytes(data))
     metrics = Metrics()
     with Store(path, metrics=metrics) as s:
-        assert s.count_groups() == 0
-    assert len(list(tmp_path.glob("state.db.corrupt-*"))) == 1
+        assert s.count_groups() == s.salvaged.get("groups", 0)
+        assert s.recovered is not None and "set aside" in s.recovered
+    assert len(list(tmp_path.glob("state.db.corrupt-*[0-9Z]"))) == 1
     assert counter(metrics, "corrupt") == 1
 
 

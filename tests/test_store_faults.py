@@ -92,7 +92,9 @@ def stored(db: Path) -> tuple[int, int]:
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         total = con.execute("SELECT COALESCE(SUM(count), 0) FROM groups").fetchone()[0]
-        row = con.execute("SELECT cursor FROM checkpoints WHERE source = 'app'").fetchone()
+        row = con.execute(
+            "SELECT cursor FROM checkpoints WHERE source = 'app' AND stream LIKE 'file:%'"
+        ).fetchone()
     except sqlite3.OperationalError:
         return 0, 0
     finally:

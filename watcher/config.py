@@ -83,6 +83,8 @@ class WatcherConfig:
     queue_size: PositiveInt = 64
     shutdown_timeout: Seconds = 10.0
     persist_interval: Seconds = 5.0
+    integrity_check_interval: SecondsOrZero = 3600.0
+    max_unsaved_groups: Annotated[int, AtLeast(100)] = 50000
 
 
 def split_listen(listen: str) -> tuple[str, int]:
@@ -107,6 +109,11 @@ class HttpConfig:
     protect_reads: bool = True
     posts_per_minute: Annotated[float, AtLeast(0.1)] = 10.0
     max_body_bytes: Annotated[int, AtLeast(1024)] = 65536
+    max_connections: Annotated[int, AtLeast(8)] = 256
+    idle_timeout: Seconds = 15.0
+    # Host header names served ([] = this machine's loopback names when listening on loopback,
+    # any name on a wildcard listen); "*" accepts any
+    allowed_hosts: tuple[str, ...] = ()
 
     def validate(self) -> None:
         split_listen(self.listen)

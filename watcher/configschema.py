@@ -89,12 +89,23 @@ def format_duration(seconds: float) -> str:
     return "0s" if seconds == 0 else repr(seconds)
 
 
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+
+
+def _masked(text: str) -> str:
+    """A string as an error message may show it: a key pasted into the wrong field, or a URL
+    with a password in it, must not be echoed to a terminal or a journal."""
+    from watcher.fix.redact import default_redactor  # only when a message is being written
+
+    return default_redactor().redact(_USERINFO.sub(r"\1***@", text))
+
+
 def describe(value: Any) -> str:
     """A value as the user would have written it in TOML, for "got …" in messages."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+        return json.dumps(_masked(value), ensure_ascii=False)
     if isinstance(value, Mapping):
         return "a table"
     if isinstance(value, list | tuple):

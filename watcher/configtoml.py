@@ -180,7 +180,9 @@ def _masked(key: str, value: Any) -> Any:
     if is_secret_key(key):
         return MASK
     if key == "webhooks":
-        # A Slack-style webhook URL is itself the credential: keep only scheme and host.
+        # A Slack-style webhook URL is itself the credential: keep only scheme and host (and
+        # not a user:password@ in front of it).
+        value = _USERINFO.sub(rf"\1{MASK}@", value)
         return re.sub(r"^((?:slack\+|json\+)?https?://[^/]+)/.+$", rf"\1/{MASK}", value)
     return _USERINFO.sub(rf"\1{MASK}@", value)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import logging
 import os
 import signal
 import socket
@@ -23,13 +25,19 @@ import structlog
 from watcher.config import Config, load_config
 from watcher.daemon_view import DaemonView
 from watcher.engine import Engine
+from watcher.fdlimit import raise_fd_limit
 from watcher.http.app import AppState, bound_port, make_app, start
-from watcher.http.security import SecurityConfig
+from watcher.http.security import SecurityConfig, allowed_hosts
+from watcher.logs import configure as configure_logs
+from watcher.logs import loop_exception_handler
 from watcher.metrics import Metrics
-from watcher.store import Store
+from watcher.store import MEMORY, Store
+from watcher.store.lock import StateLock, StateLocked
 from watcher.wiring import build_engine, build_pipeline, build_redactor, rules_from, seconds
 
 VIEW_REFRESH = 5.0  # seconds between re-reads of stored groups/fixes for the API
+# config sections a SIGHUP applies to the running daemon; any other change needs a restart
+RELOADABLE = ("classify", "redact", "sources")
 
 log = structlog.get_logger("watcher.daemon")
 
@@ -84,9 +92,9 @@ class Daemon:
         self.engine: Engine | None = None
         self.http_port: int | None = None
         self.started = asyncio.Event()
-        redactor = build_redactor(config)
-        self.redact = redactor.redact
-        self.redact_obj = redactor.redact_obj
+        self.redactor = build_redactor(config)  # replaced by a reload: use it through these
+        self.redact: Any = lambda text: self.redactor.redact(text)
+        self.redact_obj: Any = lambda value: self.redactor.redact_obj(value)
         self.view: Any = None
         self.fixer: Any = None
         self._fix_tasks: set[asyncio.Task[Any]] = set()
@@ -100,8 +108,9 @@ class Daemon:
         self.shutdown.set()
 
     def _on_reload(self) -> None:
-        """SIGHUP: re-read the config file; apply its classification rules and its sources
-        (added, removed or changed ones restart; the groups and other sources are untouched)."""
+        """SIGHUP: re-read the config file; apply its classification rules, its [redact]
+        patterns and its sources (added, removed or changed ones restart; the groups and other
+        sources are untouched). Other changed sections are named as needing a restart."""
         if self.engine is None or self.config.path is None:
             return
         try:
@@ -110,19 +119,39 @@ class Daemon:
             log.error("Reload failed; keeping the running config.", error=str(exc))
             return
         self.engine.pipeline.rules = tuple(rules_from(fresh))
+        if fresh.redact != self.config.redact:
+            self._reload_redaction(fresh)
         task = asyncio.create_task(self._reload_sources(fresh), name="reload")
         self._fix_tasks.add(task)
         task.add_done_callback(self._fix_tasks.discard)
 
+    def _reload_redaction(self, fresh: Config) -> None:
+        """New [redact] patterns for everything that leaves the process: the API, alerts, the
+        state file (through self.redact/redact_obj) and the daemon's own log."""
+        from watcher.fix.redact import structlog_processor
+
+        self.redactor = build_redactor(fresh)
+        own = self.config.watcher
+        configure_logs(own.log_level, own.log_format, redact=structlog_processor(self.redactor))
+
     async def _reload_sources(self, fresh: Config) -> None:
         assert self.engine is not None
         added, removed = await self.engine.reconfigure(list(fresh.sources))
-        self.config = replace(self.config, sources=fresh.sources, classify=fresh.classify)
-        log.info(
-            "Reloaded the config.",
+        restart = restart_needed(self.config, fresh)
+        self.config = replace(
+            self.config, sources=fresh.sources, classify=fresh.classify, redact=fresh.redact
+        )
+        event = "Reloaded the config."
+        if restart:
+            event = "Reloaded the config; changed sections that need a restart were not applied."
+        log.log(
+            logging.WARNING if restart else logging.INFO,
+            event,
+            applied=list(RELOADABLE),
             rules=len(fresh.classify.rules),
             sources_added=added,
             sources_removed=removed,
+            restart_needed=restart,
         )
 
     def _install_signals(self) -> None:
@@ -142,20 +171,68 @@ class Daemon:
 
     def _store_health(self) -> dict[str, Any]:
         error = self.engine.store_error if self.engine is not None else None
-        if error is not None:
-            return {"status": "degraded", "error": error}
-        if self.store is not None and self.store.degraded is not None:
-            return {"status": "memory", "error": self.store.degraded}
-        return {"status": "ok"}
+        store = self.store
+        health: dict[str, Any] = {"status": "ok"}
+        if store is not None and store.damaged is not None:
+            health = {"status": "damaged", "error": store.damaged}
+        elif error is not None:
+            health = {"status": "degraded", "error": error}
+        elif store is not None and store.degraded is not None:
+            health = {"status": "memory", "error": store.degraded}
+        if store is not None and store.recovered is not None:
+            health["recovered"] = {"reason": store.recovered, "salvaged": store.salvaged}
+        return health
+
+    async def _integrity_checks(self, interval: float) -> None:
+        """Every `interval` seconds, PRAGMA quick_check on the state file (in a thread): damage
+        while running (a bad disk, a file written by something else) is reported on health."""
+        if interval <= 0 or self.store is None or self.store.path == MEMORY:
+            return
+        while True:
+            await asyncio.sleep(interval)
+            was = self.store.damaged
+            try:
+                problem = await asyncio.to_thread(self.store.check_integrity)
+            except Exception as exc:  # a closed or locked store: try again next time
+                log.debug("Integrity check not run.", error=str(exc))
+                continue
+            if problem is not None and was is None:
+                log.error(
+                    "State file damaged while running; a restart sets it aside and salvages "
+                    "what it can.",
+                    path=self.store.path,
+                    error=problem,
+                )
 
     async def run(self) -> int:
-        """Run until a signal; return the exit code (0 on a clean shutdown)."""
+        """Run until a signal; return the exit code (0 on a clean shutdown, 2 when another
+        daemon holds the state file)."""
+        lock = StateLock(self.config.watcher.state_path)
+        if self.config.watcher.state_path != MEMORY:
+            try:
+                lock.acquire()
+            except StateLocked as exc:
+                log.error("Refusing to start: the state file is in use.", error=str(exc))
+                return 2
+            except OSError as exc:  # an unwritable directory: the store runs in memory
+                log.warning("State file lock not taken.", path=lock.path, error=str(exc))
+        try:
+            return await self._run()
+        finally:
+            lock.release()
+
+    async def _run(self) -> int:
         config = self.config
+        before, now = raise_fd_limit()
+        if now != before:
+            log.debug("Raised the open file limit.", soft_before=before, soft=now)
+        asyncio.get_running_loop().set_exception_handler(loop_exception_handler(log))
         self.store = Store(
             config.watcher.state_path,
             metrics=self.metrics,
             samples_per_group=config.grouping.samples_per_group,
             fallback_to_memory=True,  # an unwritable state path must not crash-loop the daemon
+            redact=self.redact,
         )
         pipeline = build_pipeline(config, self.metrics)
         self.engine = build_engine(
@@ -181,7 +258,13 @@ class Daemon:
         self._install_signals()
         runner = None
         if config.http.enabled:
-            runner = await start(self._app(), config.http.listen)
+            http = config.http
+            runner = await start(
+                self._app(),
+                http.listen,
+                max_connections=http.max_connections,
+                idle_timeout=http.idle_timeout,
+            )
             self.http_port = bound_port(runner)
         log.info(
             "Watching.",
@@ -190,6 +273,10 @@ class Daemon:
         )
         summary = asyncio.create_task(self._summaries(), name="summaries")
         refresher = asyncio.create_task(self._refresh_view(), name="view")
+        checker = asyncio.create_task(
+            self._integrity_checks(seconds(config.watcher.integrity_check_interval)),
+            name="integrity",
+        )
         sd_notify("READY=1")
         pinger = asyncio.create_task(watchdog(watchdog_interval()), name="watchdog")
         self.started.set()
@@ -202,7 +289,7 @@ class Daemon:
             alerts_stop.set()
             if alerts is not None:
                 await alerts
-            for task in (summary, refresher, pinger, fix_task):
+            for task in (summary, refresher, pinger, fix_task, checker):
                 if task is None:
                     continue
                 task.cancel()
@@ -261,6 +348,7 @@ class Daemon:
             posts_per_minute=http.posts_per_minute,
             max_body_bytes=http.max_body_bytes,
             token_env=http.token_env,
+            allowed_hosts=allowed_hosts(http.listen, http.allowed_hosts),
         )
         state = AppState(self.metrics, ready=self._ready)
         return make_app(state, view=self.view, security=security, redact_obj=self.redact_obj)
@@ -319,6 +407,12 @@ class Daemon:
             )
 
 
+def restart_needed(running: Config, fresh: Config) -> list[str]:
+    """The config sections that changed in `fresh` but are only read at start."""
+    names = [f.name for f in dataclasses.fields(Config) if f.name not in (*RELOADABLE, "path")]
+    return [name for name in names if getattr(running, name) != getattr(fresh, name)]
+
+
 def _alert_pr(alerter: Any, group: Any, fix: Any) -> None:
     if fix.status == "pr_open" and fix.details.get("pr_created"):
         alerter.pr_opened(group, fix.pr_url, fix.id)
@@ -334,3 +428,4 @@ def _fan_out(hooks: list[Any]) -> Any:
 
 def _counts(stats: Any) -> dict[str, int]:
     return {"lines": stats.lines, "events": stats.events, "errors": stats.error_events}
+

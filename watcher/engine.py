@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import itertools
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -17,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from watcher.logs import Throttled
 from watcher.metrics import Metrics
 from watcher.model import GroupUpdate, Stats
 from watcher.pipeline import Pipeline
@@ -38,6 +41,8 @@ class EngineOptions:
     period: tuple[float | None, float | None] = (None, None)
     queue_size: int = 64
     persist_interval: float = 5.0
+    # while the store fails, at most this many groups' unsaved states are held (memory cap)
+    max_unsaved_groups: int = 50_000
     shutdown_timeout: float = 10.0
     max_line_bytes: int = 64 * 1024
     progress: Callable[[Stats, int], None] | None = None
@@ -75,6 +80,16 @@ class _Unwritten:
             merged = self.samples.get(gid, []) + list(items)
             self.samples[gid] = merged[-self.samples_cap :] if self.samples_cap else []
 
+    def spill(self, cap: int) -> int:
+        """Drop the oldest group states beyond `cap`; how many. A dropped group still in memory
+        is written again when it next changes; one evicted meanwhile keeps the count of its
+        last successful write."""
+        excess = len(self.groups) - cap
+        for group_id in list(itertools.islice(self.groups, max(0, excess))):
+            del self.groups[group_id]
+            self.samples.pop(group_id, None)
+        return max(0, excess)
+
     def add_cursors(self, cursors: dict[str, dict[str, Any]]) -> None:
         """Later cursors of a stream win: a commit only needs the furthest safe one."""
         for source, streams in cursors.items():
@@ -100,7 +115,13 @@ class Engine:
     _evicted: dict[str, tuple[Any, list[Any]]] = field(default_factory=dict)
     _unwritten: _Unwritten | None = None
     _producers: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = field(default_factory=dict)
+    _say: Any = field(default=None, init=False)  # throttled log lines (see __post_init__)
+    # positions sources asked to store that no line carries (see SourceContext.note)
+    _notes: dict[str, dict[str, Any]] = field(default_factory=dict)
     _queue: Any = None
+
+    def __post_init__(self) -> None:
+        self._say = Throttled(self.log, 60.0)
 
     async def run(self, shutdown: asyncio.Event) -> Stats:
         """Run until the sources end (bounded) or `shutdown` is set (follow); return the stats."""
@@ -218,7 +239,15 @@ class Engine:
             log=self.log.bind(source=cfg.name),
             max_line_bytes=self.options.max_line_bytes,
         )
+        if self.options.follow and self.store is not None:
+            ctx.note = functools.partial(self._note, cfg.name)
         return cfg.build(ctx)
+
+    def _note(self, source: str, positions: dict[str, Any]) -> None:
+        """A source's positions that no line carries: stored with the next commit, which is
+        brought forward (a restart before it would apply the source's first-start rules)."""
+        self._notes.setdefault(source, {}).update(positions)
+        self._last_persist = 0.0
 
     async def _produce(self, cfg: SourceConfig, queue: Any, stop: asyncio.Event) -> None:
         state = self.sources[cfg.name] = SourceState(cfg.name)
@@ -300,6 +329,7 @@ class Engine:
             )
         except STORE_ERRORS as exc:
             pending.miner = miner is not None
+            self._spill(pending)
             self._unwritten = pending
             self._write_failed(exc, final=final)
             return
@@ -314,8 +344,26 @@ class Engine:
             pending.add([group], {group.id: held} if held else {})
         self._evicted = {}
         if self.options.follow:
+            # notes first: a line's cursor read after a note is further on and must win
+            pending.add_cursors(self._notes)
+            self._notes = {}
             pending.add_cursors(self.pipeline.take_cursors())
         return pending
+
+    def _spill(self, pending: _Unwritten) -> None:
+        """Past max_unsaved_groups held states, drop the oldest (counted): a store that fails
+        for long must not take the daemon's memory with it (373 MB and climbing with 200k
+        unique errors)."""
+        dropped = pending.spill(self.options.max_unsaved_groups)
+        if dropped:
+            self.metrics.state_unsaved_dropped.inc(dropped)
+            self._say(
+                "error",
+                "State store still failing: unsaved group states dropped to bound memory.",
+                key="spill",
+                dropped=dropped,
+                held=len(pending.groups),
+            )
 
     def _write_failed(self, exc: BaseException, *, final: bool) -> None:
         if not isinstance(exc, sqlite3.Error):  # the store counts its own sqlite errors

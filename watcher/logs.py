@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -45,3 +46,46 @@ def configure(level: str = "info", fmt: str = "json", *, redact: Processor | Non
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+
+
+class Throttled:
+    """At most one log line per key per `interval` seconds, carrying how many it stands for.
+
+    A failure that repeats per event (every accept() while out of file descriptors, every open of
+    a file that cannot be read) must not turn into a log flood that fills the disk: the first
+    occurrence is logged at once, the ones after it are counted, and the next line that gets
+    through says `suppressed=N`. Keys come from a bounded set (event names, configured paths).
+    """
+
+    def __init__(
+        self, log: Any, interval: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.log, self.interval, self.clock = log, interval, clock
+        self._seen: dict[str, tuple[int, float]] = {}
+
+    def __call__(self, level: str, event: str, key: str | None = None, **fields: Any) -> bool:
+        """Log `event` unless this key was logged less than `interval` ago; True when logged."""
+        key = event if key is None else key
+        now = self.clock()
+        suppressed, last = self._seen.get(key, (0, -float("inf")))
+        if now - last < self.interval:
+            self._seen[key] = (suppressed + 1, last)
+            return False
+        extra = {"suppressed": suppressed} if suppressed else {}
+        getattr(self.log, level)(event, **fields, **extra)
+        self._seen[key] = (0, now)
+        return True
+
+
+def loop_exception_handler(log: Any) -> Callable[[Any, dict[str, Any]], None]:
+    """An event loop exception handler: asyncio's own reports (an accept() out of file
+    descriptors, a transport error) once per minute per message, with a count; never one
+    traceback per event."""
+    say = Throttled(log, 60.0)
+
+    def handle(_loop: Any, context: dict[str, Any]) -> None:
+        message = str(context.get("message") or "event loop error")
+        error = context.get("exception")
+        say("error", "Event loop error.", key=message, message=message, error=repr(error))
+
+    return handle

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-# upstream: the log store itself dropped entries; out_of_window: a source cut lines outside a scan
-DROP_REASONS = ("queue_full", "upstream", "out_of_window")
+# upstream: the log store itself dropped entries; out_of_window: a source cut lines outside a scan;
+# late: entries that reached the log store later than a source's max_lateness while it was away
+DROP_REASONS = ("queue_full", "upstream", "out_of_window", "late")
 
 
 class Metrics:
@@ -34,6 +35,12 @@ class Metrics:
             "watcher_truncated_lines",
             "Lines longer than the cap, kept truncated.",
             ["source"],
+            registry=r,
+        )
+        self.lines_lost = Counter(
+            "watcher_lines_lost",
+            "Lines gone before they could be read (a copytruncate that outran the reader).",
+            ["source", "reason"],
             registry=r,
         )
         self.dropped_lines = Counter(
@@ -81,6 +88,11 @@ class Metrics:
             "watcher_state_errors",
             "State problems (corrupt file set aside, write failures).",
             ["kind"],
+            registry=r,
+        )
+        self.state_unsaved_dropped = Counter(
+            "watcher_state_unsaved_dropped",
+            "Group states dropped from memory while the state store failed (max_unsaved_groups).",
             registry=r,
         )
         self.batch_latency = Histogram(

@@ -95,11 +95,18 @@ def _first_numbers(lines: list[RawLine], hold: dict[str, int]) -> None:
 
 
 def _last_cursors(lines: list[RawLine]) -> dict[str, Any]:
-    """The last cursor of each stream in `lines` (only the last one matters to a restart)."""
+    """The last cursor of each stream in `lines` (only the last one matters to a restart),
+    stored under the cursor's own "key" when it names one (the file source keys its cursors
+    by file identity, so a file keeps its cursor whatever stream it was last read under)."""
     last = {line.stream: line.cursor for line in lines}
     if None in last.values():  # a source without cursors (stdin, a command)
         return {stream: cursor for stream, cursor in last.items() if cursor is not None}
-    return last
+    return {_checkpoint_key(stream, cursor): cursor for stream, cursor in last.items()}
+
+
+def _checkpoint_key(stream: str, cursor: Any) -> str:
+    key = cursor.get("key") if type(cursor) is dict else None
+    return key if isinstance(key, str) else stream
 
 
 def _first_of(batch: list[RawLine], heads: list[RawLine]) -> int | None:

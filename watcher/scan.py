@@ -23,7 +23,7 @@ from watcher.metrics import Metrics
 from watcher.model import SEVERITY_RANK, ErrorGroup, Fix, GroupUpdate, LogEvent, Sample, Stats
 from watcher.sources.base import SourceConfig
 from watcher.store import MEMORY, Store
-from watcher.wiring import build_engine, build_pipeline
+from watcher.wiring import build_engine, build_pipeline, build_redactor
 
 # A stored group keeps these statuses when a scan finds it again: a human or a merge set them.
 KEPT_STATUSES = frozenset({"fixed", "ignored"})
@@ -50,8 +50,11 @@ class ScanResult:
         return max((SEVERITY_RANK[g.severity] for g in self.groups), default=-1)
 
 
-def event_json(event: LogEvent, update: GroupUpdate | None) -> str:
-    """One error event as the `--emit events` JSON line."""
+def event_json(
+    event: LogEvent, update: GroupUpdate | None, redact: Callable[[str], str] = str
+) -> str:
+    """One error event as the `--emit events` JSON line; `redact` runs on the log text before
+    it is JSON-encoded (on the encoded line, escaped quotes hid `"password": "…"` from it)."""
     top = event.top_frame
     doc: dict[str, Any] = {
         "source": event.source,
@@ -64,7 +67,7 @@ def event_json(event: LogEvent, update: GroupUpdate | None) -> str:
         "ignored": update is None,
         "exception_type": event.exception_type,
         "top_frame": top.to_dict() if top else None,
-        "message": event.message,
+        "message": redact(event.message),
         "timestamp": event.timestamp,
         "level": event.level,
     }
@@ -77,7 +80,7 @@ def event_printer(
     """An on_event hook that writes one JSON object per error event, through `redact`."""
 
     def emit(event: LogEvent, update: GroupUpdate | None) -> None:
-        out.write(redact(event_json(event, update)) + "\n")
+        out.write(event_json(event, update, redact) + "\n")
 
     return emit
 
@@ -147,7 +150,10 @@ async def scan(
     result = ScanResult(stats, pipeline.table.snapshot(), failed, empty)
     if state_path or autofix:
         samples = config.grouping.samples_per_group
-        store = Store(state_path or MEMORY, metrics=metrics, samples_per_group=samples)
+        redact = build_redactor(config).redact
+        store = Store(
+            state_path or MEMORY, metrics=metrics, samples_per_group=samples, redact=redact
+        )
         try:
             await asyncio.to_thread(save_groups, store, result.groups)
             if autofix:

@@ -105,6 +105,7 @@ def build_engine(
         queue_size=w.queue_size,
         shutdown_timeout=seconds(w.shutdown_timeout),
         persist_interval=seconds(w.persist_interval),
+        max_unsaved_groups=w.max_unsaved_groups,
         max_line_bytes=config.parse.max_line_bytes,
         progress=progress,
     )

@@ -174,16 +174,38 @@ async def test_checkpoint_wins_over_read_from(tmp_path: Path) -> None:
     await tail.stop()
 
 
-async def test_rotated_while_down_finishes_old_then_new(tmp_path: Path) -> None:
-    """Checkpoint inode now under the rotated name: finish it, then read the new file from 0."""
+def rotated_while_down(tmp_path: Path) -> tuple[Path, SourceContext]:
+    """app.log (o1..o3) read up to o1, then renamed to app.log.1 and a new app.log (n1)
+    written while the daemon was down; the context carries the old file's cursor."""
     path = tmp_path / "app.log"
     write(path, "o1", "o2", "o3")
     st = path.stat()
     cursor = {"inode": st.st_ino, "dev": st.st_dev, "offset": 3, "line": 1}
     os.rename(path, tmp_path / "app.log.1")
     write(path, "n1")
-    ctx = make_ctx(checkpoint={str(path): cursor})
+    return path, make_ctx(checkpoint={str(path): cursor})
+
+
+async def test_rotated_while_down_is_followed_under_its_new_name(tmp_path: Path) -> None:
+    """Checkpoint inode now under a rotated name the glob matches: it resumes there, under
+    that name's stream, and the new file at the path is read from 0; nothing twice."""
+    path, ctx = rotated_while_down(tmp_path)
     tail = Tail(source(ctx, tmp_path / "app.log*"), ctx)
+    assert sorted(await tail.wait(3)) == ["n1", "o2", "o3"]
+    await tail.stop()
+    assert len(tail.lines) == 3
+    streams = {line.text: line.stream for line in tail.lines}
+    assert streams == {"o2": f"{path}.1", "o3": f"{path}.1", "n1": str(path)}
+    assert [line.line_no for line in tail.lines if line.text != "n1"] == [2, 3]
+
+
+async def test_rotated_out_of_a_plain_path_while_down_finishes_old_then_new(
+    tmp_path: Path,
+) -> None:
+    """A plain path renamed while the daemon was down: the old file is found in the directory
+    by its identity and its unread tail read first, then the new file from 0."""
+    path, ctx = rotated_while_down(tmp_path)
+    tail = Tail(source(ctx, path), ctx)
     assert await tail.wait(3) == ["o2", "o3", "n1"]
     await tail.stop()
     assert len(tail.lines) == 3
@@ -328,3 +350,50 @@ def test_splitter_cap_keeps_characters_whole() -> None:
     sp.feed("aé€x\n".encode())
     lines = sp.take()
     assert lines.texts == ["aé"] and lines.truncated == [0]
+
+
+def _started(path: Path, **kwargs: object) -> FileSource:
+    """A file source positioned on its files (its polls driven by the test, no event loop)."""
+    src = source(make_ctx(), path, read_from="beginning", **kwargs)
+    src._start_following()
+    return src
+
+
+def _lost(src: FileSource) -> float:
+    return src.ctx.metrics.registry.get_sample_value(
+        "watcher_lines_lost_total", {"source": src.name, "reason": "copytruncate"}
+    ) or 0.0
+
+
+def test_copytruncate_reads_the_unread_tail_from_the_copy(tmp_path: Path) -> None:
+    """copytruncate while a megabyte is still unread: the copy (app.log.1, same first bytes) is
+    read from where reading stopped, then the truncated file from 0: nothing lost or twice."""
+    path = tmp_path / "app.log"
+    lines = [f"line {i:06d} {'x' * 87}" for i in range(20_000)]  # 2 MB: more than one read
+    write(path, *lines)
+    src = _started(path)
+    got = [line.text for line in src._poll_round(10)]
+    shutil.copy(path, tmp_path / "app.log.1")
+    path.write_text("")
+    write(path, "after")
+    got += [line.text for batch in iter(lambda: src._poll_round(5000), []) for line in batch]
+    assert got == [*lines, "after"]
+    assert _lost(src) == 0
+
+
+def test_copytruncate_without_a_copy_counts_the_lost_lines(tmp_path: Path) -> None:
+    """A truncate that takes bytes watcher saw but had not read yet (no copy beside the file)
+    counts their lines in watcher_lines_lost_total{reason="copytruncate"} instead of losing
+    them silently; what was already read into memory is still delivered."""
+    path = tmp_path / "app.log"
+    total = 20_000  # 2 MB of 100-byte lines: more than one read
+    path.write_text("".join(f"line {i:06d} {'x' * 87}\n" for i in range(total)))
+    src = _started(path)
+    assert len(src._poll_round(10)) == 10
+    path.write_text("")  # truncated, its copy kept elsewhere (or none)
+    write(path, "after")
+    got = [line.text for batch in iter(lambda: src._poll_round(5000), []) for line in batch]
+    assert got[-1] == "after"
+    whole = sum(len(t) == 99 for t in got)  # the last line read was cut by the truncate
+    assert abs(10 + whole + _lost(src) - total) <= 1  # the cut line: delivered, its rest lost
+    assert _lost(src) > 9000

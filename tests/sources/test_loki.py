@@ -171,7 +171,7 @@ async def test_refusals_back_off_and_retry(
     assert await tail.wait(1) == ["after the outage"]
     await tail.stop()
     assert counter(ctx.metrics.source_reconnects, "loki") == 3
-    assert src.backoff.attempt == 3
+    assert src.backoff.attempt == 0  # connected: the next failure starts from the first delay
     warnings = [f for lv, e, f in ctx.log.records if lv == "warning"]
     assert warnings and str(status) in str(warnings[0]["error"])
 
@@ -533,3 +533,52 @@ def test_tls_options(tmp_path: Path) -> None:
     assert ssl_option(True, "") is True
     with pytest.raises(LokiError, match="ca_file: cannot load"):
         ssl_option(True, str(tmp_path / "missing.pem"))
+
+
+async def test_short_sessions_do_not_grow_the_reconnect_backoff(
+    fake_loki: FakeLoki,  # noqa: F811
+) -> None:
+    """A tail that Loki (or a proxy) keeps closing after a short while reconnects at the first
+    delay every time: a session that connected was healthy, so the backoff is reset (it used
+    to climb towards the 60 s cap, lagging a minute behind)."""
+    delays: list[float] = []
+
+    async def record(shutdown: asyncio.Event, seconds: float) -> bool:
+        delays.append(seconds)
+        return await no_sleep(shutdown, seconds)
+
+    ctx = make_ctx()
+    config = LokiSourceConfig(url=fake_loki.url, query='{app="api"}', error_filter="")
+    src = LokiSource(config, ctx, backoff=Backoff(sleep=record, rng=lambda: 1.0))
+    tail = Tail(src, ctx)
+    for session in range(1, 6):
+        await wait_for(lambda s=session: fake_loki.requests["tail"] == s and fake_loki.open_tails)
+        fake_loki.close_tails()
+    await wait_for(lambda: len(delays) == 5)
+    await tail.stop()
+    assert delays == [0.5] * 5
+
+
+async def test_entries_later_than_max_lateness_are_counted_not_lost_silently(
+    fake_loki: FakeLoki,  # noqa: F811
+) -> None:
+    """While disconnected, an entry 3 s late (within max_lateness = 5 s) is backfilled; one
+    7 s late is outside the re-read: counted in watcher_dropped_lines_total{reason="late"}
+    and logged instead of vanishing."""
+    ctx = make_ctx(log=RecordingLog())
+    gate = Gate()
+    tail = Tail(loki(ctx, fake_loki, sleep=gate.sleep, max_lateness=5.0), ctx)
+    await wait_for(lambda: fake_loki.open_tails == 1)
+    newest = time.time_ns()
+    fake_loki.push(API, "on time", newest)
+    await tail.wait(1)
+    fake_loki.close_tails()
+    await wait_for(lambda: gate.waiting == 1)
+    fake_loki.push(API, "3 s late", newest - 3 * NS)
+    fake_loki.push(API, "7 s late", newest - 7 * NS)
+    gate.open()
+    assert await tail.wait(2) == ["on time", "3 s late"]
+    await wait_for(lambda: counter(ctx.metrics.dropped_lines, "late") == 1)
+    await tail.stop()
+    assert "7 s late" not in tail.texts()
+    assert any("later than max_lateness" in e for _, e, _ in ctx.log.records)

@@ -12,11 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from watcher.fdlimit import fd_budget
 from watcher.http.api import add_api_routes
 from watcher.http.dashboard import add_dashboard
+from watcher.http.limits import CappedRunner
 from watcher.http.openapi import add_openapi_route
 from watcher.http.security import (
     Redact,
@@ -104,9 +107,25 @@ def split_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-async def start(app: web.Application, listen: str) -> web.AppRunner:
-    """Start serving; the caller keeps the runner and calls `runner.cleanup()` at shutdown."""
-    runner = web.AppRunner(app, access_log=None)
+async def start(
+    app: web.Application,
+    listen: str,
+    *,
+    max_connections: int = 256,
+    idle_timeout: float = 15.0,
+    log: Any = None,
+) -> web.AppRunner:
+    """Start serving; the caller keeps the runner and calls `runner.cleanup()` at shutdown.
+
+    Connections idle (or not done sending a request head) for `idle_timeout` seconds are
+    closed, and at most `max_connections` are held at once (see `limits`)."""
+    runner = CappedRunner(
+        app,
+        max_connections=fd_budget(max_connections, 0.25),
+        log=log or structlog.get_logger("watcher.http"),
+        access_log=None,
+        keepalive_timeout=idle_timeout,
+    )
     await runner.setup()
     host, port = split_listen(listen)
     site = web.TCPSite(runner, host, port)

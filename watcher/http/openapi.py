@@ -13,7 +13,15 @@ from aiohttp import web
 
 from watcher import __version__
 from watcher.http.api import WINDOWS
-from watcher.http.security import DEFAULT_HOURS, DEFAULT_LIMIT, MAX_BATCH, MAX_HOURS, MAX_LIMIT
+from watcher.http.security import (
+    DEFAULT_HOURS,
+    DEFAULT_LIMIT,
+    ID_PATTERN,
+    MAX_BATCH,
+    MAX_HOURS,
+    MAX_INTERVAL,
+    MAX_LIMIT,
+)
 from watcher.model import CATEGORIES, SEVERITIES
 
 OPENAPI_PATH = "/error-monitor/openapi.json"
@@ -155,8 +163,12 @@ def query(name: str, schema: Schema, description: str, *, required: bool = False
     return {**param, "required": True} if required else param
 
 
+# what the API accepts as an id: an id outside it answers 400 (documented, so not a surprise)
+ID = {"type": "string", "pattern": f"^{ID_PATTERN}$", "minLength": 1, "maxLength": 128}
+
+
 def path_param(name: str, description: str) -> Schema:
-    return {"name": name, "in": "path", "required": True, "schema": STR, "description": description}
+    return {"name": name, "in": "path", "required": True, "schema": ID, "description": description}
 
 
 HOURS = query(
@@ -181,7 +193,8 @@ ERROR_TEXT = {
     "403": "Refused: no token configured, or fix generation not allowed.",
     "404": "Not found.",
     "413": "Request body too large.",
-    "429": "Rate limited (see Retry-After).",
+    "421": "The Host header does not name this server ([http] allowed_hosts).",
+    "429": "Rate limited (see Retry-After): too many wrong tokens, or POSTs.",
     "500": "Internal error (logged; no trace in the body).",
 }
 
@@ -200,9 +213,9 @@ def operation(
     security: bool = True,
 ) -> Schema:
     """One operation: its 200 body, and the error statuses it can answer with."""
-    codes = {"400", "500", *errors}
+    codes = {"400", "421", "500", *errors}
     if security:
-        codes |= {"401", "403"}
+        codes |= {"401", "403", "429"}
     if write:
         codes |= {"413", "429"}
     responses: Schema = {"200": {"description": "OK", "content": json_content(body)}}
@@ -299,12 +312,18 @@ def post(summary: str, body: Schema, **kw: Any) -> Schema:
 
 def api_paths() -> dict[str, Schema]:
     """The /error-monitor/ operations, keyed by path then method."""
-    one_id = query("error_id", STR, "A pattern id (or, as before, an error type).", required=True)
+    one_id = query("error_id", ID, "A pattern id (or, as before, an error type).", required=True)
+    one = rf"\s*{ID_PATTERN}\s*"
     ids = query(
-        "error_ids", STR, f"Comma-separated pattern ids (at most {MAX_BATCH}).", required=True
+        "error_ids",
+        {"type": "string", "pattern": f"^{one}(?:,{one}){{0,{MAX_BATCH - 1}}}$"},
+        f"Comma-separated pattern ids (at most {MAX_BATCH}).",
+        required=True,
     )
     window = query("window", {"type": "string", "enum": list(WINDOWS)}, "The chart's span.")
-    interval = query("interval", {"type": "number", "exclusiveMinimum": 0}, "Seconds.")
+    interval = query(
+        "interval", {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_INTERVAL}, "Seconds."
+    )
     recent = {"count": INT, "total": INT, "hours": NUM, "errors": array(ref("ErrorObject"))}
     patterns = {"total_patterns": INT, "patterns": array(ref("ErrorObject"))}
     scanned = {"errors_found": INT, "critical_errors": INT, "auto_fixes_started": INT}

@@ -4,8 +4,12 @@
   token configured they are refused outright (403), so a daemon started without one can be
   looked at but never made to open pull requests. Reads under /error-monitor/ need the token too
   when `protect_reads` is set.
-- Mutations are rate limited per client address (token bucket) before the token is checked, so
-  guessing tokens is as slow as using them; their bodies are capped.
+- The Host header must name this server (`allowed_hosts`): a page on another site whose name
+  was made to resolve to 127.0.0.1 (DNS rebinding) gets 421, not the API.
+- Mutations with the right token are rate limited per token (a token bucket), so requests from
+  others behind the same address cannot lock the operator out; wrong tokens are limited per
+  client address, so guessing stays slow; a request with no token at all is simply 401.
+  Bodies are capped.
 - Query parameters are parsed here: a bad value is a 400 naming the parameter.
 - Every refusal and every failure is `{"error": ..., "detail": ...}` JSON, redacted like any
   other body: a 500 never carries a trace (it goes to the log instead).
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import math
 import re
 import time
@@ -41,8 +46,10 @@ MAX_HOURS = 720.0
 DEFAULT_HOURS = 1.0  # the original API's default look-back
 MAX_INTERVAL = 86400.0
 MAX_BATCH = 50
+TOKEN_BUCKET = "token"  # the rate limiter's key for requests that carry the (one) API token
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
+ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}"  # also declared in the OpenAPI document
+_ID = re.compile(ID_PATTERN)
 _TRUE, _FALSE = frozenset({"true", "1", "yes", "on"}), frozenset({"false", "0", "no", "off"})
 
 # Inline script and style are refused, so even markup that slipped into the page could not run.
@@ -85,6 +92,8 @@ class SecurityConfig:
     max_clients: int = 4096
     token_env: str = DEFAULT_TOKEN_ENV  # only named in the 403 message
     clock: Callable[[], float] = time.monotonic
+    # Host header names accepted (lower case, no port); None accepts any (a wildcard listen)
+    allowed_hosts: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         # An empty or blank token (an env var set to "") must not become a valid credential.
@@ -134,14 +143,66 @@ class RateLimiter:
         return wait
 
 
-def _require_token(request: web.Request, token: str) -> None:
-    if not token_matches(request.headers.get("Authorization"), token):
-        raise ApiError(
-            401,
-            "unauthorized",
-            "missing or invalid bearer token (Authorization: Bearer <token>)",
-            headers={"WWW-Authenticate": 'Bearer realm="watcher"'},
-        )
+def _unauthorized() -> ApiError:
+    return ApiError(
+        401,
+        "unauthorized",
+        "missing or invalid bearer token (Authorization: Bearer <token>)",
+        headers={"WWW-Authenticate": 'Bearer realm="watcher"'},
+    )
+
+
+def _rate_limited(wait: float) -> ApiError:
+    retry = str(max(1, math.ceil(wait)))
+    return ApiError(429, "rate limited", f"retry in {retry} s", headers={"Retry-After": retry})
+
+
+def _require_token(request: web.Request, token: str, guesses: RateLimiter) -> None:
+    """401 without the token; a wrong one also spends the client address's guess budget
+    (429 once it is spent), which the right token never touches."""
+    header = request.headers.get("Authorization")
+    if token_matches(header, token):
+        return
+    if header and (wait := guesses.take(request.remote or "unknown")) > 0:
+        raise _rate_limited(wait)
+    raise _unauthorized()
+
+
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "ip6-localhost"})
+
+
+def allowed_hosts(listen: str, configured: tuple[str, ...]) -> frozenset[str] | None:
+    """The Host names the API answers (None: any). Listening on loopback, only this machine's
+    names: a browser sent there by DNS rebinding carries the attacker's name and gets 421."""
+    if "*" in configured:
+        return None
+    host, _, _ = listen.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if configured:
+        return frozenset(h.lower().rstrip(".") for h in configured) | {host.lower()}
+    if _is_ip(host) and ipaddress.ip_address(host).is_unspecified:
+        return None  # 0.0.0.0 / [::]: names unknown; set allowed_hosts (and a token)
+    return LOOPBACK_NAMES | {host.lower()}
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def host_allowed(host: str | None, allowed: frozenset[str] | None) -> bool:
+    """Whether a Host header ("name", "name:port", "[v6]:port") names an allowed host."""
+    if allowed is None or not host:
+        return True  # HTTP/1.0 clients send none; browsers (rebinding) always do
+    name = host.strip().lower()
+    if name.startswith("["):
+        name = name[1 : name.find("]")] if "]" in name else name
+    elif name.count(":") == 1:
+        name = name.rpartition(":")[0]
+    return name.rstrip(".") in allowed
 
 
 def _no_token_configured(config: SecurityConfig, what: str) -> ApiError:
@@ -154,17 +215,15 @@ def _no_token_configured(config: SecurityConfig, what: str) -> ApiError:
 
 
 async def _check_mutation(
-    request: web.Request, config: SecurityConfig, limiter: RateLimiter
+    request: web.Request, config: SecurityConfig, limiter: RateLimiter, guesses: RateLimiter
 ) -> None:
-    wait = limiter.take(request.remote or "unknown")
-    if wait > 0:
-        retry = str(max(1, math.ceil(wait)))
-        raise ApiError(429, "rate limited", f"retry in {retry} s", headers={"Retry-After": retry})
     if (request.content_length or 0) > config.max_body_bytes:
         raise _too_large(config)
     if config.token is None:
         raise _no_token_configured(config, "mutating routes")
-    _require_token(request, config.token)
+    _require_token(request, config.token, guesses)
+    if (wait := limiter.take(TOKEN_BUCKET)) > 0:  # per token: one token is configured
+        raise _rate_limited(wait)
     # Reading enforces client_max_size on chunked bodies too (aiohttp raises 413).
     await request.read()
 
@@ -182,15 +241,20 @@ def guard_middleware(config: SecurityConfig) -> Middleware:
     """Authentication, the POST rate limit and the body cap, before any handler runs."""
     per_second = config.posts_per_minute / 60.0
     limiter = RateLimiter(per_second, config.post_burst, config.max_clients, config.clock)
+    guesses = RateLimiter(per_second, config.post_burst, config.max_clients, config.clock)
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not host_allowed(request.headers.get("Host"), config.allowed_hosts):
+            raise ApiError(
+                421, "misdirected request", "the Host header does not name this server"
+            )
         if request.method not in SAFE_METHODS:
-            await _check_mutation(request, config, limiter)
+            await _check_mutation(request, config, limiter, guesses)
         elif _is_protected_read(request, config):
             if config.token is None:
                 raise _no_token_configured(config, "protected reads")
-            _require_token(request, config.token)
+            _require_token(request, config.token, guesses)
         return await handler(request)
 
     return guard

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,6 +25,9 @@ class SourceContext:
     metrics: Metrics = field(default_factory=Metrics)
     log: Any = field(default_factory=lambda: structlog.get_logger("watcher.source"))
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    # stream -> a position no line carries (a file placed at its end): stored with the next
+    # commit, before the cursors of the lines read after it (None: nothing is stored)
+    note: Callable[[dict[str, Any]], None] | None = None
 
 
 class Source(Protocol):

@@ -48,8 +48,10 @@ T = TypeVar("T")
 
 # Loki's default max_entries_limit_per_query: a larger limit is a 400 on a default server.
 MAX_LIMIT = 5000
-# How far behind the newest entry a reconnect re-reads (plus delay_for): entries that reach Loki
-# later than this after newer ones, while we are disconnected, can be missed.
+# The default max_lateness: how far behind the newest entry a reconnect re-reads (plus
+# delay_for). Entries that reach Loki later than that after newer ones, while we are
+# disconnected, are missed; those of them in the slice just before the re-read are counted in
+# watcher_dropped_lines_total{reason="late"}.
 OVERLAP_S = 10.0
 # A restart re-reads from the oldest committed stream cursor within this of the newest one.
 RESUME_HORIZON_S = 3600.0
@@ -82,6 +84,7 @@ class LokiSourceConfig:
     chunk: Seconds = 3600.0
     max_backoff: Seconds = 60.0
     timeout: Seconds = 30.0
+    max_lateness: Seconds = OVERLAP_S
 
     def validate(self) -> None:
         """Raise ValueError("key: problem") for values no loki source can run with."""
@@ -134,7 +137,8 @@ class LokiSource:
         self.clock = clock
         self.healthy_after = healthy_after  # a session this long resets the backoff
         self.stall_check = stall_check
-        self.overlap_ns = int((OVERLAP_S + config.delay_for) * NS)
+        self.overlap_ns = int((config.max_lateness + config.delay_for) * NS)
+        self._sessions = 0  # sessions started: from the second on, a reconnect counts late ones
         self._ok = False  # a request succeeded once: from then on every error is transient
         self._covered_ns = 0  # backfilled up to here (exclusive)
         self._last_failure: str | None = None
@@ -144,7 +148,8 @@ class LokiSource:
     async def lines(self) -> AsyncIterator[list[RawLine]]:
         """Tail with backfill across reconnects, from the checkpoint or now - lookback."""
         floor = Floor(self.ctx.checkpoint)
-        recent = Recent(self.overlap_ns, lambda: int(self.clock() * NS))
+        # twice the overlap: the late-entry count must know what was delivered just before it
+        recent = Recent(2 * self.overlap_ns, lambda: int(self.clock() * NS))
         intake = Intake(self.name, self.ctx.max_line_bytes, floor=floor, recent=recent)
         resume = floor.resume_ns(int(RESUME_HORIZON_S * NS))
         if resume is None:
@@ -182,6 +187,9 @@ class LokiSource:
         self, client: LokiClient, intake: Intake, first_start: int
     ) -> AsyncIterator[list[RawLine]]:
         """Catch up, open the tail, close the gap, then relay tail messages until it ends."""
+        self._sessions += 1
+        if self._sessions > 1:
+            await self._count_late(client, intake, first_start)
         async with contextlib.aclosing(
             self._backfill(client, intake, first_start, self._now_ns())
         ) as batches:
@@ -261,7 +269,30 @@ class LokiSource:
                 if batch := self._accept(intake, page):
                     yield batch
 
+    async def _count_late(self, client: LokiClient, intake: Intake, first_start: int) -> None:
+        """After a disconnect: entries in the max_lateness slice before the re-read that were
+        never delivered arrived later than max_lateness: counted and logged, not delivered
+        (the slice before that one is not looked at, so this is a lower bound)."""
+        hi = self._resume_point(intake, first_start)
+        lo = max(first_start, hi - self.overlap_ns)
+        late = 0
+        if lo < hi and intake.recent is not None:
+            async with contextlib.aclosing(self._paginate(client, lo, hi, scan=False)) as pages:
+                async for page in pages:
+                    late += sum(not intake.delivered(entry) for entry in page)
+        if late:
+            self.ctx.metrics.dropped_lines.labels("late").inc(late)
+            self.ctx.log.warning(
+                "Loki entries arrived later than max_lateness while disconnected; not "
+                "delivered (raise max_lateness to keep them).",
+                count=late,
+                max_lateness=self.config.max_lateness,
+            )
+
     def _connected(self) -> None:
+        # a session that got this far was healthy, however short: the next reconnect starts
+        # from the initial delay (short sessions used to climb to the 60 s cap and lag behind)
+        self.backoff.reset()
         self.ctx.metrics.source_up.labels(self.name).set(1)
         if self._last_failure is not None:
             self.ctx.log.info("Loki tail connected again.")

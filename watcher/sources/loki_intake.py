@@ -106,6 +106,10 @@ class Recent:
             self._prune()
         return True
 
+    def seen(self, entry: Entry) -> bool:
+        """True when this entry was added (and is still within the horizon)."""
+        return entry.ident in self._by_ns.get(entry.ns, ())
+
     def _prune(self) -> None:
         assert self.newest is not None
         oldest = self.newest - self.horizon_ns
@@ -170,6 +174,11 @@ class Intake:
                 continue
             self._append(entry, out)
         return out
+
+    def delivered(self, entry: Entry) -> bool:
+        """True when this entry was delivered before (by a checkpoint or this run)."""
+        covered = self.floor is not None and self.floor.covers(entry)
+        return covered or (self.recent is not None and self.recent.seen(entry))
 
     def take_counts(self) -> tuple[int, int]:
         """(duplicates dropped, lines truncated) since the last call."""

@@ -7,7 +7,10 @@ daemon that crash-loops on start.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
+import stat
 import time
 from pathlib import Path
 
@@ -21,6 +24,10 @@ _CORRUPTION_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 
 class CorruptDatabase(Exception):
     """Raised while opening: the file is damaged and should be set aside."""
+
+    def __init__(self, reason: str, kind: str = "corrupt") -> None:
+        super().__init__(reason)
+        self.kind = kind  # watcher_state_errors_total{kind}: "corrupt" or "empty"
 
 
 def _is_corruption(exc: sqlite3.Error) -> bool:
@@ -48,18 +55,42 @@ def _configure(conn: sqlite3.Connection) -> None:
 
 def _check_header(path: str) -> None:
     # Caught before SQLite opens the file: on close it would delete a -wal next to it,
-    # destroying what we want to set aside. An empty file is a new database, not a bad one.
+    # destroying what we want to set aside.
     if path == MEMORY or not Path(path).is_file():
         return
     with open(path, "rb") as f:
         head = f.read(len(SQLITE_MAGIC))
     if head and head != SQLITE_MAGIC:
         raise CorruptDatabase("not a SQLite database (bad header)")
+    wal = Path(path + "-wal")
+    if not head and not (wal.is_file() and wal.stat().st_size > 0):
+        # An existing state file that is empty lost everything (a truncation, a full disk at
+        # the wrong moment): that is news for the operator, not a new database. (Before its
+        # first checkpoint a WAL database is an empty file beside a WAL that holds it all.)
+        raise CorruptDatabase("the state file is empty (0 bytes): its state is gone", "empty")
+
+
+def make_private(path: str) -> None:
+    """Create the state file mode 0600 (SQLite gives its -wal and -shm files the mode of the
+    database), or take group and other access away from an existing one and its companions:
+    it holds error samples, which are sensitive even with their secrets redacted."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return
+    except FileExistsError:
+        pass
+    for name in (path, *(path + suffix for suffix in ("-wal", "-shm", "-journal"))):
+        with contextlib.suppress(OSError):
+            mode = os.stat(name).st_mode
+            if mode & 0o077:
+                os.chmod(name, stat.S_IMODE(mode) & 0o700)
 
 
 def connect(path: str) -> sqlite3.Connection:
     """Open, check and migrate; raise CorruptDatabase when the file is damaged."""
     _check_header(path)
+    if path != MEMORY:
+        make_private(path)
     # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is exactly
     # one public method call.
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from watcher.model import ErrorGroup, Fix, Frame, Sample
@@ -22,13 +23,14 @@ def _frame_from_dict(data: dict[str, Any]) -> Frame:
     return Frame(data["file"], data.get("line"), data["function"], data.get("in_app", True))
 
 
-def group_params(group: ErrorGroup) -> tuple[Any, ...]:
-    """The UPSERT_GROUP parameters of a group (its samples are stored separately)."""
+def group_params(group: ErrorGroup, redact: Callable[[str], str] = str) -> tuple[Any, ...]:
+    """The UPSERT_GROUP parameters of a group (its samples are stored separately); `redact`
+    takes the secrets out of its template first."""
     top = None if group.top_frame is None else dumps(group.top_frame.to_record())
     return (
         group.id,
         group.kind,
-        group.template,
+        redact(group.template),
         group.category,
         group.severity,
         int(group.fixable),

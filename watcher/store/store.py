@@ -39,6 +39,7 @@ from watcher.store.rows import (
     group_params,
     sample_from_row,
 )
+from watcher.store.salvage import salvage
 from watcher.store.schema import transaction, user_version
 
 log = structlog.get_logger("watcher.store")
@@ -87,13 +88,19 @@ class Store:
         metrics: Metrics | None = None,
         samples_per_group: int = 5,
         fallback_to_memory: bool = False,
+        redact: Callable[[str], str] = str,
     ) -> None:
         if samples_per_group < 0:
             raise ValueError("samples_per_group must be >= 0")
         self.path = str(path)
+        # secrets never reach the state file: templates and samples pass the redactor
+        self.redact = redact
         self.metrics = metrics
         self.samples_per_group = samples_per_group
         self.degraded: str | None = None  # why the file is not in use (in-memory fallback)
+        self.recovered: str | None = None  # a damaged file was set aside at open: why
+        self.salvaged: dict[str, int] = {}  # rows copied from it, per table
+        self.damaged: str | None = None  # the last integrity check failed: why
         self._lock = threading.Lock()
         self._conn = self._open_or_fallback() if fallback_to_memory else self._open()
 
@@ -121,19 +128,25 @@ class Store:
         try:
             return connect(self.path)
         except CorruptDatabase as exc:
-            self._recover(Path(self.path), str(exc))
+            moved_to = self._recover(Path(self.path), exc)
         # A second failure is not corruption we can fix by moving files: let it raise.
-        return connect(self.path)
+        conn = connect(self.path)
+        if moved_to is not None:
+            self.salvaged = salvage(moved_to, conn)
+            log.warning("Salvaged rows from the set-aside state file.", rows=self.salvaged)
+        return conn
 
-    def _recover(self, path: Path, reason: str) -> None:
+    def _recover(self, path: Path, exc: CorruptDatabase) -> Path:
         moved_to = set_aside(path)
         log.warning(
-            "State database is corrupt; set it aside and starting with empty state.",
+            "State database is corrupt; set it aside, starting with what can be salvaged.",
             path=str(path),
             moved_to=str(moved_to),
-            reason=reason,
+            reason=str(exc),
         )
-        self._count_error("corrupt")
+        self.recovered = f"{exc} (set aside as {moved_to.name})"
+        self._count_error(exc.kind)
+        return moved_to
 
     def _count_error(self, kind: str) -> None:
         if self.metrics is not None:
@@ -148,6 +161,27 @@ class Store:
         except sqlite3.Error as exc:
             self._count_error(_write_error_kind(exc))
             raise
+
+    def check_integrity(self) -> str | None:
+        """PRAGMA quick_check on the open file: None when it is sound, else the problems (also
+        kept in `damaged` and counted as corrupt). Damage found while running is reported, not
+        repaired: the next start sets the file aside and salvages it."""
+        if self.path == MEMORY or self.degraded is not None:
+            return None
+        try:  # a connection of its own: ours may answer from pages it cached before the damage
+            check = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            try:
+                rows = check.execute("PRAGMA quick_check").fetchall()
+            finally:
+                check.close()
+            ok = [tuple(r) for r in rows] == [("ok",)]
+            problem = None if ok else "; ".join(str(r[0]) for r in rows[:5])
+        except sqlite3.DatabaseError as exc:
+            problem = str(exc)
+        if problem is not None and self.damaged is None:
+            self._count_error("corrupt")
+        self.damaged = problem
+        return problem
 
     @_locked
     def close(self) -> None:
@@ -172,7 +206,7 @@ class Store:
     def upsert_groups(self, groups: Iterable[ErrorGroup]) -> None:
         """Insert or overwrite groups (all fields but samples, window_counts and trend)."""
         with self._write() as conn:
-            conn.executemany(UPSERT_GROUP, map(group_params, groups))
+            conn.executemany(UPSERT_GROUP, [group_params(g, self.redact) for g in groups])
 
     @_locked
     def add_samples(self, group_id: str, samples: Iterable[Sample]) -> None:
@@ -183,7 +217,8 @@ class Store:
     def _insert_samples(
         self, conn: sqlite3.Connection, group_id: str, samples: Iterable[Sample]
     ) -> None:
-        rows = [(group_id, s.timestamp, s.source, s.text, s.line) for s in samples]
+        redact = self.redact
+        rows = [(group_id, s.timestamp, s.source, redact(s.text), s.line) for s in samples]
         conn.executemany(
             "INSERT INTO samples (group_id, timestamp, source, text, line) VALUES (?, ?, ?, ?, ?)",
             rows,
@@ -205,19 +240,26 @@ class Store:
     ) -> None:
         """Groups, their new samples, the cursors they cover and state: ONE transaction.
 
+        A cursor of None deletes that stream's checkpoint.
+
         A crash can then never leave counts that include lines whose cursor was not committed
         (they would be counted again after the restart) nor the reverse (lines lost).
         """
         encoded = {key: dumps(value) for key, value in (state or {}).items()}
         now = time.time()
         with self._write() as conn:
-            conn.executemany(UPSERT_GROUP, map(group_params, groups))
+            conn.executemany(UPSERT_GROUP, [group_params(g, self.redact) for g in groups])
             for group_id, items in (samples or {}).items():
                 self._insert_samples(conn, group_id, items)
             for source, streams in (cursors or {}).items():
                 conn.executemany(
                     _UPSERT_CHECKPOINT,
-                    [(source, stream, dumps(c), now) for stream, c in streams.items()],
+                    [(source, s, dumps(c), now) for s, c in streams.items() if c is not None],
+                )
+                # None forgets a stream's cursor (a file that is gone for good)
+                conn.executemany(
+                    "DELETE FROM checkpoints WHERE source = ? AND stream = ?",
+                    [(source, s) for s, c in streams.items() if c is None],
                 )
             conn.executemany(_UPSERT_STATE, [(key, value, now) for key, value in encoded.items()])
 
