@@ -592,7 +592,7 @@ _LEVELLESS_FRAGMENTS = (
     "no such host",
     "broken pipe",
 )
-# what _LEVELLESS_ERROR and _K8S_WARNING_ROW can match, lower-cased: a cheap "cannot match"
+# what _reports_error and _K8S_WARNING_ROW can match, lower-cased: a cheap "cannot match"
 _LEVELLESS_HINTS = ("error", "fatal", "panic", "warning", *_LEVELLESS_FRAGMENTS)
 
 

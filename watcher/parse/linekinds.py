@@ -129,7 +129,6 @@ _ACCESS_LOG = re.compile(r'"[A-Z]+ \S+ HTTP/[\d.]+"|HTTP/[\d.]+" \d{3}|^Complete
 _PHP_CONT = re.compile(r"Stack trace:$|#\d+ \S|\{main\}")
 _ATTACHED = frozenset((_TB, _EXC, _FRAME, _CAUSED, _RUBY_ERR))
 _TRACE_STARTS = frozenset((_TB, _EXC, _GOHEAD, _JVM_HEAD, _FRAME, _NODE_PRE, _RUBY_ERR))
-_CONTINUES_ANY = frozenset((_BLANK, _INDENT))
 
 
 def _kind(text: str) -> int:
