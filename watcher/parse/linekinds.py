@@ -13,73 +13,73 @@ from watcher.model import LEVEL_RANK
 
 WARNING_RANK = LEVEL_RANK["warning"]
 
-# line kinds; every kind from _TB on can start or continue a trace
+# line kinds; every kind from TB on can start or continue a trace
 (
-    _OTHER,
-    _BLANK,
-    _INDENT,
-    _JSON,
-    _PROSE,
-    _MAYBE,
-    _PG,
-    _AT0,
-    _TB,
-    _CHAIN,
-    _CAUSED,
-    _GOROUTINE,
-    _GOHEAD,
-    _EXC,
-    _JVM_HEAD,
-    _RUBY_HEAD,
-    _FRAME,
-    _NODE_PRE,
-    _RUBY_ERR,
-    _K8S,
+    OTHER,
+    BLANK,
+    INDENT,
+    JSON,
+    PROSE,
+    MAYBE,
+    PG,
+    AT0,
+    TB,
+    CHAIN,
+    CAUSED,
+    GOROUTINE,
+    GOHEAD,
+    EXC,
+    JVM_HEAD,
+    RUBY_HEAD,
+    FRAME,
+    NODE_PRE,
+    RUBY_ERR,
+    K8S,
 ) = range(20)
 # record states
 (
-    _OPEN,
-    _TENTATIVE,
-    _BODY,
-    _PY,
-    _PY_DONE,
-    _PY_CHAIN,
-    _GO,
-    _JMSG,
-    _RUBY,
-    _RUNON,
-    _NODE_PRE_S,
-    _JSON_ERR,
+    OPEN,
+    TENTATIVE,
+    BODY,
+    PY,
+    PY_DONE,
+    PY_CHAIN,
+    GO,
+    JMSG,
+    RUBY,
+    RUNON,
+    NODE_PRE_S,
+    JSON_ERR,
 ) = range(12)
 
 _PREFIX_KINDS = (
-    ("Traceback (most recent call last)", _TB),
-    ("During handling of the above exception", _CHAIN),
-    ("The above exception was the direct cause", _CHAIN),
-    ("Caused by: ", _CAUSED),
-    ("goroutine ", _GOROUTINE),
-    ("panic: ", _GOHEAD),
-    ("fatal error: ", _GOHEAD),
-    ("Exception in thread ", _JVM_HEAD),
-    ("Unhandled exception. ", _JVM_HEAD),  # .NET's crash report
-    ("Unhandled Exception: ", _JVM_HEAD),
-    ("PHP Fatal error: ", _JVM_HEAD),
-    ("PHP Warning: ", _OTHER),
-    ("Uncaught ", _EXC),
-    ("FATAL EXCEPTION: ", _JVM_HEAD),  # Android's AndroidRuntime crash header
+    ("Traceback (most recent call last)", TB),
+    ("During handling of the above exception", CHAIN),
+    ("The above exception was the direct cause", CHAIN),
+    ("Caused by: ", CAUSED),
+    ("goroutine ", GOROUTINE),
+    ("panic: ", GOHEAD),
+    ("fatal error: ", GOHEAD),
+    ("Exception in thread ", JVM_HEAD),
+    ("Unhandled exception. ", JVM_HEAD),  # .NET's crash report
+    ("Unhandled Exception: ", JVM_HEAD),
+    ("PHP Fatal error: ", JVM_HEAD),
+    ("PHP Warning: ", OTHER),
+    ("Uncaught ", EXC),
+    ("FATAL EXCEPTION: ", JVM_HEAD),  # Android's AndroidRuntime crash header
 )
 _PREFIXES = tuple(prefix for prefix, _ in _PREFIX_KINDS)
-_STATE_OF_HEAD = {
-    _TB: _PY,
-    _CHAIN: _PY_CHAIN,
-    _CAUSED: _JMSG,
-    _GOROUTINE: _GO,
-    _GOHEAD: _GO,
-    _RUBY_HEAD: _RUBY,
-    _FRAME: _PY,
-    _NODE_PRE: _NODE_PRE_S,
-    _RUBY_ERR: _BODY,
-    _JVM_HEAD: _BODY,
+STATE_OF_HEAD = {
+    TB: PY,
+    CHAIN: PY_CHAIN,
+    CAUSED: JMSG,
+    GOROUTINE: GO,
+    GOHEAD: GO,
+    RUBY_HEAD: RUBY,
+    FRAME: PY,
+    NODE_PRE: NODE_PRE_S,
+    RUBY_ERR: BODY,
+    JVM_HEAD: BODY,
 }
 
 # "com.foo.BarException: msg" (a qualified class), "TypeError: msg" / "Error" (JS), .NET's
@@ -94,22 +94,22 @@ _BRACKET_ERROR = re.compile(r"\s*\[[A-Z]\w*(?:Error|Exception|Rejection)\b(?::|\
 _NODE_LOCATION = re.compile(
     r"(?:node:[\w/.-]+|(?:file://)?(?:[A-Za-z]:)?[^\s:]*\.(?:js|mjs|cjs|ts|jsx|tsx)):\d+$"
 )
-_PY_EXCEPTION = re.compile(r"[A-Za-z_][\w.]*(?::|\s*$)")
+PY_EXCEPTION = re.compile(r"[A-Za-z_][\w.]*(?::|\s*$)")
 # Ruby's first trace line: "app/models/user.rb:12:in `name': undefined method … (NoMethodError)"
 _RUBY_HEADER = re.compile(r"\S+:\d+:in [`'].*\(([A-Z]\w*(?:::[A-Z]\w*)*)\)$")
 # a Ruby Logger line: severity letter, process, progname and the request tags that open its text
-_RUBY_KEY = re.compile(r"([A-Z]), \[\S+ #(\d+)\]\s+\w+ -- ([^:]*): ((?:\[[^\]]*\] ?)*)")
+RUBY_KEY = re.compile(r"([A-Z]), \[\S+ #(\d+)\]\s+\w+ -- ([^:]*): ((?:\[[^\]]*\] ?)*)")
 # a line that starts a new record rather than continuing a message
 _LEVEL_START = r"(?:TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|FATAL|CRITICAL)\b"
-_RECORD_HEAD = re.compile(r"[\d\[<{]|[\w.-]+=|[A-Z], \[|" + _LEVEL_START, re.IGNORECASE)
+RECORD_HEAD = re.compile(r"[\d\[<{]|[\w.-]+=|[A-Z], \[|" + _LEVEL_START, re.IGNORECASE)
 # the same for a Ruby record, whose message lines may start with "[" ("[HTTP 503] …")
-_RUBY_STOP = re.compile(r"[\d{]|[\w.-]+=|[A-Z], \[|" + _LEVEL_START, re.IGNORECASE)
+RUBY_STOP = re.compile(r"[\d{]|[\w.-]+=|[A-Z], \[|" + _LEVEL_START, re.IGNORECASE)
 # prose that cannot start a record: no level word, timestamp, key=value, path or bracket
 _NOT_PROSE = re.compile(
     r"[\d\[<{(/\\>$@*|=+-]|[\w.-]+=|[A-Z], \[|\w+:\s|" + _LEVEL_START, re.IGNORECASE
 )
-_FRAME_LINE = re.compile(r"\s+(?:at |\.\.\. \d+ more|from )")
-_GO_FUNC = re.compile(r"[^\s(]+\(.*\)$|created by |\[signal |exit status ")
+FRAME_LINE = re.compile(r"\s+(?:at |\.\.\. \d+ more|from )")
+GO_FUNC = re.compile(r"[^\s(]+\(.*\)$|created by |\[signal |exit status ")
 # an indented line that is itself a timestamped log line does not continue anything
 _INDENTED_LOG = re.compile(r"\s+\d{4}-\d\d-\d\d[T ]\d\d:")
 # PostgreSQL's continuation records ("DETAIL:  …", two spaces), after any log_line_prefix
@@ -118,59 +118,59 @@ _PG_CONT = re.compile(r"(?:.{0,160}?[\s\]:])?(?:DETAIL|HINT|CONTEXT|STATEMENT|QU
 # a kubectl describe / get events row of type Warning: each row is an event of its own
 _K8S_WARNING = re.compile(r"\s*(?:\S+\s+){0,6}?Warning\s+[A-Z]\w+\s")
 # a column-0 .NET/JVM frame or async boundary, as journald and some log viewers leave them
-_AT0 = re.compile(r"at [\w$.<>`|\[\],+-]+[.(:]")
+AT0 = re.compile(r"at [\w$.<>`|\[\],+-]+[.(:]")
 # a head that announces an error without a level: words of failure, or a line ending in ":"
-_FAILURE_WORDS = re.compile(
+FAILURE_WORDS = re.compile(
     r"(?i)\b(?:error|errors|exception|fail(?:ed|ure)?|fatal|panic|traceback|unhandled|uncaught"
     r"|crash(?:ed)?|abort(?:ed)?|rejection)\b"
 )
-_ACCESS_LOG = re.compile(r'"[A-Z]+ \S+ HTTP/[\d.]+"|HTTP/[\d.]+" \d{3}|^Completed \d{3} ')
+ACCESS_LOG = re.compile(r'"[A-Z]+ \S+ HTTP/[\d.]+"|HTTP/[\d.]+" \d{3}|^Completed \d{3} ')
 
-_PHP_CONT = re.compile(r"Stack trace:$|#\d+ \S|\{main\}")
-_ATTACHED = frozenset((_TB, _EXC, _FRAME, _CAUSED, _RUBY_ERR))
-_TRACE_STARTS = frozenset((_TB, _EXC, _GOHEAD, _JVM_HEAD, _FRAME, _NODE_PRE, _RUBY_ERR))
+PHP_CONT = re.compile(r"Stack trace:$|#\d+ \S|\{main\}")
+ATTACHED = frozenset((TB, EXC, FRAME, CAUSED, RUBY_ERR))
+TRACE_STARTS = frozenset((TB, EXC, GOHEAD, JVM_HEAD, FRAME, NODE_PRE, RUBY_ERR))
 
 
-def _kind(text: str) -> int:
+def line_kind(text: str) -> int:
     """What a line could be to the record before it; ordinary log lines cost one or two checks."""
     first = text[:1]
     if first == "{":
-        return _JSON
+        return JSON
     if first == " " or first == "\t":
         return _indented_kind(text)
     if not first:
-        return _BLANK
+        return BLANK
     if first.isdigit() or first == "[":
         if first == "[" and text[1:2].isupper() and _BRACKET_ERROR.match(text):
-            return _EXC
-        return _PG if ":  " in text and _PG_CONT.match(text) else _OTHER
+            return EXC
+        return PG if ":  " in text and _PG_CONT.match(text) else OTHER
     if first.islower():
         equals = text.find("=", 1, 40)
         if equals > 0 and text.find(" ", 0, equals) < 0:
-            return _OTHER  # logfmt ("time=… level=info …"): a record of its own, nothing more
+            return OTHER  # logfmt ("time=… level=info …"): a record of its own, nothing more
     if text[1:4] == ", [" and first in "EFA":
-        return _RUBY_HEAD  # Ruby Logger "E, [time #pid] ERROR -- prog: msg"
+        return RUBY_HEAD  # Ruby Logger "E, [time #pid] ERROR -- prog: msg"
     if text.startswith(_PREFIXES):
         for prefix, kind in _PREFIX_KINDS:
             if text.startswith(prefix):
-                if kind == _GOROUTINE and " [" not in text:
-                    return _OTHER
+                if kind == GOROUTINE and " [" not in text:
+                    return OTHER
                 return kind
     if text.startswith(_PG_KEYS):
-        return _PG
+        return PG
     if _EXC_HEADER.match(text):
-        return _EXC
+        return EXC
     if (first == "/" or first.isalpha()) and _RUBY_HEADER.match(text):
-        return _RUBY_ERR  # "app.rb:12:in `f': msg (Error)": a frame itself, not on probation
-    if first == "a" and text.startswith("at ") and _AT0.match(text):
-        return _AT0
+        return RUBY_ERR  # "app.rb:12:in `f': msg (Error)": a frame itself, not on probation
+    if first == "a" and text.startswith("at ") and AT0.match(text):
+        return AT0
     if first == "-" and text.startswith(("--- End of ", "---> ")):
-        return _AT0  # .NET's async boundary and inner exception, unindented by journald
+        return AT0  # .NET's async boundary and inner exception, unindented by journald
     if text[-1:].isdigit() and " " not in text and _node_location(text):
-        return _NODE_PRE
+        return NODE_PRE
     # whether it is prose (a message that runs on) only matters under an error record: the
-    # caller decides with _prose() when it does
-    return _MAYBE
+    # caller decides with resolve_prose() when it does
+    return MAYBE
 
 
 def _node_location(text: str) -> bool:
@@ -185,33 +185,33 @@ def _node_location(text: str) -> bool:
     )
 
 
-def _prose(kind: int, text: str) -> int:
+def resolve_prose(kind: int, text: str) -> int:
     """What the fast path leaves open, decided where it matters (under a record that may be an
-    error): _MAYBE is _PROSE for a line that cannot start a record, else _OTHER; an _OTHER line
+    error): MAYBE is PROSE for a line that cannot start a record, else OTHER; an OTHER line
     may be a PostgreSQL continuation record."""
-    if kind == _MAYBE:
-        return _OTHER if _NOT_PROSE.match(text) else _PROSE
-    if kind == _OTHER and ":  " in text and _PG_CONT.match(text):
-        return _PG
+    if kind == MAYBE:
+        return OTHER if _NOT_PROSE.match(text) else PROSE
+    if kind == OTHER and ":  " in text and _PG_CONT.match(text):
+        return PG
     return kind
 
 
 def _indented_kind(text: str) -> int:
     if text.isspace():
-        return _BLANK
+        return BLANK
     if text[1:2].isspace() and _INDENTED_LOG.match(text):
-        return _OTHER
+        return OTHER
     stripped = text.lstrip()
     if stripped.startswith('File "'):
-        return _FRAME
+        return FRAME
     if stripped[:1] == "[" and _BRACKET_ERROR.match(text):
-        return _EXC
+        return EXC
     if "Warning" in text and _K8S_WARNING.match(text):
-        return _K8S
-    return _INDENT
+        return K8S
+    return INDENT
 
 
-def _may_have_prefix(text: str, first: str) -> bool:
+def may_have_prefix(text: str, first: str) -> bool:
     """A cheap look at a line that starts with neither a digit nor "[" or "{": could
     strip_prefix find something? (journald's "Mar 04 …", a compose "api-1  | ", a terminal
     glyph, colours at the start). Colours inside an ordinary letter-first line are left alone:

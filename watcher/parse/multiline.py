@@ -40,28 +40,28 @@ from collections.abc import Callable
 from watcher.model import LogEvent, RawLine
 from watcher.parse.formats import can_be_error, parse_line, unwrap_json
 from watcher.parse.linekinds import (
-    _EXC,
-    _JSON,
-    _JSON_ERR,
-    _K8S,
-    _MAYBE,
-    _OPEN,
-    _OTHER,
-    _PG,
-    _PROSE,
-    _TB,
-    _TENTATIVE,
-    _kind,
-    _may_have_prefix,
-    _prose,
+    EXC,
+    JSON,
+    JSON_ERR,
+    K8S,
+    MAYBE,
+    OPEN,
+    OTHER,
+    PG,
+    PROSE,
+    TB,
+    TENTATIVE,
+    line_kind,
+    may_have_prefix,
+    resolve_prose,
 )
 from watcher.parse.prefixes import strip_prefix
 from watcher.parse.records import (
-    _accepts,
-    _build,
-    _Record,
-    _repeats_header,
-    _single,
+    Record,
+    accepts,
+    build_event,
+    repeats_header,
+    single_event,
 )
 from watcher.parse.timestamps import parse_timestamp
 
@@ -77,7 +77,7 @@ def _after_timestamp(text: str) -> bool:
 
 _TRANSPORT_WORDS = ("stdout ", "stderr ", "app[", "heroku[")
 # kinds the fast path holds in place of an ordinary record
-_HELD_KINDS = frozenset((_OTHER, _MAYBE))
+_HELD_KINDS = frozenset((OTHER, MAYBE))
 
 
 class Assembler:
@@ -100,7 +100,7 @@ class Assembler:
         self._max_bytes = max_bytes
         self._timeout = timeout
         self._clock = clock
-        self._open: dict[str, _Record] = {}
+        self._open: dict[str, Record] = {}
         self._partial: dict[str, str] = {}  # CRI "P" line fragments waiting for their end
         self._next_sweep = clock() + timeout
 
@@ -134,13 +134,13 @@ class Assembler:
         max_bytes = self._max_bytes
         errors_only = self._errors_only
         skipped = 0
-        spare: _Record | None = None  # a closed record object, reused by the next _OTHER line
+        spare: Record | None = None  # a closed record object, reused by the next OTHER line
         for line in lines:
             text = line.text
             key = line.stream
             first = text[:1]
             if first.isdigit() and text[10:11] != "T" and "\x1b" not in text:
-                kind = _OTHER  # the usual timestamped line: nothing to strip, a record start
+                kind = OTHER  # the usual timestamped line: nothing to strip, a record start
             elif first.isdigit() or first == "[":
                 # a transport prefix here starts with an RFC 3339 time (CRI, Logplex, short-iso
                 # journald) or "[pod/"; colours can be anywhere
@@ -156,38 +156,38 @@ class Assembler:
                             continue
                         first = text[:1]
                 if first.isdigit():
-                    kind = _OTHER  # a PostgreSQL continuation is told apart by _prose()
+                    kind = OTHER  # a PostgreSQL continuation is told apart by resolve_prose()
                 elif first == "[":
-                    kind = _kind(text) if text[1:2].isupper() else _OTHER
+                    kind = line_kind(text) if text[1:2].isupper() else OTHER
                 else:
-                    kind = _kind(text)
+                    kind = line_kind(text)
             elif first == "{":
-                kind = _JSON
+                kind = JSON
                 wrapped = unwrap_json(text) if ('"message":' in text or '"log":' in text) else None
                 if wrapped is not None:
                     text, key = self._unwrap(line, *wrapped)
-                    kind = _kind(text)
-                    if kind == _MAYBE:
-                        kind = _OTHER  # a wrapped line is a log entry of its own, not a run-on
+                    kind = line_kind(text)
+                    if kind == MAYBE:
+                        kind = OTHER  # a wrapped line is a log entry of its own, not a run-on
             else:
                 if first.islower():  # logfmt and prose: only a compose prefix is possible
                     found = strip_prefix(text) if text.find("| ", 0, 72) >= 0 else None
                 else:
-                    found = strip_prefix(text) if _may_have_prefix(text, first) else None
+                    found = strip_prefix(text) if may_have_prefix(text, first) else None
                 if found is not None:
                     text, key = self._unprefix(line, found)
                     if text is None:
                         continue
-                kind = _kind(text)
-                if kind == _MAYBE and (line.fields is not None or line.timestamp is not None):
+                kind = line_kind(text)
+                if kind == MAYBE and (line.fields is not None or line.timestamp is not None):
                     # a source that gives every line its own record (Railway, Loki, CloudWatch)
                     # says where records start: its lines are never an earlier message run on
-                    kind = _OTHER
+                    kind = OTHER
             record = open_records.get(key)
-            if kind == _JSON:
+            if kind == JSON:
                 if record is not None:
-                    if record.state != _OPEN or record.lines is not None:
-                        self._continue(record, line, _JSON, now, out)
+                    if record.state != OPEN or record.lines is not None:
+                        self._continue(record, line, JSON, now, out)
                         continue
                     del open_records[key]
                     self._single(record.head, record.head_kind, out, record.event)
@@ -198,16 +198,16 @@ class Assembler:
                     self._json(line, key, now, out, checked=True)
                 continue
             if record is None:
-                if kind == _MAYBE:
-                    kind = _OTHER  # nothing to run on from
-                if kind == _OTHER and spare is not None and len(text) < max_bytes:
+                if kind == MAYBE:
+                    kind = OTHER  # nothing to run on from
+                if kind == OTHER and spare is not None and len(text) < max_bytes:
                     spare.reset(line, kind, now, key)
                     open_records[key], spare = spare, None
                 else:
                     self._start(line, kind, now, out, key)
             elif (
                 kind in _HELD_KINDS
-                and record.state == _OPEN
+                and record.state == OPEN
                 and record.lines is None
                 and len(text) < max_bytes
             ):
@@ -216,20 +216,20 @@ class Assembler:
                 head = record.head
                 if (
                     errors_only
-                    and record.head_kind < _TB
+                    and record.head_kind < TB
                     and not can_be_error(head)
-                    and not (kind == _MAYBE and head.text.endswith((":", ": ")))
+                    and not (kind == MAYBE and head.text.endswith((":", ": ")))
                 ):
                     skipped += 1
-                    kind = _OTHER
+                    kind = OTHER
                 else:
-                    kind = _prose(kind, text)
-                    if kind in (_PROSE, _PG) or (
-                        (":in `" in text or ":in '" in text) and _repeats_header(record, text)
+                    kind = resolve_prose(kind, text)
+                    if kind in (PROSE, PG) or (
+                        (":in `" in text or ":in '" in text) and repeats_header(record, text)
                     ):  # it may continue an error record: the slow path
-                        self._continue(record, line, _PG if kind == _OTHER else kind, now, out)
+                        self._continue(record, line, PG if kind == OTHER else kind, now, out)
                         continue
-                    out.append(_single(head, record.head_kind, record.event))
+                    out.append(single_event(head, record.head_kind, record.event))
                 # only what an OPEN one-line record can have changed is set: a full reset()
                 # costs a tenth of the loop
                 record.head, record.head_kind, record.size, record.touched, record.event = (
@@ -240,7 +240,7 @@ class Assembler:
                     None,
                 )
             else:
-                self._continue(record, line, _prose(kind, text), now, out)
+                self._continue(record, line, resolve_prose(kind, text), now, out)
         self._skipped += skipped
         return out
 
@@ -288,7 +288,7 @@ class Assembler:
         for key, record in sorted(self._open.items(), key=lambda item: item[1].head.line_no):
             if force or now - record.touched >= self._timeout:
                 del self._open[key]
-                if record.state == _TENTATIVE:
+                if record.state == TENTATIVE:
                     self._split(record, out)
                 else:
                     self._emit(record, out, truncated=False)
@@ -305,8 +305,8 @@ class Assembler:
             return
         event = parse_line(line)
         if event.is_error and not event.frames and len(line.text) < self._max_bytes:
-            record = _Record(line, _JSON, now, key)
-            record.state, record.event = _JSON_ERR, event
+            record = Record(line, JSON, now, key)
+            record.state, record.event = JSON_ERR, event
             self._open[key] = record
             return
         out.append(event)
@@ -315,28 +315,28 @@ class Assembler:
         if len(line.text) >= self._max_bytes:
             self._single(line, kind, out)  # complete as it stands
             return
-        if kind == _K8S:
+        if kind == K8S:
             self._single(line, kind, out)
             return
-        self._open[key] = _Record(line, kind, now, key)
+        self._open[key] = Record(line, kind, now, key)
 
     def _continue(
-        self, record: _Record, line: RawLine, kind: int, now: float, out: list[LogEvent]
+        self, record: Record, line: RawLine, kind: int, now: float, out: list[LogEvent]
     ) -> None:
-        state = _accepts(record, kind, line.text)
+        state = accepts(record, kind, line.text)
         key = record.key
         if state is None:
-            if record.state == _TENTATIVE:
+            if record.state == TENTATIVE:
                 # the header had no frame after it: it was a line of its own after all
                 self._emit_part(record, out)
                 header = record.lines[-1] if record.lines else record.head
-                record = _Record(header, _EXC, record.touched, key)
+                record = Record(header, EXC, record.touched, key)
                 self._open[key] = record
                 self._continue(record, line, kind, now, out)
                 return
             del self._open[key]
             self._emit(record, out, truncated=False)
-            if kind == _JSON:
+            if kind == JSON:
                 self._json(line, key, now, out)
             else:
                 self._start(line, kind, now, out, key)
@@ -344,7 +344,7 @@ class Assembler:
         if record.count >= self._max_lines or record.size + len(line.text) > self._max_bytes:
             del self._open[key]
             self._emit(record, out, truncated=True)
-            if kind == _JSON:
+            if kind == JSON:
                 self._json(line, key, now, out)
             else:
                 self._start(line, kind, now, out, key)
@@ -365,29 +365,29 @@ class Assembler:
         truncated: bool = False,
     ) -> None:
         """Append the event of a one-line record, unless errors_only rules it out cheaply."""
-        if event is None and self._errors_only and kind < _TB and not can_be_error(line):
+        if event is None and self._errors_only and kind < TB and not can_be_error(line):
             self._skipped += 1
             return
-        event = _single(line, kind, event)
+        event = single_event(line, kind, event)
         if truncated:
             event.truncated = True
         out.append(event)
 
-    def _emit(self, record: _Record, out: list[LogEvent], *, truncated: bool) -> None:
+    def _emit(self, record: Record, out: list[LogEvent], *, truncated: bool) -> None:
         if record.lines is None:
             self._single(record.head, record.head_kind, out, record.event, truncated)
         else:
-            out.append(_build(record.lines, record.head_kind, truncated, record.event))
+            out.append(build_event(record.lines, record.head_kind, truncated, record.event))
 
-    def _emit_part(self, record: _Record, out: list[LogEvent]) -> None:
+    def _emit_part(self, record: Record, out: list[LogEvent]) -> None:
         """The record without its probationary last line."""
         lines = record.lines or [record.head]
         if len(lines) == 2:
             self._single(lines[0], record.head_kind, out, record.event)
         else:
-            out.append(_build(lines[:-1], record.head_kind, False, record.event))
+            out.append(build_event(lines[:-1], record.head_kind, False, record.event))
 
-    def _split(self, record: _Record, out: list[LogEvent]) -> None:
+    def _split(self, record: Record, out: list[LogEvent]) -> None:
         header = record.lines[-1] if record.lines else record.head
         self._emit_part(record, out)
-        self._single(header, _EXC, out)
+        self._single(header, EXC, out)

@@ -7,55 +7,55 @@ import re
 from watcher.model import ERROR_RANK, LEVEL_RANK, LogEvent, RawLine
 from watcher.parse.formats import can_be_error, parse_line
 from watcher.parse.linekinds import (
-    _ACCESS_LOG,
-    _AT0,
-    _ATTACHED,
-    _BLANK,
-    _BODY,
-    _CAUSED,
-    _CHAIN,
-    _EXC,
-    _FAILURE_WORDS,
-    _FRAME,
-    _FRAME_LINE,
-    _GO,
-    _GO_FUNC,
-    _GOHEAD,
-    _GOROUTINE,
-    _INDENT,
-    _JMSG,
-    _JSON,
-    _JSON_ERR,
-    _JVM_HEAD,
-    _K8S,
-    _NODE_PRE,
-    _NODE_PRE_S,
-    _OPEN,
-    _OTHER,
-    _PG,
-    _PHP_CONT,
-    _PROSE,
-    _PY,
-    _PY_CHAIN,
-    _PY_DONE,
-    _PY_EXCEPTION,
-    _RECORD_HEAD,
-    _RUBY,
-    _RUBY_ERR,
-    _RUBY_HEAD,
-    _RUBY_KEY,
-    _RUBY_STOP,
-    _RUNON,
-    _STATE_OF_HEAD,
-    _TB,
-    _TENTATIVE,
-    _TRACE_STARTS,
+    ACCESS_LOG,
+    AT0,
+    ATTACHED,
+    BLANK,
+    BODY,
+    CAUSED,
+    CHAIN,
+    EXC,
+    FAILURE_WORDS,
+    FRAME,
+    FRAME_LINE,
+    GO,
+    GO_FUNC,
+    GOHEAD,
+    GOROUTINE,
+    INDENT,
+    JMSG,
+    JSON,
+    JSON_ERR,
+    JVM_HEAD,
+    K8S,
+    NODE_PRE,
+    NODE_PRE_S,
+    OPEN,
+    OTHER,
+    PG,
+    PHP_CONT,
+    PROSE,
+    PY,
+    PY_CHAIN,
+    PY_DONE,
+    PY_EXCEPTION,
+    RECORD_HEAD,
+    RUBY,
+    RUBY_ERR,
+    RUBY_HEAD,
+    RUBY_KEY,
+    RUBY_STOP,
+    RUNON,
+    STATE_OF_HEAD,
+    TB,
+    TENTATIVE,
+    TRACE_STARTS,
     WARNING_RANK,
 )
 from watcher.parse.traces import parse_trace
 
 
-class _Record:
+class Record:
     """The open record of one writer."""
 
     __slots__ = (
@@ -82,7 +82,7 @@ class _Record:
         self.lines: list[RawLine] | None = None  # every line once there is more than one
         self.count = 1
         self.size = len(line.text)
-        self.state = _STATE_OF_HEAD.get(kind, _OPEN)
+        self.state = STATE_OF_HEAD.get(kind, OPEN)
         self.touched = now
         self.event: LogEvent | None = None  # the head, parsed once it had to be looked at
         self.depth = 0  # open braces of a Node error's property print
@@ -105,7 +105,7 @@ class _Record:
     def announces_error(self, attached: bool = False) -> bool:
         """Whether a trace that follows belongs to this record: it reported an error (or, for a
         trace a logger attaches to its record, a warning)."""
-        if self.head_kind >= _TB or self.state == _JSON_ERR:
+        if self.head_kind >= TB or self.state == JSON_ERR:
             return True
         event = self.head_event()
         if event.level is not None:
@@ -113,144 +113,142 @@ class _Record:
             # a warning record: one logging call, one event (an error by its trace)
             return LEVEL_RANK.get(event.level, 0) >= (WARNING_RANK if attached else ERROR_RANK)
         text = self.head.text
-        if _ACCESS_LOG.search(text):
+        if ACCESS_LOG.search(text):
             return False
         if text.rstrip().endswith(":"):
             return True
         # words of failure only where can_be_error lets the head through: the assembler's
         # errors-only fast path must decide like the full path does
-        return can_be_error(self.head) and _FAILURE_WORDS.search(text) is not None
+        return can_be_error(self.head) and FAILURE_WORDS.search(text) is not None
 
 
-def _accepts(record: _Record, kind: int, text: str) -> int | None:
+def accepts(record: Record, kind: int, text: str) -> int | None:
     """The record's next state if a line of `kind` continues it, else None."""
     state = record.state
-    if kind == _BLANK:
+    if kind == BLANK:
         # a header on probation must stay the record's last line, so a blank line decides it
-        return None if state in (_TENTATIVE, _JSON_ERR) else state
-    if kind == _K8S:
+        return None if state in (TENTATIVE, JSON_ERR) else state
+    if kind == K8S:
         return None
-    if state == _RUBY:
+    if state == RUBY:
         return _ruby_accepts(record, kind, text)
-    if state == _JMSG:
+    if state == JMSG:
         # inside a "Caused by:" message, which may run over several lines (PostgreSQL's
         # "Detail:" / "Hint:" blocks) until the frames start
-        if kind in (_INDENT, _FRAME):
-            return _BODY if _FRAME_LINE.match(text) else _JMSG
-        if kind in (_CAUSED, _PROSE, _AT0) or (
-            kind in (_OTHER, _EXC) and not _RECORD_HEAD.match(text)
-        ):
-            return _BODY if kind == _AT0 else _JMSG
+        if kind in (INDENT, FRAME):
+            return BODY if FRAME_LINE.match(text) else JMSG
+        if kind in (CAUSED, PROSE, AT0) or (kind in (OTHER, EXC) and not RECORD_HEAD.match(text)):
+            return BODY if kind == AT0 else JMSG
         return None
-    if state == _NODE_PRE_S:
+    if state == NODE_PRE_S:
         # "file.js:12", the source line, the caret, a blank line, then the error itself
-        if kind in (_INDENT, _OTHER, _PROSE) and record.count < 6:
-            return _NODE_PRE_S
-        if kind == _EXC:
-            return _TENTATIVE
+        if kind in (INDENT, OTHER, PROSE) and record.count < 6:
+            return NODE_PRE_S
+        if kind == EXC:
+            return TENTATIVE
         return None
-    if kind in (_INDENT, _FRAME):
-        if state in (_OPEN, _RUNON, _JSON_ERR):
-            if kind == _FRAME:
-                if state == _OPEN and not record.announces_error(attached=True):
+    if kind in (INDENT, FRAME):
+        if state in (OPEN, RUNON, JSON_ERR):
+            if kind == FRAME:
+                if state == OPEN and not record.announces_error(attached=True):
                     return None  # a header-less traceback after an unrelated record
-                return _PY
-            if state == _OPEN and record.lines is None and record.head.text.endswith("call last):"):
-                return _PY  # "ERROR:root:Traceback (most recent call last):" on one line
-            return _BODY
-        if state == _TENTATIVE:
-            return _BODY
-        return _PY if state == _PY_CHAIN and kind == _FRAME else state
-    if state in (_OPEN, _RUNON, _JSON_ERR):
+                return PY
+            if state == OPEN and record.lines is None and record.head.text.endswith("call last):"):
+                return PY  # "ERROR:root:Traceback (most recent call last):" on one line
+            return BODY
+        if state == TENTATIVE:
+            return BODY
+        return PY if state == PY_CHAIN and kind == FRAME else state
+    if state in (OPEN, RUNON, JSON_ERR):
         return _open_accepts(record, kind, text)
-    if state in (_BODY, _TENTATIVE):
-        if kind == _CAUSED:
-            return _JMSG
-        if kind in (_AT0, _PG):
-            return _BODY
+    if state in (BODY, TENTATIVE):
+        if kind == CAUSED:
+            return JMSG
+        if kind in (AT0, PG):
+            return BODY
         if record.depth > 0 and text[:1] in "}]":
-            return _BODY  # the closing brace of a Node error's properties
-        if kind == _PROSE and text.startswith(("Node.js v", "Emitted 'error' event")):
-            return _BODY  # the last lines of Node's crash report
-        if kind in (_PROSE, _OTHER) and _PHP_CONT.match(text):
-            return _BODY  # PHP's "Stack trace:" and "#0 file(12): fn()" frames
+            return BODY  # the closing brace of a Node error's properties
+        if kind == PROSE and text.startswith(("Node.js v", "Emitted 'error' event")):
+            return BODY  # the last lines of Node's crash report
+        if kind in (PROSE, OTHER) and PHP_CONT.match(text):
+            return BODY  # PHP's "Stack trace:" and "#0 file(12): fn()" frames
         return None
-    if state == _PY:
-        if kind in (_OTHER, _EXC, _PROSE) and _PY_EXCEPTION.match(text):
-            return _PY_DONE
+    if state == PY:
+        if kind in (OTHER, EXC, PROSE) and PY_EXCEPTION.match(text):
+            return PY_DONE
         return None
-    if state == _PY_DONE:
-        if kind == _CHAIN:
-            return _PY_CHAIN
+    if state == PY_DONE:
+        if kind == CHAIN:
+            return PY_CHAIN
         # an exception message may run over several lines (pydantic's error list,
         # SQLAlchemy's "(Background on this error at: …)"): prose that is not a new record
         # — only lines opening in lower case or "(": a capitalised line is far more often the next
         # record of a log without timestamps ("END RequestId: …" on Lambda)
         first = text[:1]
-        if kind not in (_PROSE, _OTHER):
+        if kind not in (PROSE, OTHER):
             return None  # a trace start, or a line a source delimited, is not a message run-on
-        if (first == "(" or (first.islower() and kind == _PROSE)) and not _RECORD_HEAD.match(text):
-            return _PY_DONE
+        if (first == "(" or (first.islower() and kind == PROSE)) and not RECORD_HEAD.match(text):
+            return PY_DONE
         return None
-    if state == _PY_CHAIN:
-        return _PY if kind == _TB else None
-    is_go_line = kind == _GOROUTINE or (
-        kind in (_OTHER, _EXC, _PROSE) and _GO_FUNC.match(text) is not None
+    if state == PY_CHAIN:
+        return PY if kind == TB else None
+    is_go_line = kind == GOROUTINE or (
+        kind in (OTHER, EXC, PROSE) and GO_FUNC.match(text) is not None
     )
-    return _GO if state == _GO and is_go_line else None
+    return GO if state == GO and is_go_line else None
 
 
-def _open_accepts(record: _Record, kind: int, text: str) -> int | None:
+def _open_accepts(record: Record, kind: int, text: str) -> int | None:
     """A record that is a log line (and what ran on from it) so far."""
-    if kind == _PG:
-        return _BODY
-    if kind in _TRACE_STARTS or kind == _CAUSED:
+    if kind == PG:
+        return BODY
+    if kind in TRACE_STARTS or kind == CAUSED:
         # a logger attaches a Python or JVM trace to its record; a process crash (panic:,
         # Node's preamble, "Exception in thread") follows only an error line it belongs to
-        if not record.announces_error(attached=kind in _ATTACHED):
+        if not record.announces_error(attached=kind in ATTACHED):
             return None
-        if kind == _TB:
-            return _PY
-        if kind == _GOHEAD:
-            return _GO
-        if kind == _NODE_PRE:
-            return _NODE_PRE_S
-        if kind in (_RUBY_ERR, _JVM_HEAD):
-            return _BODY  # a crash report's own first line: nothing to put on probation
-        return _JMSG if kind == _CAUSED else _TENTATIVE
-    if kind == _GOROUTINE:
-        return _GO if record.announces_error() else None
-    if kind == _AT0:
-        return _BODY if record.announces_error() else None
-    if kind == _PROSE and record.state != _JSON_ERR and record.count < 20:
+        if kind == TB:
+            return PY
+        if kind == GOHEAD:
+            return GO
+        if kind == NODE_PRE:
+            return NODE_PRE_S
+        if kind in (RUBY_ERR, JVM_HEAD):
+            return BODY  # a crash report's own first line: nothing to put on probation
+        return JMSG if kind == CAUSED else TENTATIVE
+    if kind == GOROUTINE:
+        return GO if record.announces_error() else None
+    if kind == AT0:
+        return BODY if record.announces_error() else None
+    if kind == PROSE and record.state != JSON_ERR and record.count < 20:
         # a message that runs on over unindented lines, under an error record only; the same
         # statement written again (a burst of one error line) is the next event, not a run-on
         if text[:12] == record.head.text[:12]:
             return None
-        return _RUNON if record.announces_error() else None
+        return RUNON if record.announces_error() else None
     return None
 
 
-def _ruby_accepts(record: _Record, kind: int, text: str) -> int | None:
+def _ruby_accepts(record: Record, kind: int, text: str) -> int | None:
     """Ruby's logger.error(e.full_message) prints the message and backtrace unindented."""
-    if kind == _RUBY_HEAD:
+    if kind == RUBY_HEAD:
         # Rails' tagged logger writes one FATAL record per line of the report: the same
         # severity, process, program and request tags continue the same event
-        head = _RUBY_KEY.match(record.head.text)
-        line = _RUBY_KEY.match(text)
+        head = RUBY_KEY.match(record.head.text)
+        line = RUBY_KEY.match(text)
         if head and line and head.group(4) and _ruby_id(head) == _ruby_id(line):
-            return _RUBY
+            return RUBY
         return None
-    if kind == _JSON or _RUBY_STOP.match(text):
+    if kind == JSON or RUBY_STOP.match(text):
         # a line that starts with the record's request tag is the report's last line
-        tags = _RUBY_KEY.match(record.head.text)
+        tags = RUBY_KEY.match(record.head.text)
         if tags and tags.group(4) and text.startswith(tags.group(4).split("]")[0] + "]"):
-            return _RUBY
+            return RUBY
         return None
-    return _RUBY
+    return RUBY
 
 
-def _repeats_header(record: _Record, text: str) -> bool:
+def repeats_header(record: Record, text: str) -> bool:
     """A Ruby backtrace line written as a log record of its own with the error's header
     (Sidekiq: "… TID-x ERROR: /gems/…/timed_stack.rb:42:in `pop'"): the header repeats."""
     frame = _RUBY_FRAME_TEXT.search(text)
@@ -276,14 +274,14 @@ def _trim(lines: list[RawLine]) -> list[RawLine]:
     return lines if end == len(lines) else lines[:end]
 
 
-def _build(
+def build_event(
     record_lines: list[RawLine], head_kind: int, truncated: bool, head: LogEvent | None
 ) -> LogEvent:
     """The LogEvent of a multi-line record: the head's structure plus the trace of all lines."""
     lines = _trim(record_lines)
     first, last = lines[0], lines[-1]
     if len(lines) == 1:
-        event = _single(first, head_kind, head)
+        event = single_event(first, head_kind, head)
         event.line_count = len(record_lines)
         event.cursor = record_lines[-1].cursor
         return event
@@ -296,7 +294,7 @@ def _build(
     event.line_count = len(record_lines)
     event.cursor = record_lines[-1].cursor
     event.truncated = truncated or any(line.truncated for line in lines)
-    trace = parse_trace(_without_logger_prefix(texts) if head_kind == _RUBY_HEAD else texts)
+    trace = parse_trace(_without_logger_prefix(texts) if head_kind == RUBY_HEAD else texts)
     if head_kind in _CRASH_HEADS and event.level is None:
         event.level = "error"  # a runtime's crash report carries no level of its own
     if trace is not None:
@@ -316,7 +314,7 @@ def _without_logger_prefix(texts: list[str]) -> list[str]:
     and the request tags the logger wrote in front of each."""
     out = [texts[0]]
     for text in texts[1:]:
-        match = _RUBY_KEY.match(text)
+        match = RUBY_KEY.match(text)
         rest = text[match.end() :] if match else text
         if rest.startswith("[") and "] " in rest[:64]:
             rest = rest[rest.index("] ") + 2 :]
@@ -325,8 +323,8 @@ def _without_logger_prefix(texts: list[str]) -> list[str]:
 
 
 # heads that are part of the trace, not a log line that reported it
-_HEADLESS = frozenset((_TB, _FRAME, _NODE_PRE))
-_CRASH_HEADS = frozenset((_TB, _FRAME, _NODE_PRE, _GOHEAD, _JVM_HEAD, _EXC))
+_HEADLESS = frozenset((TB, FRAME, NODE_PRE))
+_CRASH_HEADS = frozenset((TB, FRAME, NODE_PRE, GOHEAD, JVM_HEAD, EXC))
 
 
 def _apply_trace(event: LogEvent, exc_type: str | None, exc_msg: str | None, frames: list) -> None:
@@ -340,11 +338,11 @@ def _apply_trace(event: LogEvent, exc_type: str | None, exc_msg: str | None, fra
         event.level = "error" if event.level is None else event.level
 
 
-def _single(line: RawLine, kind: int, event: LogEvent | None = None) -> LogEvent:
+def single_event(line: RawLine, kind: int, event: LogEvent | None = None) -> LogEvent:
     """A one-line record; only a line that reads as a trace head pays for parse_trace."""
     if event is None:
         event = parse_line(line)
-    if kind >= _TB and event.exception_type is None:
+    if kind >= TB and event.exception_type is None:
         trace = parse_trace([line.text])
         if trace is not None:
             _apply_trace(event, trace.exception_type, trace.exception_message, trace.frames)
