@@ -578,7 +578,7 @@ _K8S_WARNING_ROW = re.compile(
     r"(?:\S+\s+){0,6}?Warning\s+([A-Z][a-z]*[A-Z]\w*|Unhealthy|Evicted)\s"
 )
 # access log lines, and the request summaries of frameworks (Rails' "Completed 500 … in 25ms")
-_ACCESS_LINE = re.compile(r'"[A-Z]+ \S+ HTTP/[\d.]+"|HTTP/[\d.]+" \d{3}|^Completed \d{3} ')
+ACCESS_LINE = re.compile(r'"[A-Z]+ \S+ HTTP/[\d.]+"|HTTP/[\d.]+" \d{3}|^Completed \d{3} ')
 
 
 # Level-less error reports that no level fragment names (levelless_level decides; can_be_error
@@ -622,7 +622,7 @@ def levelless_level(message: str) -> str | None:
         return None  # the regexes below cannot match: spare them (most level-less lines)
     if _reports_error(message, low) or _K8S_WARNING_ROW.match(message):
         # an access log line quoting an error path or status is traffic, not an error report
-        return None if _ACCESS_LINE.search(message) else "error"
+        return None if ACCESS_LINE.search(message) else "error"
     return None
 
 

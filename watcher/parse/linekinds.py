@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from watcher.model import LEVEL_RANK
+from watcher.parse.formats import ACCESS_LINE
 
 WARNING_RANK = LEVEL_RANK["warning"]
 
@@ -124,7 +125,8 @@ FAILURE_WORDS = re.compile(
     r"(?i)\b(?:error|errors|exception|fail(?:ed|ure)?|fatal|panic|traceback|unhandled|uncaught"
     r"|crash(?:ed)?|abort(?:ed)?|rejection)\b"
 )
-ACCESS_LOG = re.compile(r'"[A-Z]+ \S+ HTTP/[\d.]+"|HTTP/[\d.]+" \d{3}|^Completed \d{3} ')
+# access log lines and request summaries: traffic, not a report of an error
+ACCESS_LOG = ACCESS_LINE
 
 PHP_CONT = re.compile(r"Stack trace:$|#\d+ \S|\{main\}")
 ATTACHED = frozenset((TB, EXC, FRAME, CAUSED, RUBY_ERR))
