@@ -71,6 +71,22 @@ def prom_query(port: int, expr: str) -> list[dict[str, Any]]:
         return []
 
 
+def read_rows(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """The rows of a query on a state DB opened read-only, beside a daemon that writes it;
+    [] before its file or its tables exist."""
+    import sqlite3
+
+    if not Path(db).exists():
+        return []
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return con.execute(sql, params).fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        con.close()
+
+
 def stored_total(db: Path) -> int:
     """SUM(count) over the groups in a state DB (0 before the first write)."""
     import sqlite3

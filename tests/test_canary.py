@@ -39,7 +39,7 @@ import boto3
 
 from tests.fakes.loki import FakeLoki, serve_in_thread
 from tests.fakes.moto import REGION, moto_endpoint  # noqa: F401 (the fixture)
-from tests.helpers import clean_env, wait_for
+from tests.helpers import clean_env, read_rows, wait_for
 
 SEED = int(os.environ.get("CANARY_SEED", "20261122"))  # set it to explore other kill points
 PERSIST = 0.5
@@ -110,16 +110,7 @@ def counted(db: Path) -> Counter[Key]:
     A group's `sources` column splits its count by source, so sources may share groups.
     """
     out: Counter[Key] = Counter()
-    if not db.exists():
-        return out
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        rows = con.execute("SELECT template, sources FROM groups").fetchall()
-    except sqlite3.OperationalError:
-        return out
-    finally:
-        con.close()
-    for template, sources in rows:
+    for template, sources in read_rows(db, "SELECT template, sources FROM groups"):
         statement = template.split("canary ", 1)[-1].split(" seq=")[0]  # the level is not in it
         for source, count in json.loads(sources).items():
             out[source, statement] += count

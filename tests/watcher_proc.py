@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 
-from tests.helpers import clean_env, wait_for
+from tests.helpers import clean_env, read_rows, wait_for
 
 
 class WatcherProcess:
@@ -92,16 +91,7 @@ def statement_line(statement: int, seq: int) -> str:
 def stored(db: Path) -> Counter[int]:
     """Stored count per statement (groups of statement_line); empty before the first commit."""
     out: Counter[int] = Counter()
-    if not db.exists():
-        return out
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        rows = con.execute("SELECT template, count FROM groups").fetchall()
-    except sqlite3.OperationalError:
-        return out
-    finally:
-        con.close()
-    for template, count in rows:
+    for template, count in read_rows(db, "SELECT template, count FROM groups"):
         if "mbt" in template:
             out[template.split().count("step")] += count
     return out
@@ -109,16 +99,8 @@ def stored(db: Path) -> Counter[int]:
 
 def committed(db: Path, source: str = "app") -> dict[str, str]:
     """The checkpoint rows of a source (stream -> cursor JSON); {} before the first commit."""
-    if not db.exists():
-        return {}
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        rows = con.execute("SELECT stream, cursor FROM checkpoints WHERE source = ?", (source,))
-        return dict(rows.fetchall())
-    except sqlite3.OperationalError:
-        return {}
-    finally:
-        con.close()
+    sql = "SELECT stream, cursor FROM checkpoints WHERE source = ?"
+    return dict(read_rows(db, sql, (source,)))
 
 
 def settle(db: Path, want: Counter[int], timeout: float = 20.0) -> Counter[int]:
