@@ -549,7 +549,7 @@ def _match_category(exc: str, text: str, event: LogEvent) -> Category:
             for needle in needles:
                 if needle in library:
                     return CATEGORY_BY_NAME[name]
-    low = text.lower() if text.isascii() else None
+    low = low_all  # the text lower-cased once (with the exception names: hints only pre-check)
     for name in MESSAGE_ORDER:
         index = _ORDERED[name]
         cat, hints = BUILTIN[index], _HINTS[index][1]
