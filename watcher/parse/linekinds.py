@@ -139,7 +139,7 @@ def line_kind(text: str) -> int:
     if first == "{":
         return JSON
     if first == " " or first == "\t":
-        return _indented_kind(text)
+        return indented_kind(text)
     if not first:
         return BLANK
     if first.isdigit() or first == "[":
@@ -198,7 +198,8 @@ def resolve_prose(kind: int, text: str) -> int:
     return kind
 
 
-def _indented_kind(text: str) -> int:
+def indented_kind(text: str) -> int:
+    """What a line that starts with white space is: blank, a frame, an indented log line…"""
     if text.isspace():
         return BLANK
     if text[1:2].isspace() and _INDENTED_LOG.match(text):

@@ -51,6 +51,7 @@ from watcher.parse.linekinds import (
     PROSE,
     TB,
     TENTATIVE,
+    indented_kind,
     line_kind,
     may_have_prefix,
     resolve_prose,
@@ -169,6 +170,10 @@ class Assembler:
                     kind = line_kind(text)
                     if kind == MAYBE:
                         kind = OTHER  # a wrapped line is a log entry of its own, not a run-on
+            elif (first == " " and text[:12].lstrip()[:1].isascii()) or first == "\t":
+                # a trace frame or a continuation: no transport prefix starts with white space
+                # (a glyph after it is the other branch's)
+                kind = indented_kind(text)
             else:
                 if first.islower():  # logfmt and prose: only a compose prefix is possible
                     found = strip_prefix(text) if text.find("| ", 0, 72) >= 0 else None
@@ -240,7 +245,9 @@ class Assembler:
                     None,
                 )
             else:
-                self._continue(record, line, resolve_prose(kind, text), now, out)
+                if kind == MAYBE or (kind == OTHER and ":  " in text):
+                    kind = resolve_prose(kind, text)
+                self._continue(record, line, kind, now, out)
         self._skipped += skipped
         return out
 
