@@ -14,6 +14,7 @@ SOURCES: dict[str, str] = {
     "railway": "watcher.sources.railway:RailwaySourceConfig",
     "loki": "watcher.sources.loki:LokiSourceConfig",
     "cloudwatch": "watcher.sources.cloudwatch_config:CloudWatchSourceConfig",
+    "otlp": "watcher.sources.otlp.source:OtlpSourceConfig",
 }
 
 
