@@ -15,6 +15,7 @@ SOURCES: dict[str, str] = {
     "loki": "watcher.sources.loki:LokiSourceConfig",
     "cloudwatch": "watcher.sources.cloudwatch_config:CloudWatchSourceConfig",
     "otlp": "watcher.sources.otlp.source:OtlpSourceConfig",
+    "journald": "watcher.sources.journald:JournaldSourceConfig",
 }
 
 
