@@ -16,6 +16,7 @@ SOURCES: dict[str, str] = {
     "cloudwatch": "watcher.sources.cloudwatch_config:CloudWatchSourceConfig",
     "otlp": "watcher.sources.otlp.source:OtlpSourceConfig",
     "journald": "watcher.sources.journald:JournaldSourceConfig",
+    "kubernetes": "watcher.sources.kubernetes.config:KubernetesSourceConfig",
 }
 
 
