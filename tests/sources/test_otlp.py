@@ -338,6 +338,18 @@ async def test_not_running_path_answers_503() -> None:
         await runner.cleanup()
 
 
+def test_two_otlp_sources_on_one_path_is_a_config_error(tmp_path: Path) -> None:
+    """Two otlp sources on the same path are refused at load, naming the second one's key."""
+    from watcher.config import load_config
+
+    cfg = tmp_path / "w.toml"
+    cfg.write_text(
+        '[[sources]]\ntype = "otlp"\nname = "a"\n[[sources]]\ntype = "otlp"\nname = "b"\n'
+    )
+    with pytest.raises(Exception, match=r"sources\[1\]\.path.*already served by sources\[0\]"):
+        load_config(cfg, {})
+
+
 def test_config_rejects_reserved_paths() -> None:
     """A path that would shadow watcher's own routes is a config error naming the key."""
     with pytest.raises(SchemaError, match="path"):

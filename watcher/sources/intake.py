@@ -23,9 +23,8 @@ class Intake:
         self._handlers: dict[str, Handler] = {}
 
     def attach(self, path: str, handler: Handler) -> None:
-        """Serve `path` with `handler`; ValueError when another source already serves it."""
-        if path in self._handlers and self._handlers[path] is not handler:
-            raise ValueError(f"path: {path} is already served by another push source")
+        """Serve `path` with `handler`. The newest wins: a source rebuilt by a reload attaches
+        before the old one has detached (the config forbids two sources on one path)."""
         self._handlers[path] = handler
 
     def detach(self, path: str, handler: Handler) -> None:
