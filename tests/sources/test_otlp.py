@@ -191,6 +191,7 @@ async def test_sdk_exporter_gzip(receivers: list[Receiver]) -> None:
     await asyncio.to_thread(provider.shutdown)
     assert await tail.wait(1) == ["upstream timed out after 30s"]
     await tail.stop()
+    assert not receiver.ctx.intake.serves("/v1/logs")  # stopped: the path answers 503 again
 
 
 def json_request(trace_id: str) -> dict[str, Any]:

@@ -29,7 +29,8 @@ class Intake:
 
     def detach(self, path: str, handler: Handler) -> None:
         """Stop serving `path` (only if `handler` is still the one serving it)."""
-        if self._handlers.get(path) is handler:
+        # ==, not `is`: each `source.handle` access makes a new bound-method object
+        if self._handlers.get(path) == handler:
             del self._handlers[path]
 
     def serves(self, path: str) -> bool:
