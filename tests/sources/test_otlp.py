@@ -30,6 +30,7 @@ from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 
 from tests.sources.contract import SourceContract, Tail, make_ctx, wait_for
+from watcher.config import load_config
 from watcher.configschema import SchemaError, build
 from watcher.http.app import AppState, bound_port, make_app, start
 from watcher.http.security import SecurityConfig
@@ -38,6 +39,7 @@ from watcher.parse.formats import parse_line
 from watcher.sources.base import Source, SourceContext
 from watcher.sources.intake import Intake
 from watcher.sources.otlp.source import OtlpSource, OtlpSourceConfig
+from watcher.wiring import build_pipeline
 
 # the SDK's own LoggingHandler is deprecated in favour of a separate instrumentation package;
 # it is still what sends records through the real exporter here
@@ -341,8 +343,6 @@ async def test_not_running_path_answers_503() -> None:
 
 def test_two_otlp_sources_on_one_path_is_a_config_error(tmp_path: Path) -> None:
     """Two otlp sources on the same path are refused at load, naming the second one's key."""
-    from watcher.config import load_config
-
     cfg = tmp_path / "w.toml"
     cfg.write_text(
         '[[sources]]\ntype = "otlp"\nname = "a"\n[[sources]]\ntype = "otlp"\nname = "b"\n'
@@ -356,3 +356,24 @@ def test_config_rejects_reserved_paths() -> None:
     with pytest.raises(SchemaError, match="path"):
         build(OtlpSourceConfig, {"type": "otlp", "name": "o", "path": "/error-monitor/x"})
     assert build(OtlpSourceConfig, {"type": "otlp", "name": "o"}).path == "/v1/logs"
+
+
+async def test_body_holding_a_printed_trace_is_assembled(receivers: list[Receiver]) -> None:
+    """A body that is a whole printed traceback (no exception attributes) is split into lines
+    that the real pipeline assembles into one event with the trace's type and frame."""
+    receiver = await receiver_with(receivers)
+    body = (
+        "Traceback (most recent call last):\n"
+        '  File "/app/worker.py", line 40, in handle\n'
+        "    conn.execute(query)\n"
+        "ConnectionError: database is unreachable\n"
+    )
+    status, _, _ = await post(receiver.url, request_of([body]))
+    assert status == 200
+    lines = [line async for batch in receiver.source.window(None, None) for line in batch]
+    assert len(lines) == 4  # the trailing newline makes no empty line
+    pipeline = build_pipeline(load_config(None, {}), Metrics())
+    updates = pipeline.feed(lines) + pipeline.flush(force=True)
+    (update,) = updates
+    assert update.event.exception_type == "ConnectionError"
+    assert update.event.frames[-1].function == "handle"

@@ -160,7 +160,8 @@ class Converter:
         fields = _fields(base, attrs, record)
         stamp = record.time_unix_nano or record.observed_time_unix_nano
         when = stamp / 1e9 if stamp else None
-        texts = [self._exception_line(text, fields, exception)] if exception else text.split("\n")
+        lines = text.rstrip("\r\n").split("\n")  # a trailing newline is not an empty line
+        texts = [self._exception_line(text, fields, exception)] if exception else lines
         for part in texts:
             out.lines.append(self._line(part, stream, when, fields, out))
         return True
