@@ -10,11 +10,14 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 # Debian packages the integration tests drive for real: prometheus + promtool (a real scrape,
 # rule checks), chromium (the dashboard through Playwright; never `playwright install`) and
-# systemd (systemd-analyze verify on the unit files; no systemd needs to run).
+# systemd (systemd-analyze verify on the unit files; no systemd needs to run) and
+# systemd-journal-remote (real journal files for the journald source).
 need=()
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)  # verifies the unit files
+# the journald source's tests write real journal files from the export format, read by journalctl
+[ -x /lib/systemd/systemd-journal-remote ] || need+=(systemd-journal-remote)
 if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq >/dev/null 2>&1 || true

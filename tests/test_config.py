@@ -569,7 +569,12 @@ def test_example_source_blocks_load_with_the_real_types(tmp_path: Path) -> None:
         ("railway", "api"),
         ("loki", "loki"),
         ("cloudwatch", "cloudwatch"),
+        ("otlp", "otlp"),
+        ("journald", "journald"),
+        ("kubernetes", "kubernetes"),
     ]
+    for source in loaded[-3:]:  # the example's values are the defaults
+        assert source == type(source)(type=source.type, name=source.name)
     assert loaded[1].argv == ["kubectl", "logs", "-f", "deploy/api"]
 
 

@@ -425,7 +425,21 @@ def _build_sources(entries: Any) -> tuple[Any, ...]:
             )
             raise SchemaError(("sources", i, "name"), message)
         first_use[source.name] = i
+    _check_push_paths(built)
     return tuple(built)
+
+
+def _check_push_paths(built: list[Any]) -> None:
+    """Two push sources (otlp) cannot serve one HTTP path."""
+    served: dict[str, int] = {}
+    for i, source in enumerate(built):
+        path = getattr(source, "path", None) if source.type == "otlp" else None
+        if path is None:
+            continue
+        if path in served:
+            message = f"path {describe(path)} is already served by sources[{served[path]}]"
+            raise SchemaError(("sources", i, "path"), message)
+        served[path] = i
 
 
 def _build_source(entry: Any, path: KeyPath) -> Any:

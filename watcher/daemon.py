@@ -31,6 +31,7 @@ from watcher.http.security import SecurityConfig, allowed_hosts
 from watcher.logs import configure as configure_logs
 from watcher.logs import loop_exception_handler
 from watcher.metrics import Metrics
+from watcher.sources.intake import Intake
 from watcher.store import MEMORY, Store
 from watcher.store.lock import StateLock, StateLocked
 from watcher.wiring import build_engine, build_pipeline, build_redactor, rules_from, seconds
@@ -80,6 +81,11 @@ async def watchdog(interval: float | None) -> None:
         await asyncio.sleep(interval)
 
 
+def ingest_paths(config: Config) -> frozenset[str]:
+    """The HTTP paths push sources (OTLP) serve; routed at start (a new path needs a restart)."""
+    return frozenset(str(s.path) for s in config.sources if s.type == "otlp")
+
+
 class Daemon:
     """Owns the engine, the HTTP server and the signal handlers of one `watcher run`."""
 
@@ -97,6 +103,7 @@ class Daemon:
         self.redact_obj: Any = lambda value: self.redactor.redact_obj(value)
         self.view: Any = None
         self.fixer: Any = None
+        self.intake = Intake()  # push sources' routes on the HTTP server (OTLP)
         self._fix_tasks: set[asyncio.Task[Any]] = set()
 
     def _on_signal(self, signum: int) -> None:
@@ -242,6 +249,7 @@ class Daemon:
             metrics=self.metrics,
             store=self.store,
             follow=True,
+            intake=self.intake,
         )
         self.view = DaemonView(
             self.engine, self.store, self.metrics, interval=seconds(config.watcher.interval)
@@ -349,9 +357,16 @@ class Daemon:
             max_body_bytes=http.max_body_bytes,
             token_env=http.token_env,
             allowed_hosts=allowed_hosts(http.listen, http.allowed_hosts),
+            ingest_paths=ingest_paths(self.config),
         )
         state = AppState(self.metrics, ready=self._ready)
-        return make_app(state, view=self.view, security=security, redact_obj=self.redact_obj)
+        return make_app(
+            state,
+            view=self.view,
+            security=security,
+            redact_obj=self.redact_obj,
+            intake=self.intake,
+        )
 
     async def _refresh_view(self) -> None:
         while True:

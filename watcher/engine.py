@@ -46,6 +46,7 @@ class EngineOptions:
     shutdown_timeout: float = 10.0
     max_line_bytes: int = 64 * 1024
     progress: Callable[[Stats, int], None] | None = None
+    intake: Any = None  # push sources' HTTP routes (watcher.sources.intake.Intake), daemon only
 
 
 @dataclass
@@ -238,6 +239,7 @@ class Engine:
             metrics=self.metrics,
             log=self.log.bind(source=cfg.name),
             max_line_bytes=self.options.max_line_bytes,
+            intake=self.options.intake,
         )
         if self.options.follow and self.store is not None:
             ctx.note = functools.partial(self._note, cfg.name)

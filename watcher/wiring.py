@@ -96,6 +96,7 @@ def build_engine(
     follow: bool,
     period: tuple[float | None, float | None] = (None, None),
     progress: Any = None,
+    intake: Any = None,
 ) -> Engine:
     """The engine around a pipeline; wires eviction of groups into the store."""
     w = config.watcher
@@ -108,6 +109,7 @@ def build_engine(
         max_unsaved_groups=w.max_unsaved_groups,
         max_line_bytes=config.parse.max_line_bytes,
         progress=progress,
+        intake=intake,
     )
     engine = Engine(pipeline, sources, store=store, metrics=metrics, options=options)
 

@@ -31,6 +31,7 @@ from watcher.http.security import (
 )
 from watcher.http.view import WatcherView
 from watcher.metrics import Metrics
+from watcher.sources.intake import Intake
 
 
 @dataclass
@@ -75,10 +76,12 @@ def make_app(
     view: WatcherView | None = None,
     security: SecurityConfig | None = None,
     redact_obj: Redact = identity,
+    intake: Intake | None = None,
 ) -> web.Application:
     """The application: health and metrics always; with a `view`, the /error-monitor/ JSON API,
     its OpenAPI document and the dashboard at `/`.
 
+    `intake` serves `security.ingest_paths` (push sources such as OTLP).
     `security` carries the API token (None: mutating routes answer 403), whether reads need it,
     the POST rate limit and the body cap. `redact_obj` is applied to every JSON body.
     """
@@ -94,6 +97,8 @@ def make_app(
     app.router.add_get("/health/live", live)
     app.router.add_get("/health/ready", ready)
     app.router.add_get("/metrics", metrics)
+    for path in sorted(security.ingest_paths if intake is not None else ()):
+        app.router.add_post(path, intake.dispatch)  # type: ignore[union-attr]
     if state.view is not None:
         add_api_routes(app, state.view, redact=redact_obj)
         add_openapi_route(app)

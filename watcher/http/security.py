@@ -94,6 +94,9 @@ class SecurityConfig:
     clock: Callable[[], float] = time.monotonic
     # Host header names accepted (lower case, no port); None accepts any (a wildcard listen)
     allowed_hosts: frozenset[str] | None = None
+    # push-source paths (OTLP /v1/logs): the token is required, but exporters post often and
+    # in large batches, so the POST rate limit and body cap are theirs to apply (503, 413)
+    ingest_paths: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         # An empty or blank token (an env var set to "") must not become a valid credential.
@@ -249,7 +252,11 @@ def guard_middleware(config: SecurityConfig) -> Middleware:
             raise ApiError(
                 421, "misdirected request", "the Host header does not name this server"
             )
-        if request.method not in SAFE_METHODS:
+        if request.method == "POST" and request.path in config.ingest_paths:
+            if config.token is None:
+                raise _no_token_configured(config, "log intake")
+            _require_token(request, config.token, guesses)
+        elif request.method not in SAFE_METHODS:
             await _check_mutation(request, config, limiter, guesses)
         elif _is_protected_read(request, config):
             if config.token is None:

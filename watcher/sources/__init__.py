@@ -14,6 +14,9 @@ SOURCES: dict[str, str] = {
     "railway": "watcher.sources.railway:RailwaySourceConfig",
     "loki": "watcher.sources.loki:LokiSourceConfig",
     "cloudwatch": "watcher.sources.cloudwatch_config:CloudWatchSourceConfig",
+    "otlp": "watcher.sources.otlp.source:OtlpSourceConfig",
+    "journald": "watcher.sources.journald:JournaldSourceConfig",
+    "kubernetes": "watcher.sources.kubernetes.config:KubernetesSourceConfig",
 }
 
 

@@ -28,6 +28,9 @@ class SourceContext:
     # stream -> a position no line carries (a file placed at its end): stored with the next
     # commit, before the cursors of the lines read after it (None: nothing is stored)
     note: Callable[[dict[str, Any]], None] | None = None
+    # the daemon's table of push-source HTTP routes (watcher.sources.intake.Intake); None where
+    # no HTTP server runs (scan, replay, tests of pull sources)
+    intake: Any = None
 
 
 class Source(Protocol):

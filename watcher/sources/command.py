@@ -133,10 +133,15 @@ class CommandSource:
                 "command exited", source=self.name, code=run.code, last_lines=list(run.tail)
             )
 
+    async def _argv(self) -> list[str]:
+        """The command line of the next run; a subclass may move it on (past a cursor)."""
+        return self.config.argv
+
     async def _spawn(self) -> asyncio.subprocess.Process:
         cfg = self.config
+        argv = await self._argv()
         return await asyncio.create_subprocess_exec(
-            *cfg.argv,
+            *argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT if cfg.merge_stderr else asyncio.subprocess.PIPE,
