@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from watcher.alerts.targets import WebhookTarget
-from watcher.sources.backoff import Backoff
+from watcher.backoff import Backoff
 
 Sleep = Callable[[float], Awaitable[None]]
 _BODY_BYTES = 512  # enough for Slack's error words ("invalid_payload", "no_service")
