@@ -46,6 +46,8 @@ ALERT_KEYS = {
     "sample",
     "pr_url",
     "fix_id",
+    "service",
+    "link",
 }
 
 
@@ -143,25 +145,25 @@ async def test_threshold_fires_once_then_again_after_cooldown(
 
 
 async def test_new_critical_pattern_fires(webhook_receiver: WebhookReceiver) -> None:
-    """A group seen for the first time with severity critical alerts as new_critical."""
+    """A group seen for the first time at or above min_severity alerts as kind new."""
     alerter = make([webhook_receiver.url()])
     async with running(alerter):
         alerter.observe([update(group(severity="critical"), new=True)])
         (request,) = await webhook_receiver.wait_for(1)
-    assert request.json["kind"] == "new_critical"
-    assert request.json["summary"] == "New critical error pattern"
+    assert request.json["kind"] == "new"
+    assert request.json["summary"] == "New error pattern"
 
 
 async def test_below_min_severity_or_not_critical_does_not_fire(
     webhook_receiver: WebhookReceiver,
 ) -> None:
-    """A medium crossing (minimum high), a new high group and a plain update send nothing."""
+    """A medium crossing (minimum high), a new medium group and a plain update send nothing."""
     alerter = make([webhook_receiver.url()], min_severity="high")
     async with running(alerter):
         alerter.observe(
             [
                 update(group("a", "medium"), crossed=True),
-                update(group("b", "high"), new=True),
+                update(group("b", "medium"), new=True),
                 update(group("c", "critical")),
             ]
         )
@@ -253,12 +255,12 @@ async def test_long_batches_list_ten_and_count_the_rest(webhook_receiver: Webhoo
 
 
 async def test_each_kind_is_its_own_message(webhook_receiver: WebhookReceiver) -> None:
-    """A new critical pattern and a crossing in one window are two messages, critical first."""
+    """A new pattern and a crossing in one window are two messages, the new one first."""
     alerter = make([webhook_receiver.url()])
     alerter.observe([update(group("a"), crossed=True), update(group("b", "critical"), new=True)])
     async with running(alerter):
         await webhook_receiver.wait_for(2)
-    assert [r.json["kind"] for r in webhook_receiver.requests] == ["new_critical", "threshold"]
+    assert [r.json["kind"] for r in webhook_receiver.requests] == ["new", "threshold"]
 
 
 async def test_pr_opened_alerts_despite_a_recent_threshold_alert(
@@ -305,6 +307,8 @@ async def test_generic_payload_has_exactly_these_keys(webhook_receiver: WebhookR
         "sample": "boom",
         "pr_url": None,
         "fix_id": None,
+        "service": None,
+        "link": None,
     }
     assert request.headers["Content-Type"].startswith("application/json")
 

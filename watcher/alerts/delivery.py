@@ -120,7 +120,11 @@ class Poster:
         timeout = aiohttp.ClientTimeout(total=self.policy.request_timeout)
         try:
             async with self.session.post(
-                target.url, json=payload, allow_redirects=False, timeout=timeout
+                target.url,
+                json=payload,
+                headers=dict(target.headers),
+                allow_redirects=False,
+                timeout=timeout,
             ) as response:
                 body = await response.content.read(_BODY_BYTES)
                 return _judge(response, body, target)
