@@ -9,10 +9,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 # Debian packages the integration tests drive for real: prometheus + promtool (a real scrape,
-# rule checks), chromium (the dashboard through Playwright; never `playwright install`) and
+# rule checks), prometheus-alertmanager (the Alertmanager destination posts to it), chromium
+# (the dashboard through Playwright; never `playwright install`) and
 # systemd (systemd-analyze verify on the unit files; no systemd needs to run).
 need=()
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
+command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)  # verifies the unit files
 if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
