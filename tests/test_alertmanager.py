@@ -14,16 +14,25 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+import structlog
 
 from tests.helpers import free_port, need, wait_for
 from tests.test_alerts import FAST, Clock, group, outcome, running, update
+from tests.test_daemon import ERRORS, write_config
 from watcher.alerts import Alerter
 from watcher.alerts.alertmanager import AlertmanagerConfig
 from watcher.alerts.destination import DestinationContext
+from watcher.config import load_config
+from watcher.daemon import Daemon
 from watcher.metrics import Metrics
+
+if TYPE_CHECKING:
+    from tests.fakes.pagerduty import FakePagerDuty
+
+pytest_plugins = ["tests.fakes.pagerduty"]
 
 PUBLIC_URL = "https://watcher.example.com"
 AM_CONFIG = 'route:\n  receiver: "null"\nreceivers:\n  - name: "null"\n'
@@ -71,7 +80,8 @@ def active_alerts(base: str) -> list[dict[str, Any]]:
 
 
 async def until(check: Any, timeout: float = 10.0) -> Any:
-    """Poll `check` (blocking I/O, run in a thread) until it returns something truthy."""
+    """Poll `check` (run in a thread: it may do blocking I/O) until it returns something
+    truthy or the timeout passes; returns its last value."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         value = await asyncio.to_thread(check)
@@ -162,3 +172,47 @@ async def test_unreachable_alertmanager_counts_failures_not_crashes() -> None:
         await until(lambda: outcome(alerter, "failed") >= 1)
     assert outcome(alerter, "failed") == 1
     assert outcome(alerter, "sent") == 0
+
+
+async def test_daemon_alerts_alertmanager_and_pagerduty_from_the_config(
+    tmp_path: Path, alertmanager: str, pagerduty: FakePagerDuty, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`watcher run` with [[alerts.destinations]] for Alertmanager and PagerDuty (routing key
+    from the environment) pushes the crossing patterns to both; a PagerDuty destination whose
+    key variable is unset is disabled with an error naming it, and the others still alert."""
+    monkeypatch.setenv("TEST_PD_KEY", pagerduty.routing_key)
+    monkeypatch.delenv("UNSET_PD_KEY", raising=False)
+    log = tmp_path / "app.log"
+    log.write_text("")
+    cfg = write_config(tmp_path, log)
+    cfg.write_text(
+        cfg.read_text()
+        + '[grouping]\nalert_count = 2\n[alerts]\nbatch_window = "100ms"\nmin_severity = "low"\n'
+        + f'[[alerts.destinations]]\ntype = "alertmanager"\nurl = "{alertmanager}"\n'
+        + f'[[alerts.destinations]]\ntype = "pagerduty"\nurl = "{pagerduty.url}"\n'
+        + 'routing_key_env = "TEST_PD_KEY"\nkinds = ["threshold"]\n'
+        + '[[alerts.destinations]]\ntype = "pagerduty"\nname = "backup-pager"\n'
+        + 'routing_key_env = "UNSET_PD_KEY"\n'
+    )
+    with structlog.testing.capture_logs() as logs:
+        daemon = Daemon(load_config(cfg))
+        task = asyncio.create_task(daemon.run())
+        await asyncio.wait_for(daemon.started.wait(), 10)
+    assert {"event": "Alert destination disabled.", "destination": "backup-pager"}.items() <= next(
+        e for e in logs if e["event"] == "Alert destination disabled."
+    ).items()
+    await until(
+        lambda: (
+            daemon.metrics.registry.get_sample_value("watcher_source_up", {"source": "app"}) == 1
+        )
+    )
+    with log.open("a") as fh:
+        fh.write(ERRORS)
+    firing = await until(lambda: active_alerts(alertmanager), timeout=20)
+    assert await until(lambda: pagerduty.alerts, timeout=20)
+    daemon.shutdown.set()
+    assert await asyncio.wait_for(task, 15) == 0
+    assert {a["labels"]["alertname"] for a in firing} == {"WatcherPattern"}
+    assert {a["labels"]["service"] for a in firing} == {"app"}
+    assert "timeout_error" in {a["labels"]["category"] for a in firing}
+    assert {e["event_action"] for a in pagerduty.alerts for e in a.events} == {"trigger"}
