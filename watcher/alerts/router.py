@@ -59,6 +59,9 @@ class Router:
         self.max_queue, self.resolve_after, self.public_url = max_queue, resolve_after, public_url
         self.queue: deque[tuple[int, Alert]] = deque()
         self.open: OrderedDict[str, _Open] = OrderedDict()  # least recently seen first
+        # ids some gate holds back for min_count: one set lookup per update instead of one per
+        # destination (a superset: ids are dropped lazily, when next seen or by a rebuild)
+        self._held: set[str] = set()
         self._resent = [clock()] * len(self.destinations)
         self._drops_unlogged, self._last_drop_log = 0, float("-inf")
 
@@ -66,18 +69,22 @@ class Router:
 
     def observe(self, updates: Iterable[GroupUpdate]) -> None:
         """Route the alerts these updates deserve; raises only on a bug (the Alerter catches)."""
-        now = self.clock()
+        now, held, opened = self.clock(), self._held, self.open
         for update in updates:
-            group = update.group
-            entry = self.open.get(group.id)
-            if entry is not None:
-                entry.last_seen = now
-                self.open.move_to_end(group.id)
-            self._count_held(update, now)
-            if update.is_new:
-                self._offer("new", group, now, _sample(update))
-            if update.crossed_threshold:
-                self._offer("threshold", group, now, _sample(update))
+            gid = update.group.id
+            if gid in opened:
+                opened[gid].last_seen = now
+                opened.move_to_end(gid)
+            if gid in held:
+                self._count_held(update, now)
+            if update.is_new or update.crossed_threshold:  # the rare update that alerts
+                self._worthy(update, now)
+
+    def _worthy(self, update: GroupUpdate, now: float) -> None:
+        if update.is_new:
+            self._offer("new", update.group, now, _sample(update))
+        if update.crossed_threshold:
+            self._offer("threshold", update.group, now, _sample(update))
 
     def pr_opened(self, group: ErrorGroup, pr_url: str, fix_id: str) -> None:
         """Route the news that a fix PR was opened for `group`."""
@@ -120,6 +127,8 @@ class Router:
             kind = gate.seen(group.id, now) if gate.holds(group.id) else None
             if kind is not None:
                 self._admit(i, kind, group, now, self._maker(kind, group, _sample(update), {}))
+        if not any(gate.holds(group.id) for gate in self.gates):
+            self._held.discard(group.id)
 
     def _offer(self, kind: Kind, group: ErrorGroup, now: float, sample: str, **extra: str) -> None:
         make = self._maker(kind, group, sample, extra)
@@ -129,6 +138,13 @@ class Router:
                 self._admit(i, kind, group, now, make)
             elif verdict == "suppress":
                 self.count("suppressed", 1)
+            elif verdict == "hold":
+                self._hold(group.id)
+
+    def _hold(self, group_id: str) -> None:
+        self._held.add(group_id)
+        if len(self._held) > 2 * MAX_TRACKED:  # gates forgot some (their LRU): rebuild
+            self._held = {g for g in self._held if any(gate.holds(g) for gate in self.gates)}
 
     def _admit(
         self, i: int, kind: Kind, group: ErrorGroup, now: float, make: Callable[[], Alert]
@@ -207,6 +223,3 @@ class Router:
 def _sample(update: GroupUpdate) -> str:
     event = update.event
     return event.text or event.message
-
-
-__all__ = ["MAX_TRACKED", "Router"]
