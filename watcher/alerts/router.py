@@ -10,6 +10,7 @@ patterns to destinations that need it (Alertmanager). The Alerter drains `queue`
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,6 @@ from watcher.model import ErrorGroup, GroupUpdate
 
 Count = Callable[[str, int], None]
 _DROP_LOG_INTERVAL = 60.0  # a full queue is logged at most this often; the metric counts all
-TRANSITIONS = ("resolved", "regressed")
 
 
 @dataclass
@@ -91,9 +91,7 @@ class Router:
         self._offer("pr_opened", group, self.clock(), "", pr_url=pr_url, fix_id=fix_id)
 
     def notify_transition(self, group: ErrorGroup, kind: str) -> None:
-        """A lifecycle change of `group` ("resolved" or "regressed") from the engine."""
-        if kind not in TRANSITIONS:
-            raise ValueError(f"transition: expected one of {TRANSITIONS}, got {kind!r}")
+        """A lifecycle change of `group` from the engine: "resolved", else "regressed"."""
         if kind == "resolved":
             self._resolve(group, self.clock())
         else:
@@ -189,11 +187,11 @@ class Router:
     def _resolve_quiet(self, now: float) -> None:
         if self.resolve_after <= 0:
             return
-        while self.open:
-            entry = next(iter(self.open.values()))
-            if now - entry.last_seen < self.resolve_after:
-                break
-            self._resolve(entry.group, now)
+        quiet = itertools.takewhile(
+            lambda entry: now - entry.last_seen >= self.resolve_after, self.open.values()
+        )
+        for group in [entry.group for entry in quiet]:  # least recently seen first
+            self._resolve(group, now)
 
     def _resolve(self, group: ErrorGroup, now: float) -> None:
         """Tell every destination where `group` is open that it resolved; forget it."""
