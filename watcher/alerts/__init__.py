@@ -19,14 +19,13 @@ redaction error, drain timeout) / `suppressed` (cooldown) / `digested` (rate cap
 
 from __future__ import annotations
 
-import importlib
-
 from watcher.alerts.alert import Alert, Kind
 from watcher.alerts.alerter import Alerter, AlertMetrics
 from watcher.alerts.delivery import RetryPolicy
 from watcher.alerts.destination import Destination, DestinationConfig, DestinationContext
 from watcher.alerts.payloads import build as build_payload
 from watcher.alerts.targets import WebhookTarget, parse_target
+from watcher.importer import import_attr
 
 DESTINATIONS: dict[str, str] = {
     "webhook": "watcher.alerts.webhook:WebhookConfig",
@@ -38,8 +37,7 @@ DESTINATIONS: dict[str, str] = {
 
 def config_class(type_name: str) -> type:
     """The config dataclass for a destination type; KeyError when the type is unknown."""
-    module_name, _, attr = DESTINATIONS[type_name].partition(":")
-    return getattr(importlib.import_module(module_name), attr)
+    return import_attr(DESTINATIONS[type_name])
 
 
 __all__ = [
