@@ -786,6 +786,27 @@ def test_check_config_masks_passwords_in_webhook_urls(tmp_path: Path) -> None:
     assert hooks == ["https://***@ops.example.com/***", "json+https://***@x.example.com/***"]
 
 
+def test_check_config_masks_webhook_destination_urls(tmp_path: Path) -> None:
+    """A webhook or Slack destination's URL path is its credential: `check-config` shows the
+    host only (a password in any destination URL is masked too)."""
+    cfg = tmp_path / "w.toml"
+    cfg.write_text(
+        '[[alerts.destinations]]\ntype = "slack"\n'
+        'url = "https://hooks.slack.com/services/T0/B0/S3cretPath"\n'
+        '[[alerts.destinations]]\ntype = "webhook"\nurl = "https://ops.example.com/h/Tok3nPath"\n'
+        '[[alerts.destinations]]\ntype = "alertmanager"\nurl = "http://u:Am5ecret@am:9093"\n'
+    )
+    text = dump_effective(load_config(cfg, {}))
+    for secret in ("S3cretPath", "Tok3nPath", "Am5ecret"):
+        assert secret not in text
+    slack, hook, manager = tomllib.loads(text)["alerts"]["destinations"]
+    assert (slack["url"], hook["url"]) == (
+        "https://hooks.slack.com/***",
+        "https://ops.example.com/***",
+    )
+    assert manager["url"] == "http://***@am:9093"
+
+
 @pytest.mark.parametrize(
     ("toml", "secret"),
     [
