@@ -219,3 +219,21 @@ def test_one_snapshot_is_shared_by_all_destinations() -> None:
     alerts = [x for _, x in a.router.take()]
     assert len(alerts) == 3
     assert all(x is alerts[0] for x in alerts)
+
+
+def test_a_pattern_resolved_for_quiet_that_logs_again_alerts_as_regressed() -> None:
+    """A pattern the alerter resolved because it went quiet is back with its next event: one
+    `regressed` alert (re-opening it where it was open, despite the cooldown), not silence."""
+    clock = Clock(0.0)
+    a = alerter(hook("pager", cooldown=3600.0), clock=clock, resolve_after=600.0)
+    g = group("flaky")
+    a.observe([update(g, crossed=True)])
+    clock.now += 700
+    a.router.tick(clock.now)
+    assert [k for _, k, _ in queued(a)] == ["threshold", "resolved"]
+    clock.now += 60
+    a.observe([update(g), update(g)])
+    assert queued(a) == [("pager", "regressed", "flaky")]
+    clock.now += 700
+    a.router.tick(clock.now)
+    assert queued(a) == [("pager", "resolved", "flaky")]

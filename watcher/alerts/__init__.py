@@ -7,7 +7,8 @@ Alert kinds, routed per destination with `kinds = [...]`:
 
 - `new`: a pattern seen for the first time (after `min_count` events within `window`);
 - `threshold`: a pattern crossed its threshold (`[grouping] alert_count` in `alert_window`);
-- `regressed`: a resolved pattern came back (the engine's lifecycle hook);
+- `regressed`: a resolved pattern came back (the engine's lifecycle hook, or a pattern the
+  alerter resolved for being quiet logged again);
 - `resolved`: a pattern was resolved, or went quiet for `[alerts] resolve_after`;
 - `pr_opened`: the fix pipeline opened a pull request for a pattern;
 

@@ -62,6 +62,8 @@ class Router:
         # ids some gate holds back for min_count: one set lookup per update instead of one per
         # destination (a superset: ids are dropped lazily, when next seen or by a rebuild)
         self._held: set[str] = set()
+        # patterns this Router resolved for being quiet: their next event is a regression
+        self._quieted: OrderedDict[str, None] = OrderedDict()
         self._resent = [clock()] * len(self.destinations)
         self._drops_unlogged, self._last_drop_log = 0, float("-inf")
 
@@ -69,7 +71,7 @@ class Router:
 
     def observe(self, updates: Iterable[GroupUpdate]) -> None:
         """Route the alerts these updates deserve; raises only on a bug (the Alerter catches)."""
-        now, held, opened = self.clock(), self._held, self.open
+        now, held, opened, quieted = self.clock(), self._held, self.open, self._quieted
         for update in updates:
             gid = update.group.id
             if gid in opened:
@@ -77,10 +79,13 @@ class Router:
                 opened.move_to_end(gid)
             if gid in held:
                 self._count_held(update, now)
-            if update.is_new or update.crossed_threshold:  # the rare update that alerts
+            if update.is_new or update.crossed_threshold or gid in quieted:  # the rare ones
                 self._worthy(update, now)
 
     def _worthy(self, update: GroupUpdate, now: float) -> None:
+        if update.group.id in self._quieted:  # resolved for being quiet, and back
+            del self._quieted[update.group.id]
+            self._offer("regressed", update.group, now, _sample(update))
         if update.is_new:
             self._offer("new", update.group, now, _sample(update))
         if update.crossed_threshold:
@@ -92,6 +97,7 @@ class Router:
 
     def notify_transition(self, group: ErrorGroup, kind: str) -> None:
         """A lifecycle change of `group` from the engine: "resolved", else "regressed"."""
+        self._quieted.pop(group.id, None)  # the engine's lifecycle speaks for it from now on
         if kind == "resolved":
             self._resolve(group, self.clock())
         else:
@@ -192,6 +198,9 @@ class Router:
         )
         for group in [entry.group for entry in quiet]:  # least recently seen first
             self._resolve(group, now)
+            self._quieted[group.id] = None
+            while len(self._quieted) > MAX_TRACKED:
+                self._quieted.popitem(last=False)
 
     def _resolve(self, group: ErrorGroup, now: float) -> None:
         """Tell every destination where `group` is open that it resolved; forget it."""
