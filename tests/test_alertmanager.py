@@ -8,6 +8,7 @@ what Alertmanager holds back through its own API (GET /api/v2/alerts).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import urllib.request
@@ -31,8 +32,9 @@ from watcher.metrics import Metrics
 
 if TYPE_CHECKING:
     from tests.fakes.pagerduty import FakePagerDuty
+    from tests.fakes.webhook_receiver import WebhookReceiver
 
-pytest_plugins = ["tests.fakes.pagerduty"]
+pytest_plugins = ["tests.fakes.pagerduty", "tests.fakes.webhook_receiver"]
 
 PUBLIC_URL = "https://watcher.example.com"
 AM_CONFIG = 'route:\n  receiver: "null"\nreceivers:\n  - name: "null"\n'
@@ -41,10 +43,17 @@ AM_CONFIG = 'route:\n  receiver: "null"\nreceivers:\n  - name: "null"\n'
 @pytest.fixture
 def alertmanager(tmp_path: Path) -> Iterator[str]:
     """A real Alertmanager on 127.0.0.1:<free port>; yields its base URL."""
+    with running_alertmanager(tmp_path, AM_CONFIG) as base:
+        yield base
+
+
+@contextlib.contextmanager
+def running_alertmanager(tmp_path: Path, config_text: str) -> Iterator[str]:
+    """Start Debian's prometheus-alertmanager with `config_text`; its base URL until exit."""
     binary = need("prometheus-alertmanager")
     port = free_port()
     config = tmp_path / "alertmanager.yml"
-    config.write_text(AM_CONFIG)
+    config.write_text(config_text)
     proc = subprocess.Popen(
         [
             binary,
@@ -216,3 +225,29 @@ async def test_daemon_alerts_alertmanager_and_pagerduty_from_the_config(
     assert {a["labels"]["service"] for a in firing} == {"app"}
     assert "timeout_error" in {a["labels"]["category"] for a in firing}
     assert {e["event_action"] for a in pagerduty.alerts for e in a.events} == {"trigger"}
+
+
+async def test_alertmanager_notifies_firing_then_resolved(
+    tmp_path: Path, webhook_receiver: WebhookReceiver
+) -> None:
+    """Through Alertmanager's own routing (a webhook receiver with send_resolved), watcher's
+    push becomes a "firing" notification and watcher's resolve a "resolved" one."""
+    receiver = (
+        "route:\n  receiver: hook\n  group_by: [group_id]\n  group_wait: 0s\n"
+        "  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n"
+        f"    webhook_configs:\n      - url: {webhook_receiver.url('/am')}\n"
+        "        send_resolved: true\n"
+    )
+    clock = Clock()
+    with running_alertmanager(tmp_path, receiver) as base:
+        alerter = alerter_for(base, clock)
+        g = group("db-refused", "critical")
+        async with running(alerter):
+            alerter.observe([update(g, crossed=True)])
+            (firing,) = await webhook_receiver.wait_for(1, timeout=15)
+            alerter.notify_transition(g, "resolved")
+            _, resolved = await webhook_receiver.wait_for(2, timeout=15)
+    assert firing.json["status"] == "firing"
+    assert firing.json["alerts"][0]["labels"]["group_id"] == "db-refused"
+    assert resolved.json["status"] == "resolved"
+    assert resolved.json["alerts"][0]["labels"]["alertname"] == "WatcherPattern"
