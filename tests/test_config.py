@@ -583,6 +583,16 @@ DEST = "[[alerts.destinations]]\n"
             "alerts.destinations[0].labels: ['severity'] are set by watcher",
         ),
         (
+            DEST + 'type = "alertmanager"\nurl = "http://am:9093"\nlabels = { "team-x" = "a" }\n',
+            4,
+            "alerts.destinations[0].labels: ['team-x'] are not label names",
+        ),
+        (
+            DEST + 'type = "webhook"\nurl = "https://h/x"\nmax_listed = 0\n',
+            4,
+            "alerts.destinations[0].max_listed: expected an integer >= 1",
+        ),
+        (
             DEST + 'type = "pagerduty"\n' + DEST + 'type = "pagerduty"\n',
             3,
             'alerts.destinations[1].name: duplicate destination name "pagerduty"',

@@ -11,6 +11,7 @@ sends `endsAt` = now. Alertmanager de-duplicates by the label set, so re-sends a
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ log = structlog.get_logger("watcher.alerts")
 ALERTNAME = "WatcherPattern"
 DIGEST_ALERTNAME = "WatcherAlertDigest"
 API_PATH = "/api/v2/alerts"
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")  # Prometheus' rule, which Alertmanager enforces
 ENDS_AFTER_RESENDS = 4  # endsAt = now + 4 * resend_interval, as Prometheus sets it
 
 
@@ -55,6 +57,9 @@ class AlertmanagerConfig(DestinationConfig):
         reserved = {"alertname", "group_id", "category", "severity", "service"} & set(self.labels)
         if reserved:
             raise ValueError(f"labels: {sorted(reserved)} are set by watcher")
+        invalid = sorted(name for name in self.labels if not LABEL_NAME.fullmatch(name))
+        if invalid:
+            raise ValueError(f"labels: {invalid} are not label names ([a-zA-Z_][a-zA-Z0-9_]*)")
 
     def endpoint(self) -> str:
         """The full URL alerts are POSTed to."""

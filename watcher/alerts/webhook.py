@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import structlog
 
@@ -20,6 +20,7 @@ from watcher.alerts.destination import DestinationConfig, DestinationContext, Ou
 from watcher.alerts.payloads import MAX_LISTED, build
 from watcher.alerts.rules import Route
 from watcher.alerts.targets import WebhookTarget, parse_target
+from watcher.configschema import AtLeast
 
 log = structlog.get_logger("watcher.alerts")
 
@@ -31,7 +32,7 @@ class WebhookConfig(DestinationConfig):
     type: str = "webhook"
     url: str = field(metadata={"mask": "path"})  # the path is the credential: never shown
     format: Literal["auto", "json", "slack"] = "auto"
-    max_listed: int = MAX_LISTED
+    max_listed: Annotated[int, AtLeast(1)] = MAX_LISTED
 
     def validate(self) -> None:
         """Raise ValueError("key: problem") for a URL no webhook can be posted to."""
