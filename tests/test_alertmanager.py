@@ -28,6 +28,7 @@ from watcher.alerts.alertmanager import AlertmanagerConfig
 from watcher.alerts.destination import DestinationContext
 from watcher.config import load_config
 from watcher.daemon import Daemon
+from watcher.fix.redact import Redactor
 from watcher.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -251,3 +252,16 @@ async def test_alertmanager_notifies_firing_then_resolved(
     assert firing.json["alerts"][0]["labels"]["group_id"] == "db-refused"
     assert resolved.json["status"] == "resolved"
     assert resolved.json["alerts"][0]["labels"]["alertname"] == "WatcherPattern"
+
+
+async def test_secrets_never_reach_alertmanager(alertmanager: str) -> None:
+    """A secret in a pattern's template is redacted (the project's Redactor) before the
+    summary annotation is built: Alertmanager never holds it."""
+    secret = "sk_live_4eC39HqLyjWDarjtT1zdp7dc"
+    alerter = alerter_for(alertmanager, Clock(), redact=Redactor().redact)
+    g = group("leak", "critical", template=f"stripe rejected key {secret}")
+    async with running(alerter):
+        alerter.observe([update(g, crossed=True)])
+        (alert,) = await until(lambda: active_alerts(alertmanager))
+    assert secret not in json.dumps(alert)
+    assert alert["annotations"]["summary"].startswith("database_error: stripe rejected key")
