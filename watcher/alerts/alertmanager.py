@@ -81,8 +81,6 @@ class AlertmanagerConfig(DestinationConfig):
 class AlertmanagerDestination:
     """Posts a batch as one array of Alertmanager alerts."""
 
-    alertname: ClassVar[str] = ALERTNAME
-
     def __init__(
         self,
         name: str,
