@@ -9,11 +9,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 # Debian packages the integration tests drive for real: prometheus + promtool (a real scrape,
-# rule checks), chromium (the dashboard through Playwright; never `playwright install`) and
-# systemd (systemd-analyze verify on the unit files; no systemd needs to run) and
-# systemd-journal-remote (real journal files for the journald source).
+# rule checks), prometheus-alertmanager (the Alertmanager destination posts to it), chromium
+# (the dashboard through Playwright; never `playwright install`), systemd (systemd-analyze verify
+# on the unit files; no systemd needs to run) and systemd-journal-remote (real journal files for
+# the journald source).
 need=()
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
+command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)  # verifies the unit files
 # the journald source's tests write real journal files from the export format, read by journalctl

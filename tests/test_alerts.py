@@ -19,9 +19,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from watcher.alerts import Alerter, RetryPolicy, WebhookTarget, build_payload, parse_target
-from watcher.alerts.alert import from_group
+from watcher.alerts.alert import digest, from_group
 from watcher.alerts.delivery import parse_retry_after, scrub
 from watcher.alerts.payloads import SLACK_SAMPLE_CHARS
+from watcher.alerts.rules import Route
+from watcher.alerts.webhook import WebhookDestination
 from watcher.metrics import Metrics
 from watcher.model import Classification, ErrorGroup, Frame, GroupUpdate, LogEvent
 
@@ -46,6 +48,8 @@ ALERT_KEYS = {
     "sample",
     "pr_url",
     "fix_id",
+    "service",
+    "link",
 }
 
 
@@ -143,25 +147,25 @@ async def test_threshold_fires_once_then_again_after_cooldown(
 
 
 async def test_new_critical_pattern_fires(webhook_receiver: WebhookReceiver) -> None:
-    """A group seen for the first time with severity critical alerts as new_critical."""
+    """A group seen for the first time at or above min_severity alerts as kind new."""
     alerter = make([webhook_receiver.url()])
     async with running(alerter):
         alerter.observe([update(group(severity="critical"), new=True)])
         (request,) = await webhook_receiver.wait_for(1)
-    assert request.json["kind"] == "new_critical"
-    assert request.json["summary"] == "New critical error pattern"
+    assert request.json["kind"] == "new"
+    assert request.json["summary"] == "New error pattern"
 
 
 async def test_below_min_severity_or_not_critical_does_not_fire(
     webhook_receiver: WebhookReceiver,
 ) -> None:
-    """A medium crossing (minimum high), a new high group and a plain update send nothing."""
+    """A medium crossing (minimum high), a new medium group and a plain update send nothing."""
     alerter = make([webhook_receiver.url()], min_severity="high")
     async with running(alerter):
         alerter.observe(
             [
                 update(group("a", "medium"), crossed=True),
-                update(group("b", "high"), new=True),
+                update(group("b", "medium"), new=True),
                 update(group("c", "critical")),
             ]
         )
@@ -253,12 +257,12 @@ async def test_long_batches_list_ten_and_count_the_rest(webhook_receiver: Webhoo
 
 
 async def test_each_kind_is_its_own_message(webhook_receiver: WebhookReceiver) -> None:
-    """A new critical pattern and a crossing in one window are two messages, critical first."""
+    """A new pattern and a crossing in one window are two messages, the new one first."""
     alerter = make([webhook_receiver.url()])
     alerter.observe([update(group("a"), crossed=True), update(group("b", "critical"), new=True)])
     async with running(alerter):
         await webhook_receiver.wait_for(2)
-    assert [r.json["kind"] for r in webhook_receiver.requests] == ["new_critical", "threshold"]
+    assert [r.json["kind"] for r in webhook_receiver.requests] == ["new", "threshold"]
 
 
 async def test_pr_opened_alerts_despite_a_recent_threshold_alert(
@@ -305,6 +309,8 @@ async def test_generic_payload_has_exactly_these_keys(webhook_receiver: WebhookR
         "sample": "boom",
         "pr_url": None,
         "fix_id": None,
+        "service": None,
+        "link": None,
     }
     assert request.headers["Content-Type"].startswith("application/json")
 
@@ -561,3 +567,41 @@ def test_retry_after_parsing() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412490.0) == 0.0
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None
+
+
+def test_new_kinds_have_their_own_titles_and_the_digest_lists_no_pattern() -> None:
+    """resolved / regressed / new messages say so in their summary; a digest (Slack or JSON)
+    carries only its count sentence, no pattern."""
+    g = group("g1")
+    resolved = build_payload("json", "resolved", [from_group("resolved", g)])
+    assert resolved["summary"] == "1 pattern resolved"
+    back = build_payload("json", "regressed", [from_group("regressed", g)] * 2)
+    assert back["summary"] == "2 resolved patterns are back"
+    held = digest(12, 300.0, 1_700_000_000.0)
+    assert build_payload("json", "digest", [held]) == {
+        "kind": "digest",
+        "summary": "12 more patterns alerted in the last 5 m",
+        "alerts": [],
+        "omitted": 12,
+    }
+    slack = build_payload("slack", "digest", [held])
+    assert slack["text"] == "12 more patterns alerted in the last 5 m"
+    assert [b["type"] for b in slack["blocks"]] == ["header"]
+
+
+async def test_legacy_webhooks_and_built_destinations_alert_side_by_side(
+    webhook_receiver: WebhookReceiver,
+) -> None:
+    """`[alerts] webhooks` URLs and built destinations can be mixed: each gets the alert, the
+    legacy one with the Alerter's min_severity, the built one with its own."""
+    strict = WebhookDestination(
+        "strict", WebhookTarget(webhook_receiver.url("/strict")), Route(min_severity="critical")
+    )
+    alerter = make([webhook_receiver.url("/legacy"), strict], min_severity="medium")
+    async with running(alerter):
+        alerter.observe([update(group("m", "medium"), crossed=True)])
+        alerter.observe([update(group("c", "critical"), crossed=True)])
+        await webhook_receiver.wait_for(2)
+    legacy = [a["group_id"] for r in webhook_receiver.on("/legacy") for a in r.json["alerts"]]
+    assert sorted(legacy) == ["c", "m"]
+    assert [a["group_id"] for a in webhook_receiver.on("/strict")[0].json["alerts"]] == ["c"]

@@ -548,6 +548,87 @@ def test_example_classify_rule_loads(tmp_path: Path) -> None:
     )
 
 
+DEST = "[[alerts.destinations]]\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "expected"),
+    [
+        (DEST + 'type = "opsgenie"\n', 2, "alerts.destinations[0].type: unknown destination type"),
+        (DEST + 'url = "http://x"\n', 1, "alerts.destinations[0].type: missing required key"),
+        (DEST + 'type = "webhook"\n', 1, "alerts.destinations[0].url: missing required key"),
+        (
+            DEST + 'type = "webhook"\nurl = "ftp://x/y"\n',
+            3,
+            "alerts.destinations[0].url: webhook URL for host",
+        ),
+        (
+            DEST + 'type = "slack"\nurl = "https://h/x"\nkinds = ["paged"]\n',
+            4,
+            "alerts.destinations[0].kinds: slack cannot deliver ['paged']",
+        ),
+        (
+            DEST + 'type = "pagerduty"\nkinds = ["pr_opened"]\n',
+            3,
+            "alerts.destinations[0].kinds: pagerduty cannot deliver ['pr_opened']",
+        ),
+        (
+            DEST + 'type = "alertmanager"\nurl = "http://am:9093"\nmin_count = 0\n',
+            4,
+            "alerts.destinations[0].min_count: expected an integer >= 1",
+        ),
+        (
+            DEST + 'type = "alertmanager"\nurl = "http://am:9093"\nlabels = { severity = "x" }\n',
+            4,
+            "alerts.destinations[0].labels: ['severity'] are set by watcher",
+        ),
+        (
+            DEST + 'type = "alertmanager"\nurl = "http://am:9093"\nlabels = { "team-x" = "a" }\n',
+            4,
+            "alerts.destinations[0].labels: ['team-x'] are not label names",
+        ),
+        (
+            DEST + 'type = "webhook"\nurl = "https://h/x"\nmax_listed = 0\n',
+            4,
+            "alerts.destinations[0].max_listed: expected an integer >= 1",
+        ),
+        (
+            DEST + 'type = "pagerduty"\n' + DEST + 'type = "pagerduty"\n',
+            3,
+            'alerts.destinations[1].name: duplicate destination name "pagerduty"',
+        ),
+        (
+            DEST + 'type = "slack"\nurl = "https://h/x"\nwindow = "0s"\n',
+            4,
+            "alerts.destinations[0].window",
+        ),
+    ],
+)
+def test_bad_destinations_name_line_and_key(
+    tmp_path: Path, text: str, line: int, expected: str
+) -> None:
+    """A bad [[alerts.destinations]] table is one line naming the file line and the dotted key
+    (an unknown type, a missing key, a kind the type cannot deliver, a reserved label...)."""
+    path = write(tmp_path, text)
+    assert error_of(path).startswith(f"{path}:{line}: {expected}")
+
+
+def test_example_alert_destinations_load(tmp_path: Path) -> None:
+    """The commented [[alerts.destinations]] examples are valid once uncommented: one of each
+    type, with the [alerts] defaults filled in where a table does not set them."""
+    block = uncommented_example("# [[alerts.destinations]]", "[redact]")
+    path = write(tmp_path, '[alerts]\ncooldown = "30m"\n' + block)
+    slack, hook, manager, pager = load_config(path, {}).alerts.destinations
+    assert (slack.type, hook.name, manager.type, pager.type) == (
+        "slack",
+        "ops-hook",
+        "alertmanager",
+        "pagerduty",
+    )
+    assert (slack.cooldown, pager.cooldown, pager.min_count) == (1800.0, 3600.0, 5)
+    assert manager.kinds == ("new", "threshold", "regressed", "resolved")
+
+
 # --- the real source types ------------------------------------------------------------------
 
 
@@ -718,6 +799,27 @@ def test_check_config_masks_passwords_in_webhook_urls(tmp_path: Path) -> None:
     assert "Hunter2pass" not in text and "S3cretpw" not in text
     hooks = tomllib.loads(text)["alerts"]["webhooks"]
     assert hooks == ["https://***@ops.example.com/***", "json+https://***@x.example.com/***"]
+
+
+def test_check_config_masks_webhook_destination_urls(tmp_path: Path) -> None:
+    """A webhook or Slack destination's URL path is its credential: `check-config` shows the
+    host only (a password in any destination URL is masked too)."""
+    cfg = tmp_path / "w.toml"
+    cfg.write_text(
+        '[[alerts.destinations]]\ntype = "slack"\n'
+        'url = "https://hooks.slack.com/services/T0/B0/S3cretPath"\n'
+        '[[alerts.destinations]]\ntype = "webhook"\nurl = "https://ops.example.com/h/Tok3nPath"\n'
+        '[[alerts.destinations]]\ntype = "alertmanager"\nurl = "http://u:Am5ecret@am:9093"\n'
+    )
+    text = dump_effective(load_config(cfg, {}))
+    for secret in ("S3cretPath", "Tok3nPath", "Am5ecret"):
+        assert secret not in text
+    slack, hook, manager = tomllib.loads(text)["alerts"]["destinations"]
+    assert (slack["url"], hook["url"]) == (
+        "https://hooks.slack.com/***",
+        "https://ops.example.com/***",
+    )
+    assert manager["url"] == "http://***@am:9093"
 
 
 @pytest.mark.parametrize(

@@ -157,14 +157,16 @@ def test_run_without_config_tails_stdin(tmp_path: Path) -> None:
 
 
 async def test_daemon_posts_threshold_alerts(tmp_path: Path, webhook_receiver) -> None:  # type: ignore[no-untyped-def]
-    """A group crossing its threshold in `watcher run` is posted to the configured webhook."""
+    """A group crossing its threshold in `watcher run` is posted to the configured webhook
+    (after the `new` message of the patterns, which `min_severity = "low"` lets through too;
+    no cooldown, so the crossing is not held back by the news of the same pattern)."""
     log = tmp_path / "app.log"
     log.write_text("")
     cfg = write_config(tmp_path, log)
     cfg.write_text(
         cfg.read_text()
         + f'[grouping]\nalert_count = 2\n[alerts]\nwebhooks = ["json+{webhook_receiver.url()}"]\n'
-        + 'batch_window = "100ms"\nmin_severity = "low"\n'
+        + 'batch_window = "100ms"\nmin_severity = "low"\ncooldown = "0s"\n'
     )
     daemon = Daemon(load_config(cfg))
     task = asyncio.create_task(daemon.run())
@@ -173,9 +175,9 @@ async def test_daemon_posts_threshold_alerts(tmp_path: Path, webhook_receiver) -
     with log.open("a") as fh:
         fh.write(ERRORS)
 
-    received = await webhook_receiver.wait_for(1, timeout=20)
-    body = received[0].json
-    assert body["kind"] == "threshold"
+    received = await webhook_receiver.wait_for(2, timeout=20)
+    assert received[0].json["kind"] == "new"
+    body = next(r.json for r in received if r.json["kind"] == "threshold")
     assert {a["category"] for a in body["alerts"]} >= {"timeout_error"}
     daemon.shutdown.set()
     assert await asyncio.wait_for(task, 15) == 0

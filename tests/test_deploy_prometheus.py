@@ -27,6 +27,9 @@ ALERTS = {
     "WatcherFixPipelineFailing",
     "WatcherLLMBudgetExhausted",
     "WatcherDroppingLines",
+    "WatcherCriticalErrorBurst",
+    "WatcherAlertDeliveryFailing",
+    "WatcherAlertsDigested",
 }
 
 
@@ -163,3 +166,37 @@ def test_prometheus_computes_error_rates_and_rules_from_a_running_watcher(
         prom.terminate()
         assert daemon.wait(15) == 0
         prom.wait(15)
+
+
+AM_EXAMPLE = RULES_DIR / "alertmanager.yml"
+
+
+def test_alertmanager_example_passes_amtool() -> None:
+    """`amtool check-config` accepts deploy/prometheus/alertmanager.yml."""
+    done = subprocess.run(
+        [need("amtool"), "check-config", str(AM_EXAMPLE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def routes(*labels: str) -> str:
+    """The receivers amtool routes an alert with `labels` to under the example config."""
+    done = subprocess.run(
+        [need("amtool"), "config", "routes", "test", f"--config.file={AM_EXAMPLE}", *labels],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return done.stdout.strip()
+
+
+def test_alertmanager_example_routes_watchers_alerts() -> None:
+    """With the example routing, a critical pattern watcher pushes pages and shows in chat, a
+    high one goes to chat only, and watcher not reading its logs pages."""
+    pattern = ["alertname=WatcherPattern", "category=database_error", "service=api"]
+    assert routes(*pattern, "severity=critical") == "pager,chat"
+    assert routes(*pattern, "severity=high") == "chat"
+    assert routes("alertname=WatcherSourceDown", "severity=warning") == "pager"

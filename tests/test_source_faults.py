@@ -35,10 +35,10 @@ from tests.fakes.moto import REGION, moto_endpoint  # noqa: F401 (the fixture)
 from tests.fakes.railway import FakeRailway
 from tests.fakes.throttle_proxy import ThrottleProxy
 from tests.sources.contract import RecordingLog, Tail, make_ctx, wait_for
+from watcher.backoff import Backoff
 from watcher.model import RawLine
 from watcher.sources import file_follower
 from watcher.sources import loki as loki_module
-from watcher.sources.backoff import Backoff
 from watcher.sources.base import SourceContext
 from watcher.sources.cloudwatch import CloudWatchSource, CloudWatchSourceConfig
 from watcher.sources.file import FileSource, FileSourceConfig

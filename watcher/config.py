@@ -285,11 +285,19 @@ class RedactConfig:
 
 @dataclass(frozen=True)
 class AlertsConfig:
-    """[alerts]: webhooks (Slack-compatible or generic JSON) for alerting groups."""
+    """[alerts]: where alerts go (`[[alerts.destinations]]`) and the rules they share.
+
+    `webhooks` (plain URLs) is the older way to list webhook destinations and keeps working;
+    `min_severity` and `cooldown` are the defaults of every destination.
+    """
 
     webhooks: tuple[str, ...] = ()
+    destinations: tuple[Any, ...] = ()  # each type's config dataclass, see watcher.alerts
     min_severity: Annotated[str, OneOf(SEVERITIES)] = "high"
     cooldown: SecondsOrZero = 900.0
+    resolve_after: SecondsOrZero = 600.0  # quiet this long -> resolved; 0 = only when resolved
+    rate_limit: NonNegativeInt = 20  # alerts per rate_window per destination; 0 = no cap
+    rate_window: Seconds = 300.0
     batch_window: SecondsOrZero = 5.0
     max_queue: PositiveInt = 1000
     max_retries: NonNegativeInt = 4
@@ -299,6 +307,10 @@ class AlertsConfig:
         for i, url in enumerate(self.webhooks):
             if not _is_http_url(re.sub(r"^(slack|json)\+", "", url)):
                 raise ValueError(f"webhooks[{i}]: expected an http(s) URL, got {describe(url)}")
+
+
+# destination keys that default to the [alerts] key of the same name
+INHERITED_ALERT_KEYS = ("min_severity", "cooldown")
 
 
 def _is_http_url(text: str) -> bool:
@@ -405,6 +417,8 @@ def _build_config(raw: Mapping[str, Any], file: Path | None) -> Config:
 def _build_table(key: str, value: Any) -> Any:
     if key == "sources":
         return _build_sources(value)
+    if key == "alerts" and isinstance(value, Mapping) and "destinations" in value:
+        return _build_alerts(value)
     if key not in SECTIONS:
         kind = "section" if isinstance(value, Mapping) else "key"
         known = ", ".join((*SECTIONS, "sources"))
@@ -463,6 +477,42 @@ def _source_class(kind: Any, path: KeyPath, known: str) -> type:
         ) from None
     except (ImportError, AttributeError) as exc:
         raise SchemaError(path, f"source type {describe(kind)} cannot be loaded: {exc}") from None
+
+
+def _build_alerts(table: Mapping[str, Any]) -> AlertsConfig:
+    """[alerts] with its [[alerts.destinations]], each built by its type's config class."""
+    rest = {key: value for key, value in table.items() if key != "destinations"}
+    alerts = build(AlertsConfig, rest, ("alerts",))
+    entries = table["destinations"]
+    path: KeyPath = ("alerts", "destinations")
+    if not isinstance(entries, list):
+        raise SchemaError(path, f"expected an array of tables, got {describe(entries)}")
+    defaults = {key: getattr(alerts, key) for key in INHERITED_ALERT_KEYS}
+    built = [_build_destination(entry, (*path, i), defaults) for i, entry in enumerate(entries)]
+    names: dict[str, int] = {}
+    for i, destination in enumerate(built):
+        if destination.name in names:
+            first = format_path((*path, names[destination.name]))
+            name = describe(destination.name)
+            message = f"duplicate destination name {name} (also {first}; default: the type)"
+            raise SchemaError((*path, i, "name"), message)
+        names[destination.name] = i
+    return dataclasses.replace(alerts, destinations=tuple(built))
+
+
+def _build_destination(entry: Any, path: KeyPath, defaults: Mapping[str, Any]) -> Any:
+    from watcher import alerts as registry  # imports the alert senders only when configured
+
+    if not isinstance(entry, Mapping):
+        raise SchemaError(path, f"expected a table, got {describe(entry)}")
+    known = ", ".join(sorted(registry.DESTINATIONS))
+    kind = entry.get("type")
+    if kind is None:
+        raise SchemaError((*path, "type"), f"missing required key (expected one of: {known})")
+    if not isinstance(kind, str) or kind not in registry.DESTINATIONS:
+        message = f"unknown destination type {describe(kind)} (expected one of: {known})"
+        raise SchemaError((*path, "type"), message)
+    return build(registry.config_class(kind), {**defaults, "name": kind, **entry}, path)
 
 
 # ---------------------------------------------------------------------------------------------

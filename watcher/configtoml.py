@@ -145,7 +145,9 @@ def _plain(obj: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for fld in dataclasses.fields(obj):
         if fld.init:
-            out[fld.name] = _masked(fld.name, _as_data(hints.get(fld.name), getattr(obj, fld.name)))
+            # a field marked {"mask": "path"} is a URL whose path is the credential, as webhooks'
+            key = "webhooks" if fld.metadata.get("mask") == "path" else fld.name
+            out[fld.name] = _masked(key, _as_data(hints.get(fld.name), getattr(obj, fld.name)))
     return out
 
 

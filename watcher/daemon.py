@@ -377,20 +377,35 @@ class Daemon:
             await asyncio.sleep(VIEW_REFRESH)
 
     def _alerter(self) -> Any:
-        """The webhook alerter when `[alerts] webhooks` are configured (run mode only)."""
+        """The alerter when `[alerts]` names destinations or webhooks (run mode only)."""
         cfg = self.config.alerts
-        if not cfg.webhooks:
+        if not cfg.webhooks and not cfg.destinations:
             return None
-        from watcher.alerts import Alerter
+        from watcher.alerts import Alerter, DestinationContext
 
+        ctx = DestinationContext(public_url=self.config.http.public_url)
+        destinations: list[Any] = list(cfg.webhooks)
+        for destination in cfg.destinations:
+            try:
+                destinations.append(destination.build(ctx))
+            except ValueError as exc:
+                # e.g. the PagerDuty routing key's variable is unset: the other destinations
+                # still alert, and the log says which one cannot
+                log.error(
+                    "Alert destination disabled.", destination=destination.name, error=str(exc)
+                )
         return Alerter(
-            cfg.webhooks,
+            destinations,
             min_severity=cfg.min_severity,
             cooldown=cfg.cooldown,
             batch_window=cfg.batch_window,
             max_queue=cfg.max_queue,
             max_retries=cfg.max_retries,
             drain_timeout=cfg.drain_timeout,
+            resolve_after=cfg.resolve_after,
+            rate_limit=cfg.rate_limit,
+            rate_window=cfg.rate_window,
+            public_url=self.config.http.public_url,
             redact=self.redact,
             metrics=self.metrics,
         )
@@ -443,4 +458,3 @@ def _fan_out(hooks: list[Any]) -> Any:
 
 def _counts(stats: Any) -> dict[str, int]:
     return {"lines": stats.lines, "events": stats.events, "errors": stats.error_events}
-

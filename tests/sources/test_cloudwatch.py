@@ -28,11 +28,11 @@ from tests.sources.contract import (
     texts,
     wait_for,
 )
+from watcher.backoff import Backoff
 from watcher.configschema import SchemaError, build
 from watcher.model import RawLine
 from watcher.parse.multiline import Assembler
 from watcher.sources import cloudwatch, cloudwatch_events
-from watcher.sources.backoff import Backoff
 from watcher.sources.base import Source, SourceContext
 from watcher.sources.cloudwatch import CloudWatchSource, CloudWatchSourceConfig
 from watcher.sources.cloudwatch_aws import CloudWatchError, make_client

@@ -18,7 +18,7 @@ from tests.sources.contract import (
     texts,
     wait_for,
 )
-from watcher.sources.backoff import Backoff
+from watcher.backoff import Backoff
 from watcher.sources.base import Source, SourceContext
 from watcher.sources.command import CommandSource, CommandSourceConfig
 

@@ -20,9 +20,9 @@ from tests.sources.contract import (
     texts,
     wait_for,
 )
+from watcher.backoff import Backoff
 from watcher.configschema import SchemaError, build
 from watcher.sources import loki as loki_module
-from watcher.sources.backoff import Backoff
 from watcher.sources.base import Source, SourceContext
 from watcher.sources.loki import LokiSource, LokiSourceConfig
 from watcher.sources.loki_api import LokiError, parse_streams, parse_tail_message, ssl_option

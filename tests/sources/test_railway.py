@@ -20,11 +20,11 @@ from tests.sources.contract import (
     texts,
     wait_for,
 )
+from watcher.backoff import Backoff
 from watcher.configschema import SchemaError, build
 from watcher.group.table import GroupTable
 from watcher.pipeline import Pipeline
 from watcher.sources import config_class
-from watcher.sources.backoff import Backoff
 from watcher.sources.base import Source, SourceContext
 from watcher.sources.railway import RailwayError, RailwaySource, RailwaySourceConfig
 from watcher.sources.railway_dedupe import CURSOR_HASHES, Deduper

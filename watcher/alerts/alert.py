@@ -9,12 +9,17 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from watcher.model import ErrorGroup, GroupUpdate
 
-Kind = Literal["threshold", "new_critical", "pr_opened"]
-KINDS: tuple[Kind, ...] = ("new_critical", "threshold", "pr_opened")
+Kind = Literal["new", "threshold", "regressed", "resolved", "pr_opened", "digest"]
+# message order within one batch: news first, the all-clear last
+KINDS: tuple[Kind, ...] = ("new", "regressed", "threshold", "pr_opened", "resolved", "digest")
+# what users route with `kinds = [...]`; a digest goes wherever alerts were held back
+ROUTABLE: tuple[Kind, ...] = ("new", "threshold", "regressed", "resolved", "pr_opened")
+# kinds that open (or re-open) a pattern at a destination; "resolved" closes it
+OPENING: frozenset[str] = frozenset(("new", "threshold", "regressed"))
 Redact = Callable[[str], str]
 
 
@@ -36,6 +41,9 @@ class Alert:
     sample: str = ""
     pr_url: str = ""
     fix_id: str = ""
+    service: str = ""  # the source that logged the pattern most
+    link: str = ""  # the pattern's page in watcher's API ([http] public_url), or ""
+    starts_at: float = 0.0  # when the pattern opened at the destinations (Alertmanager startsAt)
 
     def redacted(self, redact: Redact) -> Alert:
         """A copy with every string (window names included) passed through `redact`."""
@@ -52,10 +60,11 @@ class Alert:
             sample=redact(self.sample),
             pr_url=redact(self.pr_url),
             fix_id=redact(self.fix_id),
+            service=redact(self.service),
         )
 
 
-def from_group(kind: Kind, group: ErrorGroup, sample: str = "", **extra: str) -> Alert:
+def from_group(kind: Kind, group: ErrorGroup, sample: str = "", **extra: Any) -> Alert:
     """Snapshot `group` (its counts as of now) into an Alert."""
     top = group.top_frame
     if not sample and group.samples:
@@ -73,6 +82,7 @@ def from_group(kind: Kind, group: ErrorGroup, sample: str = "", **extra: str) ->
         last_seen=group.last_seen,
         window_counts=dict(group.window_counts),
         sample=sample,
+        service=max(group.sources, key=group.sources.__getitem__) if group.sources else "",
         **extra,
     )
 
@@ -81,3 +91,32 @@ def from_update(kind: Kind, update: GroupUpdate) -> Alert:
     """Snapshot the group of `update`, with the triggering event as the sample."""
     event = update.event
     return from_group(kind, update.group, event.text or event.message)
+
+
+def digest(count: int, window: float, now: float) -> Alert:
+    """The counted stand-in for `count` alerts the rate cap held back in the last `window` s."""
+    return Alert(
+        kind="digest",
+        group_id="",
+        category="",
+        severity="",
+        count=count,
+        template=f"{count} more patterns alerted in the last {_span(window)}",
+        first_seen=now - window,
+        last_seen=now,
+    )
+
+
+def _span(seconds: float) -> str:
+    if seconds % 3600 == 0:
+        return f"{int(seconds // 3600)} h"
+    if seconds % 60 == 0:
+        return f"{int(seconds // 60)} m"
+    return f"{seconds:g} s"
+
+
+def pattern_link(public_url: str, group_id: str) -> str:
+    """The pattern's page in watcher's JSON API, or "" when [http] public_url is not set."""
+    return (
+        f"{public_url.rstrip('/')}/error-monitor/errors/patterns/{group_id}" if public_url else ""
+    )

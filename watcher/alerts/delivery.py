@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from watcher.alerts.targets import WebhookTarget
-from watcher.sources.backoff import Backoff
+from watcher.backoff import Backoff
 
 Sleep = Callable[[float], Awaitable[None]]
 _BODY_BYTES = 512  # enough for Slack's error words ("invalid_payload", "no_service")
@@ -120,7 +120,11 @@ class Poster:
         timeout = aiohttp.ClientTimeout(total=self.policy.request_timeout)
         try:
             async with self.session.post(
-                target.url, json=payload, allow_redirects=False, timeout=timeout
+                target.url,
+                json=payload,
+                headers=dict(target.headers),
+                allow_redirects=False,
+                timeout=timeout,
             ) as response:
                 body = await response.content.read(_BODY_BYTES)
                 return _judge(response, body, target)

@@ -26,15 +26,21 @@ _BACKTICK = "\u02cb"  # MODIFIER LETTER GRAVE ACCENT: looks like ` but does not 
 _PARTIAL_ENTITY = re.compile(r"&[a-z]*$")
 
 
+_TITLES: dict[str, tuple[str, str]] = {  # kind -> (one pattern, n patterns)
+    "threshold": ("1 pattern crossed its threshold", "{n} patterns crossed their threshold"),
+    "new": ("New error pattern", "{n} new error patterns"),
+    "regressed": ("A resolved pattern is back", "{n} resolved patterns are back"),
+    "resolved": ("1 pattern resolved", "{n} patterns resolved"),
+    "pr_opened": ("Fix PR opened for 1 pattern", "Fix PRs opened for {n} patterns"),
+}
+
+
 def title(kind: Kind, n: int) -> str:
     """The one-line summary of a message: used as Slack's fallback text and header."""
-    if kind == "threshold":
-        return (
-            "1 pattern crossed its threshold" if n == 1 else f"{n} patterns crossed their threshold"
-        )
-    if kind == "new_critical":
-        return "New critical error pattern" if n == 1 else f"{n} new critical error patterns"
-    return "Fix PR opened for 1 pattern" if n == 1 else f"Fix PRs opened for {n} patterns"
+    if kind == "digest":
+        return f"{n} more patterns alerted"
+    one, many = _TITLES[kind]
+    return one if n == 1 else many.format(n=n)
 
 
 def build(fmt: str, kind: Kind, listed: Sequence[Alert], total: int | None = None) -> Any:
@@ -44,6 +50,8 @@ def build(fmt: str, kind: Kind, listed: Sequence[Alert], total: int | None = Non
     had, so the body can say "and N more" without the caller redacting alerts never shown.
     """
     total = len(listed) if total is None else total
+    if kind == "digest":
+        return digest_payload(fmt, listed[0])
     if fmt == "slack":
         return slack_payload(kind, listed, total)
     return generic_payload(kind, listed, total)
@@ -60,6 +68,14 @@ def generic_payload(kind: Kind, listed: Sequence[Alert], total: int) -> dict[str
         "alerts": [generic_alert(alert) for alert in listed],
         "omitted": max(0, total - len(listed)),
     }
+
+
+def digest_payload(fmt: str, digest: Alert) -> dict[str, Any]:
+    """The message standing in for alerts the rate cap held back: a count, no patterns."""
+    if fmt == "slack":
+        header = {"type": "plain_text", "text": clip(digest.template, SLACK_HEADER_CHARS)}
+        return {"text": digest.template, "blocks": [{"type": "header", "text": header}]}
+    return {"kind": "digest", "summary": digest.template, "alerts": [], "omitted": digest.count}
 
 
 def generic_alert(alert: Alert) -> dict[str, Any]:
@@ -81,6 +97,8 @@ def generic_alert(alert: Alert) -> dict[str, Any]:
         "sample": clip(alert.sample, SAMPLE_CHARS),
         "pr_url": alert.pr_url or None,
         "fix_id": alert.fix_id or None,
+        "service": alert.service or None,
+        "link": alert.link or None,
     }
 
 

@@ -29,6 +29,8 @@ class WebhookTarget:
 
     url: str = field(repr=False)
     format: Format = "json"
+    # extra request headers (an Alertmanager bearer token): secrets, so never shown either
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:

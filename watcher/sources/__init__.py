@@ -5,7 +5,7 @@ Adding a source is one module plus one line here.
 
 from __future__ import annotations
 
-import importlib
+from watcher.importer import import_attr
 
 SOURCES: dict[str, str] = {
     "file": "watcher.sources.file:FileSourceConfig",
@@ -22,5 +22,4 @@ SOURCES: dict[str, str] = {
 
 def config_class(type_name: str) -> type:
     """The config dataclass for a source type; KeyError when the type is unknown."""
-    module_name, _, attr = SOURCES[type_name].partition(":")
-    return getattr(importlib.import_module(module_name), attr)
+    return import_attr(SOURCES[type_name])

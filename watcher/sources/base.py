@@ -61,13 +61,3 @@ class SourceConfig(Protocol):
     def build(self, ctx: SourceContext) -> Source: ...
 
 
-async def sleep_or_shutdown(shutdown: asyncio.Event, seconds: float) -> bool:
-    """Sleep up to `seconds`, waking early on shutdown; True when shutdown is set."""
-    if shutdown.is_set():
-        return True
-    try:
-        async with asyncio.timeout(max(0.0, seconds)):
-            await shutdown.wait()
-    except TimeoutError:
-        return False
-    return True

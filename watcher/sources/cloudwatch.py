@@ -19,10 +19,10 @@ from typing import Any, TypeVar
 
 import botocore.exceptions as bx
 
+from watcher.backoff import Backoff, sleep_or_shutdown
 from watcher.model import RawLine
 from watcher.sources import cloudwatch_aws as aws
-from watcher.sources.backoff import Backoff
-from watcher.sources.base import SourceContext, sleep_or_shutdown
+from watcher.sources.base import SourceContext
 from watcher.sources.cloudwatch_aws import CloudWatchError
 from watcher.sources.cloudwatch_config import DEFAULT_FILTER, CloudWatchSourceConfig
 from watcher.sources.cloudwatch_events import (

@@ -16,8 +16,8 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from watcher.backoff import Backoff
 from watcher.model import RawLine
-from watcher.sources.backoff import Backoff
 from watcher.sources.base import SourceContext
 from watcher.sources.lines import Lines, LineSplitter, count_truncated, raw_lines
 from watcher.sources.process import stop_group

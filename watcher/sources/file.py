@@ -24,11 +24,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from watcher.backoff import sleep_or_shutdown
 from watcher.configschema import Seconds
 from watcher.fdlimit import fd_budget
 from watcher.logs import Throttled
 from watcher.model import RawLine
-from watcher.sources.base import SourceContext, sleep_or_shutdown
+from watcher.sources.base import SourceContext
 from watcher.sources.file_follower import QUIET_POLL, Follower, Shared
 from watcher.sources.file_handle import OpenFile
 from watcher.sources.file_identity import (

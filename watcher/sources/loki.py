@@ -27,9 +27,9 @@ from typing import TypeVar
 
 import aiohttp
 
+from watcher.backoff import Backoff
 from watcher.configschema import Seconds
 from watcher.model import RawLine
-from watcher.sources.backoff import Backoff
 from watcher.sources.base import SourceContext
 from watcher.sources.loki_api import (
     Entry,

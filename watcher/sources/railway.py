@@ -19,10 +19,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from watcher.backoff import Backoff, sleep_or_shutdown
 from watcher.configschema import Seconds, SecondsOrZero
 from watcher.model import RawLine
-from watcher.sources.backoff import Backoff
-from watcher.sources.base import SourceContext, sleep_or_shutdown
+from watcher.sources.base import SourceContext
 from watcher.sources.lines import Lines, LineSplitter
 from watcher.sources.railway_dedupe import Deduper, valid_cursor
 from watcher.sources.railway_entry import Entry, decode, format_ns

@@ -1,4 +1,5 @@
-"""Reconnect/restart delays: exponential backoff with full jitter and a cap.
+"""Retry delays shared by sources (reconnects, restarts) and alert destinations (re-posts):
+exponential backoff with full jitter and a cap.
 
 stamina is the project's retry library for calls that raise, but a source's restart loop needs
 three things its retry_context does not give: *full* jitter (stamina adds 0..wait_jitter on top
@@ -13,9 +14,19 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from watcher.sources.base import sleep_or_shutdown
-
 Sleep = Callable[[asyncio.Event, float], Awaitable[bool]]
+
+async def sleep_or_shutdown(shutdown: asyncio.Event, seconds: float) -> bool:
+    """Sleep up to `seconds`, waking early on shutdown; True when shutdown is set."""
+    if shutdown.is_set():
+        return True
+    try:
+        async with asyncio.timeout(max(0.0, seconds)):
+            await shutdown.wait()
+    except TimeoutError:
+        return False
+    return True
+
 
 # 2**64 times any sane initial delay is far past any cap; stops float overflow in long outages.
 _MAX_EXPONENT = 64

@@ -8,8 +8,7 @@ import time
 from hypothesis import given
 from hypothesis import strategies as st
 
-from watcher.sources.backoff import Backoff
-from watcher.sources.base import sleep_or_shutdown
+from watcher.backoff import Backoff, sleep_or_shutdown
 
 
 def test_ceiling_grows_exponentially_to_the_cap() -> None:
