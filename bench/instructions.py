@@ -5,13 +5,13 @@ that do not move with the machine's load.
 Wall-clock A/B runs on a shared 2-core machine swing by ±20 %, more than the changes they are
 meant to judge. valgrind's callgrind counts the instructions a run executes: the same input on
 the same code gives the same count (PYTHONHASHSEED=0) whatever else the machine is doing. The
-per-line figure is (I(2N lines) − I(N lines)) / N, so interpreter start-up and imports (fixed
+per-line figure is (I(2N lines) - I(N lines)) / N, so interpreter start-up and imports (fixed
 costs, larger in a tree with more modules) drop out.
 
     python bench/instructions.py --base /path/to/other/checkout --input logs.txt [--lines 20000]
 
 The input's first 2N lines are used (bench/genlogs.py writes a suitable mix). Needs valgrind
-(`apt-get install valgrind`); runs four callgrind processes, two at a time (~2–5 minutes).
+(`apt-get install valgrind`); runs four callgrind processes, two at a time (2 to 5 minutes).
 """
 
 from __future__ import annotations
@@ -92,7 +92,9 @@ def main() -> None:
     per_line = {}
     for name, (n1, n2) in (("base", counts[0:2]), ("this", counts[2:4])):
         per_line[name] = (n2 - n1) / args.lines
-        print(f"{name:5} start-up+N {n1 / 1e6:9.1f} M   per line {per_line[name]:9.0f} instructions")
+        print(
+            f"{name:5} start-up+N {n1 / 1e6:9.1f} M   per line {per_line[name]:9.0f} instructions"
+        )
     ratio = per_line["this"] / per_line["base"]
     print(f"per-line cost, this / base: {ratio:.3f} ({(ratio - 1) * 100:+.1f} %)")
 

@@ -24,8 +24,8 @@ from kubernetes_asyncio import config as kconfig
 from kubernetes_asyncio import watch as kwatch
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from watcher.model import RawLine
 from watcher.backoff import Backoff
+from watcher.model import RawLine
 from watcher.sources.base import SourceContext
 from watcher.sources.kubernetes.config import KubernetesSourceConfig
 from watcher.sources.kubernetes.podlog import NS, PodLog, Position
