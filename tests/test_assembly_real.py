@@ -342,3 +342,74 @@ def test_a_source_level_outranks_a_lower_case_start_word() -> None:
     assembler = Assembler()
     (event,) = assembler.feed_batch([line]) + assembler.flush(force=True)
     assert event.level == "info"
+
+
+def _wrapped(rows: list[tuple[str, str, str]]) -> str:
+    """Railway's log export shape: one JSON wrapper per line, each with its own stamp and level."""
+    import json
+
+    return "\n".join(
+        json.dumps({"message": m, "timestamp": f"2024-03-04T08:18:{s}Z", "level": lv})
+        for m, s, lv in rows
+    )
+
+
+def test_node_crash_report_tail_stays_in_the_event_when_lines_are_wrapped() -> None:
+    """Node's "Emitted 'error' event … at:" block and its closing "Node.js v20" line belong to the
+    crash report also when a shipper wrapped every line in a record of its own."""
+    text = _wrapped(
+        [
+            ("published event order.created id=1", "40.000", "info"),
+            ("Error: connect ECONNREFUSED 127.0.0.1:6379", "41.000", "error"),
+            ("    at TCPConnectWrap.afterConnect [as oncomplete] (node:net:1555:16)", "41.000", "error"),
+            ("Emitted 'error' event on Socket instance at:", "41.000", "error"),
+            ("    at emitErrorNT (node:internal/streams/destroy:169:8)", "41.000", "error"),
+            ("", "41.000", "error"),
+            ("Node.js v20.20.2", "41.000", "error"),
+            ("health check ok (12ms)", "43.000", "info"),
+        ]
+    )
+    assert error_spans(text) == [(2, 7)]
+
+
+def test_a_warning_stamped_apart_from_the_trace_after_it_is_not_its_header() -> None:
+    """A warning record gets the trace after it only from the same logging call: where the
+    source stamps every line, a trace written seconds later is an event of its own."""
+    rows = [
+        ("price lookup raised KeyError, using catalogue default", "47.969", "warning"),
+        ("TypeError: Cannot read properties of undefined (reading 'id')", "49.674", "error"),
+        ("    at customerId (/srv/app/orders.js:5:25)", "49.674", "error"),
+        ("published event order.created id=2", "50.100", "info"),
+    ]
+    assert error_spans(_wrapped(rows)) == [(2, 3)]
+    same_call = [(m, "47.969", lv) for m, _, lv in rows[:3]] + rows[3:]
+    assert error_spans(_wrapped(same_call)) == [(1, 3)]
+
+
+def test_a_stated_warning_level_outranks_the_level_less_error_guess() -> None:
+    """ "retrying after ConnectionRefusedError" that its source calls a warning is a warning; the
+    same words with no level (or a stream's default "info") still read as an error report."""
+    line = "retrying charge 56450 after ConnectionRefusedError (attempt 2/5)"
+    levels = {}
+    for stated in ("warning", "info", None):
+        fields = {"level": stated} if stated else None
+        raw = RawLine(line, source="rw", stream="s", line_no=1, fields=fields)
+        assembler = Assembler()
+        (event,) = assembler.feed_batch([raw]) + assembler.flush(force=True)
+        levels[stated] = event.level
+    assert levels == {"warning": "warning", "info": "error", None: "error"}
+
+
+def test_a_winston_json_error_record_is_an_error() -> None:
+    """winston's JSON format writes {"level", "message", "timestamp"}, the same keys as a
+    Railway export line: its level is the application's, so level "error" makes an error event
+    (with the message as written), and level "info" does not."""
+    text = (
+        '{"level":"error","message":"Payment failed for order 3: card declined",'
+        '"timestamp":"2024-03-04T08:00:00.000Z"}\n'
+        '{"level":"info","message":"Payment failed for order 4: retried","timestamp":'
+        '"2024-03-04T08:00:01.000Z"}'
+    )
+    events = assemble(text)
+    assert [(e.level, e.is_error) for e in events] == [("error", True), ("info", False)]
+    assert events[0].message == "Payment failed for order 3: card declined"

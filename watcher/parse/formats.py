@@ -546,6 +546,12 @@ def _parse_plain(line: RawLine) -> LogEvent:
     message = text[pos:].strip() if pos else text.strip()
     if weak and line.fields:
         level = _level_from(line.fields) or level
+    if level is None and line.fields:
+        # a level the source states beats a guess from the words, except the two a shipper
+        # gives by stream (stdout "info", stderr "error"): those say nothing about the line
+        stated = _level_from(line.fields)
+        if stated not in (None, "info", "error"):
+            level = stated
     if level is None:
         level = levelless_level(message)
     return make_event(line, message, level, timestamp, logger, "plain", {})

@@ -254,9 +254,11 @@ class Assembler:
     def _unwrap(self, line: RawLine, text: str, fields: dict) -> tuple[str, str]:
         """Feed the line a JSON wrapper carries in its place; the wrapper's level stays a hint."""
         level = fields.get("level") or fields.get("severity")
-        # Railway and Docker call every stderr line "error": a runtime writes its INFO logs there
-        # too, so only a level other than that is kept (a trace is an error by itself)
-        if isinstance(level, str) and level.lower() not in ("error", "err", "stderr"):
+        # the level is kept: {"level", "message", "timestamp"} is winston's own JSON record as
+        # much as Railway's export of a line (whose "error" may only mean stderr); a level the
+        # wrapped text states itself still decides, and parse_plain lets a stated "error" win
+        # only where the text has none
+        if isinstance(level, str) and level.lower() != "stderr":
             line.fields = {**(line.fields or {}), "level": level}
         if line.timestamp is None:
             line.timestamp = parse_timestamp(fields.get("timestamp") or fields.get("time"))
@@ -330,7 +332,7 @@ class Assembler:
     def _continue(
         self, record: Record, line: RawLine, kind: int, now: float, out: list[LogEvent]
     ) -> None:
-        state = accepts(record, kind, line.text)
+        state = accepts(record, kind, line.text, line.timestamp)
         key = record.key
         if state is None:
             if record.state == TENTATIVE:

@@ -54,6 +54,10 @@ from watcher.parse.linekinds import (
 )
 from watcher.parse.traces import parse_trace
 
+# seconds between a warning record and a trace stamped by their source that still make one
+# logging call (a call writes all its lines at once; a shipper's clock may split a millisecond)
+_SAME_CALL = 1.0
+
 
 class Record:
     """The open record of one writer."""
@@ -102,16 +106,23 @@ class Record:
             self.event = parse_line(self.head)
         return self.event
 
-    def announces_error(self, attached: bool = False) -> bool:
+    def announces_error(self, attached: bool = False, stamp: float | None = None) -> bool:
         """Whether a trace that follows belongs to this record: it reported an error (or, for a
-        trace a logger attaches to its record, a warning)."""
+        trace a logger attaches to its record, a warning). `stamp` is the trace line's own
+        timestamp when its source gave one."""
         if self.head_kind >= TB or self.state == JSON_ERR:
             return True
         event = self.head_event()
         if event.level is not None:
-            # logger.warning("…", exc_info=True) and Java's log.warn(msg, e) attach the trace to
-            # a warning record: one logging call, one event (an error by its trace)
-            return LEVEL_RANK.get(event.level, 0) >= (WARNING_RANK if attached else ERROR_RANK)
+            rank = LEVEL_RANK.get(event.level, 0)
+            if attached and WARNING_RANK <= rank < ERROR_RANK:
+                # logger.warning("…", exc_info=True) and Java's log.warn(msg, e) attach the trace
+                # to a warning record: one logging call, one event (an error by its trace). One
+                # call writes its lines at once: where the source stamps every line, a trace
+                # stamped later is a report of its own
+                head = self.head.timestamp
+                return stamp is None or head is None or abs(stamp - head) <= _SAME_CALL
+            return rank >= ERROR_RANK
         text = self.head.text
         if ACCESS_LOG.search(text):
             return False
@@ -122,8 +133,9 @@ class Record:
         return can_be_error(self.head) and FAILURE_WORDS.search(text) is not None
 
 
-def accepts(record: Record, kind: int, text: str) -> int | None:
-    """The record's next state if a line of `kind` continues it, else None."""
+def accepts(record: Record, kind: int, text: str, stamp: float | None = None) -> int | None:
+    """The record's next state if a line of `kind` continues it, else None (`stamp`: the
+    line's timestamp from its source, if any)."""
     state = record.state
     if kind == BLANK:
         # a header on probation must stay the record's last line, so a blank line decides it
@@ -150,7 +162,7 @@ def accepts(record: Record, kind: int, text: str) -> int | None:
     if kind in (INDENT, FRAME):
         if state in (OPEN, RUNON, JSON_ERR):
             if kind == FRAME:
-                if state == OPEN and not record.announces_error(attached=True):
+                if state == OPEN and not record.announces_error(True, stamp):
                     return None  # a header-less traceback after an unrelated record
                 return PY
             if state == OPEN and record.lines is None and record.head.text.endswith("call last):"):
@@ -160,7 +172,7 @@ def accepts(record: Record, kind: int, text: str) -> int | None:
             return BODY
         return PY if state == PY_CHAIN and kind == FRAME else state
     if state in (OPEN, RUNON, JSON_ERR):
-        return _open_accepts(record, kind, text)
+        return _open_accepts(record, kind, text, stamp)
     if state in (BODY, TENTATIVE):
         if kind == CAUSED:
             return JMSG
@@ -168,7 +180,7 @@ def accepts(record: Record, kind: int, text: str) -> int | None:
             return BODY
         if record.depth > 0 and text[:1] in "}]":
             return BODY  # the closing brace of a Node error's properties
-        if kind == PROSE and text.startswith(("Node.js v", "Emitted 'error' event")):
+        if kind in (PROSE, OTHER) and text.startswith(("Node.js v", "Emitted 'error' event")):
             return BODY  # the last lines of Node's crash report
         if kind in (PROSE, OTHER) and PHP_CONT.match(text):
             return BODY  # PHP's "Stack trace:" and "#0 file(12): fn()" frames
@@ -198,14 +210,14 @@ def accepts(record: Record, kind: int, text: str) -> int | None:
     return GO if state == GO and is_go_line else None
 
 
-def _open_accepts(record: Record, kind: int, text: str) -> int | None:
+def _open_accepts(record: Record, kind: int, text: str, stamp: float | None) -> int | None:
     """A record that is a log line (and what ran on from it) so far."""
     if kind == PG:
         return BODY
     if kind in TRACE_STARTS or kind == CAUSED:
         # a logger attaches a Python or JVM trace to its record; a process crash (panic:,
         # Node's preamble, "Exception in thread") follows only an error line it belongs to
-        if not record.announces_error(attached=kind in ATTACHED):
+        if not record.announces_error(kind in ATTACHED, stamp):
             return None
         if kind == TB:
             return PY
