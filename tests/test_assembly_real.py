@@ -361,7 +361,7 @@ def test_node_crash_report_tail_stays_in_the_event_when_lines_are_wrapped() -> N
         [
             ("published event order.created id=1", "40.000", "info"),
             ("Error: connect ECONNREFUSED 127.0.0.1:6379", "41.000", "error"),
-            ("    at TCPConnectWrap.afterConnect [as oncomplete] (node:net:1555:16)", "41.000", "error"),
+            ("    at TCPConnectWrap.afterConnect (node:net:1555:16)", "41.000", "error"),
             ("Emitted 'error' event on Socket instance at:", "41.000", "error"),
             ("    at emitErrorNT (node:internal/streams/destroy:169:8)", "41.000", "error"),
             ("", "41.000", "error"),
