@@ -60,25 +60,15 @@ class PatternActions:
         rows = [r for r in self.store.fingerprints() if r[0] == fingerprint]
         return rows[0][1] if rows else None
 
-    async def resolve(self, group_id: str, actor: str, **detail: Any) -> ErrorGroup:
-        """Resolved: the next event after now regresses it."""
+    async def apply(self, group_id: str, action: str, actor: str, **params: Any) -> ErrorGroup:
+        """One action by name: resolve | ignore (more=N, until=epoch) | reopen |
+        merge (others=[ids]) | split (fingerprint=fp); see WatcherView.change."""
+        if action == "merge":
+            return await self.merge(group_id, list(params["others"]), actor)
+        if action == "split":
+            return await self.split(group_id, params["fingerprint"], actor)
         group = await self.find(group_id)
-        await self._save(group, lifecycle.resolve(group, actor, self.clock(), **detail))
-        return group
-
-    async def ignore(
-        self, group_id: str, actor: str, *, more: int | None = None, until: float | None = None
-    ) -> ErrorGroup:
-        """Ignored forever, for `more` events, or until the time `until`."""
-        group = await self.find(group_id)
-        entry = lifecycle.ignore(group, actor, self.clock(), more=more, until=until)
-        await self._save(group, entry)
-        return group
-
-    async def reopen(self, group_id: str, actor: str) -> ErrorGroup:
-        """Open again."""
-        group = await self.find(group_id)
-        await self._save(group, lifecycle.reopen(group, actor, self.clock()))
+        await self._save(group, lifecycle.change(group, action, actor, self.clock(), **params))
         return group
 
     async def merge(self, group_id: str, others: list[str], actor: str) -> ErrorGroup:

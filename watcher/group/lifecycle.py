@@ -87,6 +87,17 @@ def reopen(group: ErrorGroup, actor: str, at: float) -> Activity:
     return _change(group, "reopened", actor, at, "open")
 
 
+def change(group: ErrorGroup, action: str, actor: str, at: float, **params: Any) -> Activity:
+    """resolve | ignore (more=, until=) | reopen by name: what the API and the CLI ask for."""
+    if action == "resolve":
+        return resolve(group, actor, at)
+    if action == "ignore":
+        return ignore(group, actor, at, more=params.get("more"), until=params.get("until"))
+    if action == "reopen":
+        return reopen(group, actor, at)
+    raise LifecycleError(f"unknown action {action!r}")
+
+
 def observe(group: ErrorGroup, at: float, *, now: float | None = None) -> Activity | None:
     """After an event at `at` was counted in the group: the automatic change, if any.
 

@@ -412,6 +412,12 @@ class GroupTable:
             into_live.windows.restore(into.buckets)
             self.dirty.add(into.id)
 
+    def rebase(self, group_id: str, severity: str) -> None:
+        """The severity a live group returns to when its alert re-arms (a reclassification)."""
+        live = self.live.get(group_id)
+        if live is not None:
+            live.base_severity = severity
+
     def detach(self, fingerprint: str) -> None:
         """A split: later events with this fingerprint open a group of their own."""
         self.aliases.pop(fingerprint, None)

@@ -163,9 +163,8 @@ async def error_pattern(request: web.Request) -> web.Response:
     group = view.group(group_id)
     if group is None:
         raise ApiError(404, "not found", f"no error pattern with id {group_id}")
-    return reply(
-        request, {"pattern": serialize.pattern_detail(group, view.fixes(group_id=group_id))}
-    )
+    fixes, activity = view.fixes(group_id=group.id), view.activity(group_id=group.id, limit=50)
+    return reply(request, {"pattern": serialize.pattern_detail(group, fixes, activity)})
 
 
 async def dashboard(request: web.Request) -> web.Response:

@@ -21,6 +21,7 @@ from watcher.http.api import add_api_routes
 from watcher.http.dashboard import add_dashboard
 from watcher.http.limits import CappedRunner
 from watcher.http.openapi import add_openapi_route
+from watcher.http.patterns_api import add_pattern_routes
 from watcher.http.security import (
     Redact,
     SecurityConfig,
@@ -96,6 +97,7 @@ def make_app(
     app.router.add_get("/metrics", metrics)
     if state.view is not None:
         add_api_routes(app, state.view, redact=redact_obj)
+        add_pattern_routes(app)
         add_openapi_route(app)
         add_dashboard(app)
     return app
