@@ -1,4 +1,4 @@
-"""Command line: run | scan | replay | fix | templates | check-config | version.
+"""Command line: run | scan | replay | fix | groups | templates | check-config | version.
 
 Only this module maps exceptions to exit codes: 0 ran (whatever it found), 1 `--fail-on` matched,
 2 usage or configuration error, 3 a source could not be read at all. A fix that failed or was
@@ -243,6 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", nargs="?", default=None, metavar="FILE")
 
+    from watcher.cli_groups import add_parser as add_groups
+
+    add_groups(sub, common)
     sub.add_parser("version", parents=[common], help="print the version")
     return parser
 
@@ -282,6 +285,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _scan(config, args)
     if args.command == "fix":
         return _fix(config, args)
+    if args.command == "groups":
+        from watcher.cli_groups import run as groups
+
+        return groups(config, args)
     return _replay(config, args)
 
 
@@ -289,7 +296,8 @@ def _load(args: argparse.Namespace) -> Any:
     from watcher.config import ConfigError, load_config, parse_duration
 
     config = load_config(getattr(args, "config", None))
-    state = getattr(args, "state", None) if args.command in ("run", "scan", "fix") else None
+    commands = ("run", "scan", "fix", "groups")
+    state = getattr(args, "state", None) if args.command in commands else None
     config = config.with_overrides(
         log_level=getattr(args, "log_level", None),
         log_format=getattr(args, "log_format", None),

@@ -270,6 +270,7 @@ class Daemon:
             redact=self.redact,
         )
         pipeline = build_pipeline(config, self.metrics)
+        pipeline.table.clock = time.time  # live: an event without a timestamp happened now
         self.engine = build_engine(
             config,
             pipeline,

@@ -184,6 +184,9 @@ class GroupTable:
         self.now = 0.0  # the newest event time seen: "now" for replayed logs
         self.evicted = 0
         self.life = life or lifecycle.Lifecycle()
+        # the wall clock of a daemon (follow mode): when an event without a timestamp is read,
+        # it happened now, not at the last timestamp seen (None: replayed logs, no clock)
+        self.clock: Callable[[], float] | None = None
         # fingerprint -> the group that owns it, where that is another group (merges, upgrades)
         self.aliases: dict[str, str] = {}
         # fingerprints an older algorithm version made -> their group (see FINGERPRINT_VERSION)
@@ -221,14 +224,15 @@ class GroupTable:
         live.windows.add(t)
         self._keep_sample(live, event)
         if group.state != "open":
-            self._observe(live, t)
+            wall = self.clock() if self.clock is not None else t
+            self._observe(live, t if event.timestamp is not None else wall, wall)
         crossed = self._check_threshold(live, t)
         self.dirty.add(gid)
         return GroupUpdate(group, event, cls, is_new, crossed)
 
-    def _observe(self, live: _Live, t: float) -> None:
+    def _observe(self, live: _Live, t: float, wall: float) -> None:
         """The automatic lifecycle changes an event makes (regressed, unignored)."""
-        entry = lifecycle.observe(live.group, t, now=max(t, self.now))
+        entry = lifecycle.observe(live.group, t, now=max(t, self.now, wall))
         if entry is None:
             return
         if entry.action == "regressed":
