@@ -277,6 +277,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "check-config":
         return _check_config(args)
     config = _load(args)
+    if args.command == "groups":  # a short command: its own log lines only at warning and up
+        from watcher.cli_groups import run as groups
+        from watcher.logs import configure
+
+        configure("warning", config.watcher.log_format)
+        return groups(config, args)
     _configure_logs(config)
     _tune_gc()
     if args.command == "run":
@@ -285,10 +291,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _scan(config, args)
     if args.command == "fix":
         return _fix(config, args)
-    if args.command == "groups":
-        from watcher.cli_groups import run as groups
-
-        return groups(config, args)
     return _replay(config, args)
 
 

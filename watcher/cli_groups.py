@@ -234,7 +234,7 @@ def _change(config: Any, args: argparse.Namespace) -> int:
     try:
         lock.acquire()
     except StateLocked as exc:
-        result = _through_api(config, args, actor.removeprefix("cli:"), params, exc)
+        result = _through_api(config, args, actor, params, exc)
     else:
         try:
             result = _in_file(config, args, actor, params)

@@ -2,7 +2,7 @@
 
 Mutations are POSTs (behind the bearer token, like every POST); their parameters are query
 parameters, as the original API's are. Who made a change is `actor` (a name the caller gives,
-recorded as "api:<name>"; "api" without one).
+recorded as "api:<name>"; "api" without one; `watcher groups` sends "cli:<name>").
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from watcher.http import serialize
 from watcher.http.api import context, latest_fixes, reply
 from watcher.http.security import MAX_BATCH, ApiError, id_value, invalid, limit_param
 
-ACTOR_PATTERN = r"^[\w.@+-]{1,64}$"
+# "cli:" marks a change `watcher groups` made through the API (recorded as such)
+ACTOR_PATTERN = r"^(cli:)?[\w.@+-]{1,64}$"
 _ACTOR = re.compile(ACTOR_PATTERN)
 MAX_IGNORE_COUNT = 1_000_000_000
 ACTIONS = ("resolve", "ignore", "reopen", "merge", "split")
@@ -32,7 +33,7 @@ def actor_param(request: web.Request) -> str:
         return "api"
     if not _ACTOR.fullmatch(raw):
         raise invalid("actor", "a name of letters, digits and _.@+- (at most 64 characters)")
-    return f"api:{raw}"
+    return raw if raw.startswith("cli:") else f"api:{raw}"
 
 
 def _count(request: web.Request) -> int | None:
