@@ -9,6 +9,7 @@ restart and find the windows, states and merges as they were.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -179,3 +180,48 @@ def test_resolve_regress_ignore_merge_and_restart_on_a_real_daemon(rig: Rig) -> 
 
 def _rank(severity: str) -> int:
     return ["info", "low", "medium", "high", "critical"].index(severity)
+
+
+WORDS = ("alpha", "bravo", "charlie", "delta", "echo")
+WORDS += ("foxtrot", "golf", "hotel", "india", "juliet")
+
+
+def test_sighup_reclassifies_live_and_stored_patterns(tmp_path: Path) -> None:
+    """A rule added to the config and applied by SIGHUP changes the category, severity and
+    fixable flag of the patterns that already exist — a live one, and one only in the store
+    (evicted by ten newer ones: max_groups = 10) — and each change is in the activity list."""
+    rig = Rig(tmp_path)
+    grouping = "[grouping]\nmax_groups = 10\n[parse]"
+    rig.cfg.write_text(rig.cfg.read_text().replace("[parse]", grouping))
+    rig.proc.start()
+    rig.proc.wait_started()
+    try:
+        rig.write(PAY, 2)
+        for word in WORDS:
+            rig.write(word + " subsystem crashed with code {n}")
+        alpha = "alpha subsystem crashed with code <*>"
+        wait_for(lambda: {PAY_T, alpha} <= set(rig.patterns()), timeout=15)
+        before = rig.patterns()
+        assert before[PAY_T]["category"] != "external_service_error"
+        rule = '[[classify.rules]]\nmatch = "(?i)payment|alpha"\n'
+        rule += 'category = "external_service_error"\nseverity = "critical"\nfixable = true\n'
+        rig.cfg.write_text(rig.cfg.read_text() + rule)
+        assert rig.proc.proc is not None
+        rig.proc.proc.send_signal(signal.SIGHUP)
+
+        def reclassified() -> bool:
+            found = rig.patterns()
+            # .get: an evicted pattern shows once the API's store cache refreshes (5 s)
+            cats = [found.get(t, {}).get("category") for t in (PAY_T, alpha)]
+            return cats == ["external_service_error"] * 2
+
+        wait_for(reclassified, timeout=15)
+        after = rig.patterns()
+        assert {after[t]["severity"] for t in (PAY_T, alpha)} == {"critical"}
+        bravo = after["bravo subsystem crashed with code <*>"]
+        assert bravo["category"] != "external_service_error"
+        listed = rig.api("/error-monitor/activity")["activity"]
+        changed = {a["group_id"] for a in listed if a["action"] == "reclassified"}
+        assert changed == {before[PAY_T]["id"], before[alpha]["id"]}
+    finally:
+        rig.proc.close()

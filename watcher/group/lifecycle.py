@@ -199,7 +199,7 @@ class Lifecycle:
             count=group.count,
             template=group.template[:200],
             top_frame=_where(group),
-            **{k: v for k, v in entry.detail.items() if k not in ("count",)},
+            detail=entry.detail,
         )
         for subscriber in self.subscribers:
             try:
