@@ -260,3 +260,20 @@ def test_every_change_is_one_structured_record_then_each_subscriber() -> None:
     assert (record["old_state"], record["new_state"]) == ("resolved", "regressed")
     assert record["detail"] == {"count": 3}
     assert got == ["regressed"]
+
+
+def test_in_app_frames_link_to_the_code_at_the_release_the_logs_name() -> None:
+    """[report] repo_url makes each in-app frame a link at the pattern's most frequent release
+    (deploy prefix removed); library frames and a config without a template get none."""
+    from watcher.http.links import linker
+
+    link = linker("https://github.com/acme/api/blob/{ref}/{path}#L{line}", "main")
+    g = group(tags={"release": {"3f2a9c1": 7, "v1.0": 2}})
+    assert link(g, Frame("/app/src/pay.py", 12, "charge")) == (
+        "https://github.com/acme/api/blob/3f2a9c1/src/pay.py#L12"
+    )
+    assert link(group(), Frame("src/pay.py", 3, "f")) == (
+        "https://github.com/acme/api/blob/main/src/pay.py#L3"
+    )
+    assert link(g, Frame("/usr/lib/python3/json.py", 1, "loads", in_app=False)) is None
+    assert linker("", "main")(g, Frame("src/pay.py", 3, "f")) is None

@@ -28,6 +28,7 @@ from watcher.daemon_view import DaemonView
 from watcher.engine import Engine
 from watcher.fdlimit import raise_fd_limit
 from watcher.http.app import AppState, bound_port, make_app, start
+from watcher.http.links import linker
 from watcher.http.security import SecurityConfig, allowed_hosts
 from watcher.logs import configure as configure_logs
 from watcher.logs import loop_exception_handler
@@ -392,7 +393,14 @@ class Daemon:
             allowed_hosts=allowed_hosts(http.listen, http.allowed_hosts),
         )
         state = AppState(self.metrics, ready=self._ready)
-        return make_app(state, view=self.view, security=security, redact_obj=self.redact_obj)
+        report = self.config.report
+        return make_app(
+            state,
+            view=self.view,
+            security=security,
+            redact_obj=self.redact_obj,
+            link=linker(report.repo_url, report.default_ref),
+        )
 
     async def _refresh_view(self) -> None:
         while True:

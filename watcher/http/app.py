@@ -20,6 +20,7 @@ from watcher.fdlimit import fd_budget
 from watcher.http.api import add_api_routes
 from watcher.http.dashboard import add_dashboard
 from watcher.http.limits import CappedRunner
+from watcher.http.links import FrameLinker, no_links
 from watcher.http.openapi import add_openapi_route
 from watcher.http.patterns_api import add_pattern_routes
 from watcher.http.security import (
@@ -76,6 +77,7 @@ def make_app(
     view: WatcherView | None = None,
     security: SecurityConfig | None = None,
     redact_obj: Redact = identity,
+    link: FrameLinker = no_links,
 ) -> web.Application:
     """The application: health and metrics always; with a `view`, the /error-monitor/ JSON API,
     its OpenAPI document and the dashboard at `/`.
@@ -96,7 +98,7 @@ def make_app(
     app.router.add_get("/health/ready", ready)
     app.router.add_get("/metrics", metrics)
     if state.view is not None:
-        add_api_routes(app, state.view, redact=redact_obj)
+        add_api_routes(app, state.view, redact=redact_obj, link=link)
         add_pattern_routes(app)
         add_openapi_route(app)
         add_dashboard(app)

@@ -145,6 +145,7 @@ SCHEMAS: dict[str, Schema] = {
         "required": ["error", "detail"],
     },
     "Frame": FRAME,
+    "LinkedFrame": obj({**FRAME["properties"], "url": OPT_STR}),
     "Sample": SAMPLE,
     "ErrorObject": obj(ERROR_FIELDS),
     "PatternDetail": obj(
@@ -152,7 +153,7 @@ SCHEMAS: dict[str, Schema] = {
             **ERROR_FIELDS,
             "activity": array(ref("Activity")),
             "samples": array(ref("Sample")),
-            "frames": array(ref("Frame")),
+            "frames": array(ref("LinkedFrame")),
             "fixes": array(ref("Fix")),
             "analysis": {"anyOf": [ref("Analysis"), {"type": "null"}]},
         }

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from watcher.model import Activity, ErrorGroup, Fix, Sample
+from watcher.model import Activity, ErrorGroup, Fix, Frame, Sample
 
 MAX_MESSAGE_CHARS = 1000
 MAX_EXAMPLES = 5
@@ -151,15 +151,19 @@ def analysis_object(fixes: Iterable[Fix]) -> dict[str, Any] | None:
 
 
 def pattern_detail(
-    group: ErrorGroup, fixes: list[Fix], activity: Iterable[Activity] = ()
+    group: ErrorGroup,
+    fixes: list[Fix],
+    activity: Iterable[Activity] = (),
+    link: Callable[[ErrorGroup, Frame], str | None] = lambda _g, _f: None,
 ) -> dict[str, Any]:
-    """One pattern with everything the detail view shows; `fixes` newest first."""
+    """One pattern with everything the detail view shows; `fixes` newest first; `link` makes a
+    frame's URL to the code (see watcher.http.links)."""
     newest_first = sorted(group.samples, key=lambda s: -s.timestamp)
     return {
         "activity": [activity_object(a) for a in activity],
         **error_object(group, fixes[0] if fixes else None),
         "samples": [sample_object(s) for s in newest_first],
-        "frames": [f.to_record() for f in group.frames],
+        "frames": [{**f.to_record(), "url": link(group, f)} for f in group.frames],
         "fixes": [fix_object(f, group) for f in fixes],
         "analysis": analysis_object(fixes),
     }
