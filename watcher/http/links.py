@@ -13,9 +13,10 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from watcher.group.table import normalise_path
 from watcher.model import ErrorGroup, Frame
 
+# where containers and hosts put the code; what follows is the repository's own path
+_DEPLOY_ROOT = re.compile(r"^/?(?:usr/src/app|app|srv|code|workspace|home/[^/]+/[^/]+)/")
 _REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
 
 FrameLinker = Callable[[ErrorGroup, Frame], str | None]
@@ -37,11 +38,16 @@ class RepoLinks:
         if not self.template or not frame.in_app:
             return None
         values = {
-            "path": urllib.parse.quote(normalise_path(frame.file)),
+            "path": urllib.parse.quote(repo_path(frame.file)),
             "line": "" if frame.line is None else str(frame.line),
             "ref": urllib.parse.quote(ref_of(group, self.default_ref), safe="/"),
         }
         return self.template.format_map(values)
+
+
+def repo_path(file: str) -> str:
+    """A frame's file as a path in the repository: the deploy root ("/app/") removed."""
+    return _DEPLOY_ROOT.sub("", file.replace("\\", "/"), count=1).lstrip("./")
 
 
 def ref_of(group: ErrorGroup, default: str) -> str:
