@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 from watcher.model import ErrorGroup, Frame
 
-# where containers and hosts put the code; what follows is the repository's own path
-_DEPLOY_ROOT = re.compile(r"^/?(?:usr/src/app|app|srv|code|workspace|home/[^/]+/[^/]+)/")
+# absolute roots where containers and hosts put the code; what follows is the repository's own
+# path (a relative "app/db.py" is already one)
+_DEPLOY_ROOT = re.compile(r"^/(?:usr/src/app|app|srv|code|workspace|home/[^/]+/[^/]+)/")
 _REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
 
 FrameLinker = Callable[[ErrorGroup, Frame], str | None]
@@ -47,7 +48,8 @@ class RepoLinks:
 
 def repo_path(file: str) -> str:
     """A frame's file as a path in the repository: the deploy root ("/app/") removed."""
-    return _DEPLOY_ROOT.sub("", file.replace("\\", "/"), count=1).lstrip("./")
+    path = _DEPLOY_ROOT.sub("", file.replace("\\", "/"), count=1)
+    return path.removeprefix("./").lstrip("/")
 
 
 def ref_of(group: ErrorGroup, default: str) -> str:
