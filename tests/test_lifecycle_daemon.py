@@ -59,6 +59,19 @@ class Rig:
         self.proc.env["WATCHER_API_TOKEN"] = TOKEN
         self.n = 0
 
+    def start(self) -> None:
+        """Start the daemon and wait until it is ready (its groups restored from the store)."""
+        self.proc.start()
+        self.proc.wait_started()
+
+        def ready() -> bool:
+            try:
+                return bool(self.api("/health/ready")["ready"])
+            except OSError:  # 503 (HTTPError) while starting, or not listening yet
+                return False
+
+        wait_for(ready, timeout=20)
+
     def write(self, template: str, times: int = 1, **fields: Any) -> None:
         with self.log.open("a") as fh:
             for _ in range(times):
@@ -98,8 +111,7 @@ class Rig:
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Rig]:
     rig = Rig(tmp_path)
-    rig.proc.start()
-    rig.proc.wait_started()
+    rig.start()
     try:
         yield rig
     finally:
@@ -114,9 +126,9 @@ def test_resolve_regress_ignore_merge_and_restart_on_a_real_daemon(rig: Rig) -> 
     """Resolve by CLI (through the daemon's API) -> a new event regresses the pattern (state,
     raised severity, activity); ignore for 2 events -> open again after them; a merge makes
     later events of the merged pattern count in the survivor; after a restart the states, the
-    merge and the sliding windows are as they were. A change while the daemon runs needs its
-    API (no token: exit 2, nothing changed); with the daemon stopped the CLI changes the state
-    file, and the next daemon starts with the change."""
+    merge, the sliding windows and the rate chart are as they were. A change while the daemon
+    runs needs its API (no token: exit 2, nothing changed); with the daemon stopped the CLI
+    changes the state file, and the next daemon starts with the change."""
     rig.write(PAY, 2, host="web-1", release="v1.2.3")
     rig.write(CACHE, 2, pod="api-7f9")
     pay = rig.pattern(PAY_T, 2)
@@ -147,11 +159,12 @@ def test_resolve_regress_ignore_merge_and_restart_on_a_real_daemon(rig: Rig) -> 
     assert CACHE_T not in rig.patterns()
 
     assert rig.proc.stop() == 0
-    rig.proc.start()
-    rig.proc.wait_started()
+    rig.start()
     after = rig.pattern(PAY_T, 8)
     assert after["state"] == "regressed"
     assert after["window_counts"]["1h"] == 8  # windows survive the restart
+    rates = rig.api("/error-monitor/rates?window=1h")["series"]  # and so does the rate chart
+    assert sum(sum(counts) for counts in rates.values()) == 8
     rig.write(CACHE)
     rig.pattern(PAY_T, 9)  # the merge sticks across the restart
     assert CACHE_T not in rig.patterns()
@@ -173,8 +186,7 @@ def test_resolve_regress_ignore_merge_and_restart_on_a_real_daemon(rig: Rig) -> 
     )
     owned = {f["fingerprint"] for f in shown["fingerprints"]}
     assert owned == {pay["id"], cache["id"]}
-    rig.proc.start()
-    rig.proc.wait_started()
+    rig.start()
     assert rig.pattern(PAY_T, 9)["state"] == "resolved"
 
 
@@ -193,8 +205,7 @@ def test_sighup_reclassifies_live_and_stored_patterns(tmp_path: Path) -> None:
     rig = Rig(tmp_path)
     grouping = "[grouping]\nmax_groups = 10\n[parse]"
     rig.cfg.write_text(rig.cfg.read_text().replace("[parse]", grouping))
-    rig.proc.start()
-    rig.proc.wait_started()
+    rig.start()
     try:
         rig.write(PAY, 2)
         for word in WORDS:
