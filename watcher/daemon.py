@@ -143,13 +143,14 @@ class Daemon:
                 return
             live = [dataclasses.replace(g, samples=list(g.samples)) for g in table.snapshot()]
             verdicts = await asyncio.to_thread(reclassify.verdicts, live, rules)
-            now = time.time()
+            now, changed_live = time.time(), 0
             for verdict in verdicts:
                 group = table.find(verdict.group_id)
                 entry = reclassify.apply(group, verdict, now) if group is not None else None
                 if group is not None and entry is not None:
                     table.rebase(group.id, group.severity)
                     table.record(group, entry)
+                    changed_live += 1
             stored = await asyncio.to_thread(
                 reclassify.reclassify_stored, self.store, rules, now, [g.id for g in live]
             )
@@ -159,7 +160,7 @@ class Daemon:
         for group, entry in stored:
             table.life.notify(group, entry)
         self.engine.persist_soon()
-        log.info("Patterns re-classified.", live=len(live), stored=len(stored) + len(live))
+        log.info("Patterns re-classified.", changed_live=changed_live, changed_stored=len(stored))
 
     def _reload_redaction(self, fresh: Config) -> None:
         """New [redact] patterns for everything that leaves the process: the API, alerts, the

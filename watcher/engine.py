@@ -319,6 +319,7 @@ class Engine:
         self._last_persist = time.monotonic()
         self.pipeline.table.maintain()
         if self.store is None:
+            self.pipeline.table.take_records()  # nowhere to keep them: do not let them pile up
             return
         pending = self._collect()
         self._persists += 1
