@@ -157,6 +157,8 @@ def test_resolve_regress_ignore_merge_and_restart_on_a_real_daemon(rig: Rig) -> 
     rig.write(CACHE)  # the merged pattern's events now count in the survivor
     rig.pattern(PAY_T, 8)
     assert CACHE_T not in rig.patterns()
+    # a link to the merged-away pattern (an old alert) opens the one it was merged into
+    assert rig.api(f"/error-monitor/errors/patterns/{cache['id']}")["pattern"]["id"] == pay["id"]
 
     assert rig.proc.stop() == 0
     rig.start()

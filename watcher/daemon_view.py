@@ -172,7 +172,9 @@ class DaemonView:
         return [g for g in merged.values() if since is None or g.last_seen >= since]
 
     def group(self, group_id: str) -> ErrorGroup | None:
-        for g in self.engine.pipeline.table.snapshot(self.clock()):
+        table = self.engine.pipeline.table
+        group_id = table.aliases.get(group_id, group_id)  # a merged-in fingerprint: its owner
+        for g in table.snapshot(self.clock()):
             if g.id == group_id:
                 return g
         return self._stored.get(group_id)
