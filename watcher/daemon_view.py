@@ -159,10 +159,8 @@ class DaemonView:
 
     async def change(self, group_id: str, action: str, actor: str, **params: Any) -> ErrorGroup:
         group = await self.actions.apply(group_id, action, actor, **params)
-        if action == "merge":
-            for other in params.get("others", ()):
-                self._stored.pop(other, None)
-        self._stored.pop(group.id, None)
+        for other in params.get("others", ()):  # merged away: gone before the next refresh
+            self._stored.pop(other, None)
         self._stored[group.id] = group
         return group
 
