@@ -277,3 +277,39 @@ def test_in_app_frames_link_to_the_code_at_the_release_the_logs_name() -> None:
     )
     assert link(g, Frame("/usr/lib/python3/json.py", 1, "loads", in_app=False)) is None
     assert linker("", "main")(g, Frame("src/pay.py", 3, "f")) is None
+
+
+# --- the groups CLI without a daemon -----------------------------------------------------------
+
+
+def test_groups_cli_lists_filters_and_changes_the_state_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`watcher groups` with no daemon: list --search/--only filter, ignore --for sets the end of
+    the ignore, a bad --until or a fingerprint the pattern does not own exits 2 saying why."""
+    import json
+    import time
+
+    from watcher.cli import main
+
+    path = str(tmp_path / "state.db")
+    with Store(path) as store:
+        store.commit([group("p1", template="payment failed for <*>", count=9), group("c1")],
+                     fingerprints=[("p1", "p1", 0), ("c1", "c1", 0)])  # fmt: skip
+    capsys.readouterr()  # the store's own log lines
+    assert main(["groups", "list", "--state", path, "--search", "PAYMENT", "--json"]) == 0
+    assert [json.loads(x)["id"] for x in capsys.readouterr().out.splitlines()] == ["p1"]
+    assert main(["groups", "ignore", "p1", "--for", "2h", "--state", path]) == 0
+    assert "p1: ignored" in capsys.readouterr().out
+    assert main(["groups", "list", "--only", "ignored", "--state", path, "--json"]) == 0
+    [listed] = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert listed["id"] == "p1"
+    with Store(path) as store:
+        until = store.get_group("p1").ignore_until  # type: ignore[union-attr]
+    assert until is not None and abs(until - (time.time() + 7200)) < 60
+    assert main(["groups", "ignore", "c1", "--until", "2030-01-01T00:00", "--state", path]) == 2
+    assert "no time zone" in capsys.readouterr().err
+    assert main(["groups", "split", "p1", "c1", "--state", path]) == 2
+    assert "does not own" in capsys.readouterr().err
+    assert main(["groups", "resolve", "nope", "--state", path]) == 2
+    assert "no pattern 'nope'" in capsys.readouterr().err

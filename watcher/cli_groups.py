@@ -73,7 +73,10 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         if action == "ignore":
             p.add_argument("--count", type=int, metavar="N", help="until N more events")
             p.add_argument("--for", dest="duration", metavar="DURATION", help="e.g. 2h, 30m")
-            p.add_argument("--until", metavar="TIME", help="ISO 8601, e.g. 2026-01-31T09:00Z")
+            # dest: the CLI checks any `until` attribute as scan's --until duration
+            p.add_argument(
+                "--until", dest="until_time", metavar="TIME", help="ISO 8601: 2026-01-31T09:00Z"
+            )
         if action == "merge":
             p.add_argument("others", nargs="+", metavar="OTHER_ID")
         if action == "split":
@@ -210,8 +213,8 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
             until = time.time() + parse_duration(args.duration)
         except ValueError as exc:
             raise GroupsError(f"--for: {exc}") from None
-    if args.until is not None:
-        until = _parse_time(args.until)
+    if args.until_time is not None:
+        until = _parse_time(args.until_time)
     return {"more": args.count, "until": until}
 
 
