@@ -290,6 +290,8 @@ def test_groups_cli_lists_filters_and_changes_the_state_file(
     import json
     import time
 
+    import structlog
+
     from watcher.cli import main
 
     path = str(tmp_path / "state.db")
@@ -297,19 +299,22 @@ def test_groups_cli_lists_filters_and_changes_the_state_file(
         store.commit([group("p1", template="payment failed for <*>", count=9), group("c1")],
                      fingerprints=[("p1", "p1", 0), ("c1", "c1", 0)])  # fmt: skip
     capsys.readouterr()  # the store's own log lines
-    assert main(["groups", "list", "--state", path, "--search", "PAYMENT", "--json"]) == 0
-    assert [json.loads(x)["id"] for x in capsys.readouterr().out.splitlines()] == ["p1"]
-    assert main(["groups", "ignore", "p1", "--for", "2h", "--state", path]) == 0
-    assert "p1: ignored" in capsys.readouterr().out
-    assert main(["groups", "list", "--only", "ignored", "--state", path, "--json"]) == 0
-    [listed] = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
-    assert listed["id"] == "p1"
-    with Store(path) as store:
-        until = store.get_group("p1").ignore_until  # type: ignore[union-attr]
-    assert until is not None and abs(until - (time.time() + 7200)) < 60
-    assert main(["groups", "ignore", "c1", "--until", "2030-01-01T00:00", "--state", path]) == 2
-    assert "no time zone" in capsys.readouterr().err
-    assert main(["groups", "split", "p1", "c1", "--state", path]) == 2
-    assert "does not own" in capsys.readouterr().err
-    assert main(["groups", "resolve", "nope", "--state", path]) == 2
-    assert "no pattern 'nope'" in capsys.readouterr().err
+    try:
+        assert main(["groups", "list", "--state", path, "--search", "PAYMENT", "--json"]) == 0
+        assert [json.loads(x)["id"] for x in capsys.readouterr().out.splitlines()] == ["p1"]
+        assert main(["groups", "ignore", "p1", "--for", "2h", "--state", path]) == 0
+        assert "p1: ignored" in capsys.readouterr().out
+        assert main(["groups", "list", "--only", "ignored", "--state", path, "--json"]) == 0
+        [listed] = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+        assert listed["id"] == "p1"
+        with Store(path) as store:
+            until = store.get_group("p1").ignore_until  # type: ignore[union-attr]
+        assert until is not None and abs(until - (time.time() + 7200)) < 60
+        assert main(["groups", "ignore", "c1", "--until", "2030-01-01T00:00", "--state", path]) == 2
+        assert "no time zone" in capsys.readouterr().err
+        assert main(["groups", "split", "p1", "c1", "--state", path]) == 2
+        assert "does not own" in capsys.readouterr().err
+        assert main(["groups", "resolve", "nope", "--state", path]) == 2
+        assert "no pattern 'nope'" in capsys.readouterr().err
+    finally:  # main() configured structlog onto the captured stderr: undo it
+        structlog.reset_defaults()
