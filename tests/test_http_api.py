@@ -224,6 +224,7 @@ async def test_pattern_detail_has_samples_frames_and_analysis(make_client: MakeC
         "line": 42,
         "function": "get_conn",
         "in_app": True,
+        "url": None,  # no [report] repo_url configured
     }
     assert pattern["samples"][0]["source"] == "api"
     assert pattern["analysis"]["root_cause"].startswith("The pool")

@@ -234,6 +234,12 @@ OK_REQUESTS = [
     ("GET", "/error-monitor/fixes/fix-db-1"),
     ("POST", "/error-monitor/monitor/start?interval=120"),
     ("POST", "/error-monitor/monitor/scan?hours=3&auto_fix=true"),
+    ("POST", f"/error-monitor/errors/patterns/{GROUP}/resolve?actor=ann"),
+    ("POST", f"/error-monitor/errors/patterns/{GROUP}/ignore?count=5&until=2h"),
+    ("POST", f"/error-monitor/errors/patterns/{GROUP}/reopen"),
+    ("POST", f"/error-monitor/errors/patterns/{GROUP}/merge?ids=feedfacecafe"),
+    ("POST", f"/error-monitor/errors/patterns/{GROUP}/split?fingerprint=feedfacecafe"),
+    ("GET", f"/error-monitor/activity?group_id={GROUP}&limit=10"),
     ("GET", "/health/live"),
     ("GET", "/health/ready"),
     ("GET", "/metrics"),
@@ -247,6 +253,9 @@ ERROR_REQUESTS = [
     ("POST", "/error-monitor/fixes/generate-for-error?error_id=unknown", 404),
     ("POST", "/error-monitor/fixes/generate-batch?error_ids=a,b", 404),
     ("POST", "/error-monitor/monitor/scan?hours=-2", 400),
+    ("POST", f"/error-monitor/errors/patterns/{GROUP}/split?fingerprint=notmine", 409),
+    ("POST", f"/error-monitor/errors/patterns/{GROUP}/ignore?count=0", 400),
+    ("POST", "/error-monitor/errors/patterns/unknown/resolve", 404),
 ]
 
 
@@ -284,6 +293,12 @@ class ExplodingView(InMemoryView):
     async def scan(self, *, hours: float, auto_fix: bool) -> dict[str, Any]:
         raise RuntimeError("boom")
 
+    def activity(self, *, group_id: str | None = None, limit: int = 100) -> list[Any]:
+        raise RuntimeError("boom")
+
+    async def change(self, group_id: str, action: str, actor: str, **params: Any) -> Any:
+        raise RuntimeError("boom")
+
 
 @pytest.fixture
 async def clients() -> AsyncIterator[list[TestClient]]:
@@ -297,7 +312,7 @@ async def clients() -> AsyncIterator[list[TestClient]]:
 async def test_every_operation_answers_as_documented(clients: list[TestClient]) -> None:
     """Each operation's 200, and 400/401/403/404/413/429/500 where they apply, fit the schemas."""
     seen: set[str] = set()
-    ok = await start_client(protect_reads=True)
+    ok = await start_client(protect_reads=True, post_burst=30)  # more POSTs than the default
     clients.append(ok)
     for method, path in OK_REQUESTS:
         status, key = await record(ok, method, path, headers=AUTH)

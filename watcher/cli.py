@@ -1,4 +1,4 @@
-"""Command line: run | scan | replay | fix | templates | check-config | version.
+"""Command line: run | scan | replay | fix | groups | templates | check-config | version.
 
 Only this module maps exceptions to exit codes: 0 ran (whatever it found), 1 `--fail-on` matched,
 2 usage or configuration error, 3 a source could not be read at all. A fix that failed or was
@@ -243,6 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", nargs="?", default=None, metavar="FILE")
 
+    from watcher.cli_groups import add_parser as add_groups
+
+    add_groups(sub, common)
     sub.add_parser("version", parents=[common], help="print the version")
     return parser
 
@@ -274,6 +277,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "check-config":
         return _check_config(args)
     config = _load(args)
+    if args.command == "groups":  # a short command: its own log lines only at warning and up
+        from watcher.cli_groups import run as groups
+        from watcher.logs import configure
+
+        configure("warning", config.watcher.log_format)
+        return groups(config, args)
     _configure_logs(config)
     _tune_gc()
     if args.command == "run":
@@ -289,7 +298,8 @@ def _load(args: argparse.Namespace) -> Any:
     from watcher.config import ConfigError, load_config, parse_duration
 
     config = load_config(getattr(args, "config", None))
-    state = getattr(args, "state", None) if args.command in ("run", "scan", "fix") else None
+    commands = ("run", "scan", "fix", "groups")
+    state = getattr(args, "state", None) if args.command in commands else None
     config = config.with_overrides(
         log_level=getattr(args, "log_level", None),
         log_format=getattr(args, "log_format", None),

@@ -313,6 +313,24 @@ class AlertsConfig:
 INHERITED_ALERT_KEYS = ("min_severity", "cooldown")
 
 
+@dataclass(frozen=True)
+class ReportConfig:
+    """[report]: how reports and the dashboard link a frame to the code."""
+
+    # a URL template: {path} (the frame's file, deploy prefix removed), {line}, {ref}
+    # e.g. "https://github.com/acme/api/blob/{ref}/{path}#L{line}"; "" = no links
+    repo_url: str = ""
+    # {ref} when a pattern's events name no release (a git_sha, release or version field)
+    default_ref: str = "main"
+
+    def validate(self) -> None:
+        if self.repo_url and not _is_http_url(self.repo_url):
+            got = describe(self.repo_url)
+            raise ValueError(f"repo_url: expected an http(s) URL template, got {got}")
+        if self.repo_url and "{path}" not in self.repo_url:
+            raise ValueError("repo_url: the template must contain {path}")
+
+
 def _is_http_url(text: str) -> bool:
     return re.fullmatch(r"https?://[^/\s]+(/\S*)?", text) is not None
 
@@ -326,6 +344,7 @@ SECTIONS: dict[str, type] = {
     "autofix": AutofixConfig,
     "alerts": AlertsConfig,
     "redact": RedactConfig,
+    "report": ReportConfig,
 }
 
 
@@ -342,6 +361,7 @@ class Config:
     autofix: AutofixConfig = field(default_factory=AutofixConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     redact: RedactConfig = field(default_factory=RedactConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     path: Path | None = None
 
     def with_overrides(self, **dotted: Any) -> Config:

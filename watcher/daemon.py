@@ -22,11 +22,13 @@ from typing import Any
 
 import structlog
 
+from watcher import reclassify
 from watcher.config import Config, load_config
 from watcher.daemon_view import DaemonView
 from watcher.engine import Engine
 from watcher.fdlimit import raise_fd_limit
 from watcher.http.app import AppState, bound_port, make_app, start
+from watcher.http.links import linker
 from watcher.http.security import SecurityConfig, allowed_hosts
 from watcher.logs import configure as configure_logs
 from watcher.logs import loop_exception_handler
@@ -126,11 +128,46 @@ class Daemon:
             log.error("Reload failed; keeping the running config.", error=str(exc))
             return
         self.engine.pipeline.rules = tuple(rules_from(fresh))
+        self._spawn(self._reclassify(), "reclassify")
         if fresh.redact != self.config.redact:
             self._reload_redaction(fresh)
-        task = asyncio.create_task(self._reload_sources(fresh), name="reload")
+        self._spawn(self._reload_sources(fresh), "reload")
+
+    def _spawn(self, work: Any, name: str) -> None:
+        task = asyncio.create_task(work, name=name)
         self._fix_tasks.add(task)
         task.add_done_callback(self._fix_tasks.discard)
+
+    async def _reclassify(self, *, at_start: bool = False) -> None:
+        """Every live and stored pattern classified again with the current rules; each change
+        recorded ("reclassified") and announced. At start only when the rules (or the watcher
+        version) changed since the state file last saw them."""
+        assert self.engine is not None and self.store is not None
+        table, rules = self.engine.pipeline.table, self.engine.pipeline.rules
+        try:
+            changed = await asyncio.to_thread(reclassify.rules_changed, self.store, rules)
+            if at_start and not changed:
+                return
+            live = [dataclasses.replace(g, samples=list(g.samples)) for g in table.snapshot()]
+            verdicts = await asyncio.to_thread(reclassify.verdicts, live, rules)
+            now, changed_live = time.time(), 0
+            for verdict in verdicts:
+                group = table.find(verdict.group_id)
+                entry = reclassify.apply(group, verdict, now) if group is not None else None
+                if group is not None and entry is not None:
+                    table.rebase(group.id, group.severity)
+                    table.record(group, entry)
+                    changed_live += 1
+            stored = await asyncio.to_thread(
+                reclassify.reclassify_stored, self.store, rules, now, [g.id for g in live]
+            )
+        except Exception as exc:  # a failing store must not take the reload down with it
+            log.error("Re-classification failed.", error=repr(exc))
+            return
+        for group, entry in stored:
+            table.life.notify(group, entry)
+        self.engine.persist_soon()
+        log.info("Patterns re-classified.", changed_live=changed_live, changed_stored=len(stored))
 
     def _reload_redaction(self, fresh: Config) -> None:
         """New [redact] patterns for everything that leaves the process: the API, alerts, the
@@ -242,6 +279,7 @@ class Daemon:
             redact=self.redact,
         )
         pipeline = build_pipeline(config, self.metrics)
+        pipeline.table.clock = time.time  # live: an event without a timestamp happened now
         self.engine = build_engine(
             config,
             pipeline,
@@ -254,6 +292,8 @@ class Daemon:
         self.view = DaemonView(
             self.engine, self.store, self.metrics, interval=seconds(config.watcher.interval)
         )
+        await self.view.restore()
+        await self._reclassify(at_start=True)
         alerter = self._alerter()
         alerts_stop = asyncio.Event()
         alerts = None
@@ -305,6 +345,8 @@ class Daemon:
                     await task
             if self.fixer is not None:
                 await self.fixer.aclose()
+            with contextlib.suppress(Exception):  # the chart is a convenience; never block exit
+                await self.view.save_rates()
             if runner is not None:
                 await runner.cleanup()
             self.store.close()
@@ -319,6 +361,7 @@ class Daemon:
         from watcher.fix.pipeline import FixPipeline
 
         self.fixer = fixer = FixPipeline.from_config(config, self.store, metrics=self.metrics)
+        fixer.on_merged = self.view.actions.fixes_merged
         if alerter is not None:
             fixer.on_fix = lambda group, fix: _alert_pr(alerter, group, fix)
         self.view.fixer = self._fix_on_request
@@ -360,18 +403,21 @@ class Daemon:
             ingest_paths=ingest_paths(self.config),
         )
         state = AppState(self.metrics, ready=self._ready)
+        report = self.config.report
         return make_app(
             state,
             view=self.view,
             security=security,
             redact_obj=self.redact_obj,
             intake=self.intake,
+            link=linker(report.repo_url, report.default_ref),
         )
 
     async def _refresh_view(self) -> None:
         while True:
             try:
                 await self.view.refresh()
+                await self.view.save_rates()
             except Exception as exc:  # a locked or failing store must not stop the daemon
                 log.warning("Could not refresh the API view from the store.", error=str(exc))
             await asyncio.sleep(VIEW_REFRESH)

@@ -9,15 +9,19 @@ from __future__ import annotations
 import asyncio
 import time
 from array import array
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from watcher.engine import Engine
 from watcher.metrics import Metrics
-from watcher.model import CATEGORIES, SEVERITY_RANK, ErrorGroup, Fix, GroupUpdate
+from watcher.model import CATEGORIES, SEVERITY_RANK, Activity, ErrorGroup, Fix, GroupUpdate
+from watcher.patterns import PatternActions
 from watcher.store import Store
 
 MINUTES = 24 * 60
+RATES_STATE_KEY = "rate_history"
+ACTIVITY_SHOWN = 500  # the newest activity entries the view keeps (the API's largest page)
 
 
 class RateHistory:
@@ -28,7 +32,24 @@ class RateHistory:
         self.counts = {c: array("q", [0]) * MINUTES for c in CATEGORIES}
         self.epochs = {c: array("q", [-1]) * MINUTES for c in CATEGORIES}
 
-    def add(self, category: str, t: float | None = None) -> None:
+    def dump(self) -> dict[str, dict[str, int]]:
+        """The last day's non-empty minutes per category, for the store."""
+        oldest = int(self.clock() // 60) - MINUTES
+        out: dict[str, dict[str, int]] = {}
+        for category, counts in self.counts.items():
+            epochs = self.epochs[category]
+            kept = {str(m): n for m, n in zip(epochs, counts, strict=True) if n and m > oldest}
+            if kept:
+                out[category] = kept
+        return out
+
+    def restore(self, dumped: dict[str, dict[str, int]]) -> None:
+        """Put a dump back (a restart keeps the rate chart)."""
+        for category, minutes in dumped.items():
+            for minute, n in minutes.items():
+                self.add(category, int(minute) * 60.0, int(n))
+
+    def add(self, category: str, t: float | None = None, n: int = 1) -> None:
         minute = int((t if t is not None else self.clock()) // 60)
         slot = minute % MINUTES
         counts, epochs = self.counts.get(category), self.epochs.get(category)
@@ -36,7 +57,7 @@ class RateHistory:
             return
         if epochs[slot] != minute:
             epochs[slot], counts[slot] = minute, 0
-        counts[slot] += 1
+        counts[slot] += n
 
     def series(self, *, bucket_seconds: int, buckets: int) -> dict[str, list[int]]:
         """Per category with any events: counts per bucket, oldest first, ending now."""
@@ -77,8 +98,31 @@ class DaemonView:
         self.clock = clock
         self.monitoring_enabled = True
         self.rates = RateHistory(clock)
+        self.rates_changed = False
+        self.actions = PatternActions(
+            store, table=engine.pipeline.table, engine=engine, clock=clock
+        )
+        engine.pipeline.table.life.subscribe(self.noted)
         self._stored: dict[str, ErrorGroup] = {}
         self._fixes: list[Fix] = []
+        self._activity: list[Activity] = []
+        self._recent: deque[Activity] = deque(maxlen=ACTIVITY_SHOWN)
+
+    def noted(self, _group: ErrorGroup, entry: Activity) -> None:
+        """Lifecycle subscriber: the change shows in the activity list before it is stored."""
+        self._recent.append(entry)
+
+    async def restore(self) -> None:
+        """The rate history the last run stored (in a worker thread)."""
+        dumped = await asyncio.to_thread(self.store.get_state, RATES_STATE_KEY)
+        if isinstance(dumped, dict):
+            self.rates.restore(dumped)
+
+    async def save_rates(self) -> None:
+        """Store the rate history when it changed (in a worker thread)."""
+        if self.rates_changed:
+            self.rates_changed = False
+            await asyncio.to_thread(self.store.set_state, RATES_STATE_KEY, self.rates.dump())
 
     def observe(self, updates: list[GroupUpdate]) -> None:
         """on_updates hook: count each error event in its category's rate history.
@@ -88,18 +132,37 @@ class DaemonView:
         """
         for update in updates:
             self.rates.add(update.classification.category)
+        self.rates_changed = self.rates_changed or bool(updates)
 
     async def refresh(self) -> None:
-        """Re-read stored groups and fixes into the caches (in a worker thread)."""
-        groups, fixes = await asyncio.to_thread(self._read_store)
+        """Re-read stored groups, fixes and activity into the caches (in a worker thread)."""
+        groups, fixes, activity = await asyncio.to_thread(self._read_store)
         self._stored = {g.id: g for g in groups}
         self._fixes = fixes
+        self._activity = activity
 
-    def _read_store(self) -> tuple[list[ErrorGroup], list[Fix]]:
+    def _read_store(self) -> tuple[list[ErrorGroup], list[Fix], list[Activity]]:
         return (
             self.store.list_groups(limit=2000, order="last_seen"),
             self.store.list_fixes(limit=500),
+            self.store.list_activity(limit=ACTIVITY_SHOWN),
         )
+
+    def activity(self, *, group_id: str | None = None, limit: int = 100) -> list[Activity]:
+        def key(a: Activity) -> tuple[str, str, str, float]:
+            return (a.group_id, a.action, a.actor, a.at)
+
+        merged = {key(a): a for a in self._recent}
+        merged.update({key(a): a for a in self._activity})  # the stored copy carries its id
+        chosen = [a for a in merged.values() if group_id is None or a.group_id == group_id]
+        return sorted(chosen, key=lambda a: (-a.at, -a.id))[:limit]
+
+    async def change(self, group_id: str, action: str, actor: str, **params: Any) -> ErrorGroup:
+        group = await self.actions.apply(group_id, action, actor, **params)
+        for other in params.get("others", ()):  # merged away: gone before the next refresh
+            self._stored.pop(other, None)
+        self._stored[group.id] = group
+        return group
 
     def groups(self, *, since: float | None = None) -> list[ErrorGroup]:
         live = {g.id: g for g in self.engine.pipeline.table.snapshot(self.clock())}
@@ -107,7 +170,9 @@ class DaemonView:
         return [g for g in merged.values() if since is None or g.last_seen >= since]
 
     def group(self, group_id: str) -> ErrorGroup | None:
-        for g in self.engine.pipeline.table.snapshot(self.clock()):
+        table = self.engine.pipeline.table
+        group_id = table.aliases.get(group_id, group_id)  # a merged-in fingerprint: its owner
+        for g in table.snapshot(self.clock()):
             if g.id == group_id:
                 return g
         return self._stored.get(group_id)

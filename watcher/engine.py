@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from watcher.group.table import FINGERPRINT_VERSION
 from watcher.logs import Throttled
 from watcher.metrics import Metrics
 from watcher.model import GroupUpdate, Stats
@@ -71,6 +72,8 @@ class _Unwritten:
     samples: dict[str, list[Any]] = field(default_factory=dict)
     cursors: dict[str, dict[str, Any]] = field(default_factory=dict)
     miner: bool = False
+    fingerprints: list[tuple[str, str, int]] = field(default_factory=list)
+    activity: list[Any] = field(default_factory=list)
 
     def add(self, groups: list[Any], samples: dict[str, list[Any]]) -> None:
         """Newer group states replace older ones (often the same object); samples append."""
@@ -318,6 +321,7 @@ class Engine:
         self._last_persist = time.monotonic()
         self.pipeline.table.maintain()
         if self.store is None:
+            self.pipeline.table.take_records()  # nowhere to keep them: do not let them pile up
             return
         pending = self._collect()
         self._persists += 1
@@ -326,9 +330,7 @@ class Engine:
             miner = self.pipeline.table.miner.snapshot()
         groups = list(pending.groups.values())
         try:
-            await asyncio.to_thread(
-                _write, self.store, groups, pending.samples, pending.cursors, miner
-            )
+            await asyncio.to_thread(_write, self.store, groups, pending, miner)
         except STORE_ERRORS as exc:
             pending.miner = miner is not None
             self._spill(pending)
@@ -341,7 +343,11 @@ class Engine:
         """What the next commit carries: any held-over failed commit, then what is new."""
         pending = self._unwritten or _Unwritten(self.pipeline.table.samples_per_group)
         self._unwritten = None
-        pending.add(*self.pipeline.table.take_dirty())
+        table = self.pipeline.table
+        pending.add(*table.take_dirty())
+        fingerprints, activity = table.take_records()
+        pending.fingerprints.extend(fingerprints)
+        pending.activity.extend(activity)
         for group, held in self._evicted.values():
             pending.add([group], {group.id: held} if held else {})
         self._evicted = {}
@@ -413,6 +419,9 @@ class Engine:
             store.list_groups, limit=table.max_groups, order="last_seen"
         )
         table.load(groups)
+        owned = await asyncio.to_thread(store.fingerprints)
+        table.aliases.update({fp: gid for fp, gid, _ in owned})
+        table.legacy.update(await asyncio.to_thread(store.legacy_fingerprints, FINGERPRINT_VERSION))
 
     def evicted(self, group: Any, samples: list[Any]) -> None:
         """on_evict hook: keep the group until the next commit, which writes it with the cursors.
@@ -425,6 +434,26 @@ class Engine:
         held = self._evicted.get(group.id)
         self._evicted[group.id] = (group, (held[1] if held else []) + list(samples))
 
+    def persist_soon(self) -> None:
+        """Commit at the next chance (a lifecycle change made by hand must not wait)."""
+        self._last_persist = 0.0
+
+    def held(self, group_id: str) -> Any:
+        """A group evicted or held by a failed commit, not yet stored (without taking it)."""
+        held = self._evicted.get(group_id)
+        if held is not None:
+            return held[0]
+        if self._unwritten is not None:
+            return self._unwritten.groups.get(group_id)
+        return None
+
+    def forget(self, group_id: str) -> None:
+        """Drop what is held for a group merged away (it must not be written back)."""
+        self._evicted.pop(group_id, None)
+        if self._unwritten is not None:
+            self._unwritten.groups.pop(group_id, None)
+            self._unwritten.samples.pop(group_id, None)
+
     def recall(self, group_id: str) -> Any:
         """recall hook: a group evicted but not yet committed comes back from memory."""
         held = self._evicted.pop(group_id, None)
@@ -436,12 +465,13 @@ class Engine:
         return self.store.get_group(group_id) if self.store is not None else None
 
 
-def _write(
-    store: Store,
-    groups: list[Any],
-    samples: dict[str, list[Any]],
-    cursors: dict[str, dict[str, Any]],
-    miner: Any,
-) -> None:
+def _write(store: Store, groups: list[Any], pending: _Unwritten, miner: Any) -> None:
     state = {MINER_STATE_KEY: miner} if miner is not None else None
-    store.commit(groups, samples, cursors, state)
+    store.commit(
+        groups,
+        pending.samples,
+        pending.cursors,
+        state,
+        fingerprints=pending.fingerprints,
+        activity=pending.activity,
+    )

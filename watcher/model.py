@@ -151,6 +151,31 @@ class ErrorGroup:
     # filled from the sliding windows when a snapshot is taken: {"1m": 3, "5m": 9, "1h": 40}
     window_counts: dict[str, int] = field(default_factory=dict)
     trend: str = "flat"  # rising | falling | flat | new
+    # the pattern's life (watcher/group/lifecycle.py): open | resolved | ignored | regressed
+    state: str = "open"
+    state_changed: float = 0.0
+    # an ignore that ends by itself: at this time, or once `count` reaches ignore_count
+    ignore_until: float | None = None
+    ignore_count: int | None = None
+    # per field that logs carry (host, pod, release): value -> events, bounded (see table)
+    tags: dict[str, dict[str, int]] = field(default_factory=dict)
+    # the sliding windows' buckets ({span seconds: {bucket epoch: count}}), so a restart shows
+    # the same windows; filled by the group table when it hands the group to the store
+    buckets: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """One recorded change of a group's life: who did what, when (the activity list)."""
+
+    group_id: str
+    action: str  # resolved | ignored | reopened | regressed | unignored | merged | split | ...
+    actor: str  # "user:<name>", "api", "cli", "watcher" (automatic), "fix:<fix id>"
+    at: float
+    old_state: str = ""
+    new_state: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+    id: int = 0  # the store's sequence number (0 until stored)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,8 +19,19 @@ from typing import IO, Any
 
 from watcher import report
 from watcher.config import Config
+from watcher.group import lifecycle
+from watcher.group.table import fingerprint_version
 from watcher.metrics import Metrics
-from watcher.model import SEVERITY_RANK, ErrorGroup, Fix, GroupUpdate, LogEvent, Sample, Stats
+from watcher.model import (
+    SEVERITY_RANK,
+    Activity,
+    ErrorGroup,
+    Fix,
+    GroupUpdate,
+    LogEvent,
+    Sample,
+    Stats,
+)
 from watcher.sources.base import SourceConfig
 from watcher.store import MEMORY, Store
 from watcher.wiring import build_engine, build_pipeline, build_redactor
@@ -173,14 +184,26 @@ def save_groups(store: Store, groups: list[ErrorGroup]) -> None:
     """
     merged: list[ErrorGroup] = []
     new_samples: dict[str, list[Sample]] = {}
+    owners = {fp: gid for fp, gid, _ in store.fingerprints()}
+    fingerprints: list[tuple[str, str, int]] = []
+    activity: list[Activity] = []
     for group in groups:
+        # a fingerprint merged into another pattern by hand counts there (merges stick)
+        group.id = owners.get(group.id, group.id)
         stored = store.get_group(group.id)
         if stored is not None and stored.status in KEPT_STATUSES:
             group.status = stored.status
+        if stored is None:
+            fingerprints.append((group.id, group.id, fingerprint_version(group.kind)))
+        else:
+            entry = lifecycle.carry(group, stored)
+            if entry is not None:
+                activity.append(entry)
+                lifecycle.Lifecycle().notify(group, entry)
         merged.append(_merged(group, stored))
         known = {(s.timestamp, s.text) for s in stored.samples} if stored else set()
         new_samples[group.id] = [s for s in group.samples if (s.timestamp, s.text) not in known]
-    store.commit(merged, new_samples)
+    store.commit(merged, new_samples, fingerprints=fingerprints, activity=activity)
 
 
 def _merged(group: ErrorGroup, stored: ErrorGroup | None) -> ErrorGroup:
@@ -195,6 +218,8 @@ def _merged(group: ErrorGroup, stored: ErrorGroup | None) -> ErrorGroup:
         first_seen=min(t for t in (group.first_seen, stored.first_seen) if t) or 0.0,
         last_seen=max(group.last_seen, stored.last_seen),
         sources=sources,
+        tags=group.tags or stored.tags,
+        buckets=group.buckets or stored.buckets,
     )
 
 

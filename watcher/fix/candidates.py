@@ -45,6 +45,8 @@ def skip_reason(
         return "no in-app frame: nothing in this repository's code to fix"
     if group.status in ("fixed", "ignored"):
         return f"group is {group.status}"
+    if group.state in ("resolved", "ignored"):
+        return f"pattern is {group.state}"
     if group.count < gate.min_occurrences and group.status != "alerting":
         return f"{group.count} occurrences, below min_occurrences {gate.min_occurrences}"
     return history_reason(fixes, gate, now, dry_run=dry_run)

@@ -8,7 +8,6 @@ saved synchronously before the cancellation goes on: an await there could be can
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import time
 import uuid
@@ -20,6 +19,7 @@ from watcher.fix.github import GitHubError, PullRef
 from watcher.fix.patch import GuardResult
 from watcher.fix.protocols import PullRequests
 from watcher.fix.schema import Analysis
+from watcher.group import lifecycle
 from watcher.metrics import Metrics
 from watcher.model import ErrorGroup, Fix
 from watcher.store import Store
@@ -138,11 +138,16 @@ class Recorder:
         return changed
 
     def state(self, fix: Fix) -> None:
-        """A PR's new state ("merged" marks the group "fixed"). Blocking."""
+        """A PR's new state: "merged" marks the group "fixed" and resolves the pattern (a
+        recurrence after the merge regresses it), recorded in the activity list. Blocking."""
         self.store.save_fix(fix)
-        if fix.status == "merged":
-            with contextlib.suppress(KeyError):  # the group may never have been stored
-                self.store.set_group_status(fix.group_id, "fixed")
+        if fix.status != "merged":
+            return
+        group = self.store.get_group(fix.group_id)  # None: the group was never stored
+        if group is not None:
+            group.status = "fixed"
+            entry = lifecycle.resolve(group, f"fix:{fix.id}", self.clock(), pr_url=fix.pr_url)
+            self.store.commit([group], activity=[entry])
 
     def count(self, status: str) -> None:
         """watcher_fixes_total{status} += 1."""

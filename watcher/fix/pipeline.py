@@ -20,7 +20,7 @@ import dataclasses
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Self
 
@@ -97,6 +97,8 @@ class FixPipeline:
         )
         self.metrics, self.clock = metrics, clock
         self.on_fix: Callable[[ErrorGroup, Fix], None] | None = None
+        # fixes whose PR was merged (their patterns are resolved in the store by then)
+        self.on_merged: Callable[[list[Fix]], Awaitable[None]] | None = None
         self.policy = Policy(
             max_files=settings.max_files, max_changed_lines=settings.max_changed_lines
         ).with_extra_denylist(settings.deny_paths)
@@ -389,10 +391,13 @@ class FixPipeline:
             try:
                 if time.monotonic() - last_refresh >= refresh_interval:
                     last_refresh = time.monotonic()
-                    merged = {f.group_id for f in await self.refresh_prs() if f.status == "merged"}
+                    merged = [f for f in await self.refresh_prs() if f.status == "merged"]
+                    if self.on_merged is not None:
+                        await self.on_merged(merged)  # the daemon resolves its live groups
+                    ids = {f.group_id for f in merged}
                     # the live group too, or the engine's next persist writes its old status back
                     for group in groups():
-                        if group.id in merged:
+                        if group.id in ids:
                             group.status = "fixed"
                 await self.run_candidates(groups())
             except Exception as exc:  # a bug here must not stop the daemon

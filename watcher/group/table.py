@@ -14,12 +14,28 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from watcher.classify import raise_severity
+from watcher.group import lifecycle
 from watcher.group.mask import mask
 from watcher.group.template import TemplateMiner
 from watcher.group.window import Windows
-from watcher.model import Classification, ErrorGroup, Frame, GroupUpdate, LogEvent, Sample
+from watcher.model import (
+    Activity,
+    Classification,
+    ErrorGroup,
+    Frame,
+    GroupUpdate,
+    LogEvent,
+    Sample,
+)
 
 SAMPLE_BYTES = 4096
+# event fields that say where an error happened -> the breakdown ("tag") they count under
+TAG_FIELDS = (
+    ("host", ("host", "hostname")),
+    ("pod", ("pod", "pod_name")),
+    ("release", ("release", "version", "git_sha")),
+)
+MAX_TAG_VALUES = 20  # per tag and group; later values count under "other" (bounded memory)
 _PATH_NOISE = re.compile(r"^(?:/?(?:app|srv|src|code|workspace|home/\w+|usr/src/app)/)+")
 
 
@@ -41,16 +57,38 @@ def normalise_path(path: str) -> str:
 # the algorithm makes new fingerprints instead of silently moving events between old groups.
 # v1: exception type + every in-app frame. v2: exception type + the innermost in-app frame (one
 # crash site, whatever path led to it); a trace with no in-app frame is grouped by its message.
+# A group owns its fingerprints with their versions (the store's fingerprints table): after an
+# upgrade, an event whose new fingerprint is unknown is looked up by its older ones, and the new
+# fingerprint joins the group that already has them instead of opening a new one.
 FINGERPRINT_VERSION = 2
+TEMPLATE_VERSION = 0  # a template group's fingerprint is the miner's cluster id
 
 
-def trace_fingerprint(event: LogEvent) -> str:
-    """Exception type + the innermost in-app frame's file:function (no line numbers: they move)."""
+def fingerprint_version(kind: str) -> int:
+    """The algorithm version of a new fingerprint of a group of this kind."""
+    return FINGERPRINT_VERSION if kind == "trace" else TEMPLATE_VERSION
+
+
+def trace_fingerprint(event: LogEvent, version: int = FINGERPRINT_VERSION) -> str:
+    """Exception type + the innermost in-app frame's file:function (no line numbers: they move).
+
+    `version` makes the fingerprint an older algorithm made (to find groups it keyed)."""
+    if version == 1:
+        return _fingerprint_v1(event)
     top = event.top_frame
     parts = [f"v{FINGERPRINT_VERSION}", _base_type(event.exception_type) or "trace"]
     if top is not None:
         parts.append(f"{normalise_path(top.file)}:{_function(top.function)}")
     key = "|".join(parts).encode("utf-8", "surrogatepass")  # a lone surrogate must not raise
+    return hashlib.blake2b(key, digest_size=6).hexdigest()
+
+
+def _fingerprint_v1(event: LogEvent) -> str:
+    """Version 1: the exception type as printed + every in-app frame, without a version tag."""
+    frames = [f for f in event.frames if f.in_app] or event.frames
+    parts = [event.exception_type or "trace"]
+    parts.extend(f"{normalise_path(f.file)}:{f.function}" for f in frames)
+    key = "|".join(parts).encode("utf-8", "surrogatepass")
     return hashlib.blake2b(key, digest_size=6).hexdigest()
 
 
@@ -130,6 +168,7 @@ class GroupTable:
         miner: TemplateMiner | None = None,
         on_evict: Callable[[ErrorGroup, list[Sample]], None] | None = None,
         recall: Callable[[str], ErrorGroup | None] | None = None,
+        life: lifecycle.Lifecycle | None = None,
     ) -> None:
         self.labels = [label for label, _ in windows]
         self.spans = [span for _, span in windows]
@@ -144,6 +183,17 @@ class GroupTable:
         self.dirty: set[str] = set()
         self.now = 0.0  # the newest event time seen: "now" for replayed logs
         self.evicted = 0
+        self.life = life or lifecycle.Lifecycle()
+        # the wall clock of a daemon (follow mode): when an event without a timestamp is read,
+        # it happened now, not at the last timestamp seen (None: replayed logs, no clock)
+        self.clock: Callable[[], float] | None = None
+        # fingerprint -> the group that owns it, where that is another group (merges, upgrades)
+        self.aliases: dict[str, str] = {}
+        # fingerprints an older algorithm version made -> their group (see FINGERPRINT_VERSION)
+        self.legacy: dict[str, str] = {}
+        # for the next commit: new (fingerprint, group, version) rows and lifecycle records
+        self.new_fingerprints: list[tuple[str, str, int]] = []
+        self.activity: list[Activity] = []
 
     def __len__(self) -> int:
         return len(self.live)
@@ -153,11 +203,13 @@ class GroupTable:
         t = event.timestamp if event.timestamp is not None else (at or self.now)
         if t > self.now:
             self.now = t
-        gid, kind, template = self._fingerprint(event)
+        fp, kind, template = self._fingerprint(event)
+        gid = self.aliases.get(fp, fp)
         live = self.live.get(gid)
         is_new = False
         if live is None:
             live, is_new = self._open(gid, kind, template, event, cls, t)
+            gid = live.group.id  # an older fingerprint's group (an algorithm upgrade)
         else:
             self.live.move_to_end(gid)
         group = live.group
@@ -165,13 +217,33 @@ class GroupTable:
         group.last_seen = max(group.last_seen, t)
         group.first_seen = min(group.first_seen, t) if group.first_seen else t
         group.sources[event.source] = group.sources.get(event.source, 0) + 1
-        if template is not None and template != group.template:
-            group.template = template  # the miner generalised it
+        if event.fields:
+            _count_tags(group, event.fields)
+        if template is not None and template != group.template and gid == fp:
+            group.template = template  # the miner generalised it (not a merged-in template)
         live.windows.add(t)
         self._keep_sample(live, event)
+        if group.state != "open":
+            wall = self.clock() if self.clock is not None else t
+            self._observe(live, t if event.timestamp is not None else wall, wall)
         crossed = self._check_threshold(live, t)
         self.dirty.add(gid)
         return GroupUpdate(group, event, cls, is_new, crossed)
+
+    def _observe(self, live: _Live, t: float, wall: float) -> None:
+        """The automatic lifecycle changes an event makes (regressed, unignored)."""
+        entry = lifecycle.observe(live.group, t, now=max(t, self.now, wall))
+        if entry is None:
+            return
+        if entry.action == "regressed":
+            live.base_severity = raise_severity(live.base_severity)
+        self.record(live.group, entry)
+
+    def record(self, group: ErrorGroup, entry: Activity) -> None:
+        """A lifecycle change made here: kept for the next commit and announced."""
+        self.activity.append(entry)
+        self.dirty.add(group.id)
+        self.life.notify(group, entry)
 
     def _fingerprint(self, event: LogEvent) -> tuple[str, str, str | None]:
         """(group id, kind, template); a trace's template is None: see trace_template."""
@@ -193,7 +265,15 @@ class GroupTable:
         t: float,
     ) -> tuple[_Live, bool]:
         group = self.recall(gid) if self.recall is not None else None
+        if group is None and kind == "trace":
+            group = self._upgraded(gid, event)
+            if group is not None:
+                existing = self.live.get(group.id)
+                if existing is not None:
+                    return existing, False
         is_new = group is None
+        if is_new:
+            self.new_fingerprints.append((gid, gid, fingerprint_version(kind)))
         if group is None:
             if template is None:
                 template = trace_template(event)
@@ -212,15 +292,37 @@ class GroupTable:
                 first_seen=t,
                 last_seen=t,
             )
-        live = _Live(group, Windows(self.spans, self.labels), group.severity)
-        self.live[gid] = live
+        live = self._live(group)
+        self.live[group.id] = live
         if len(self.live) > self.max_groups:
             self._evict_oldest()
         return live, is_new
 
+    def _live(self, group: ErrorGroup) -> _Live:
+        windows = Windows(self.spans, self.labels)
+        if group.buckets:
+            windows.restore(group.buckets)
+        return _Live(group, windows, group.severity)
+
+    def _upgraded(self, fp: str, event: LogEvent) -> ErrorGroup | None:
+        """The group an older fingerprint version gave this event, which now owns `fp` too."""
+        for version in range(FINGERPRINT_VERSION - 1, 0, -1):
+            old = trace_fingerprint(event, version)
+            gid = self.aliases.get(old) or self.legacy.get(old)
+            if gid is None:
+                continue
+            live = self.live.get(gid)
+            group = live.group if live is not None else (self.recall(gid) if self.recall else None)
+            if group is not None:
+                self.aliases[fp] = group.id
+                self.new_fingerprints.append((fp, group.id, FINGERPRINT_VERSION))
+                return group
+        return None
+
     def _evict_oldest(self) -> None:
         gid, live = self.live.popitem(last=False)
         self.dirty.discard(gid)
+        live.group.buckets = live.windows.dump()
         self.evicted += 1
         if self.on_evict is not None:
             self.on_evict(live.group, live.pending_samples)
@@ -248,6 +350,8 @@ class GroupTable:
             return False
         if group.status != "open" or count < self.alert_count:
             return False
+        if group.state not in lifecycle.ACTIVE_STATES:
+            return False  # an ignored (or resolved) pattern does not alert
         group.status = "alerting"
         group.severity = raise_severity(live.base_severity)
         return True
@@ -269,12 +373,58 @@ class GroupTable:
             live = self.live.get(gid)
             if live is None:
                 continue
+            live.group.buckets = live.windows.dump()
             groups.append(live.group)
             if live.pending_samples:
                 samples[gid] = live.pending_samples
                 live.pending_samples = []
         self.dirty.clear()
         return groups, samples
+
+    def take_records(self) -> tuple[list[tuple[str, str, int]], list[Activity]]:
+        """New fingerprint rows and lifecycle records since the last call, for the store."""
+        fingerprints, self.new_fingerprints = self.new_fingerprints, []
+        activity, self.activity = self.activity, []
+        return fingerprints, activity
+
+    def find(self, group_id: str) -> ErrorGroup | None:
+        """The live group with this id or owning this fingerprint, or None."""
+        live = self.live.get(self.aliases.get(group_id, group_id))
+        return None if live is None else live.group
+
+    def absorb(self, into: ErrorGroup, other: ErrorGroup, fingerprints: list[str]) -> None:
+        """A merge: `other` (live or not) folds into `into`, and its fingerprints route to it."""
+        other_live = self.live.pop(other.id, None)
+        self.dirty.discard(other.id)
+        self._fold(into, other, other_live)
+        for fp, owner in list(self.aliases.items()):
+            if owner == other.id:
+                self.aliases[fp] = into.id
+        for fp in {other.id, *fingerprints}:
+            self.aliases[fp] = into.id
+
+    def _fold(self, into: ErrorGroup, other: ErrorGroup, other_live: _Live | None) -> None:
+        """Counts, sources, tags and window buckets of `other` added to `into`."""
+        if other_live is not None:
+            other.buckets = other_live.windows.dump()
+        into_live = self.live.get(into.id)
+        if into_live is not None:
+            into.buckets = into_live.windows.dump()
+        lifecycle.fold(into, other)
+        if into_live is not None:
+            into_live.windows = Windows(self.spans, self.labels)
+            into_live.windows.restore(into.buckets)
+            self.dirty.add(into.id)
+
+    def rebase(self, group_id: str, severity: str) -> None:
+        """The severity a live group returns to when its alert re-arms (a reclassification)."""
+        live = self.live.get(group_id)
+        if live is not None:
+            live.base_severity = severity
+
+    def detach(self, fingerprint: str) -> None:
+        """A split: later events with this fingerprint open a group of their own."""
+        self.aliases.pop(fingerprint, None)
 
     def maintain(self) -> int:
         """Let the miner split/merge its clusters, and fold groups whose cluster merged away.
@@ -294,21 +444,24 @@ class GroupTable:
             self.dirty.discard(gid)
             if survivor is None:
                 continue
-            _fold(survivor.group, loser.group)
-            self.dirty.add(cluster.id)
+            self._fold(survivor.group, loser.group, loser)
             folded += 1
         return folded
 
     def load(self, groups: Sequence[ErrorGroup]) -> None:
-        """Put stored groups back in memory after a restart (their windows start empty)."""
+        """Put stored groups back in memory after a restart, with their windows' buckets."""
         for group in groups[: self.max_groups]:
-            self.live[group.id] = _Live(group, Windows(self.spans, self.labels), group.severity)
+            self.live[group.id] = self._live(group)
 
 
-def _fold(into: ErrorGroup, other: ErrorGroup) -> None:
-    """Add one group's counts and sources to another (the miner merged their templates)."""
-    into.count += other.count
-    into.first_seen = min(into.first_seen, other.first_seen)
-    into.last_seen = max(into.last_seen, other.last_seen)
-    for source, n in other.sources.items():
-        into.sources[source] = into.sources.get(source, 0) + n
+def _count_tags(group: ErrorGroup, fields: dict[str, object]) -> None:
+    """Count the event under the host / pod / release its fields name (bounded per group)."""
+    for tag, keys in TAG_FIELDS:
+        value = next((fields[k] for k in keys if k in fields), None)
+        if value is None or isinstance(value, dict | list):
+            continue
+        values = group.tags.setdefault(tag, {})
+        name = str(value)[:80]
+        if name not in values and len(values) >= MAX_TAG_VALUES:
+            name = "other"
+        values[name] = values.get(name, 0) + 1

@@ -73,6 +73,15 @@ class Ring:
             return self.sparse.items()
         return zip(self.epochs, self.counts, strict=True)
 
+    def dump(self) -> dict[str, int]:
+        """The non-empty buckets, {epoch: count}, for the store (JSON keys are strings)."""
+        return {str(epoch): count for epoch, count in self._buckets() if count and epoch >= 0}
+
+    def restore(self, buckets: dict[str, int]) -> None:
+        """Put dumped buckets back (a restart keeps the window's counts)."""
+        for epoch, count in sorted((int(e), int(n)) for e, n in buckets.items()):
+            self.add(epoch * self.width + self.width / 2, count)
+
     def count(self, now: float, span: float | None = None) -> int:
         """Events in (now - span, now], span defaulting to the whole window."""
         newest = int(now // self.width)
@@ -98,6 +107,17 @@ class Windows:
     def add(self, t: float) -> None:
         for ring in self.rings:
             ring.add(t)
+
+    def dump(self) -> dict[str, dict[str, int]]:
+        """Every window's buckets keyed by its span in seconds (see Ring.dump)."""
+        return {f"{ring.width * SLOTS:g}": ring.dump() for ring in self.rings}
+
+    def restore(self, dumped: dict[str, dict[str, int]]) -> None:
+        """Put back the buckets of the windows whose span is still configured."""
+        for ring in self.rings:
+            buckets = dumped.get(f"{ring.width * SLOTS:g}")
+            if buckets:
+                ring.restore(buckets)
 
     def counts(self, now: float) -> dict[str, int]:
         return {label: ring.count(now) for label, ring in zip(self.labels, self.rings, strict=True)}

@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from watcher.http import serialize
+from watcher.http.links import FrameLinker, no_links
 from watcher.http.security import (
     MAX_INTERVAL,
     ApiError,
@@ -49,6 +50,7 @@ class ApiContext:
     view: WatcherView
     redact: Redact = identity
     clock: Callable[[], float] = time.time
+    link: FrameLinker = no_links
 
 
 API_CONTEXT = web.AppKey("watcher_api", ApiContext)
@@ -163,9 +165,9 @@ async def error_pattern(request: web.Request) -> web.Response:
     group = view.group(group_id)
     if group is None:
         raise ApiError(404, "not found", f"no error pattern with id {group_id}")
-    return reply(
-        request, {"pattern": serialize.pattern_detail(group, view.fixes(group_id=group_id))}
-    )
+    fixes, activity = view.fixes(group_id=group.id), view.activity(group_id=group.id, limit=50)
+    link = context(request).link
+    return reply(request, {"pattern": serialize.pattern_detail(group, fixes, activity, link)})
 
 
 async def dashboard(request: web.Request) -> web.Response:
@@ -359,8 +361,9 @@ def add_api_routes(
     *,
     redact: Redact = identity,
     clock: Callable[[], float] = time.time,
+    link: FrameLinker = no_links,
 ) -> None:
     """Mount the /error-monitor/ routes, reading `view`; the OpenAPI route is added beside."""
-    app[API_CONTEXT] = ApiContext(view, redact, clock)
+    app[API_CONTEXT] = ApiContext(view, redact, clock, link)
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)

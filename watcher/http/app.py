@@ -20,7 +20,9 @@ from watcher.fdlimit import fd_budget
 from watcher.http.api import add_api_routes
 from watcher.http.dashboard import add_dashboard
 from watcher.http.limits import CappedRunner
+from watcher.http.links import FrameLinker, no_links
 from watcher.http.openapi import add_openapi_route
+from watcher.http.patterns_api import add_pattern_routes
 from watcher.http.security import (
     Redact,
     SecurityConfig,
@@ -77,6 +79,7 @@ def make_app(
     security: SecurityConfig | None = None,
     redact_obj: Redact = identity,
     intake: Intake | None = None,
+    link: FrameLinker = no_links,
 ) -> web.Application:
     """The application: health and metrics always; with a `view`, the /error-monitor/ JSON API,
     its OpenAPI document and the dashboard at `/`.
@@ -100,7 +103,8 @@ def make_app(
     for path in sorted(security.ingest_paths if intake is not None else ()):
         app.router.add_post(path, intake.dispatch)  # type: ignore[union-attr]
     if state.view is not None:
-        add_api_routes(app, state.view, redact=redact_obj)
+        add_api_routes(app, state.view, redact=redact_obj, link=link)
+        add_pattern_routes(app)
         add_openapi_route(app)
         add_dashboard(app)
     return app

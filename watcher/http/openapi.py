@@ -12,7 +12,9 @@ from typing import Any
 from aiohttp import web
 
 from watcher import __version__
+from watcher.group.lifecycle import STATES
 from watcher.http.api import WINDOWS
+from watcher.http.patterns_api import ACTOR_PATTERN, MAX_EPOCH, MAX_IGNORE_COUNT, UNTIL_PATTERN
 from watcher.http.security import (
     DEFAULT_HOURS,
     DEFAULT_LIMIT,
@@ -83,6 +85,11 @@ ERROR_FIELDS: dict[str, Schema] = {
     "window_counts": counts(),
     "trend": {"type": "string", "enum": ["rising", "falling", "flat", "new"]},
     "status": STR,
+    "state": {"type": "string", "enum": list(STATES)},
+    "state_changed": TIME,
+    "ignore_until": TIME,
+    "ignore_count": OPT_INT,
+    "tags": counts(counts()),
     "sources": counts(),
     "examples": array(STR),
     "fixable": BOOL,
@@ -138,18 +145,32 @@ SCHEMAS: dict[str, Schema] = {
         "required": ["error", "detail"],
     },
     "Frame": FRAME,
+    "LinkedFrame": obj({**FRAME["properties"], "url": OPT_STR}),
     "Sample": SAMPLE,
     "ErrorObject": obj(ERROR_FIELDS),
     "PatternDetail": obj(
         {
             **ERROR_FIELDS,
+            "activity": array(ref("Activity")),
             "samples": array(ref("Sample")),
-            "frames": array(ref("Frame")),
+            "frames": array(ref("LinkedFrame")),
             "fixes": array(ref("Fix")),
             "analysis": {"anyOf": [ref("Analysis"), {"type": "null"}]},
         }
     ),
     "Analysis": ANALYSIS,
+    "Activity": obj(
+        {
+            "id": OPT_INT,
+            "group_id": STR,
+            "action": STR,
+            "actor": STR,
+            "at": TIME,
+            "old_state": STR,
+            "new_state": STR,
+            "detail": {"type": "object"},
+        }
+    ),
     "Fix": FIX,
     "Source": obj({"name": STR, **SOURCE_STATUS}),
     "SourceStatus": obj(SOURCE_STATUS, extra=True),
@@ -192,6 +213,7 @@ ERROR_TEXT = {
     "401": "Missing or wrong bearer token.",
     "403": "Refused: no token configured, or fix generation not allowed.",
     "404": "Not found.",
+    "409": "The change cannot be made (e.g. a fingerprint the pattern does not own).",
     "413": "Request body too large.",
     "421": "The Host header does not name this server ([http] allowed_hosts).",
     "429": "Rate limited (see Retry-After): too many wrong tokens, or POSTs.",
@@ -310,16 +332,17 @@ def post(summary: str, body: Schema, **kw: Any) -> Schema:
     return {"post": operation(summary, body, write=True, **kw)}
 
 
+def id_list(name: str, description: str) -> Schema:
+    """A required query parameter holding a comma-separated list of 1 to MAX_BATCH ids."""
+    one = rf"\s*{ID_PATTERN}\s*"
+    pattern = f"^{one}(?:,{one}){{0,{MAX_BATCH - 1}}}$"
+    return query(name, {"type": "string", "pattern": pattern}, description, required=True)
+
+
 def api_paths() -> dict[str, Schema]:
     """The /error-monitor/ operations, keyed by path then method."""
     one_id = query("error_id", ID, "A pattern id (or, as before, an error type).", required=True)
-    one = rf"\s*{ID_PATTERN}\s*"
-    ids = query(
-        "error_ids",
-        {"type": "string", "pattern": f"^{one}(?:,{one}){{0,{MAX_BATCH - 1}}}$"},
-        f"Comma-separated pattern ids (at most {MAX_BATCH}).",
-        required=True,
-    )
+    ids = id_list("error_ids", f"Comma-separated pattern ids (at most {MAX_BATCH}).")
     window = query("window", {"type": "string", "enum": list(WINDOWS)}, "The chart's span.")
     interval = query(
         "interval", {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_INTERVAL}, "Seconds."
@@ -391,6 +414,52 @@ def api_paths() -> dict[str, Schema]:
     }
 
 
+def lifecycle_paths() -> dict[str, Schema]:
+    """The lifecycle POSTs (one per action) and the activity list."""
+    p = "/error-monitor"
+    group = path_param("group_id", "The pattern id (or a fingerprint it owns).")
+    actor = query(
+        "actor", {"type": "string", "pattern": ACTOR_PATTERN}, "Who (recorded as api:<actor>)."
+    )
+    changed = obj({"pattern": ref("ErrorObject"), "activity": array(ref("Activity"))})
+    extra: dict[str, list[Schema]] = {
+        "ignore": [
+            query(
+                "count",
+                {"type": "integer", "minimum": 1, "maximum": MAX_IGNORE_COUNT},
+                "Ignore until this many more events.",
+            ),
+            query("until", {"type": "string", "pattern": UNTIL_PATTERN}, "Ignore for (2h)."),
+            query(
+                "until_ts",
+                {"type": "number", "minimum": 0, "maximum": MAX_EPOCH},
+                "Ignore until this time (epoch seconds).",
+            ),
+        ],
+        "merge": [id_list("ids", f"Comma-separated ids to fold in (at most {MAX_BATCH}).")],
+        "split": [query("fingerprint", ID, "The fingerprint to split off.", required=True)],
+    }
+    summaries = {
+        "resolve": "Resolve a pattern (a later event regresses it)",
+        "ignore": "Ignore a pattern: forever, for N more events, or until a time",
+        "reopen": "Reopen a resolved or ignored pattern",
+        "merge": "Merge other patterns (and their fingerprints) into this one",
+        "split": "Split a fingerprint off this pattern",
+    }
+    paths = {
+        f"{p}/errors/patterns/{{group_id}}/{action}": post(
+            summary, changed, params=[group, actor, *extra.get(action, [])], errors=("404", "409")
+        )
+        for action, summary in summaries.items()
+    }
+    listed = obj({"count": INT, "activity": array(ref("Activity"))})
+    group_q = query("group_id", ID, "Only this pattern's changes.")
+    paths[f"{p}/activity"] = get(
+        "Lifecycle changes (who, what, when), newest first", listed, params=[group_q, LIMIT]
+    )
+    return paths
+
+
 def probe(summary: str, responses: dict[str, tuple[str, Schema]]) -> Schema:
     """An operation outside the token: health probes, Prometheus, this document."""
     answers = {code: {"description": d, "content": c} for code, (d, c) in responses.items()}
@@ -445,7 +514,7 @@ def document() -> dict[str, Any]:
             "description": "Error patterns, fixes and health of a watcher daemon. Mutating routes "
             "need a bearer token; reads need it too when the daemon is so configured.",
         },
-        "paths": {**api_paths(), **probe_paths()},
+        "paths": {**api_paths(), **lifecycle_paths(), **probe_paths()},
         "components": {
             "schemas": SCHEMAS,
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from watcher.model import ErrorGroup, Fix, Sample
+from watcher.model import Activity, ErrorGroup, Fix, Frame, Sample
 
 MAX_MESSAGE_CHARS = 1000
 MAX_EXAMPLES = 5
@@ -103,6 +103,11 @@ def error_object(group: ErrorGroup, fix: Fix | None = None) -> dict[str, Any]:
         "window_counts": dict(group.window_counts),
         "trend": group.trend,
         "status": group.status,
+        "state": group.state,
+        "state_changed": iso(group.state_changed) if group.state_changed else None,
+        "ignore_until": iso(group.ignore_until) if group.ignore_until else None,
+        "ignore_count": group.ignore_count,
+        "tags": {name: dict(values) for name, values in group.tags.items()},
         "sources": dict(group.sources),
         "examples": [clip(s.text, MAX_EXAMPLE_CHARS) for s in newest_first[:MAX_EXAMPLES]],
         "fixable": group.fixable,
@@ -110,6 +115,20 @@ def error_object(group: ErrorGroup, fix: Fix | None = None) -> dict[str, Any]:
         "fix_id": fix.id if fix else None,
         "fix_status": fix.status if fix else None,
         "pr_url": (fix.pr_url or None) if fix else None,
+    }
+
+
+def activity_object(entry: Activity) -> dict[str, Any]:
+    """One activity entry (who changed what, when) as the API and the dashboard show it."""
+    return {
+        "id": entry.id or None,
+        "group_id": entry.group_id,
+        "action": entry.action,
+        "actor": entry.actor,
+        "at": iso(entry.at),
+        "old_state": entry.old_state,
+        "new_state": entry.new_state,
+        "detail": dict(entry.detail),
     }
 
 
@@ -131,13 +150,20 @@ def analysis_object(fixes: Iterable[Fix]) -> dict[str, Any] | None:
     return None
 
 
-def pattern_detail(group: ErrorGroup, fixes: list[Fix]) -> dict[str, Any]:
-    """One pattern with everything the detail view shows; `fixes` newest first."""
+def pattern_detail(
+    group: ErrorGroup,
+    fixes: list[Fix],
+    activity: Iterable[Activity] = (),
+    link: Callable[[ErrorGroup, Frame], str | None] = lambda _g, _f: None,
+) -> dict[str, Any]:
+    """One pattern with everything the detail view shows; `fixes` newest first; `link` makes a
+    frame's URL to the code (see watcher.http.links)."""
     newest_first = sorted(group.samples, key=lambda s: -s.timestamp)
     return {
+        "activity": [activity_object(a) for a in activity],
         **error_object(group, fixes[0] if fixes else None),
         "samples": [sample_object(s) for s in newest_first],
-        "frames": [f.to_record() for f in group.frames],
+        "frames": [{**f.to_record(), "url": link(group, f)} for f in group.frames],
         "fixes": [fix_object(f, group) for f in fixes],
         "analysis": analysis_object(fixes),
     }

@@ -12,7 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from watcher.model import ErrorGroup, Fix
+from watcher.group import lifecycle
+from watcher.group.lifecycle import LifecycleError
+from watcher.model import Activity, ErrorGroup, Fix
 
 
 class WatcherView(Protocol):
@@ -47,6 +49,19 @@ class WatcherView(Protocol):
 
     def error_rate(self, *, bucket_seconds: int, buckets: int) -> dict[str, list[int]]:
         """Per category, error events per time bucket, oldest first, ending now."""
+        ...
+
+    def activity(self, *, group_id: str | None = None, limit: int = 100) -> list[Activity]:
+        """Lifecycle changes (who, what, when), newest first; only one group's when given."""
+        ...
+
+    async def change(self, group_id: str, action: str, actor: str, **params: Any) -> ErrorGroup:
+        """Apply one lifecycle action: resolve | ignore (more=N, until=epoch) | reopen |
+        merge (others=[ids]) | split (fingerprint=fp). The group after the change.
+
+        Raises KeyError for an unknown group and LifecycleError for a change that cannot be
+        made (bad parameters, a fingerprint the group does not own).
+        """
         ...
 
     async def generate_fix(self, group_id: str, *, create_pr: bool) -> Fix:
@@ -89,6 +104,9 @@ class InMemoryView:
     monitor_interval: float = 60.0
     clock: Callable[[], float] = time.time
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    activity_list: list[Activity] = field(default_factory=list)
+    # fingerprint -> the group that owns it, where that is another group (merged in)
+    fingerprint_map: dict[str, str] = field(default_factory=dict)
     _ids: itertools.count[int] = field(
         default_factory=lambda: itertools.count(1), init=False, repr=False
     )
@@ -112,6 +130,43 @@ class InMemoryView:
     def error_rate(self, *, bucket_seconds: int, buckets: int) -> dict[str, list[int]]:
         # Seeded series are cut or left-padded to the asked length, newest bucket last.
         return {cat: ([0] * buckets + list(s))[-buckets:] for cat, s in self.rates.items()}
+
+    def activity(self, *, group_id: str | None = None, limit: int = 100) -> list[Activity]:
+        chosen = [a for a in self.activity_list if group_id is None or a.group_id == group_id]
+        return sorted(chosen, key=lambda a: -a.at)[:limit]
+
+    async def change(self, group_id: str, action: str, actor: str, **params: Any) -> ErrorGroup:
+        self.calls.append((action, {"group_id": group_id, "actor": actor, **params}))
+        group = self.group(group_id)
+        if group is None:
+            raise KeyError(group_id)
+        now = self.clock()
+        if action == "merge":
+            entries = [self._merge(group, other, actor, now) for other in params["others"]]
+        elif action == "split":
+            entries = [self._split(group, params["fingerprint"], actor, now)]
+        else:
+            entries = [lifecycle.change(group, action, actor, now, **params)]
+        self.activity_list.extend(entries)
+        return group
+
+    def _merge(self, into: ErrorGroup, other_id: str, actor: str, now: float) -> Activity:
+        other = self.group(other_id)
+        if other is None:
+            raise KeyError(other_id)
+        if other is into:
+            raise LifecycleError(f"{other_id} is already part of {into.id}")
+        lifecycle.fold(into, other)
+        self.group_list.remove(other)
+        self.fingerprint_map[other.id] = into.id
+        return lifecycle.merged_entry(into, other, actor, now, [other.id])
+
+    def _split(self, group: ErrorGroup, fingerprint: str, actor: str, now: float) -> Activity:
+        if self.fingerprint_map.get(fingerprint) != group.id:
+            raise LifecycleError(f"{group.id} does not own the fingerprint {fingerprint}")
+        del self.fingerprint_map[fingerprint]
+        detail = {"fingerprint": fingerprint}
+        return Activity(group.id, "split", actor, now, group.state, group.state, detail)
 
     async def generate_fix(self, group_id: str, *, create_pr: bool) -> Fix:
         self.calls.append(("generate_fix", {"group_id": group_id, "create_pr": create_pr}))
@@ -140,3 +195,4 @@ class InMemoryView:
         if auto_fix:
             result["auto_fixes_started"] = sum(1 for g in found if g.fixable)
         return result
+

@@ -23,11 +23,18 @@ def _severities_at_least(min_severity: str) -> list[str]:
 
 
 def group_filters(
-    since: float | None, min_severity: str | None, category: str | None, fixable: bool | None
+    since: float | None,
+    min_severity: str | None,
+    category: str | None,
+    fixable: bool | None,
+    state: str | None = None,
 ) -> tuple[str, list[Any]]:
     """The WHERE clause (empty when no filter is given) and its parameters."""
     clauses: list[str] = []
     params: list[Any] = []
+    if state is not None:
+        clauses.append("state = ?")
+        params.append(state)
     if since is not None:
         clauses.append("last_seen >= ?")
         params.append(since)

@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from watcher.model import ErrorGroup, Fix, Frame, Sample
+from watcher.model import Activity, ErrorGroup, Fix, Frame, Sample
 
 
 def dumps(value: Any) -> str:
@@ -43,24 +43,34 @@ def group_params(group: ErrorGroup, redact: Callable[[str], str] = str) -> tuple
         group.last_seen,
         dumps(group.sources),
         group.status,
+        group.state,
+        group.state_changed,
+        group.ignore_until,
+        group.ignore_count,
+        dumps({name: {redact(k): n for k, n in vals.items()} for name, vals in group.tags.items()}),
+        dumps(group.buckets),
     )
 
 
 GROUP_COLUMNS = (
     "id, kind, template, category, severity, fixable, suggested_fix, exception_type, top_frame,"
-    " frames, count, first_seen, last_seen, sources, status"
+    " frames, count, first_seen, last_seen, sources, status, state, state_changed,"
+    " ignore_until, ignore_count, tags, buckets"
 )
+_GROUP_ARITY = GROUP_COLUMNS.count(",") + 1
 # ON CONFLICT ... DO UPDATE, not INSERT OR REPLACE: a replace deletes the row, and the
 # foreign-key cascade would take the group's samples with it.
 UPSERT_GROUP = f"""
-INSERT INTO groups ({GROUP_COLUMNS}) VALUES ({", ".join("?" * 15)})
+INSERT INTO groups ({GROUP_COLUMNS}) VALUES ({", ".join("?" * _GROUP_ARITY)})
 ON CONFLICT (id) DO UPDATE SET
     kind = excluded.kind, template = excluded.template, category = excluded.category,
     severity = excluded.severity, fixable = excluded.fixable,
     suggested_fix = excluded.suggested_fix, exception_type = excluded.exception_type,
     top_frame = excluded.top_frame, frames = excluded.frames, count = excluded.count,
     first_seen = excluded.first_seen, last_seen = excluded.last_seen,
-    sources = excluded.sources, status = excluded.status
+    sources = excluded.sources, status = excluded.status, state = excluded.state,
+    state_changed = excluded.state_changed, ignore_until = excluded.ignore_until,
+    ignore_count = excluded.ignore_count, tags = excluded.tags, buckets = excluded.buckets
 """
 
 
@@ -84,6 +94,12 @@ def group_from_row(row: sqlite3.Row, samples: list[Sample]) -> ErrorGroup:
         sources=json.loads(row["sources"]),
         samples=samples,
         status=row["status"],
+        state=row["state"],
+        state_changed=row["state_changed"],
+        ignore_until=row["ignore_until"],
+        ignore_count=row["ignore_count"],
+        tags=json.loads(row["tags"]),
+        buckets=json.loads(row["buckets"]),
     )
 
 
@@ -102,6 +118,40 @@ UPSERT_FIX = f"""
 INSERT INTO fixes ({FIX_COLUMNS}) VALUES ({", ".join("?" * len(_FIX_FIELDS))})
 ON CONFLICT (id) DO UPDATE SET {", ".join(f"{c} = excluded.{c}" for c in _FIX_FIELDS[1:])}
 """
+
+
+def activity_params(entry: Activity) -> tuple[Any, ...]:
+    """The INSERT_ACTIVITY parameters of an activity entry (its id is the table's)."""
+    return (
+        entry.group_id,
+        entry.action,
+        entry.actor,
+        entry.at,
+        entry.old_state,
+        entry.new_state,
+        dumps(entry.detail),
+    )
+
+
+ACTIVITY_COLUMNS = "id, group_id, action, actor, at, old_state, new_state, detail"
+INSERT_ACTIVITY = (
+    "INSERT INTO activity (group_id, action, actor, at, old_state, new_state, detail)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def activity_from_row(row: sqlite3.Row) -> Activity:
+    """The activity entry of an `activity` row."""
+    return Activity(
+        group_id=row["group_id"],
+        action=row["action"],
+        actor=row["actor"],
+        at=row["at"],
+        old_state=row["old_state"],
+        new_state=row["new_state"],
+        detail=json.loads(row["detail"]),
+        id=row["id"],
+    )
 
 
 def fix_params(fix: Fix) -> tuple[Any, ...]:

@@ -19,7 +19,10 @@ from watcher.store.schema import user_version
 log = structlog.get_logger("watcher.store")
 
 # In order of what matters most after a restart.
-TABLES = ("checkpoints", "state", "fixes", "counters", "groups", "samples")
+TABLES = (
+    *("checkpoints", "state", "fixes", "counters", "groups", "samples"),
+    *("fingerprints", "activity"),
+)
 
 
 def salvage(damaged: Path, conn: sqlite3.Connection) -> dict[str, int]:

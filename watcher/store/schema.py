@@ -80,17 +80,59 @@ def _migrate_v1(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def _migrate_v2(conn: sqlite3.Connection) -> None:
+    """Patterns have a life: lifecycle state, persisted windows and tags on groups; the
+    fingerprints each group owns (with the algorithm version that made them); the activity list.
+
+    Every existing group owns its own id as a fingerprint. Trace groups were keyed by
+    fingerprint algorithm v2 (the version at the time this step was written); template groups by
+    the miner, recorded as version 0.
+    """
+    for column in (
+        "state TEXT NOT NULL DEFAULT 'open'",
+        "state_changed REAL NOT NULL DEFAULT 0",
+        "ignore_until REAL",
+        "ignore_count INTEGER",
+        "tags TEXT NOT NULL DEFAULT '{}'",
+        "buckets TEXT NOT NULL DEFAULT '{}'",
+    ):
+        conn.execute(f"ALTER TABLE groups ADD COLUMN {column}")
+    # a status "fixed" (a merged PR) or "ignored" set before lifecycles existed keeps its meaning
+    conn.execute("UPDATE groups SET state = 'resolved' WHERE status = 'fixed'")
+    conn.execute("UPDATE groups SET state = 'ignored' WHERE status = 'ignored'")
+    conn.execute(
+        """CREATE TABLE fingerprints (
+            fingerprint TEXT PRIMARY KEY,
+            group_id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            added REAL NOT NULL
+        ) WITHOUT ROWID"""
+    )
+    conn.execute("CREATE INDEX fingerprints_by_group ON fingerprints (group_id)")
+    conn.execute(
+        "INSERT INTO fingerprints (fingerprint, group_id, version, added)"
+        " SELECT id, id, CASE kind WHEN 'trace' THEN 2 ELSE 0 END, first_seen FROM groups"
+    )
+    conn.execute(
+        """CREATE TABLE activity (
+            id INTEGER PRIMARY KEY,
+            group_id TEXT NOT NULL,
+            action TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            at REAL NOT NULL,
+            old_state TEXT NOT NULL,
+            new_state TEXT NOT NULL,
+            detail TEXT NOT NULL
+        )"""
+    )
+    conn.execute("CREATE INDEX activity_by_group ON activity (group_id, id)")
+    conn.execute("CREATE INDEX groups_by_state ON groups (state)")
+
+
 # Append only; never edit or reorder a released step. MIGRATIONS[i] takes a database from
-# user_version i to i + 1, inside one transaction together with the version bump. A v2 would be:
-#
-#     def _migrate_v2(conn: sqlite3.Connection) -> None:
-#         """Groups remember who acknowledged them."""
-#         conn.execute("ALTER TABLE groups ADD COLUMN acked_by TEXT")
-#
-#     MIGRATIONS = (_migrate_v1, _migrate_v2)
-#
-# plus reading/writing the column in the row mappers (watcher/store/rows.py).
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_v1,)
+# user_version i to i + 1, inside one transaction together with the version bump; the row
+# mappers (watcher/store/rows.py) read and write the columns a step adds.
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_v1, _migrate_v2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -24,14 +24,18 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import structlog
 
 from watcher.metrics import Metrics
-from watcher.model import ErrorGroup, Fix, Sample
+from watcher.model import Activity, ErrorGroup, Fix, Sample
 from watcher.store.connection import MEMORY, CorruptDatabase, connect, set_aside
 from watcher.store.filters import ORDERS, group_filters
 from watcher.store.rows import (
+    ACTIVITY_COLUMNS,
     FIX_COLUMNS,
     GROUP_COLUMNS,
+    INSERT_ACTIVITY,
     UPSERT_FIX,
     UPSERT_GROUP,
+    activity_from_row,
+    activity_params,
     dumps,
     fix_from_row,
     fix_params,
@@ -57,6 +61,11 @@ _UPSERT_CHECKPOINT = (
     "INSERT INTO checkpoints (source, stream, cursor, updated) VALUES (?, ?, ?, ?)"
     " ON CONFLICT (source, stream) DO UPDATE"
     " SET cursor = excluded.cursor, updated = excluded.updated"
+)
+# a fingerprint already owned keeps its owner: only merge/split move one (and say so)
+_ADD_FINGERPRINT = (
+    "INSERT INTO fingerprints (fingerprint, group_id, version, added) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (fingerprint) DO NOTHING"
 )
 _UPSERT_STATE = (
     "INSERT INTO state (key, value, updated) VALUES (?, ?, ?)"
@@ -237,8 +246,14 @@ class Store:
         samples: dict[str, list[Sample]] | None = None,
         cursors: dict[str, dict[str, Any]] | None = None,
         state: dict[str, Any] | None = None,
+        *,
+        fingerprints: Iterable[tuple[str, str, int]] = (),
+        activity: Iterable[Activity] = (),
     ) -> None:
         """Groups, their new samples, the cursors they cover and state: ONE transaction.
+
+        `fingerprints` are new (fingerprint, group id, algorithm version) rows (one already
+        owned keeps its owner); `activity` entries are appended to the activity list.
 
         A cursor of None deletes that stream's checkpoint.
 
@@ -262,6 +277,8 @@ class Store:
                     [(source, s) for s, c in streams.items() if c is None],
                 )
             conn.executemany(_UPSERT_STATE, [(key, value, now) for key, value in encoded.items()])
+            conn.executemany(_ADD_FINGERPRINT, [(*row, now) for row in fingerprints])
+            conn.executemany(INSERT_ACTIVITY, [activity_params(a) for a in activity])
 
     @_locked
     def get_group(self, group_id: str) -> ErrorGroup | None:
@@ -281,13 +298,14 @@ class Store:
         min_severity: str | None = None,
         category: str | None = None,
         fixable: bool | None = None,
+        state: str | None = None,
         limit: int = 100,
         order: str = "count",
     ) -> list[ErrorGroup]:
         """Groups matching every given filter, ordered by "count" or "last_seen" (descending)."""
         if order not in ORDERS:
             raise ValueError(f"unknown order {order!r}; expected one of {list(ORDERS)}")
-        where, params = group_filters(since, min_severity, category, fixable)
+        where, params = group_filters(since, min_severity, category, fixable, state)
         rows = self._conn.execute(
             f"SELECT {GROUP_COLUMNS} FROM groups {where} ORDER BY {ORDERS[order]} LIMIT ?",
             (*params, limit),
@@ -321,6 +339,73 @@ class Store:
             cursor = conn.execute("UPDATE groups SET status = ? WHERE id = ?", (status, group_id))
         if cursor.rowcount == 0:
             raise KeyError(group_id)
+
+    # --- fingerprints and the activity list ---------------------------------------------------
+
+    @_locked
+    def fingerprints(self, group_id: str | None = None) -> list[tuple[str, str, int]]:
+        """(fingerprint, group id, version) rows: one group's, or every one that another group
+        owns (a merge, an algorithm upgrade) when `group_id` is None."""
+        if group_id is None:
+            rows = self._conn.execute(
+                "SELECT fingerprint, group_id, version FROM fingerprints"
+                " WHERE fingerprint != group_id ORDER BY fingerprint"
+            )
+        else:
+            rows = self._conn.execute(
+                "SELECT fingerprint, group_id, version FROM fingerprints WHERE group_id = ?"
+                " ORDER BY added, fingerprint",
+                (group_id,),
+            )
+        return [(r["fingerprint"], r["group_id"], r["version"]) for r in rows]
+
+    @_locked
+    def legacy_fingerprints(self, current: int) -> dict[str, str]:
+        """Fingerprints an older trace algorithm (1 .. current-1) made -> their group."""
+        rows = self._conn.execute(
+            "SELECT fingerprint, group_id FROM fingerprints WHERE version BETWEEN 1 AND ?",
+            (current - 1,),
+        )
+        return {r["fingerprint"]: r["group_id"] for r in rows}
+
+    @_locked
+    def merge_groups(self, survivor: ErrorGroup, merged_id: str, entry: Activity) -> None:
+        """`merged_id` becomes part of `survivor` (already folded by the caller): its
+        fingerprints and samples move over, its row goes, and the merge is recorded."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE fingerprints SET group_id = ? WHERE group_id = ?", (survivor.id, merged_id)
+            )
+            conn.execute(
+                "UPDATE samples SET group_id = ? WHERE group_id = ?", (survivor.id, merged_id)
+            )
+            conn.execute("DELETE FROM groups WHERE id = ?", (merged_id,))
+            conn.execute(UPSERT_GROUP, group_params(survivor, self.redact))
+            self._insert_samples(conn, survivor.id, ())
+            conn.execute(INSERT_ACTIVITY, activity_params(entry))
+
+    @_locked
+    def split_fingerprint(self, fingerprint: str, entry: Activity) -> None:
+        """The fingerprint leaves its group: later events with it open a group of their own."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE fingerprints SET group_id = fingerprint WHERE fingerprint = ?",
+                (fingerprint,),
+            )
+            conn.execute(INSERT_ACTIVITY, activity_params(entry))
+
+    @_locked
+    def list_activity(
+        self, *, group_id: str | None = None, after: int = 0, limit: int = 100
+    ) -> list[Activity]:
+        """The activity list, newest first (only entries with an id above `after`)."""
+        clause, params = ("AND group_id = ?", [group_id]) if group_id is not None else ("", [])
+        rows = self._conn.execute(
+            f"SELECT {ACTIVITY_COLUMNS} FROM activity WHERE id > ? {clause}"
+            " ORDER BY id DESC LIMIT ?",
+            (after, *params, limit),
+        )
+        return [activity_from_row(row) for row in rows]
 
     # --- checkpoints ----------------------------------------------------------------------
 

@@ -13,7 +13,8 @@ const COLORS = {
 };
 const FALLBACK_COLORS = ["#0f766e", "#9333ea", "#b45309", "#1d4ed8"];
 
-const state = { window: "1h", selected: null, timer: null, generation: 0 };
+const state = { window: "1h", selected: null, timer: null, generation: 0, patterns: [] };
+const SEVERITY_RANK = { info: 0, low: 1, medium: 2, high: 3, critical: 4 };
 
 // --- small DOM helpers ---------------------------------------------------------------------------
 
@@ -175,7 +176,7 @@ function renderChart(rates) {
 
 // --- the patterns table ------------------------------------------------------------------------------
 
-const COLUMNS = ["", "count", "1 h", "trend", "severity", "category", "first", "last", "fixable", "fix"];
+const COLUMNS = ["", "state", "count", "1 h", "trend", "severity", "category", "first", "last", "fixable", "fix"];
 const TREND = { rising: "▲ rising", falling: "▼ falling", flat: "→ flat", new: "★ new" };
 
 function fixCell(pattern) {
@@ -194,6 +195,7 @@ function patternRow(pattern) {
   const last = pattern.window_counts["1h"];
   const row = el("tr", { className: pattern.id === state.selected ? "selected" : "" },
     el("td", { className: "pattern" }, link),
+    el("td", {}, el("span", { className: `state ${pattern.state}` }, pattern.state)),
     el("td", { className: "num" }, pattern.count),
     el("td", { className: "num" }, last === undefined ? "–" : last),
     el("td", { className: `trend ${pattern.trend}` }, TREND[pattern.trend] || pattern.trend),
@@ -208,9 +210,70 @@ function patternRow(pattern) {
   return row;
 }
 
+// --- search and filters: over the patterns the API returned, as the user types -------------------
+
+function fillOptions(select, values) {
+  const chosen = select.value;
+  const first = select.options[0];
+  select.replaceChildren(first, ...values.map((v) => el("option", { value: v }, v)));
+  select.value = values.includes(chosen) ? chosen : "";
+}
+
+function haystack(p) {
+  const frames = [p.file, p.function].filter(Boolean).join(" ");
+  return [p.id, p.message, p.template, p.error_type || "", p.category, frames,
+    ...Object.keys(p.sources)].join(" ").toLowerCase();
+}
+
+function matches(p, f) {
+  if (f.text && !haystack(p).includes(f.text)) return false;
+  if (f.category && p.category !== f.category) return false;
+  if (f.severity && SEVERITY_RANK[p.severity] < SEVERITY_RANK[f.severity]) return false;
+  if (f.source && !(f.source in p.sources)) return false;
+  if (f.state === "active") return p.state === "open" || p.state === "regressed";
+  return !f.state || p.state === f.state;
+}
+
+function filters() {
+  return {
+    text: $("f-text").value.trim().toLowerCase(), category: $("f-category").value,
+    severity: $("f-severity").value, source: $("f-source").value, state: $("f-state").value,
+  };
+}
+
 function renderPatterns(body) {
-  $("patterns").tBodies[0].replaceChildren(...body.patterns.map(patternRow));
-  $("patterns-empty").hidden = body.patterns.length > 0;
+  if (body) {
+    state.patterns = body.patterns;
+    const uniq = (xs) => [...new Set(xs)].sort();
+    fillOptions($("f-category"), uniq(body.patterns.map((p) => p.category)));
+    fillOptions($("f-source"), uniq(body.patterns.flatMap((p) => Object.keys(p.sources))));
+  }
+  const f = filters();
+  const shown = state.patterns.filter((p) => matches(p, f));
+  $("patterns").tBodies[0].replaceChildren(...shown.map(patternRow));
+  $("patterns-empty").hidden = shown.length > 0;
+  $("patterns-empty").textContent = state.patterns.length ? "No pattern matches the filters." : "No error patterns yet.";
+  $("f-count").textContent = `${shown.length} of ${state.patterns.length}`;
+}
+
+// --- activity: who changed what, when --------------------------------------------------------------
+
+const VERBS = { resolved: "resolved", ignored: "ignored", reopened: "reopened", regressed: "regressed",
+  unignored: "no longer ignored", merged: "merged", split: "split", reclassified: "reclassified" };
+
+function activityItem(a, withGroup) {
+  const what = a.action === "merged" ? `merged ${a.detail.merged} in`
+    : a.action === "split" ? `split ${a.detail.fingerprint} off` : VERBS[a.action] || a.action;
+  const target = withGroup
+    ? el("a", { href: `#pattern=${encodeURIComponent(a.group_id)}` }, a.group_id) : null;
+  return el("li", {}, el("span", { className: "who", title: a.at || "" }, `${ago(a.at)} · ${a.actor} `),
+    what, target ? " " : null, target,
+    a.old_state !== a.new_state ? ` (${a.old_state} → ${a.new_state})` : "");
+}
+
+function renderActivity(body) {
+  const items = body.activity.map((a) => activityItem(a, true));
+  $("activity").replaceChildren(...(items.length ? items : [el("li", { className: "note" }, "No changes yet.")]));
 }
 
 // --- the detail view -----------------------------------------------------------------------------------
@@ -253,19 +316,54 @@ function renderDetail(pattern) {
   fact(facts, "First seen", pattern.first_seen);
   fact(facts, "Last seen", pattern.last_seen);
   fact(facts, "Sources", Object.entries(pattern.sources).map(([k, v]) => `${k} (${v})`).join(", ") || "–");
+  fact(facts, "State", pattern.state + (pattern.ignore_until ? ` until ${pattern.ignore_until}` : "")
+    + (pattern.ignore_count ? ` until ${pattern.ignore_count} events` : ""));
   fact(facts, "Status", pattern.status);
   fact(facts, "Suggested fix", pattern.suggested_fix);
   fact(facts, "Pull request", safeLink(pattern.pr_url) || "–");
   $("detail-template").textContent = pattern.template;
   renderAnalysis(pattern);
   $("detail-fix").hidden = !pattern.fixable;
-  $("detail-frames").replaceChildren(...pattern.frames.slice().reverse().map((f) =>
-    el("li", { className: f.in_app ? "in-app" : "library" },
-      el("code", {}, f.line === null ? f.file : `${f.file}:${f.line}`), " in ", el("code", {}, f.function || "?"))));
+  $("detail-frames").replaceChildren(...pattern.frames.slice().reverse().map((f) => {
+    const where = el("code", {}, f.line === null ? f.file : `${f.file}:${f.line}`);
+    return el("li", { className: f.in_app ? "in-app" : "library" },
+      safeLink(f.url, where) || where, " in ", el("code", {}, f.function || "?"));
+  }));
+  renderBreakdown(pattern);
+  $("detail-activity").replaceChildren(...(pattern.activity.length
+    ? pattern.activity.map((a) => activityItem(a, false)) : [el("li", { className: "note" }, "No changes yet.")]));
+  const others = state.patterns.filter((p) => p.id !== pattern.id);
+  $("act-merge-with").replaceChildren(...others.map((p) =>
+    el("option", { value: p.id }, `${p.id} · ${p.message.slice(0, 60)}`)));
+  $("act-merge").disabled = !others.length;
   if (!pattern.frames.length) $("detail-frames").append(el("li", { className: "note none" }, "No frames captured."));
   $("detail-samples").replaceChildren(...pattern.samples.map((s) => el("figure", { className: "sample" },
     el("figcaption", {}, `${s.timestamp || "–"} · ${s.source || "unknown source"}${s.line ? ` line ${s.line}` : ""}`),
     el("pre", { className: "text" }, s.text))));
+}
+
+function renderBreakdown(pattern) {
+  const blocks = [["Source", pattern.sources], ["Host", pattern.tags.host], ["Pod", pattern.tags.pod],
+    ["Release", pattern.tags.release]].filter(([, counts]) => counts && Object.keys(counts).length);
+  $("detail-breakdown").replaceChildren(...blocks.map(([name, counts]) => el("div", { className: `by-${name.toLowerCase()}` },
+    el("h4", {}, name),
+    el("ul", {}, ...Object.entries(counts).sort((a, b) => b[1] - a[1]).slice(0, 10).map(([k, v]) =>
+      el("li", {}, el("span", {}, k), el("span", { className: "num" }, v)))))));
+}
+
+async function act(action, query) {
+  const result = $("act-result");
+  result.textContent = "…";
+  const params = new URLSearchParams(query || "");
+  params.set("actor", "dashboard");
+  try {
+    const body = await api(`/errors/patterns/${encodeURIComponent(state.selected)}/${action}?${params}`, "POST");
+    result.textContent = `${action}: now ${body.pattern.state}`;
+    refresh();
+  } catch (error) {
+    result.textContent = `Refused (${error.status || "network"}): ${error.message}`;
+    if (error.status === 401) $("token-form").hidden = false;
+  }
 }
 
 async function refreshDetail() {
@@ -299,12 +397,14 @@ async function refresh() {
   // A refresh started while another is in flight supersedes it: one polling loop, ever.
   const generation = ++state.generation;
   try {
-    const [dashboard, patterns, rates, sources] = await Promise.all([
-      api("/dashboard"), api("/errors/patterns?limit=50"), api(`/rates?window=${state.window}`), api("/sources"),
+    const [dashboard, patterns, rates, sources, activity] = await Promise.all([
+      api("/dashboard"), api("/errors/patterns?limit=500"), api(`/rates?window=${state.window}`), api("/sources"),
+      api("/activity?limit=20"),
     ]);
     if (generation !== state.generation) return;
     renderSummary(dashboard);
     renderPatterns(patterns);
+    renderActivity(activity);
     renderChart(rates);
     renderSources(sources);
     await refreshDetail();
@@ -325,6 +425,7 @@ async function refresh() {
 function onHashChange() {
   readFragment();
   $("detail-fix-result").textContent = "";
+  $("act-result").textContent = "";
   refresh();
   if (state.selected) $("detail").scrollIntoView({ block: "start" });
 }
@@ -338,6 +439,12 @@ function start() {
     onHashChange();
   });
   $("detail-fix").addEventListener("click", proposeFix);
+  $("act-resolve").addEventListener("click", () => act("resolve"));
+  $("act-reopen").addEventListener("click", () => act("reopen"));
+  $("act-ignore").addEventListener("click", () => act("ignore", $("act-ignore-for").value));
+  $("act-merge").addEventListener("click", () => act("merge", `ids=${encodeURIComponent($("act-merge-with").value)}`));
+  $("filters").addEventListener("submit", (event) => event.preventDefault());
+  $("filters").addEventListener("input", () => renderPatterns(null));
   $("token-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const value = $("token-input").value.trim();
