@@ -8,10 +8,12 @@ restart and find the windows, states and merges as they were.
 
 from __future__ import annotations
 
+import http.server
 import json
 import signal
 import subprocess
 import sys
+import threading
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -38,11 +40,34 @@ PAY = "payment failed for order {n}"
 CACHE = "cache node {n} unreachable after 3 tries"
 
 
+class Hook(http.server.ThreadingHTTPServer):
+    """A webhook receiver on loopback that keeps the "kind" of every JSON alert posted to it."""
+
+    def __init__(self) -> None:
+        self.kinds: list[str] = []
+        hook = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                hook.kinds.append(json.loads(body).get("kind", ""))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server_address[1]}/hook"
+
+
 class Rig:
     """The daemon, its log file, and helpers to write errors and ask the API and the CLI."""
 
     def __init__(self, tmp_path: Path) -> None:
         self.tmp = tmp_path
+        self.hook = Hook()
         self.log = tmp_path / "app.log"
         self.log.write_text("")
         self.port = free_port()
@@ -54,6 +79,9 @@ class Rig:
             "[parse]\nmultiline_timeout = 0.2\n"
             f'[[sources]]\ntype = "file"\nname = "app"\npath = "{self.log}"\n'
             'read_from = "beginning"\npoll_interval = 0.05\n'
+            '[alerts]\nbatch_window = "0s"\nmin_severity = "info"\n'
+            f'[[alerts.destinations]]\ntype = "webhook"\nurl = "{self.hook.url}"\n'
+            'format = "json"\nkinds = ["regressed", "resolved"]\ncooldown = "0s"\n'
         )
         self.proc = WatcherProcess(self.cfg, tmp_path / "daemon.log")
         self.proc.env["WATCHER_API_TOKEN"] = TOKEN
@@ -116,6 +144,7 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
         yield rig
     finally:
         rig.proc.close()
+        rig.hook.shutdown()
 
 
 PAY_T = "payment failed for order <*>"
@@ -141,6 +170,7 @@ def test_resolve_regress_ignore_merge_and_restart_on_a_real_daemon(rig: Rig) -> 
 
     rig.write(PAY)
     regressed = wait_for(lambda: rig.patterns()[PAY_T]["state"] == "regressed" and rig.patterns())
+    wait_for(lambda: "regressed" in rig.hook.kinds)  # the regression is an alert of its kind
     assert _rank(regressed[PAY_T]["severity"]) > _rank(pay["severity"])  # type: ignore[index]
     listed = rig.api(f"/error-monitor/activity?group_id={pay['id']}")["activity"]
     actions = [(a["action"], a["actor"]) for a in listed]
@@ -238,3 +268,4 @@ def test_sighup_reclassifies_live_and_stored_patterns(tmp_path: Path) -> None:
         assert changed == {before[PAY_T]["id"], before[alpha]["id"]}
     finally:
         rig.proc.close()
+        rig.hook.shutdown()

@@ -16,7 +16,7 @@ import signal
 import socket
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -300,6 +300,7 @@ class Daemon:
         hooks: list[Any] = [self.view.observe]
         if alerter is not None:
             hooks.append(alerter.observe)
+            self.engine.pipeline.table.life.subscribe(_lifecycle_alerts(alerter))
             alerts = asyncio.create_task(alerter.run(alerts_stop), name="alerts")
         self.engine.on_updates = _fan_out(hooks)
         fix_task = self._start_autofix(alerter)
@@ -487,6 +488,19 @@ def restart_needed(running: Config, fresh: Config) -> list[str]:
     """The config sections that changed in `fresh` but are only read at start."""
     names = [f.name for f in dataclasses.fields(Config) if f.name not in (*RELOADABLE, "path")]
     return [name for name in names if getattr(running, name) != getattr(fresh, name)]
+
+
+def _lifecycle_alerts(alerter: Any) -> Callable[[Any, Any], None]:
+    """A pattern's life as alert kinds: a regression alerts; a pattern resolved or ignored by
+    hand ends its open alerts (PagerDuty resolves the incident, Alertmanager ends the alert)."""
+    kinds = {"regressed": "regressed", "resolved": "resolved", "ignored": "resolved"}
+
+    def on_change(group: Any, entry: Any) -> None:
+        kind = kinds.get(entry.action)
+        if kind is not None:
+            alerter.notify_transition(group, kind)
+
+    return on_change
 
 
 def _alert_pr(alerter: Any, group: Any, fix: Any) -> None:
