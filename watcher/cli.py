@@ -1,9 +1,10 @@
 """Command line: run | scan | replay | fix | templates | check-config | version.
 
 Only this module maps exceptions to exit codes: 0 ran (whatever it found), 1 `--fail-on` matched,
-2 usage or configuration error, 3 a source could not be read at all. A fix that failed or was
-refused is an outcome, not an error: `watcher fix` exits 0 and its JSON says `"status"` (2 when
-it cannot start for a configuration reason, e.g. no GitHub token).
+2 usage or configuration error, 3 a source could not be read at all (any one: a partial report
+must not pass for a complete one). `watcher fix` exits 1 when the fix failed, was rejected or
+skipped (the reason on stderr, the JSON on stdout), 2 when it cannot start for a configuration
+reason (e.g. no GitHub token). 141 when stdout's reader went away (`| head -1`).
 Imports are lazy so that `watcher templates` (used by benchmarks) starts in milliseconds.
 """
 
@@ -17,10 +18,13 @@ from dataclasses import replace
 from typing import Any
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE, EXIT_SOURCE = 0, 1, 2, 3
+FIX_FAILED = frozenset({"failed", "rejected", "skipped"})  # `watcher fix` exits 1 on these
+EXIT_PIPE = 141  # stdout closed by its reader: what a shell shows for a SIGPIPE death
 SEVERITY_CHOICES = ("info", "low", "medium", "high", "critical")
 
-EPILOG = """exit codes: 0 ran (whatever it found), 1 --fail-on matched, 2 usage/config error,
-3 a source could not be read at all. Environment: WATCHER_CONFIG, WATCHER_<SECTION>_<KEY>,
+EPILOG = """exit codes: 0 ran (whatever it found), 1 --fail-on matched (fix: the fix failed),
+2 usage/config error (a bad key, a port in use), 3 a source could not be read at all.
+Environment: WATCHER_CONFIG, WATCHER_<SECTION>_<KEY>,
 LOG_LEVEL, LOG_FORMAT (see config.example.toml); auto-fix: ANTHROPIC_API_KEY, GITHUB_TOKEN."""
 
 
@@ -46,8 +50,9 @@ def _common() -> argparse.ArgumentParser:
         "--log-format",
         metavar="FMT",
         default=argparse.SUPPRESS,
-        choices=("json", "text"),
-        help="own log format: json|text (or $LOG_FORMAT)",
+        choices=("auto", "json", "text"),
+        help="own log format: text (one human line per record), json, or auto: text when "
+        "stderr is a terminal, else json (default; or $LOG_FORMAT)",
     )
     return p
 
@@ -268,6 +273,18 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _reader_gone() -> int:
+    """stdout's reader left (`| head -1`): stop quietly, as Unix tools do, with the status a
+    SIGPIPE death gives (128 + 13). Python would otherwise print a second traceback when it
+    flushes stdout at exit, so stdout is pointed at /dev/null first."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_PIPE
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -275,6 +292,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _check_config(args)
     config = _load(args)
     _configure_logs(config)
+    _warn_unknown_env(config)
     _tune_gc()
     if args.command == "run":
         return _run(config)
@@ -303,14 +321,40 @@ def _load(args: argparse.Namespace) -> Any:
     )
     if getattr(args, "service", None):
         config = replace(config, sources=(_railway_source(args.service),))
+    ago: dict[str, float] = {}
     for flag in ("since", "until"):
         value = getattr(args, flag, None)
         if value is not None:
             try:
-                parse_duration(value)
+                ago[flag] = parse_duration(value)
             except ValueError as exc:
                 raise ConfigError(f"--{flag}: {exc}") from None
+    if "until" in ago and ago["until"] >= ago.get("since", 0.0):
+        raise ConfigError(
+            f"--until {args.until} is not after --since {args.since}: both count back from "
+            f"now, so --until must be the shorter duration (e.g. --since 2h --until 1h)"
+        )
     return config
+
+
+def _warn_unknown_env(config: Any) -> None:
+    """Name the WATCHER_* variables no key reads (a typo is otherwise ignored silently)."""
+    import difflib
+
+    import structlog
+
+    from watcher.config import known_env_vars, unknown_env_vars
+
+    unknown = unknown_env_vars(config)
+    if not unknown:
+        return
+    known = sorted(n for n in known_env_vars(config) if n.startswith("WATCHER_"))
+    hints = {n: difflib.get_close_matches(n, known, 1) for n in unknown}
+    structlog.get_logger("watcher.config").warning(
+        "Unknown WATCHER_* environment variables ignored.",
+        names=unknown,
+        did_you_mean={n: h[0] for n, h in hints.items() if h},
+    )
 
 
 def _railway_source(service: str) -> Any:
@@ -462,7 +506,7 @@ def _bounded(
         outcome = fix.pr_url or fix.error or ", ".join(fix.details.get("files", []))
         line = f"watcher: fix {fix.group_id}: {fix.status} {outcome}".rstrip()
         print(redact(line), file=sys.stderr)
-    return _exit_code(result, args.fail_on, len(sources))
+    return _exit_code(result, args.fail_on)
 
 
 def _fix(config: Any, args: argparse.Namespace) -> int:
@@ -490,6 +534,10 @@ def _fix(config: Any, args: argparse.Namespace) -> int:
     if fix.details.get("skip") == "config":  # no token / no github_repo: a configuration error
         print(f"watcher: config error: {fix.error}", file=sys.stderr)
         return EXIT_USAGE
+    if fix.status in FIX_FAILED:  # a script must not read "no fix" as success
+        print(f"watcher: fix {fix.group_id} {fix.status}: {fix.error or 'no reason given'}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_FOUND
     return EXIT_OK
 
 
@@ -501,12 +549,12 @@ async def _fix_one(config: Any, store: Any, group: Any, args: argparse.Namespace
         return await fixer.run_one(group, create_pr=args.create_pr, dry_run=dry_run)
 
 
-def _exit_code(result: Any, fail_on: str | None, n_sources: int) -> int:
+def _exit_code(result: Any, fail_on: str | None) -> int:
     from watcher.model import SEVERITY_RANK
 
     for name, error in result.failed_sources.items():
         print(f"watcher: source {name} failed: {error}", file=sys.stderr)
-    if result.failed_sources and len(result.failed_sources) == n_sources:
+    if result.failed_sources:  # a partial report must not pass for a complete one
         return EXIT_SOURCE
     if fail_on is not None and result.worst_severity_rank() >= SEVERITY_RANK[fail_on]:
         return EXIT_FOUND

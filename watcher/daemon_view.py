@@ -77,6 +77,7 @@ class DaemonView:
         self.clock = clock
         self.monitoring_enabled = True
         self.rates = RateHistory(clock)
+        self.errors_by_source: dict[str, int] = {}  # error events seen since the start
         self._stored: dict[str, ErrorGroup] = {}
         self._fixes: list[Fix] = []
 
@@ -86,8 +87,11 @@ class DaemonView:
         By the time the watcher saw it, as Prometheus rates are: a backlog read after a restart
         shows as a burst now rather than vanishing into an hour the chart no longer shows.
         """
+        errors = self.errors_by_source
         for update in updates:
             self.rates.add(update.classification.category)
+            source = update.event.source
+            errors[source] = errors.get(source, 0) + 1
 
     async def refresh(self) -> None:
         """Re-read stored groups and fixes into the caches (in a worker thread)."""
@@ -127,11 +131,15 @@ class DaemonView:
             lag = self.metrics.registry.get_sample_value(
                 "watcher_source_lag_seconds", {"source": name}
             )
+            problem = state.status.problem
             out[name] = {
-                "up": state.failed is None and (up is None or up >= 1),
+                "up": state.failed is None and problem is None and (up is None or up >= 1),
                 "lines": stats.lines_by_source.get(name, 0),
-                "error": str(state.failed) if state.failed is not None else None,
+                "error_events": self.errors_by_source.get(name, 0),
+                "error": str(state.failed) if state.failed is not None else problem,
                 "lag_seconds": lag,
+                "problem": problem,
+                "targets": list(state.status.targets),
             }
         return out
 

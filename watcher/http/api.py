@@ -113,15 +113,19 @@ def window_groups(request: web.Request) -> tuple[float, list[ErrorGroup]]:
 
 async def health(request: web.Request) -> web.Response:
     view = context(request).view
-    down = sorted(name for name, status in view.sources().items() if not status.get("up"))
+    statuses = view.sources()
+    down = sorted(name for name, status in statuses.items() if not status.get("up"))
+    # sources that read nothing until the user acts (no file matched, program missing)
+    blind = {n: s["problem"] for n, s in sorted(statuses.items()) if s.get("problem")}
     return reply(
         request,
         {
-            "status": "degraded" if down else "healthy",
+            "status": "degraded" if down or blind else "healthy",
             "timestamp": now_iso(request),
             "monitoring_enabled": bool(view.monitoring_enabled),
             "error_patterns_tracked": len(view.groups()),
             "sources_down": down,
+            "sources_not_ready": blind,
         },
     )
 
@@ -233,12 +237,18 @@ async def rates(request: web.Request) -> web.Response:
 def source_object(name: str, status: dict[str, Any]) -> dict[str, Any]:
     lag = status.get("lag_seconds")
     error = status.get("error")
+    problem = status.get("problem")
     return {
         "name": name,
         "up": bool(status.get("up")),
+        "ready": not problem and not error,
         "lines": int(status.get("lines") or 0),
+        "error_events": int(status.get("error_events") or 0),
         "error": str(error) if error else None,
+        "problem": str(problem) if problem else None,
         "lag_seconds": serialize.finite(float(lag)) if lag is not None else None,
+        # what the source reads now (a file source: each matched file and its offset)
+        "targets": [dict(t) for t in status.get("targets") or ()],
     }
 
 

@@ -151,7 +151,16 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "Analysis": ANALYSIS,
     "Fix": FIX,
-    "Source": obj({"name": STR, **SOURCE_STATUS}),
+    "Source": obj(
+        {
+            "name": STR,
+            **SOURCE_STATUS,
+            "ready": BOOL,
+            "error_events": INT,
+            "problem": OPT_STR,
+            "targets": array(obj({"path": STR, "offset": OPT_INT, "size": OPT_INT})),
+        }
+    ),
     "SourceStatus": obj(SOURCE_STATUS, extra=True),
 }
 
@@ -240,6 +249,7 @@ def health_body() -> Schema:
             "monitoring_enabled": BOOL,
             "error_patterns_tracked": INT,
             "sources_down": array(STR),
+            "sources_not_ready": counts(STR),
         }
     )
 

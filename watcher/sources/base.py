@@ -16,6 +16,20 @@ DEFAULT_MAX_LINE_BYTES = 64 * 1024
 
 
 @dataclass
+class SourceStatus:
+    """What a running source says about itself beyond its lines, for readiness and the API.
+
+    `problem` is set while the source cannot read anything for a reason only the user can fix
+    (a path that matches no file, a program not on PATH): the daemon is then not ready and names
+    it. `targets` lists what the source reads now (a file source: each file with its offset),
+    replaced whole by the source, never mutated in place (read from the event loop).
+    """
+
+    problem: str | None = None
+    targets: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
 class SourceContext:
     """What the pipeline gives a source when it builds it."""
 
@@ -28,6 +42,7 @@ class SourceContext:
     # stream -> a position no line carries (a file placed at its end): stored with the next
     # commit, before the cursors of the lines read after it (None: nothing is stored)
     note: Callable[[dict[str, Any]], None] | None = None
+    status: SourceStatus = field(default_factory=SourceStatus)
 
 
 class Source(Protocol):

@@ -96,10 +96,13 @@ class CommandSource:
                 proc = await self._spawn()
             except OSError as exc:
                 up.set(0)
+                # not ready until it starts: a missing program reads nothing, however long
+                self.ctx.status.problem = f"command {self.config.argv[0]!r} cannot start: {exc}"
                 if not self.config.restart:
                     raise  # nothing will retry it: the engine marks the source failed
                 self._log_failure("error", "command could not start", error=str(exc))
             else:
+                self.ctx.status.problem = None
                 up.set(1)
                 run = _Run()
                 async with contextlib.aclosing(self._read(proc, run)) as batches:
