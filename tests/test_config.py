@@ -425,7 +425,7 @@ def test_with_overrides_applies_cli_flags() -> None:
         **{"autofix.enabled": True, "http.listen": "0.0.0.0:1", "watcher.queue_size": "8"},
     )
     assert config.watcher.interval == 120.0
-    assert (config.watcher.log_level, config.watcher.log_format) == ("debug", "json")
+    assert (config.watcher.log_level, config.watcher.log_format) == ("debug", "auto")
     assert config.watcher.state_path == "/tmp/s.db"
     assert config.watcher.queue_size == 8
     assert config.autofix.enabled is True

@@ -243,3 +243,29 @@ def test_fix_that_fails_exits_nonzero_with_the_reason(tmp_path: Path) -> None:
     assert r.returncode == 1, (r.returncode, r.stderr)
     assert json.loads(r.stdout)["status"] == "failed"
     assert f"fix {group.id} failed:" in r.stderr
+
+
+async def test_every_series_a_rule_may_use_exists_at_zero_from_the_start(tmp_path: Path) -> None:
+    """Before any line: per-source duplicates, truncated, reconnects, lag and lines, and the
+    state error kinds, are exported at 0 (increase() misses a series' first event); process_*
+    metrics (RSS, CPU, open fds) are there; no `_created` series doubles the counters."""
+    log = tmp_path / "app.log"
+    log.write_text("")
+    cfg = daemon_config(tmp_path, f'[[sources]]\ntype = "file"\nname = "app"\npath = "{log}"\n')
+    daemon, task = await run_daemon(cfg)
+    try:
+        async with aiohttp.ClientSession() as s:
+            async with s.get(f"http://127.0.0.1:{daemon.http_port}/metrics") as r:
+                text = await r.text()
+    finally:
+        await stop(daemon, task)
+    samples = {line.rsplit(" ", 1)[0]: line.rsplit(" ", 1)[1] for line in text.splitlines()
+               if line and not line.startswith("#")}  # fmt: skip
+    for name in ("duplicate_lines_total", "truncated_lines_total", "source_reconnects_total",
+                 "source_lag_seconds", "lines_total", "events_total"):  # fmt: skip
+        assert samples[f'watcher_{name}{{source="app"}}'] == "0.0", name
+    for kind in ("write", "disk_full", "corrupt"):
+        assert samples[f'watcher_state_errors_total{{kind="{kind}"}}'] == "0.0"
+    assert float(samples["process_resident_memory_bytes"]) > 0
+    assert float(samples["process_open_fds"]) > 0 and "process_cpu_seconds_total" in samples
+    assert not [name for name in samples if "_created" in name]

@@ -14,7 +14,7 @@ from typing import Any
 
 from watcher.engine import Engine
 from watcher.metrics import Metrics
-from watcher.model import CATEGORIES, SEVERITY_RANK, ErrorGroup, Fix, GroupUpdate
+from watcher.model import CATEGORIES, ErrorGroup, Fix, GroupUpdate
 from watcher.store import Store
 
 MINUTES = 24 * 60
@@ -166,9 +166,7 @@ class DaemonView:
         found = self.groups(since=self.clock() - hours * 3600)
         result: dict[str, Any] = {
             "errors_found": len(found),
-            "critical_errors": sum(
-                1 for g in found if SEVERITY_RANK[g.severity] >= SEVERITY_RANK["high"]
-            ),
+            "critical_errors": sum(1 for g in found if g.severity == "critical"),
         }
         if auto_fix:
             started = 0

@@ -95,7 +95,9 @@ def summary_text(record: dict[str, Any]) -> str:
         for t in top
         if isinstance(t, dict)
     )
-    return head + (f" | top 5m: {listed}" if listed else "")
+    unshown = record.get("new_not_shown")
+    more = f" | {unshown} more new patterns (not shown)" if unshown else ""
+    return head + (f" | top 5m: {listed}" if listed else "") + more
 
 
 def _pairs(record: dict[str, Any], skip: frozenset[str] | set[str]) -> str:

@@ -11,7 +11,6 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
-    PlatformCollector,
     ProcessCollector,
     disable_created_metrics,
     generate_latest,
@@ -37,9 +36,8 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None, *, process: bool = True) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        if process:  # process_* (RSS, CPU seconds, open fds, start time) and python_info
+        if process:  # process_* on Linux: RSS, virtual memory, CPU seconds, open and max fds
             ProcessCollector(registry=r)
-            PlatformCollector(registry=r)
         self.lines = Counter(
             "watcher_lines",
             "Distinct log lines read, after de-duplication.",

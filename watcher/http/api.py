@@ -37,7 +37,10 @@ from watcher.report import sort_groups
 
 HOUR = 3600.0
 DASHBOARD_TOP = 10
-CRITICAL = frozenset({"critical", "high"})  # the original "critical errors" included high
+# "Critical" means critical (the original API counted high too, and the card said "Critical")
+CRITICAL = frozenset({"critical"})
+# fix statuses that are a fix (a PR, a patch, a dry-run patch), not a failed or refused attempt
+FIX_MADE = frozenset({"pr_open", "merged", "patched", "dry_run"})
 # window -> (bucket seconds, buckets) for the dashboard's rate chart
 WINDOWS = {"1h": (60, 60), "6h": (300, 72), "1d": (1800, 48)}
 
@@ -183,11 +186,15 @@ async def dashboard(request: web.Request) -> web.Response:
     by_category: dict[str, int] = {}
     for group in groups:
         by_category[group.category] = by_category.get(group.category, 0) + group.count
+    by_status: dict[str, int] = {}
+    for fix in fixes:
+        by_status[fix.status] = by_status.get(fix.status, 0) + 1
     summary = {
         "total_patterns": len(groups),
         "critical_errors": len(critical),
         "fixable_errors": len(fixable),
-        "generated_fixes": len(fixes),
+        "generated_fixes": sum(n for status, n in by_status.items() if status in FIX_MADE),
+        "fixes_by_status": by_status,
         "patterns_by_category": by_category,
     }
     return reply(

@@ -261,6 +261,7 @@ def dashboard_body() -> Schema:
             "critical_errors": INT,
             "fixable_errors": INT,
             "generated_fixes": INT,
+            "fixes_by_status": counts(),
             "patterns_by_category": counts(),
         }
     )
