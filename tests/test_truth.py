@@ -254,9 +254,9 @@ async def test_every_series_a_rule_may_use_exists_at_zero_from_the_start(tmp_pat
     cfg = daemon_config(tmp_path, f'[[sources]]\ntype = "file"\nname = "app"\npath = "{log}"\n')
     daemon, task = await run_daemon(cfg)
     try:
-        async with aiohttp.ClientSession() as s:
-            async with s.get(f"http://127.0.0.1:{daemon.http_port}/metrics") as r:
-                text = await r.text()
+        url = f"http://127.0.0.1:{daemon.http_port}/metrics"
+        async with aiohttp.ClientSession() as s, s.get(url) as r:
+            text = await r.text()
     finally:
         await stop(daemon, task)
     samples = {line.rsplit(" ", 1)[0]: line.rsplit(" ", 1)[1] for line in text.splitlines()

@@ -247,6 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
         "the first error, naming the file, line and key.",
     )
     check.add_argument("file", nargs="?", default=None, metavar="FILE")
+    check.add_argument(
+        "--probe",
+        action="store_true",
+        help="also connect to each source (files matched, program on PATH, Loki ready and the "
+        "query valid, CloudWatch groups readable, Railway CLI logged in) and, with auto-fix "
+        "on, to the model API and GitHub; one line per check, exit 3 when any fails",
+    )
 
     sub.add_parser("version", parents=[common], help="print the version")
     return parser
@@ -407,7 +414,22 @@ def _check_config(args: argparse.Namespace) -> int:
         print(f"# verify sandbox: {mode or 'none: verify_command will not run'} ({why})",
               file=sys.stderr)  # fmt: skip
     print(f"# ok: {where}", file=sys.stderr)
-    return EXIT_OK
+    return _probe(config) if args.probe else EXIT_OK
+
+
+def _probe(config: Any) -> int:
+    import asyncio
+
+    from watcher.probe import probe_all, render
+    from watcher.wiring import build_redactor
+
+    redact = build_redactor(config).redact  # a probe's answer may quote a URL with a token
+    checks = asyncio.run(probe_all(config))
+    for check in checks:
+        print(redact(render(check)), file=sys.stderr)
+    failed = sum(1 for c in checks if c.ok is False)
+    print(f"# probe: {len(checks) - failed} of {len(checks)} checks passed", file=sys.stderr)
+    return EXIT_SOURCE if failed else EXIT_OK
 
 
 def _run(config: Any) -> int:

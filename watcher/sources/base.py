@@ -15,6 +15,17 @@ from watcher.model import RawLine
 DEFAULT_MAX_LINE_BYTES = 64 * 1024
 
 
+@dataclass(frozen=True)
+class Check:
+    """One line of `check-config --probe`: what was checked, whether it passed, and why.
+
+    `ok` None: not checked (skipped, with the reason in `detail`)."""
+
+    name: str
+    ok: bool | None
+    detail: str
+
+
 @dataclass
 class SourceStatus:
     """What a running source says about itself beyond its lines, for readiness and the API.
@@ -71,6 +82,9 @@ class SourceConfig(Protocol):
     name: str
 
     def build(self, ctx: SourceContext) -> Source: ...
+
+    # Optional: `async def probe(self) -> list[Check]` — connect to what the source reads
+    # (`watcher check-config --probe`); a source type without one is reported as not probed.
 
 
 async def sleep_or_shutdown(shutdown: asyncio.Event, seconds: float) -> bool:

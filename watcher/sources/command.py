@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from watcher.model import RawLine
 from watcher.sources.backoff import Backoff
-from watcher.sources.base import SourceContext
+from watcher.sources.base import Check, SourceContext
 from watcher.sources.lines import Lines, LineSplitter, count_truncated, raw_lines
 from watcher.sources.process import stop_group
 
@@ -48,6 +48,12 @@ class CommandSourceConfig:
             raise ValueError("argv: the program name must not be empty")
         if not self.max_backoff > 0:
             raise ValueError("max_backoff: must be greater than 0")
+
+    async def probe(self) -> list[Check]:
+        """`check-config --probe`: the program is on PATH."""
+        from watcher.sources.probes import command_source
+
+        return await command_source(self)
 
     def build(self, ctx: SourceContext) -> CommandSource:
         """The source this config describes."""

@@ -28,7 +28,7 @@ from watcher.configschema import Seconds
 from watcher.fdlimit import fd_budget
 from watcher.logs import Throttled
 from watcher.model import RawLine
-from watcher.sources.base import SourceContext, sleep_or_shutdown
+from watcher.sources.base import Check, SourceContext, sleep_or_shutdown
 from watcher.sources.file_follower import QUIET_POLL, Follower, Shared
 from watcher.sources.file_handle import OpenFile
 from watcher.sources.file_identity import (
@@ -78,6 +78,12 @@ class FileSourceConfig:
             raise ValueError("max_open_files: must be at least 1")
         if not self.close_inactive > 0:
             raise ValueError("close_inactive: must be greater than 0")
+
+    async def probe(self) -> list[Check]:
+        """`check-config --probe`: the files the path matches, readable."""
+        from watcher.sources.probes import file_source
+
+        return await file_source(self)
 
     def build(self, ctx: SourceContext) -> FileSource:
         """The source this config describes."""
