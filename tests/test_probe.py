@@ -104,7 +104,8 @@ github_api_url = "{github_fake.url}"
 
 
 async def test_railway_not_logged_in_fails_its_probe(
-    tmp_path: Path, railway_fake: FakeRailway  # noqa: F811
+    tmp_path: Path,
+    railway_fake: FakeRailway,  # noqa: F811
 ) -> None:
     """A Railway CLI that is not logged in fails the login check with the CLI's own words."""
     railway_fake.set(auth="unauthorized")

@@ -1,4 +1,4 @@
-"""Command line: run | scan | replay | fix | templates | check-config | version.
+"""Command line: run | scan | replay | fix | status | templates | check-config | version.
 
 Only this module maps exceptions to exit codes: 0 ran (whatever it found), 1 `--fail-on` matched,
 2 usage or configuration error, 3 a source could not be read at all (any one: a partial report
@@ -255,6 +255,24 @@ def build_parser() -> argparse.ArgumentParser:
         "on, to the model API and GitHub; one line per check, exit 3 when any fails",
     )
 
+    status = sub.add_parser(
+        "status",
+        aliases=["top"],
+        parents=[common],
+        help="a running daemon at a glance: sources (lines/s, lag, errors), top patterns",
+        description="Ask a running daemon's HTTP API (at [http] listen, or --url) for its "
+        "sources (state, lines/s, lines, error events, lag) and its busiest patterns (1 m / "
+        "5 m / 1 h counts), redrawn in place every --interval on a terminal, like `vector top`. "
+        "Sends the API token ([http] token_env) when set. Exit 3 when the daemon cannot be "
+        "reached.",
+    )
+    status.add_argument("--url", default=None, help="the daemon's base URL ([http] listen)")
+    status.add_argument("--once", action="store_true", help="print one screen and exit (scripts)")
+    status.add_argument(
+        "--interval", type=float, default=2.0, metavar="SECONDS", help="refresh every (default 2)"
+    )
+    status.add_argument("--top", type=int, default=10, metavar="N", help="patterns shown (10)")
+
     sub.add_parser("version", parents=[common], help="print the version")
     return parser
 
@@ -297,6 +315,8 @@ def _reader_gone() -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "check-config":
         return _check_config(args)
+    if args.command in ("status", "top"):
+        return _status(args)
     config = _load(args)
     _configure_logs(config)
     _warn_unknown_env(config)
@@ -430,6 +450,16 @@ def _probe(config: Any) -> int:
     failed = sum(1 for c in checks if c.ok is False)
     print(f"# probe: {len(checks) - failed} of {len(checks)} checks passed", file=sys.stderr)
     return EXIT_SOURCE if failed else EXIT_OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    from watcher.config import load_config
+    from watcher.status import main_status
+
+    http = load_config(getattr(args, "config", None)).http
+    token = os.environ.get(http.token_env, "").strip() or None
+    return main_status(http.listen, url=args.url, token=token, once=args.once,
+                       interval=max(0.1, args.interval), top=args.top)  # fmt: skip
 
 
 def _run(config: Any) -> int:

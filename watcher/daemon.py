@@ -249,7 +249,7 @@ class Daemon:
             fallback_to_memory=True,  # an unwritable state path must not crash-loop the daemon
             redact=self.redact,
         )
-        pipeline = build_pipeline(config, self.metrics)
+        pipeline = build_pipeline(config, self.metrics, clock=time.time)
         self.engine = build_engine(
             config,
             pipeline,
