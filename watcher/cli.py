@@ -3,7 +3,8 @@
 Only this module maps exceptions to exit codes: 0 ran (whatever it found), 1 `--fail-on` matched,
 2 usage or configuration error, 3 a source could not be read at all (any one: a partial report
 must not pass for a complete one). `watcher fix` exits 1 when the fix failed, was rejected or
-skipped (the reason on stderr, the JSON on stdout), 2 when it cannot start for a configuration
+skipped for the budget or a fix already running (the reason on stderr, the JSON on stdout; 0
+when the group already has its PR or fix), 2 when it cannot start for a configuration
 reason (e.g. no GitHub token). 141 when stdout's reader went away (`| head -1`).
 Imports are lazy so that `watcher templates` (used by benchmarks) starts in milliseconds.
 """
@@ -586,7 +587,8 @@ def _fix(config: Any, args: argparse.Namespace) -> int:
     if fix.details.get("skip") == "config":  # no token / no github_repo: a configuration error
         print(f"watcher: config error: {fix.error}", file=sys.stderr)
         return EXIT_USAGE
-    if fix.status in FIX_FAILED:  # a script must not read "no fix" as success
+    already = fix.details.get("skip") == "exists"  # an open PR or a fix: nothing went wrong
+    if fix.status in FIX_FAILED and not already:  # a script must not read "no fix" as success
         print(f"watcher: fix {fix.group_id} {fix.status}: {fix.error or 'no reason given'}",
               file=sys.stderr)  # fmt: skip
         return EXIT_FOUND
