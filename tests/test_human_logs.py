@@ -45,6 +45,15 @@ def update(g: ErrorGroup, *, new: bool = False, crossed: bool = False) -> GroupU
     return GroupUpdate(g, LogEvent(message="m", source="app"), cls, new, crossed)
 
 
+@pytest.fixture(autouse=True)
+def restore_logging():  # type: ignore[no-untyped-def]
+    """Put structlog back as it was: these tests point it at pytest's capture streams, which
+    are closed after the test (every later log line would fail)."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
+
+
 @pytest.fixture
 def text_logs(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
     """A function giving the human-format lines logged on the captured stderr since its last
@@ -57,8 +66,7 @@ def text_logs(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-de
             return []
         return capsys.readouterr().err.splitlines()
 
-    yield lines
-    configure("info", "json")
+    return lines
 
 
 def test_new_alert_and_fix_are_one_human_line_each(text_logs) -> None:  # type: ignore[no-untyped-def]
