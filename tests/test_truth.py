@@ -14,6 +14,7 @@ import aiohttp
 
 from watcher.config import load_config
 from watcher.daemon import Daemon
+from watcher.model import ErrorGroup
 from watcher.store import Store
 
 from .helpers import DATA, clean_env
@@ -233,9 +234,10 @@ def test_fix_that_fails_exits_nonzero_with_the_reason(tmp_path: Path) -> None:
         f'[watcher]\nstate_path = "{state}"\n[autofix]\nrepo_path = "{repo}"\n'
         f'output_dir = "{tmp_path / "out"}"\nllm_max_retries = 0\n'
     )
-    assert watcher("replay", MIXED, "--state", str(state)).returncode == 0
+    group = ErrorGroup("a1b2c3d4e5f6", "template", "redis unavailable", "cache_error", "medium",
+                       True, count=3, first_seen=1.0, last_seen=2.0)  # fmt: skip
     with Store(str(state)) as store:
-        group = store.list_groups()[0]
+        store.commit([group])
     # no model endpoint listens on port 9 of loopback: the analysis fails
     env = {"ANTHROPIC_API_KEY": "sk-ant-test", "ANTHROPIC_BASE_URL": "http://127.0.0.1:9",
            "LOG_LEVEL": "error"}  # fmt: skip
