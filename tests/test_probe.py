@@ -10,6 +10,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from tests.fakes.anthropic_api import AnthropicFake
 from tests.fakes.github_api import TOKEN, GitHubFake
 from tests.fakes.loki import FakeLoki, fake_loki  # noqa: F401 (the fixture)
 from tests.fakes.moto import REGION, moto_endpoint  # noqa: F401 (the fixture)
@@ -132,3 +133,29 @@ def test_cli_probe_prints_one_line_per_check_and_exits_3_on_a_failure(tmp_path: 
     cfg.write_text(good)
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=clean_env())
     assert done.returncode == 0 and "# probe: 1 of 1 checks passed" in done.stderr
+
+
+async def test_model_api_probe_checks_the_key_and_the_model(
+    tmp_path: Path, anthropic_fake: AnthropicFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With auto-fix on, the model API check passes with the right key and a known model, and
+    fails naming the cause for a refused key or an unknown model (a dry run skips GitHub)."""
+    cfg = tmp_path / "w.toml"
+
+    async def model_check(model: str) -> str:
+        cfg.write_text(
+            '[[sources]]\ntype = "stdin"\n'
+            f'[autofix]\nenabled = true\ndry_run = true\nmodel = "{model}"\n'
+        )
+        lines = [render(c) for c in await probe_all(load_config(cfg))]
+        assert lines[0] == "skip  source stdin: type stdin has no probe"
+        checks = checks_of(lines[1:])
+        assert checks["autofix: github"].startswith("skip dry_run")
+        return checks["autofix: model API"]
+
+    assert await model_check("claude-sonnet-5-5") == (
+        "ok key accepted, model claude-sonnet-5-5 available"
+    )
+    assert await model_check("gpt-4") == "FAIL model 'gpt-4' not found"
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-wrong")
+    assert await model_check("claude-sonnet-5-5") == "FAIL key refused (HTTP 401)"
