@@ -225,26 +225,27 @@ def test_unknown_watcher_env_vars_are_named(tmp_path: Path) -> None:
 
 
 def test_fix_that_fails_exits_nonzero_with_the_reason(tmp_path: Path) -> None:
-    """`watcher fix` whose model cannot be reached records a failed fix and exits 1 with the
-    reason on stderr (it exited 0, so a script took "no fix" for success)."""
+    """`watcher fix` with no API key records a failed fix and exits 1 with the reason on stderr
+    (it exited 0, so a script took "no fix" for success)."""
     state, repo = tmp_path / "s.db", tmp_path / "repo"
     repo.mkdir()
     cfg = tmp_path / "w.toml"
     cfg.write_text(
         f'[watcher]\nstate_path = "{state}"\n[autofix]\nrepo_path = "{repo}"\n'
-        f'output_dir = "{tmp_path / "out"}"\nllm_max_retries = 0\n'
+        f'output_dir = "{tmp_path / "out"}"\n'
     )
     group = ErrorGroup("a1b2c3d4e5f6", "template", "redis unavailable", "cache_error", "medium",
                        True, count=3, first_seen=1.0, last_seen=2.0)  # fmt: skip
     with Store(str(state)) as store:
         store.commit([group])
-    # no model endpoint listens on port 9 of loopback: the analysis fails
-    env = {"ANTHROPIC_API_KEY": "sk-ant-test", "ANTHROPIC_BASE_URL": "http://127.0.0.1:9",
-           "LOG_LEVEL": "error"}  # fmt: skip
-    r = watcher("fix", group.id, "-c", str(cfg), "--no-pr", env=env)
+    env = {k: v for k, v in clean_env().items() if not k.startswith("ANTHROPIC_")}
+    r = subprocess.run(
+        [sys.executable, "-m", "watcher", "fix", group.id, "-c", str(cfg), "--no-pr"],
+        capture_output=True, text=True, timeout=60, env={**env, "LOG_LEVEL": "error"},
+    )  # fmt: skip
     assert r.returncode == 1, (r.returncode, r.stderr)
     assert json.loads(r.stdout)["status"] == "failed"
-    assert f"fix {group.id} failed:" in r.stderr
+    assert r.stderr.strip() == f"watcher: fix {group.id} failed: no API key: set ANTHROPIC_API_KEY"
 
 
 async def test_every_series_a_rule_may_use_exists_at_zero_from_the_start(tmp_path: Path) -> None:
