@@ -136,8 +136,8 @@ class Metrics:
             self.llm_tokens.labels(direction)
 
     def add_source(self, name: str) -> None:
-        """Create every per-source series at 0 (lag unknown: not created) when a source starts,
-        so a rule's increase() sees the first duplicate, truncation or reconnect."""
+        """Create every per-source series at 0 when a source starts, so a rule's increase()
+        sees the first duplicate, truncation or reconnect (and `lag > N` has a series)."""
         for counter in (self.lines, self.duplicate_lines, self.truncated_lines, self.events):
             counter.labels(name)
         self.source_reconnects.labels(name)
