@@ -123,6 +123,8 @@ class Engine:
 
     def __post_init__(self) -> None:
         self._say = Throttled(self.log, 60.0)
+        for cfg in self.source_configs:  # at 0 from the start: before /metrics is first served
+            self.metrics.add_source(cfg.name)
 
     async def run(self, shutdown: asyncio.Event) -> Stats:
         """Run until the sources end (bounded) or `shutdown` is set (follow); return the stats."""
@@ -253,7 +255,7 @@ class Engine:
 
     async def _produce(self, cfg: SourceConfig, queue: Any, stop: asyncio.Event) -> None:
         state = self.sources[cfg.name] = SourceState(cfg.name)
-        self.metrics.add_source(cfg.name)
+        self.metrics.add_source(cfg.name)  # a source added by a reload
         try:
             source = self._build(cfg, stop, state.status)
             batches = source.lines() if self.options.follow else source.window(*self.options.period)
