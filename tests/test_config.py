@@ -198,7 +198,7 @@ def test_wrong_type_names_line_and_expectation(tmp_path: Path) -> None:
         (
             '[watcher]\nlog_format = "xml"\n',
             2,
-            'watcher.log_format: expected one of: json, text, got "xml"',
+            'watcher.log_format: expected one of: auto, json, text, got "xml"',
         ),
         ("[watcher]\nqueue_size = 1.5\n", 2, "watcher.queue_size: expected an integer >= 1"),
         ('[http]\nenabled = "yes"\n', 2, 'http.enabled: expected true or false, got "yes"'),
@@ -425,7 +425,7 @@ def test_with_overrides_applies_cli_flags() -> None:
         **{"autofix.enabled": True, "http.listen": "0.0.0.0:1", "watcher.queue_size": "8"},
     )
     assert config.watcher.interval == 120.0
-    assert (config.watcher.log_level, config.watcher.log_format) == ("debug", "json")
+    assert (config.watcher.log_level, config.watcher.log_format) == ("debug", "auto")
     assert config.watcher.state_path == "/tmp/s.db"
     assert config.watcher.queue_size == 8
     assert config.autofix.enabled is True

@@ -196,10 +196,11 @@ async def test_recent_errors_filter_by_hours_newest_first(make_client: MakeClien
 
 
 async def test_critical_and_fixable_lists(make_client: MakeClient) -> None:
-    """errors/critical holds critical and high groups; errors/fixable only fixable ones."""
+    """errors/critical holds critical groups only (not high: "critical" means critical);
+    errors/fixable only fixable ones."""
     client = await make_client()
     critical = await get_json(client, "/error-monitor/errors/critical?hours=2")
-    assert [e["id"] for e in critical["critical_errors"]] == ["a1b2c3d4e5f6", "0badc0ffee00"]
+    assert [e["id"] for e in critical["critical_errors"]] == ["a1b2c3d4e5f6"]
     fixable = await get_json(client, "/error-monitor/errors/fixable?hours=720")
     assert [e["id"] for e in fixable["fixable_errors"]] == ["a1b2c3d4e5f6", "feedfacecafe"]
 
@@ -235,16 +236,20 @@ async def test_pattern_detail_has_samples_frames_and_analysis(make_client: MakeC
 
 
 async def test_dashboard_summary(make_client: MakeClient) -> None:
-    """dashboard: totals, last hour's critical/fixable, fixes, event counts per category."""
-    body = await get_json(await make_client(), "/error-monitor/dashboard")
+    """dashboard: totals, last hour's critical (only)/fixable, fixes made (a failed attempt is
+    not a fix) and fixes by status, event counts per category."""
+    view = seeded_view()
+    view.fix_list.append(Fix("fix-db-0", "a1b2c3d4e5f6", "failed", NOW - 200, error="timeout"))
+    body = await get_json(await make_client(view), "/error-monitor/dashboard")
     assert body["summary"] == {
         "total_patterns": 3,
-        "critical_errors": 2,
+        "critical_errors": 1,
         "fixable_errors": 1,
         "generated_fixes": 1,
+        "fixes_by_status": {"pr_open": 1, "failed": 1},
         "patterns_by_category": {"database_error": 40, "internal_error": 3, "cache_error": 5},
     }
-    assert [f["id"] for f in body["recent_fixes"]] == ["fix-db-1"]
+    assert [f["id"] for f in body["recent_fixes"]] == ["fix-db-1", "fix-db-0"]
 
 
 async def test_fixes_list_and_detail(make_client: MakeClient) -> None:
@@ -274,9 +279,13 @@ async def test_rates_and_sources(make_client: MakeClient) -> None:
     assert sources["sources"][1] == {
         "name": "loki",
         "up": False,
+        "ready": False,
         "lines": 0,
+        "error_events": 0,
         "error": "connection refused",
+        "problem": None,
         "lag_seconds": None,
+        "targets": [],
     }
 
 
@@ -349,7 +358,7 @@ async def test_monitor_start_and_scan(make_client: MakeClient) -> None:
         "status": "scanned",
         "hours": 2,
         "errors_found": 2,
-        "critical_errors": 2,
+        "critical_errors": 1,
         "auto_fixes_started": 1,
     }
 

@@ -1,9 +1,11 @@
-"""Command line: run | scan | replay | fix | groups | templates | check-config | version.
+"""Command line: run | scan | replay | fix | groups | status | templates | check-config | version.
 
 Only this module maps exceptions to exit codes: 0 ran (whatever it found), 1 `--fail-on` matched,
-2 usage or configuration error, 3 a source could not be read at all. A fix that failed or was
-refused is an outcome, not an error: `watcher fix` exits 0 and its JSON says `"status"` (2 when
-it cannot start for a configuration reason, e.g. no GitHub token).
+2 usage or configuration error, 3 a source could not be read at all (any one: a partial report
+must not pass for a complete one). `watcher fix` exits 1 when the fix failed, was rejected or
+skipped for the budget or a fix already running (the reason on stderr, the JSON on stdout; 0
+when the group already has its PR or fix), 2 when it cannot start for a configuration
+reason (e.g. no GitHub token). 141 when stdout's reader went away (`| head -1`).
 Imports are lazy so that `watcher templates` (used by benchmarks) starts in milliseconds.
 """
 
@@ -17,10 +19,13 @@ from dataclasses import replace
 from typing import Any
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE, EXIT_SOURCE = 0, 1, 2, 3
+FIX_FAILED = frozenset({"failed", "rejected", "skipped"})  # `watcher fix` exits 1 on these
+EXIT_PIPE = 141  # stdout closed by its reader: what a shell shows for a SIGPIPE death
 SEVERITY_CHOICES = ("info", "low", "medium", "high", "critical")
 
-EPILOG = """exit codes: 0 ran (whatever it found), 1 --fail-on matched, 2 usage/config error,
-3 a source could not be read at all. Environment: WATCHER_CONFIG, WATCHER_<SECTION>_<KEY>,
+EPILOG = """exit codes: 0 ran (whatever it found), 1 --fail-on matched (fix: the fix failed),
+2 usage/config error (a bad key, a port in use), 3 a source could not be read at all.
+Environment: WATCHER_CONFIG, WATCHER_<SECTION>_<KEY>,
 LOG_LEVEL, LOG_FORMAT (see config.example.toml); auto-fix: ANTHROPIC_API_KEY, GITHUB_TOKEN."""
 
 
@@ -46,8 +51,9 @@ def _common() -> argparse.ArgumentParser:
         "--log-format",
         metavar="FMT",
         default=argparse.SUPPRESS,
-        choices=("json", "text"),
-        help="own log format: json|text (or $LOG_FORMAT)",
+        choices=("auto", "json", "text"),
+        help="own log format: text (one human line per record), json, or auto: text when "
+        "stderr is a terminal, else json (default; or $LOG_FORMAT)",
     )
     return p
 
@@ -242,6 +248,31 @@ def build_parser() -> argparse.ArgumentParser:
         "the first error, naming the file, line and key.",
     )
     check.add_argument("file", nargs="?", default=None, metavar="FILE")
+    check.add_argument(
+        "--probe",
+        action="store_true",
+        help="also connect to each source (files matched, program on PATH, Loki ready and the "
+        "query valid, CloudWatch groups readable, Railway CLI logged in) and, with auto-fix "
+        "on, to the model API and GitHub; one line per check, exit 3 when any fails",
+    )
+
+    status = sub.add_parser(
+        "status",
+        aliases=["top"],
+        parents=[common],
+        help="a running daemon at a glance: sources (lines/s, lag, errors), top patterns",
+        description="Ask a running daemon's HTTP API (at [http] listen, or --url) for its "
+        "sources (state, lines/s, lines, error events, lag) and its busiest patterns (1 m / "
+        "5 m / 1 h counts), redrawn in place every --interval on a terminal, like `vector top`. "
+        "Sends the API token ([http] token_env) when set. Exit 3 when the daemon cannot be "
+        "reached.",
+    )
+    status.add_argument("--url", default=None, help="the daemon's base URL ([http] listen)")
+    status.add_argument("--once", action="store_true", help="print one screen and exit (scripts)")
+    status.add_argument(
+        "--interval", type=float, default=2.0, metavar="SECONDS", help="refresh every (default 2)"
+    )
+    status.add_argument("--top", type=int, default=10, metavar="N", help="patterns shown (10)")
 
     from watcher.cli_groups import add_parser as add_groups
 
@@ -271,11 +302,25 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _reader_gone() -> int:
+    """stdout's reader left (`| head -1`): stop quietly, as Unix tools do, with the status a
+    SIGPIPE death gives (128 + 13). Python would otherwise print a second traceback when it
+    flushes stdout at exit, so stdout is pointed at /dev/null first."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_PIPE
 
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "check-config":
         return _check_config(args)
+    if args.command in ("status", "top"):
+        return _status(args)
     config = _load(args)
     if args.command == "groups":  # a short command: its own log lines only at warning and up
         from watcher.cli_groups import run as groups
@@ -284,6 +329,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         configure("warning", config.watcher.log_format)
         return groups(config, args)
     _configure_logs(config)
+    _warn_unknown_env(config)
     _tune_gc()
     if args.command == "run":
         return _run(config)
@@ -313,14 +359,40 @@ def _load(args: argparse.Namespace) -> Any:
     )
     if getattr(args, "service", None):
         config = replace(config, sources=(_railway_source(args.service),))
+    ago: dict[str, float] = {}
     for flag in ("since", "until"):
         value = getattr(args, flag, None)
         if value is not None:
             try:
-                parse_duration(value)
+                ago[flag] = parse_duration(value)
             except ValueError as exc:
                 raise ConfigError(f"--{flag}: {exc}") from None
+    if "until" in ago and ago["until"] >= ago.get("since", 0.0):
+        raise ConfigError(
+            f"--until {args.until} is not after --since {args.since}: both count back from "
+            f"now, so --until must be the shorter duration (e.g. --since 2h --until 1h)"
+        )
     return config
+
+
+def _warn_unknown_env(config: Any) -> None:
+    """Name the WATCHER_* variables no key reads (a typo is otherwise ignored silently)."""
+    import difflib
+
+    import structlog
+
+    from watcher.config import known_env_vars, unknown_env_vars
+
+    unknown = unknown_env_vars(config)
+    if not unknown:
+        return
+    known = sorted(n for n in known_env_vars(config) if n.startswith("WATCHER_"))
+    hints = {n: difflib.get_close_matches(n, known, 1) for n in unknown}
+    structlog.get_logger("watcher.config").warning(
+        "Unknown WATCHER_* environment variables ignored.",
+        names=unknown,
+        did_you_mean={n: h[0] for n, h in hints.items() if h},
+    )
 
 
 def _railway_source(service: str) -> Any:
@@ -373,7 +445,32 @@ def _check_config(args: argparse.Namespace) -> int:
         print(f"# verify sandbox: {mode or 'none: verify_command will not run'} ({why})",
               file=sys.stderr)  # fmt: skip
     print(f"# ok: {where}", file=sys.stderr)
-    return EXIT_OK
+    return _probe(config) if args.probe else EXIT_OK
+
+
+def _probe(config: Any) -> int:
+    import asyncio
+
+    from watcher.probe import probe_all, render
+    from watcher.wiring import build_redactor
+
+    redact = build_redactor(config).redact  # a probe's answer may quote a URL with a token
+    checks = asyncio.run(probe_all(config))
+    for check in checks:
+        print(redact(render(check)), file=sys.stderr)
+    failed = sum(1 for c in checks if c.ok is False)
+    print(f"# probe: {len(checks) - failed} of {len(checks)} checks passed", file=sys.stderr)
+    return EXIT_SOURCE if failed else EXIT_OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    from watcher.config import load_config
+    from watcher.status import main_status
+
+    http = load_config(getattr(args, "config", None)).http
+    token = os.environ.get(http.token_env, "").strip() or None
+    return main_status(http.listen, url=args.url, token=token, once=args.once,
+                       interval=max(0.1, args.interval), top=args.top)  # fmt: skip
 
 
 def _run(config: Any) -> int:
@@ -472,7 +569,7 @@ def _bounded(
         outcome = fix.pr_url or fix.error or ", ".join(fix.details.get("files", []))
         line = f"watcher: fix {fix.group_id}: {fix.status} {outcome}".rstrip()
         print(redact(line), file=sys.stderr)
-    return _exit_code(result, args.fail_on, len(sources))
+    return _exit_code(result, args.fail_on)
 
 
 def _fix(config: Any, args: argparse.Namespace) -> int:
@@ -500,6 +597,11 @@ def _fix(config: Any, args: argparse.Namespace) -> int:
     if fix.details.get("skip") == "config":  # no token / no github_repo: a configuration error
         print(f"watcher: config error: {fix.error}", file=sys.stderr)
         return EXIT_USAGE
+    already = fix.details.get("skip") == "exists"  # an open PR or a fix: nothing went wrong
+    if fix.status in FIX_FAILED and not already:  # a script must not read "no fix" as success
+        print(f"watcher: fix {fix.group_id} {fix.status}: {fix.error or 'no reason given'}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_FOUND
     return EXIT_OK
 
 
@@ -511,12 +613,12 @@ async def _fix_one(config: Any, store: Any, group: Any, args: argparse.Namespace
         return await fixer.run_one(group, create_pr=args.create_pr, dry_run=dry_run)
 
 
-def _exit_code(result: Any, fail_on: str | None, n_sources: int) -> int:
+def _exit_code(result: Any, fail_on: str | None) -> int:
     from watcher.model import SEVERITY_RANK
 
     for name, error in result.failed_sources.items():
         print(f"watcher: source {name} failed: {error}", file=sys.stderr)
-    if result.failed_sources and len(result.failed_sources) == n_sources:
+    if result.failed_sources:  # a partial report must not pass for a complete one
         return EXIT_SOURCE
     if fail_on is not None and result.worst_severity_rank() >= SEVERITY_RANK[fail_on]:
         return EXIT_FOUND

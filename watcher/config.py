@@ -79,7 +79,7 @@ class WatcherConfig:
     state_path: str = "watcher.db"
     interval: Seconds = 60.0
     log_level: Literal["trace", "debug", "info", "warning", "error"] = "info"
-    log_format: Literal["json", "text"] = "json"
+    log_format: Literal["auto", "json", "text"] = "auto"  # auto: text on a terminal, else JSON
     queue_size: PositiveInt = 64
     shutdown_timeout: Seconds = 10.0
     persist_interval: Seconds = 5.0
@@ -611,3 +611,44 @@ def dump_effective(config: Config) -> str:
         if f.name != "path"
     }
     return f"# watcher effective config {origin}\n" + dumps(document)
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment variables nobody reads
+
+
+def unknown_env_vars(config: Config, env: Mapping[str, str] | None = None) -> list[str]:
+    """The WATCHER_* variables set in `env` that no key reads: a typo (WATCHER_HTTP_LISTN)
+    would otherwise be ignored without a word. Names a config key points at (`token_env`,
+    `password_env`, `verify_env`) count as read."""
+    env = os.environ if env is None else env
+    known = known_env_vars(config)
+    return sorted(n for n in env if n.startswith("WATCHER_") and n not in known)
+
+
+def known_env_vars(config: Config) -> set[str]:
+    """Every WATCHER_* (and other) variable name the config reads."""
+    known = {"WATCHER_CONFIG", *_named_by_config(config)}
+    for section, cls in SECTIONS.items():
+        for key, hint in get_type_hints(cls, include_extras=True).items():
+            if is_scalar(hint):
+                known.update(_env_names(section, key))
+    return known
+
+
+def _named_by_config(value: Any) -> set[str]:
+    """Every variable name held by a `*_env` key anywhere in the config."""
+    names: set[str] = set()
+    items = value if isinstance(value, tuple | list) else (value,)
+    for item in items:
+        if not dataclasses.is_dataclass(item):
+            continue
+        for f in dataclasses.fields(item):
+            held = getattr(item, f.name)
+            if f.name.endswith("_env") and isinstance(held, str):
+                names.add(held)
+            elif f.name.endswith("_env") and isinstance(held, tuple | list):
+                names.update(str(n) for n in held)
+            else:
+                names |= _named_by_config(held)
+    return names

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import logging
 import os
 import signal
@@ -23,7 +24,8 @@ from typing import Any
 import structlog
 
 from watcher import reclassify
-from watcher.config import Config, load_config
+from watcher.announce import Announcer
+from watcher.config import Config, ConfigError, load_config
 from watcher.daemon_view import DaemonView
 from watcher.engine import Engine
 from watcher.fdlimit import raise_fd_limit
@@ -107,6 +109,7 @@ class Daemon:
         self.fixer: Any = None
         self.intake = Intake()  # push sources' routes on the HTTP server (OTLP)
         self._fix_tasks: set[asyncio.Task[Any]] = set()
+        self.announcer = Announcer()  # NEW / ALERT / FIX / summary records in the daemon's log
 
     def _on_signal(self, signum: int) -> None:
         self.signals += 1
@@ -209,9 +212,21 @@ class Daemon:
         if engine is None or not engine.ready:
             return False, {"reason": "starting"}
         failed = {n: str(s.failed) for n, s in engine.sources.items() if s.failed is not None}
+        # A source that reads nothing for a reason only the user can fix (no file matches its
+        # path, its program is not on PATH) is not ready: never healthy while blind.
+        blind = {
+            n: s.status.problem
+            for n, s in engine.sources.items()
+            if s.failed is None and s.status.problem is not None
+        }
+        detail: dict[str, Any] = {"failed": failed, "blind": blind}
+        if failed or blind:
+            problems = {**failed, **blind}.items()
+            detail["reason"] = "; ".join(f"source {name}: {why}" for name, why in problems)
         # A failing store is reported, not judged: lines are still counted and /metrics flows,
         # and a restart (or being taken out of service) would not give the disk room back.
-        return not failed, {"failed": failed, "store": self._store_health()}
+        detail["store"] = self._store_health()
+        return not failed and not blind, detail
 
     def _store_health(self) -> dict[str, Any]:
         error = self.engine.store_error if self.engine is not None else None
@@ -278,7 +293,7 @@ class Daemon:
             fallback_to_memory=True,  # an unwritable state path must not crash-loop the daemon
             redact=self.redact,
         )
-        pipeline = build_pipeline(config, self.metrics)
+        pipeline = build_pipeline(config, self.metrics, clock=time.time)
         pipeline.table.clock = time.time  # live: an event without a timestamp happened now
         self.engine = build_engine(
             config,
@@ -294,10 +309,15 @@ class Daemon:
         )
         await self.view.restore()
         await self._reclassify(at_start=True)
+        try:  # first: a port in use must stop the start before any task runs
+            runner = await self._serve()
+        except BaseException:
+            self.store.close()
+            raise
         alerter = self._alerter()
         alerts_stop = asyncio.Event()
         alerts = None
-        hooks: list[Any] = [self.view.observe]
+        hooks: list[Any] = [self.view.observe, self.announcer.observe]
         if alerter is not None:
             hooks.append(alerter.observe)
             self.engine.pipeline.table.life.subscribe(_lifecycle_alerts(alerter))
@@ -305,16 +325,6 @@ class Daemon:
         self.engine.on_updates = _fan_out(hooks)
         fix_task = self._start_autofix(alerter)
         self._install_signals()
-        runner = None
-        if config.http.enabled:
-            http = config.http
-            runner = await start(
-                self._app(),
-                http.listen,
-                max_connections=http.max_connections,
-                idle_timeout=http.idle_timeout,
-            )
-            self.http_port = bound_port(runner)
         log.info(
             "Watching.",
             sources=[s.name for s in config.sources],
@@ -354,6 +364,23 @@ class Daemon:
         log.info("Stopped.", **_counts(pipeline.stats))
         return 0
 
+    async def _serve(self) -> Any:
+        """Bind [http] listen (None when disabled); a port in use is a configuration error."""
+        http = self.config.http
+        if not http.enabled:
+            return None
+        try:
+            runner = await start(
+                self._app(),
+                http.listen,
+                max_connections=http.max_connections,
+                idle_timeout=http.idle_timeout,
+            )
+        except OSError as exc:
+            raise ConfigError(listen_problem(http.listen, exc), key="[http] listen") from None
+        self.http_port = bound_port(runner)
+        return runner
+
     def _start_autofix(self, alerter: Any) -> asyncio.Task[None] | None:
         """With [autofix] enabled: the periodic fix loop, and fixes on request from the API."""
         config = self.config
@@ -363,8 +390,7 @@ class Daemon:
 
         self.fixer = fixer = FixPipeline.from_config(config, self.store, metrics=self.metrics)
         fixer.on_merged = self.view.actions.fixes_merged
-        if alerter is not None:
-            fixer.on_fix = lambda group, fix: _alert_pr(alerter, group, fix)
+        fixer.on_fix = lambda group, fix: self._fixed(alerter, group, fix)
         self.view.fixer = self._fix_on_request
         table = self.engine.pipeline.table
         return asyncio.create_task(
@@ -373,6 +399,11 @@ class Daemon:
             ),
             name="autofix",
         )
+
+    def _fixed(self, alerter: Any, group: Any, fix: Any) -> None:
+        self.announcer.fix(group, fix)
+        if alerter is not None:
+            _alert_pr(alerter, group, fix)
 
     async def _fix_on_request(self, group_id: str, create_pr: bool) -> Any:
         """The API's generate-for-error: refuse at once, else run in the background."""
@@ -458,30 +489,26 @@ class Daemon:
         )
 
     async def _summaries(self) -> None:
-        """Every `interval`: one log line with the busiest groups, as the original tool did."""
+        """Every `interval`: the one-line summary with the busiest groups."""
         interval = seconds(self.config.watcher.interval)
         while True:
             await asyncio.sleep(interval)
             engine = self.engine
-            if engine is None:
-                continue
-            groups = engine.pipeline.table.snapshot()
-            top = sorted(groups, key=lambda g: g.window_counts.get("5m", 0), reverse=True)[:5]
-            log.info(
-                "Window summary.",
-                groups=len(groups),
-                top=[
-                    {
-                        "id": g.id,
-                        "category": g.category,
-                        "severity": g.severity,
-                        "counts": g.window_counts,
-                        "trend": g.trend,
-                    }
-                    for g in top
-                ],
-                **_counts(engine.pipeline.stats),
-            )
+            if engine is not None:
+                pipeline = engine.pipeline
+                self.announcer.summary(pipeline.table.snapshot(), pipeline.stats)
+
+
+def listen_problem(listen: str, exc: OSError) -> str:
+    """One line for a failed bind: the address, the port and what to do."""
+    port = listen.rpartition(":")[2]
+    if exc.errno == errno.EADDRINUSE:
+        why = f"port {port} is already in use (another watcher, or another service)"
+    elif exc.errno == errno.EACCES:
+        why = f"port {port} needs privileges this process does not have"
+    else:
+        why = exc.strerror or str(exc)
+    return f"cannot listen on {listen}: {why}; set another address here or with --listen"
 
 
 def restart_needed(running: Config, fresh: Config) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from watcher.engine import Engine
 from watcher.metrics import Metrics
-from watcher.model import CATEGORIES, SEVERITY_RANK, Activity, ErrorGroup, Fix, GroupUpdate
+from watcher.model import CATEGORIES, Activity, ErrorGroup, Fix, GroupUpdate
 from watcher.patterns import PatternActions
 from watcher.store import Store
 
@@ -103,6 +103,7 @@ class DaemonView:
             store, table=engine.pipeline.table, engine=engine, clock=clock
         )
         engine.pipeline.table.life.subscribe(self.noted)
+        self.errors_by_source: dict[str, int] = {}  # error events seen since the start
         self._stored: dict[str, ErrorGroup] = {}
         self._fixes: list[Fix] = []
         self._activity: list[Activity] = []
@@ -130,8 +131,11 @@ class DaemonView:
         By the time the watcher saw it, as Prometheus rates are: a backlog read after a restart
         shows as a burst now rather than vanishing into an hour the chart no longer shows.
         """
+        errors = self.errors_by_source
         for update in updates:
             self.rates.add(update.classification.category)
+            source = update.event.source
+            errors[source] = errors.get(source, 0) + 1
         self.rates_changed = self.rates_changed or bool(updates)
 
     async def refresh(self) -> None:
@@ -192,11 +196,15 @@ class DaemonView:
             lag = self.metrics.registry.get_sample_value(
                 "watcher_source_lag_seconds", {"source": name}
             )
+            problem = state.status.problem
             out[name] = {
-                "up": state.failed is None and (up is None or up >= 1),
+                "up": state.failed is None and problem is None and (up is None or up >= 1),
                 "lines": stats.lines_by_source.get(name, 0),
-                "error": str(state.failed) if state.failed is not None else None,
+                "error_events": self.errors_by_source.get(name, 0),
+                "error": str(state.failed) if state.failed is not None else problem,
                 "lag_seconds": lag,
+                "problem": problem,
+                "targets": list(state.status.targets),
             }
         return out
 
@@ -223,9 +231,7 @@ class DaemonView:
         found = self.groups(since=self.clock() - hours * 3600)
         result: dict[str, Any] = {
             "errors_found": len(found),
-            "critical_errors": sum(
-                1 for g in found if SEVERITY_RANK[g.severity] >= SEVERITY_RANK["high"]
-            ),
+            "critical_errors": sum(1 for g in found if g.severity == "critical"),
         }
         if auto_fix:
             started = 0

@@ -24,7 +24,7 @@ from watcher.logs import Throttled
 from watcher.metrics import Metrics
 from watcher.model import GroupUpdate, Stats
 from watcher.pipeline import Pipeline
-from watcher.sources.base import Source, SourceConfig, SourceContext
+from watcher.sources.base import Source, SourceConfig, SourceContext, SourceStatus
 from watcher.store import Store
 
 MINER_STATE_KEY = "template_miner"
@@ -58,6 +58,7 @@ class SourceState:
     failed: BaseException | None = None
     batches: int = 0
     done: bool = False
+    status: SourceStatus = field(default_factory=SourceStatus)  # the source's own report
 
 
 _DONE = object()
@@ -126,6 +127,8 @@ class Engine:
 
     def __post_init__(self) -> None:
         self._say = Throttled(self.log, 60.0)
+        for cfg in self.source_configs:  # at 0 from the start: before /metrics is first served
+            self.metrics.add_source(cfg.name)
 
     async def run(self, shutdown: asyncio.Event) -> Stats:
         """Run until the sources end (bounded) or `shutdown` is set (follow); return the stats."""
@@ -232,7 +235,7 @@ class Engine:
             await stop.wait()
         await queue.put(_DONE)
 
-    def _build(self, cfg: SourceConfig, stop: asyncio.Event) -> Source:
+    def _build(self, cfg: SourceConfig, stop: asyncio.Event, status: SourceStatus) -> Source:
         checkpoint: dict[str, Any] = {}
         if self.options.follow and self.store is not None:
             checkpoint = self.store.get_checkpoint(cfg.name)
@@ -243,6 +246,7 @@ class Engine:
             log=self.log.bind(source=cfg.name),
             max_line_bytes=self.options.max_line_bytes,
             intake=self.options.intake,
+            status=status,
         )
         if self.options.follow and self.store is not None:
             ctx.note = functools.partial(self._note, cfg.name)
@@ -256,8 +260,9 @@ class Engine:
 
     async def _produce(self, cfg: SourceConfig, queue: Any, stop: asyncio.Event) -> None:
         state = self.sources[cfg.name] = SourceState(cfg.name)
+        self.metrics.add_source(cfg.name)  # a source added by a reload
         try:
-            source = self._build(cfg, stop)
+            source = self._build(cfg, stop, state.status)
             batches = source.lines() if self.options.follow else source.window(*self.options.period)
             async for batch in batches:
                 if batch:

@@ -1,4 +1,4 @@
-"""The watcher's own logs: structlog, JSON by default, a console renderer for humans.
+"""The watcher's own logs: structlog; one human line per record on a terminal, JSON otherwise.
 
 Logs go to stderr so `watcher scan`/`replay` keep stdout for the report.
 """
@@ -13,6 +13,8 @@ from typing import Any
 
 import structlog
 
+from watcher.logs_human import HumanRenderer, use_colour
+
 LEVELS = {
     "trace": logging.DEBUG,
     "debug": logging.DEBUG,
@@ -26,6 +28,14 @@ LEVELS = {
 Processor = Callable[[Any, str, dict[str, Any]], dict[str, Any]]
 
 
+def resolve_format(fmt: str) -> str:
+    """ "auto" -> "text" when stderr is a terminal (a person reads it), else "json" (a journal,
+    a file or a collector reads it)."""
+    if fmt == "auto":
+        return "text" if sys.stderr.isatty() else "json"
+    return fmt
+
+
 def configure(level: str = "info", fmt: str = "json", *, redact: Processor | None = None) -> None:
     """Set up structlog for the process (idempotent)."""
     processors: list[Any] = [
@@ -36,8 +46,8 @@ def configure(level: str = "info", fmt: str = "json", *, redact: Processor | Non
     ]
     if redact is not None:
         processors.append(redact)
-    if fmt == "text":
-        processors.append(structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()))
+    if resolve_format(fmt) == "text":
+        processors.append(HumanRenderer(colour=use_colour(sys.stderr)))
     else:
         processors.append(structlog.processors.JSONRenderer())
     structlog.configure(

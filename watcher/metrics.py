@@ -6,19 +6,38 @@ fixed reason words. Never a message, a path read from a log, or a group id.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
 
 # upstream: the log store itself dropped entries; out_of_window: a source cut lines outside a scan;
 # late: entries that reached the log store later than a source's max_lateness while it was away
 DROP_REASONS = ("queue_full", "upstream", "out_of_window", "late")
+# watcher_state_errors_total{kind}: every kind the store and the engine count
+STATE_ERROR_KINDS = ("open", "corrupt", "empty", "write", "disk_full", "read_only", "miner_state")
+FIX_STATUSES = ("pr_open", "patched", "dry_run", "analyzed", "rejected", "failed", "skipped")
+LLM_OUTCOMES = ("ok", "error", "malformed", "budget")
+ALERT_OUTCOMES = ("sent", "failed", "dropped", "suppressed")
+
+# A `_created` series beside every counter doubles what Prometheus scrapes and stores for a
+# timestamp no watcher rule or dashboard reads (and a restart shows in `_total` resets anyway).
+disable_created_metrics()
 
 
 class Metrics:
     """The metric handles; one instance per process (tests make their own)."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, *, process: bool = True) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        if process:  # process_* on Linux: RSS, virtual memory, CPU seconds, open and max fds
+            ProcessCollector(registry=r)
         self.lines = Counter(
             "watcher_lines",
             "Distinct log lines read, after de-duplication.",
@@ -105,10 +124,26 @@ class Metrics:
         # watcher_errors_total is not: "a new critical pattern" is its series appearing
         for reason in DROP_REASONS:
             self.dropped_lines.labels(reason)
-        for status in ("failed", "rejected", "pr_open"):
+        for status in FIX_STATUSES:
             self.fixes.labels(status)
-        for outcome in ("ok", "error", "malformed", "budget"):
+        for outcome in LLM_OUTCOMES:
             self.llm_requests.labels(outcome)
+        for outcome in ALERT_OUTCOMES:
+            self.alerts_sent.labels(outcome)
+        for kind in STATE_ERROR_KINDS:
+            self.state_errors.labels(kind)
+        for direction in ("input", "output"):
+            self.llm_tokens.labels(direction)
+
+    def add_source(self, name: str) -> None:
+        """Create every per-source series at 0 when a source starts, so a rule's increase()
+        sees the first duplicate, truncation or reconnect (and `lag > N` has a series)."""
+        for counter in (self.lines, self.duplicate_lines, self.truncated_lines, self.events):
+            counter.labels(name)
+        self.source_reconnects.labels(name)
+        self.lines_lost.labels(name, "copytruncate")
+        self.source_up.labels(name)
+        self.source_lag.labels(name)
 
     def exposition(self) -> bytes:
         """The text exposition format, for /metrics."""

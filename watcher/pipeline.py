@@ -136,8 +136,12 @@ class Pipeline:
         period: tuple[float | None, float | None] = (None, None),
         on_event: Callable[[LogEvent, GroupUpdate | None], None] | None = None,
         app_paths: Sequence[str] = (),
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.table = table
+        # follow mode: an event without a timestamp happened when it was read (else the newest
+        # timestamp seen, 0 at the start, and the 1m/5m/1h windows would never count it)
+        self.clock = clock
         self.app_paths = tuple(app_paths)
         self.rules = tuple(rules)
         self.metrics = metrics or Metrics()
@@ -230,7 +234,7 @@ class Pipeline:
             if self.on_event is not None:
                 self.on_event(event, None)
             return None
-        update = self.table.add(event, cls)
+        update = self.table.add(event, cls, at=self.clock() if self.clock else None)
         self.metrics.errors.labels(cls.category, update.group.severity).inc()
         if self.on_event is not None:
             self.on_event(event, update)

@@ -67,6 +67,7 @@ def build_pipeline(
     *,
     period: tuple[float | None, float | None] = (None, None),
     on_event: Callable[[LogEvent, GroupUpdate | None], None] | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> Pipeline:
     """Table + rules + parse limits -> the synchronous pipeline."""
     p = config.parse
@@ -83,6 +84,7 @@ def build_pipeline(
         period=period,
         on_event=on_event,
         app_paths=p.app_paths,
+        clock=clock,
     )
 
 

@@ -292,8 +292,23 @@ class AnthropicFake:
                 time.monotonic(),
             )
         )
+        if request.method == "GET" and request.path.startswith("/v1/models/"):
+            return self._respond(self._model(request), body)
         reply = self._check(request, body) or self._next()
         return self._respond(reply, body, request.path)
+
+    def _model(self, request: web.Request) -> Reply:
+        """GET /v1/models/{model_id}: the model object, 401 for a wrong key, 404 for an id
+        that is not a Claude model (the fake knows every `claude-*` id)."""
+        keys = {request.headers.get("x-api-key"), request.headers.get("authorization")}
+        if not keys & {API_KEY, f"Bearer {API_KEY}"}:
+            return error(401, "authentication_error", "invalid x-api-key")
+        model = request.path.removeprefix("/v1/models/")
+        if not model.startswith("claude-"):
+            return error(404, "not_found_error", f"model: {model}")
+        created = "2026-01-01T00:00:00Z"
+        body = {"type": "model", "id": model, "display_name": model, "created_at": created}
+        return Reply(200, body)
 
     def _check(self, request: web.Request, body: Any) -> Reply | None:
         """The validation the real API does before the model runs."""

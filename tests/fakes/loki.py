@@ -279,7 +279,12 @@ class FakeLoki:
         app = web.Application()
         app.router.add_get(self.prefix + "/loki/api/v1/query_range", self._query_range)
         app.router.add_get(self.prefix + "/loki/api/v1/tail", self._tail)
+        app.router.add_get(self.prefix + "/ready", self._ready)
         return app
+
+    async def _ready(self, _request: web.Request) -> web.Response:
+        """Loki's readiness endpoint: "ready" once its ring is up (always, here)."""
+        return web.Response(text="ready\n")
 
     async def start(self, port: int = 0) -> FakeLoki:
         """Listen on 127.0.0.1 (port 0: any free port; see .port)."""
@@ -345,8 +350,8 @@ class FakeLoki:
             start = parse_time(params.get("start"), now - 3600 * NS)
             end = parse_time(params.get("end"), now)
             limit = int(params.get("limit", "100"))
-        except ValueError as exc:
-            return web.Response(status=400, text=f"{exc}\n")
+        except (ValueError, re.error) as exc:  # Loki: 400 "parse error … error parsing regexp"
+            return web.Response(status=400, text=f"parse error: {exc}\n")
         if limit > self.max_entries:
             return web.Response(
                 status=400,

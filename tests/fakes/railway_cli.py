@@ -56,6 +56,13 @@ def main(argv: list[str]) -> int:
     if argv in (["--version"], ["-V"]):
         print(VERSION)
         return 0
+    if argv == ["whoami"]:  # what `check-config --probe` asks: logged in, and as whom
+        failure = auth_refusal(control)
+        if failure is not None:
+            print(failure, file=sys.stderr)
+            return 1
+        print("Logged in as Fake User (fake@example.com) 👋")
+        return 0
     if not argv or argv[0] != "logs":
         print(f"error: unrecognized subcommand '{argv[0] if argv else ''}'", file=sys.stderr)
         return 2
@@ -90,8 +97,8 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def refuse(state: Path, control: dict[str, Any], args: argparse.Namespace) -> str | None:
-    """The error the CLI would print instead of logs, if any."""
+def auth_refusal(control: dict[str, Any]) -> str | None:
+    """The CLI's message when it is not logged in (or its token is refused), else None."""
     auth = control.get("auth", "ok")
     if auth != "ok":
         return MESSAGES[auth]
@@ -101,6 +108,14 @@ def refuse(state: Path, control: dict[str, Any], args: argparse.Namespace) -> st
             "Unauthorized. Please check that your RAILWAY_TOKEN is valid and has access to the "
             "resource you're trying to use."
         )
+    return None
+
+
+def refuse(state: Path, control: dict[str, Any], args: argparse.Namespace) -> str | None:
+    """The error the CLI would print instead of logs, if any."""
+    failure = auth_refusal(control)
+    if failure is not None:
+        return failure
     if control.get("fail_next", 0) > 0:
         write_control(state, {**control, "fail_next": control["fail_next"] - 1})
         return TRANSIENT

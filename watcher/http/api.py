@@ -38,7 +38,10 @@ from watcher.report import sort_groups
 
 HOUR = 3600.0
 DASHBOARD_TOP = 10
-CRITICAL = frozenset({"critical", "high"})  # the original "critical errors" included high
+# "Critical" means critical (the original API counted high too, and the card said "Critical")
+CRITICAL = frozenset({"critical"})
+# fix statuses that are a fix (a PR, a patch, a dry-run patch), not a failed or refused attempt
+FIX_MADE = frozenset({"pr_open", "merged", "patched", "dry_run"})
 # window -> (bucket seconds, buckets) for the dashboard's rate chart
 WINDOWS = {"1h": (60, 60), "6h": (300, 72), "1d": (1800, 48)}
 
@@ -115,15 +118,19 @@ def window_groups(request: web.Request) -> tuple[float, list[ErrorGroup]]:
 
 async def health(request: web.Request) -> web.Response:
     view = context(request).view
-    down = sorted(name for name, status in view.sources().items() if not status.get("up"))
+    statuses = view.sources()
+    down = sorted(name for name, status in statuses.items() if not status.get("up"))
+    # sources that read nothing until the user acts (no file matched, program missing)
+    blind = {n: s["problem"] for n, s in sorted(statuses.items()) if s.get("problem")}
     return reply(
         request,
         {
-            "status": "degraded" if down else "healthy",
+            "status": "degraded" if down or blind else "healthy",
             "timestamp": now_iso(request),
             "monitoring_enabled": bool(view.monitoring_enabled),
             "error_patterns_tracked": len(view.groups()),
             "sources_down": down,
+            "sources_not_ready": blind,
         },
     )
 
@@ -181,11 +188,15 @@ async def dashboard(request: web.Request) -> web.Response:
     by_category: dict[str, int] = {}
     for group in groups:
         by_category[group.category] = by_category.get(group.category, 0) + group.count
+    by_status: dict[str, int] = {}
+    for fix in fixes:
+        by_status[fix.status] = by_status.get(fix.status, 0) + 1
     summary = {
         "total_patterns": len(groups),
         "critical_errors": len(critical),
         "fixable_errors": len(fixable),
-        "generated_fixes": len(fixes),
+        "generated_fixes": sum(n for status, n in by_status.items() if status in FIX_MADE),
+        "fixes_by_status": by_status,
         "patterns_by_category": by_category,
     }
     return reply(
@@ -235,12 +246,18 @@ async def rates(request: web.Request) -> web.Response:
 def source_object(name: str, status: dict[str, Any]) -> dict[str, Any]:
     lag = status.get("lag_seconds")
     error = status.get("error")
+    problem = status.get("problem")
     return {
         "name": name,
         "up": bool(status.get("up")),
+        "ready": not problem and not error,
         "lines": int(status.get("lines") or 0),
+        "error_events": int(status.get("error_events") or 0),
         "error": str(error) if error else None,
+        "problem": str(problem) if problem else None,
         "lag_seconds": serialize.finite(float(lag)) if lag is not None else None,
+        # what the source reads now (a file source: each matched file and its offset)
+        "targets": [dict(t) for t in status.get("targets") or ()],
     }
 
 

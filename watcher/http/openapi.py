@@ -172,7 +172,16 @@ SCHEMAS: dict[str, Schema] = {
         }
     ),
     "Fix": FIX,
-    "Source": obj({"name": STR, **SOURCE_STATUS}),
+    "Source": obj(
+        {
+            "name": STR,
+            **SOURCE_STATUS,
+            "ready": BOOL,
+            "error_events": INT,
+            "problem": OPT_STR,
+            "targets": array(obj({"path": STR, "offset": OPT_INT, "size": OPT_INT})),
+        }
+    ),
     "SourceStatus": obj(SOURCE_STATUS, extra=True),
 }
 
@@ -262,6 +271,7 @@ def health_body() -> Schema:
             "monitoring_enabled": BOOL,
             "error_patterns_tracked": INT,
             "sources_down": array(STR),
+            "sources_not_ready": counts(STR),
         }
     )
 
@@ -273,6 +283,7 @@ def dashboard_body() -> Schema:
             "critical_errors": INT,
             "fixable_errors": INT,
             "generated_fixes": INT,
+            "fixes_by_status": counts(),
             "patterns_by_category": counts(),
         }
     )

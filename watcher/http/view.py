@@ -190,7 +190,7 @@ class InMemoryView:
         found = self.groups(since=self.clock() - hours * 3600)
         result: dict[str, Any] = {
             "errors_found": len(found),
-            "critical_errors": sum(1 for g in found if g.severity in ("critical", "high")),
+            "critical_errors": sum(1 for g in found if g.severity == "critical"),
         }
         if auto_fix:
             result["auto_fixes_started"] = sum(1 for g in found if g.fixable)

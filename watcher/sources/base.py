@@ -15,6 +15,31 @@ from watcher.model import RawLine
 DEFAULT_MAX_LINE_BYTES = 64 * 1024
 
 
+@dataclass(frozen=True)
+class Check:
+    """One line of `check-config --probe`: what was checked, whether it passed, and why.
+
+    `ok` None: not checked (skipped, with the reason in `detail`)."""
+
+    name: str
+    ok: bool | None
+    detail: str
+
+
+@dataclass
+class SourceStatus:
+    """What a running source says about itself beyond its lines, for readiness and the API.
+
+    `problem` is set while the source cannot read anything for a reason only the user can fix
+    (a path that matches no file, a program not on PATH): the daemon is then not ready and names
+    it. `targets` lists what the source reads now (a file source: each file with its offset),
+    replaced whole by the source, never mutated in place (read from the event loop).
+    """
+
+    problem: str | None = None
+    targets: list[dict[str, Any]] = field(default_factory=list)
+
+
 @dataclass
 class SourceContext:
     """What the pipeline gives a source when it builds it."""
@@ -31,6 +56,7 @@ class SourceContext:
     # the daemon's table of push-source HTTP routes (watcher.sources.intake.Intake); None where
     # no HTTP server runs (scan, replay, tests of pull sources)
     intake: Any = None
+    status: SourceStatus = field(default_factory=SourceStatus)
 
 
 class Source(Protocol):
@@ -59,5 +85,8 @@ class SourceConfig(Protocol):
     name: str
 
     def build(self, ctx: SourceContext) -> Source: ...
+
+    # Optional: `async def probe(self) -> list[Check]` — connect to what the source reads
+    # (`watcher check-config --probe`); a source type without one is reported as not probed.
 
 

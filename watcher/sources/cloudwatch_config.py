@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from watcher.configschema import AtLeast, Seconds, SecondsOrZero
-from watcher.sources.base import SourceContext
+from watcher.sources.base import Check, SourceContext
 
 if TYPE_CHECKING:
     from watcher.sources.cloudwatch import CloudWatchSource
@@ -59,6 +59,12 @@ class CloudWatchSourceConfig:
                 raise ValueError(
                     f"filter_pattern: live mode takes at most {MAX_LIVE_PATTERN} characters"
                 )
+
+    async def probe(self) -> list[Check]:
+        """`check-config --probe`: every log group exists and is readable."""
+        from watcher.sources.probes import cloudwatch_source
+
+        return await cloudwatch_source(self)
 
     def build(self, ctx: SourceContext) -> CloudWatchSource:
         """The source this config describes."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from watcher.backoff import Backoff
 from watcher.model import RawLine
-from watcher.sources.base import SourceContext
+from watcher.sources.base import Check, SourceContext
 from watcher.sources.lines import Lines, LineSplitter, count_truncated, raw_lines
 from watcher.sources.process import stop_group
 
@@ -48,6 +48,12 @@ class CommandSourceConfig:
             raise ValueError("argv: the program name must not be empty")
         if not self.max_backoff > 0:
             raise ValueError("max_backoff: must be greater than 0")
+
+    async def probe(self) -> list[Check]:
+        """`check-config --probe`: the program is on PATH."""
+        from watcher.sources.probes import command_source
+
+        return await command_source(self)
 
     def build(self, ctx: SourceContext) -> CommandSource:
         """The source this config describes."""
@@ -96,10 +102,13 @@ class CommandSource:
                 proc = await self._spawn()
             except OSError as exc:
                 up.set(0)
+                # not ready until it starts: a missing program reads nothing, however long
+                self.ctx.status.problem = f"command {self.config.argv[0]!r} cannot start: {exc}"
                 if not self.config.restart:
                     raise  # nothing will retry it: the engine marks the source failed
                 self._log_failure("error", "command could not start", error=str(exc))
             else:
+                self.ctx.status.problem = None
                 up.set(1)
                 run = _Run()
                 async with contextlib.aclosing(self._read(proc, run)) as batches:

@@ -29,7 +29,7 @@ from watcher.configschema import Seconds
 from watcher.fdlimit import fd_budget
 from watcher.logs import Throttled
 from watcher.model import RawLine
-from watcher.sources.base import SourceContext
+from watcher.sources.base import Check, SourceContext
 from watcher.sources.file_follower import QUIET_POLL, Follower, Shared
 from watcher.sources.file_handle import OpenFile
 from watcher.sources.file_identity import (
@@ -80,6 +80,12 @@ class FileSourceConfig:
         if not self.close_inactive > 0:
             raise ValueError("close_inactive: must be greater than 0")
 
+    async def probe(self) -> list[Check]:
+        """`check-config --probe`: the files the path matches, readable."""
+        from watcher.sources.probes import file_source
+
+        return await file_source(self)
+
     def build(self, ctx: SourceContext) -> FileSource:
         """The source this config describes."""
         self.validate()
@@ -127,11 +133,12 @@ class FileSource:
                     # files are opened (and a read_from="end" start placed) by their first
                     # poll: only now will every line written from here on be read
                     positioned = True
-                    up.set(1)
                 now = time.monotonic()
-                if self.is_glob and now - last_scan >= self.rescan_every:
-                    await asyncio.to_thread(self._rescan)
+                if now - last_scan >= self.rescan_every:
+                    await asyncio.to_thread(self._rescan if self.is_glob else self._survey)
                     last_scan = now
+                # up only while some file matches: a typo in `path` reads nothing
+                up.set(1 if positioned and self.ctx.status.problem is None else 0)
                 if not batch and await sleep_or_shutdown(shutdown, self.config.poll_interval):
                     return
         finally:
@@ -228,8 +235,14 @@ class FileSource:
     # --- scan mode --------------------------------------------------------------------------
 
     async def window(self, start: float | None, end: float | None) -> AsyncIterator[list[RawLine]]:
-        """Every matching file from its beginning to its current EOF, then stop."""
-        for path in await asyncio.to_thread(self._scan):
+        """Every matching file from its beginning to its current EOF, then stop.
+
+        Raises FileNotFoundError when nothing matches: an empty report for a mistyped path
+        would pass a `--fail-on` check while reading nothing."""
+        paths = await asyncio.to_thread(self._scan)
+        if not paths:
+            raise FileNotFoundError(self._no_match())
+        for path in paths:
             f = await asyncio.to_thread(self._open_for_scan, path)
             if f is None:
                 continue
@@ -267,6 +280,33 @@ class FileSource:
         paths = sorted(glob.glob(pattern)) if self.is_glob else [pattern]
         return [p for p in paths if not self._excluded(p) and os.path.isfile(p)]
 
+    def _no_match(self) -> str:
+        excluded = " (after exclude)" if self.config.exclude else ""
+        return f"no file matches path {self.config.path!r}{excluded}"
+
+    def _survey(self, paths: list[str] | None = None) -> None:
+        """Publish the files matched now, with offsets, and whether none is (in a thread)."""
+        paths = self._scan() if paths is None else paths
+        status = self.ctx.status
+        problem = None if paths else self._no_match()
+        if problem is not None and status.problem is None:
+            self.ctx.log.warning("File source matches no file; not ready.", path=self.config.path)
+        elif problem is None and status.problem is not None:
+            self.ctx.log.info("File source matches files again.", files=len(paths))
+        status.problem = problem
+        status.targets = [self._target(p) for p in paths]
+
+    def _target(self, path: str) -> dict[str, Any]:
+        follower = self.followers.get(path)
+        cur = follower.cur if follower is not None else None
+        # no stat here: this runs every rescan over every file; sizes are the last ones seen
+        offset = size = None
+        if cur is not None:
+            offset, size = cur.splitter.offset, cur.seen_size
+        elif follower is not None and follower.parked is not None:
+            offset = size = follower.parked.size
+        return {"path": path, "offset": offset, "size": size}
+
     def _excluded(self, path: str) -> bool:
         base = os.path.basename(path)
         return any(
@@ -302,6 +342,7 @@ class FileSource:
         present = set(paths)
         for p in [p for p, f in self.followers.items() if p not in present and f.idle]:
             del self.followers[p]
+        self._survey(paths)
         self._rescans += 1
         if self._rescans % 10:
             return  # forgetting files gone for good can wait: it costs a stat per file
@@ -324,6 +365,7 @@ class FileSource:
         paths = self._scan()
         for p in paths:
             self._follower(p)
+        self._survey(paths)
         if not self.is_glob:  # tail -F: wait for a file that does not exist yet (read it all)
             self.followers.setdefault(self.config.path, Follower(self, self.config.path, "new"))
         if self.shared.first_start:

@@ -30,7 +30,7 @@ import aiohttp
 from watcher.backoff import Backoff
 from watcher.configschema import Seconds
 from watcher.model import RawLine
-from watcher.sources.base import SourceContext
+from watcher.sources.base import Check, SourceContext
 from watcher.sources.loki_api import (
     Entry,
     LokiClient,
@@ -103,6 +103,12 @@ class LokiSourceConfig:
             raise ValueError("delay_for: must be 0 to 5 seconds (Loki's limit)")
         if not 1 <= self.limit <= MAX_LIMIT:
             raise ValueError(f"limit: must be 1 to {MAX_LIMIT}")
+
+    async def probe(self) -> list[Check]:
+        """`check-config --probe`: Loki is ready and takes the query."""
+        from watcher.sources.probes import loki_source
+
+        return await loki_source(self)
 
     def build(self, ctx: SourceContext) -> LokiSource:
         """The source this config describes."""

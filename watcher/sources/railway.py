@@ -22,7 +22,7 @@ from typing import Any, Literal
 from watcher.backoff import Backoff, sleep_or_shutdown
 from watcher.configschema import Seconds, SecondsOrZero
 from watcher.model import RawLine
-from watcher.sources.base import SourceContext
+from watcher.sources.base import Check, SourceContext
 from watcher.sources.lines import Lines, LineSplitter
 from watcher.sources.railway_dedupe import Deduper, valid_cursor
 from watcher.sources.railway_entry import Entry, decode, format_ns
@@ -72,6 +72,12 @@ class RailwaySourceConfig:
             raise ValueError("idle_restart: must not be negative")
         if self.scan_limit < 1:
             raise ValueError("scan_limit: must be at least 1")
+
+    async def probe(self) -> list[Check]:
+        """`check-config --probe`: the CLI is there and logged in."""
+        from watcher.sources.probes import railway_source
+
+        return await railway_source(self)
 
     def build(self, ctx: SourceContext) -> RailwaySource:
         """The source this config describes."""

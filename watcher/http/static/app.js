@@ -116,6 +116,21 @@ function renderSummary(dashboard) {
   $("sum-critical").textContent = summary.critical_errors;
   $("sum-fixable").textContent = summary.fixable_errors;
   $("sum-fixes").textContent = summary.generated_fixes;
+  // what the fixes are, by status ("2 pr_open · 1 failed"): failed attempts are not fixes
+  const statuses = Object.entries(summary.fixes_by_status || {}).sort(([a], [b]) => a.localeCompare(b));
+  $("sum-fixes-detail").textContent = statuses.map(([status, n]) => `${n} ${status}`).join(" · ");
+}
+
+function renderTargets(source) {
+  // the files a source reads now, with how far it has read each (like Promtail's targets page)
+  const targets = source.targets || [];
+  if (!targets.length) return null;
+  const rows = targets.slice(0, 20).map((t) =>
+    el("li", {}, `${t.path} @ ${t.offset === null ? "–" : t.offset}/${t.size === null ? "–" : t.size} bytes`));
+  const more = targets.length > 20 ? [el("li", {}, `and ${targets.length - 20} more`)] : [];
+  return el("details", { className: "targets" },
+    el("summary", {}, `${targets.length} file${targets.length === 1 ? "" : "s"}`),
+    el("ul", {}, ...rows, ...more));
 }
 
 function renderSources(body) {
@@ -126,7 +141,8 @@ function renderSources(body) {
       el("span", { className: "name" }, source.name),
       el("span", { className: "badge" }, source.up ? "up" : "down"),
       el("span", { className: "meta" }, `${source.lines} lines${lag}`),
-      source.error ? el("span", { className: "error" }, source.error) : null);
+      source.error ? el("span", { className: "error" }, source.error) : null,
+      renderTargets(source));
   });
   $("sources").replaceChildren(...(items.length ? items : [el("li", {}, "No sources.")]));
 }
