@@ -12,6 +12,7 @@ import structlog
 from watcher.announce import Announcer
 from watcher.logs import configure, resolve_format
 from watcher.model import (
+    Activity,
     Classification,
     ErrorGroup,
     Fix,
@@ -99,6 +100,22 @@ def test_lifecycle_records_from_any_module_render_as_their_tag(text_logs) -> Non
     assert regressed.split()[1] == "REGRESSED" and "cache_error  x9  redis down" in regressed
     assert resolved.split()[1] == "RESOLVED" and "[g1]" in resolved
     assert other.split()[1:3] == ["INFO", "Watching."] and "listen=127.0.0.1:9464" in other
+
+
+def test_a_pattern_lifecycle_change_prints_its_human_line(text_logs) -> None:  # type: ignore[no-untyped-def]
+    """The lifecycle's own record (a resolved pattern that logged again) is a REGRESSED line with
+    the pattern, count, category and top frame, like NEW and ALERT."""
+    from watcher.group.lifecycle import Lifecycle, resolve
+
+    text_logs()
+    g = group()
+    resolve(g, "cli:ann", 100.0)
+    g.state = "regressed"
+    Lifecycle().notify(g, Activity(g.id, "regressed", "watcher", 200.0, "resolved", "regressed"))
+    (line,) = text_logs()
+    assert line.split()[1] == "REGRESSED"
+    assert "database_error/high  x3  could not connect to server  at app/db.py:42" in line
+    assert "[a1b2c3d4e5f6]" in line and "template=" not in line
 
 
 def test_summary_is_one_line_with_the_busiest_patterns(text_logs) -> None:  # type: ignore[no-untyped-def]

@@ -197,7 +197,7 @@ class Lifecycle:
             category=group.category,
             severity=group.severity,
             count=group.count,
-            template=group.template[:200],
+            pattern=group.template[:200],  # the key the human log lines read
             top_frame=_where(group),
             detail=entry.detail,
         )
