@@ -22,6 +22,9 @@ ANTHROPIC_VERSION = "2023-06-01"
 async def probe_all(config: Config) -> list[Check]:
     """Every check, sources first, in config order (run concurrently)."""
     jobs = [_source(cfg) for cfg in config.sources]
+    if any(cfg.type == "otlp" for cfg in config.sources):
+        jobs.append(_receiver(config))
+    jobs += [_destination(d) for d in config.alerts.destinations]
     if config.autofix.enabled:
         jobs += [_model(config), _github(config)]
     results = await asyncio.gather(*jobs)
@@ -42,6 +45,36 @@ async def _source(cfg: Any) -> list[Check]:
         return list(await probe())
     except Exception as exc:  # a probe must never hide the other checks
         return [Check(f"source {cfg.name}", False, f"probe failed: {exc}")]
+
+
+async def _receiver(config: Config) -> list[Check]:
+    """Exporters can reach an otlp source: the HTTP server runs and has its API token (every
+    export is refused with 403 without one)."""
+    name = "[http] otlp receiver"
+    http = config.http
+    if not http.enabled:
+        return [Check(name, False, "[http] enabled = false: nothing listens for OTLP exports")]
+    if not os.environ.get(http.token_env):
+        return [Check(name, False, f"{http.token_env} is not set: every export is refused")]
+    return [Check(name, True, f"listening on {http.listen}, exports need ${http.token_env}")]
+
+
+async def _destination(dest: Any) -> list[Check]:
+    """What an alert destination can be asked without alerting anyone."""
+    name = f"alerts {dest.name or dest.type}"
+    if dest.type == "alertmanager":
+        base = dest.url.rstrip("/").removesuffix("/api/v2/alerts")
+        token = os.environ.get(dest.token_env, "") if dest.token_env else ""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        status, body = await _get(f"{base}/-/ready", headers)
+        if status == 200:
+            return [Check(name, True, f"{base} ready")]
+        return [Check(name, False, body if status is None else f"{base}/-/ready: HTTP {status}")]
+    if dest.type == "pagerduty":
+        if not os.environ.get(dest.routing_key_env):
+            return [Check(name, False, f"{dest.routing_key_env} is not set")]
+        return [Check(name, None, "routing key set; not sent (a test event would page)")]
+    return [Check(name, None, "not sent: a test message would reach people")]
 
 
 async def _model(config: Config) -> list[Check]:

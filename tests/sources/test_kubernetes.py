@@ -208,3 +208,24 @@ def test_config_errors_name_the_key() -> None:
         build(KubernetesSourceConfig, {"type": "kubernetes", "name": "k", "watch_timeout": 0})
     with pytest.raises(SchemaError, match="auth"):
         build(KubernetesSourceConfig, {"type": "kubernetes", "name": "k", "auth": "magic"})
+
+
+async def test_a_refused_token_fails_the_scan_instead_of_finding_no_pods(
+    tmp_path: Path,
+    fake_kube: tuple[FakeKube, str],  # noqa: F811
+) -> None:
+    """The pod list answered 401 is an error the scan reports (exit 3), not an empty list: a
+    source with a wrong token must not read as a cluster with no matching pods."""
+    from kubernetes_asyncio.client.exceptions import ApiException
+
+    from tests.sources.contract import collect
+
+    kube, url = fake_kube
+    kube.add_pod("default", "web-1", {"app": "web"}, ["app"])
+    cfg = KubernetesSourceConfig(
+        name="k", auth="kubeconfig", kubeconfig=kubeconfig(tmp_path, url, token="wrong-token")
+    )
+    source = cfg.build(make_ctx())
+    with pytest.raises(ApiException) as refused:
+        await collect(source.window(None, None))
+    assert refused.value.status == 401

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from watcher.model import RawLine
-from watcher.sources.base import SourceContext
+from watcher.sources.base import Check, SourceContext
 from watcher.sources.command import CommandSource, CommandSourceConfig
 from watcher.sources.lines import cap_bytes, decode
 from watcher.sources.process import stop_group
@@ -57,6 +57,12 @@ class JournaldSourceConfig:
             raise ValueError("units: must be non-empty unit names")
         if not self.max_backoff > 0:
             raise ValueError("max_backoff: must be greater than 0")
+
+    async def probe(self) -> list[Check]:
+        """`check-config --probe`: journalctl reads the journal with these filters."""
+        from watcher.sources.probes import journald_source
+
+        return await journald_source(self)
 
     def build(self, ctx: SourceContext) -> JournaldSource:
         """The source this config describes."""

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from watcher.sources.cloudwatch_config import CloudWatchSourceConfig
     from watcher.sources.command import CommandSourceConfig
     from watcher.sources.file import FileSourceConfig
+    from watcher.sources.journald import JournaldSourceConfig
+    from watcher.sources.kubernetes.config import KubernetesSourceConfig
     from watcher.sources.loki import LokiSourceConfig
     from watcher.sources.railway import RailwaySourceConfig
 
@@ -178,3 +180,78 @@ def _cloudwatch(cfg: CloudWatchSourceConfig) -> list[Check]:
         else:
             checks.append(Check(f"{head}: {group}", True, f"readable in {region}"))
     return checks
+
+
+async def journald_source(cfg: JournaldSourceConfig) -> list[Check]:
+    """journalctl is there and can read the journal with the source's filters: its last entry
+    (a user outside the systemd-journal group gets an error, or nothing, not the system's)."""
+    found = program(f"source {cfg.name}: journalctl", cfg.binary)
+    if not found.ok:
+        return [found]
+    name = f"source {cfg.name}: journal"
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *cfg.base_argv(), "--lines=1", "--no-tail", stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    except (OSError, TimeoutError) as exc:
+        return [found, Check(name, False, f"journalctl did not answer: {exc}")]
+    said = err.decode(errors="replace").strip().splitlines()
+    if proc.returncode != 0:
+        return [found, Check(name, False, said[0] if said else f"exit {proc.returncode}")]
+    if not out.strip():
+        # readable but empty: right for a quiet unit, wrong for a typo in the unit's name
+        return [found, Check(name, True, "readable, no entry matches the filters yet")]
+    return [found, Check(name, True, f"readable, last entry {_journal_time(out)}")]
+
+
+def _journal_time(out: bytes) -> str:
+    import json
+
+    try:
+        micros = int(json.loads(out.splitlines()[-1])["__REALTIME_TIMESTAMP"])
+    except (ValueError, KeyError, IndexError, TypeError):
+        return "read"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(micros / 1e6))
+
+
+async def kubernetes_source(cfg: KubernetesSourceConfig) -> list[Check]:
+    """The credentials load, and the API lets them list the selected pods (RBAC named when not)."""
+    from kubernetes_asyncio import client as kclient
+    from kubernetes_asyncio.client.exceptions import ApiException
+
+    from watcher.sources.kubernetes.source import api_client, json_body
+
+    auth = f"source {cfg.name}: credentials"
+    try:
+        api = await api_client(cfg)
+    except Exception as exc:  # no kubeconfig, no service account, a bad context
+        return [Check(auth, False, f"{type(exc).__name__}: {exc}")]
+    name = f"source {cfg.name}: pods"
+    where = f"namespace {cfg.namespace!r}" if cfg.namespace else "every namespace"
+    try:
+        core = kclient.CoreV1Api(api)
+        # the raw answer, as the source reads it: the generated models refuse pods whose spec
+        # lacks fields they insist on
+        ask = {"label_selector": cfg.label_selector, "limit": 1, "_request_timeout": TIMEOUT,
+               "_preload_content": False}  # fmt: skip
+        if cfg.namespace:
+            response = await core.list_namespaced_pod(cfg.namespace, **ask)
+        else:
+            response = await core.list_pod_for_all_namespaces(**ask)
+        pods = (await json_body(response)).get("items") or []
+    except ApiException as exc:
+        if exc.status in (401, 403):
+            why = (f"HTTP {exc.status}: the credentials may not list pods in {where} (the role "
+                   "needs get/list/watch on pods and get on pods/log)")  # fmt: skip
+            return [Check(auth, True, "loaded"), Check(name, False, why)]
+        return [Check(auth, True, "loaded"), Check(name, False, f"HTTP {exc.status}: {exc.reason}")]
+    except Exception as exc:  # the API server cannot be reached
+        return [Check(auth, True, "loaded"), Check(name, False, f"{type(exc).__name__}: {exc}")]
+    finally:
+        await api.close()
+    selector = f" with {cfg.label_selector!r}" if cfg.label_selector else ""
+    found = "pods match" if pods else "no pod matches yet"
+    listed = Check(name, True, f"listable in {where}{selector}; {found}")
+    return [Check(auth, True, "loaded"), listed]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from watcher.sources.base import SourceContext
+from watcher.sources.base import Check, SourceContext
 
 if TYPE_CHECKING:
     from watcher.sources.kubernetes.source import KubernetesSource
@@ -40,6 +40,12 @@ class KubernetesSourceConfig:
             raise ValueError("max_backoff: must be greater than 0")
         if any(not c for c in self.containers):
             raise ValueError("containers: names must not be empty")
+
+    async def probe(self) -> list[Check]:
+        """`check-config --probe`: the credentials load and may list the selected pods."""
+        from watcher.sources.probes import kubernetes_source
+
+        return await kubernetes_source(self)
 
     def build(self, ctx: SourceContext) -> KubernetesSource:
         """The source; the Kubernetes client is imported only now."""

@@ -55,6 +55,15 @@ async def api_client(config: KubernetesSourceConfig) -> kclient.ApiClient:
     )
 
 
+async def json_body(response: Any) -> dict[str, Any]:
+    """The JSON of a raw (`_preload_content=False`) answer. An error status raises ApiException,
+    as the generated client does for parsed answers: a 401 Status body must not read as a list
+    of no pods (a blind source that looks fine)."""
+    if response.status >= 400:
+        raise ApiException(status=response.status, reason=response.reason)
+    return await response.json()  # type: ignore[no-any-return]
+
+
 def running_containers(pod: Any) -> list[str]:
     """The containers of a pod object (a dict, as the watch and list return here) that run."""
     statuses = (pod.get("status") or {}).get("containerStatuses") or []
@@ -145,8 +154,7 @@ class KubernetesSource:
 
     async def _list(self, core: kclient.CoreV1Api, *, initial: bool) -> str:
         call, kwargs = self._list_call(core)
-        response = await call(**kwargs, _preload_content=False)
-        body = await response.json()
+        body = await json_body(await call(**kwargs, _preload_content=False))
         seen = set()
         for pod in body.get("items") or []:
             seen.add(pod_id(pod))
@@ -249,7 +257,7 @@ class KubernetesSource:
             self._api = api
             core = kclient.CoreV1Api(api)
             call, kwargs = self._list_call(core)
-            body = await (await call(**kwargs, _preload_content=False)).json()
+            body = await json_body(await call(**kwargs, _preload_content=False))
             for pod in body.get("items") or []:
                 for container in running_containers(pod):
                     if self.config.containers and container not in self.config.containers:

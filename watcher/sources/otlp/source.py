@@ -20,7 +20,7 @@ from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
 from watcher.model import RawLine
-from watcher.sources.base import SourceContext
+from watcher.sources.base import Check, SourceContext
 from watcher.sources.lines import MAX_BATCH
 from watcher.sources.otlp.decode import (
     JSON,
@@ -57,6 +57,12 @@ class OtlpSourceConfig:
             raise ValueError("max_body_bytes: must be at least 1024")
         if self.retry_after < 1:
             raise ValueError("retry_after: must be at least 1")
+
+    async def probe(self) -> list[Check]:
+        """`check-config --probe`: a receiver has nothing to connect to; whether exporters can
+        reach it is the `[http]` check probe_all adds for every otlp source."""
+        said = f"receives at {self.path}: nothing to connect to"
+        return [Check(f"source {self.name}", None, said)]
 
     def build(self, ctx: SourceContext) -> OtlpSource:
         """The source this config describes; it starts accepting at once."""
