@@ -101,7 +101,10 @@ class Metrics:
             "watcher_llm_tokens", "LLM tokens used.", ["direction"], registry=r
         )
         self.alerts_sent = Counter(
-            "watcher_alerts_sent", "Alert deliveries by outcome (every destination type).", ["outcome"], registry=r
+            "watcher_alerts_sent",
+            "Alert deliveries by outcome (every destination type).",
+            ["outcome"],
+            registry=r,
         )
         self.state_errors = Counter(
             "watcher_state_errors",
