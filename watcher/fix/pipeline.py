@@ -289,7 +289,10 @@ class FixPipeline:
         except GitHubError as exc:
             return self.record.skipped(group, str(exc), "config")
         try:
-            ctx = await asyncio.to_thread(build_context, group, Path(self.settings.repo_path))
+            ctx = await asyncio.to_thread(
+                build_context, group, Path(self.settings.repo_path),
+                service_paths=self.settings.service_dirs(),
+            )  # fmt: skip
             # sized here too (the analyzer builds it again) so an over-budget run is refused
             # before a "pending" record exists that would count against the hour
             estimate = _estimate(build_prompt(ctx, self.redact), self.settings.max_output_tokens)
