@@ -110,11 +110,13 @@ def rigged(
     *,
     worktree: Callable[..., WorktreeLike] = Worktree,
     autofix: dict[str, Any] | None = None,
+    tool_calls: int = 0,
     **pipeline: Any,
 ) -> Iterator[Rig]:
     """The real pipeline: Analyzer (1 SDK retry), GitHub (1 retry, no backoff), git worktrees
     made by `worktree` (Worktree's arguments); `autofix` overrides [autofix] keys (default
-    one answer per group: repair_rounds 0); `pipeline` adds FixPipeline keywords."""
+    one answer per group: repair_rounds 0); `tool_calls`: the model's read-only tool calls
+    (0: none offered); `pipeline` adds FixPipeline keywords."""
     clock = Clock()
     overrides = {"repair_rounds": 0, **(autofix or {})}
     settings = AutofixConfig(
@@ -126,7 +128,7 @@ def rigged(
     budget = TokenBudget(settings.max_tokens_per_hour, settings.max_fixes_per_hour, clock=clock)
     analyzer = Analyzer(
         model=settings.model, max_retries=1, timeout=10, deadline=60, budget=budget,
-        redact=redactor.redact,
+        redact=redactor.redact, max_tool_calls=tool_calls,
     )  # fmt: skip
     environ = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
 

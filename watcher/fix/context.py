@@ -66,6 +66,9 @@ class FixContext:
     evidence: dict[str, Any]
     missing: list[str] = field(default_factory=list)  # in-app frame files not in the checkout
     dropped: list[str] = field(default_factory=list)  # found, but left out for the byte budget
+    root: Path | None = None  # the checkout, for the model's read-only tools (watcher.fix.tools)
+    tool_calls: list[Any] = field(default_factory=list)  # their ToolCalls, across repair rounds
+    read: set[str] = field(default_factory=set)  # files the model read with them
 
     @property
     def code_bytes(self) -> int:
@@ -92,7 +95,9 @@ def build_context(
     index = RepoIndex.build(root)
     targets, missing = _targets(group, index, root, service_paths or {})
     files, dropped = _excerpts(root, targets, max_bytes, lines_around, missing)
-    return FixContext(files=files, evidence=evidence(group), missing=missing, dropped=dropped)
+    return FixContext(
+        files=files, evidence=evidence(group), missing=missing, dropped=dropped, root=root
+    )
 
 
 # --- the checkout ----------------------------------------------------------------------------
@@ -108,7 +113,7 @@ class RepoIndex:
     def build(cls, root: Path) -> RepoIndex:
         """Walk the checkout once, not following directory symlinks, skipping tool dirs."""
         by_name: dict[str, list[PurePosixPath]] = {}
-        for count, rel in enumerate(_walk(root)):
+        for count, rel in enumerate(walk(root)):
             if count >= MAX_INDEXED_FILES:
                 break
             by_name.setdefault(rel.name, []).append(rel)
@@ -146,7 +151,8 @@ def _under(path: PurePosixPath, root: str) -> bool:
     return bool(root) and path.is_relative_to(root)
 
 
-def _walk(root: Path) -> Iterator[PurePosixPath]:
+def walk(root: Path) -> Iterator[PurePosixPath]:
+    """Every file of the checkout, relative, in a stable order, without tool directories."""
     for directory, dirs, files in os.walk(root, followlinks=False):
         dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
         rel_dir = PurePosixPath(Path(directory).relative_to(root).as_posix())
@@ -170,7 +176,7 @@ def _common_suffix(a: tuple[str, ...], b: tuple[str, ...]) -> int:
     return n
 
 
-def _read_lines(root: Path, rel: PurePosixPath) -> list[str] | None:
+def read_lines(root: Path, rel: PurePosixPath) -> list[str] | None:
     """The file's lines, or None when it is outside the checkout, too big, binary or unreadable."""
     try:
         real = (root / rel).resolve(strict=True)
@@ -255,7 +261,7 @@ def _related(bug: PurePosixPath, index: RepoIndex, root: Path) -> list[related.S
         return index.match(suffix, min_parts=len(parts), roots=[str(bug.parent)])
 
     def read(path: PurePosixPath) -> list[str] | None:
-        return _read_lines(root, path)
+        return read_lines(root, path)
 
     lines = read(bug) if bug.suffix == ".py" else None
     spans = related.imported_definitions(bug, "".join(lines), resolve, read) if lines else []
@@ -281,7 +287,7 @@ def _excerpts(
     budget = max_bytes
     for target in targets:
         if target.path not in files:
-            files[target.path] = _read_lines(root, target.path)
+            files[target.path] = read_lines(root, target.path)
             covered[target.path] = set()
         lines, have = files[target.path], covered[target.path]
         if lines is None:  # outside the checkout, binary, too big: as good as missing

@@ -34,7 +34,7 @@ from watcher.fix.context import FixContext, build_context
 from watcher.fix.git import Worktree, head_commit
 from watcher.fix.github import GitHub, GitHubError
 from watcher.fix.outcomes import Recorder
-from watcher.fix.patch import SecretScan
+from watcher.fix.patch import GuardResult, SecretScan
 from watcher.fix.policy import Policy
 from watcher.fix.prompt import build_prompt, sanitize
 from watcher.fix.protocols import (
@@ -53,6 +53,7 @@ from watcher.fix.reporting import MAX_REPORT_DIFF as MAX_REPORT_DIFF
 from watcher.fix.reporting import report_analysis as report_analysis
 from watcher.fix.reporting import write_outputs
 from watcher.fix.sandbox import Limits, Sandbox
+from watcher.fix.schema import Analysis
 from watcher.metrics import Metrics
 from watcher.model import ErrorGroup, Fix
 from watcher.store import Store
@@ -151,6 +152,8 @@ class FixPipeline:
             budget=budget,
             redact=redactor.redact,
             endpoint=endpoint,
+            max_tool_calls=s.max_tool_calls,
+            max_tool_bytes=s.max_tool_bytes,
         )
         token = env.get(s.token_env, "")
 
@@ -321,6 +324,15 @@ class FixPipeline:
         self, fix: Fix, group: ErrorGroup, ctx: FixContext, create_pr: bool, dry_run: bool
     ) -> None:
         try:
+            await self._analyze_and_act(fix, group, ctx, create_pr, dry_run)
+        finally:
+            if ctx.tool_calls:  # what the model read of the repo, for the record
+                fix.details["tool_calls"] = [call.to_dict() for call in ctx.tool_calls]
+
+    async def _analyze_and_act(
+        self, fix: Fix, group: ErrorGroup, ctx: FixContext, create_pr: bool, dry_run: bool
+    ) -> None:
+        try:
             first = await self.analyzer.analyze(ctx, group)
         except AnalysisError as exc:
             fix.details["tokens"] = {"input": exc.input_tokens, "output": exc.output_tokens}
@@ -350,12 +362,16 @@ class FixPipeline:
             fix.details["files"] = write_outputs(fix, group, s.output_dir, self.redact)
 
     def _loop(self, ctx: FixContext) -> RepairLoop:
-        """The repair loop for one fix: its guard refuses edits to files the model never saw."""
-        shown = {f.path for f in ctx.files}
+        """The repair loop for one fix: its guard refuses edits to files the model never saw
+        (shown in the prompt, or read with its tools up to that round)."""
         s = self.settings
+
+        def guard(answer: Analysis, root: Path) -> GuardResult:
+            return self.publisher.guard(answer, root, {f.path for f in ctx.files} | ctx.read)
+
         return RepairLoop(
             self.analyzer,
-            lambda answer, root: self.publisher.guard(answer, root, shown),
+            guard,
             verifier=self.verifier,
             verify_command=s.verify_command,
             repair_rounds=s.repair_rounds,

@@ -177,11 +177,17 @@ def _code(files: list[FileExcerpt], redact: Redact) -> str:
     )
 
 
+def clean_code(text: str) -> str:
+    """File content without terminal escapes and invisible/control characters (what an edit
+    anchored on them cannot match: the safe outcome)."""
+    return _STRIP.sub("", _ANSI.sub("", text.replace("\r\n", "\n")))
+
+
 def _file_block(excerpt: FileExcerpt, redact: Redact) -> str:
     # Redact the raw text, not the numbered one, so a multi-line secret is still one match. Same
     # cleaning as logs minus HTML comments (real code has them); an edit whose anchor spans a
     # stripped character then fails to apply, which is the safe outcome.
-    text = redact(_STRIP.sub("", _ANSI.sub("", excerpt.text.replace("\r\n", "\n"))))
+    text = redact(clean_code(excerpt.text))
     lines = f"{excerpt.start_line}-{excerpt.end_line}"
     if text.count("\n") != excerpt.text.count("\n"):
         lines += " (approximate: a redacted block changed the line count)"
