@@ -17,7 +17,7 @@ from watcher.fix.analyze import AnalysisError, BudgetExceeded, MalformedAnswer, 
 from watcher.fix.candidates import Gate, decide, rank, skip_reason
 from watcher.fix.context import FixContext
 from watcher.fix.git import DEFAULT_IDENTITY, Identity, PushResult
-from watcher.fix.github import GitHubError, PullRef
+from watcher.fix.github import GitHubError, PullRef, ReviewNote
 from watcher.fix.patch import GuardResult, apply
 from watcher.fix.pipeline import FixPipeline, report_analysis
 from watcher.fix.redact import Redactor
@@ -128,6 +128,9 @@ class FakeGitHub:
     async def pr_state(self, number: int) -> str:
         return self.states.get(number, "open")
 
+    async def review_notes(self, number: int) -> list[ReviewNote]:
+        return []
+
     async def close(self) -> None:
         pass
 
@@ -174,6 +177,10 @@ class FakeWorktree:
 
     async def delete_branch(self) -> None:
         self.events.append("delete")
+
+    async def delete_stale(self, branch: str, sha: str) -> bool:
+        self.events.append(f"delete stale {branch}")
+        return True
 
 
 class FakeVerifier:

@@ -84,6 +84,17 @@ def blocking_fix(fixes: Iterable[Fix], gate: Gate, now: float) -> Fix | None:
     return None
 
 
+def closed_attempt(fixes: Iterable[Fix]) -> Fix | None:
+    """The newest fix (of `fixes`, newest first) whose pull request a reviewer closed without
+    merging — None when a later fix has a PR open or merged: what a retry must learn from."""
+    for fix in fixes:
+        if fix.status == "closed":
+            return fix
+        if fix.status in ("merged", "pr_open"):
+            return None
+    return None
+
+
 def describe_block(fix: Fix) -> str:
     """A sentence for a blocking fix."""
     if fix.status == "pr_open":

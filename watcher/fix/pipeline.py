@@ -31,7 +31,7 @@ from watcher.fix import candidates as gating
 from watcher.fix.analyze import AnalysisError, Analyzer, BudgetExceeded, TokenBudget
 from watcher.fix.analyze import estimate_tokens as _estimate
 from watcher.fix.context import FixContext, build_context
-from watcher.fix.git import Worktree, head_commit
+from watcher.fix.git import GitError, Worktree, head_commit
 from watcher.fix.github import GitHub, GitHubError
 from watcher.fix.outcomes import Recorder
 from watcher.fix.patch import GuardResult, SecretScan
@@ -121,6 +121,7 @@ class FixPipeline:
             )  # fmt: skip
         self.verifier = verifier
         self._github_factory = github
+        self._worktree_factory = worktree
         self._github: PullRequests | None = None
         self._running: set[str] = set()
         self._seed_budget()
@@ -284,6 +285,7 @@ class FixPipeline:
             return skipped
         fix = Fix(fix_id, group.id, "pending", self.clock())
         fix.details["dry_run"] = dry_run
+        previous = gating.closed_attempt(history)
         try:
             if not dry_run and create_pr:
                 # a missing token or repo is the config's fault, not the group's: refuse before
@@ -308,6 +310,8 @@ class FixPipeline:
             return await self.record.finish(fix, "failed", exc)
         await asyncio.to_thread(self.store.save_fix, fix)  # "pending": other processes skip it
         try:
+            if previous is not None:
+                await self._after_close(fix, group, ctx, previous, dry_run)
             await self._attempt(fix, group, ctx, create_pr, dry_run)
         except asyncio.CancelledError:
             # synchronously: an await here could be cancelled in turn and the record lost
@@ -360,6 +364,35 @@ class FixPipeline:
             await self.publisher.publish(fix, group, first, ctx, self._pull_requests(), loop)
         if dry_run or decision.stage == "patch":
             fix.details["files"] = write_outputs(fix, group, s.output_dir, self.redact)
+
+    async def _after_close(
+        self, fix: Fix, group: ErrorGroup, ctx: FixContext, previous: Fix, dry_run: bool
+    ) -> None:
+        """A retry after a reviewer closed the last PR: their comments and the rejected patch
+        go into the prompt, and (for a real run) that PR's branch is deleted, unless someone
+        added work to it. Failures here are logged and recorded, never fatal."""
+        number = previous.details.get("pr_number")
+        notes: list[str] = []
+        try:
+            if isinstance(number, int):
+                notes = [n.line() for n in await self._pull_requests().review_notes(number)]
+        except GitHubError as exc:
+            log.warning("Cannot read the closed PR's comments.", error=self.redact(str(exc)))
+        ctx.evidence["previous_attempt"] = {
+            "pr_url": previous.pr_url, "diff": previous.diff, "notes": notes,
+        }  # fmt: skip
+        fix.details["previous"] = {"fix": previous.id, "pr_url": previous.pr_url,
+                                   "notes": len(notes)}  # fmt: skip
+        sha = str(previous.details.get("commit") or "")
+        if dry_run or not previous.branch:
+            return
+        try:
+            deleted = await self._worktree_factory(group).delete_stale(previous.branch, sha)
+        except (GitError, OSError) as exc:
+            deleted = False
+            log.warning("Stale fix branch not deleted.", error=self.redact(str(exc)))
+        fix.details["stale_branch"] = {"branch": previous.branch, "deleted": deleted}
+        log.info("Stale fix branch.", branch=previous.branch, deleted=deleted, group=group.id)
 
     def _loop(self, ctx: FixContext) -> RepairLoop:
         """The repair loop for one fix: its guard refuses edits to files the model never saw
