@@ -4,6 +4,7 @@ the real bare remote — unless someone added work to it."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from tests.fakes.anthropic_api import AnthropicFake, tool_use
 from tests.fakes.github_api import GitHubFake
 from tests.test_autofix_e2e import FIX_INPUT, Shop, git, shop  # noqa: F401 - the fixture
 from tests.test_fix_faults import Rig, github, pricing_group, rigged  # noqa: F401 - fixture
+from watcher.model import ErrorGroup
 
 REVIEW = "Returning 0.0 hides empty carts from the UI; raise EmptyCart instead."
 CONVERSATION = "Also keep average_item_price pure, please."
@@ -94,3 +96,44 @@ async def test_automatic_runs_still_leave_a_closed_group_alone(rig: Rig) -> None
     stale = await closed_by_reviewer(rig)
     assert rig.pipeline.candidates([pricing_group()]) == []
     assert rig.shop.branches() == [stale]
+
+
+# --- fragments across runs ----------------------------------------------------------------
+
+
+def fragment_group() -> ErrorGroup:
+    """Another group (another message, say a different caller) failing at the same in-app
+    location as pricing_group: a fragment of the same bug, found in a later run."""
+    return dataclasses.replace(
+        pricing_group("pricing0002"), template="ZeroDivisionError: float division by zero"
+    )
+
+
+async def test_a_later_runs_fragment_is_not_fixed_twice(rig: Rig) -> None:
+    """The first run's fix records its location (file:function) and opens a PR; a later run's
+    group failing there is no candidate, and an explicit fix of it is skipped, naming the PR.
+    The location is recorded with the fix in the state DB, so a restarted daemon knows it."""
+    rig.model.script(tool_use(FIX_INPUT))
+    first = await rig.pipeline.run_one(pricing_group())
+    assert first.status == "pr_open", first.error
+    [stored] = rig.store.list_fixes(group_id="pricing0001")
+    assert stored.details["location"] == "/srv/shop/shop/pricing.py:average_item_price"
+    fragment = fragment_group()
+    assert rig.pipeline.candidates([fragment]) == []
+    skipped = await rig.pipeline.run_one(fragment)
+    assert skipped.status == "skipped" and skipped.pr_url == first.pr_url
+    assert "same location" in skipped.error and "pricing0001" in skipped.error
+    assert len(rig.model.messages) == 1 and len(rig.github.pulls) == 1
+    rig.github.set_state(1, "closed")  # a closed PR holds nothing: the fragment may be tried
+    await rig.pipeline.refresh_prs()
+    assert rig.pipeline.candidates([fragment]) == [fragment]
+
+
+async def test_a_merged_fix_holds_its_location(rig: Rig) -> None:
+    """Once the first group's PR is merged, a fragment found later is not fixed again."""
+    rig.model.script(tool_use(FIX_INPUT))
+    await rig.pipeline.run_one(pricing_group())
+    rig.github.set_state(1, "closed", merged=True)
+    [merged] = await rig.pipeline.refresh_prs()
+    assert merged.status == "merged"
+    assert rig.pipeline.candidates([fragment_group()]) == []

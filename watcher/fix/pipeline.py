@@ -200,11 +200,17 @@ class FixPipeline:
         """
         dry = self.settings.dry_run if dry_run is None else dry_run
         now = self.clock()
-        chosen = [
-            g
-            for g in groups
-            if gating.skip_reason(g, self._history(g.id), self.gate, now, dry_run=dry) is None
-        ]
+        holders = self._location_holders(now)
+        chosen = []
+        for g in groups:
+            if gating.skip_reason(g, self._history(g.id), self.gate, now, dry_run=dry) is not None:
+                continue
+            holder = gating.held_by(g, holders)
+            if holder is not None:
+                log.info("Fragment of a bug fixed in an earlier run: not tried.", group=g.id,
+                         of=holder.group_id, fix=holder.id)  # fmt: skip
+                continue
+            chosen.append(g)
         try:
             self.budget.check()
         except BudgetExceeded:
@@ -283,8 +289,15 @@ class FixPipeline:
             skipped = self.record.skipped(group, gating.describe_block(blocking), "exists")
             skipped.pr_url = blocking.pr_url
             return skipped
+        holders = await asyncio.to_thread(self._location_holders, self.clock())
+        holder = gating.held_by(group, holders)
+        if holder is not None:
+            skipped = self.record.skipped(group, gating.describe_holder(holder), "exists")
+            skipped.pr_url = holder.pr_url
+            return skipped
         fix = Fix(fix_id, group.id, "pending", self.clock())
         fix.details["dry_run"] = dry_run
+        fix.details["location"] = gating.location(group)
         previous = gating.closed_attempt(history)
         try:
             if not dry_run and create_pr:
@@ -459,6 +472,13 @@ class FixPipeline:
 
     def _history(self, group_id: str) -> list[Fix]:
         return self.store.list_fixes(group_id=group_id, limit=50)
+
+    def _location_holders(self, now: float) -> dict[str, Fix]:
+        """Blocking: the fixes holding a code location (see gating.location_holders)."""
+        fixes = [
+            f for s in gating.HOLDS_LOCATION for f in self.store.list_fixes(status=s, limit=1000)
+        ]
+        return gating.location_holders(fixes, self.gate, now)
 
     def _attempts_last_hour(self, now: float) -> int:
         return gating.attempts_since(self.store.list_fixes(limit=1000), now - HOUR)
