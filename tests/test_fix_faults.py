@@ -150,16 +150,24 @@ def rigged(
         yield Rig(fixer, store, shop, github, model, clock)
 
 
-@pytest.fixture
-def rig(
-    shop: Shop,  # noqa: F811 - the fixture imported above
-    github: GitHubFake,
-    anthropic_fake: AnthropicFake,
-    tmp_path: Path,
-) -> Iterator[Rig]:
-    """The real pipeline over the fakes and the sample app's repository (see `rigged`)."""
-    with rigged(shop, github, anthropic_fake, tmp_path) as made:
-        yield made
+def rig_fixture(**options: Any) -> Any:
+    """A `rig` fixture for a test module: `rigged(**options)` over the shop, the GitHub fake
+    and the model fake (the module imports the `shop` and `github` fixtures)."""
+
+    @pytest.fixture
+    def rig(
+        shop: Shop,  # noqa: F811 - the fixture imported above
+        github: GitHubFake,
+        anthropic_fake: AnthropicFake,
+        tmp_path: Path,
+    ) -> Iterator[Rig]:
+        with rigged(shop, github, anthropic_fake, tmp_path, **options) as made:
+            yield made
+
+    return rig
+
+
+rig = rig_fixture()  # the real pipeline over the fakes and the sample app's repository
 
 
 # --- faults ----------------------------------------------------------------------------------

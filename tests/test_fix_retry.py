@@ -5,15 +5,11 @@ the real bare remote — unless someone added work to it."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.fakes.anthropic_api import AnthropicFake, tool_use
-from tests.fakes.github_api import GitHubFake
+from tests.fakes.anthropic_api import tool_use
 from tests.test_autofix_e2e import FIX_INPUT, Shop, git, shop  # noqa: F401 - the fixture
-from tests.test_fix_faults import Rig, github, pricing_group, rigged  # noqa: F401 - fixture
+from tests.test_fix_faults import Rig, github, pricing_group, rig_fixture  # noqa: F401 - fixture
 from watcher.model import ErrorGroup
 
 REVIEW = "Returning 0.0 hides empty carts from the UI; raise EmptyCart instead."
@@ -22,16 +18,7 @@ ON_LINE = "This branch should log the cart id."
 BOT = "Coverage decreased (-0.1%) to 91.2%"
 
 
-@pytest.fixture
-def rig(
-    shop: Shop,  # noqa: F811 - the fixture imported above
-    github: GitHubFake,  # noqa: F811
-    anthropic_fake: AnthropicFake,
-    tmp_path: Path,
-) -> Iterator[Rig]:
-    """The real pipeline, real git with a bare origin, the fakes."""
-    with rigged(shop, github, anthropic_fake, tmp_path, autofix={"draft": False}) as made:
-        yield made
+rig = rig_fixture(autofix={"draft": False})  # real git, a bare origin, the fakes
 
 
 async def closed_by_reviewer(rig: Rig) -> str:

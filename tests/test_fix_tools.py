@@ -4,15 +4,13 @@ and the tool-use conversation through the anthropic SDK against the fake Message
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.fakes.anthropic_api import AnthropicFake, tool_use
-from tests.fakes.github_api import GitHubFake
 from tests.test_autofix_e2e import FIX_INPUT, Shop, shop  # noqa: F401 - the fixture
-from tests.test_fix_faults import Rig, github, pricing_group, rigged  # noqa: F401 - fixture
+from tests.test_fix_faults import Rig, github, pricing_group, rig_fixture  # noqa: F401 - fixture
 from watcher.fix.tools import ToolSession
 
 SECRET = "ghp_R8mVq2xT7nLp4sKd9wYb3HcJ6fGz1aE5uQoI"
@@ -100,18 +98,8 @@ COUPON_FIX = {
 }  # fmt: skip
 
 
-@pytest.fixture
-def rig(
-    shop: Shop,  # noqa: F811 - the fixture imported above
-    github: GitHubFake,  # noqa: F811
-    anthropic_fake: AnthropicFake,
-    tmp_path: Path,
-) -> Iterator[Rig]:
-    """The real pipeline with 2 tool calls allowed per analysis, on a model that accepts a
-    forced tool choice."""
-    autofix = {"model": "claude-sonnet-4-6"}
-    with rigged(shop, github, anthropic_fake, tmp_path, autofix=autofix, tool_calls=2) as made:
-        yield made
+# 2 tool calls per analysis, on a model that accepts a forced tool choice
+rig = rig_fixture(autofix={"model": "claude-sonnet-4-6"}, tool_calls=2)
 
 
 async def test_the_model_reads_a_file_then_may_edit_it(rig: Rig) -> None:
