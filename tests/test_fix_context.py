@@ -320,12 +320,12 @@ def test_related_code_yields_to_the_frames_under_a_tight_budget(app_repo: Path) 
 
 @pytest.fixture
 def monorepo(tmp_path: Path) -> Path:
-    """Two services with files of the same names; billing has a handlers.py users lacks."""
+    """Two services with files of the same names; users has a handlers.py billing lacks."""
     root = tmp_path / "repo"
     for service in ("billing", "users"):
         write(root, f"services/{service}/api.py", f"def charge():\n    return '{service}'\n")
-    write(root, "services/billing/handlers.py", "def handle():\n    return charge()\n")
-    write(root, "services/users/models.py", "x = 1\n")
+    write(root, "services/users/handlers.py", "def handle():\n    return charge()\n")
+    write(root, "services/billing/models.py", "x = 1\n")
     return root
 
 
@@ -338,12 +338,12 @@ def test_monorepo_frame_matched_by_service_path_not_basename(monorepo: Path) -> 
 
 def test_monorepo_service_root_learned_from_the_traces_other_frames(monorepo: Path) -> None:
     """Inside the container the service's code sits at /app: `/app/api.py` is ambiguous, but
-    the trace's `/app/handlers.py` exists only under services/billing, so billing's api.py is
-    the one shown (users' would be shown by name order)."""
+    the trace's `/app/handlers.py` exists only under services/users, so users' api.py is the
+    one shown (billing's would be, by name order)."""
     frames = (Frame("/app/handlers.py", 2, "handle", True), Frame("/app/api.py", 2, "charge", True))
     ctx = build_context(group(*frames), monorepo)
     paths = [f.path for f in ctx.files][:2]
-    assert paths == ["services/billing/api.py", "services/billing/handlers.py"]
+    assert paths == ["services/users/api.py", "services/users/handlers.py"]
 
 
 def test_monorepo_service_paths_config_maps_a_source_to_its_directory(monorepo: Path) -> None:
