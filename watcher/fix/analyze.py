@@ -103,9 +103,10 @@ class TokenBudget:
         """Fix attempts in the last hour."""
         return sum(s.attempt for s in self._recent())
 
-    def check(self, estimate: int = 0) -> None:
-        """Raise `BudgetExceeded` unless one more attempt of `estimate` tokens fits."""
-        if self.fixes_used() >= self.max_fixes_per_hour:
+    def check(self, estimate: int = 0, *, attempt: bool = True) -> None:
+        """Raise `BudgetExceeded` unless `estimate` more tokens fit — and one more attempt,
+        unless `attempt` is False (a follow-up request of an attempt already counted)."""
+        if attempt and self.fixes_used() >= self.max_fixes_per_hour:
             raise BudgetExceeded(f"fix budget spent: {self.max_fixes_per_hour} per hour")
         if self.tokens_used() + estimate > self.max_tokens_per_hour:
             raise BudgetExceeded(
@@ -116,10 +117,7 @@ class TokenBudget:
     def reserve(self, estimate: int, *, attempt: bool = True) -> _Spend:
         """Check, then hold `estimate` tokens (and one attempt, unless `attempt` is False: a
         follow-up request of the same attempt) until `settle`."""
-        if attempt:
-            self.check(estimate)
-        elif self.tokens_used() + estimate > self.max_tokens_per_hour:
-            self.check(estimate)  # the token part of the check; the attempt is already counted
+        self.check(estimate, attempt=attempt)
         spend = _Spend(self.clock(), estimate, attempt)
         self._spent.append(spend)
         return spend

@@ -121,7 +121,7 @@ class RepoIndex:
 
     def best(self, path: str, *, min_parts: int = 1) -> tuple[int, list[PurePosixPath]]:
         """The checkout files sharing the longest path suffix with `path` (all of them on a
-        tie), and that suffix's length; ([], 0) when none shares `min_parts` parts."""
+        tie), and that suffix's length; (0, []) when none shares `min_parts` parts."""
         parts = _frame_parts(path)
         if not parts:
             return 0, []
