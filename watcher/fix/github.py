@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any, Protocol
 
 import requests
@@ -203,17 +204,17 @@ class GitHub:
         pull = self._repository().get_pull(number)
         notes = [
             ReviewNote(c.user.login, "comment", c.body or "")
-            for c in pull.get_issue_comments()
+            for c in islice(pull.get_issue_comments(), MAX_NOTES * 2)
             if not _bot(c.user)
         ]
         notes += [
             ReviewNote(r.user.login, "review", r.body, state=r.state or "")
-            for r in pull.get_reviews()
+            for r in islice(pull.get_reviews(), MAX_NOTES * 2)
             if r.body and not _bot(r.user)
         ]
         notes += [
             ReviewNote(c.user.login, "review_comment", c.body or "", path=c.path or "")
-            for c in pull.get_review_comments()
+            for c in islice(pull.get_review_comments(), MAX_NOTES * 2)
             if not _bot(c.user)
         ]
         return [n for n in notes if n.body.strip()][:MAX_NOTES]

@@ -147,8 +147,8 @@ class ToolSession:
             raise Refused(f"{rel}: not a readable text file of the repository")
         start = _int(args.get("start_line"), 1)
         end = min(_int(args.get("end_line"), start + 199), len(lines))
-        if start > len(lines):
-            raise Refused(f"{rel} has {len(lines)} lines")
+        if start > len(lines) or end < start:
+            raise Refused(f"{rel} has {len(lines)} lines; ask for start_line <= end_line")
         self.read.add(str(rel))
         excerpt = FileExcerpt(str(rel), start, end, "".join(lines[start - 1 : end]))
         return f"{rel} lines {start}-{end} of {len(lines)}:\n{excerpt.numbered()}"
