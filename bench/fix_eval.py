@@ -73,6 +73,10 @@ class Scenario:
     existing: str
     operational: bool = False  # the cause is outside the code: expect no patch
     wrong_first: tuple[str, str] | None = None  # a first fix that breaks the existing suite
+    extra: tuple[tuple[str, str], ...] = ()  # more files of the repo: (path, text)
+    needs: tuple[str, ...] = ()  # text beyond `def function` the first prompt must hold
+    entry: str = ""  # the module the crash is triggered through (default `module`)
+    log_root: str = ""  # the repo dir the service runs from: shown as /app in the log
 
 
 def s(name: str, fn: str, code: str, trigger: str, fix: tuple[str, str], check: str,
@@ -270,6 +274,50 @@ SCENARIOS = [
 ]
 
 
+# Scenarios whose fix needs code beyond the crashing function: a definition the bug file
+# imports (the callee returns None), and a monorepo whose service runs from /app in its
+# container, with a same-named file in another service that sorts first.
+SCENARIOS += [
+    Scenario(
+        "orders", "app/orders.py", "line_total",
+        "from app.units import to_cents\n\n\ndef line_total(line):\n"
+        "    return to_cents(line['price']) * line['qty']\n",
+        "line_total({'price': '', 'qty': 2})",
+        "    return to_cents(line['price']) * line['qty']",
+        "    return (to_cents(line['price']) or 0) * line['qty']",
+        "from app.orders import line_total\n\ndef test_free():\n"
+        "    assert line_total({'price': '', 'qty': 2}) == 0\n",
+        "from app.orders import line_total\n\ndef test_line():\n"
+        "    assert line_total({'price': '1.5', 'qty': 2}) == 300\n",
+        extra=(("app/units.py", "def to_cents(price):\n    \"\"\"None for a free item.\"\"\"\n"
+                "    if not price:\n        return None\n    return int(round(float(price) * 100))\n"),),
+        needs=("def to_cents(price):",),
+    ),
+    Scenario(
+        "invoice", "services/billing/app/invoice.py", "total_due",
+        "def total_due(items):\n    return sum(i['amount'] for i in items) / len(items)\n",
+        "handle([])",
+        "    return sum(i['amount'] for i in items) / len(items)",
+        "    if not items:\n        return 0\n    return sum(i['amount'] for i in items) / len(items)",
+        "from services.billing.app.invoice import total_due\n\ndef test_empty():\n"
+        "    assert total_due([]) == 0\n",
+        "from services.billing.app.invoice import total_due\n\ndef test_one():\n"
+        "    assert total_due([{'amount': 4}]) == 4\n",
+        extra=(
+            ("services/__init__.py", ""), ("services/billing/__init__.py", ""),
+            ("services/billing/app/__init__.py", ""), ("services/accounts/__init__.py", ""),
+            ("services/accounts/app/__init__.py", ""),
+            ("services/billing/app/handlers.py",
+             "from services.billing.app.invoice import total_due\n\n\ndef handle(items):\n"
+             "    return {'due': total_due(items)}\n"),
+            ("services/accounts/app/invoice.py", "def statement(account):\n    return []\n"),
+        ),
+        entry="services/billing/app/handlers.py", log_root="services/billing",
+        needs=("def total_due(items):",),
+    ),
+]  # fmt: skip
+
+
 # --- building one scenario ------------------------------------------------------------------
 
 
@@ -286,7 +334,7 @@ def git(*args: str, cwd: Path) -> str:
 def build_repo(sc: Scenario, top: Path) -> Path:
     """The scenario's repository, committed and pushed to a bare origin."""
     repo, origin = top / "repo", top / "origin.git"
-    files = {sc.module: sc.code, "app/__init__.py": ""}
+    files = {sc.module: sc.code, "app/__init__.py": "", **dict(sc.extra)}
     if sc.existing:
         files[f"tests/test_{sc.name}.py"] = sc.existing
     files["tests/__init__.py"] = ""
@@ -304,7 +352,9 @@ def build_repo(sc: Scenario, top: Path) -> Path:
 
 def crash_log(sc: Scenario, repo: Path) -> str:
     """The real traceback of the buggy call, logged 4 times among ordinary lines and secrets."""
-    module = sc.module.removesuffix(".py").replace("/", ".")
+    module = (sc.entry or sc.module).removesuffix(".py").replace("/", ".")
+    where = repo / sc.log_root if sc.log_root else repo
+    shown = "/app" if sc.log_root else "/srv/app"
     code = (
         "import logging, sys\nlogging.basicConfig(format='%(asctime)s %(levelname)s %(message)s')\n"
         f"from {module} import *\ntry:\n    {sc.trigger}\nexcept Exception:\n"
@@ -317,7 +367,7 @@ def crash_log(sc: Scenario, repo: Path) -> str:
         done = subprocess.run(
             [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=60
         )
-        lines.append(done.stderr.rstrip().replace(str(repo), "/srv/app"))
+        lines.append(done.stderr.rstrip().replace(str(where), shown))
         lines.append(f"2026-01-0{n + 1} 10:00:02,000 DEBUG anthropic key={LOG_SECRETS[1]}")
     return "\n".join(lines) + "\n"
 
@@ -355,6 +405,8 @@ class Result:
     name: str
     candidate: bool = False
     recall: bool = False
+    related: bool | None = None  # the scenario's `needs` in the first prompt (None: it has none)
+    tests_shown: bool = False  # the module's existing tests in the first prompt
     prompt_tokens: int = 0
     applies: bool = False
     reproduced: bool = False
@@ -402,6 +454,10 @@ async def run_scenario(
         if sent:
             first = json.dumps(sent[0].body)
             result.recall = f"def {sc.function}" in first
+            if sc.needs:
+                result.related = all(json.dumps(n)[1:-1] in first for n in sc.needs)
+            first_test = next((ln for ln in sc.existing.splitlines() if ln.startswith("def ")), "")
+            result.tests_shown = bool(first_test) and json.dumps(first_test)[1:-1] in first
             result.prompt_tokens = len(first) // 4
         texts = [r.text for r in sent] + github.bodies()
         result.secrets = [
@@ -470,6 +526,7 @@ async def main(args: argparse.Namespace) -> int:
                 results.append(result)
                 print(
                     f"{sc.name:<11} candidate={result.candidate!s:<5} recall={result.recall!s:<5} "
+                    f"related={result.related!s:<5} tests={result.tests_shown!s:<5} "
                     f"tokens={result.prompt_tokens:<5} rounds={result.requests} "
                     f"status={result.status:<9} reproduced={result.reproduced!s:<5} "
                     f"verified={result.verified!s:<5} pr={result.pr!s:<5} "
@@ -484,6 +541,11 @@ async def main(args: argparse.Namespace) -> int:
     print()
     print(f"scenarios: {len(results)} ({len(code_bugs)} code bugs, {len(ops)} operational)")
     print(f"context recall (bug function in the prompt): {rate(results, 'recall', asked)}")
+    needing = [r for r in asked if r.related is not None]
+    print(f"related code recall (imported definition, monorepo service file): "
+          f"{rate(needing, 'related')}")  # fmt: skip
+    with_tests = [r for r, sc in zip(results, scenarios, strict=True) if sc.existing and r.requests]
+    print(f"module tests in the prompt: {rate(with_tests, 'tests_shown')}")
     tokens = [r.prompt_tokens for r in asked]
     print(f"prompt tokens (first request, ~chars/4): mean {sum(tokens) // max(len(tokens), 1)}, "
           f"max {max(tokens, default=0)}")  # fmt: skip

@@ -8,6 +8,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -213,3 +214,93 @@ def test_env_example_is_systemd_syntax_and_names_the_secrets() -> None:
     for name in (defaults.http.token_env, defaults.autofix.token_env, "ANTHROPIC_API_KEY"):
         assert re.search(rf"^# {name}=", text, re.M), f"{name} not documented"
     assert re.search(r"^# RAILWAY_TOKEN=", text, re.M)
+
+
+# --- the opt-in drop-in for the verify sandbox ----------------------------------------------
+
+DROP_IN = SYSTEMD / "watcher-autofix-sandbox.conf"
+
+
+def with_drop_in(tmp_path: Path) -> Path:
+    """watcher.service installed with the drop-in where `systemctl edit` would put it."""
+    service = dict(zip(UNITS, installed_copies(tmp_path), strict=True))["watcher.service"]
+    conf = tmp_path / "watcher.service.d" / "autofix-sandbox.conf"
+    conf.parent.mkdir()
+    conf.write_text(DROP_IN.read_text())
+    return service
+
+
+def security(analyze: str, unit: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [analyze, "security", "--offline=true", "--threshold=30", str(unit)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def test_sandbox_drop_in_passes_verify_and_opens_only_the_sandboxs_namespaces(
+    tmp_path: Path,
+) -> None:
+    """With deploy/systemd/watcher-autofix-sandbox.conf installed as a drop-in, `systemd-analyze
+    verify` is silent, and `security` shows it loaded: user, pid, net and mnt namespaces and
+    @mount allowed, uts/ipc/cgroup still refused, the rating still "OK". Without it, user
+    namespaces are refused (so verify_command cannot be sandboxed under the unit)."""
+    analyze = need("systemd-analyze")
+    service = with_drop_in(tmp_path)
+    done = subprocess.run([analyze, "verify", str(service)], capture_output=True, text=True)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    report = security(analyze, service)
+    assert report.returncode == 0, report.stdout[-400:]
+    for kind in ("user", "pid", "net", "mnt"):
+        assert re.search(rf"✗ RestrictNamespaces=~{kind}\b", report.stdout), kind
+    for kind in ("uts", "ipc", "cgroup"):
+        assert re.search(rf"✓ RestrictNamespaces=~{kind}\b", report.stdout), kind
+    assert re.search(r"✗ SystemCallFilter=~@mount\b", report.stdout)
+    assert re.search(r"✓ SystemCallFilter=~@module\b", report.stdout)
+    (tmp_path / "watcher.service.d" / "autofix-sandbox.conf").unlink()
+    plain = security(analyze, service).stdout
+    assert re.search(r"✓ RestrictNamespaces=~user\b", plain)
+    assert re.search(r"✓ SystemCallFilter=~@mount\b", plain)
+
+
+def test_drop_in_allows_exactly_the_namespaces_the_sandbox_creates() -> None:
+    """The drop-in's RestrictNamespaces= lists the namespaces watcher.fix.sandbox's unshare
+    creates, no more (a new namespace in the sandbox fails here until the drop-in has it)."""
+    from watcher.fix.sandbox import UNSHARE
+
+    names = {"--user": "user", "--pid": "pid", "--net": "net", "--mount": "mnt"}
+    wanted = {names[flag] for flag in UNSHARE if flag in names}
+    allowed: set[str] = set()
+    for line in DROP_IN.read_text().splitlines():
+        if line.startswith("RestrictNamespaces="):
+            allowed |= set(line.partition("=")[2].split())
+    assert allowed == wanted == {"user", "pid", "net", "mnt"}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become an unprivileged uid")
+def test_sandbox_setup_needs_no_capability_the_unit_removes(tmp_path: Path) -> None:
+    """What the drop-in leaves alone is enough: as an unprivileged uid with an empty capability
+    bounding set and no_new_privs (the unit's DynamicUser=, CapabilityBoundingSet=,
+    NoNewPrivileges=), the sandbox's unshare + sandbox_init (bind mount, read-only remounts,
+    rlimits, setpriv) still sets up and runs a command."""
+    from watcher.fix import sandbox, sandbox_init
+
+    if not sandbox.namespaces_available():
+        pytest.skip("this kernel refuses user namespaces even to root")
+    python = "/usr/bin/python3"  # the system's: a venv under /root is not reachable by 65534
+    if not os.access(python, os.X_OK):
+        pytest.skip("no system python3")
+    box = Path(tempfile.mkdtemp(prefix="watcher-unit-"))  # reachable by uid 65534
+    try:
+        box.chmod(0o777)
+        init = box / "sandbox_init.py"
+        shutil.copy(sandbox_init.__file__, init)
+        init.chmod(0o644)
+        drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                "--bounding-set=-all", "--no-new-privs", "--"]  # fmt: skip
+        argv = [*drop, *sandbox.UNSHARE, *sandbox.UNSHARE_TAIL, python, "-I", str(init),
+                "--rw", str(box), "--", "sh", "-c", f"echo ok > {box}/out; id -u"]  # fmt: skip
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr[-500:]
+        assert (box / "out").read_text() == "ok\n" and done.stdout.strip() == "0"
+    finally:
+        shutil.rmtree(box, ignore_errors=True)

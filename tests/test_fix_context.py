@@ -254,3 +254,102 @@ def test_numbered_pads_line_numbers() -> None:
     """Line numbers are right-aligned to the widest one, then " | "."""
     excerpt = FileExcerpt("a.py", 9, 11, "a\nb\nc\n")
     assert excerpt.numbered() == " 9 | a\n10 | b\n11 | c"
+
+
+# --- related code: imported definitions, the module's tests, monorepo services -------------
+
+ORDERS = (
+    "from app.util import parse_qty, Money\n"
+    "from .pricing import unit_price\n"
+    "import json\n\n\n"
+    "def total(line):\n"
+    "    return parse_qty(line['qty']) * unit_price(line['sku'])\n"
+)
+UTIL = (
+    "import re\n\n\ndef unrelated():\n    return 0\n\n\n"
+    "def parse_qty(text):\n    return int(text)\n\n\n"
+    "class Money:\n    cents: int = 0\n"
+)
+
+
+@pytest.fixture
+def app_repo(tmp_path: Path) -> Path:
+    """A src-layout app whose orders module imports a helper, a pricing module and json."""
+    root = tmp_path / "repo"
+    write(root, "src/app/__init__.py", "")
+    write(root, "src/app/orders.py", ORDERS)
+    write(root, "src/app/util.py", UTIL)
+    write(root, "src/app/pricing.py", "def unit_price(sku):\n    return PRICES[sku]\n")
+    write(root, "tests/test_orders.py", "from app.orders import total\n\n\ndef test_total():\n"
+          "    assert total({'qty': '2', 'sku': 'a'}) == 2\n")  # fmt: skip
+    write(root, "tests/test_util.py", "def test_nothing():\n    pass\n")
+    return root
+
+
+def test_definitions_the_bug_file_imports_from_the_app_are_shown(app_repo: Path) -> None:
+    """The def/class of each name the bug file imports from the checkout (absolute import in a
+    src layout, relative import) is shown — and only those: no other function of the module,
+    nothing for a standard-library import."""
+    ctx = build_context(group(Frame("/srv/app/orders.py", 7, "total", True)), app_repo)
+    shown: dict[str, str] = {}
+    for excerpt in ctx.files:
+        shown[excerpt.path] = shown.get(excerpt.path, "") + excerpt.text
+    assert "def parse_qty(text):\n    return int(text)\n" in shown["src/app/util.py"]
+    assert "class Money:" in shown["src/app/util.py"]
+    assert "def unrelated" not in shown["src/app/util.py"]
+    assert "def unit_price(sku)" in shown["src/app/pricing.py"]
+    assert not any(path.endswith("json.py") for path in shown)
+
+
+def test_the_tests_of_the_touched_module_are_shown(app_repo: Path) -> None:
+    """tests/test_orders.py (the bug file's tests) is in the context; another module's are not."""
+    ctx = build_context(group(Frame("/srv/app/orders.py", 7, "total", True)), app_repo)
+    paths = [f.path for f in ctx.files]
+    assert "tests/test_orders.py" in paths and "tests/test_util.py" not in paths
+    assert paths[0] == "src/app/orders.py"  # the frame still comes first
+
+
+def test_related_code_yields_to_the_frames_under_a_tight_budget(app_repo: Path) -> None:
+    """Imported definitions and tests are dropped before the failing frame's own code."""
+    ctx = build_context(
+        group(Frame("/srv/app/orders.py", 7, "total", True)), app_repo, max_bytes=len(ORDERS)
+    )
+    assert [f.path for f in ctx.files] == ["src/app/orders.py"]
+    assert ctx.code_bytes <= len(ORDERS)
+
+
+@pytest.fixture
+def monorepo(tmp_path: Path) -> Path:
+    """Two services with files of the same names; users has a handlers.py billing lacks."""
+    root = tmp_path / "repo"
+    for service in ("billing", "users"):
+        write(root, f"services/{service}/api.py", f"def charge():\n    return '{service}'\n")
+    write(root, "services/users/handlers.py", "def handle():\n    return charge()\n")
+    write(root, "services/billing/models.py", "x = 1\n")
+    return root
+
+
+def test_monorepo_frame_matched_by_service_path_not_basename(monorepo: Path) -> None:
+    """A container path naming the service (`/app/services/users/api.py`) finds that service's
+    file, though billing's api.py sorts first."""
+    ctx = build_context(group(Frame("/app/services/users/api.py", 2, "charge", True)), monorepo)
+    assert ctx.files[0].path == "services/users/api.py"
+
+
+def test_monorepo_service_root_learned_from_the_traces_other_frames(monorepo: Path) -> None:
+    """Inside the container the service's code sits at /app: `/app/api.py` is ambiguous, but
+    the trace's `/app/handlers.py` exists only under services/users, so users' api.py is the
+    one shown (billing's would be, by name order)."""
+    frames = (Frame("/app/handlers.py", 2, "handle", True), Frame("/app/api.py", 2, "charge", True))
+    ctx = build_context(group(*frames), monorepo)
+    paths = [f.path for f in ctx.files][:2]
+    assert paths == ["services/users/api.py", "services/users/handlers.py"]
+
+
+def test_monorepo_service_paths_config_maps_a_source_to_its_directory(monorepo: Path) -> None:
+    """[autofix] service_paths maps the group's source to its directory when nothing else can
+    tell the services apart."""
+    g = group(Frame("/app/api.py", 2, "charge", True))
+    assert build_context(g, monorepo).files[0].path == "services/billing/api.py"  # name order
+    ctx = build_context(g, monorepo, service_paths={"worker": "services/users"})
+    assert ctx.files[0].path == "services/users/api.py"

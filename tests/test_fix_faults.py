@@ -110,11 +110,13 @@ def rigged(
     *,
     worktree: Callable[..., WorktreeLike] = Worktree,
     autofix: dict[str, Any] | None = None,
+    tool_calls: int = 0,
     **pipeline: Any,
 ) -> Iterator[Rig]:
     """The real pipeline: Analyzer (1 SDK retry), GitHub (1 retry, no backoff), git worktrees
     made by `worktree` (Worktree's arguments); `autofix` overrides [autofix] keys (default
-    one answer per group: repair_rounds 0); `pipeline` adds FixPipeline keywords."""
+    one answer per group: repair_rounds 0); `tool_calls`: the model's read-only tool calls
+    (0: none offered); `pipeline` adds FixPipeline keywords."""
     clock = Clock()
     overrides = {"repair_rounds": 0, **(autofix or {})}
     settings = AutofixConfig(
@@ -126,7 +128,7 @@ def rigged(
     budget = TokenBudget(settings.max_tokens_per_hour, settings.max_fixes_per_hour, clock=clock)
     analyzer = Analyzer(
         model=settings.model, max_retries=1, timeout=10, deadline=60, budget=budget,
-        redact=redactor.redact,
+        redact=redactor.redact, max_tool_calls=tool_calls,
     )  # fmt: skip
     environ = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
 
@@ -148,16 +150,24 @@ def rigged(
         yield Rig(fixer, store, shop, github, model, clock)
 
 
-@pytest.fixture
-def rig(
-    shop: Shop,  # noqa: F811 - the fixture imported above
-    github: GitHubFake,
-    anthropic_fake: AnthropicFake,
-    tmp_path: Path,
-) -> Iterator[Rig]:
-    """The real pipeline over the fakes and the sample app's repository (see `rigged`)."""
-    with rigged(shop, github, anthropic_fake, tmp_path) as made:
-        yield made
+def rig_fixture(**options: Any) -> Any:
+    """A `rig` fixture for a test module: `rigged(**options)` over the shop, the GitHub fake
+    and the model fake (the module imports the `shop` and `github` fixtures)."""
+
+    @pytest.fixture
+    def rig(
+        shop: Shop,  # noqa: F811 - the fixture imported above
+        github: GitHubFake,
+        anthropic_fake: AnthropicFake,
+        tmp_path: Path,
+    ) -> Iterator[Rig]:
+        with rigged(shop, github, anthropic_fake, tmp_path, **options) as made:
+            yield made
+
+    return rig
+
+
+rig = rig_fixture()  # the real pipeline over the fakes and the sample app's repository
 
 
 # --- faults ----------------------------------------------------------------------------------

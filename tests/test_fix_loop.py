@@ -12,15 +12,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.fakes.anthropic_api import AnthropicFake, tool_use
-from tests.fakes.github_api import GitHubFake
+from tests.fakes.anthropic_api import tool_use
 from tests.test_autofix_e2e import FIX_INPUT, Shop, git, shop  # noqa: F401 - the fixture
-from tests.test_fix_faults import Rig, github, pricing_group, rigged  # noqa: F401 - fixture
+from tests.test_fix_faults import Rig, github, pricing_group, rig_fixture  # noqa: F401 - fixture
 from tests.test_fix_sandbox import EXFILTRATE, HOOK, KEY, TOKEN, available_modes
 from watcher.fix.summary import encodings
 
@@ -54,17 +51,8 @@ BREAKS_TOTAL = {
 pytestmark = pytest.mark.skipif(not available_modes(), reason="no sandbox mode on this machine")
 
 
-@pytest.fixture
-def rig(
-    shop: Shop,  # noqa: F811 - the fixture imported above
-    github: GitHubFake,  # noqa: F811
-    anthropic_fake: AnthropicFake,
-    tmp_path: Path,
-) -> Iterator[Rig]:
-    """The real pipeline with verify_command and two repair rounds."""
-    autofix = {"verify_command": VERIFY, "repair_rounds": 2, "draft": False}
-    with rigged(shop, github, anthropic_fake, tmp_path, autofix=autofix) as made:
-        yield made
+# verify_command and two repair rounds
+rig = rig_fixture(autofix={"verify_command": VERIFY, "repair_rounds": 2, "draft": False})
 
 
 def tool_results(rig: Rig) -> list[str]:
@@ -176,4 +164,3 @@ async def test_a_hostile_reproduction_test_leaks_nothing(rig: Rig) -> None:
     [pull] = rig.github.pulls.values()
     texts = [r.text for r in rig.model.requests] + [pull["body"], stored]
     assert secrets_in(*texts) == []
-

@@ -17,7 +17,7 @@ from watcher.fix.analyze import AnalysisError, BudgetExceeded, MalformedAnswer, 
 from watcher.fix.candidates import Gate, decide, rank, skip_reason
 from watcher.fix.context import FixContext
 from watcher.fix.git import DEFAULT_IDENTITY, Identity, PushResult
-from watcher.fix.github import GitHubError, PullRef
+from watcher.fix.github import GitHubError, PullRef, ReviewNote
 from watcher.fix.patch import GuardResult, apply
 from watcher.fix.pipeline import FixPipeline, report_analysis
 from watcher.fix.redact import Redactor
@@ -128,6 +128,9 @@ class FakeGitHub:
     async def pr_state(self, number: int) -> str:
         return self.states.get(number, "open")
 
+    async def review_notes(self, number: int) -> list[ReviewNote]:
+        return []
+
     async def close(self) -> None:
         pass
 
@@ -174,6 +177,10 @@ class FakeWorktree:
 
     async def delete_branch(self) -> None:
         self.events.append("delete")
+
+    async def delete_stale(self, branch: str, sha: str) -> bool:
+        self.events.append(f"delete stale {branch}")
+        return True
 
 
 class FakeVerifier:
@@ -652,20 +659,25 @@ async def test_proposed_test_is_added_as_a_new_file(checkout: Path, store: Store
 
 async def test_refresh_records_merges_and_closes(checkout: Path, store: Store) -> None:
     """Merged PRs mark the fix merged and the group fixed; closed ones are recorded too."""
-    store.upsert_groups([group("g1"), group("g2"), group("g3")])
+
+    def bug(gid: str) -> ErrorGroup:  # three bugs: three functions (not fragments of one)
+        frame = Frame("/srv/shop/shop/pricing.py", 3, f"average_item_price_{gid}")
+        return group(gid, frames=[frame], top_frame=frame)
+
+    store.upsert_groups([bug("g1"), bug("g2"), bug("g3")])
     answers = [  # three different patches: identical ones would share one PR
         analysis(edits=(dataclasses.replace(GOOD_EDIT, replace=GOOD_EDIT.replace + "#" * n),))
         for n in (1, 2, 3)
     ]
     rig = make_rig(checkout, store, *answers)
-    fixes = [await rig.pipeline.run_one(group(g)) for g in ("g1", "g2", "g3")]
+    fixes = [await rig.pipeline.run_one(bug(g)) for g in ("g1", "g2", "g3")]
     rig.github.states = {1: "merged", 2: "closed"}
     changed = await rig.pipeline.refresh_prs()
     assert sorted((f.group_id, f.status) for f in changed) == [("g1", "merged"), ("g2", "closed")]
     assert [store.get_fix(f.id).status for f in fixes] == ["merged", "closed", "pr_open"]  # type: ignore[union-attr]
     assert [store.get_group(g).status for g in ("g1", "g2")] == ["fixed", "open"]  # type: ignore[union-attr]
     # neither comes back as a candidate
-    assert rig.pipeline.candidates([group("g1"), group("g2")]) == []
+    assert rig.pipeline.candidates([bug("g1"), bug("g2")]) == []
 
 
 def test_report_analysis_shows_refusals_and_diffs() -> None:

@@ -358,12 +358,40 @@ def test_fallbacks_are_chosen_and_said(monkeypatch: pytest.MonkeyPatch) -> None:
     chosen explicitly."""
     monkeypatch.setattr(sandbox, "namespaces_available", lambda: False)
     monkeypatch.setattr(sandbox.os, "geteuid", lambda: 0)
-    assert choose_mode("auto") == ("uid", "fallback: a separate uid (65534); network NOT isolated")
+    mode, why = choose_mode("auto")
+    assert mode == "uid" and why.startswith(
+        "fallback: a separate uid (65534); network NOT isolated"
+    )
+    assert "user namespaces refused" in why
     assert choose_mode("namespaces")[0] is None
     monkeypatch.setattr(sandbox.os, "geteuid", lambda: 1000)
     mode, why = choose_mode("auto")
     assert mode is None and "no sandbox available" in why
     assert choose_mode("off")[0] == "off"
+
+
+def test_check_config_says_the_mode_and_under_systemd_points_to_the_drop_in(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """check-config's lines: the mode verify_command will run in with the kernel's reason when
+    namespaces are refused, and — only when started by systemd (INVOCATION_ID) — the drop-in
+    that allows them; with no verify_command, that nothing runs and PRs say NOT verified."""
+    monkeypatch.setattr(sandbox, "namespaces_available", lambda: False)
+    monkeypatch.setattr(
+        sandbox, "namespaces_problem", lambda: "unshare failed: Operation not permitted"
+    )
+    monkeypatch.setattr(sandbox.os, "geteuid", lambda: 61234)  # DynamicUser: not root
+    [line, hint] = sandbox.explain("auto", "pytest -q", {"INVOCATION_ID": "abc"})
+    assert line.startswith("verify sandbox: NONE: verify_command will not run")
+    assert "unshare failed: Operation not permitted" in line
+    assert "deploy/systemd/watcher-autofix-sandbox.conf" in hint
+    assert len(sandbox.explain("auto", "pytest -q", {})) == 1  # not under systemd: no hint
+    monkeypatch.setattr(sandbox.os, "geteuid", lambda: 0)
+    [line, _] = sandbox.explain("auto", "pytest -q", {"INVOCATION_ID": "abc"})
+    assert line.startswith("verify sandbox: uid (fallback") and "network NOT isolated" in line
+    assert sandbox.explain("auto", " ", {}) == [
+        "verify sandbox: not used: verify_command is empty (fix PRs say NOT verified)"
+    ]
 
 
 async def test_no_sandbox_means_not_run(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:

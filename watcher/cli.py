@@ -438,12 +438,11 @@ def _check_config(args: argparse.Namespace) -> int:
     config = load_config(path)
     print(dump_effective(config), end="")
     where = config.path or "built-in defaults"
-    if config.autofix.verify_command.strip():
-        from watcher.fix.sandbox import choose_mode
+    if config.autofix.enabled or config.autofix.verify_command.strip():
+        from watcher.fix.sandbox import explain
 
-        mode, why = choose_mode(config.autofix.sandbox)
-        print(f"# verify sandbox: {mode or 'none: verify_command will not run'} ({why})",
-              file=sys.stderr)  # fmt: skip
+        for line in explain(config.autofix.sandbox, config.autofix.verify_command, os.environ):
+            print(f"# {line}", file=sys.stderr)
     print(f"# ok: {where}", file=sys.stderr)
     return _probe(config) if args.probe else EXIT_OK
 

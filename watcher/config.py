@@ -238,8 +238,22 @@ class AutofixConfig:
     retry_failed_after: SecondsOrZero = 21600.0
     output_dir: str = "watcher-fixes"
     token_env: str = "GITHUB_TOKEN"
+    service_paths: tuple[str, ...] = ()
+    max_tool_calls: NonNegativeInt = 8
+    max_tool_bytes: PositiveInt = 16000
+
+    def service_dirs(self) -> dict[str, str]:
+        """service_paths as source name -> checkout directory."""
+        pairs = (entry.partition("=") for entry in self.service_paths)
+        return {source.strip(): directory.strip().strip("/") for source, _, directory in pairs}
 
     def validate(self) -> None:
+        for entry in self.service_paths:
+            source, _, directory = entry.partition("=")
+            if not source.strip() or not directory.strip() or ".." in directory.split("/"):
+                raise ValueError(
+                    f'service_paths: expected "source=directory/in/repo", got {describe(entry)}'
+                )
         if self.github_repo and not _GITHUB_REPO.fullmatch(self.github_repo):
             raise ValueError(
                 f'github_repo: expected "owner/name", got {describe(self.github_repo)}'

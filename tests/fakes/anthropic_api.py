@@ -333,7 +333,7 @@ class AnthropicFake:
             return invalid_request(
                 f"tool_choice: forced tool use is not supported for model {body['model']}"
             )
-        return None
+        return _check_tools(body)
 
     def _next(self) -> Reply:
         if not self._script:
@@ -354,6 +354,45 @@ class AnthropicFake:
         if reply.status == 200 and isinstance(body, dict) and not payload.get("model"):
             payload = {**payload, "model": body.get("model") or _path_model(request_path)}
         return web.json_response(payload, status=reply.status, headers=headers)
+
+
+def _check_tools(body: dict[str, Any]) -> Reply | None:
+    """The API's tool-use checks: a forced tool must be defined, and every `tool_use` block of
+    an assistant turn must be answered by a `tool_result` block in the very next (user) message
+    — and no `tool_result` may answer an id the previous message did not call."""
+    names = {t.get("name") for t in body.get("tools") or () if isinstance(t, dict)}
+    choice = body.get("tool_choice") or {}
+    if choice.get("type") == "tool" and choice.get("name") not in names:
+        return invalid_request(f"tool_choice.name: tool {choice.get('name')!r} not found in tools")
+    messages = body["messages"]
+    for i, msg in enumerate(messages):
+        called = _ids(msg, "tool_use", "id") if msg.get("role") == "assistant" else []
+        nxt = messages[i + 1] if i + 1 < len(messages) else {}
+        answered = _ids(nxt, "tool_result", "tool_use_id") if nxt.get("role") == "user" else []
+        missing = [c for c in called if c not in answered]
+        if called and missing:
+            return invalid_request(
+                f"messages.{i}: `tool_use` ids were found without `tool_result` blocks "
+                f"immediately after: {', '.join(missing)}. Each `tool_use` block must have a "
+                "corresponding `tool_result` block in the next message."
+            )
+        prev = messages[i - 1] if i else {}
+        asked = _ids(prev, "tool_use", "id") if prev.get("role") == "assistant" else []
+        stray = [r for r in _ids(msg, "tool_result", "tool_use_id") if r not in asked]
+        if msg.get("role") == "user" and stray:
+            return invalid_request(
+                f"messages.{i}.content: unexpected `tool_use_id` found in `tool_result` blocks: "
+                f"{stray[0]}. Each `tool_result` block must have a corresponding `tool_use` "
+                "block in the previous message."
+            )
+    return None
+
+
+def _ids(message: Any, kind: str, key: str) -> list[str]:
+    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(content, list):
+        return []
+    return [str(b.get(key)) for b in content if isinstance(b, dict) and b.get("type") == kind]
 
 
 def _provider(path: str) -> str | None:

@@ -1,4 +1,5 @@
-"""A GitHub REST fake for PyGithub: repos, pulls, labels and issue reads, on 127.0.0.1.
+"""A GitHub REST fake for PyGithub: repos, pulls, labels, issue reads and a pull's discussion
+(conversation comments, reviews, review comments), on 127.0.0.1.
 
 PyGithub is synchronous, so the aiohttp app runs on its own event loop in a background thread
 and PyGithub talks to it over real HTTP (`Github(base_url=fake.url)`). The fake serves under
@@ -10,7 +11,8 @@ Knobs: `token` (anything else gets 401 "Bad credentials"), `forbid_writes` (403 
 accessible by personal access token" on POST/PATCH/PUT/DELETE), `list_lag` (that many pull
 listings return [] — GitHub's listing lags a create, which is how a 422 "already exists" reaches
 a client that listed first), `fail(status, ...)` (one-shot injected responses),
-`set_state(number, ...)` for merges and closes done "on GitHub", and `on(method, path, callback)`
+`set_state(number, ...)` for merges and closes done "on GitHub", `comment(number, ...)` for
+what reviewers wrote there, and `on(method, path, callback)`
 (a one-shot hook run once a request has taken effect, before its answer is sent).
 """
 
@@ -85,6 +87,8 @@ class GitHubFake:
         self.forbid_writes = False
         self.list_lag = 0
         self.pulls: dict[int, dict[str, Any]] = {}
+        # per pull number: issue comments, reviews, review (diff line) comments
+        self.discussion: dict[int, dict[str, list[dict[str, Any]]]] = {}
         self.requests: list[Recorded] = []
         self._injected: list[Injected] = []
         self._hooks: list[Hook] = []
@@ -153,6 +157,55 @@ class GitHubFake:
             pull["merged"] = merged
             pull["merged_at"] = "2024-05-02T10:00:00Z" if merged else None
             pull["closed_at"] = "2024-05-02T10:00:00Z" if state == "closed" else None
+
+    def comment(
+        self,
+        number: int,
+        body: str,
+        *,
+        kind: str = "issue",
+        user: str = "alice",
+        user_type: str = "User",
+        path: str = "",
+        line: int = 1,
+        state: str = "CHANGES_REQUESTED",
+    ) -> dict[str, Any]:
+        """Add what a reviewer wrote on GitHub: `kind` "issue" (a PR conversation comment,
+        GET /issues/{n}/comments), "review" (a review with its summary body and `state`,
+        GET /pulls/{n}/reviews) or "review_comment" (on a diff line of `path`,
+        GET /pulls/{n}/comments). Shapes from the REST docs."""
+        repo = next(iter(self.repos.values()))
+        with self._lock:
+            pull = self.pulls[number]
+            items = self.discussion.setdefault(number, {}).setdefault(kind, [])
+            ident = 5000 + sum(len(v) for d in self.discussion.values() for v in d.values())
+            when = "2024-05-02T09:00:00Z"
+            who = {"login": user, "id": 100 + len(user), "type": user_type}
+            item: dict[str, Any] = {"id": ident, "node_id": f"C_{ident}", "user": who,
+                                    "body": body, "author_association": "MEMBER"}  # fmt: skip
+            if kind == "issue":
+                item.update(
+                    url=self._api(repo, "issues", "comments", ident),
+                    html_url=f"{pull['html_url']}#issuecomment-{ident}",
+                    issue_url=pull["issue_url"], created_at=when, updated_at=when,
+                )  # fmt: skip
+            elif kind == "review":
+                item.update(
+                    state=state, commit_id=pull["head"]["sha"], submitted_at=when,
+                    html_url=f"{pull['html_url']}#pullrequestreview-{ident}",
+                    pull_request_url=pull["url"],
+                )  # fmt: skip
+            else:
+                item.update(
+                    url=self._api(repo, "pulls", "comments", ident), path=path, line=line,
+                    original_line=line, side="RIGHT", position=line, original_position=line,
+                    commit_id=pull["head"]["sha"], original_commit_id=pull["head"]["sha"],
+                    diff_hunk=f"@@ -{line},1 +{line},1 @@", pull_request_review_id=None,
+                    html_url=f"{pull['html_url']}#discussion_r{ident}",
+                    pull_request_url=pull["url"], created_at=when, updated_at=when,
+                )  # fmt: skip
+            items.append(item)
+            return item
 
     def add_pull(self, *, head: str, base: str = "main", title: str = "existing") -> dict[str, Any]:
         """Create a pull directly in the state (someone else opened it)."""
@@ -241,6 +294,13 @@ class GitHubFake:
             return web.Response(status=204) if pull["merged"] else _not_found()
         if rest[0] == "issues" and len(rest) == 2 and method == "GET":
             return _json(200, self._issue_json(pull))
+        talk = self.discussion.get(pull["number"], {})
+        if rest[0] == "issues" and rest[2:] == ["comments"] and method == "GET":
+            return _json(200, talk.get("issue", []))
+        if rest[0] == "pulls" and rest[2:] == ["reviews"] and method == "GET":
+            return _json(200, talk.get("review", []))
+        if rest[0] == "pulls" and rest[2:] == ["comments"] and method == "GET":
+            return _json(200, talk.get("review_comment", []))
         if rest[0] == "issues" and rest[2:] == ["labels"] and method in ("POST", "PUT"):
             return self._labels(repo, pull, body, replace=method == "PUT")
         return _not_found()

@@ -86,6 +86,17 @@ def blocking_fix(fixes: Iterable[Fix], gate: Gate, now: float) -> Fix | None:
     return None
 
 
+def closed_attempt(fixes: Iterable[Fix]) -> Fix | None:
+    """The newest fix (of `fixes`, newest first) whose pull request a reviewer closed without
+    merging — None when a later fix has a PR open or merged: what a retry must learn from."""
+    for fix in fixes:
+        if fix.status == "closed":
+            return fix
+        if fix.status in ("merged", "pr_open"):
+            return None
+    return None
+
+
 def describe_block(fix: Fix) -> str:
     """A sentence for a blocking fix."""
     if fix.status == "pr_open":
@@ -146,6 +157,41 @@ def fragments(groups: Sequence[ErrorGroup]) -> tuple[list[ErrorGroup], dict[str,
             first[where] = group.id
         kept.append(group)
     return kept, dropped
+
+
+# A fix in one of these states holds its location: no other group's fix is tried there.
+HOLDS_LOCATION = ("pr_open", "merged", "pending")
+
+
+def location_holders(fixes: Iterable[Fix], gate: Gate, now: float) -> dict[str, Fix]:
+    """Location ("file:function", recorded with each fix) -> a fix holding it: its PR open or
+    merged, or it is still running. Fragments of one bug found in a later run (another group,
+    same location) are not fixed a second time."""
+    holders: dict[str, Fix] = {}
+    for fix in fixes:
+        where = fix.details.get("location")
+        if not isinstance(where, str) or fix.status not in HOLDS_LOCATION:
+            continue
+        if fix.status == "pending" and now - fix.created >= gate.stale_after:
+            continue
+        holders.setdefault(where, fix)
+    return holders
+
+
+def held_by(group: ErrorGroup, holders: dict[str, Fix]) -> Fix | None:
+    """Another group's fix holding this group's location, or None."""
+    where = location(group)
+    holder = holders.get(where) if where is not None else None
+    return holder if holder is not None and holder.group_id != group.id else None
+
+
+def describe_holder(fix: Fix) -> str:
+    """A sentence for a fragment whose location another group's fix holds."""
+    what = {"pr_open": "has a pull request open", "merged": "was fixed by"}.get(fix.status)
+    where = fix.details.get("location")
+    if what is None:
+        return f"same location ({where}) as group {fix.group_id}, whose fix is running"
+    return f"same location ({where}) as group {fix.group_id}, which {what} {fix.pr_url}"
 
 
 def rank(groups: Iterable[ErrorGroup]) -> list[ErrorGroup]:

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from watcher.fix import related
 from watcher.model import ErrorGroup, Frame
 
 MAX_FILE_BYTES = 1_000_000
@@ -65,6 +66,9 @@ class FixContext:
     evidence: dict[str, Any]
     missing: list[str] = field(default_factory=list)  # in-app frame files not in the checkout
     dropped: list[str] = field(default_factory=list)  # found, but left out for the byte budget
+    root: Path | None = None  # the checkout, for the model's read-only tools (watcher.fix.tools)
+    tool_calls: list[Any] = field(default_factory=list)  # their ToolCalls, across repair rounds
+    read: set[str] = field(default_factory=set)  # files the model read with them
 
     @property
     def code_bytes(self) -> int:
@@ -73,18 +77,27 @@ class FixContext:
 
 
 def build_context(
-    group: ErrorGroup, repo_path: Path, *, max_bytes: int = 60_000, lines_around: int = 40
+    group: ErrorGroup,
+    repo_path: Path,
+    *,
+    max_bytes: int = 60_000,
+    lines_around: int = 40,
+    service_paths: Mapping[str, str] | None = None,
 ) -> FixContext:
-    """The code around the group's frames (in-app first, innermost first) and its evidence.
+    """The code around the group's frames (in-app first, innermost first), the definitions the
+    bug file imports from the app and its tests, and the group's evidence.
 
     At most `max_bytes` of excerpt text: when they do not all fit, a frame's window is narrowed,
-    then the outermost frames are dropped first.
+    then the outermost frames are dropped first. `service_paths`: source name -> the checkout
+    directory of that service (a monorepo), preferred when a frame's file name is ambiguous.
     """
     root = repo_path.resolve()
     index = RepoIndex.build(root)
-    targets, missing = _targets(group, index)
+    targets, missing = _targets(group, index, root, service_paths or {})
     files, dropped = _excerpts(root, targets, max_bytes, lines_around, missing)
-    return FixContext(files=files, evidence=evidence(group), missing=missing, dropped=dropped)
+    return FixContext(
+        files=files, evidence=evidence(group), missing=missing, dropped=dropped, root=root
+    )
 
 
 # --- the checkout ----------------------------------------------------------------------------
@@ -100,31 +113,46 @@ class RepoIndex:
     def build(cls, root: Path) -> RepoIndex:
         """Walk the checkout once, not following directory symlinks, skipping tool dirs."""
         by_name: dict[str, list[PurePosixPath]] = {}
-        for count, rel in enumerate(_walk(root)):
+        for count, rel in enumerate(walk(root)):
             if count >= MAX_INDEXED_FILES:
                 break
             by_name.setdefault(rel.name, []).append(rel)
         return cls(by_name)
 
-    def match(self, path: str, *, min_parts: int = 1) -> PurePosixPath | None:
-        """The checkout file with the longest common path suffix, at least `min_parts` long.
-
-        Ties go to the shortest path, then the first in sort order, so the answer is stable.
-        """
+    def best(self, path: str, *, min_parts: int = 1) -> tuple[int, list[PurePosixPath]]:
+        """The checkout files sharing the longest path suffix with `path` (all of them on a
+        tie), and that suffix's length; (0, []) when none shares `min_parts` parts."""
         parts = _frame_parts(path)
         if not parts:
-            return None
-        best: tuple[int, int, str] | None = None
-        found: PurePosixPath | None = None
+            return 0, []
+        top, found = 0, []
         for candidate in self.by_name.get(parts[-1], ()):
             score = _common_suffix(parts, candidate.parts)
-            key = (-score, len(candidate.parts), str(candidate))
-            if score >= min_parts and (best is None or key < best):
-                best, found = key, candidate
-        return found
+            if score >= min_parts and score > top:
+                top, found = score, [candidate]
+            elif score >= min_parts and score == top:
+                found.append(candidate)
+        return top, found
+
+    def match(
+        self, path: str, *, min_parts: int = 1, roots: Iterable[str] = ()
+    ) -> PurePosixPath | None:
+        """The checkout file with the longest common path suffix, at least `min_parts` long.
+
+        On a tie (a monorepo's several `api.py`), one under `roots` (the service's directory)
+        wins; then the shortest path, then the first in sort order, so the answer is stable.
+        """
+        _, found = self.best(path, min_parts=min_parts)
+        preferred = [c for c in found if any(_under(c, r) for r in roots)]
+        return min(preferred or found, key=lambda c: (len(c.parts), str(c)), default=None)
 
 
-def _walk(root: Path) -> Iterator[PurePosixPath]:
+def _under(path: PurePosixPath, root: str) -> bool:
+    return bool(root) and path.is_relative_to(root)
+
+
+def walk(root: Path) -> Iterator[PurePosixPath]:
+    """Every file of the checkout, relative, in a stable order, without tool directories."""
     for directory, dirs, files in os.walk(root, followlinks=False):
         dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
         rel_dir = PurePosixPath(Path(directory).relative_to(root).as_posix())
@@ -148,7 +176,7 @@ def _common_suffix(a: tuple[str, ...], b: tuple[str, ...]) -> int:
     return n
 
 
-def _read_lines(root: Path, rel: PurePosixPath) -> list[str] | None:
+def read_lines(root: Path, rel: PurePosixPath) -> list[str] | None:
     """The file's lines, or None when it is outside the checkout, too big, binary or unreadable."""
     try:
         real = (root / rel).resolve(strict=True)
@@ -173,6 +201,7 @@ class _Target:
     line: int | None
     name: str  # the path as the frame or message gave it
     required: bool = True  # an in-app frame: named in `missing` when it cannot be read
+    span: tuple[int, int] | None = None  # exactly these lines (a definition, a test file head)
 
 
 def ordered_frames(group: ErrorGroup) -> list[Frame]:
@@ -182,21 +211,61 @@ def ordered_frames(group: ErrorGroup) -> list[Frame]:
     return [f for f in inner_first if f.in_app] + [f for f in inner_first if not f.in_app]
 
 
-def _targets(group: ErrorGroup, index: RepoIndex) -> tuple[list[_Target], list[str]]:
+def _targets(
+    group: ErrorGroup, index: RepoIndex, root: Path, service_paths: Mapping[str, str]
+) -> tuple[list[_Target], list[str]]:
     targets: list[_Target] = []
     missing: list[str] = []
-    for frame in ordered_frames(group)[:MAX_FRAMES]:
+    frames = ordered_frames(group)[:MAX_FRAMES]
+    roots = service_roots(group, index, service_paths)
+    for frame in frames:
         # a library frame must match on its package dir too: "models.py" alone is too common
-        found = index.match(frame.file, min_parts=1 if frame.in_app else 2)
+        found = index.match(frame.file, min_parts=1 if frame.in_app else 2, roots=roots)
         if found is not None:
             targets.append(_Target(found, frame.line, frame.file, frame.in_app))
         elif frame.in_app and frame.file not in missing and _frame_parts(frame.file):
             missing.append(frame.file)
+    app = [t for t in targets if t.required]
+    spans = _related(app[0].path, index, root) if app else []
+    targets[len(app) : len(app)] = [
+        _Target(span.path, None, span.why, required=False, span=(span.first, span.last))
+        for span in spans
+    ]
     for word in _message_paths(group):
-        found = index.match(word)
+        found = index.match(word, roots=roots)
         if found is not None and all(t.path != found for t in targets):
             targets.append(_Target(found, None, word, required=False))
     return targets, missing
+
+
+def service_roots(
+    group: ErrorGroup, index: RepoIndex, service_paths: Mapping[str, str]
+) -> list[str]:
+    """Checkout directories the group's code lives under, for ambiguous file names: the
+    configured directory of each of its sources, then what its unambiguous in-app frames show
+    (`/app/handlers.py` found only as `services/billing/handlers.py`: the service's code runs
+    from `services/billing`)."""
+    roots = [service_paths[s].strip("/") for s in group.sources if service_paths.get(s)]
+    for frame in ordered_frames(group)[:MAX_FRAMES]:
+        score, found = index.best(frame.file) if frame.in_app else (0, [])
+        if len(found) == 1 and len(found[0].parts) > score:
+            roots.append(str(PurePosixPath(*found[0].parts[: len(found[0].parts) - score])))
+    return list(dict.fromkeys(roots))
+
+
+def _related(bug: PurePosixPath, index: RepoIndex, root: Path) -> list[related.Span]:
+    """What the bug file imports from the app, then its tests (see watcher.fix.related)."""
+
+    def resolve(suffix: str) -> PurePosixPath | None:
+        parts = _frame_parts(suffix)
+        return index.match(suffix, min_parts=len(parts), roots=[str(bug.parent)])
+
+    def read(path: PurePosixPath) -> list[str] | None:
+        return read_lines(root, path)
+
+    lines = read(bug) if bug.suffix == ".py" else None
+    spans = related.imported_definitions(bug, "".join(lines), resolve, read) if lines else []
+    return spans + related.module_tests(bug, index.by_name, read)
 
 
 def _message_paths(group: ErrorGroup) -> list[str]:
@@ -218,14 +287,19 @@ def _excerpts(
     budget = max_bytes
     for target in targets:
         if target.path not in files:
-            files[target.path] = _read_lines(root, target.path)
+            files[target.path] = read_lines(root, target.path)
             covered[target.path] = set()
         lines, have = files[target.path], covered[target.path]
         if lines is None:  # outside the checkout, binary, too big: as good as missing
             if target.required and target.name not in missing:
                 missing.append(target.name)
             continue
-        new = _fit(lines, have, target.line, around, budget)
+        if target.span is not None:
+            wanted = set(range(target.span[0], min(target.span[1], len(lines)) + 1)) - have
+            fits = sum(_size(lines[i - 1]) for i in wanted) <= budget
+            new = wanted if fits else None
+        else:
+            new = _fit(lines, have, target.line, around, budget)
         if new is None:
             dropped.append(f"{target.path}:{target.line or 1}")
             continue

@@ -275,6 +275,33 @@ class Worktree:
         await self._git("checkout", "--quiet", "--detach", cwd=self.path)
         await self._delete_local(self.branch)
 
+    async def delete_stale(self, branch: str, sha: str) -> bool:
+        """Delete the remote branch of an earlier, closed fix (no need to enter the worktree):
+        only a branch under the fix prefix, and only while it still points at `sha`, the commit
+        that fix pushed — a branch someone has added work to is kept. True when it is gone
+        (deleted now, or already deleted on GitHub)."""
+        if not branch.startswith(f"{self.prefix}/") or branch == self.base_branch or not sha:
+            raise GitError(f"refusing to delete {branch!r}: not a fix branch with a known commit")
+        if not self._remote_auth:
+            url = (await self._git("remote", "get-url", self.remote)).strip()
+            self._remote_auth = auth_env(url, self._token)
+        ref = f"refs/heads/{branch}"
+        listed = await self._git("ls-remote", self.remote, ref, network=True)
+        now = listed.split()[0] if listed.strip() else ""
+        if not now:
+            return True
+        if now != sha:
+            return False
+        code, output = await self._git_run(
+            "push", "--no-verify", "--porcelain", f"--force-with-lease={ref}:{sha}",
+            self.remote, f":{ref}", network=True,
+        )  # fmt: skip
+        if code != 0 and ("stale info" in output or "[rejected]" in output):
+            return False  # moved between the listing and the push
+        if code != 0:
+            raise GitError(f"git push --delete failed: {_clean(output)}")
+        return True
+
     def _check_pushable(self, branch: str) -> None:
         if branch in (self.base_branch, "") or branch not in self.created_branches:
             raise GitError(f"refusing to push {branch!r}: not a branch this run created")

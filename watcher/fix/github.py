@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any, Protocol
 
 import requests
@@ -47,6 +48,29 @@ class PullRef:
     url: str
     state: str
     created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewNote:
+    """What a reviewer wrote on a fix's PR: a conversation comment, a review's summary (with
+    its state, e.g. CHANGES_REQUESTED) or a comment on a diff line of `path`."""
+
+    author: str
+    kind: str  # "comment" | "review" | "review_comment"
+    body: str
+    path: str = ""
+    state: str = ""
+
+    def line(self) -> str:
+        """One line for the model: who, where, what."""
+        where = f" on {self.path}" if self.path else ""
+        state = f" ({self.state.lower().replace('_', ' ')})" if self.state else ""
+        text = " ".join(self.body.split())[:MAX_NOTE]
+        return f"{self.author}, {self.kind.replace('_', ' ')}{where}{state}: {text}"
+
+
+MAX_NOTE = 1_500  # characters of one comment
+MAX_NOTES = 20
 
 
 class _Counter(Protocol):
@@ -116,6 +140,12 @@ class GitHub:
         """The PR's state now: "open", "closed" or "merged"."""
         return await self._call(self._state, number)
 
+    async def review_notes(self, number: int) -> list[ReviewNote]:
+        """What humans wrote on PR `number` (bots' comments left out): conversation comments,
+        review summaries and diff-line comments, oldest first within each kind, at most 20."""
+        notes: list[ReviewNote] = await self._call(self._notes, number)
+        return notes
+
     async def close(self) -> None:
         """Release the HTTP connection pool."""
         await asyncio.to_thread(self._gh.close)
@@ -170,6 +200,25 @@ class GitHub:
             pull.edit(title=title, body=body)
         return pull
 
+    def _notes(self, number: int) -> list[ReviewNote]:
+        pull = self._repository().get_pull(number)
+        notes = [
+            ReviewNote(c.user.login, "comment", c.body or "")
+            for c in islice(pull.get_issue_comments(), MAX_NOTES * 2)
+            if not _bot(c.user)
+        ]
+        notes += [
+            ReviewNote(r.user.login, "review", r.body, state=r.state or "")
+            for r in islice(pull.get_reviews(), MAX_NOTES * 2)
+            if r.body and not _bot(r.user)
+        ]
+        notes += [
+            ReviewNote(c.user.login, "review_comment", c.body or "", path=c.path or "")
+            for c in islice(pull.get_review_comments(), MAX_NOTES * 2)
+            if not _bot(c.user)
+        ]
+        return [n for n in notes if n.body.strip()][:MAX_NOTES]
+
     def _state(self, number: int) -> str:
         pull = self._repository().get_pull(number)
         if pull.merged:
@@ -185,6 +234,11 @@ class GitHub:
         except requests.RequestException as exc:
             reason = type(exc).__name__
             raise GitHubError(f"cannot reach GitHub at {self._base_url} ({reason})") from exc
+
+
+def _bot(user: Any) -> bool:
+    """A GitHub App or bot account (CI, coverage): not a reviewer."""
+    return user is None or getattr(user, "type", "") == "Bot" or user.login.endswith("[bot]")
 
 
 def _error_text(exc: GithubException) -> str:

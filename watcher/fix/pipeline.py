@@ -31,10 +31,10 @@ from watcher.fix import candidates as gating
 from watcher.fix.analyze import AnalysisError, Analyzer, BudgetExceeded, TokenBudget
 from watcher.fix.analyze import estimate_tokens as _estimate
 from watcher.fix.context import FixContext, build_context
-from watcher.fix.git import Worktree, head_commit
+from watcher.fix.git import GitError, Worktree, head_commit
 from watcher.fix.github import GitHub, GitHubError
 from watcher.fix.outcomes import Recorder
-from watcher.fix.patch import SecretScan
+from watcher.fix.patch import GuardResult, SecretScan
 from watcher.fix.policy import Policy
 from watcher.fix.prompt import build_prompt, sanitize
 from watcher.fix.protocols import (
@@ -53,6 +53,7 @@ from watcher.fix.reporting import MAX_REPORT_DIFF as MAX_REPORT_DIFF
 from watcher.fix.reporting import report_analysis as report_analysis
 from watcher.fix.reporting import write_outputs
 from watcher.fix.sandbox import Limits, Sandbox
+from watcher.fix.schema import Analysis
 from watcher.metrics import Metrics
 from watcher.model import ErrorGroup, Fix
 from watcher.store import Store
@@ -122,6 +123,7 @@ class FixPipeline:
             )  # fmt: skip
         self.verifier = verifier
         self._github_factory = github
+        self._worktree_factory = worktree
         self._github: PullRequests | None = None
         self._running: set[str] = set()
         self._seed_budget()
@@ -153,6 +155,8 @@ class FixPipeline:
             budget=budget,
             redact=redactor.redact,
             endpoint=endpoint,
+            max_tool_calls=s.max_tool_calls,
+            max_tool_bytes=s.max_tool_bytes,
         )
         token = env.get(s.token_env, "")
 
@@ -198,11 +202,17 @@ class FixPipeline:
         """
         dry = self.settings.dry_run if dry_run is None else dry_run
         now = self.clock()
-        chosen = [
-            g
-            for g in groups
-            if gating.skip_reason(g, self._history(g.id), self.gate, now, dry_run=dry) is None
-        ]
+        holders = self._location_holders(now)
+        chosen = []
+        for g in groups:
+            if gating.skip_reason(g, self._history(g.id), self.gate, now, dry_run=dry) is not None:
+                continue
+            holder = gating.held_by(g, holders)
+            if holder is not None:
+                log.info("Fragment of a bug fixed in an earlier run: not tried.", group=g.id,
+                         of=holder.group_id, fix=holder.id)  # fmt: skip
+                continue
+            chosen.append(g)
         try:
             self.budget.check()
         except BudgetExceeded:
@@ -281,8 +291,16 @@ class FixPipeline:
             skipped = self.record.skipped(group, gating.describe_block(blocking), "exists")
             skipped.pr_url = blocking.pr_url
             return skipped
+        holders = await asyncio.to_thread(self._location_holders, self.clock())
+        holder = gating.held_by(group, holders)
+        if holder is not None:
+            skipped = self.record.skipped(group, gating.describe_holder(holder), "exists")
+            skipped.pr_url = holder.pr_url
+            return skipped
         fix = Fix(fix_id, group.id, "pending", self.clock())
         fix.details["dry_run"] = dry_run
+        fix.details["location"] = gating.location(group)
+        previous = gating.closed_attempt(history)
         try:
             if not dry_run and create_pr:
                 # a missing token or repo is the config's fault, not the group's: refuse before
@@ -291,7 +309,10 @@ class FixPipeline:
         except GitHubError as exc:
             return self.record.skipped(group, str(exc), "config")
         try:
-            ctx = await asyncio.to_thread(build_context, group, Path(self.settings.repo_path))
+            ctx = await asyncio.to_thread(
+                build_context, group, Path(self.settings.repo_path),
+                service_paths=self.settings.service_dirs(),
+            )  # fmt: skip
             # sized here too (the analyzer builds it again) so an over-budget run is refused
             # before a "pending" record exists that would count against the hour
             estimate = _estimate(build_prompt(ctx, self.redact), self.settings.max_output_tokens)
@@ -304,6 +325,8 @@ class FixPipeline:
             return await self.record.finish(fix, "failed", exc)
         await asyncio.to_thread(self.store.save_fix, fix)  # "pending": other processes skip it
         try:
+            if previous is not None:
+                await self._after_close(fix, group, ctx, previous, dry_run)
             await self._attempt(fix, group, ctx, create_pr, dry_run)
         except asyncio.CancelledError:
             # synchronously: an await here could be cancelled in turn and the record lost
@@ -317,6 +340,15 @@ class FixPipeline:
         return await self.record.finish(fix, fix.status)
 
     async def _attempt(
+        self, fix: Fix, group: ErrorGroup, ctx: FixContext, create_pr: bool, dry_run: bool
+    ) -> None:
+        try:
+            await self._analyze_and_act(fix, group, ctx, create_pr, dry_run)
+        finally:
+            if ctx.tool_calls:  # what the model read of the repo, for the record
+                fix.details["tool_calls"] = [call.to_dict() for call in ctx.tool_calls]
+
+    async def _analyze_and_act(
         self, fix: Fix, group: ErrorGroup, ctx: FixContext, create_pr: bool, dry_run: bool
     ) -> None:
         try:
@@ -348,13 +380,46 @@ class FixPipeline:
         if dry_run or decision.stage == "patch":
             fix.details["files"] = write_outputs(fix, group, s.output_dir, self.redact)
 
+    async def _after_close(
+        self, fix: Fix, group: ErrorGroup, ctx: FixContext, previous: Fix, dry_run: bool
+    ) -> None:
+        """A retry after a reviewer closed the last PR: their comments and the rejected patch
+        go into the prompt, and (for a real run) that PR's branch is deleted, unless someone
+        added work to it. Failures here are logged and recorded, never fatal."""
+        number = previous.details.get("pr_number")
+        notes: list[str] = []
+        try:
+            if isinstance(number, int):
+                notes = [n.line() for n in await self._pull_requests().review_notes(number)]
+        except GitHubError as exc:
+            log.warning("Cannot read the closed PR's comments.", error=self.redact(str(exc)))
+        ctx.evidence["previous_attempt"] = {
+            "pr_url": previous.pr_url, "diff": previous.diff, "notes": notes,
+        }  # fmt: skip
+        fix.details["previous"] = {"fix": previous.id, "pr_url": previous.pr_url,
+                                   "notes": len(notes)}  # fmt: skip
+        sha = str(previous.details.get("commit") or "")
+        if dry_run or not previous.branch:
+            return
+        try:
+            deleted = await self._worktree_factory(group).delete_stale(previous.branch, sha)
+        except (GitError, OSError) as exc:
+            deleted = False
+            log.warning("Stale fix branch not deleted.", error=self.redact(str(exc)))
+        fix.details["stale_branch"] = {"branch": previous.branch, "deleted": deleted}
+        log.info("Stale fix branch.", branch=previous.branch, deleted=deleted, group=group.id)
+
     def _loop(self, ctx: FixContext) -> RepairLoop:
-        """The repair loop for one fix: its guard refuses edits to files the model never saw."""
-        shown = {f.path for f in ctx.files}
+        """The repair loop for one fix: its guard refuses edits to files the model never saw
+        (shown in the prompt, or read with its tools up to that round)."""
         s = self.settings
+
+        def guard(answer: Analysis, root: Path) -> GuardResult:
+            return self.publisher.guard(answer, root, {f.path for f in ctx.files} | ctx.read)
+
         return RepairLoop(
             self.analyzer,
-            lambda answer, root: self.publisher.guard(answer, root, shown),
+            guard,
             verifier=self.verifier,
             verify_command=s.verify_command,
             repair_rounds=s.repair_rounds,
@@ -412,6 +477,13 @@ class FixPipeline:
 
     def _history(self, group_id: str) -> list[Fix]:
         return self.store.list_fixes(group_id=group_id, limit=50)
+
+    def _location_holders(self, now: float) -> dict[str, Fix]:
+        """Blocking: the fixes holding a code location (see gating.location_holders)."""
+        fixes = [
+            f for s in gating.HOLDS_LOCATION for f in self.store.list_fixes(status=s, limit=1000)
+        ]
+        return gating.location_holders(fixes, self.gate, now)
 
     def _attempts_last_hour(self, now: float) -> int:
         return gating.attempts_since(self.store.list_fixes(limit=1000), now - HOUR)

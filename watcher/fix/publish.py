@@ -231,6 +231,7 @@ class Publisher:
                 self.record.left_behind(fix, tree.branch, error)
             raise
         fix.branch = pushed.branch
+        fix.details["commit"] = pushed.sha  # a retry after a close deletes the branch at it
         return pushed
 
     async def _open_pr(

@@ -61,16 +61,28 @@ INIT = Path(sandbox_init.__file__)
 
 
 @functools.cache
+def namespaces_problem() -> str | None:
+    """Why this machine refuses the user+PID+net+mount namespaces (None: it allows them);
+    probed once, by running the sandbox's own setup on `true`."""
+    missing = [name for name in ("unshare", "setpriv") if shutil.which(name) is None]
+    if missing:
+        return f"{' and '.join(missing)} not installed (util-linux)"
+    probe = [*UNSHARE, *UNSHARE_TAIL, sys.executable, "-I", str(INIT), "--rw", "/tmp"]
+    try:
+        done = subprocess.run([*probe, "--", "true"], capture_output=True, timeout=20, check=False)
+    except OSError as exc:
+        return f"cannot run unshare: {exc}"
+    except subprocess.TimeoutExpired:
+        return "the namespace probe timed out"
+    if done.returncode == 0:
+        return None
+    lines = done.stderr.decode(errors="replace").strip().splitlines()
+    return (lines[-1] if lines else f"unshare exited {done.returncode}")[:200]
+
+
 def namespaces_available() -> bool:
     """Whether this kernel lets us create the user+PID+net+mount namespaces (probed once)."""
-    if shutil.which("unshare") is None or shutil.which("setpriv") is None:
-        return False
-    try:
-        probe = [*UNSHARE, *UNSHARE_TAIL, sys.executable, "-I", str(INIT), "--rw", "/tmp"]
-        done = subprocess.run([*probe, "--", "true"], capture_output=True, timeout=20, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
+    return namespaces_problem() is None
 
 
 def choose_mode(wanted: str) -> tuple[Mode | None, str]:
@@ -79,11 +91,31 @@ def choose_mode(wanted: str) -> tuple[Mode | None, str]:
         return "off", "sandbox off by configuration: verify_command runs unisolated"
     if wanted in ("auto", "namespaces") and namespaces_available():
         return "namespaces", "user, PID, network and mount namespaces"
+    refused = f"user namespaces refused: {namespaces_problem() or 'probe failed'}"
     if wanted == "namespaces":
-        return None, "user namespaces are not available on this kernel (sandbox = namespaces)"
+        return None, f"{refused} (sandbox = namespaces)"
     if os.geteuid() == 0 and shutil.which("setpriv") is not None:
-        return "uid", "fallback: a separate uid (65534); network NOT isolated"
-    return None, "no sandbox available: user namespaces refused and not running as root"
+        return "uid", f"fallback: a separate uid (65534); network NOT isolated ({refused})"
+    return None, f"no sandbox available: not running as root and {refused}"
+
+
+SYSTEMD_DROP_IN = "deploy/systemd/watcher-autofix-sandbox.conf"
+
+
+def explain(wanted: str, verify_command: str, environ: Mapping[str, str]) -> list[str]:
+    """What `watcher check-config` says about the verify sandbox: the mode it will run in and
+    why, and under systemd (INVOCATION_ID set) how to allow the namespaces."""
+    if not verify_command.strip():
+        return ["verify sandbox: not used: verify_command is empty (fix PRs say NOT verified)"]
+    mode, why = choose_mode(wanted)
+    label = mode or "NONE: verify_command will not run (PRs say NOT verified)"
+    lines = [f"verify sandbox: {label} ({why})"]
+    if mode != "namespaces" and wanted != "off" and environ.get("INVOCATION_ID"):
+        lines.append(
+            "under systemd, RestrictNamespaces=yes and the @privileged filter refuse the "
+            f"namespaces: install {SYSTEMD_DROP_IN} as a drop-in (README, Auto-fix)"
+        )
+    return lines
 
 
 def sandbox_env(
@@ -139,6 +171,8 @@ class Sandbox:
         if not argv:
             return not_run("no verify_command configured")
         mode, why = await asyncio.to_thread(choose_mode, self.wanted)
+        if mode is None and self._environ.get("INVOCATION_ID"):  # started by systemd
+            why += f"; under systemd see {SYSTEMD_DROP_IN}"
         if mode is None:
             log.warning("verify_command not run: no sandbox.", reason=why)
             return not_run(why)
