@@ -160,16 +160,13 @@ def _remember(part: str) -> str:
 
 _MONTH_WORD = re.compile("Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec")
 _BOOL_WORD = re.compile("true|false|True|False|TRUE|FALSE|null|NULL|None|nil")
-_EMPTY_BRACKETS = ("()", "[]", "{}")
 
 
 def _needs(text: str) -> int:
     """A bit per need of `_KIND_NEEDS` that `text` meets."""
-    chars = set(text)
     bits = 0
-    for bit, char in _CHAR_NEEDS:
-        if char in chars:
-            bits |= bit
+    for char in _NEED_CHARS.intersection(text):
+        bits |= _CHAR_BIT[char]
     if _MONTH_WORD.search(text):
         bits |= _MONTH
     if _BOOL_WORD.search(text):
@@ -178,7 +175,7 @@ def _needs(text: str) -> int:
         bits |= _HEX_PREFIX
     if "://" in text:
         bits |= _SCHEME
-    if any(pair in text for pair in _EMPTY_BRACKETS):
+    if "()" in text or "[]" in text or "{}" in text:
         bits |= _BRACKETS
     return bits
 
@@ -187,17 +184,18 @@ def _needs(text: str) -> int:
     1 << i for i in range(9)
 )
 _MONTH, _BOOL, _HEX_PREFIX, _BRACKETS, _SCHEME = (1 << i for i in range(9, 14))
-_CHAR_NEEDS = (
-    (_COLON, ":"),
-    (_SLASH, "/"),
-    (_BACKSLASH, "\\"),
-    (_AT, "@"),
-    (_DASH, "-"),
-    (_DOT, "."),
-    (_DQUOTE, '"'),
-    (_SQUOTE, "'"),
-    (_EQUALS, "="),
-)
+_CHAR_BIT = {
+    ":": _COLON,
+    "/": _SLASH,
+    "\\": _BACKSLASH,
+    "@": _AT,
+    "-": _DASH,
+    ".": _DOT,
+    '"': _DQUOTE,
+    "'": _SQUOTE,
+    "=": _EQUALS,
+}
+_NEED_CHARS = frozenset(_CHAR_BIT)
 # per kind of _KINDS, in order: the needs of which it must meet one (0: none, always tried)
 _KIND_NEEDS = (
     _SCHEME,  # URL
@@ -289,7 +287,13 @@ def mask(message: str) -> str:
 def is_variable(token: str) -> bool:
     """True for a masked token that is only variables and punctuation ("<*>:<*>", "(<*>),")."""
     # the punctuation is formatting of the value, which differs between values of one field
-    return WILDCARD in token and not any(ch.isalnum() for ch in token.replace(WILDCARD, ""))
+    # ([^\W_] is str.isalnum: \w is the alphanumerics and "_")
+    return token == WILDCARD or (
+        WILDCARD in token and _ALNUM.search(token.replace(WILDCARD, "")) is None
+    )
+
+
+_ALNUM = re.compile(r"[^\W_]")
 
 
 def mask_tokens(message: str) -> list[str]:

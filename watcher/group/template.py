@@ -21,6 +21,7 @@ and a bounded cache keyed on the masked text both map straight to the cluster.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import typing
 from collections import OrderedDict
@@ -85,6 +86,7 @@ def _bucket_key(tokens: list[str]) -> tuple[int, str]:
     return (len(tokens), tokens[0] if tokens else "")
 
 
+@functools.cache
 def _need(width: int) -> int:
     """The fewest agreeing positions of `width` that reach SIMILARITY."""
     return next(n for n in range(width + 1) if _similarity_of(n, width) >= SIMILARITY)
