@@ -115,6 +115,6 @@ def test_windows_made_lazily_count_like_rings_fed_every_event(
             ring.add(t)
     eager = Windows(spans, labels)
     eager._rings = rings
-    assert lazy.counts(now) == {label: r.count(now) for label, r in zip(labels, rings)}
+    assert lazy.counts(now) == {label: r.count(now) for label, r in zip(labels, rings, strict=True)}
     assert [lazy.count(label, now) for label in labels] == [r.count(now) for r in rings]
     assert lazy.trend(now) == eager.trend(now)
