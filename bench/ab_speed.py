@@ -3,6 +3,8 @@
 On a machine shared with other work, absolute figures drift by tens of percent between minutes,
 so every figure here is a ratio measured in one run: the contenders take turns, each round runs
 each of them once on the same input, and the median of the rounds is printed with its spread.
+Rates are per CPU second of the whole process (start-up included); wall-clock rates are shown
+beside them.
 
   templates  `watcher templates` on Loghub-2k text seen once (x1), and a renamed xN corpus
              in which no template repeats (each copy's letters rotated), against Drain3
@@ -25,8 +27,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
+import io
+import logging
 import os
 import random
+import resource
 import statistics
 import string
 import subprocess
@@ -36,6 +42,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 LOGHUB = Path("/work/shared/data/loghub-2k")
@@ -50,15 +57,21 @@ class Contender:
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
     seconds: list[float] = field(default_factory=list)
+    wall: list[float] = field(default_factory=list)
 
 
 def run_once(c: Contender, data: Path, out: Path | None = None) -> float:
-    """Wall seconds of one whole process (start-up included), its stdout kept in `out`."""
+    """CPU seconds (user + system) of one whole process, start-up included, its stdout kept in
+    `out`. CPU time, not wall time: on a machine other work shares, a process waiting for a core
+    is not slower code (wall time is kept in `Contender.wall`)."""
     env = {**os.environ, **c.env}
     with data.open("rb") as stdin, (out or Path(os.devnull)).open("wb") as stdout:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         subprocess.run(c.argv, stdin=stdin, stdout=stdout, env=env, check=True, cwd=HERE.parent)
-        return time.perf_counter() - t0
+        c.wall.append(time.perf_counter() - t0)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
 def rounds(contenders: Sequence[Contender], data: Path, n: int) -> None:
@@ -68,16 +81,19 @@ def rounds(contenders: Sequence[Contender], data: Path, n: int) -> None:
             c.seconds.append(run_once(c, data))
 
 
-def report(title: str, lines: int, contenders: Sequence[Contender], ref: str) -> None:
+def report(
+    title: str, lines: int, contenders: Sequence[Any], ref: str, *, wall: bool = True
+) -> None:
     """Median lines/s of each contender, and its ratio to `ref` with the spread over rounds."""
     print(f"\n## {title} ({lines:,} lines, {len(contenders[0].seconds)} rounds)")
     base = next(c for c in contenders if c.name == ref)
     for c in contenders:
         rate = lines / statistics.median(c.seconds)
+        walls = f"({lines / statistics.median(c.wall) / 1000:.1f}k/wall-s)" if wall else ""
         ratios = sorted(b / s for s, b in zip(c.seconds, base.seconds, strict=True))
         print(
-            f"  {c.name:<16} {rate / 1000:8.1f}k lines/s   x{statistics.median(ratios):.2f} "
-            f"{ref} (rounds {ratios[0]:.2f}-{ratios[-1]:.2f})"
+            f"  {c.name:<10} {rate / 1000:7.1f}k lines/CPU-s {walls}  "
+            f"x{statistics.median(ratios):.2f} {ref} (rounds {ratios[0]:.2f}-{ratios[-1]:.2f})"
         )
 
 
@@ -115,17 +131,81 @@ def templates(args: argparse.Namespace, tmp: Path) -> None:
         (renamed, f"templates, renamed x{args.copies} (no template repeats)"),
     ):
         same = identical(watcher, args.base, data, tmp)
-        contenders = [Contender("this tree", watcher)]
-        if args.base:
-            contenders.append(Contender("base", watcher, {"PYTHONPATH": str(args.base)}))
-        if args.drain3_python:
-            contenders.append(Contender("drain3", [args.drain3_python, str(DRAIN3_GROUPER)]))
-        rounds(contenders, data, args.rounds)
-        ref = "drain3" if args.drain3_python else "base"
-        report(title, data.read_text(encoding="utf-8").count("\n"), contenders, ref)
-        if args.base:
-            report(title, data.read_text(encoding="utf-8").count("\n"), contenders, "base")
-        print(f"  output of this tree and base byte-identical: {same}")
+        text = data.read_bytes()
+        contenders = in_process_contenders(args.drain3_python)
+        for r in range(args.rounds):
+            for c in contenders[r % len(contenders) :] + contenders[: r % len(contenders)]:
+                c.seconds.append(c.run(text))
+        n = text.count(b"\n")
+        for ref in ("drain3", "before") if args.drain3_python else ("before",):
+            report(f"{title}, in one process", n, contenders, ref, wall=False)
+        print(f"  output of this tree and the base tree byte-identical: {same}")
+
+
+@dataclass
+class InProcess:
+    """A grouper run on the input in this process, timed in CPU seconds, caches cold."""
+
+    name: str
+    run_cold: Callable[[bytes], None]
+    seconds: list[float] = field(default_factory=list)
+
+    def run(self, text: bytes) -> float:
+        t0 = time.process_time()
+        self.run_cold(text)
+        return time.process_time() - t0
+
+
+def in_process_contenders(drain3_python: str | None) -> list[InProcess]:
+    """This tree's `watcher templates`, the one before issue 15 (the masker kept in
+    tests/reference_mask.py and the linear-scan miner of tests/test_miner_index.py: the tests
+    prove they print the same bytes as the base tree) and Drain3's grouper, all in this process
+    so that a busy machine slows them alike."""
+    sys.path.insert(0, str(HERE.parent))
+    from tests import reference_mask
+    from tests.test_miner_index import ReferenceMiner
+    from watcher.group import mask
+    from watcher.group.template import run_stream
+
+    def this_tree(text: bytes) -> None:
+        mask._constants.clear()  # a new process starts with no vocabulary nor variants
+        mask._BY_NEEDS.clear()
+        mask._asked.clear()
+        run_stream(io.BytesIO(text), io.BytesIO())
+
+    def before(text: bytes) -> None:
+        reference_mask._constants.clear()
+        run_stream(io.BytesIO(text), io.BytesIO(), ReferenceMiner())
+
+    out = [InProcess("this tree", this_tree), InProcess("before", before)]
+    if drain3_python:
+        out.append(InProcess("drain3", drain3_grouper(drain3_python)))
+    return out
+
+
+def drain3_grouper(python: str) -> Callable[[bytes], None]:
+    """Drain3 with its defaults, as ../shared/bench/drain3_grouper.py runs it, imported from the
+    site-packages of `python`'s environment."""
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    sys.path.append(site)
+    logging.disable(logging.INFO)
+    spec = importlib.util.spec_from_file_location("drain3_grouper", DRAIN3_GROUPER)
+    assert spec is not None and spec.loader is not None
+    grouper = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(grouper)
+
+    def run(text: bytes) -> None:
+        miner = grouper.build_miner("default", None)
+        ids = [
+            miner.add_log_message(raw.decode("utf-8", "surrogateescape"))["cluster_id"]
+            for raw in text.split(b"\n")[:-1]
+        ]
+        assert ids
+
+    return run
 
 
 def identical(watcher: list[str], base: Path | None, data: Path, tmp: Path) -> bool | None:

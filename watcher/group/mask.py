@@ -329,5 +329,10 @@ def _region_tokens(parts: list[str], simple: bool, tokens: list[str]) -> None:
     if simple:
         tokens.extend([WILDCARD] * len(parts))
         return
-    for token in _sub(" ".join(parts)).split():
-        tokens.append(WILDCARD if is_variable(token) else token)
+    # (is_variable inlined for the common tokens: no "<*>" at all, or exactly "<*>")
+    tokens.extend(
+        [
+            token if WILDCARD not in token else WILDCARD if is_variable(token) else token
+            for token in _sub(" ".join(parts)).split()
+        ]
+    )
