@@ -120,7 +120,8 @@ _PART_RE = re.compile(
     r"|[-=:|*#~.,;!?&<>]+)"
     r"|(?!0[xX])[A-Za-z0-9_]*[0-9][A-Za-z0-9_]*(?P<punct>[,;:)\]]*)"
 )
-# Parts proven constant, so that a line of known words costs one dict look-up per word. Only
+# Parts proven constant, so that a line of known words costs one dict look-up per word, each
+# mapped to its token (itself, or `<*>` for a punctuation run holding a literal "<*>"). Only
 # constants are kept (a vocabulary, not values), and the dict is cleared when full.
 _constants: dict[str, str] = {}
 CONSTANTS_LIMIT = 100_000
@@ -130,7 +131,7 @@ CONSTANT_CHARS = 64
 
 
 def _constant(part: str) -> str | None:
-    """`part` itself if it is a CONSTANT part (see above), else None."""
+    """The token of a CONSTANT part (see above), else None."""
     known = _constants.get(part)
     if known is None:
         match = _PART_RE.fullmatch(part)
@@ -141,12 +142,13 @@ def _constant(part: str) -> str | None:
 
 
 def _remember(part: str) -> str:
-    """Keep a part proven constant in the vocabulary; return it."""
+    """Keep a part proven constant in the vocabulary; return its token."""
+    token = WILDCARD if WILDCARD in part else part
     if len(part) <= CONSTANT_CHARS:
         if len(_constants) >= CONSTANTS_LIMIT:
             _constants.clear()
-        _constants[part] = part
-    return part
+        _constants[part] = token
+    return token
 
 
 # -- the alternation per feature set ----------------------------------------------------------
@@ -318,8 +320,7 @@ def mask_tokens(message: str) -> list[str]:
         if start >= 0:
             _region_tokens(parts[start:i], simple, tokens)
             start = -1
-        # a constant punctuation run may hold a literal "<*>"
-        tokens.append(WILDCARD if WILDCARD in token else token)
+        tokens.append(token)
     if start >= 0:
         _region_tokens(parts[start:], simple, tokens)
     return tokens
