@@ -1,5 +1,7 @@
-"""The masker as it was before issue 15 (commit 02d1272), kept as the reference that the faster
-`watcher.group.mask` must equal on every input (tests/test_mask_equivalence.py).
+"""The masking algorithm as it was before issue 15 (commit 02d1272), kept as the reference that
+the faster `watcher.group.mask` must equal on every input (tests/test_mask_equivalence.py). The
+kinds and the part classifier are imported from it: what is checked is the algorithm that applies
+them (the whole alternation over each region, two fullmatches per part), not the kinds.
 
 Variable masking: replace the values a logging statement interpolates with `<*>`.
 
@@ -17,119 +19,13 @@ from __future__ import annotations
 
 import re
 
-WILDCARD = "<*>"
-
-# Common TLDs and two-letter country codes decide whether `a.b.c` is a host name (a variable) or
-# a dotted identifier such as a Java class (usually a constant of the statement).
-_TLDS = (
-    "com|net|org|edu|gov|mil|int|io|dev|app|cloud|local|localdomain|internal|lan|info|biz|"
-    "co|me|ai|tv|uk|de|fr|jp|cn|ru|br|in|au|ca|nl|eu"
-)
-
-# Units after a number make the pair one value: "12 ms" and "3 sec" are one variable each.
-_UNITS = (
-    r"(?:[KMGTP]i?B|[kKMGT]?bytes?|B|b|[munµ]?s|secs?|seconds?|mins?|minutes?|h|hrs?|hours?|"
-    r"days?|%)"
-)
-
-_MONTHS = r"\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?"
-_DAYS = r"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*\.?"
-
-_KINDS: tuple[str, ...] = (
-    # URLs with a scheme; everything up to whitespace or a closing delimiter is the value.
-    # The look-behinds here and on e-mails and the catch-all keep masking linear: without them
-    # the engine re-scans a long run ("a-a-a-…", 64 KiB) from each of its positions (quadratic,
-    # ~40 s a line). Only a run's first character can start these kinds anyway, unless a match
-    # of another kind ended inside the run.
-    r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>)\]]+",
-    # e-mail addresses
-    r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+",
-    # UUIDs
-    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
-    # ISO-8601 / syslog-ish date-times and dates
-    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?",
-    # syslog / ctime style dates: "Mon Jul 10 03:55:15 2005", "Jul  1 09:00:55", "10 Jul 2005"
-    rf"(?:{_DAYS},?\s+)?{_MONTHS}\s+\d{{1,2}},?(?:\s+\d{{1,2}}:\d{{2}}(?::\d{{2}})?(?:[.,]\d+)?)?"
-    r"(?:\s+\d{4})?(?!\w)",
-    rf"\d{{1,2}}\s+{_MONTHS}\s+\d{{4}}",
-    # clock times and short durations (12:34:56.789, 00:01)
-    r"(?<![\w:])\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?(?![\w:])",
-    # IPv4 with optional port
-    r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?(?![\w.])",
-    # IPv6 (full or compressed forms with at least two colons) and MAC addresses
-    r"(?<![\w:])(?:[0-9a-fA-F]{1,4}:){2,7}(?::|[0-9a-fA-F]{1,4})(?![\w:])",
-    # file-system paths: a leading slash (or drive) and at least one more segment
-    r"(?<![\w/.])(?:[A-Za-z]:)?(?:[/\\][\w.@%+~$-]+){2,}[/\\]?",
-    # host names ending in a known TLD, optionally with a port
-    rf"(?<![\w.-])(?:(?:[A-Za-z0-9-]+\.)+(?:{_TLDS})|(?:[A-Za-z0-9-]+\.){{2,}}[a-z]{{2}})"
-    r"(?::\d{1,5})?(?![\w.-])",
-    # sizes and durations with their unit, incl. a human-readable alternate: "12 bytes (1.2 KB)"
-    rf"[<>]?=?[-+]?\d+(?:[.,]\d+)?\s?{_UNITS}(?:\s\([-+]?\d+(?:[.,]\d+)?\s?{_UNITS}\))?(?![\w.])",
-    # quoted single words; a quoted phrase is often a message fragment (an HTTP request line)
-    # whose words say which statement it is, so its variables are left to the other rules
-    r"(?<!\w)\"[^\"\s]{0,200}\"(?!\w)",
-    r"(?<!\w)'[^'\s]{0,200}'(?!\w)",
-    # the value of key=value (empty values stay empty: "ruser= rhost=")
-    r"(?<=[A-Za-z_]=)[^\s,;&)\]}\"']+",
-    # printed booleans and nulls
-    r"\b(?:true|false|True|False|TRUE|FALSE|null|NULL|None|nil)\b",
-    # empty brackets print an empty value
-    r"(?<!\w)(?:\(\)|\[\]|\{\})",
-    # hex numbers with a 0x prefix, and long bare hex runs (hashes, ids)
-    r"0[xX][0-9a-fA-F]+",
-    r"(?<![\w])[0-9a-fA-F]{8,}(?![\w])",
-    # anything else that holds a digit: numbers, sizes, durations, ids like blk_-12 or node-7;
-    # from inside a run (where another kind's match ended: "0x1f-12") only with a digit within
-    # 33 characters, so a digitless run costs a bounded look per position (linear, see URLs)
-    r"(?<![\w.+-])[\w.+-]*\d[\w.+-]*|[\w.+-]{0,32}\d[\w.+-]*",
-)
+from watcher.group.mask import _KINDS, _PART_RE, CONSTANT_CHARS, CONSTANTS_LIMIT, WILDCARD
 
 _MASK_RE = re.compile("|".join(f"(?:{kind})" for kind in _KINDS))
 
-# -- fast path --------------------------------------------------------------------------------
-#
-# The alternation costs ~0.4 us per character (the engine tries every kind at every position),
-# so it only runs on the parts of a line that need it. A line is cut at single spaces into parts
-# and each part is classified:
-#
-# CONSTANT  a word or identifier ("failed", "(TID", "done.", "org.apache.Foo:", "get_id()") or
-#           a punctuation run ("=", "--", "->"). No kind
-#           can start inside one, and none continues into one from the previous part: the kinds
-#           that cross whitespace continue only into a digit, a month name, a unit or "(<digit>".
-#           So a line's masking is the same whether or not these parts are fed to the regex.
-# SIMPLE    `[A-Za-z0-9_]*` holding a digit, then closing punctuation (",", ":", ")"): every
-#           kind that matches at its start ends exactly at the punctuation ("1482", "bn654",
-#           "12ms", "x86_64,"), so it masks to `<*>` + that punctuation, unless a neighbour can
-#           continue it ("12 ms", "10 Jul 2005"): only a run of SIMPLE parts between CONSTANT
-#           ones takes the shortcut.
-# other     a run of non-constant parts (with its spaces) goes through the regex as one string.
-#
-# `tests/test_mask.py` checks this against the plain one-pass regex on random text.
-
-# words that may be, or start, a variable: months and days (dates), units ("12 ms"), printed
-# booleans, and 8+ hex letters (hashes)
-_NOT_CONSTANT = (
-    r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec|Mon|Tue|Wed|Thu|Fri|Sat|Sun"
-    r"|true|false|True|False|TRUE|FALSE|null|NULL|None|nil|[a-fA-F]{8}"
-    r"|(?:[KMGTP]i?B|[kKMGT]?bytes?|B|b|[munµ]?s|secs?|seconds?|mins?|minutes?|h|hrs?|hours?"
-    r"|days?)(?![A-Za-z]))"
-)
-# after a dot, a segment that would make the part a host name ("a.b.com", "x.y.io")
-_TLD_LIKE = rf"(?:{_TLDS}|[a-z]{{2}})(?![A-Za-z_])"
-_WORD = rf"(?!{_NOT_CONSTANT})[A-Za-z_]+"
-_PART_RE = re.compile(
-    # a word or dotted identifier, maybe called "()", in brackets or before punctuation
-    rf"(?P<constant>[(\[]?{_WORD}(?:\.(?!{_TLD_LIKE}){_WORD})*(?:\(\))?[.,:;)\]!?]*"
-    r"|[-=:|*#~.,;!?&<>]+)"
-    r"|(?!0[xX])[A-Za-z0-9_]*[0-9][A-Za-z0-9_]*(?P<punct>[,;:)\]]*)"
-)
 # Parts proven constant, so that a line of known words costs one dict look-up per word. Only
 # constants are kept (a vocabulary, not values), and the dict is cleared when full.
 _constants: dict[str, str] = {}
-CONSTANTS_LIMIT = 100_000
-# Longer parts are not kept: no vocabulary has such words, and 100k of 64 KiB "words" (a hostile
-# line of letters) would be gigabytes.
-CONSTANT_CHARS = 64
 
 
 def _constant(part: str) -> str | None:
