@@ -19,8 +19,8 @@ beside them.
     $PY bench/ab_speed.py templates --base /tmp/base --drain3-python /tmp/venv-drain3/bin/python
     $PY bench/ab_speed.py flood --base /tmp/base --lines 200000
 
-`watcher run` with the store and the memory cap are measured by bench/reliability.py
-(`--only cardinality`), run once with PYTHONPATH=<base> and once without.
+  run        `watcher run` with the store on N unique errors (bench/reliability.py's cardinality
+             scenario, which checks nothing is lost and RSS stays under 300 MB), per tree.
 """
 
 from __future__ import annotations
@@ -232,7 +232,27 @@ def flood_lines(n: int, seed: int) -> list[str]:
     return out
 
 
+def miner_flood(args: argparse.Namespace) -> None:
+    """The miner alone (masking included) on unique messages sharing their first words, with the
+    bucket index against the linear scan before it (tests/test_miner_index.py), in this process."""
+    sys.path.insert(0, str(HERE.parent))
+    from tests.test_miner_index import ScanMiner
+    from watcher.group.template import TemplateMiner
+
+    messages = [line.split("] ", 1)[1] for line in flood_lines(min(args.lines, 50_000), seed=7)]
+    contenders = [
+        InProcess(name, lambda _t, cls=cls: [cls().add(m) for m in messages] and None)
+        for name, cls in (("index", TemplateMiner), ("scan", ScanMiner))
+    ]
+    for r in range(args.rounds):
+        for c in contenders[r % 2 :] + contenders[: r % 2]:
+            c.seconds.append(c.run(b""))
+    report("flood: the miner alone, unique messages sharing their first words", len(messages),
+           contenders, "scan", wall=False)  # fmt: skip
+
+
 def flood(args: argparse.Namespace, tmp: Path) -> None:
+    miner_flood(args)
     gen = tmp / "unique.log"
     subprocess.run(
         [sys.executable, str(HERE / "loadgen.py"), "--rate", "0", "--lines", str(args.lines),
@@ -254,9 +274,44 @@ def flood(args: argparse.Namespace, tmp: Path) -> None:
         )
 
 
+def run_store(args: argparse.Namespace, tmp: Path) -> None:
+    """`watcher run` with the store on N unique errors (bench/reliability.py's cardinality
+    scenario), once per tree: lines per wall second and per daemon CPU second, peak RSS."""
+    sys.path.insert(0, str(HERE))
+    import reliability  # bench/ is on sys.path: the scenario's daemon driver
+
+    settle = reliability.settle
+
+    def patient(*a: Any, **kw: Any) -> Any:
+        # a machine at load 15 can starve the daemon for 10 s, which the scenario reads as "done"
+        return settle(*a, **{**kw, "quiet_for": max(kw.get("quiet_for", 5.0), 60.0)})
+
+    reliability.settle = patient
+    trees = [("this tree", None)] + ([("base", str(args.base))] if args.base else [])
+    print(f"\n## flood: `watcher run` with the store, {args.lines:,} unique errors")
+    for r in range(args.rounds):
+        for name, path in trees if r % 2 == 0 else trees[::-1]:
+            os.environ.pop("PYTHONPATH", None)
+            if path:
+                os.environ["PYTHONPATH"] = path
+            sub = tmp / f"{name.replace(' ', '-')}-{r}"
+            sub.mkdir()
+            sizes = reliability.Sizes(cardinality=args.lines)
+            row = reliability._cardinality(sizes, sub, "cardinality", args.lines, 5)
+            reliability.stop_children()
+            d = row.details
+            print(
+                f"  {name:<10} {row.lines_in / d['seconds'] / 1000:6.1f}k lines/wall-s "
+                f"{row.lines_in / d['daemon_cpu_s'] / 1000:6.1f}k lines/CPU-s  "
+                f"peak RSS {row.peak_rss_mb:.0f} MB  lost {row.lost}  {row.verdict}",
+                flush=True,
+            )
+    os.environ.pop("PYTHONPATH", None)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("what", choices=["templates", "flood"])
+    ap.add_argument("what", choices=["templates", "flood", "run"])
     ap.add_argument("--base", type=Path, help="a tree of the base commit (PYTHONPATH overlay)")
     ap.add_argument("--drain3-python", help="a Python with drain3 installed (pip install drain3)")
     ap.add_argument("--loghub", type=Path, default=LOGHUB, help="the loghub-2k folder")
@@ -265,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        (templates if args.what == "templates" else flood)(args, Path(tmp))
+        {"templates": templates, "flood": flood, "run": run_store}[args.what](args, Path(tmp))
     return 0
 
 
