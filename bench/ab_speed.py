@@ -241,7 +241,7 @@ def miner_flood(args: argparse.Namespace) -> None:
 
     messages = [line.split("] ", 1)[1] for line in flood_lines(min(args.lines, 50_000), seed=7)]
     contenders = [
-        InProcess(name, lambda _t, cls=cls: [cls().add(m) for m in messages] and None)
+        InProcess(name, lambda _t, cls=cls: _feed(cls(), messages))
         for name, cls in (("index", TemplateMiner), ("scan", ScanMiner))
     ]
     for r in range(args.rounds):
@@ -249,6 +249,11 @@ def miner_flood(args: argparse.Namespace) -> None:
             c.seconds.append(c.run(b""))
     report("flood: the miner alone, unique messages sharing their first words", len(messages),
            contenders, "scan", wall=False)  # fmt: skip
+
+
+def _feed(miner: Any, messages: list[str]) -> None:
+    for message in messages:
+        miner.add(message)
 
 
 def flood(args: argparse.Namespace, tmp: Path) -> None:
@@ -282,9 +287,19 @@ def run_store(args: argparse.Namespace, tmp: Path) -> None:
 
     settle = reliability.settle
 
-    def patient(*a: Any, **kw: Any) -> Any:
-        # a machine at load 15 can starve the daemon for 10 s, which the scenario reads as "done"
-        return settle(*a, **{**kw, "quiet_for": max(kw.get("quiet_for", 5.0), 60.0)})
+    def patient(port: int, expected: dict[str, int], **kw: Any) -> Any:
+        # a machine at load 15 starves the daemon: /metrics times out or the counts stand still
+        # for 10 s, which the scenario reads as "done"; ask again until counted or the timeout
+        deadline = time.monotonic() + kw.get("timeout", 180.0)
+        while True:
+            samples = settle(port, expected, **{**kw, "quiet_for": 60.0})
+            done = samples is not None and all(
+                reliability.value(samples, "watcher_lines_total", source=name) >= n
+                for name, n in expected.items()
+            )
+            if done or time.monotonic() >= deadline:
+                return samples
+            time.sleep(1.0)
 
     reliability.settle = patient
     trees = [("this tree", None)] + ([("base", str(args.base))] if args.base else [])
