@@ -68,7 +68,8 @@ def run_once(c: Contender, data: Path, out: Path | None = None) -> float:
     with data.open("rb") as stdin, (out or Path(os.devnull)).open("wb") as stdout:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
-        subprocess.run(c.argv, stdin=stdin, stdout=stdout, env=env, check=True, cwd=HERE.parent)
+        # run from the data's folder: `-m watcher` imports the working directory's copy first
+        subprocess.run(c.argv, stdin=stdin, stdout=stdout, env=env, check=True, cwd=data.parent)
         c.wall.append(time.perf_counter() - t0)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
