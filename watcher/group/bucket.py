@@ -85,7 +85,8 @@ class Bucket:
         if self._built_at:
             found = self._lookup(tokens)
             if found is not None:
-                return self._in_scan_order(found)
+                # (most messages of a flood share no indexed word with any cluster)
+                return self._in_scan_order(found) if found else ()
         return self.scan()
 
     def scan(self) -> Iterable[Cluster]:
