@@ -105,3 +105,17 @@ def test_a_compiled_variant_leaves_out_the_kinds_a_region_cannot_match() -> None
         assert "://" not in variant and "@" not in variant
         assert "://" in mask._mask_re("GET http://x/y 12").pattern
         assert mask.mask(text) == first == reference_mask.mask(text)
+
+
+def test_variants_are_bounded_and_masking_stays_the_same_past_the_bound() -> None:
+    """Past MAX_VARIANTS compiled variants, a region with a new combination of needs is masked
+    with the whole alternation: memory stays bounded, output unchanged."""
+    texts = ["a:1 b", "a@1 b", "a-1 b", "a.1 b", "a/1 b", "a=1 b", "a'1' b", 'a"1" b']
+    with (
+        mock.patch.object(mask, "COMPILE_AFTER", 1),
+        mock.patch.object(mask, "MAX_VARIANTS", 3),
+        mock.patch.dict(mask._BY_NEEDS, clear=True),
+    ):
+        for text in texts:
+            assert mask.mask(text) == reference_mask.mask(text)
+        assert len(mask._BY_NEEDS) == 3

@@ -229,6 +229,9 @@ _BY_NEEDS: dict[int, re.Pattern[str]] = {}
 # A variant is compiled once this many regions asked for it: compiling one costs as much as
 # masking a few hundred regions, and rare ones would not pay that back in a short run.
 COMPILE_AFTER = 256
+# ...and at most this many are kept (~13 KiB each): 14 needs make 16,384 possible variants,
+# which varied (or hostile) text could otherwise make the process compile and hold.
+MAX_VARIANTS = 128
 _asked: dict[int, int] = {}
 
 
@@ -240,7 +243,7 @@ def _mask_re(text: str) -> re.Pattern[str]:
     if pattern is not None:
         return pattern
     asked = _asked[bits] = _asked.get(bits, 0) + 1
-    if asked < COMPILE_AFTER:
+    if asked < COMPILE_AFTER or len(_BY_NEEDS) >= MAX_VARIANTS:
         return _FULL_RE
     kept = [k for k, need in zip(_KINDS, _KIND_NEEDS, strict=True) if not need or need & bits]
     pattern = _BY_NEEDS[bits] = re.compile("|".join(f"(?:{kind})" for kind in kept))
