@@ -108,6 +108,7 @@ class Windows:
 
     @property
     def rings(self) -> list[Ring]:
+        """One ring per window, made (and fed the lone event) on first use."""
         if self._rings is None:
             self._rings = [Ring(s) for s in self.spans]
             if self._first is not None:
