@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from watcher.group.window import SLOTS, Ring, Windows, label_for
@@ -94,3 +94,27 @@ def test_a_ring_that_saw_few_buckets_stays_small() -> None:
     assert few.sparse is not None and len(few.counts) == 0
     assert many.sparse is None and len(many.counts) == SLOTS
     assert few.count(1_700_000_000.0 + 300) == 5 and many.count(1_700_000_000.0 + 360) == 6
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(0, 8000).map(float) | st.floats(0, 8000), max_size=4),
+    st.integers(0, 9000).map(float) | st.floats(0, 9000),
+)
+def test_windows_made_lazily_count_like_rings_fed_every_event(
+    events: list[float], now: float
+) -> None:
+    """Windows that hold a lone event's time instead of rings (until the second event) give
+    the same counts, count per label and trend as rings fed every event."""
+    spans, labels = [60.0, 300.0, 3600.0], ["1m", "5m", "1h"]
+    lazy = Windows(spans, labels)
+    rings = [Ring(span) for span in spans]
+    for t in events:
+        lazy.add(t)
+        for ring in rings:
+            ring.add(t)
+    eager = Windows(spans, labels)
+    eager._rings = rings
+    assert lazy.counts(now) == {label: r.count(now) for label, r in zip(labels, rings, strict=True)}
+    assert [lazy.count(label, now) for label in labels] == [r.count(now) for r in rings]
+    assert lazy.trend(now) == eager.trend(now)

@@ -26,6 +26,7 @@ from watcher.model import GroupUpdate, Stats
 from watcher.pipeline import Pipeline
 from watcher.sources.base import Source, SourceConfig, SourceContext, SourceStatus
 from watcher.store import Store
+from watcher.store.known import KnownIds
 
 MINER_STATE_KEY = "template_miner"
 FLUSH_EVERY = 0.5  # seconds between assembler timeout checks when the queue is idle
@@ -119,6 +120,8 @@ class Engine:
     _persists: int = 0
     _evicted: dict[str, tuple[Any, list[Any]]] = field(default_factory=dict)
     _unwritten: _Unwritten | None = None
+    # ids the store may hold: a new group not among them needs no store read (see recall)
+    _stored: KnownIds = field(default_factory=KnownIds)
     _producers: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = field(default_factory=dict)
     _say: Any = field(default=None, init=False)  # throttled log lines (see __post_init__)
     # positions sources asked to store that no line carries (see SourceContext.note)
@@ -334,6 +337,8 @@ class Engine:
         if final or pending.miner or self._persists % 12 == 0:
             miner = self.pipeline.table.miner.snapshot()
         groups = list(pending.groups.values())
+        for group in groups:  # before the write: a "maybe" for a failed one costs one read
+            self._stored.add(group.id)
         try:
             await asyncio.to_thread(_write, self.store, groups, pending, miner)
         except STORE_ERRORS as exc:
@@ -427,6 +432,7 @@ class Engine:
         owned = await asyncio.to_thread(store.fingerprints)
         table.aliases.update({fp: gid for fp, gid, _ in owned})
         table.legacy.update(await asyncio.to_thread(store.legacy_fingerprints, FINGERPRINT_VERSION))
+        await asyncio.to_thread(store.each_group_id, self._stored.add)
 
     def evicted(self, group: Any, samples: list[Any]) -> None:
         """on_evict hook: keep the group until the next commit, which writes it with the cursors.
@@ -467,7 +473,9 @@ class Engine:
         if self._unwritten is not None and group_id in self._unwritten.groups:
             # newer than the store's copy, which a failed commit did not update
             return self._unwritten.groups[group_id]
-        return self.store.get_group(group_id) if self.store is not None else None
+        if self.store is None or group_id not in self._stored:
+            return None  # never written by this daemon nor found at start: not in the store
+        return self.store.get_group(group_id)
 
 
 def _write(store: Store, groups: list[Any], pending: _Unwritten, miner: Any) -> None:

@@ -12,6 +12,8 @@ name), and typed tokens would split one statement into several groups.
 
 from __future__ import annotations
 
+import functools
+import operator
 import re
 
 WILDCARD = "<*>"
@@ -81,8 +83,6 @@ _KINDS: tuple[str, ...] = (
     r"(?<![\w.+-])[\w.+-]*\d[\w.+-]*|[\w.+-]{0,32}\d[\w.+-]*",
 )
 
-_MASK_RE = re.compile("|".join(f"(?:{kind})" for kind in _KINDS))
-
 # -- fast path --------------------------------------------------------------------------------
 #
 # The alternation costs ~0.4 us per character (the engine tries every kind at every position),
@@ -120,7 +120,8 @@ _PART_RE = re.compile(
     r"|[-=:|*#~.,;!?&<>]+)"
     r"|(?!0[xX])[A-Za-z0-9_]*[0-9][A-Za-z0-9_]*(?P<punct>[,;:)\]]*)"
 )
-# Parts proven constant, so that a line of known words costs one dict look-up per word. Only
+# Parts proven constant, so that a line of known words costs one dict look-up per word, each
+# mapped to its token (itself, or `<*>` for a punctuation run holding a literal "<*>"). Only
 # constants are kept (a vocabulary, not values), and the dict is cleared when full.
 _constants: dict[str, str] = {}
 CONSTANTS_LIMIT = 100_000
@@ -130,23 +131,128 @@ CONSTANT_CHARS = 64
 
 
 def _constant(part: str) -> str | None:
-    """`part` itself if it is a CONSTANT part (see above), else None."""
+    """The token of a CONSTANT part (see above), else None."""
     known = _constants.get(part)
     if known is None:
         match = _PART_RE.fullmatch(part)
         if match is None or match.lastgroup != "constant":
             return None
-        if len(part) > CONSTANT_CHARS:
-            return part
-        if len(_constants) >= CONSTANTS_LIMIT:
-            _constants.clear()
-        _constants[part] = known = part
+        known = _remember(part)
     return known
 
 
-def _simple(part: str) -> re.Match[str] | None:
-    match = _PART_RE.fullmatch(part)
-    return match if match is not None and match.lastgroup != "constant" else None
+def _remember(part: str) -> str:
+    """Keep a part proven constant in the vocabulary; return its token."""
+    token = WILDCARD if WILDCARD in part else part
+    if len(part) <= CONSTANT_CHARS:
+        if len(_constants) >= CONSTANTS_LIMIT:
+            _constants.clear()
+        _constants[part] = token
+    return token
+
+
+# -- the alternation per feature set ----------------------------------------------------------
+#
+# Most kinds need a character (or word) that a region often lacks: a URL needs "://", a date "-",
+# a quoted word its quote. The regex engine still tries every kind at every position, so a region
+# is masked with the alternation of only the kinds whose need it meets. A kind left out could not
+# have matched anywhere in the region, so it could not have won at any position: the output is
+# that of the full alternation by construction (tests/test_mask_equivalence.py checks it against
+# the masker before this change).
+
+_MONTH_WORD = re.compile("Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec")
+_BOOL_WORD = re.compile("true|false|True|False|TRUE|FALSE|null|NULL|None|nil")
+
+
+def _needs(text: str) -> int:
+    """A bit per need of `_KIND_NEEDS` that `text` meets."""
+    bits = 0
+    for char in _NEED_CHARS.intersection(text):
+        bits |= _CHAR_BIT[char]
+    if _MONTH_WORD.search(text):
+        bits |= _MONTH
+    if _BOOL_WORD.search(text):
+        bits |= _BOOL
+    if "0x" in text or "0X" in text:
+        bits |= _HEX_PREFIX
+    if "://" in text:
+        bits |= _SCHEME
+    if "()" in text or "[]" in text or "{}" in text:
+        bits |= _BRACKETS
+    return bits
+
+
+(_COLON, _SLASH, _BACKSLASH, _AT, _DASH, _DOT, _DQUOTE, _SQUOTE, _EQUALS) = (
+    1 << i for i in range(9)
+)
+_MONTH, _BOOL, _HEX_PREFIX, _BRACKETS, _SCHEME = (1 << i for i in range(9, 14))
+_CHAR_BIT = {
+    ":": _COLON,
+    "/": _SLASH,
+    "\\": _BACKSLASH,
+    "@": _AT,
+    "-": _DASH,
+    ".": _DOT,
+    '"': _DQUOTE,
+    "'": _SQUOTE,
+    "=": _EQUALS,
+}
+_NEED_CHARS = frozenset(_CHAR_BIT)
+# per kind of _KINDS, in order: the needs of which it must meet one (0: none, always tried)
+_KIND_NEEDS = (
+    _SCHEME,  # URL
+    _AT,  # e-mail
+    _DASH,  # UUID
+    _DASH,  # ISO date
+    _MONTH,  # syslog / ctime date
+    _MONTH,  # "10 Jul 2005"
+    _COLON,  # clock time
+    _DOT,  # IPv4
+    _COLON,  # IPv6 / MAC
+    _SLASH | _BACKSLASH,  # path
+    _DOT,  # host name
+    0,  # size / duration with a unit
+    _DQUOTE,  # quoted word
+    _SQUOTE,
+    _EQUALS,  # key=value
+    _BOOL,  # booleans and nulls
+    _BRACKETS,  # empty brackets
+    _HEX_PREFIX,  # 0x hex
+    0,  # bare hex run
+    0,  # anything with a digit
+)
+assert len(_KIND_NEEDS) == len(_KINDS)
+# the needs some kind is gated on: the others would only make more variants to compile
+_GATED = functools.reduce(operator.or_, _KIND_NEEDS)
+_FULL_RE = re.compile("|".join(f"(?:{kind})" for kind in _KINDS))
+_BY_NEEDS: dict[int, re.Pattern[str]] = {}
+# A variant is compiled once this many regions asked for it: compiling one costs as much as
+# masking a few hundred regions, and rare ones would not pay that back in a short run.
+COMPILE_AFTER = 256
+# ...and at most this many are kept (~13 KiB each): 14 needs make 16,384 possible variants,
+# which varied (or hostile) text could otherwise make the process compile and hold.
+MAX_VARIANTS = 128
+_asked: dict[int, int] = {}
+
+
+def _mask_re(text: str) -> re.Pattern[str]:
+    """The alternation of the kinds that can match somewhere in `text` (the whole one while
+    that variant is rare: same output, see above)."""
+    bits = _needs(text) & _GATED
+    pattern = _BY_NEEDS.get(bits)
+    if pattern is not None:
+        return pattern
+    asked = _asked[bits] = _asked.get(bits, 0) + 1
+    if asked < COMPILE_AFTER or len(_BY_NEEDS) >= MAX_VARIANTS:
+        return _FULL_RE
+    kept = [k for k, need in zip(_KINDS, _KIND_NEEDS, strict=True) if not need or need & bits]
+    pattern = _BY_NEEDS[bits] = re.compile("|".join(f"(?:{kind})" for kind in kept))
+    return pattern
+
+
+def _sub(text: str) -> str:
+    """The whole alternation applied to `text`, with only the kinds that can match in `text`."""
+    return _mask_re(text).sub(WILDCARD, text)
 
 
 def _regions(parts: list[str]) -> list[tuple[int, int]]:
@@ -167,9 +273,10 @@ def _regions(parts: list[str]) -> list[tuple[int, int]]:
 def _mask_region(parts: list[str]) -> str:
     masked = []
     for part in parts:
-        match = _simple(part)
-        if match is None:  # one part that is not SIMPLE: the whole run takes the regex
-            return _MASK_RE.sub(WILDCARD, " ".join(parts))
+        match = _PART_RE.fullmatch(part)
+        if match is None or match.lastgroup == "constant":
+            # one part that is not SIMPLE: the whole run takes the regex
+            return _sub(" ".join(parts))
         masked.append(WILDCARD + match["punct"])
     return " ".join(masked)
 
@@ -185,7 +292,13 @@ def mask(message: str) -> str:
 def is_variable(token: str) -> bool:
     """True for a masked token that is only variables and punctuation ("<*>:<*>", "(<*>),")."""
     # the punctuation is formatting of the value, which differs between values of one field
-    return WILDCARD in token and not any(ch.isalnum() for ch in token.replace(WILDCARD, ""))
+    # ([^\W_] is str.isalnum: \w is the alphanumerics and "_")
+    return token == WILDCARD or (
+        WILDCARD in token and _ALNUM.search(token.replace(WILDCARD, "")) is None
+    )
+
+
+_ALNUM = re.compile(r"[^\W_]")
 
 
 def mask_tokens(message: str) -> list[str]:
@@ -193,25 +306,37 @@ def mask_tokens(message: str) -> list[str]:
     tokens: list[str] = []
     parts = message.split(" ")
     start = -1  # first part of the current run of non-constant parts
+    simple = True  # whether every part of that run is SIMPLE
+    known = _constants.get
+    fullmatch = _PART_RE.fullmatch
     for i, part in enumerate(parts):
-        token = _constants.get(part) or _constant(part)
+        token = known(part)
         if token is None:
-            if start < 0:
-                start = i
-            continue
+            # one fullmatch tells CONSTANT from SIMPLE from neither
+            match = fullmatch(part)
+            if match is None or match.lastgroup != "constant":
+                if start < 0:
+                    start, simple = i, True
+                simple = simple and match is not None
+                continue
+            token = _remember(part)
         if start >= 0:
-            _region_tokens(parts[start:i], tokens)
+            _region_tokens(parts[start:i], simple, tokens)
             start = -1
-        # a constant punctuation run may hold a literal "<*>"
-        tokens.append(WILDCARD if WILDCARD in token else token)
+        tokens.append(token)
     if start >= 0:
-        _region_tokens(parts[start:], tokens)
+        _region_tokens(parts[start:], simple, tokens)
     return tokens
 
 
-def _region_tokens(parts: list[str], tokens: list[str]) -> None:
-    if all(_simple(part) for part in parts):
+def _region_tokens(parts: list[str], simple: bool, tokens: list[str]) -> None:
+    if simple:
         tokens.extend([WILDCARD] * len(parts))
         return
-    for token in _MASK_RE.sub(WILDCARD, " ".join(parts)).split():
-        tokens.append(WILDCARD if is_variable(token) else token)
+    # (is_variable inlined for the common tokens: no "<*>" at all, or exactly "<*>")
+    tokens.extend(
+        [
+            token if WILDCARD not in token else WILDCARD if is_variable(token) else token
+            for token in _sub(" ".join(parts)).split()
+        ]
+    )

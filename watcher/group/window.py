@@ -84,9 +84,7 @@ class Ring:
 
     def count(self, now: float, span: float | None = None) -> int:
         """Events in (now - span, now], span defaulting to the whole window."""
-        newest = int(now // self.width)
-        buckets = SLOTS if span is None else max(1, min(SLOTS, round(span / self.width)))
-        oldest = newest - buckets
+        oldest, newest = _epochs(self.width, now, span)
         return sum(count for epoch, count in self._buckets() if oldest < epoch <= newest)
 
     def count_between(self, start: float, end: float) -> int:
@@ -95,16 +93,42 @@ class Ring:
         return sum(count for epoch, count in self._buckets() if lo < epoch <= hi)
 
 
-class Windows:
-    """The counts of one group over every configured window (e.g. 1m, 5m, 1h)."""
+def _epochs(width: float, now: float, span: float | None) -> tuple[int, int]:
+    """The epochs (oldest, newest] that (now - span, now] covers in buckets of `width`."""
+    newest = int(now // width)
+    buckets = SLOTS if span is None else max(1, min(SLOTS, round(span / width)))
+    return newest - buckets, newest
 
-    __slots__ = ("labels", "rings")
+
+class Windows:
+    """The counts of one group over every configured window (e.g. 1m, 5m, 1h).
+
+    The rings are made at the second event: most groups of a flood of unique messages see one,
+    and its time alone answers every count the rings would.
+    """
+
+    __slots__ = ("_first", "_rings", "labels", "spans")
 
     def __init__(self, spans: Sequence[float], labels: Sequence[str]) -> None:
-        self.rings = [Ring(s) for s in spans]
+        self.spans = tuple(spans)
         self.labels = tuple(labels)
+        self._rings: list[Ring] | None = None
+        self._first: float | None = None  # the only event's time, until the rings are made
+
+    @property
+    def rings(self) -> list[Ring]:
+        """One ring per window, made (and fed the lone event) on first use."""
+        if self._rings is None:
+            self._rings = [Ring(s) for s in self.spans]
+            if self._first is not None:
+                for ring in self._rings:
+                    ring.add(self._first)
+        return self._rings
 
     def add(self, t: float) -> None:
+        if self._rings is None and self._first is None:
+            self._first = t
+            return
         for ring in self.rings:
             ring.add(t)
 
@@ -120,14 +144,25 @@ class Windows:
                 ring.restore(buckets)
 
     def counts(self, now: float) -> dict[str, int]:
-        return {label: ring.count(now) for label, ring in zip(self.labels, self.rings, strict=True)}
+        return {label: self._count(i, now) for i, label in enumerate(self.labels)}
 
     def count(self, label: str, now: float) -> int:
-        return self.rings[self.labels.index(label)].count(now)
+        return self._count(self.labels.index(label), now)
+
+    def _count(self, i: int, now: float) -> int:
+        if self._rings is not None:
+            return self._rings[i].count(now)
+        if self._first is None:
+            return 0
+        width = self.spans[i] / SLOTS
+        oldest, newest = _epochs(width, now, None)
+        return int(oldest < int(self._first // width) <= newest)
 
     def trend(self, now: float) -> str:
         """rising / falling / flat: the last fifth of the longest window against the one before."""
-        ring = self.rings[-1]
+        if self._rings is None:
+            return "flat"  # one event is never 3 in a span
+        ring = self._rings[-1]
         span = ring.width * SLOTS / 5
         recent = ring.count_between(now - span, now)
         before = ring.count_between(now - 2 * span, now - span)

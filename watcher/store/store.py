@@ -328,6 +328,12 @@ class Store:
         return found
 
     @_locked
+    def each_group_id(self, visit: Callable[[str], None]) -> None:
+        """Call `visit` with every stored group's id (streamed: no list of a million ids)."""
+        for (group_id,) in self._conn.execute("SELECT id FROM groups"):
+            visit(group_id)
+
+    @_locked
     def count_groups(self) -> int:
         """How many groups are stored."""
         return int(self._conn.execute("SELECT count(*) FROM groups").fetchone()[0])
