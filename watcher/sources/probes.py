@@ -75,16 +75,28 @@ async def railway_source(cfg: RailwaySourceConfig) -> list[Check]:
         return [found]
     name = f"source {cfg.name}: railway login"
     try:
-        proc = await asyncio.create_subprocess_exec(
-            cfg.binary, "whoami", stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+        code, out, err = await _run(cfg.binary, "whoami")
     except (OSError, TimeoutError) as exc:
         return [found, Check(name, False, f"`railway whoami` did not answer: {exc}")]
     said = (out or err).decode(errors="replace").strip().splitlines()
-    first = said[0] if said else f"exit {proc.returncode}"
-    return [found, Check(name, proc.returncode == 0, first)]
+    first = said[0] if said else f"exit {code}"
+    return [found, Check(name, code == 0, first)]
+
+
+async def _run(*argv: str) -> tuple[int | None, bytes, bytes]:
+    """(exit code, stdout, stderr) of a short command; OSError or TimeoutError when it cannot
+    be run or does not finish within TIMEOUT."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    return proc.returncode, out, err
 
 
 async def loki_source(cfg: LokiSourceConfig) -> list[Check]:
@@ -190,16 +202,12 @@ async def journald_source(cfg: JournaldSourceConfig) -> list[Check]:
         return [found]
     name = f"source {cfg.name}: journal"
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *cfg.base_argv(), "--lines=1", "--no-tail", stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+        code, out, err = await _run(*cfg.base_argv(), "--lines=1", "--no-tail")
     except (OSError, TimeoutError) as exc:
         return [found, Check(name, False, f"journalctl did not answer: {exc}")]
     said = err.decode(errors="replace").strip().splitlines()
-    if proc.returncode != 0:
-        return [found, Check(name, False, said[0] if said else f"exit {proc.returncode}")]
+    if code != 0:
+        return [found, Check(name, False, said[0] if said else f"exit {code}")]
     if not out.strip():
         # readable but empty: right for a quiet unit, wrong for a typo in the unit's name
         return [found, Check(name, True, "readable, no entry matches the filters yet")]
