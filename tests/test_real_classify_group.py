@@ -49,6 +49,25 @@ CATEGORIES = {
         "    at parse (/srv/node_modules/body-parser/lib/types/json.js:89:19)",
         "validation_error",
     ),
+    "urllib's HTTPError for a 429 is the service's rate limit": (
+        "Traceback (most recent call last):\n"
+        '  File "/srv/app/rates.py", line 12, in fetch\n'
+        "    return urllib.request.urlopen(req, timeout=5)\n"
+        "urllib.error.HTTPError: HTTP Error 429: Too Many Requests",
+        "rate_limit_error",
+    ),
+    "a number that does not parse is bad input, on the JVM as in Python": (
+        "java.lang.NumberFormatException: For input string: \"7318x\"\n"
+        "\tat java.base/java.lang.Integer.parseInt(Integer.java:668)\n"
+        "\tat com.acme.orders.OrderService.quantity(OrderService.java:21)",
+        "validation_error",
+    ),
+    ".NET's FormatException is bad input": (
+        "System.FormatException: The input string 'abc' was not in a correct format.\n"
+        "   at System.Number.ThrowFormatException(ReadOnlySpan`1 value)\n"
+        "   at Acme.Orders.Quantity(String raw) in /src/Orders.cs:line 21",
+        "validation_error",
+    ),
     "S3 AccessDenied is auth": (
         "Traceback (most recent call last):\n"
         '  File "./s3.py", line 43, in <module>\n'

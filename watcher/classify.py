@@ -145,6 +145,8 @@ BUILTIN: tuple[Category, ...] = (
         _rx(
             r"Validation|ValueError|BadRequest|Unprocessable|Schema|Invalid|Malformed|Parse"
             r"|JSONDecode|JsonException"
+            # the JVM's and .NET's ValueError of a number or date read from input
+            r"|NumberFormatException|\bFormatException"
         ),
         _rx(
             r"\bvalidation\b|\binvalid\b|\b400\b|\b422\b|bad request|unprocessable"
@@ -447,7 +449,7 @@ _JSON_PARSE = re.compile(
 
 _ORDERED = {name: i for i, name in enumerate(c.name for c in BUILTIN)}
 _EXPLICIT = re.compile(
-    r"(limiting requests|limiting connections|\bHTTP 429\b)"
+    r"(limiting requests|limiting connections|\bHTTP (?:Error )?429\b|\b429 Too Many Requests\b)"
     r"|\((?:AccessDenied|UnauthorizedOperation|InvalidClientTokenId|ExpiredToken|Forbidden)\)"
 )
 
@@ -501,7 +503,7 @@ def _exception_text(event: LogEvent) -> str:
 _JSON_HINTS = ("json", "unexpected token", "expecting value")
 _EXPLICIT_HINTS = (
     "limiting ",
-    "http 429",
+    "429",
     "(accessdenied)",
     "(unauthorizedoperation)",
     "(invalidclienttokenid)",
