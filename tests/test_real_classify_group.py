@@ -68,6 +68,14 @@ CATEGORIES = {
         "   at Acme.Orders.Quantity(String raw) in /src/Orders.cs:line 21",
         "validation_error",
     ),
+    "a cause chain inside a JSON record's stack field names the failure": (
+        '{"level": "ERROR", "logger": "c.a.PaymentController", "message": "request failed", '
+        '"stack": "com.acme.payments.PaymentGatewayException: payment gateway unreachable\\n'
+        "\\tat com.acme.payments.GatewayClient.charge(GatewayClient.java:14)\\n"
+        "Caused by: java.net.ConnectException: Connection refused\\n"
+        '\\tat java.base/java.net.Socket.connect(Socket.java:633)\\n\\t... 2 more"}',
+        "external_service_error",
+    ),
     "S3 AccessDenied is auth": (
         "Traceback (most recent call last):\n"
         '  File "./s3.py", line 43, in <module>\n'

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from watcher.model import LEVEL_RANK, SEVERITIES, SEVERITY_RANK, Classification, LogEvent
+from watcher.parse.traces import TRACE_KEYS
 
 
 @dataclass(frozen=True, slots=True)
@@ -460,8 +461,9 @@ def _event_text(event: LogEvent) -> str:
     if event.exception_message:
         text = f"{text}\n{event.exception_message}"
     if event.frames and "Caused by: " in event.text:
-        # a JVM wrapper's root cause names the real failure ("deadlock detected")
-        causes = [ln for ln in event.text.splitlines() if ln.startswith("Caused by: ")]
+        # a JVM wrapper's root cause names the real failure ("deadlock detected"); a trace a
+        # JSON record carries in a field has its lines in that field, not in the record's
+        causes = [ln for ln in _trace_text(event).splitlines() if ln.startswith("Caused by: ")]
         text = "\n".join([text, *causes])[:4000]
     elif event.line_count > 1 and event.text:
         # the other lines of a multi-line report (".NET ---> inner", Node "code: 'ETIMEDOUT'",
@@ -480,6 +482,17 @@ def _event_text(event: LogEvent) -> str:
         elif isinstance(value, dict) and isinstance(value.get("message"), str):
             text = f"{text}\n{value['message'][:2000]}"
     return text
+
+
+def _trace_text(event: LogEvent) -> str:
+    """The lines of the event's trace: its own text, or the field a one-line record held it in."""
+    if event.line_count > 1 or not event.fields:
+        return event.text
+    for key in TRACE_KEYS:
+        value = event.fields.get(key)
+        if isinstance(value, str) and "\n" in value:
+            return value
+    return event.text
 
 
 def builtin_category(event: LogEvent) -> Category:

@@ -83,6 +83,10 @@ def make_event(
         exc_type, exc_msg, frames = trace.exception_type, trace.exception_message, trace.frames
         if level is None:
             level = "error"
+        if trace.causes and "causes" not in fields:
+            # the chain of a trace carried in a field, as an assembled trace's (records.py):
+            # "Caused by: …SQLException" names the failure its wrapper hides
+            fields = {**fields, "causes": trace.causes}
     args = (
         message,
         line.source,
