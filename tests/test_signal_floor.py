@@ -28,10 +28,10 @@ sys.path.append(str(BENCH))
 import event_score  # noqa: E402
 import signal_corpus  # noqa: E402
 
-FLOOR_BOUNDARY_F1 = 0.97
-FLOOR_GA = 0.95
-FLOOR_PAIRWISE_F1 = 0.97
-FLOOR_CATEGORY_ACCURACY = 0.89
+FLOOR_BOUNDARY_F1 = 0.99
+FLOOR_GA = 0.96
+FLOOR_PAIRWISE_F1 = 0.99
+FLOOR_CATEGORY_ACCURACY = 0.95
 
 
 @pytest.fixture(scope="module")
