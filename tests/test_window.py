@@ -118,3 +118,18 @@ def test_windows_made_lazily_count_like_rings_fed_every_event(
     assert lazy.counts(now) == {label: r.count(now) for label, r in zip(labels, rings, strict=True)}
     assert [lazy.count(label, now) for label in labels] == [r.count(now) for r in rings]
     assert lazy.trend(now) == eager.trend(now)
+
+
+def test_a_lone_event_dumps_like_its_rings_without_making_them() -> None:
+    """A group of one event is persisted like any other: its dump equals what the rings would
+    hold, and dumping does not make the rings (the memory a flood of unique errors saves)."""
+    for t in (0.0, 59.0, 3599.5, 1_700_000_123.25):
+        lazy = Windows([60.0, 300.0, 3600.0], ["1m", "5m", "1h"])
+        lazy.add(t)
+        eager = Windows([60.0, 300.0, 3600.0], ["1m", "5m", "1h"])
+        eager.add(t)
+        _ = eager.rings  # made, with the lone event fed in
+        assert lazy.dump() == eager.dump()
+        assert lazy._rings is None
+    empty = Windows([60.0], ["1m"])
+    assert empty.dump() == {"60": {}} and empty._rings is None

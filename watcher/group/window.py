@@ -134,7 +134,14 @@ class Windows:
 
     def dump(self) -> dict[str, dict[str, int]]:
         """Every window's buckets keyed by its span in seconds (see Ring.dump)."""
-        return {f"{ring.width * SLOTS:g}": ring.dump() for ring in self.rings}
+        if self._rings is None:
+            # what the rings would hold, without making them: every new group is persisted, and
+            # making its rings here would undo the saving of the lone event
+            if self._first is None:
+                return {f"{span:g}": {} for span in self.spans}
+            first = self._first
+            return {f"{span:g}": {str(int(first // (span / SLOTS))): 1} for span in self.spans}
+        return {f"{ring.width * SLOTS:g}": ring.dump() for ring in self._rings}
 
     def restore(self, dumped: dict[str, dict[str, int]]) -> None:
         """Put back the buckets of the windows whose span is still configured."""
