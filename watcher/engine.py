@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import functools
 import itertools
-import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,13 +24,12 @@ from watcher.metrics import Metrics
 from watcher.model import GroupUpdate, Stats
 from watcher.pipeline import Pipeline
 from watcher.sources.base import Source, SourceConfig, SourceContext, SourceStatus
-from watcher.store import Store
+from watcher.store import StateStore
 
 MINER_STATE_KEY = "template_miner"
 FLUSH_EVERY = 0.5  # seconds between assembler timeout checks when the queue is idle
 EVICTED_FLUSH = 2000  # evicted groups held for the next commit before one is forced
 # What a failing disk or file raises from a commit: the engine runs on, degraded, and retries.
-STORE_ERRORS = (sqlite3.Error, OSError)
 
 
 @dataclass
@@ -107,7 +105,7 @@ class Engine:
 
     pipeline: Pipeline
     source_configs: Sequence[SourceConfig]
-    store: Store | None = None
+    store: StateStore | None = None
     metrics: Metrics = field(default_factory=Metrics)
     options: EngineOptions = field(default_factory=EngineOptions)
     on_updates: Callable[[list[GroupUpdate]], None] | None = None
@@ -235,10 +233,13 @@ class Engine:
             await stop.wait()
         await queue.put(_DONE)
 
-    def _build(self, cfg: SourceConfig, stop: asyncio.Event, status: SourceStatus) -> Source:
+    async def _build(
+        self, cfg: SourceConfig, stop: asyncio.Event, status: SourceStatus
+    ) -> Source:
         checkpoint: dict[str, Any] = {}
         if self.options.follow and self.store is not None:
-            checkpoint = self.store.get_checkpoint(cfg.name)
+            # a worker thread: the store may be a server across the network
+            checkpoint = await asyncio.to_thread(self.store.get_checkpoint, cfg.name)
         ctx = SourceContext(
             shutdown=stop,
             checkpoint=checkpoint,
@@ -262,7 +263,7 @@ class Engine:
         state = self.sources[cfg.name] = SourceState(cfg.name)
         self.metrics.add_source(cfg.name)  # a source added by a reload
         try:
-            source = self._build(cfg, stop, state.status)
+            source = await self._build(cfg, stop, state.status)
             batches = source.lines() if self.options.follow else source.window(*self.options.period)
             async for batch in batches:
                 if batch:
@@ -336,7 +337,7 @@ class Engine:
         groups = list(pending.groups.values())
         try:
             await asyncio.to_thread(_write, self.store, groups, pending, miner)
-        except STORE_ERRORS as exc:
+        except (*self.store.errors, OSError) as exc:
             pending.miner = miner is not None
             self._spill(pending)
             self._unwritten = pending
@@ -379,7 +380,8 @@ class Engine:
             )
 
     def _write_failed(self, exc: BaseException, *, final: bool) -> None:
-        if not isinstance(exc, sqlite3.Error):  # the store counts its own sqlite errors
+        errors = self.store.errors if self.store is not None else ()
+        if not isinstance(exc, errors):  # the store counts its own backend's errors
             self.metrics.state_errors.labels("write").inc()
         held = len(self._unwritten.groups) if self._unwritten else 0
         path = getattr(self.store, "path", None)
@@ -470,7 +472,7 @@ class Engine:
         return self.store.get_group(group_id) if self.store is not None else None
 
 
-def _write(store: Store, groups: list[Any], pending: _Unwritten, miner: Any) -> None:
+def _write(store: StateStore, groups: list[Any], pending: _Unwritten, miner: Any) -> None:
     state = {MINER_STATE_KEY: miner} if miner is not None else None
     store.commit(
         groups,

@@ -44,7 +44,7 @@ from watcher.store.rows import (
     sample_from_row,
 )
 from watcher.store.salvage import salvage
-from watcher.store.schema import transaction, user_version
+from watcher.store.schema import migrate, transaction, user_version
 
 log = structlog.get_logger("watcher.store")
 
@@ -73,7 +73,7 @@ _UPSERT_STATE = (
 )
 
 
-def _write_error_kind(exc: sqlite3.Error) -> str:
+def _write_error_kind(exc: BaseException) -> str:
     code = getattr(exc, "sqlite_errorcode", None)
     return "write" if code is None else _WRITE_ERROR_KINDS.get(code & 0xFF, "write")
 
@@ -89,6 +89,8 @@ def _locked(method: Callable[Concatenate[Store, P], R]) -> Callable[Concatenate[
 
 class Store:
     """Durable state for one watcher process, on one SQLite file (or ":memory:")."""
+
+    errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
 
     def __init__(
         self,
@@ -165,11 +167,17 @@ class Store:
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; a failure is counted before it propagates."""
         try:
-            with transaction(self._conn):
+            with self._transaction():
                 yield self._conn
-        except sqlite3.Error as exc:
-            self._count_error(_write_error_kind(exc))
+        except self.errors as exc:
+            self._count_error(self._error_kind(exc))
             raise
+
+    def _transaction(self) -> Any:
+        return transaction(self._conn)
+
+    def _error_kind(self, exc: BaseException) -> str:
+        return _write_error_kind(exc)
 
     def check_integrity(self) -> str | None:
         """PRAGMA quick_check on the open file: None when it is sound, else the problems (also
@@ -208,6 +216,11 @@ class Store:
         """The schema version of the open database."""
         with self._lock:
             return user_version(self._conn)
+
+    @_locked
+    def migrate(self) -> int:
+        """Apply pending migrations (opening already did); the resulting version."""
+        return migrate(self._conn)
 
     # --- groups ---------------------------------------------------------------------------
 
@@ -485,7 +498,7 @@ class Store:
         with self._write() as conn:
             conn.executemany(
                 "INSERT INTO counters (name, value) VALUES (?, ?)"
-                " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+                " ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value",
                 counts.items(),
             )
 
