@@ -469,7 +469,17 @@ class Engine:
         if self._unwritten is not None and group_id in self._unwritten.groups:
             # newer than the store's copy, which a failed commit did not update
             return self._unwritten.groups[group_id]
-        return self.store.get_group(group_id) if self.store is not None else None
+        if self.store is None:
+            return None
+        try:
+            return self.store.get_group(group_id)
+        except self.store.errors as exc:
+            # a store that cannot be read (a server away): the group starts afresh in memory
+            # rather than stop the pipeline; the read failure is counted and said once
+            self.metrics.state_errors.labels("read").inc()
+            self._say("warning", "State store unreadable; a returning pattern starts afresh.",
+                      key="recall", error=str(exc))  # fmt: skip
+            return None
 
 
 def _write(store: StateStore, groups: list[Any], pending: _Unwritten, miner: Any) -> None:

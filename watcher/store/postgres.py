@@ -1,0 +1,185 @@
+"""`PostgresStore`: the state of several watchers in one PostgreSQL database.
+
+psycopg 3, synchronous, one connection per store, called from worker threads exactly as the
+SQLite `Store` is (the engine already moves every store call off the event loop with
+`asyncio.to_thread`). The queries are the SQLite store's own: the two dialects agree on
+everything it uses (ON CONFLICT upserts, LIMIT, sub-selects); only the placeholders differ,
+which `PgConnection` translates, and the DDL, which has its own migrations (pg_schema.py).
+
+A connection that broke (a server restart, a network cut) is replaced at the next call, so a
+failed commit is retried by the engine's next persist against a fresh connection.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import psycopg
+
+from watcher.metrics import Metrics
+from watcher.store.pg_schema import pg_migrate, pg_version
+from watcher.store.schema import StoreError
+from watcher.store.store import Store, _locked
+from watcher.store.url import masked
+
+_PLACEHOLDER = re.compile(r"\?")
+CONNECT_TIMEOUT_S = 5
+RECONNECT_MIN_S, RECONNECT_MAX_S = 0.5, 30.0
+
+
+class Row:
+    """A result row readable by column name and by position, as sqlite3.Row is."""
+
+    __slots__ = ("_index", "_values")
+
+    def __init__(self, values: Sequence[Any], index: dict[str, int]) -> None:
+        self._values, self._index = values, index
+
+    def __getitem__(self, key: int | str) -> Any:
+        return self._values[self._index[key] if isinstance(key, str) else key]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def keys(self) -> list[str]:
+        """The column names, in order."""
+        return list(self._index)
+
+
+def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], Row]:
+    index = {column.name: i for i, column in enumerate(cursor.description or ())}
+    return lambda values: Row(values, index)
+
+
+def _pg(sql: str) -> str:
+    # the store's SQL has no literal "?" or "%": placeholders are the only ones
+    return _PLACEHOLDER.sub("%s", sql)
+
+
+class PgConnection:
+    """A psycopg connection with the sqlite3 surface the store uses: execute, executemany,
+    transaction, close; reconnects when the connection broke."""
+
+    def __init__(self, url: str, password: str | None) -> None:
+        self._url, self._password = url, password
+        self._retry_at, self._backoff = 0.0, RECONNECT_MIN_S
+        self._conn = self._connect()
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        extra = {} if self._password is None else {"password": self._password}
+        return psycopg.connect(
+            self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, **extra
+        )
+
+    def _live(self) -> psycopg.Connection[Any]:
+        if self._conn.broken or (self._conn.closed and not self._closed_by_us):
+            self._reconnect()
+        return self._conn
+
+    def _reconnect(self) -> None:
+        # While the server is away every call fails at once, with one connection attempt per
+        # backoff period: a reader on the event loop (a recall) must not wait a connect
+        # timeout on every call.
+        now = time.monotonic()
+        if now < self._retry_at:
+            raise psycopg.OperationalError("the state server is unreachable; retrying soon")
+        try:
+            self._conn = self._connect()
+        except psycopg.Error:
+            self._retry_at = now + self._backoff
+            self._backoff = min(self._backoff * 2, RECONNECT_MAX_S)
+            raise
+        self._retry_at, self._backoff = 0.0, RECONNECT_MIN_S
+
+    _closed_by_us = False
+
+    @property
+    def raw(self) -> psycopg.Connection[Any]:
+        """The psycopg connection (reconnected when it broke)."""
+        return self._live()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Row]:
+        """Run one statement; the cursor holds its rows."""
+        cursor = self._live().cursor(row_factory=_row_factory)
+        cursor.execute(_pg(sql), tuple(params) or None)
+        return cursor
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run one statement for each parameter row (pipelined by psycopg)."""
+        rows = list(rows)
+        if rows:
+            with self._live().cursor() as cursor:
+                cursor.executemany(_pg(sql), rows)
+
+    def transaction(self) -> Any:
+        """BEGIN … COMMIT (ROLLBACK when the body raises)."""
+        return self._live().transaction()
+
+    def close(self) -> None:
+        """Close the connection (it is not reopened)."""
+        self._closed_by_us = True
+        self._conn.close()
+
+
+class PostgresStore(Store):
+    """Durable state shared by every watcher pointed at one PostgreSQL database."""
+
+    errors: tuple[type[BaseException], ...] = (psycopg.Error,)
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        password: str | None = None,
+        metrics: Metrics | None = None,
+        samples_per_group: int = 5,
+        redact: Callable[[str], str] = str,
+    ) -> None:
+        self._url, self._password = url, password
+        super().__init__(
+            masked(url), metrics=metrics, samples_per_group=samples_per_group, redact=redact
+        )
+
+    def _open(self) -> Any:
+        try:
+            conn = PgConnection(self._url, self._password)
+        except psycopg.Error as exc:
+            self._count_error("open")
+            raise StoreError(f"cannot connect to {self.path}: {_first_line(exc)}") from exc
+        try:
+            pg_migrate(conn.raw)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _transaction(self) -> Any:
+        return self._conn.transaction()
+
+    def _error_kind(self, exc: BaseException) -> str:
+        return "write"
+
+    def check_integrity(self) -> str | None:
+        """The server keeps its own pages sound: nothing to check from here."""
+        return None
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version of the database."""
+        with self._lock:
+            return pg_version(self._conn)
+
+    @_locked
+    def migrate(self) -> int:
+        """Apply pending migrations (opening already did); the resulting version."""
+        return pg_migrate(self._conn.raw)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
