@@ -121,3 +121,15 @@ def test_an_unreachable_server_is_a_clear_error_without_the_password(
     assert main(["migrate", "--config", str(path), "--log-level", "warning"]) == 2
     err = capsys.readouterr().err
     assert "cannot connect to postgresql://watcher@/watcher" in err and "hunter2" not in err
+
+
+def test_run_on_an_unreachable_server_exits_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`watcher run` whose PostgreSQL state cannot be reached stops the start with exit 2 and
+    one line naming the URL (no traceback, no in-memory fallback hiding a wrong URL)."""
+    url = f"postgresql://watcher@/watcher?host={tmp_path}&port=1"
+    path = write(tmp_path, f'[watcher]\nstate = "{url}"\n[http]\nenabled = false\n')
+    assert main(["run", "--config", str(path), "--log-level", "error"]) == 2
+    err = capsys.readouterr().err
+    assert f"watcher: state error: cannot connect to {url}" in err and "Traceback" not in err

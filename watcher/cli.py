@@ -304,11 +304,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"watcher {__version__}")
         return EXIT_OK
     from watcher.config import ConfigError
+    from watcher.store import StoreError
 
     try:
         return _dispatch(args)
     except ConfigError as exc:
         print(f"watcher: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except StoreError as exc:  # a server that cannot be reached, a schema newer than us
+        print(f"watcher: state error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
