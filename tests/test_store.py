@@ -88,10 +88,13 @@ def test_get_group_returns_none_when_missing(store: StateStore) -> None:
 
 
 def test_upsert_overwrites_count_and_last_seen_and_keeps_samples(store: StateStore) -> None:
-    """A second upsert updates the row in place; the group's samples survive it."""
-    store.upsert_groups([make_group()])
+    """A second upsert of the group counted on updates the row in place; the group's samples
+    survive it."""
+    group = make_group()
+    store.upsert_groups([group])
     store.add_samples("g1", [Sample(1000.0, "api", "boom", 7)])
-    store.upsert_groups([make_group(count=9, last_seen=2000.0, sources={"api": 9})])
+    group.count, group.last_seen, group.sources = 9, 2000.0, {"api": 9}
+    store.upsert_groups([group])
     loaded = store.get_group("g1")
     assert loaded is not None
     assert (loaded.count, loaded.last_seen, loaded.sources) == (9, 2000.0, {"api": 9})
@@ -474,3 +477,29 @@ def test_commit_is_one_transaction(make_store: Callable[..., StateStore]) -> Non
         store.commit([], {"nope": [Sample(2.0, "app", "x", 1)]}, {"app": {"s": 99}})
     assert store.get_checkpoint("app") == {"s": 7}
     store.close()
+
+
+def test_watchers_sharing_a_postgresql_store_add_their_counts(pg_url: str) -> None:
+    """Two stores (two watchers) on one PostgreSQL database counting the same group: its row
+    holds the sum of what each counted, re-commits add only what is new, the seen times widen,
+    and each watcher's checkpoints and state are its own."""
+    from watcher.store import open_store
+
+    a, b = open_store(pg_url, instance="a"), open_store(pg_url, instance="b")
+    try:
+        mine = make_group(count=4, first_seen=100.0, last_seen=200.0)
+        theirs = make_group(count=3, first_seen=50.0, last_seen=150.0)
+        a.commit([mine], cursors={"app": {"f": 4}})
+        b.commit([theirs], cursors={"app": {"f": 3}})
+        mine.count += 2
+        a.commit([mine])
+        a.commit([mine])  # nothing new: nothing added
+        stored = b.get_group("g1")
+        assert stored is not None
+        assert (stored.count, stored.first_seen, stored.last_seen) == (9, 50.0, 200.0)
+        assert a.get_checkpoint("app") == {"f": 4} and b.get_checkpoint("app") == {"f": 3}
+        a.set_state("miner", [1])
+        assert b.get_state("miner") is None
+    finally:
+        a.close()
+        b.close()

@@ -83,6 +83,9 @@ class WatcherConfig:
     # "postgresql://user@host:port/db" for several watchers sharing one state; empty: state_path
     state: str = ""
     state_password_env: str = ""  # the variable holding the PostgreSQL password (else PGPASSWORD)
+    # this watcher's name in a shared state: its checkpoints and opaque state are kept under it
+    # (empty: the host name; give each watcher on one host its own)
+    instance: str = ""
     interval: Seconds = 60.0
     log_level: Literal["trace", "debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "text"] = "auto"  # auto: text on a terminal, else JSON

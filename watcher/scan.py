@@ -165,6 +165,7 @@ async def scan(
         store = open_store(
             state_url(config, state_path),
             password_env=config.watcher.state_password_env,
+            instance=config.watcher.instance,
             metrics=metrics,
             samples_per_group=samples,
             redact=redact,
@@ -237,6 +238,7 @@ def _merged(group: ErrorGroup, stored: ErrorGroup | None) -> ErrorGroup:
         sources=sources,
         tags=group.tags or stored.tags,
         buckets=group.buckets or stored.buckets,
+        flushed=stored.flushed,  # a shared store adds only what this window adds
     )
 
 

@@ -22,6 +22,7 @@ def open_store(
     samples_per_group: int = 5,
     fallback_to_memory: bool = False,
     redact: Callable[[str], str] = str,
+    instance: str = "",
 ) -> StateStore:
     """Open (and migrate) the store at a state URL; a SQLite daemon store may fall back to
     memory, a PostgreSQL one raises StoreError when the server cannot be reached."""
@@ -37,11 +38,14 @@ def open_store(
         return Store(target.location, fallback_to_memory=fallback_to_memory, **options)
     from watcher.store.postgres import PostgresStore
 
-    return PostgresStore(target.location, password=password(password_env), **options)
+    secret = password(password_env)
+    return PostgresStore(target.location, password=secret, instance=instance, **options)
 
 
 def open_configured(config: Any, **options: Any) -> StateStore:
     """The store `[watcher] state` (or `state_path`) of a Config names."""
     watcher = config.watcher
     url = watcher.state or f"sqlite://{watcher.state_path}"
-    return open_store(url, password_env=watcher.state_password_env, **options)
+    return open_store(
+        url, password_env=watcher.state_password_env, instance=watcher.instance, **options
+    )

@@ -13,6 +13,7 @@ failed commit is retried by the engine's next persist against a fresh connection
 from __future__ import annotations
 
 import re
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -20,12 +21,24 @@ from typing import Any
 import psycopg
 
 from watcher.metrics import Metrics
+from watcher.model import Activity, ErrorGroup
 from watcher.store.pg_schema import pg_migrate, pg_version
+from watcher.store.rows import GROUP_COLUMNS, UPSERT_GROUP, group_params
 from watcher.store.schema import StoreError
 from watcher.store.store import Store, _locked
 from watcher.store.url import masked
 
 _PLACEHOLDER = re.compile(r"\?")
+_COUNT = [c.strip() for c in GROUP_COLUMNS.split(",")].index("count")
+# Several watchers write one group: each adds what it counted since its last flush (in the
+# same transaction as its cursors), the seen times widen; the other columns: last writer wins.
+UPSERT_GROUP_SUMMED = (
+    UPSERT_GROUP.replace("count = excluded.count", "count = groups.count + excluded.count")
+    .replace("first_seen = excluded.first_seen", "first_seen = LEAST(groups.first_seen,"
+             " excluded.first_seen)")
+    .replace("last_seen = excluded.last_seen", "last_seen = GREATEST(groups.last_seen,"
+             " excluded.last_seen)")
+)  # fmt: skip
 CONNECT_TIMEOUT_S = 5
 RECONNECT_MIN_S, RECONNECT_MAX_S = 0.5, 30.0
 
@@ -140,8 +153,10 @@ class PostgresStore(Store):
         metrics: Metrics | None = None,
         samples_per_group: int = 5,
         redact: Callable[[str], str] = str,
+        instance: str = "",
     ) -> None:
         self._url, self._password = url, password
+        self.instance = instance or socket.gethostname()
         super().__init__(
             masked(url), metrics=metrics, samples_per_group=samples_per_group, redact=redact
         )
@@ -162,6 +177,49 @@ class PostgresStore(Store):
     def _transaction(self) -> Any:
         return self._conn.transaction()
 
+    def _scoped(self, name: str) -> str:
+        # checkpoints and opaque state (the miner, the rate chart) are each watcher's own
+        return f"{self.instance}/{name}"
+
+    def _group_rows(self, groups: Iterable[ErrorGroup]) -> tuple[str, list[tuple[Any, ...]]]:
+        rows = []
+        # one order for every writer: two commits touching the same groups cannot deadlock
+        for group in sorted(groups, key=lambda g: g.id):
+            params = list(group_params(group, self.redact))
+            params[_COUNT] = group.count - group.flushed
+            rows.append(tuple(params))
+        return UPSERT_GROUP_SUMMED, rows
+
+    def commit(self, groups: Iterable[ErrorGroup] = (), *args: Any, **kwargs: Any) -> None:
+        """Store.commit, with each group's count added as a delta (see UPSERT_GROUP_SUMMED)."""
+        groups = list(groups)
+        super().commit(groups, *args, **kwargs)
+        _settle(groups)
+
+    def upsert_groups(self, groups: Iterable[ErrorGroup]) -> None:
+        """Store.upsert_groups, counts added as deltas."""
+        groups = list(groups)
+        super().upsert_groups(groups)
+        _settle(groups)
+
+    def merge_groups(self, survivor: ErrorGroup, merged_id: str, entry: Activity) -> None:
+        """Store.merge_groups; the survivor's count added as a delta."""
+        super().merge_groups(survivor, merged_id, entry)
+        _settle([survivor])
+
+    def get_group(self, group_id: str) -> ErrorGroup | None:
+        """Store.get_group; the group returned carries the count the store holds."""
+        group = super().get_group(group_id)
+        if group is not None:
+            group.flushed = group.count
+        return group
+
+    def list_groups(self, **filters: Any) -> list[ErrorGroup]:
+        """Store.list_groups; each group returned carries the count the store holds."""
+        groups = super().list_groups(**filters)
+        _settle(groups)
+        return groups
+
     def _error_kind(self, exc: BaseException) -> str:
         return "write"
 
@@ -179,6 +237,11 @@ class PostgresStore(Store):
     def migrate(self) -> int:
         """Apply pending migrations (opening already did); the resulting version."""
         return pg_migrate(self._conn.raw)
+
+
+def _settle(groups: Iterable[ErrorGroup]) -> None:
+    for group in groups:
+        group.flushed = group.count
 
 
 def _first_line(exc: BaseException) -> str:

@@ -17,7 +17,13 @@ from watcher.model import Activity, ErrorGroup, Fix, Sample
 
 class StateStore(Protocol):
     """Groups and their samples, fingerprints, the activity list, fixes, source checkpoints,
-    opaque state and counters; each method call is one transaction."""
+    opaque state and counters; each method call is one transaction.
+
+    A group's `count` is written as counted on the object the caller holds (one it created, or
+    one the store returned): SQLite stores it as is; PostgreSQL, shared by several watchers,
+    adds what the object counted since the store last saw it (`ErrorGroup.flushed`), so every
+    watcher's counts add up. Checkpoints and opaque state are each watcher's own.
+    """
 
     path: str  # where the state is, as logs may show it (a file path, or a URL without password)
     metrics: Metrics | None

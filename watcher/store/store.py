@@ -228,7 +228,16 @@ class Store:
     def upsert_groups(self, groups: Iterable[ErrorGroup]) -> None:
         """Insert or overwrite groups (all fields but samples, window_counts and trend)."""
         with self._write() as conn:
-            conn.executemany(UPSERT_GROUP, [group_params(g, self.redact) for g in groups])
+            conn.executemany(*self._group_rows(groups))
+
+    def _group_rows(self, groups: Iterable[ErrorGroup]) -> tuple[str, list[tuple[Any, ...]]]:
+        """The upsert statement and its parameter rows for these groups (a backend shared by
+        several watchers writes deltas instead: see PostgresStore)."""
+        return UPSERT_GROUP, [group_params(g, self.redact) for g in groups]
+
+    def _scoped(self, name: str) -> str:
+        """A checkpoint's source or a state key as stored (one watcher per file: as is)."""
+        return name
 
     @_locked
     def add_samples(self, group_id: str, samples: Iterable[Sample]) -> None:
@@ -276,20 +285,26 @@ class Store:
         encoded = {key: dumps(value) for key, value in (state or {}).items()}
         now = time.time()
         with self._write() as conn:
-            conn.executemany(UPSERT_GROUP, [group_params(g, self.redact) for g in groups])
+            conn.executemany(*self._group_rows(groups))
             for group_id, items in (samples or {}).items():
                 self._insert_samples(conn, group_id, items)
             for source, streams in (cursors or {}).items():
                 conn.executemany(
                     _UPSERT_CHECKPOINT,
-                    [(source, s, dumps(c), now) for s, c in streams.items() if c is not None],
+                    [
+                        (self._scoped(source), s, dumps(c), now)
+                        for s, c in streams.items()
+                        if c is not None
+                    ],
                 )
                 # None forgets a stream's cursor (a file that is gone for good)
                 conn.executemany(
                     "DELETE FROM checkpoints WHERE source = ? AND stream = ?",
-                    [(source, s) for s, c in streams.items() if c is None],
+                    [(self._scoped(source), s) for s, c in streams.items() if c is None],
                 )
-            conn.executemany(_UPSERT_STATE, [(key, value, now) for key, value in encoded.items()])
+            conn.executemany(
+                _UPSERT_STATE, [(self._scoped(key), value, now) for key, value in encoded.items()]
+            )
             conn.executemany(_ADD_FINGERPRINT, [(*row, now) for row in fingerprints])
             conn.executemany(INSERT_ACTIVITY, [activity_params(a) for a in activity])
 
@@ -393,7 +408,7 @@ class Store:
                 "UPDATE samples SET group_id = ? WHERE group_id = ?", (survivor.id, merged_id)
             )
             conn.execute("DELETE FROM groups WHERE id = ?", (merged_id,))
-            conn.execute(UPSERT_GROUP, group_params(survivor, self.redact))
+            conn.executemany(*self._group_rows([survivor]))
             self._insert_samples(conn, survivor.id, ())
             conn.execute(INSERT_ACTIVITY, activity_params(entry))
 
@@ -426,7 +441,7 @@ class Store:
     def get_checkpoint(self, source: str) -> dict[str, Any]:
         """The committed cursor of every stream of a source ({} when none)."""
         rows = self._conn.execute(
-            "SELECT stream, cursor FROM checkpoints WHERE source = ?", (source,)
+            "SELECT stream, cursor FROM checkpoints WHERE source = ?", (self._scoped(source),)
         )
         return {row["stream"]: json.loads(row["cursor"]) for row in rows}
 
@@ -434,7 +449,7 @@ class Store:
     def set_checkpoints(self, source: str, cursors: dict[str, Any]) -> None:
         """Commit cursors for the given streams; other streams of the source keep theirs."""
         now = time.time()
-        rows = [(source, stream, dumps(cursor), now) for stream, cursor in cursors.items()]
+        rows = [(self._scoped(source), s, dumps(cursor), now) for s, cursor in cursors.items()]
         with self._write() as conn:
             conn.executemany(_UPSERT_CHECKPOINT, rows)
 
@@ -443,7 +458,9 @@ class Store:
     @_locked
     def get_state(self, key: str) -> Any | None:
         """The JSON value stored under key, or None."""
-        row = self._conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        row = self._conn.execute(
+            "SELECT value FROM state WHERE key = ?", (self._scoped(key),)
+        ).fetchone()
         return None if row is None else json.loads(row["value"])
 
     @_locked
@@ -451,7 +468,7 @@ class Store:
         """Store a JSON-serialisable value under key, replacing any previous one."""
         encoded = dumps(value)  # a TypeError here leaves the old value in place
         with self._write() as conn:
-            conn.execute(_UPSERT_STATE, (key, encoded, time.time()))
+            conn.execute(_UPSERT_STATE, (self._scoped(key), encoded, time.time()))
 
     # --- fixes ----------------------------------------------------------------------------
 
