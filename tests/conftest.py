@@ -1,16 +1,17 @@
-"""Shared fixtures: the protocol-faithful fakes in tests/fakes/ are plugins every test can use."""
+"""Shared fixtures: the protocol-faithful fakes in tests/fakes/ are plugins every test can use;
+a throwaway PostgreSQL server and the store contract's backends."""
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.postgres import Cluster, running_cluster
 
 pytest_plugins = [
     "tests.fakes.anthropic_api",
     "tests.fakes.github_api",
     "tests.fakes.webhook_receiver",
 ]
-
-from collections.abc import Iterator  # noqa: E402
-
-import pytest  # noqa: E402
-
-from tests.postgres import Cluster, running_cluster  # noqa: E402
 
 
 @pytest.fixture(scope="session")

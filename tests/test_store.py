@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -503,3 +503,38 @@ def test_watchers_sharing_a_postgresql_store_add_their_counts(pg_url: str) -> No
     finally:
         a.close()
         b.close()
+
+
+def test_a_commit_whose_answer_was_lost_is_not_added_twice(pg_url: str) -> None:
+    """A commit the PostgreSQL server made but whose answer the watcher lost (the connection
+    cut at COMMIT) is looked up before the engine's retry: the count is added once, not twice
+    (counts are deltas on a shared store, so a blind retry would double them)."""
+    import contextlib
+
+    import psycopg
+
+    from watcher.store import open_store
+
+    store = open_store(pg_url, instance="a")
+    try:
+        group = make_group(count=4)
+        store.commit([group], cursors={"app": {"f": 4}})
+        group.count = 10
+        real = store._transaction  # type: ignore[attr-defined]
+
+        @contextlib.contextmanager
+        def answer_lost() -> Iterator[None]:
+            with real():
+                yield
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+        store._transaction = answer_lost  # type: ignore[attr-defined]
+        with pytest.raises(psycopg.OperationalError):
+            store.commit([group], cursors={"app": {"f": 10}})
+        del store._transaction  # type: ignore[attr-defined]
+        store.commit([group], cursors={"app": {"f": 10}})  # the retry of the held state
+        stored = store.get_group("g1")
+        assert stored is not None and stored.count == 10
+        assert store.get_checkpoint("app") == {"f": 10}
+    finally:
+        store.close()

@@ -116,7 +116,8 @@ def stored_in_postgresql(url: str) -> tuple[int, int]:
         except psycopg.errors.UndefinedTable:
             return 0, 0
         row = con.execute(
-            "SELECT cursor FROM checkpoints WHERE source = 'app' AND stream LIKE 'file:%%'"
+            # each watcher's checkpoints are its own: "<instance>/app"
+            "SELECT cursor FROM checkpoints WHERE source LIKE '%%/app' AND stream LIKE 'file:%%'"
         ).fetchone()
     return int(total), json.loads(row[0])["offset"] if row else 0
 

@@ -21,7 +21,14 @@ from prometheus_client import (
 DROP_REASONS = ("queue_full", "upstream", "out_of_window", "late")
 # watcher_state_errors_total{kind}: every kind the store and the engine count
 STATE_ERROR_KINDS = (
-    *("open", "corrupt", "empty", "write", "read", "disk_full", "read_only", "miner_state"),
+    "open",
+    "corrupt",
+    "empty",
+    "write",
+    "read",  # a store that cannot be read (a PostgreSQL server away)
+    "disk_full",
+    "read_only",
+    "miner_state",
 )
 FIX_STATUSES = ("pr_open", "patched", "dry_run", "analyzed", "rejected", "failed", "skipped")
 LLM_OUTCOMES = ("ok", "error", "malformed", "budget")

@@ -11,7 +11,7 @@ from typing import Any
 
 from watcher.metrics import Metrics
 from watcher.store.protocol import StateStore
-from watcher.store.url import parse, password
+from watcher.store.url import parse, password, sqlite_url
 
 
 def open_store(
@@ -45,7 +45,7 @@ def open_store(
 def open_configured(config: Any, **options: Any) -> StateStore:
     """The store `[watcher] state` (or `state_path`) of a Config names."""
     watcher = config.watcher
-    url = watcher.state or f"sqlite://{watcher.state_path}"
+    url = watcher.state or sqlite_url(watcher.state_path)
     return open_store(
         url, password_env=watcher.state_password_env, instance=watcher.instance, **options
     )

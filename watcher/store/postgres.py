@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 
 from watcher.metrics import Metrics
-from watcher.model import Activity, ErrorGroup
+from watcher.model import Activity, ErrorGroup, Sample
 from watcher.store.pg_schema import pg_migrate, pg_version
 from watcher.store.rows import GROUP_COLUMNS, UPSERT_GROUP, group_params
 from watcher.store.schema import StoreError
@@ -39,6 +39,7 @@ UPSERT_GROUP_SUMMED = (
     .replace("last_seen = excluded.last_seen", "last_seen = GREATEST(groups.last_seen,"
              " excluded.last_seen)")
 )  # fmt: skip
+COMMIT_SEQ_KEY = "commit_seq"  # a state key (per instance): the number of its last commit
 CONNECT_TIMEOUT_S = 5
 RECONNECT_MIN_S, RECONNECT_MAX_S = 0.5, 30.0
 
@@ -160,6 +161,10 @@ class PostgresStore(Store):
         super().__init__(
             masked(url), metrics=metrics, samples_per_group=samples_per_group, redact=redact
         )
+        # commits are numbered per instance, the number stored with them: a commit whose
+        # outcome was lost with the connection is looked up before the next one adds again
+        self._seq: int = self.get_state(COMMIT_SEQ_KEY) or 0
+        self._unsure: tuple[int, list[tuple[ErrorGroup, int]]] | None = None
 
     def _open(self) -> Any:
         try:
@@ -190,11 +195,44 @@ class PostgresStore(Store):
             rows.append(tuple(params))
         return UPSERT_GROUP_SUMMED, rows
 
-    def commit(self, groups: Iterable[ErrorGroup] = (), *args: Any, **kwargs: Any) -> None:
-        """Store.commit, with each group's count added as a delta (see UPSERT_GROUP_SUMMED)."""
+    def commit(
+        self,
+        groups: Iterable[ErrorGroup] = (),
+        samples: dict[str, list[Sample]] | None = None,
+        cursors: dict[str, dict[str, Any]] | None = None,
+        state: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Store.commit, with each group's count added as a delta (see UPSERT_GROUP_SUMMED).
+
+        Deltas are not idempotent: a commit the server made but whose answer was lost (the
+        connection cut at COMMIT) must not be added again by the retry. So each commit carries
+        its number, and after a failed one the next commit first reads which number landed."""
         groups = list(groups)
-        super().commit(groups, *args, **kwargs)
-        _settle(groups)
+        self._resolve_unsure()
+        seq = self._seq + 1
+        counted = [(group, group.count) for group in groups]
+        try:
+            super().commit(groups, samples, cursors, {**(state or {}), COMMIT_SEQ_KEY: seq},
+                           **kwargs)  # fmt: skip
+        except self.errors:
+            self._unsure = (seq, counted)
+            raise
+        self._seq = seq
+        for group, count in counted:
+            group.flushed = count
+
+    def _resolve_unsure(self) -> None:
+        """After a failed commit: did it land after all? Then its counts are held (raises,
+        failing this commit too, while the server cannot say)."""
+        if self._unsure is None:
+            return
+        seq, counted = self._unsure
+        if self.get_state(COMMIT_SEQ_KEY) == seq:
+            self._seq = seq
+            for group, count in counted:
+                group.flushed = count
+        self._unsure = None
 
     def upsert_groups(self, groups: Iterable[ErrorGroup]) -> None:
         """Store.upsert_groups, counts added as deltas."""
