@@ -318,3 +318,13 @@ def test_groups_cli_lists_filters_and_changes_the_state_file(
         assert "no pattern 'nope'" in capsys.readouterr().err
     finally:  # main() configured structlog onto the captured stderr: undo it
         structlog.reset_defaults()
+
+
+def test_scanning_lines_without_timestamps_into_a_state_twice(make_store: Any) -> None:
+    """`watcher scan --state` run twice over lines that carry no timestamp (first/last seen 0)
+    merges the second pass into the stored group instead of crashing (min() of nothing)."""
+    with make_store() as store:
+        for _ in range(2):
+            save_groups(store, [group("n1", count=20, first_seen=0.0, last_seen=0.0)])
+        stored = store.get_group("n1")
+        assert stored is not None and (stored.count, stored.first_seen) == (20, 0.0)

@@ -233,7 +233,8 @@ def _merged(group: ErrorGroup, stored: ErrorGroup | None) -> ErrorGroup:
     return dataclasses.replace(
         group,
         count=max(group.count, stored.count),
-        first_seen=min(t for t in (group.first_seen, stored.first_seen) if t) or 0.0,
+        # 0 is "no timestamp" (lines without one): the earliest real time, else 0
+        first_seen=min((t for t in (group.first_seen, stored.first_seen) if t), default=0.0),
         last_seen=max(group.last_seen, stored.last_seen),
         sources=sources,
         tags=group.tags or stored.tags,
