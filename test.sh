@@ -20,6 +20,11 @@ command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertman
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)  # verifies the unit files
 # the journald source's tests write real journal files from the export format, read by journalctl
 [ -x /lib/systemd/systemd-journal-remote ] || need+=(systemd-journal-remote)
+# the store contract suite runs against a real PostgreSQL: the tests initdb a throwaway cluster
+# (Debian keeps initdb/pg_ctl in /usr/lib/postgresql/<version>/bin, off PATH)
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  need+=(postgresql)
+fi
 if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq >/dev/null 2>&1 || true

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -116,13 +117,13 @@ def test_a_merge_routes_later_events_of_the_merged_fingerprint_to_the_survivor()
 
 
 def test_an_older_fingerprint_version_maps_to_its_group_instead_of_a_new_one(
-    tmp_path: Path,
+    make_store: Any,
 ) -> None:
     """A group keyed by fingerprint v1 (before the algorithm changed) keeps the events whose v2
     fingerprint is new: the v2 fingerprint joins it (stored with its version), no new group."""
     old_id = trace_fingerprint(trace(T0), version=1)
     assert old_id != trace_fingerprint(trace(T0))
-    with Store(tmp_path / "state.db") as store:
+    with make_store() as store:
         store.commit([group(old_id, kind="trace", count=5)], fingerprints=[(old_id, old_id, 1)])
         table = GroupTable(recall=store.get_group)
         table.legacy.update(store.legacy_fingerprints(FINGERPRINT_VERSION))
@@ -137,7 +138,7 @@ def test_an_older_fingerprint_version_maps_to_its_group_instead_of_a_new_one(
 # --- state that survives ---------------------------------------------------------------------
 
 
-def test_window_buckets_and_tags_survive_the_store(tmp_path: Path) -> None:
+def test_window_buckets_and_tags_survive_the_store(make_store: Any) -> None:
     """A group's sliding-window counts and host/release breakdowns are the same after it went
     through the store and back into a new table (a restart)."""
     table = GroupTable()
@@ -146,7 +147,7 @@ def test_window_buckets_and_tags_survive_the_store(tmp_path: Path) -> None:
         table.add(tagged, CLS)
     before = table.snapshot(T0 + 200)[0]
     counts = dict(before.window_counts)
-    with Store(tmp_path / "state.db") as store:
+    with make_store() as store:
         store.commit(table.take_dirty()[0])
         fresh = GroupTable()
         fresh.load(store.list_groups())
@@ -171,11 +172,11 @@ def test_the_rate_history_survives_a_dump_and_restore() -> None:
 # --- re-classification -----------------------------------------------------------------------
 
 
-def test_changed_rules_reclassify_stored_patterns_and_record_it(tmp_path: Path) -> None:
+def test_changed_rules_reclassify_stored_patterns_and_record_it(make_store: Any) -> None:
     """A rule added after a pattern was stored changes its category/severity/fixable; the
     change is in the activity list; the same rules a second time change nothing."""
     sample = Sample(T0, "app", "ERROR stripe charge failed for cus_1", 1)
-    with Store(tmp_path / "state.db") as store:
+    with make_store() as store:
         store.commit([group("s1", template="stripe charge failed for <*>", samples=[sample])],
                      {"s1": [sample]})  # fmt: skip
         rule = Rule(compile_rule("(?i)stripe"), category="external_service_error",
@@ -195,12 +196,10 @@ def test_changed_rules_reclassify_stored_patterns_and_record_it(tmp_path: Path) 
         assert reclassify_stored(store, [rule], T0 + 2) == []
 
 
-def test_a_scan_keeps_a_resolved_pattern_and_regresses_it_when_seen_again(
-    tmp_path: Path,
-) -> None:
+def test_a_scan_keeps_a_resolved_pattern_and_regresses_it_when_seen_again(make_store: Any) -> None:
     """`scan --state` does not reopen a resolved pattern by overwriting its row; events after
     the resolution regress it (recorded); a merged fingerprint's events count in its owner."""
-    with Store(tmp_path / "state.db") as store:
+    with make_store() as store:
         resolved = group("r1", state="resolved", state_changed=T0 + 100)
         store.commit([resolved, group("r2")], fingerprints=[("r1", "r1", 0), ("m1", "r2", 0)])
         save_groups(store, [group("r1", last_seen=T0 + 50), group("m1", count=9)])
@@ -283,10 +282,11 @@ def test_in_app_frames_link_to_the_code_at_the_release_the_logs_name() -> None:
 
 
 def test_groups_cli_lists_filters_and_changes_the_state_file(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    make_store: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`watcher groups` with no daemon: list --search/--only filter, ignore --for sets the end of
-    the ignore, a bad --until or a fingerprint the pattern does not own exits 2 saying why."""
+    """`watcher groups` with no daemon, on a state file or a PostgreSQL URL: list --search/--only
+    filter, ignore --for sets the end of the ignore, a bad --until or a fingerprint the pattern
+    does not own exits 2 saying why."""
     import json
     import time
 
@@ -294,8 +294,8 @@ def test_groups_cli_lists_filters_and_changes_the_state_file(
 
     from watcher.cli import main
 
-    path = str(tmp_path / "state.db")
-    with Store(path) as store:
+    path = make_store.url
+    with make_store() as store:
         store.commit([group("p1", template="payment failed for <*>", count=9), group("c1")],
                      fingerprints=[("p1", "p1", 0), ("c1", "c1", 0)])  # fmt: skip
     capsys.readouterr()  # the store's own log lines
@@ -307,7 +307,7 @@ def test_groups_cli_lists_filters_and_changes_the_state_file(
         assert main(["groups", "list", "--only", "ignored", "--state", path, "--json"]) == 0
         [listed] = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
         assert listed["id"] == "p1"
-        with Store(path) as store:
+        with make_store() as store:
             until = store.get_group("p1").ignore_until  # type: ignore[union-attr]
         assert until is not None and abs(until - (time.time() + 7200)) < 60
         assert main(["groups", "ignore", "c1", "--until", "2030-01-01T00:00", "--state", path]) == 2
@@ -318,3 +318,13 @@ def test_groups_cli_lists_filters_and_changes_the_state_file(
         assert "no pattern 'nope'" in capsys.readouterr().err
     finally:  # main() configured structlog onto the captured stderr: undo it
         structlog.reset_defaults()
+
+
+def test_scanning_lines_without_timestamps_into_a_state_twice(make_store: Any) -> None:
+    """`watcher scan --state` run twice over lines that carry no timestamp (first/last seen 0)
+    merges the second pass into the stored group instead of crashing (min() of nothing)."""
+    with make_store() as store:
+        for _ in range(2):
+            save_groups(store, [group("n1", count=20, first_seen=0.0, last_seen=0.0)])
+        stored = store.get_group("n1")
+        assert stored is not None and (stored.count, stored.first_seen) == (20, 0.0)

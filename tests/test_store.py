@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 
 from watcher.metrics import Metrics
 from watcher.model import ErrorGroup, Fix, Frame, Sample
-from watcher.store import SCHEMA_VERSION, Store, StoreError, migrate, user_version
+from watcher.store import SCHEMA_VERSION, StateStore, Store, StoreError, migrate, user_version
 from watcher.store import schema as schema_module
 
 
@@ -50,24 +50,22 @@ def counter(metrics: Metrics, kind: str) -> float:
 
 
 @pytest.fixture
-def store() -> Iterator[Store]:
-    """An in-memory store."""
-    s = Store(":memory:", samples_per_group=3)
-    yield s
-    s.close()
+def store(make_store: Callable[..., StateStore]) -> StateStore:
+    """A store on each backend of the contract (SQLite, PostgreSQL), 3 samples per group."""
+    return make_store(samples_per_group=3)
 
 
 # --- groups ---------------------------------------------------------------------------------
 
 
-def test_group_round_trips_every_stored_field(store: Store) -> None:
+def test_group_round_trips_every_stored_field(store: StateStore) -> None:
     """Every persisted ErrorGroup field comes back equal, frames with their in_app flag."""
     group = make_group()
     store.upsert_groups([group])
     assert store.get_group("g1") == group
 
 
-def test_group_without_frames_round_trips(store: Store) -> None:
+def test_group_without_frames_round_trips(store: StateStore) -> None:
     """A template group with no trace stores top_frame None and an empty frame list."""
     group = make_group(
         kind="template", exception_type=None, top_frame=None, frames=[], fixable=False, sources={}
@@ -76,7 +74,7 @@ def test_group_without_frames_round_trips(store: Store) -> None:
     assert store.get_group("g1") == group
 
 
-def test_window_counts_and_trend_are_not_stored(store: Store) -> None:
+def test_window_counts_and_trend_are_not_stored(store: StateStore) -> None:
     """The live-only fields come back at their defaults."""
     store.upsert_groups([make_group(window_counts={"1m": 4}, trend="rising")])
     loaded = store.get_group("g1")
@@ -84,16 +82,19 @@ def test_window_counts_and_trend_are_not_stored(store: Store) -> None:
     assert (loaded.window_counts, loaded.trend) == ({}, "flat")
 
 
-def test_get_group_returns_none_when_missing(store: Store) -> None:
+def test_get_group_returns_none_when_missing(store: StateStore) -> None:
     """An unknown id is None, not an error."""
     assert store.get_group("nope") is None
 
 
-def test_upsert_overwrites_count_and_last_seen_and_keeps_samples(store: Store) -> None:
-    """A second upsert updates the row in place; the group's samples survive it."""
-    store.upsert_groups([make_group()])
+def test_upsert_overwrites_count_and_last_seen_and_keeps_samples(store: StateStore) -> None:
+    """A second upsert of the group counted on updates the row in place; the group's samples
+    survive it."""
+    group = make_group()
+    store.upsert_groups([group])
     store.add_samples("g1", [Sample(1000.0, "api", "boom", 7)])
-    store.upsert_groups([make_group(count=9, last_seen=2000.0, sources={"api": 9})])
+    group.count, group.last_seen, group.sources = 9, 2000.0, {"api": 9}
+    store.upsert_groups([group])
     loaded = store.get_group("g1")
     assert loaded is not None
     assert (loaded.count, loaded.last_seen, loaded.sources) == (9, 2000.0, {"api": 9})
@@ -101,7 +102,7 @@ def test_upsert_overwrites_count_and_last_seen_and_keeps_samples(store: Store) -
     assert store.count_groups() == 1
 
 
-def test_upsert_is_one_transaction(store: Store) -> None:
+def test_upsert_is_one_transaction(store: StateStore) -> None:
     """A group that cannot be stored leaves none of its batch behind."""
     bad = make_group("bad", sources={"api": object()})
     with pytest.raises(TypeError):
@@ -109,7 +110,7 @@ def test_upsert_is_one_transaction(store: Store) -> None:
     assert store.count_groups() == 0
 
 
-def test_samples_are_capped_and_newest_first(store: Store) -> None:
+def test_samples_are_capped_and_newest_first(store: StateStore) -> None:
     """Only the newest samples_per_group samples are kept, returned newest first."""
     store.upsert_groups([make_group()])
     store.add_samples("g1", [Sample(float(t), "api", f"line {t}") for t in (5, 1, 3)])
@@ -119,7 +120,7 @@ def test_samples_are_capped_and_newest_first(store: Store) -> None:
     assert [s.timestamp for s in loaded.samples] == [5.0, 4.0, 3.0]
 
 
-def test_samples_are_capped_per_group(store: Store) -> None:
+def test_samples_are_capped_per_group(store: StateStore) -> None:
     """Capping one group's samples leaves another's alone."""
     store.upsert_groups([make_group("a"), make_group("b")])
     store.add_samples("a", [Sample(float(t), "api", "a") for t in range(5)])
@@ -129,15 +130,18 @@ def test_samples_are_capped_per_group(store: Store) -> None:
     assert len(b.samples) == 1
 
 
-def test_samples_for_unknown_group_raise_and_count_a_write_error() -> None:
+def test_samples_for_unknown_group_raise_and_count_a_write_error(
+    make_store: Callable[..., StateStore],
+) -> None:
     """Samples must follow their group's upsert; the failure is counted, not swallowed."""
     metrics = Metrics()
-    with Store(":memory:", metrics=metrics) as s, pytest.raises(sqlite3.IntegrityError):
+    s = make_store(metrics=metrics)
+    with pytest.raises(s.errors):
         s.add_samples("ghost", [Sample(1.0, "api", "x")])
     assert counter(metrics, "write") == 1
 
 
-def _seed_for_listing(store: Store) -> None:
+def _seed_for_listing(store: StateStore) -> None:
     store.upsert_groups(
         [
             make_group("a", count=5, last_seen=100.0, severity="low", category="cache_error"),
@@ -152,7 +156,7 @@ def _seed_for_listing(store: Store) -> None:
     ("order", "expected"),
     [("count", ["b", "c", "a", "d"]), ("last_seen", ["c", "d", "a", "b"])],
 )
-def test_list_groups_orders(store: Store, order: str, expected: list[str]) -> None:
+def test_list_groups_orders(store: StateStore, order: str, expected: list[str]) -> None:
     """Both orders are descending."""
     _seed_for_listing(store)
     assert [g.id for g in store.list_groups(order=order)] == expected
@@ -170,13 +174,15 @@ def test_list_groups_orders(store: Store, order: str, expected: list[str]) -> No
         ({"limit": 2}, ["b", "c"]),
     ],
 )
-def test_list_groups_filters(store: Store, filters: dict[str, object], expected: list[str]) -> None:
+def test_list_groups_filters(
+    store: StateStore, filters: dict[str, object], expected: list[str]
+) -> None:
     """Each filter narrows the result, and filters combine with AND."""
     _seed_for_listing(store)
     assert [g.id for g in store.list_groups(**filters)] == expected  # type: ignore[arg-type]
 
 
-def test_list_groups_includes_samples(store: Store) -> None:
+def test_list_groups_includes_samples(store: StateStore) -> None:
     """Listed groups carry their own samples, newest first."""
     _seed_for_listing(store)
     store.add_samples("c", [Sample(1.0, "api", "old"), Sample(2.0, "api", "new")])
@@ -186,13 +192,15 @@ def test_list_groups_includes_samples(store: Store) -> None:
 
 
 @pytest.mark.parametrize("bad", [{"order": "name"}, {"min_severity": "fatal"}])
-def test_list_groups_rejects_unknown_order_and_severity(store: Store, bad: dict[str, str]) -> None:
+def test_list_groups_rejects_unknown_order_and_severity(
+    store: StateStore, bad: dict[str, str]
+) -> None:
     """A typo in an order or severity is an error, not an empty list."""
     with pytest.raises(ValueError):
         store.list_groups(**bad)  # type: ignore[arg-type]
 
 
-def test_set_group_status(store: Store) -> None:
+def test_set_group_status(store: StateStore) -> None:
     """Status changes persist; an unknown group is a KeyError."""
     store.upsert_groups([make_group()])
     store.set_group_status("g1", "ignored")
@@ -206,7 +214,7 @@ def test_set_group_status(store: Store) -> None:
 # --- checkpoints, state, counters -----------------------------------------------------------
 
 
-def test_checkpoints_merge_per_stream(store: Store) -> None:
+def test_checkpoints_merge_per_stream(store: StateStore) -> None:
     """Setting some streams replaces those cursors and keeps the others."""
     assert store.get_checkpoint("loki") == {}
     store.set_checkpoints("loki", {"s1": {"ns": 1, "seen": ["h1"]}, "s2": 5})
@@ -216,7 +224,7 @@ def test_checkpoints_merge_per_stream(store: Store) -> None:
     assert store.get_checkpoint("file") == {"s1": [1, 2]}
 
 
-def test_state_round_trips_json(store: Store) -> None:
+def test_state_round_trips_json(store: StateStore) -> None:
     """Opaque state comes back as the same JSON value, replaced on the next set."""
     assert store.get_state("template_miner") is None
     store.set_state("template_miner", {"version": 1, "clusters": [[1, "a <*>"]]})
@@ -224,7 +232,7 @@ def test_state_round_trips_json(store: Store) -> None:
     assert store.get_state("template_miner") == {"version": 2, "clusters": []}
 
 
-def test_state_rejects_non_json_and_keeps_old_value(store: Store) -> None:
+def test_state_rejects_non_json_and_keeps_old_value(store: StateStore) -> None:
     """A value JSON cannot encode raises and leaves the stored value alone."""
     store.set_state("k", [1])
     with pytest.raises(TypeError):
@@ -232,23 +240,22 @@ def test_state_rejects_non_json_and_keeps_old_value(store: Store) -> None:
     assert store.get_state("k") == [1]
 
 
-def test_counters_accumulate(store: Store) -> None:
+def test_counters_accumulate(store: StateStore) -> None:
     """add_counters adds to existing totals and creates new names."""
     store.add_counters({"lines": 10, "events": 2})
     store.add_counters({"lines": 5, "errors": 1})
     assert store.get_counters() == {"lines": 15, "events": 2, "errors": 1}
 
 
-def test_restart_keeps_groups_counts_and_checkpoints(tmp_path: Path) -> None:
-    """Everything written before close is there after reopening the file."""
-    path = tmp_path / "state.db"
-    with Store(path) as first:
+def test_restart_keeps_groups_counts_and_checkpoints(make_store: Callable[..., StateStore]) -> None:
+    """Everything written before close is there after reopening the store."""
+    with make_store() as first:
         first.upsert_groups([make_group()])
         first.add_samples("g1", [Sample(1.0, "api", "boom")])
         first.set_checkpoints("api", {"": {"ts": 12.5}})
         first.add_counters({"lines": 7})
         first.save_fix(Fix("f1", "g1", "pending", 1.0))
-    with Store(path) as second:
+    with make_store() as second:
         loaded = second.get_group("g1")
         assert loaded == make_group(samples=[Sample(1.0, "api", "boom")])
         assert second.get_checkpoint("api") == {"": {"ts": 12.5}}
@@ -272,7 +279,7 @@ def test_missing_parent_directory_is_created(tmp_path: Path) -> None:
 # --- fixes ----------------------------------------------------------------------------------
 
 
-def test_fix_round_trips_and_upserts(store: Store) -> None:
+def test_fix_round_trips_and_upserts(store: StateStore) -> None:
     """A fix comes back equal; saving the same id again overwrites it."""
     fix = Fix(
         "f1",
@@ -295,7 +302,7 @@ def test_fix_round_trips_and_upserts(store: Store) -> None:
     assert store.get_fix("nope") is None
 
 
-def test_list_fixes_filters_newest_first(store: Store) -> None:
+def test_list_fixes_filters_newest_first(store: StateStore) -> None:
     """list_fixes filters by group and status and orders by creation time, newest first."""
     for fix_id, group, status, created in [
         ("f1", "g1", "failed", 1.0),
@@ -308,7 +315,7 @@ def test_list_fixes_filters_newest_first(store: Store) -> None:
     assert [f.id for f in store.list_fixes(status="pr_open", limit=1)] == ["f2"]
 
 
-def test_fixes_since_counts_from_the_boundary(store: Store) -> None:
+def test_fixes_since_counts_from_the_boundary(store: StateStore) -> None:
     """fixes_since counts fixes created at or after the given time."""
     for n, created in enumerate([100.0, 200.0, 300.0]):
         store.save_fix(Fix(f"f{n}", "g", "dry_run", created))
@@ -431,11 +438,11 @@ def test_damaged_pages_are_detected_by_quick_check(tmp_path: Path) -> None:
 # --- threads --------------------------------------------------------------------------------
 
 
-def test_two_threads_can_share_a_store(tmp_path: Path) -> None:
+def test_two_threads_can_share_a_store(make_store: Callable[..., StateStore]) -> None:
     """Interleaved writes and reads from two threads neither raise nor lose updates."""
     errors: list[BaseException] = []
 
-    def work(s: Store, prefix: str) -> None:
+    def work(s: StateStore, prefix: str) -> None:
         try:
             for n in range(100):
                 s.upsert_groups([make_group(f"{prefix}{n}")])
@@ -446,7 +453,7 @@ def test_two_threads_can_share_a_store(tmp_path: Path) -> None:
         except BaseException as exc:
             errors.append(exc)
 
-    with Store(tmp_path / "state.db") as s:
+    with make_store() as s:
         threads = [threading.Thread(target=work, args=(s, p)) for p in ("a", "b")]
         for t in threads:
             t.start()
@@ -458,15 +465,76 @@ def test_two_threads_can_share_a_store(tmp_path: Path) -> None:
         assert s.get_checkpoint("a") == {"stream": 99}
 
 
-def test_commit_is_one_transaction(tmp_path: Path) -> None:
+def test_commit_is_one_transaction(make_store: Callable[..., StateStore]) -> None:
     """commit() stores groups, samples, cursors and state together, or nothing at all."""
-    store = Store(tmp_path / "s.db")
+    store = make_store()
     group = make_group("g1")
     store.commit([group], {"g1": [Sample(1.0, "app", "boom", 3)]}, {"app": {"s": 7}}, {"k": [1]})
     assert store.get_group("g1") is not None
     assert store.get_checkpoint("app") == {"s": 7} and store.get_state("k") == [1]
     # a sample for an unknown group fails the whole commit: the cursor must not move
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(store.errors):
         store.commit([], {"nope": [Sample(2.0, "app", "x", 1)]}, {"app": {"s": 99}})
     assert store.get_checkpoint("app") == {"s": 7}
     store.close()
+
+
+def test_watchers_sharing_a_postgresql_store_add_their_counts(pg_url: str) -> None:
+    """Two stores (two watchers) on one PostgreSQL database counting the same group: its row
+    holds the sum of what each counted, re-commits add only what is new, the seen times widen,
+    and each watcher's checkpoints and state are its own."""
+    from watcher.store import open_store
+
+    a, b = open_store(pg_url, instance="a"), open_store(pg_url, instance="b")
+    try:
+        mine = make_group(count=4, first_seen=100.0, last_seen=200.0)
+        theirs = make_group(count=3, first_seen=50.0, last_seen=150.0)
+        a.commit([mine], cursors={"app": {"f": 4}})
+        b.commit([theirs], cursors={"app": {"f": 3}})
+        mine.count += 2
+        a.commit([mine])
+        a.commit([mine])  # nothing new: nothing added
+        stored = b.get_group("g1")
+        assert stored is not None
+        assert (stored.count, stored.first_seen, stored.last_seen) == (9, 50.0, 200.0)
+        assert a.get_checkpoint("app") == {"f": 4} and b.get_checkpoint("app") == {"f": 3}
+        a.set_state("miner", [1])
+        assert b.get_state("miner") is None
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_commit_whose_answer_was_lost_is_not_added_twice(pg_url: str) -> None:
+    """A commit the PostgreSQL server made but whose answer the watcher lost (the connection
+    cut at COMMIT) is looked up before the engine's retry: the count is added once, not twice
+    (counts are deltas on a shared store, so a blind retry would double them)."""
+    import contextlib
+
+    import psycopg
+
+    from watcher.store import open_store
+
+    store = open_store(pg_url, instance="a")
+    try:
+        group = make_group(count=4)
+        store.commit([group], cursors={"app": {"f": 4}})
+        group.count = 10
+        real = store._transaction  # type: ignore[attr-defined]
+
+        @contextlib.contextmanager
+        def answer_lost() -> Iterator[None]:
+            with real():
+                yield
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+        store._transaction = answer_lost  # type: ignore[attr-defined]
+        with pytest.raises(psycopg.OperationalError):
+            store.commit([group], cursors={"app": {"f": 10}})
+        del store._transaction  # type: ignore[attr-defined]
+        store.commit([group], cursors={"app": {"f": 10}})  # the retry of the held state
+        stored = store.get_group("g1")
+        assert stored is not None and stored.count == 10
+        assert store.get_checkpoint("app") == {"f": 10}
+    finally:
+        store.close()

@@ -75,11 +75,13 @@ class Writer:
                 self.written += 1
 
 
-def write_config(tmp_path: Path, state: Path, log: Path, port: int = 0) -> Path:
-    """A daemon config: one fast-polling file source, HTTP on loopback, state at `state`."""
+def write_config(tmp_path: Path, state: Path | str, log: Path, port: int = 0) -> Path:
+    """A daemon config: one fast-polling file source, HTTP on loopback, state at `state` (a
+    SQLite path, or a PostgreSQL URL)."""
     cfg = tmp_path / "watcher.toml"
+    key = "state" if isinstance(state, str) and "://" in state else "state_path"
     cfg.write_text(
-        f'[watcher]\nstate_path = "{state}"\ninterval = 1\n'
+        f'[watcher]\n{key} = "{state}"\ninterval = 1\n'
         f'[http]\nlisten = "127.0.0.1:{port}"\n'
         "[parse]\nmultiline_timeout = 0.2\n"
         f'[[sources]]\ntype = "file"\nname = "app"\npath = "{log}"\npoll_interval = 0.02\n'
@@ -87,8 +89,10 @@ def write_config(tmp_path: Path, state: Path, log: Path, port: int = 0) -> Path:
     return cfg
 
 
-def stored(db: Path) -> tuple[int, int]:
+def stored(db: Path | str) -> tuple[int, int]:
     """(SUM(count) over stored groups, committed offset of the app source); 0s before any."""
+    if isinstance(db, str):
+        return stored_in_postgresql(db)
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         total = con.execute("SELECT COALESCE(SUM(count), 0) FROM groups").fetchone()[0]
@@ -100,6 +104,22 @@ def stored(db: Path) -> tuple[int, int]:
     finally:
         con.close()
     return total, json.loads(row[0])["offset"] if row else 0
+
+
+def stored_in_postgresql(url: str) -> tuple[int, int]:
+    """`stored` of a PostgreSQL state, read on a connection of its own."""
+    import psycopg
+
+    with psycopg.connect(url) as con:
+        try:
+            total = con.execute("SELECT COALESCE(SUM(count), 0) FROM groups").fetchone()[0]
+        except psycopg.errors.UndefinedTable:
+            return 0, 0
+        row = con.execute(
+            # each watcher's checkpoints are its own: "<instance>/app"
+            "SELECT cursor FROM checkpoints WHERE source LIKE '%%/app' AND stream LIKE 'file:%%'"
+        ).fetchone()
+    return int(total), json.loads(row[0])["offset"] if row else 0
 
 
 async def get(port: int, path: str) -> tuple[int, str]:
@@ -177,7 +197,7 @@ async def degraded_then_recovered(
     break_store: Callable[[Daemon], None],
     mend_store: Callable[[Daemon], None],
     kind: str,
-    state: Path | None = None,
+    state: Path | str | None = None,
     max_groups: int = 100,
 ) -> None:
     """The shared scenario: count, break the store, keep counting, mend it, catch up."""
@@ -215,8 +235,13 @@ async def degraded_then_recovered(
     assert per_group(db) == [6, 18, 18, 18]  # 30 lines of 3 kinds, then 2 x 15 of 4
 
 
-def per_group(db: Path) -> list[int]:
+def per_group(db: Path | str) -> list[int]:
     """The stored groups' counts, sorted."""
+    if isinstance(db, str):
+        import psycopg
+
+        with psycopg.connect(db) as pg:
+            return sorted(int(c) for (c,) in pg.execute("SELECT count FROM groups"))
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         return sorted(count for (count,) in con.execute("SELECT count FROM groups"))
@@ -320,6 +345,41 @@ async def test_store_turning_read_only_degrades_then_catches_up(tmp_path: Path) 
         lambda d: with_store_connection(d, "PRAGMA query_only = OFF"),
         "read_only",
         max_groups=2,
+    )
+
+
+# --- PostgreSQL: the connection cut, writes refused --------------------------------------------
+
+
+def _on_server(url: str, read_only: bool) -> None:
+    """Refuse (or allow) writes in the daemon's database and cut its connections: a server
+    restart or a network cut as the daemon sees it, then a store that cannot write."""
+    import psycopg
+
+    name = url.split("?")[0].rsplit("/", 1)[1]
+    # from the maintenance database: a read-only default would refuse the ALTER itself
+    with psycopg.connect(url.replace(f"/{name}?", "/postgres?"), autocommit=True) as admin:
+        flag = "on" if read_only else "off"
+        admin.execute(f"ALTER DATABASE {name} SET default_transaction_read_only = {flag}")
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+
+
+async def test_a_postgresql_store_cut_off_degrades_then_catches_up(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """The daemon's PostgreSQL connection is cut and its new ones may not write: counting goes
+    on, one error line, watcher_state_errors_total{kind="write"}; once writes are allowed the
+    held groups and cursors are written through a fresh connection, nothing counted twice."""
+    await degraded_then_recovered(
+        tmp_path,
+        lambda _d: _on_server(pg_url, read_only=True),
+        lambda _d: _on_server(pg_url, read_only=False),
+        "write",
+        state=pg_url,
     )
 
 

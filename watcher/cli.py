@@ -76,11 +76,16 @@ def _pipeline_opts(p: argparse.ArgumentParser) -> None:
         default=None,
         help="polling interval and window evaluation, seconds (default from config: 60)",
     )
+    _state_opt(p)
+
+
+def _state_opt(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--state",
-        metavar="PATH",
+        metavar="PATH|URL",
         default=None,
-        help="SQLite state file (default [watcher] state_path)",
+        help="state file or URL (sqlite:///path, postgresql://user@host/db; default [watcher] "
+        "state or state_path)",
     )
 
 
@@ -208,12 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
         "when [autofix] enabled is false; never opens a second PR for a group.",
     )
     fix.add_argument("group_id", metavar="GROUP_ID", help="the group id shown in the report")
-    fix.add_argument(
-        "--state",
-        metavar="PATH",
-        default=None,
-        help="SQLite state file (default [watcher] state_path)",
-    )
+    _state_opt(fix)
     _dry_run_opt(fix)
     pr = fix.add_mutually_exclusive_group()
     pr.add_argument(
@@ -274,6 +274,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--top", type=int, default=10, metavar="N", help="patterns shown (10)")
 
+    migrate = sub.add_parser(
+        "migrate",
+        parents=[common],
+        help="apply pending state schema migrations (SQLite file or PostgreSQL) and exit",
+        description="Open the state ([watcher] state, or --state PATH/URL), apply the schema "
+        "migrations it has not had yet, and print its schema version. Every start migrates "
+        "too; run this first to migrate a shared PostgreSQL database before a rollout.",
+    )
+    _state_opt(migrate)
+
     from watcher.cli_groups import add_parser as add_groups
 
     add_groups(sub, common)
@@ -294,11 +304,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"watcher {__version__}")
         return EXIT_OK
     from watcher.config import ConfigError
+    from watcher.store import StoreError
 
     try:
         return _dispatch(args)
     except ConfigError as exc:
         print(f"watcher: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except StoreError as exc:  # a server that cannot be reached, a schema newer than us
+        print(f"watcher: state error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
@@ -337,6 +351,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _scan(config, args)
     if args.command == "fix":
         return _fix(config, args)
+    if args.command == "migrate":
+        return _migrate(config)
     return _replay(config, args)
 
 
@@ -344,8 +360,12 @@ def _load(args: argparse.Namespace) -> Any:
     from watcher.config import ConfigError, load_config, parse_duration
 
     config = load_config(getattr(args, "config", None))
-    commands = ("run", "scan", "fix", "groups")
+    commands = ("run", "scan", "fix", "groups", "migrate")
     state = getattr(args, "state", None) if args.command in commands else None
+    if state is not None and "://" in state:  # --state URL: the same as [watcher] state
+        config, state = config.with_overrides(state=state), None
+    elif state is not None:  # --state PATH replaces a configured state URL too
+        config = config.with_overrides(state="")
     config = config.with_overrides(
         log_level=getattr(args, "log_level", None),
         log_format=getattr(args, "log_format", None),
@@ -571,19 +591,34 @@ def _bounded(
     return _exit_code(result, args.fail_on)
 
 
+def _migrate(config: Any) -> int:
+    """`watcher migrate`: open the state (which applies what is pending) and say its version."""
+    from watcher.store import StoreError, open_configured
+
+    where = config.watcher.target.shown
+    try:
+        with open_configured(config) as store:
+            version = store.migrate()
+    except (StoreError, OSError) as exc:
+        print(f"watcher: state at {where}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"state at {where}: schema v{version}, up to date")
+    return EXIT_OK
+
+
 def _fix(config: Any, args: argparse.Namespace) -> int:
     import asyncio
     import dataclasses
     import json
 
-    from watcher.store import Store
+    from watcher.store import open_configured
 
-    path = config.watcher.state_path
-    if not os.path.isfile(path):
+    path = config.watcher.target.shown
+    if not config.watcher.shared and not os.path.isfile(path):
         print(f"watcher: no state DB at {path}: run `watcher scan --state {path}` first",
               file=sys.stderr)  # fmt: skip
         return EXIT_USAGE
-    store = Store(path, samples_per_group=config.grouping.samples_per_group)
+    store = open_configured(config, samples_per_group=config.grouping.samples_per_group)
     try:
         group = store.get_group(args.group_id)
         if group is None:

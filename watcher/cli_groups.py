@@ -45,7 +45,9 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     acts = groups.add_subparsers(dest="action", metavar="ACTION", required=True)
     state = argparse.ArgumentParser(add_help=False)
     state.add_argument(
-        "--state", metavar="PATH", help="state DB (default: [watcher] state_path)"
+        "--state",
+        metavar="PATH|URL",
+        help="state file or URL (default: [watcher] state or state_path)",
     )
     common = argparse.ArgumentParser(add_help=False, parents=[common, state])
     listing = acts.add_parser("list", parents=[common], help="patterns, most frequent first")
@@ -97,12 +99,12 @@ def run(config: Any, args: argparse.Namespace) -> int:
 
 
 def _store(config: Any) -> Any:
-    from watcher.store import Store
+    from watcher.store import open_configured
 
     path = config.watcher.state_path
-    if not os.path.isfile(path):
+    if not config.watcher.shared and not os.path.isfile(path):
         raise GroupsError(f"no state DB at {path}: nothing has been recorded there yet")
-    return Store(path, samples_per_group=config.grouping.samples_per_group)
+    return open_configured(config, samples_per_group=config.grouping.samples_per_group)
 
 
 # --- reads ---------------------------------------------------------------------------------------
@@ -152,7 +154,7 @@ def _show(config: Any, args: argparse.Namespace) -> int:
     try:
         group = store.get_group(args.group_id)
         if group is None:
-            raise GroupsError(f"no pattern {args.group_id!r} in {config.watcher.state_path}")
+            raise GroupsError(f"no pattern {args.group_id!r} in {config.watcher.target.shown}")
         fingerprints = store.fingerprints(group.id)
         activity = store.list_activity(group_id=group.id, limit=50)
     finally:
@@ -233,6 +235,10 @@ def _change(config: Any, args: argparse.Namespace) -> int:
 
     actor = f"cli:{args.actor or _user()}"
     params = _params(args)
+    if config.watcher.shared:  # every watcher reads the shared state: change it in place
+        result = _in_file(config, args, actor, params)
+        print(f"{result['id']}: {result['state']} ({args.action} by {actor})")
+        return EXIT_OK
     lock = StateLock(config.watcher.state_path)
     try:
         lock.acquire()
@@ -263,7 +269,7 @@ def _in_file(config: Any, args: argparse.Namespace, actor: str, params: dict[str
         actions = PatternActions(store)
         group = asyncio.run(actions.apply(args.group_id, args.action, actor, **params))
     except KeyError as exc:
-        raise GroupsError(f"no pattern {exc.args[0]!r} in {config.watcher.state_path}") from None
+        raise GroupsError(f"no pattern {exc.args[0]!r} in {config.watcher.target.shown}") from None
     except LifecycleError as exc:
         raise GroupsError(str(exc)) from None
     finally:

@@ -36,6 +36,8 @@ from watcher.configschema import (
 from watcher.configtoml import dumps, key_lines, locate, to_document
 from watcher.envnames import secret_name as _secret_env_name
 from watcher.model import CATEGORIES, SEVERITIES
+from watcher.store.url import StateTarget, sqlite_url
+from watcher.store.url import parse as parse_state
 
 __all__ = [
     "AlertsConfig",
@@ -77,6 +79,13 @@ class WatcherConfig:
     """[watcher]: the daemon itself."""
 
     state_path: str = "watcher.db"
+    # where the state lives: "sqlite:///path" (the same as state_path = "/path") or
+    # "postgresql://user@host:port/db" for several watchers sharing one state; empty: state_path
+    state: str = ""
+    state_password_env: str = ""  # the variable holding the PostgreSQL password (else PGPASSWORD)
+    # this watcher's name in a shared state: its checkpoints and opaque state are kept under it
+    # (empty: the host name; give each watcher on one host its own)
+    instance: str = ""
     interval: Seconds = 60.0
     log_level: Literal["trace", "debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "text"] = "auto"  # auto: text on a terminal, else JSON
@@ -85,6 +94,23 @@ class WatcherConfig:
     persist_interval: Seconds = 5.0
     integrity_check_interval: SecondsOrZero = 3600.0
     max_unsaved_groups: Annotated[int, AtLeast(100)] = 50000
+
+    def __post_init__(self) -> None:
+        # a sqlite:// state means the same as that state_path: everything that reads the path
+        # (the lock file, `watcher groups`) follows it
+        target = self.target
+        if target.backend == "sqlite" and self.state:
+            object.__setattr__(self, "state_path", target.location)
+
+    @property
+    def target(self) -> StateTarget:
+        """The parsed state URL (state_path as a sqlite:// URL when `state` is empty)."""
+        return parse_state(self.state or sqlite_url(self.state_path))
+
+    @property
+    def shared(self) -> bool:
+        """Whether the state is on a server several watchers share (no state file, no lock)."""
+        return self.target.backend != "sqlite"
 
 
 def split_listen(listen: str) -> tuple[str, int]:

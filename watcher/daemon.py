@@ -36,7 +36,7 @@ from watcher.logs import configure as configure_logs
 from watcher.logs import loop_exception_handler
 from watcher.metrics import Metrics
 from watcher.sources.intake import Intake
-from watcher.store import MEMORY, Store
+from watcher.store import MEMORY, StateStore, open_configured
 from watcher.store.lock import StateLock, StateLocked
 from watcher.wiring import build_engine, build_pipeline, build_redactor, rules_from, seconds
 
@@ -98,7 +98,7 @@ class Daemon:
         self.metrics = metrics or Metrics()
         self.shutdown = asyncio.Event()
         self.signals = 0
-        self.store: Store | None = None
+        self.store: StateStore | None = None
         self.engine: Engine | None = None
         self.http_port: int | None = None
         self.started = asyncio.Event()
@@ -267,7 +267,8 @@ class Daemon:
         """Run until a signal; return the exit code (0 on a clean shutdown, 2 when another
         daemon holds the state file)."""
         lock = StateLock(self.config.watcher.state_path)
-        if self.config.watcher.state_path != MEMORY:
+        # a shared (PostgreSQL) state is meant for several watchers: no state file to lock
+        if self.config.watcher.state_path != MEMORY and not self.config.watcher.shared:
             try:
                 lock.acquire()
             except StateLocked as exc:
@@ -286,8 +287,9 @@ class Daemon:
         if now != before:
             log.debug("Raised the open file limit.", soft_before=before, soft=now)
         asyncio.get_running_loop().set_exception_handler(loop_exception_handler(log))
-        self.store = Store(
-            config.watcher.state_path,
+        self.store = await asyncio.to_thread(  # a server may take its time to answer
+            open_configured,
+            config,
             metrics=self.metrics,
             samples_per_group=config.grouping.samples_per_group,
             fallback_to_memory=True,  # an unwritable state path must not crash-loop the daemon

@@ -17,7 +17,7 @@ from watcher.engine import Engine
 from watcher.metrics import Metrics
 from watcher.model import CATEGORIES, Activity, ErrorGroup, Fix, GroupUpdate
 from watcher.patterns import PatternActions
-from watcher.store import Store
+from watcher.store import StateStore
 
 MINUTES = 24 * 60
 RATES_STATE_KEY = "rate_history"
@@ -83,7 +83,7 @@ class DaemonView:
     def __init__(
         self,
         engine: Engine,
-        store: Store,
+        store: StateStore,
         metrics: Metrics,
         *,
         interval: float,

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import functools
 import itertools
-import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,14 +24,13 @@ from watcher.metrics import Metrics
 from watcher.model import GroupUpdate, Stats
 from watcher.pipeline import Pipeline
 from watcher.sources.base import Source, SourceConfig, SourceContext, SourceStatus
-from watcher.store import Store
+from watcher.store import StateStore
 from watcher.store.known import KnownIds
 
 MINER_STATE_KEY = "template_miner"
 FLUSH_EVERY = 0.5  # seconds between assembler timeout checks when the queue is idle
 EVICTED_FLUSH = 2000  # evicted groups held for the next commit before one is forced
 # What a failing disk or file raises from a commit: the engine runs on, degraded, and retries.
-STORE_ERRORS = (sqlite3.Error, OSError)
 
 
 @dataclass
@@ -108,7 +106,7 @@ class Engine:
 
     pipeline: Pipeline
     source_configs: Sequence[SourceConfig]
-    store: Store | None = None
+    store: StateStore | None = None
     metrics: Metrics = field(default_factory=Metrics)
     options: EngineOptions = field(default_factory=EngineOptions)
     on_updates: Callable[[list[GroupUpdate]], None] | None = None
@@ -238,10 +236,13 @@ class Engine:
             await stop.wait()
         await queue.put(_DONE)
 
-    def _build(self, cfg: SourceConfig, stop: asyncio.Event, status: SourceStatus) -> Source:
+    async def _build(
+        self, cfg: SourceConfig, stop: asyncio.Event, status: SourceStatus
+    ) -> Source:
         checkpoint: dict[str, Any] = {}
         if self.options.follow and self.store is not None:
-            checkpoint = self.store.get_checkpoint(cfg.name)
+            # a worker thread: the store may be a server across the network
+            checkpoint = await asyncio.to_thread(self.store.get_checkpoint, cfg.name)
         ctx = SourceContext(
             shutdown=stop,
             checkpoint=checkpoint,
@@ -265,7 +266,7 @@ class Engine:
         state = self.sources[cfg.name] = SourceState(cfg.name)
         self.metrics.add_source(cfg.name)  # a source added by a reload
         try:
-            source = self._build(cfg, stop, state.status)
+            source = await self._build(cfg, stop, state.status)
             batches = source.lines() if self.options.follow else source.window(*self.options.period)
             async for batch in batches:
                 if batch:
@@ -341,7 +342,7 @@ class Engine:
             self._stored.add(group.id)
         try:
             await asyncio.to_thread(_write, self.store, groups, pending, miner)
-        except STORE_ERRORS as exc:
+        except (*self.store.errors, OSError) as exc:
             pending.miner = miner is not None
             self._spill(pending)
             self._unwritten = pending
@@ -384,7 +385,8 @@ class Engine:
             )
 
     def _write_failed(self, exc: BaseException, *, final: bool) -> None:
-        if not isinstance(exc, sqlite3.Error):  # the store counts its own sqlite errors
+        errors = self.store.errors if self.store is not None else ()
+        if not isinstance(exc, errors):  # the store counts its own backend's errors
             self.metrics.state_errors.labels("write").inc()
         held = len(self._unwritten.groups) if self._unwritten else 0
         path = getattr(self.store, "path", None)
@@ -432,7 +434,8 @@ class Engine:
         owned = await asyncio.to_thread(store.fingerprints)
         table.aliases.update({fp: gid for fp, gid, _ in owned})
         table.legacy.update(await asyncio.to_thread(store.legacy_fingerprints, FINGERPRINT_VERSION))
-        await asyncio.to_thread(store.each_group_id, self._stored.add)
+        if not store.shared:  # a shared store gains ids from other watchers: no filter then
+            await asyncio.to_thread(store.each_group_id, self._stored.add)
 
     def evicted(self, group: Any, samples: list[Any]) -> None:
         """on_evict hook: keep the group until the next commit, which writes it with the cursors.
@@ -473,12 +476,22 @@ class Engine:
         if self._unwritten is not None and group_id in self._unwritten.groups:
             # newer than the store's copy, which a failed commit did not update
             return self._unwritten.groups[group_id]
-        if self.store is None or group_id not in self._stored:
-            return None  # never written by this daemon nor found at start: not in the store
-        return self.store.get_group(group_id)
+        if self.store is None:
+            return None
+        if not self.store.shared and group_id not in self._stored:
+            return None  # never written by this watcher nor found at start: not in the store
+        try:
+            return self.store.get_group(group_id)
+        except self.store.errors as exc:
+            # a store that cannot be read (a server away): the group starts afresh in memory
+            # rather than stop the pipeline; the read failure is counted and said once
+            self.metrics.state_errors.labels("read").inc()
+            self._say("warning", "State store unreadable; a returning pattern starts afresh.",
+                      key="recall", error=str(exc))  # fmt: skip
+            return None
 
 
-def _write(store: Store, groups: list[Any], pending: _Unwritten, miner: Any) -> None:
+def _write(store: StateStore, groups: list[Any], pending: _Unwritten, miner: Any) -> None:
     state = {MINER_STATE_KEY: miner} if miner is not None else None
     store.commit(
         groups,

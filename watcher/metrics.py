@@ -20,7 +20,16 @@ from prometheus_client import (
 # late: entries that reached the log store later than a source's max_lateness while it was away
 DROP_REASONS = ("queue_full", "upstream", "out_of_window", "late")
 # watcher_state_errors_total{kind}: every kind the store and the engine count
-STATE_ERROR_KINDS = ("open", "corrupt", "empty", "write", "disk_full", "read_only", "miner_state")
+STATE_ERROR_KINDS = (
+    "open",
+    "corrupt",
+    "empty",
+    "write",
+    "read",  # a store that cannot be read (a PostgreSQL server away)
+    "disk_full",
+    "read_only",
+    "miner_state",
+)
 FIX_STATUSES = ("pr_open", "patched", "dry_run", "analyzed", "rejected", "failed", "skipped")
 LLM_OUTCOMES = ("ok", "error", "malformed", "budget")
 ALERT_OUTCOMES = ("sent", "failed", "dropped", "suppressed")

@@ -162,6 +162,9 @@ class ErrorGroup:
     # the sliding windows' buckets ({span seconds: {bucket epoch: count}}), so a restart shows
     # the same windows; filled by the group table when it hands the group to the store
     buckets: dict[str, dict[str, int]] = field(default_factory=dict)
+    # how much of `count` a store shared by several watchers already holds (PostgresStore adds
+    # only count - flushed at a commit); not part of the group's value
+    flushed: int = field(default=0, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from watcher.group import lifecycle
 from watcher.group.lifecycle import LifecycleError
 from watcher.group.table import GroupTable
 from watcher.model import Activity, ErrorGroup
-from watcher.store import Store
+from watcher.store import StateStore
 
 
 class PatternActions:
@@ -26,7 +26,7 @@ class PatternActions:
 
     def __init__(
         self,
-        store: Store,
+        store: StateStore,
         *,
         table: GroupTable | None = None,
         engine: Any = None,

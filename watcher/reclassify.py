@@ -20,7 +20,7 @@ from watcher.classify import Rule, classify, raise_severity
 from watcher.group import lifecycle
 from watcher.model import Activity, Classification, ErrorGroup, LogEvent, RawLine
 from watcher.parse.multiline import Assembler
-from watcher.store import Store
+from watcher.store import StateStore
 
 RULES_STATE_KEY = "classify_rules"
 
@@ -94,7 +94,7 @@ def apply(group: ErrorGroup, verdict: Verdict, at: float) -> Activity | None:
     return entry
 
 
-def stored_groups(store: Store, skip: Iterable[str] = ()) -> list[ErrorGroup]:
+def stored_groups(store: StateStore, skip: Iterable[str] = ()) -> list[ErrorGroup]:
     """Every stored group but those in `skip` (the live ones). Blocking."""
     skipped = set(skip)
     everything = store.list_groups(limit=store.count_groups() + 1, order="last_seen")
@@ -102,7 +102,7 @@ def stored_groups(store: Store, skip: Iterable[str] = ()) -> list[ErrorGroup]:
 
 
 def reclassify_stored(
-    store: Store, rules: Sequence[Rule], at: float, skip: Iterable[str] = ()
+    store: StateStore, rules: Sequence[Rule], at: float, skip: Iterable[str] = ()
 ) -> list[tuple[ErrorGroup, Activity]]:
     """Re-classify the stored groups (but `skip`), write the changed ones with their records,
     and remember the rules' digest. The changes, for announcing. Blocking."""
@@ -122,6 +122,6 @@ def reclassify_stored(
     return changes
 
 
-def rules_changed(store: Store, rules: Sequence[Rule]) -> bool:
+def rules_changed(store: StateStore, rules: Sequence[Rule]) -> bool:
     """Whether the rules (or the watcher version) differ from those the store last saw."""
     return store.get_state(RULES_STATE_KEY) != rules_digest(rules)

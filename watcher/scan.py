@@ -33,7 +33,7 @@ from watcher.model import (
     Stats,
 )
 from watcher.sources.base import SourceConfig
-from watcher.store import MEMORY, Store
+from watcher.store import MEMORY, StateStore, open_store
 from watcher.wiring import build_engine, build_pipeline, build_redactor
 
 # A stored group keeps these statuses when a scan finds it again: a human or a merge set them.
@@ -162,8 +162,13 @@ async def scan(
     if state_path or autofix:
         samples = config.grouping.samples_per_group
         redact = build_redactor(config).redact
-        store = Store(
-            state_path or MEMORY, metrics=metrics, samples_per_group=samples, redact=redact
+        store = open_store(
+            state_url(config, state_path),
+            password_env=config.watcher.state_password_env,
+            instance=config.watcher.instance,
+            metrics=metrics,
+            samples_per_group=samples,
+            redact=redact,
         )
         try:
             await asyncio.to_thread(save_groups, store, result.groups)
@@ -174,7 +179,20 @@ async def scan(
     return result
 
 
-def save_groups(store: Store, groups: list[ErrorGroup]) -> None:
+def state_url(config: Config, state_path: str | None) -> str:
+    """The state a scan records into: `--state` (a path or a URL), else an in-memory store;
+    the configured `[watcher] state` when it is that path or a server."""
+    if state_path is None:
+        return f"sqlite://{MEMORY}"
+    if "://" in state_path:
+        return state_path
+    configured = config.watcher
+    if configured.state and configured.state_path == state_path:
+        return configured.state
+    return f"sqlite://{state_path}"
+
+
+def save_groups(store: StateStore, groups: list[ErrorGroup]) -> None:
     """Merge a pass's groups into the store, in one transaction.
 
     The larger count wins (a daemon's running total, or this window: re-scanning a window must
@@ -215,15 +233,17 @@ def _merged(group: ErrorGroup, stored: ErrorGroup | None) -> ErrorGroup:
     return dataclasses.replace(
         group,
         count=max(group.count, stored.count),
-        first_seen=min(t for t in (group.first_seen, stored.first_seen) if t) or 0.0,
+        # 0 is "no timestamp" (lines without one): the earliest real time, else 0
+        first_seen=min((t for t in (group.first_seen, stored.first_seen) if t), default=0.0),
         last_seen=max(group.last_seen, stored.last_seen),
         sources=sources,
         tags=group.tags or stored.tags,
         buckets=group.buckets or stored.buckets,
+        flushed=stored.flushed,  # a shared store adds only what this window adds
     )
 
 
-async def _autofix(config: Config, store: Store, result: ScanResult, metrics: Metrics) -> None:
+async def _autofix(config: Config, store: StateStore, result: ScanResult, metrics: Metrics) -> None:
     """Refresh PR states, run the fix pipeline on the candidates, collect the analyses."""
     from watcher.fix.pipeline import FixPipeline, report_analysis  # heavy: anthropic, PyGithub
 

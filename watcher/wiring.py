@@ -14,7 +14,7 @@ from watcher.metrics import Metrics
 from watcher.model import GroupUpdate, LogEvent
 from watcher.pipeline import ParseLimits, Pipeline
 from watcher.sources.base import SourceConfig
-from watcher.store import Store
+from watcher.store import StateStore
 
 
 def seconds(value: Any) -> float:
@@ -94,7 +94,7 @@ def build_engine(
     sources: list[SourceConfig],
     *,
     metrics: Metrics,
-    store: Store | None,
+    store: StateStore | None,
     follow: bool,
     period: tuple[float | None, float | None] = (None, None),
     progress: Any = None,

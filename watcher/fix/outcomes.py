@@ -22,7 +22,7 @@ from watcher.fix.schema import Analysis
 from watcher.group import lifecycle
 from watcher.metrics import Metrics
 from watcher.model import ErrorGroup, Fix
-from watcher.store import Store
+from watcher.store import StateStore
 
 log = structlog.get_logger("watcher.fix.pipeline")  # one logger for the whole pipeline
 
@@ -32,7 +32,7 @@ class Recorder:
 
     def __init__(
         self,
-        store: Store,
+        store: StateStore,
         *,
         redact: Callable[[str], str],
         redact_code: Callable[[str], str],

@@ -56,7 +56,7 @@ from watcher.fix.sandbox import Limits, Sandbox
 from watcher.fix.schema import Analysis
 from watcher.metrics import Metrics
 from watcher.model import ErrorGroup, Fix
-from watcher.store import Store
+from watcher.store import StateStore
 
 log = structlog.get_logger("watcher.fix.pipeline")
 
@@ -69,7 +69,7 @@ class FixPipeline:
     def __init__(
         self,
         settings: AutofixConfig,
-        store: Store,
+        store: StateStore,
         *,
         analyzer: AnalyzerLike,
         github: GitHubFactory,
@@ -132,7 +132,7 @@ class FixPipeline:
     def from_config(
         cls,
         config: Config,
-        store: Store,
+        store: StateStore,
         *,
         metrics: Metrics | None = None,
         environ: Mapping[str, str] | None = None,

@@ -10,12 +10,17 @@ fresh store: losing history beats a daemon that crash-loops on start. For the sa
 daemon's store (`fallback_to_memory=True`) whose file cannot be opened at all (a read-only
 directory, a full disk) runs in memory and says so in `degraded`.
 
+`StateStore` (protocol) is the seam everything else uses; `open_store(url)` picks SQLite's
+`Store` or `PostgresStore` (postgres, pg_schema: psycopg, its own migrations) from the state URL.
+
 Modules: `store` (the `Store` class), `schema` (migrations, `user_version`, transactions),
 `connection` (opening, integrity checks, setting a corrupt file aside), `rows` (row <->
 dataclass mapping), `filters` (`list_groups` filters and orders as SQL).
 """
 
 from watcher.store.connection import BUSY_TIMEOUT_MS, MEMORY, SQLITE_MAGIC, set_aside
+from watcher.store.factory import open_configured, open_store
+from watcher.store.protocol import StateStore
 from watcher.store.schema import MIGRATIONS, SCHEMA_VERSION, StoreError, migrate, user_version
 from watcher.store.store import Store
 
@@ -25,9 +30,12 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "SQLITE_MAGIC",
+    "StateStore",
     "Store",
     "StoreError",
     "migrate",
+    "open_configured",
+    "open_store",
     "set_aside",
     "user_version",
 ]

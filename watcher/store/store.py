@@ -44,7 +44,7 @@ from watcher.store.rows import (
     sample_from_row,
 )
 from watcher.store.salvage import salvage
-from watcher.store.schema import transaction, user_version
+from watcher.store.schema import migrate, transaction, user_version
 
 log = structlog.get_logger("watcher.store")
 
@@ -73,7 +73,7 @@ _UPSERT_STATE = (
 )
 
 
-def _write_error_kind(exc: sqlite3.Error) -> str:
+def _write_error_kind(exc: BaseException) -> str:
     code = getattr(exc, "sqlite_errorcode", None)
     return "write" if code is None else _WRITE_ERROR_KINDS.get(code & 0xFF, "write")
 
@@ -89,6 +89,9 @@ def _locked(method: Callable[Concatenate[Store, P], R]) -> Callable[Concatenate[
 
 class Store:
     """Durable state for one watcher process, on one SQLite file (or ":memory:")."""
+
+    errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
+    shared = False  # one watcher's file
 
     def __init__(
         self,
@@ -165,11 +168,17 @@ class Store:
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; a failure is counted before it propagates."""
         try:
-            with transaction(self._conn):
+            with self._transaction():
                 yield self._conn
-        except sqlite3.Error as exc:
-            self._count_error(_write_error_kind(exc))
+        except self.errors as exc:
+            self._count_error(self._error_kind(exc))
             raise
+
+    def _transaction(self) -> Any:
+        return transaction(self._conn)
+
+    def _error_kind(self, exc: BaseException) -> str:
+        return _write_error_kind(exc)
 
     def check_integrity(self) -> str | None:
         """PRAGMA quick_check on the open file: None when it is sound, else the problems (also
@@ -209,13 +218,27 @@ class Store:
         with self._lock:
             return user_version(self._conn)
 
+    @_locked
+    def migrate(self) -> int:
+        """Apply pending migrations (opening already did); the resulting version."""
+        return migrate(self._conn)
+
     # --- groups ---------------------------------------------------------------------------
 
     @_locked
     def upsert_groups(self, groups: Iterable[ErrorGroup]) -> None:
         """Insert or overwrite groups (all fields but samples, window_counts and trend)."""
         with self._write() as conn:
-            conn.executemany(UPSERT_GROUP, [group_params(g, self.redact) for g in groups])
+            conn.executemany(*self._group_rows(groups))
+
+    def _group_rows(self, groups: Iterable[ErrorGroup]) -> tuple[str, list[tuple[Any, ...]]]:
+        """The upsert statement and its parameter rows for these groups (a backend shared by
+        several watchers writes deltas instead: see PostgresStore)."""
+        return UPSERT_GROUP, [group_params(g, self.redact) for g in groups]
+
+    def _scoped(self, name: str) -> str:
+        """A checkpoint's source or a state key as stored (one watcher per file: as is)."""
+        return name
 
     @_locked
     def add_samples(self, group_id: str, samples: Iterable[Sample]) -> None:
@@ -263,20 +286,26 @@ class Store:
         encoded = {key: dumps(value) for key, value in (state or {}).items()}
         now = time.time()
         with self._write() as conn:
-            conn.executemany(UPSERT_GROUP, [group_params(g, self.redact) for g in groups])
+            conn.executemany(*self._group_rows(groups))
             for group_id, items in (samples or {}).items():
                 self._insert_samples(conn, group_id, items)
             for source, streams in (cursors or {}).items():
                 conn.executemany(
                     _UPSERT_CHECKPOINT,
-                    [(source, s, dumps(c), now) for s, c in streams.items() if c is not None],
+                    [
+                        (self._scoped(source), s, dumps(c), now)
+                        for s, c in streams.items()
+                        if c is not None
+                    ],
                 )
                 # None forgets a stream's cursor (a file that is gone for good)
                 conn.executemany(
                     "DELETE FROM checkpoints WHERE source = ? AND stream = ?",
-                    [(source, s) for s, c in streams.items() if c is None],
+                    [(self._scoped(source), s) for s, c in streams.items() if c is None],
                 )
-            conn.executemany(_UPSERT_STATE, [(key, value, now) for key, value in encoded.items()])
+            conn.executemany(
+                _UPSERT_STATE, [(self._scoped(key), value, now) for key, value in encoded.items()]
+            )
             conn.executemany(_ADD_FINGERPRINT, [(*row, now) for row in fingerprints])
             conn.executemany(INSERT_ACTIVITY, [activity_params(a) for a in activity])
 
@@ -386,7 +415,7 @@ class Store:
                 "UPDATE samples SET group_id = ? WHERE group_id = ?", (survivor.id, merged_id)
             )
             conn.execute("DELETE FROM groups WHERE id = ?", (merged_id,))
-            conn.execute(UPSERT_GROUP, group_params(survivor, self.redact))
+            conn.executemany(*self._group_rows([survivor]))
             self._insert_samples(conn, survivor.id, ())
             conn.execute(INSERT_ACTIVITY, activity_params(entry))
 
@@ -419,7 +448,7 @@ class Store:
     def get_checkpoint(self, source: str) -> dict[str, Any]:
         """The committed cursor of every stream of a source ({} when none)."""
         rows = self._conn.execute(
-            "SELECT stream, cursor FROM checkpoints WHERE source = ?", (source,)
+            "SELECT stream, cursor FROM checkpoints WHERE source = ?", (self._scoped(source),)
         )
         return {row["stream"]: json.loads(row["cursor"]) for row in rows}
 
@@ -427,7 +456,7 @@ class Store:
     def set_checkpoints(self, source: str, cursors: dict[str, Any]) -> None:
         """Commit cursors for the given streams; other streams of the source keep theirs."""
         now = time.time()
-        rows = [(source, stream, dumps(cursor), now) for stream, cursor in cursors.items()]
+        rows = [(self._scoped(source), s, dumps(cursor), now) for s, cursor in cursors.items()]
         with self._write() as conn:
             conn.executemany(_UPSERT_CHECKPOINT, rows)
 
@@ -436,7 +465,9 @@ class Store:
     @_locked
     def get_state(self, key: str) -> Any | None:
         """The JSON value stored under key, or None."""
-        row = self._conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        row = self._conn.execute(
+            "SELECT value FROM state WHERE key = ?", (self._scoped(key),)
+        ).fetchone()
         return None if row is None else json.loads(row["value"])
 
     @_locked
@@ -444,7 +475,7 @@ class Store:
         """Store a JSON-serialisable value under key, replacing any previous one."""
         encoded = dumps(value)  # a TypeError here leaves the old value in place
         with self._write() as conn:
-            conn.execute(_UPSERT_STATE, (key, encoded, time.time()))
+            conn.execute(_UPSERT_STATE, (self._scoped(key), encoded, time.time()))
 
     # --- fixes ----------------------------------------------------------------------------
 
@@ -491,7 +522,7 @@ class Store:
         with self._write() as conn:
             conn.executemany(
                 "INSERT INTO counters (name, value) VALUES (?, ?)"
-                " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+                " ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value",
                 counts.items(),
             )
 

@@ -1,0 +1,99 @@
+"""`StateStore`: the one seam between watcher and where its state lives.
+
+The engine, scan, daemon, its view, the CLI and the fix pipeline use only this protocol; the
+SQLite `Store` (one host, zero set-up) and `PostgresStore` (several watchers, one state)
+implement it. Every method is synchronous and may block on I/O: callers on the event loop go
+through `asyncio.to_thread`. `open_store` picks the implementation from a state URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from watcher.metrics import Metrics
+from watcher.model import Activity, ErrorGroup, Fix, Sample
+
+
+class StateStore(Protocol):
+    """Groups and their samples, fingerprints, the activity list, fixes, source checkpoints,
+    opaque state and counters; each method call is one transaction.
+
+    A group's `count` is written as counted on the object the caller holds (one it created, or
+    one the store returned): SQLite stores it as is; PostgreSQL, shared by several watchers,
+    adds what the object counted since the store last saw it (`ErrorGroup.flushed`), so every
+    watcher's counts add up. Checkpoints and opaque state are each watcher's own.
+    """
+
+    path: str  # where the state is, as logs may show it (a file path, or a URL without password)
+    metrics: Metrics | None
+    samples_per_group: int
+    degraded: str | None  # why the configured state is not in use (in-memory fallback)
+    recovered: str | None  # a damaged state was set aside at open: why
+    salvaged: dict[str, int]
+    damaged: str | None  # the last integrity check failed: why
+    # the backend's own exception types (it counts them in watcher_state_errors_total itself)
+    errors: tuple[type[BaseException], ...]
+    # other watchers write it too: a group id this one never wrote nor saw at start may be
+    # stored (the engine's filter of known ids cannot rule a read out)
+    shared: bool
+
+    @property
+    def schema_version(self) -> int: ...
+
+    def migrate(self) -> int: ...
+    def close(self) -> None: ...
+    def check_integrity(self) -> str | None: ...
+    def __enter__(self) -> StateStore: ...
+    def __exit__(self, *exc_info: object) -> None: ...
+
+    def upsert_groups(self, groups: Iterable[ErrorGroup]) -> None: ...
+    def add_samples(self, group_id: str, samples: Iterable[Sample]) -> None: ...
+    def commit(
+        self,
+        groups: Iterable[ErrorGroup] = (),
+        samples: dict[str, list[Sample]] | None = None,
+        cursors: dict[str, dict[str, Any]] | None = None,
+        state: dict[str, Any] | None = None,
+        *,
+        fingerprints: Iterable[tuple[str, str, int]] = (),
+        activity: Iterable[Activity] = (),
+    ) -> None: ...
+    def get_group(self, group_id: str) -> ErrorGroup | None: ...
+    def list_groups(
+        self,
+        *,
+        since: float | None = None,
+        min_severity: str | None = None,
+        category: str | None = None,
+        fixable: bool | None = None,
+        state: str | None = None,
+        limit: int = 100,
+        order: str = "count",
+    ) -> list[ErrorGroup]: ...
+    def count_groups(self) -> int: ...
+    def each_group_id(self, visit: Callable[[str], None]) -> None: ...
+    def set_group_status(self, group_id: str, status: str) -> None: ...
+
+    def fingerprints(self, group_id: str | None = None) -> list[tuple[str, str, int]]: ...
+    def legacy_fingerprints(self, current: int) -> dict[str, str]: ...
+    def merge_groups(self, survivor: ErrorGroup, merged_id: str, entry: Activity) -> None: ...
+    def split_fingerprint(self, fingerprint: str, entry: Activity) -> None: ...
+    def list_activity(
+        self, *, group_id: str | None = None, after: int = 0, limit: int = 100
+    ) -> list[Activity]: ...
+
+    def get_checkpoint(self, source: str) -> dict[str, Any]: ...
+    def set_checkpoints(self, source: str, cursors: dict[str, Any]) -> None: ...
+    def get_state(self, key: str) -> Any | None: ...
+    def set_state(self, key: str, value: Any) -> None: ...
+
+    def save_fix(self, fix: Fix) -> None: ...
+    def get_fix(self, fix_id: str) -> Fix | None: ...
+    def list_fixes(
+        self, *, group_id: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[Fix]: ...
+    def fixes_since(self, since: float) -> int: ...
+
+    def add_counters(self, counts: dict[str, int]) -> None: ...
+    def get_counters(self) -> dict[str, int]: ...
