@@ -90,3 +90,29 @@ def test_a_stored_group_not_loaded_at_start_keeps_its_count(tmp_path: Path) -> N
     with Store(state) as store:
         counts = {g.template: g.count for g in store.list_groups()}
     assert counts["payment gateway timed out after <*>"] == 4
+
+
+def test_on_a_shared_store_a_group_another_watcher_stored_later_is_found(pg_url: str) -> None:
+    """On PostgreSQL other watchers store groups after this one started: the filter of ids it
+    knew at start must not hide them, or a pattern another instance resolved would start afresh
+    here (its state and history overwritten by this watcher's next write)."""
+    from watcher.store import open_store
+
+    mine = open_store(pg_url)
+    engine = Engine(Pipeline(GroupTable()), [], store=mine, options=EngineOptions(follow=False))
+    asyncio.run(engine._restore())  # this watcher starts on an empty database
+    other = open_store(pg_url)
+    try:
+        other_engine = Engine(
+            Pipeline(GroupTable()),
+            [_LinesConfig(("2026-01-01T10:00:00Z ERROR payment gateway timed out after 30s",))],
+            store=other,
+            options=EngineOptions(follow=False),
+        )
+        asyncio.run(other_engine.run(asyncio.Event()))  # another watcher stores the pattern
+        (stored,) = other.list_groups()
+        found = engine.recall(stored.id)
+        assert found is not None and found.count == 1
+    finally:
+        other.close()
+        mine.close()
