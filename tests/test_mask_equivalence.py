@@ -146,7 +146,7 @@ def test_texts_of_one_digit_shape_mask_like_the_reference(text: str, data: st.Da
 
 
 def test_the_zero_of_0x_is_part_of_the_shape() -> None:
-    """"0x1Fg" masks to "<*>g" (the 0x kind stops at the hex) but "1x1Fg" to "<*>": the shape
+    """Text "0x1Fg" masks to "<*>g" (the 0x kind stops at the hex) but "1x1Fg" to "<*>": the shape
     keeps the "0" of "0x", so one is never answered with the other's result."""
     for text in ["ab:0x1Fg", "ab:1x1Fg", "ab:0x1Fg 7", "ab:1x1Fg 7", "ab:00X1Fg", "ab:10X1Fg"]:
         assert mask.mask_tokens(text) == reference_mask.mask_tokens(text)

@@ -271,23 +271,25 @@ def _sub(text: str) -> str:
 # tests/test_mask_equivalence.py checks that texts of one shape mask alike, against the
 # reference masker.
 
-_ONES = str.maketrans("0123456789", "1111111111")
-_DIGIT_NOT_HEX_ZERO = re.compile(r"[1-9]|0(?![xX])")
+_ONES = bytes.maketrans(b"0123456789", b"1111111111")
+_DIGIT_NOT_HEX_ZERO = re.compile(rb"[1-9]|0(?![xX])")
 
 
-def _shape(text: str) -> str:
-    """`text` with every ASCII digit made "1", except the "0" of a "0x" prefix."""
-    if "0x" in text or "0X" in text:
-        return _DIGIT_NOT_HEX_ZERO.sub("1", text)
-    return text.translate(_ONES)
+def _shape(text: str) -> bytes:
+    """`text` with every ASCII digit made "1", except the "0" of a "0x" prefix, as UTF-8 bytes
+    (10x faster to make than a str; an ASCII digit is the only UTF-8 byte in 0x30-0x39)."""
+    raw = text.encode("utf-8", "surrogatepass")
+    if b"0x" in raw or b"0X" in raw:
+        return _DIGIT_NOT_HEX_ZERO.sub(b"1", raw)
+    return raw.translate(_ONES)
 
 
 # region shape -> the region masked; part shape -> the closing punctuation of a SIMPLE part, or
 # None for a part that is neither SIMPLE nor CONSTANT (constants are in the vocabulary). Only
 # texts of at most SHAPE_CHARS characters are kept, at most SHAPES_LIMIT of each (then the dict
 # is cleared): ~20 MB at worst, a few MB on real text.
-_masked_by_shape: dict[str, str] = {}
-_part_kind_by_shape: dict[str, str | None] = {}
+_masked_by_shape: dict[bytes, str] = {}
+_part_kind_by_shape: dict[bytes, str | None] = {}
 SHAPES_LIMIT = 20_000
 SHAPE_CHARS = 256
 _CONSTANT = "constant"  # the kind of a CONSTANT part (compared by identity)
