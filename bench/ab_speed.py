@@ -172,6 +172,13 @@ def in_process_contenders(drain3_python: str | None) -> list[InProcess]:
         mask._constants.clear()  # a new process starts with no vocabulary nor variants
         mask._BY_NEEDS.clear()
         mask._asked.clear()
+        for table in (
+            mask._line_masked_by_shape,
+            mask._line_tokens_by_shape,
+            mask._masked_by_shape,
+            mask._part_kind_by_shape,
+        ):
+            table.clear()
         run_stream(io.BytesIO(text), io.BytesIO())
 
     def before(text: bytes) -> None:

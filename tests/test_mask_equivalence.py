@@ -3,6 +3,7 @@ masks every input exactly like the masker before it, kept in tests/reference_mas
 
 from __future__ import annotations
 
+import contextlib
 from unittest import mock
 
 from hypothesis import given, settings
@@ -134,15 +135,17 @@ def _redigit(text: str, draw_digit: st.SearchStrategy[str], data: st.DataObject)
 @settings(max_examples=300, deadline=None)
 @given(_ANY_TEXT, st.data())
 def test_texts_of_one_digit_shape_mask_like_the_reference(text: str, data: st.DataObject) -> None:
-    """Masking results are kept per digit shape (ASCII digits made "1" but the "0" of "0x"): a
-    text whose shape was masked before (other digits, same places) still masks exactly like the
-    reference masker, by mask() and mask_tokens()."""
+    """Masking results are kept per digit shape (ASCII digits made "1" but the "0" of "0x"), of
+    whole lines and of regions and parts: a text whose shape was masked before (other digits,
+    same places) still masks exactly like the reference masker, by mask() and mask_tokens()
+    (and by their bodies that use the tables of regions and parts without the line's)."""
     other = _redigit(text, st.sampled_from("0123456789"), data)
     assert mask._shape(other) == mask._shape(text)
-    mask.mask_tokens(text)
-    mask.mask(text)
-    assert mask.mask_tokens(other) == reference_mask.mask_tokens(other)
-    assert mask.mask(other) == reference_mask.mask(other)
+    for masker in (mask.mask_tokens, mask.mask, mask._mask_tokens, mask._mask):
+        masker(text)
+    expected = reference_mask.mask_tokens(other)
+    assert mask.mask_tokens(other) == mask._mask_tokens(other) == expected
+    assert mask.mask(other) == mask._mask(other) == reference_mask.mask(other)
 
 
 def test_the_zero_of_0x_is_part_of_the_shape() -> None:
@@ -156,17 +159,22 @@ def test_the_zero_of_0x_is_part_of_the_shape() -> None:
 
 
 def test_results_kept_per_shape_are_bounded() -> None:
-    """At most SHAPES_LIMIT shapes of regions and of parts are kept (then the table is cleared),
-    and none longer than SHAPE_CHARS; masking is the same with the bound reached."""
+    """At most SHAPES_LIMIT shapes of lines, regions and parts are kept (then the table is
+    cleared), and none longer than SHAPE_CHARS; masking is the same with the bound reached."""
     texts = [f"a{'-' * n}1 x:{n}" for n in range(12)] + ["k=" + "ab1-" * 80 + " end"]
-    with (
-        mock.patch.object(mask, "SHAPES_LIMIT", 3),
-        mock.patch.dict(mask._masked_by_shape, clear=True),
-        mock.patch.dict(mask._part_kind_by_shape, clear=True),
-    ):
+    tables = (
+        mask._line_masked_by_shape,
+        mask._line_tokens_by_shape,
+        mask._masked_by_shape,
+        mask._part_kind_by_shape,
+    )
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(mock.patch.object(mask, "SHAPES_LIMIT", 3))
+        for table in tables:
+            stack.enter_context(mock.patch.dict(table, clear=True))
         for text in texts + texts:
             assert mask.mask_tokens(text) == reference_mask.mask_tokens(text)
             assert mask.mask(text) == reference_mask.mask(text)
-            assert len(mask._masked_by_shape) <= 3 and len(mask._part_kind_by_shape) <= 3
-        kept = list(mask._masked_by_shape) + list(mask._part_kind_by_shape)
-        assert all(len(key) <= mask.SHAPE_CHARS for key in kept)
+            assert mask._mask_tokens(text) == reference_mask.mask_tokens(text)
+            assert all(len(table) <= 3 for table in tables)
+        assert all(len(key) <= mask.SHAPE_CHARS for table in tables for key in table)

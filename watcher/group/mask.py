@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import operator
 import re
+import typing
 
 WILDCARD = "<*>"
 
@@ -284,14 +285,18 @@ def _shape(text: str) -> bytes:
     return raw.translate(_ONES)
 
 
-# region shape -> the region masked; part shape -> the closing punctuation of a SIMPLE part, or
-# None for a part that is neither SIMPLE nor CONSTANT (constants are in the vocabulary). Only
-# texts of at most SHAPE_CHARS characters are kept, at most SHAPES_LIMIT of each (then the dict
-# is cleared): ~20 MB at worst, a few MB on real text.
+# line shape -> mask(line), and -> mask_tokens(line) joined by " "; region shape -> the region
+# masked; part shape -> the closing punctuation of a SIMPLE part, or None for a part that is
+# neither SIMPLE nor CONSTANT (constants are in the vocabulary). Loghub's 32k lines have 4.1k
+# shapes. Only texts of at most SHAPE_CHARS characters are kept, at most SHAPES_LIMIT in each
+# table (then it is cleared): ~2-3 MB per table on ordinary lines of ~100 characters, and under
+# 16 MB per table for hostile ones (each key at most 4x SHAPE_CHARS bytes, each value ~1.5x).
+_line_masked_by_shape: dict[bytes, str] = {}
+_line_tokens_by_shape: dict[bytes, str] = {}
 _masked_by_shape: dict[bytes, str] = {}
 _part_kind_by_shape: dict[bytes, str | None] = {}
-SHAPES_LIMIT = 20_000
-SHAPE_CHARS = 256
+SHAPES_LIMIT = 10_000
+SHAPE_CHARS = 200
 _CONSTANT = "constant"  # the kind of a CONSTANT part (compared by identity)
 _UNKNOWN = object()
 
@@ -304,10 +309,15 @@ def _masked(text: str) -> str:
     masked = _masked_by_shape.get(key)
     if masked is None:
         masked = _sub(text)
-        if len(_masked_by_shape) >= SHAPES_LIMIT:
-            _masked_by_shape.clear()
-        _masked_by_shape[key] = masked
+        _keep(_masked_by_shape, key, masked)
     return masked
+
+
+def _keep(table: dict[bytes, typing.Any], key: bytes, value: typing.Any) -> None:
+    """Keep a result per shape, the table cleared when full."""
+    if len(table) >= SHAPES_LIMIT:
+        table.clear()
+    table[key] = value
 
 
 def _part_kind(part: str) -> str | None:
@@ -320,9 +330,7 @@ def _part_kind(part: str) -> str | None:
     if kind is _UNKNOWN:
         kind = _classify(part)
         if kind is not _CONSTANT:
-            if len(_part_kind_by_shape) >= SHAPES_LIMIT:
-                _part_kind_by_shape.clear()
-            _part_kind_by_shape[key] = kind
+            _keep(_part_kind_by_shape, key, kind)
     return kind  # type: ignore[return-value]
 
 
@@ -361,6 +369,17 @@ def _mask_region(parts: list[str]) -> str:
 
 def mask(message: str) -> str:
     """Return `message` with every variable value replaced by `<*>`."""
+    if len(message) > SHAPE_CHARS:
+        return _mask(message)
+    key = _shape(message)  # the same masking as the message (see "results per digit shape")
+    masked = _line_masked_by_shape.get(key)
+    if masked is None:
+        masked = _mask(message)
+        _keep(_line_masked_by_shape, key, masked)
+    return masked
+
+
+def _mask(message: str) -> str:
     parts = message.split(" ")
     for start, end in reversed(_regions(parts)):
         parts[start:end] = [_mask_region(parts[start:end])]
@@ -381,6 +400,18 @@ _ALNUM = re.compile(r"[^\W_]")
 
 def mask_tokens(message: str) -> list[str]:
     """The whitespace tokens of `mask(message)`, each variable-only token made `<*>`."""
+    if len(message) > SHAPE_CHARS:
+        return _mask_tokens(message)
+    key = _shape(message)  # the same tokens as the message (see "results per digit shape")
+    joined = _line_tokens_by_shape.get(key)
+    if joined is not None:
+        return joined.split()  # tokens hold no whitespace and none is empty
+    tokens = _mask_tokens(message)
+    _keep(_line_tokens_by_shape, key, " ".join(tokens))
+    return tokens
+
+
+def _mask_tokens(message: str) -> list[str]:
     tokens: list[str] = []
     parts = message.split(" ")
     start = -1  # first part of the current run of non-constant parts
