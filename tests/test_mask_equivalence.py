@@ -160,8 +160,8 @@ def test_the_zero_of_0x_is_part_of_the_shape() -> None:
 
 def test_results_kept_per_shape_are_bounded() -> None:
     """At most SHAPES_LIMIT shapes of lines, regions and parts are kept (then the table is
-    cleared), and none longer than SHAPE_CHARS; masking is the same with the bound reached."""
-    texts = [f"a{'-' * n}1 x:{n}" for n in range(12)] + ["k=" + "ab1-" * 80 + " end"]
+    cleared), and none longer than LINE_CHARS; masking is the same with the bound reached."""
+    texts = [f"a{'-' * n}1 x:{n}" for n in range(12)] + ["k=" + "ab1-" * 300 + " end"]
     tables = (
         mask._line_masked_by_shape,
         mask._line_tokens_by_shape,
@@ -177,4 +177,19 @@ def test_results_kept_per_shape_are_bounded() -> None:
             assert mask.mask(text) == reference_mask.mask(text)
             assert mask._mask_tokens(text) == reference_mask.mask_tokens(text)
             assert all(len(table) <= 3 for table in tables)
-        assert all(len(key) <= mask.SHAPE_CHARS for table in tables for key in table)
+        assert all(len(key) <= mask.LINE_CHARS for table in tables for key in table)
+
+
+def test_results_kept_per_shape_are_bounded_in_bytes() -> None:
+    """A table of results per shape is also cleared past SHAPES_BYTES bytes of keys and values:
+    long lines cannot make it hold 10k entries of a kilobyte each."""
+    texts = [f"{n} " + "ab1-cd " * 120 for n in range(40)]  # ~850 characters each
+    with (
+        mock.patch.object(mask, "SHAPES_BYTES", 5_000),
+        mock.patch.dict(mask._line_tokens_by_shape, clear=True),
+    ):
+        for text in texts:
+            assert mask.mask_tokens(text) == reference_mask.mask_tokens(text)
+            held = mask._line_tokens_by_shape
+            assert sum(len(key) + len(value) + 100 for key, value in held.items()) <= 5_000
+        assert held

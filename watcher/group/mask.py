@@ -290,15 +290,18 @@ def _shape(text: str) -> bytes:
 # line shape -> mask(line), and -> mask_tokens(line) joined by " "; region shape -> the region
 # masked; part shape -> the closing punctuation of a SIMPLE part, or None for a part that is
 # neither SIMPLE nor CONSTANT (constants are in the vocabulary). Loghub's 32k lines have 4.1k
-# shapes. Only texts of at most SHAPE_CHARS characters are kept, at most SHAPES_LIMIT in each
-# table (then it is cleared): ~2-3 MB per table on ordinary lines of ~100 characters, and under
-# 16 MB per table for hostile ones (each key at most 4x SHAPE_CHARS bytes, each value ~1.5x).
+# shapes. A table is cleared when it holds SHAPES_LIMIT entries or SHAPES_BYTES bytes of keys
+# and values (+100 a entry for the objects): ~2-4 MB of memory per table at most. Only lines of
+# at most LINE_CHARS characters and regions and parts of at most SHAPE_CHARS are kept.
 _line_masked_by_shape: dict[bytes, str] = {}
 _line_tokens_by_shape: dict[bytes, str] = {}
 _masked_by_shape: dict[bytes, str] = {}
 _part_kind_by_shape: dict[bytes, str | None] = {}
+_kept_bytes: dict[int, int] = {}  # id(table) -> the bytes it holds
 SHAPES_LIMIT = 10_000
+SHAPES_BYTES = 2_000_000
 SHAPE_CHARS = 200
+LINE_CHARS = 1_000
 _CONSTANT = "constant"  # the kind of a CONSTANT part (compared by identity)
 _UNKNOWN = object()
 
@@ -315,10 +318,14 @@ def _masked(text: str) -> str:
     return masked
 
 
-def _keep(table: dict[bytes, typing.Any], key: bytes, value: typing.Any) -> None:
+def _keep(table: dict[bytes, typing.Any], key: bytes, value: str | None) -> None:
     """Keep a result per shape, the table cleared when full."""
-    if len(table) >= SHAPES_LIMIT:
+    size = len(key) + len(value or "") + 100
+    held = _kept_bytes.get(id(table), 0) + size
+    if len(table) >= SHAPES_LIMIT or held > SHAPES_BYTES:
         table.clear()
+        held = size
+    _kept_bytes[id(table)] = held
     table[key] = value
 
 
@@ -371,7 +378,7 @@ def _mask_region(parts: list[str]) -> str:
 
 def mask(message: str) -> str:
     """Return `message` with every variable value replaced by `<*>`."""
-    if len(message) > SHAPE_CHARS:
+    if len(message) > LINE_CHARS:
         return _mask(message)
     key = _shape(message)  # the same masking as the message (see "results per digit shape")
     masked = _line_masked_by_shape.get(key)
@@ -402,7 +409,7 @@ _ALNUM = re.compile(r"[^\W_]")
 
 def mask_tokens(message: str) -> list[str]:
     """The whitespace tokens of `mask(message)`, each variable-only token made `<*>`."""
-    if len(message) > SHAPE_CHARS:
+    if len(message) > LINE_CHARS:
         return _mask_tokens(message)
     key = _shape(message)  # the same tokens as the message (see "results per digit shape")
     joined = _line_tokens_by_shape.get(key)
