@@ -332,7 +332,10 @@ def _keep(table: dict[bytes, typing.Any], key: bytes, value: str | None) -> None
 def _part_kind(part: str) -> str | None:
     """`_CONSTANT` for a CONSTANT part, the closing punctuation of a SIMPLE one, else None;
     what is not CONSTANT is kept per shape."""
-    if len(part) > SHAPE_CHARS:
+    if part.isalpha() or len(part) > SHAPE_CHARS:
+        # a word never seen is most often a constant, which the vocabulary keeps once its one
+        # fullmatch proved it: making its shape first would be wasted (a flood of unique
+        # words pays it on every word)
         return _classify(part)
     key = _shape(part)
     kind = _part_kind_by_shape.get(key, _UNKNOWN)
@@ -426,10 +429,15 @@ def _mask_tokens(message: str) -> list[str]:
     start = -1  # first part of the current run of non-constant parts
     simple = True  # whether every part of that run is SIMPLE
     known = _constants.get
+    fullmatch = _PART_RE.fullmatch
     for i, part in enumerate(parts):
         token = known(part)
         if token is None:
-            kind = _part_kind(part)  # one look-up per shape tells CONSTANT, SIMPLE, neither
+            if part.isalpha():  # a word not in the vocabulary: one fullmatch (see _part_kind)
+                match = fullmatch(part)
+                kind = _CONSTANT if match is not None and match.lastgroup == "constant" else None
+            else:
+                kind = _part_kind(part)  # one look-up per shape: CONSTANT, SIMPLE, neither
             if kind is not _CONSTANT:
                 if start < 0:
                     start, simple = i, True
