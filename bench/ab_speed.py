@@ -9,7 +9,8 @@ beside them.
   templates  `watcher templates` on Loghub-2k text seen once (x1), and a renamed xN corpus
              in which no template repeats (each copy's letters rotated), against Drain3
              (`drain3_grouper.py`) and the base tree; also checks the base and this tree print
-             the same bytes.
+             the same bytes. With --base, also `base mask`: this tree's miner with the base
+             tree's mask.py, so a change to masking alone is A/B'd in one process.
   flood      `watcher replay` of N unique error lines (bench/loadgen.py --unique: the first
              word differs, so every message has a bucket of its own) and of N unique lines that
              share their first words (one bucket per service: the index's case).
