@@ -9,7 +9,8 @@ beside them.
   templates  `watcher templates` on Loghub-2k text seen once (x1), and a renamed xN corpus
              in which no template repeats (each copy's letters rotated), against Drain3
              (`drain3_grouper.py`) and the base tree; also checks the base and this tree print
-             the same bytes.
+             the same bytes. With --base, also `base mask`: this tree's miner with the base
+             tree's mask.py, so a change to masking alone is A/B'd in one process.
   flood      `watcher replay` of N unique error lines (bench/loadgen.py --unique: the first
              word differs, so every message has a bucket of its own) and of N unique lines that
              share their first words (one bucket per service: the index's case).
@@ -133,12 +134,13 @@ def templates(args: argparse.Namespace, tmp: Path) -> None:
     ):
         same = identical(watcher, args.base, data, tmp)
         text = data.read_bytes()
-        contenders = in_process_contenders(args.drain3_python)
+        contenders = in_process_contenders(args.drain3_python, args.base)
         for r in range(args.rounds):
             for c in contenders[r % len(contenders) :] + contenders[: r % len(contenders)]:
                 c.seconds.append(c.run(text))
         n = text.count(b"\n")
-        for ref in ("drain3", "before") if args.drain3_python else ("before",):
+        refs = ("drain3", "before") if args.drain3_python else ("before",)
+        for ref in refs + (("base mask",) if args.base else ()):
             report(f"{title}, in one process", n, contenders, ref, wall=False)
         print(f"  output of this tree and the base tree byte-identical: {same}")
 
@@ -157,21 +159,32 @@ class InProcess:
         return time.process_time() - t0
 
 
-def in_process_contenders(drain3_python: str | None) -> list[InProcess]:
+def in_process_contenders(drain3_python: str | None, base: Path | None) -> list[InProcess]:
     """This tree's `watcher templates`, the one before issue 15 (the masker kept in
     tests/reference_mask.py and the linear-scan miner of tests/test_miner_index.py: the tests
     prove they print the same bytes as the base tree) and Drain3's grouper, all in this process
-    so that a busy machine slows them alike."""
+    so that a busy machine slows them alike. With `base`, also this tree's miner with the base
+    tree's masker (watcher/group/mask.py of `base`, loaded under another name): the A/B of a
+    change to masking alone."""
     sys.path.insert(0, str(HERE.parent))
     from tests import reference_mask
     from tests.test_miner_index import ReferenceMiner
     from watcher.group import mask
     from watcher.group.template import run_stream
 
+    print(f"  this tree's mask: {mask.__file__}", file=sys.stderr)
+
     def this_tree(text: bytes) -> None:
         mask._constants.clear()  # a new process starts with no vocabulary nor variants
         mask._BY_NEEDS.clear()
         mask._asked.clear()
+        for table in (
+            mask._line_masked_by_shape,
+            mask._line_tokens_by_shape,
+            mask._masked_by_shape,
+            mask._part_kind_by_shape,
+        ):
+            table.clear()
         run_stream(io.BytesIO(text), io.BytesIO())
 
     def before(text: bytes) -> None:
@@ -179,9 +192,34 @@ def in_process_contenders(drain3_python: str | None) -> list[InProcess]:
         run_stream(io.BytesIO(text), io.BytesIO(), ReferenceMiner())
 
     out = [InProcess("this tree", this_tree), InProcess("before", before)]
+    if base is not None:
+        out.append(InProcess("base mask", base_masker(base)))
     if drain3_python:
         out.append(InProcess("drain3", drain3_grouper(drain3_python)))
     return out
+
+
+def base_masker(base: Path) -> Callable[[bytes], None]:
+    """`watcher templates` with this tree's miner and `base`'s masker, its caches cold."""
+    from watcher.group.template import TemplateMiner, run_stream
+
+    path = base / "watcher" / "group" / "mask.py"
+    spec = importlib.util.spec_from_file_location("base_mask", path)
+    assert spec is not None and spec.loader is not None
+    base_mask = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(base_mask)
+    print(f"  base mask: {base_mask.__file__}", file=sys.stderr)
+
+    class BaseMiner(TemplateMiner):
+        tokens_of = staticmethod(base_mask.mask_tokens)
+
+    def run(text: bytes) -> None:
+        base_mask._constants.clear()
+        base_mask._BY_NEEDS.clear()
+        base_mask._asked.clear()
+        run_stream(io.BytesIO(text), io.BytesIO(), BaseMiner())
+
+    return run
 
 
 def drain3_grouper(python: str) -> Callable[[bytes], None]:

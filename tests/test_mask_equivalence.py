@@ -3,6 +3,7 @@ masks every input exactly like the masker before it, kept in tests/reference_mas
 
 from __future__ import annotations
 
+import contextlib
 from unittest import mock
 
 from hypothesis import given, settings
@@ -119,3 +120,76 @@ def test_variants_are_bounded_and_masking_stays_the_same_past_the_bound() -> Non
         for text in texts:
             assert mask.mask(text) == reference_mask.mask(text)
         assert len(mask._BY_NEEDS) == 3
+
+
+def _redigit(text: str, draw_digit: st.SearchStrategy[str], data: st.DataObject) -> str:
+    """`text` with its ASCII digits replaced by drawn ones, those before an x/X kept."""
+    out = []
+    for i, char in enumerate(text):
+        if char in "0123456789" and text[i + 1 : i + 2] not in ("x", "X"):
+            char = data.draw(draw_digit)
+        out.append(char)
+    return "".join(out)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ANY_TEXT, st.data())
+def test_texts_of_one_digit_shape_mask_like_the_reference(text: str, data: st.DataObject) -> None:
+    """Masking results are kept per digit shape (ASCII digits made "1" but the "0" of "0x"), of
+    whole lines and of regions and parts: a text whose shape was masked before (other digits,
+    same places) still masks exactly like the reference masker, by mask() and mask_tokens()
+    (and by their bodies that use the tables of regions and parts without the line's)."""
+    other = _redigit(text, st.sampled_from("0123456789"), data)
+    assert mask._shape(other) == mask._shape(text)
+    for masker in (mask.mask_tokens, mask.mask, mask._mask_tokens, mask._mask):
+        masker(text)
+    expected = reference_mask.mask_tokens(other)
+    assert mask.mask_tokens(other) == mask._mask_tokens(other) == expected
+    assert mask.mask(other) == mask._mask(other) == reference_mask.mask(other)
+
+
+def test_the_zero_of_0x_is_part_of_the_shape() -> None:
+    """Text "0x1Fg" masks to "<*>g" (the 0x kind stops at the hex) but "1x1Fg" to "<*>": the shape
+    keeps the "0" of "0x", so one is never answered with the other's result."""
+    for text in ["ab:0x1Fg", "ab:1x1Fg", "ab:0x1Fg 7", "ab:1x1Fg 7", "ab:00X1Fg", "ab:10X1Fg"]:
+        assert mask.mask_tokens(text) == reference_mask.mask_tokens(text)
+        assert mask.mask(text) == reference_mask.mask(text)
+    assert mask.mask("ab:0x1Fg") == "ab:<*>g"
+    assert mask.mask("ab:1x1Fg") == "ab:<*>"
+
+
+def test_results_kept_per_shape_are_bounded() -> None:
+    """At most SHAPES_LIMIT shapes of lines, regions and parts are kept (then the table is
+    cleared), and none longer than LINE_CHARS; masking is the same with the bound reached."""
+    texts = [f"a{'-' * n}1 x:{n}" for n in range(12)] + ["k=" + "ab1-" * 300 + " end"]
+    tables = (
+        mask._line_masked_by_shape,
+        mask._line_tokens_by_shape,
+        mask._masked_by_shape,
+        mask._part_kind_by_shape,
+    )
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(mock.patch.object(mask, "SHAPES_LIMIT", 3))
+        for table in tables:
+            stack.enter_context(mock.patch.dict(table, clear=True))
+        for text in texts + texts:
+            assert mask.mask_tokens(text) == reference_mask.mask_tokens(text)
+            assert mask.mask(text) == reference_mask.mask(text)
+            assert mask._mask_tokens(text) == reference_mask.mask_tokens(text)
+            assert all(len(table) <= 3 for table in tables)
+        assert all(len(key) <= mask.LINE_CHARS for table in tables for key in table)
+
+
+def test_results_kept_per_shape_are_bounded_in_bytes() -> None:
+    """A table of results per shape is also cleared past SHAPES_BYTES bytes of keys and values:
+    long lines cannot make it hold 10k entries of a kilobyte each."""
+    texts = [f"{n} " + "ab1-cd " * 120 for n in range(40)]  # ~850 characters each
+    with (
+        mock.patch.object(mask, "SHAPES_BYTES", 5_000),
+        mock.patch.dict(mask._line_tokens_by_shape, clear=True),
+    ):
+        for text in texts:
+            assert mask.mask_tokens(text) == reference_mask.mask_tokens(text)
+            held = mask._line_tokens_by_shape
+            assert sum(len(key) + len(value) + 100 for key, value in held.items()) <= 5_000
+        assert held

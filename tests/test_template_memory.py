@@ -38,6 +38,12 @@ def test_long_unique_lines_do_not_grow_memory_past_the_caps(
     # the masker's word vocabulary is bounded too (by its own cap: 100k short words)
     monkeypatch.setattr(mask, "CONSTANTS_LIMIT", 2_000)
     monkeypatch.setattr(mask, "_constants", {})
+    # ...and so are its results per digit shape (by their own caps: 10k entries or 2 MB a table)
+    monkeypatch.setattr(mask, "SHAPES_LIMIT", 2_000)
+    monkeypatch.setattr(mask, "SHAPES_BYTES", 200_000)
+    for table in ("_line_masked_by_shape", "_line_tokens_by_shape", "_masked_by_shape"):
+        monkeypatch.setattr(mask, table, {})
+    monkeypatch.setattr(mask, "_part_kind_by_shape", {})
     messages = _unique_wide(6_000)
     miner = TemplateMiner(max_clusters=200)
     tracemalloc.start()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import operator
 import re
+import typing
 
 WILDCARD = "<*>"
 
@@ -227,8 +228,10 @@ _GATED = functools.reduce(operator.or_, _KIND_NEEDS)
 _FULL_RE = re.compile("|".join(f"(?:{kind})" for kind in _KINDS))
 _BY_NEEDS: dict[int, re.Pattern[str]] = {}
 # A variant is compiled once this many regions asked for it: compiling one costs as much as
-# masking a few hundred regions, and rare ones would not pay that back in a short run.
-COMPILE_AFTER = 256
+# masking a few hundred regions, and rare ones would not pay that back in a short run. Only a
+# region of a shape not seen before asks (see "results per digit shape"), and those are few but
+# longer: on Loghub x1, 64 compiles 8 variants and masks ~5-15 % faster than 256 (2 variants).
+COMPILE_AFTER = 64
 # ...and at most this many are kept (~13 KiB each): 14 needs make 16,384 possible variants,
 # which varied (or hostile) text could otherwise make the process compile and hold.
 MAX_VARIANTS = 128
@@ -255,6 +258,101 @@ def _sub(text: str) -> str:
     return _mask_re(text).sub(WILDCARD, text)
 
 
+# -- results per digit shape ------------------------------------------------------------------
+#
+# On text never seen before most regions are values the vocabulary cannot hold ("10.0.0.7:80",
+# "blk_-1608999687919862906"), but few *shapes* of them: Loghub's 38.5k regions that take the
+# regex have 12.5k distinct texts and 2.5k distinct shapes. The shape of a text is the text with
+# every ASCII digit made "1", except the "0" of a "0x"/"0X". It gives the same masking as the
+# text, so the result is kept per shape:
+# - the kinds and `_PART_RE` name digits only through classes (`\d`, `\w`, `[0-9a-f]`,
+#   `[A-Za-z0-9_]`), which hold "1" exactly when they hold any other ASCII digit, and through
+#   the literal "0" of `0[xX]`, which the shape keeps exactly where it is followed by x/X. So at
+#   every position every alternative matches the same span in the text and in its shape.
+# - the masked text keeps no ASCII digit (the last kind matches from any digit), so what is left
+#   between the `<*>` is the same characters in both.
+# tests/test_mask_equivalence.py checks that texts of one shape mask alike, against the
+# reference masker.
+
+_ONES = bytes.maketrans(b"0123456789", b"1111111111")
+_DIGIT_NOT_HEX_ZERO = re.compile(rb"[1-9]|0(?![xX])")
+
+
+def _shape(text: str) -> bytes:
+    """`text` with every ASCII digit made "1", except the "0" of a "0x" prefix, as UTF-8 bytes
+    (10x faster to make than a str; an ASCII digit is the only UTF-8 byte in 0x30-0x39)."""
+    raw = text.encode("utf-8", "surrogatepass")
+    if b"0x" in raw or b"0X" in raw:
+        return _DIGIT_NOT_HEX_ZERO.sub(b"1", raw)
+    return raw.translate(_ONES)
+
+
+# line shape -> mask(line), and -> mask_tokens(line) joined by " "; region shape -> the region
+# masked; part shape -> the closing punctuation of a SIMPLE part, or None for a part that is
+# neither SIMPLE nor CONSTANT (constants are in the vocabulary). Loghub's 32k lines have 4.1k
+# shapes. A table is cleared when it holds SHAPES_LIMIT entries or SHAPES_BYTES bytes of keys
+# and values (+100 a entry for the objects): ~2-4 MB of memory per table at most. Only lines of
+# at most LINE_CHARS characters and regions and parts of at most SHAPE_CHARS are kept.
+_line_masked_by_shape: dict[bytes, str] = {}
+_line_tokens_by_shape: dict[bytes, str] = {}
+_masked_by_shape: dict[bytes, str] = {}
+_part_kind_by_shape: dict[bytes, str | None] = {}
+_kept_bytes: dict[int, int] = {}  # id(table) -> the bytes it holds
+SHAPES_LIMIT = 10_000
+SHAPES_BYTES = 2_000_000
+SHAPE_CHARS = 200
+LINE_CHARS = 1_000
+_CONSTANT = "constant"  # the kind of a CONSTANT part (compared by identity)
+_UNKNOWN = object()
+
+
+def _masked(text: str) -> str:
+    """`text` masked by the alternation, the result kept per shape."""
+    if len(text) > SHAPE_CHARS:
+        return _sub(text)
+    key = _shape(text)
+    masked = _masked_by_shape.get(key)
+    if masked is None:
+        masked = _sub(text)
+        _keep(_masked_by_shape, key, masked)
+    return masked
+
+
+def _keep(table: dict[bytes, typing.Any], key: bytes, value: str | None) -> None:
+    """Keep a result per shape, the table cleared when full."""
+    size = len(key) + len(value or "") + 100
+    held = _kept_bytes.get(id(table), 0) + size
+    if len(table) >= SHAPES_LIMIT or held > SHAPES_BYTES:
+        table.clear()
+        held = size
+    _kept_bytes[id(table)] = held
+    table[key] = value
+
+
+def _part_kind(part: str) -> str | None:
+    """`_CONSTANT` for a CONSTANT part, the closing punctuation of a SIMPLE one, else None;
+    what is not CONSTANT is kept per shape."""
+    if part.isalpha() or len(part) > SHAPE_CHARS:
+        # a word never seen is most often a constant, which the vocabulary keeps once its one
+        # fullmatch proved it: making its shape first would be wasted (a flood of unique
+        # words pays it on every word)
+        return _classify(part)
+    key = _shape(part)
+    kind = _part_kind_by_shape.get(key, _UNKNOWN)
+    if kind is _UNKNOWN:
+        kind = _classify(part)
+        if kind is not _CONSTANT:
+            _keep(_part_kind_by_shape, key, kind)
+    return kind  # type: ignore[return-value]
+
+
+def _classify(part: str) -> str | None:
+    match = _PART_RE.fullmatch(part)
+    if match is None:
+        return None
+    return _CONSTANT if match.lastgroup == "constant" else match["punct"]
+
+
 def _regions(parts: list[str]) -> list[tuple[int, int]]:
     """The (start, end) index ranges of the runs of non-constant parts."""
     spans, start = [], -1
@@ -273,16 +371,27 @@ def _regions(parts: list[str]) -> list[tuple[int, int]]:
 def _mask_region(parts: list[str]) -> str:
     masked = []
     for part in parts:
-        match = _PART_RE.fullmatch(part)
-        if match is None or match.lastgroup == "constant":
+        kind = _part_kind(part)
+        if kind is None or kind is _CONSTANT:
             # one part that is not SIMPLE: the whole run takes the regex
-            return _sub(" ".join(parts))
-        masked.append(WILDCARD + match["punct"])
+            return _masked(" ".join(parts))
+        masked.append(WILDCARD + kind)
     return " ".join(masked)
 
 
 def mask(message: str) -> str:
     """Return `message` with every variable value replaced by `<*>`."""
+    if len(message) > LINE_CHARS:
+        return _mask(message)
+    key = _shape(message)  # the same masking as the message (see "results per digit shape")
+    masked = _line_masked_by_shape.get(key)
+    if masked is None:
+        masked = _mask(message)
+        _keep(_line_masked_by_shape, key, masked)
+    return masked
+
+
+def _mask(message: str) -> str:
     parts = message.split(" ")
     for start, end in reversed(_regions(parts)):
         parts[start:end] = [_mask_region(parts[start:end])]
@@ -303,6 +412,18 @@ _ALNUM = re.compile(r"[^\W_]")
 
 def mask_tokens(message: str) -> list[str]:
     """The whitespace tokens of `mask(message)`, each variable-only token made `<*>`."""
+    if len(message) > LINE_CHARS:
+        return _mask_tokens(message)
+    key = _shape(message)  # the same tokens as the message (see "results per digit shape")
+    joined = _line_tokens_by_shape.get(key)
+    if joined is not None:
+        return joined.split()  # tokens hold no whitespace and none is empty
+    tokens = _mask_tokens(message)
+    _keep(_line_tokens_by_shape, key, " ".join(tokens))
+    return tokens
+
+
+def _mask_tokens(message: str) -> list[str]:
     tokens: list[str] = []
     parts = message.split(" ")
     start = -1  # first part of the current run of non-constant parts
@@ -312,12 +433,15 @@ def mask_tokens(message: str) -> list[str]:
     for i, part in enumerate(parts):
         token = known(part)
         if token is None:
-            # one fullmatch tells CONSTANT from SIMPLE from neither
-            match = fullmatch(part)
-            if match is None or match.lastgroup != "constant":
+            if part.isalpha():  # a word not in the vocabulary: one fullmatch (see _part_kind)
+                match = fullmatch(part)
+                kind = _CONSTANT if match is not None and match.lastgroup == "constant" else None
+            else:
+                kind = _part_kind(part)  # one look-up per shape: CONSTANT, SIMPLE, neither
+            if kind is not _CONSTANT:
                 if start < 0:
                     start, simple = i, True
-                simple = simple and match is not None
+                simple = simple and kind is not None
                 continue
             token = _remember(part)
         if start >= 0:
@@ -337,6 +461,6 @@ def _region_tokens(parts: list[str], simple: bool, tokens: list[str]) -> None:
     tokens.extend(
         [
             token if WILDCARD not in token else WILDCARD if is_variable(token) else token
-            for token in _sub(" ".join(parts)).split()
+            for token in _masked(" ".join(parts)).split()
         ]
     )
