@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from watcher.announce import frame_text
 from watcher.classify import raise_severity
 from watcher.model import Activity, ErrorGroup
 
@@ -198,7 +199,7 @@ class Lifecycle:
             severity=group.severity,
             count=group.count,
             pattern=group.template[:200],  # the key the human log lines read
-            top_frame=_where(group),
+            top_frame=frame_text(group),  # as the NEW and ALERT records write it
             detail=entry.detail,
         )
         for subscriber in self.subscribers:
@@ -206,13 +207,6 @@ class Lifecycle:
                 subscriber(group, entry)
             except Exception as exc:  # one bad subscriber must not stop the others
                 self.log.error("Lifecycle subscriber failed.", error=repr(exc))
-
-
-def _where(group: ErrorGroup) -> str | None:
-    top = group.top_frame
-    if top is None:
-        return None
-    return f"{top.file}:{top.line}" if top.line is not None else top.file
 
 
 def carry(group: ErrorGroup, stored: ErrorGroup) -> Activity | None:

@@ -224,5 +224,5 @@ def may_have_prefix(text: str, first: str) -> bool:
     if first.islower():
         return text.find("| ", 0, 72) >= 0
     if first == " ":
-        return not text[:12].lstrip()[:1].isascii()
-    return True
+        return not text[:12].lstrip()[:1].isascii()  # a glyph after the indent
+    return first != "\t"

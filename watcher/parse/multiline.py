@@ -170,9 +170,8 @@ class Assembler:
                     kind = line_kind(text)
                     if kind == MAYBE:
                         kind = OTHER  # a wrapped line is a log entry of its own, not a run-on
-            elif (first == " " and text[:12].lstrip()[:1].isascii()) or first == "\t":
-                # a trace frame or a continuation: no transport prefix starts with white space
-                # (a glyph after it is the other branch's)
+            elif (first == " " or first == "\t") and not may_have_prefix(text, first):
+                # a trace frame or a continuation: nothing to strip, and no dispatch needed
                 kind = indented_kind(text)
             else:
                 if first.islower():  # logfmt and prose: only a compose prefix is possible
