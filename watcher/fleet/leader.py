@@ -31,6 +31,7 @@ log = structlog.get_logger("watcher.fleet")
 
 LEADER_LEASE = "leader"
 DEFAULT_TTL = 15.0
+RETRY_MARGIN_S = 0.05  # a follower's next try, after the lease it saw expires
 NOT_LEADER = "this watcher is not the leader: fixes run on the leader"
 
 
@@ -64,6 +65,7 @@ class Leader:
         self.current: str | None = None if self.shared else holder  # who leads, as last seen
         self.error: str | None = None  # the last lease call's failure, while it lasts
         self._listeners: list[Callable[[bool], None]] = []
+        self._pause = ttl / 3  # until the next round: a renewal, or a try when the lease expires
         if metrics is not None:
             metrics.leader.set(0 if self.shared else 1)
 
@@ -110,13 +112,13 @@ class Leader:
             while not shutdown.is_set():
                 await self.step()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(shutdown.wait(), self.ttl / 3)
+                    await asyncio.wait_for(shutdown.wait(), self._pause)
         finally:
             await self._release()
 
     async def step(self) -> None:
         """One round: renew the lease held (or try to take it), then judge the deadline."""
-        started = self.clock()
+        started, self._pause = self.clock(), self.ttl / 3
         try:
             if self.epoch is None:
                 await self._try_acquire(started)
@@ -134,7 +136,10 @@ class Leader:
         )
         if epoch is None:
             holders = await self._call(self.ttl, self.store.lease_holders, self.name)
-            self.current = next((h.holder for h in holders if h.name == self.name and h.held), None)
+            held = [h for h in holders if h.name == self.name and h.held]
+            self.current = held[0].holder if held else None
+            if held:  # try again just as it expires: a dead leader is replaced within the ttl
+                self._pause = min(self._pause, held[0].expires_in + RETRY_MARGIN_S)
             return
         self._until = started + self.ttl
         self._gain(epoch)
