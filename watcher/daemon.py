@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import errno
+import importlib
 import logging
 import os
 import signal
@@ -301,6 +302,8 @@ class Daemon:
             fallback_to_memory=True,  # an unwritable state path must not crash-loop the daemon
             redact=self.redact,
         )
+        if config.autofix.enabled:  # heavy imports (the SDKs): off the loop, before leading
+            await asyncio.to_thread(importlib.import_module, "watcher.fix.pipeline")
         self.leader = Leader(
             self.store,
             holder_id(config.watcher.instance or socket.gethostname()),
