@@ -113,8 +113,19 @@ _V2 = (
     "CREATE INDEX groups_by_state ON groups (state)",
 )
 
+_V3 = (
+    """CREATE TABLE leases (
+        name TEXT COLLATE "C" PRIMARY KEY,
+        holder TEXT NOT NULL,
+        epoch BIGINT NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL,
+        acquired DOUBLE PRECISION NOT NULL,
+        renewed DOUBLE PRECISION NOT NULL
+    )""",
+)
+
 # Append only, never edit a released step; PG_MIGRATIONS[i] mirrors schema.MIGRATIONS[i].
-PG_MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+PG_MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 
 
 def pg_version(conn: Any) -> int:

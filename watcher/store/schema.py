@@ -129,10 +129,29 @@ def _migrate_v2(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX groups_by_state ON groups (state)")
 
 
+def _migrate_v3(conn: sqlite3.Connection) -> None:
+    """Leases (watcher/store/leases.py): one row per lease name, kept when released so its
+    epoch (the fencing token) never goes back."""
+    conn.execute(
+        """CREATE TABLE leases (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            epoch INTEGER NOT NULL,
+            expires_at REAL NOT NULL,
+            acquired REAL NOT NULL,
+            renewed REAL NOT NULL
+        ) WITHOUT ROWID"""
+    )
+
+
 # Append only; never edit or reorder a released step. MIGRATIONS[i] takes a database from
 # user_version i to i + 1, inside one transaction together with the version bump; the row
 # mappers (watcher/store/rows.py) read and write the columns a step adds.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_v1, _migrate_v2)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _migrate_v1,
+    _migrate_v2,
+    _migrate_v3,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
