@@ -226,6 +226,9 @@ class Daemon:
         # A failing store is reported, not judged: lines are still counted and /metrics flows,
         # and a restart (or being taken out of service) would not give the disk room back.
         detail["store"] = self._store_health()
+        shared = engine.options.shared
+        if shared is not None:  # which shared sources this watcher reads, which it stands by for
+            detail["shared_sources"] = shared.status()
         return not failed and not blind, detail
 
     def _store_health(self) -> dict[str, Any]:
