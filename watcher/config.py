@@ -86,8 +86,8 @@ class WatcherConfig:
     # this watcher's name in a shared state: its checkpoints and opaque state are kept under it
     # (empty: the host name; give each watcher on one host its own)
     instance: str = ""
-    # a shared state: how long a lease (a shared source's reader) outlives its holder's last
-    # renewal; holders renew every third of it, and a dead holder's work moves within it
+    # a shared state's leases (the leader, each shared source's reader): renewed every
+    # lease_ttl/3; a dead holder's successor takes over within lease_ttl (watcher/fleet/)
     lease_ttl: Seconds = 15.0
     interval: Seconds = 60.0
     log_level: Literal["trace", "debug", "info", "warning", "error"] = "info"

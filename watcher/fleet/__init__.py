@@ -1,5 +1,4 @@
-"""Several watchers on one shared (PostgreSQL) state: what they share out between them.
-
-`shared_sources`: a `shared = true` source is read by one watcher of the fleet at a time, under
-a source lease (watcher/store/leases.py), from a checkpoint every watcher reads.
-"""
+"""The fleet: several watchers on one shared state. `leader`: which one runs the fixes, the alert
+delivery and the periodic jobs; `outbox`: how every watcher's alerts go out once, from it;
+`shared_sources`: a `shared = true` source is read by one watcher at a time, under a source
+lease, from a checkpoint every watcher reads."""

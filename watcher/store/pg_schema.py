@@ -124,8 +124,22 @@ _V3 = (
     )""",
 )
 
+_V4 = (
+    """CREATE TABLE alert_outbox (
+        key TEXT COLLATE "C" PRIMARY KEY,
+        destination TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        queued_by TEXT NOT NULL,
+        created DOUBLE PRECISION NOT NULL,
+        sent_epoch BIGINT,
+        sent_at DOUBLE PRECISION
+    )""",
+    "CREATE INDEX alert_outbox_pending ON alert_outbox (created) WHERE sent_epoch IS NULL",
+    "CREATE INDEX alert_outbox_by_sent ON alert_outbox (sent_at)",
+)
+
 # Append only, never edit a released step; PG_MIGRATIONS[i] mirrors schema.MIGRATIONS[i].
-PG_MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
+PG_MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
 
 
 def pg_version(conn: Any) -> int:

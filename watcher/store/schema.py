@@ -144,6 +144,26 @@ def _migrate_v3(conn: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_v4(conn: sqlite3.Connection) -> None:
+    """The alert outbox (watcher/store/outbox.py): alerts queued under a dedupe key, claimed
+    (sent) once, by the leader."""
+    conn.execute(
+        """CREATE TABLE alert_outbox (
+            key TEXT PRIMARY KEY,
+            destination TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            queued_by TEXT NOT NULL,
+            created REAL NOT NULL,
+            sent_epoch INTEGER,
+            sent_at REAL
+        ) WITHOUT ROWID"""
+    )
+    conn.execute(
+        "CREATE INDEX alert_outbox_pending ON alert_outbox (created) WHERE sent_epoch IS NULL"
+    )
+    conn.execute("CREATE INDEX alert_outbox_by_sent ON alert_outbox (sent_at)")
+
+
 # Append only; never edit or reorder a released step. MIGRATIONS[i] takes a database from
 # user_version i to i + 1, inside one transaction together with the version bump; the row
 # mappers (watcher/store/rows.py) read and write the columns a step adds.
@@ -151,6 +171,7 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _migrate_v1,
     _migrate_v2,
     _migrate_v3,
+    _migrate_v4,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -25,7 +25,7 @@ import structlog
 
 from watcher.metrics import Metrics
 from watcher.model import Activity, ErrorGroup, Fix, Sample
-from watcher.store import leases
+from watcher.store import leases, outbox
 from watcher.store.connection import MEMORY, CorruptDatabase, connect, set_aside
 from watcher.store.filters import ORDERS, group_filters
 from watcher.store.leases import Fence, Lease
@@ -553,6 +553,23 @@ class Store:
     def lease_holders(self, prefix: str = "") -> list[Lease]:
         """Every lease whose name starts with `prefix` (held or expired), by name."""
         return leases.holders(self._conn, self._clock(self._conn), prefix)
+
+    # --- the alert outbox (see watcher/store/outbox.py) -----------------------------------
+
+    @_locked
+    def queue_alerts(self, holder: str, rows: Iterable[tuple[str, str, str]]) -> None:
+        """Queue (dedupe key, destination, payload) alerts; a key queued before is skipped."""
+        with self._write() as conn:
+            outbox.queue(conn, self._clock(conn), holder, list(rows))
+
+    @_locked
+    def claim_alerts(self, fence: Fence, limit: int = 500) -> list[tuple[str, str, str]]:
+        """The oldest pending alerts, marked sent under `fence` (LeaseLost when it is not held:
+        then nothing is claimed); the caller delivers them."""
+        with self._write() as conn:
+            now = self._clock(conn)
+            leases.check_fence(conn, now, fence)
+            return outbox.claim(conn, now, fence.epoch, limit)
 
     # --- counters -------------------------------------------------------------------------
 
