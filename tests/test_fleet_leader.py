@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -21,7 +20,7 @@ import pytest
 from tests.fakes.anthropic_api import API_KEY, AnthropicFake, tool_use
 from tests.fakes.github_api import TOKEN, GitHubFake
 from tests.fakes.webhook_receiver import WebhookReceiver
-from tests.test_autofix_e2e import APP, FIX_INPUT, git
+from tests.test_autofix_e2e import APP, FIX_INPUT, git, make_shop
 from tests.watcher_proc import WatcherProcess, statement_line
 
 NAMES = ("a", "b", "c")
@@ -119,19 +118,6 @@ def bug_lines() -> str:
     return "".join(blocks)
 
 
-def shop_repo(tmp_path: Path) -> tuple[Path, Path]:
-    """The sample shop committed on main and pushed to a bare origin: (checkout, origin)."""
-    repo, remote = tmp_path / "shop", tmp_path / "origin.git"
-    shutil.copytree(APP / "repo", repo)
-    git("init", "-q", "--bare", "-b", "main", str(remote), cwd=tmp_path)
-    git("init", "-q", "-b", "main", str(repo), cwd=tmp_path)
-    git("add", ".", cwd=repo)
-    git("commit", "-q", "-m", "shop", cwd=repo)
-    git("remote", "add", "origin", str(remote), cwd=repo)
-    git("push", "-q", "origin", "main", cwd=repo)
-    return repo, remote
-
-
 def fleet_extra(repo: Path, github: GitHubFake, hook: str, out: Path) -> str:
     """Auto-fix on (the shop, the GitHub fake) and a webhook for every alert, on every
     watcher alike (any of them may lead)."""
@@ -164,7 +150,8 @@ async def test_three_watchers_one_leader_one_pr_each_alert_once_and_failover(
     the bug, alerts a new error the survivors see once, and sends nothing twice."""
     anthropic_fake.script(*(tool_use(FIX_INPUT) for _ in range(3)))
     github = GitHubFake("acme/shop").start()
-    repo, remote = shop_repo(tmp_path)
+    shop = make_shop(tmp_path)
+    repo, remote = shop.repo, shop.remote
     env = {
         "ANTHROPIC_API_KEY": API_KEY,
         "ANTHROPIC_BASE_URL": os.environ["ANTHROPIC_BASE_URL"],

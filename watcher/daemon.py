@@ -444,8 +444,13 @@ class Daemon:
     def _adopt_fixes(self, leading: bool) -> None:
         """Newly the leader: settle the fixes an earlier leader left pending (in a thread)."""
         if leading and self.fixer is not None and self.leader is not None:
-            epoch = self.leader.epoch or 0
-            self._spawn(asyncio.to_thread(self.fixer.adopt_pending, epoch), "adopt-fixes")
+            self._spawn(self._adopt(self.fixer, self.leader.epoch or 0), "adopt-fixes")
+
+    async def _adopt(self, fixer: Any, epoch: int) -> None:
+        try:
+            await asyncio.to_thread(fixer.adopt_pending, epoch)
+        except Exception as exc:  # deposed again, or the store away: the next leader does it
+            log.warning("Fixes left by an earlier leader not settled.", error=repr(exc))
 
     def _fixed(self, alerter: Any, group: Any, fix: Any) -> None:
         self.announcer.fix(group, fix)
