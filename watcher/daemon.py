@@ -234,6 +234,9 @@ class Daemon:
         detail["store"] = self._store_health()
         if self.leader is not None:  # reported, not judged: a follower is as ready as a leader
             detail["leader"] = self.leader.health()
+        shared = engine.options.shared
+        if shared is not None:  # which shared sources this watcher reads, which it stands by for
+            detail["shared_sources"] = shared.status()
         return not failed and not blind, detail
 
     def _store_health(self) -> dict[str, Any]:
