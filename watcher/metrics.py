@@ -123,7 +123,8 @@ class Metrics:
         )
         self.state_unsaved_dropped = Counter(
             "watcher_state_unsaved_dropped",
-            "Group states dropped from memory while the state store failed (max_unsaved_groups).",
+            "Group states, new fingerprints and activity entries dropped from memory while the "
+            "state store failed (max_unsaved_groups each).",
             registry=r,
         )
         self.batch_latency = Histogram(

@@ -448,6 +448,12 @@ class GroupTable:
             folded += 1
         return folded
 
+    def release(self, group_id: str) -> None:
+        """Forget a live group the store now holds (not evicted: nothing to write); its next
+        event recalls it from the store."""
+        self.live.pop(group_id, None)
+        self.dirty.discard(group_id)
+
     def load(self, groups: Sequence[ErrorGroup]) -> None:
         """Put stored groups back in memory after a restart, with their windows' buckets."""
         for group in groups[: self.max_groups]:

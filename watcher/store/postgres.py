@@ -23,13 +23,12 @@ import psycopg
 from watcher.metrics import Metrics
 from watcher.model import Activity, ErrorGroup, Sample
 from watcher.store.pg_schema import pg_migrate, pg_version
-from watcher.store.rows import GROUP_COLUMNS, UPSERT_GROUP, group_params
+from watcher.store.rows import UPSERT_GROUP
 from watcher.store.schema import StoreError
 from watcher.store.store import Store, _locked
 from watcher.store.url import masked
 
 _PLACEHOLDER = re.compile(r"\?")
-_COUNT = [c.strip() for c in GROUP_COLUMNS.split(",")].index("count")
 # Several watchers write one group: each adds what it counted since its last flush (in the
 # same transaction as its cursors), the seen times widen; the other columns: last writer wins.
 UPSERT_GROUP_SUMMED = (
@@ -187,14 +186,15 @@ class PostgresStore(Store):
         # checkpoints and opaque state (the miner, the rate chart) are each watcher's own
         return f"{self.instance}/{name}"
 
-    def _group_rows(self, groups: Iterable[ErrorGroup]) -> tuple[str, list[tuple[Any, ...]]]:
-        rows = []
+    _upsert_sql = UPSERT_GROUP_SUMMED
+
+    def _ordered(self, groups: Iterable[ErrorGroup]) -> Iterable[ErrorGroup]:
         # one order for every writer: two commits touching the same groups cannot deadlock
-        for group in sorted(groups, key=lambda g: g.id):
-            params = list(group_params(group, self.redact))
-            params[_COUNT] = group.count - group.flushed
-            rows.append(tuple(params))
-        return UPSERT_GROUP_SUMMED, rows
+        return sorted(groups, key=lambda g: g.id)
+
+    def _group_params(self, group: ErrorGroup, added: bool) -> tuple[Any, ...]:
+        # every count written here is a delta (see UPSERT_GROUP_SUMMED)
+        return super()._group_params(group, True)
 
     def commit(
         self,

@@ -8,7 +8,7 @@ through `asyncio.to_thread`. `open_store` picks the implementation from a state 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any, Protocol
 
 from watcher.metrics import Metrics
@@ -58,6 +58,7 @@ class StateStore(Protocol):
         *,
         fingerprints: Iterable[tuple[str, str, int]] = (),
         activity: Iterable[Activity] = (),
+        blind: Collection[str] = (),
     ) -> None: ...
     def get_group(self, group_id: str) -> ErrorGroup | None: ...
     def list_groups(
