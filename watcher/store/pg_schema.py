@@ -113,8 +113,19 @@ _V2 = (
     "CREATE INDEX groups_by_state ON groups (state)",
 )
 
+# each watcher's own window buckets per group: the windows several watchers show are the sum
+_V3 = (
+    """CREATE TABLE group_buckets (
+        group_id TEXT COLLATE "C" NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+        instance TEXT NOT NULL,
+        buckets TEXT NOT NULL,
+        updated DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (group_id, instance)
+    )""",
+)
+
 # Append only, never edit a released step; PG_MIGRATIONS[i] mirrors schema.MIGRATIONS[i].
-PG_MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+PG_MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 
 
 def pg_version(conn: Any) -> int:

@@ -12,20 +12,22 @@ failed commit is retried by the engine's next persist against a fresh connection
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import Any
 
 import psycopg
 
+from watcher.group.lifecycle import merge_buckets
 from watcher.metrics import Metrics
 from watcher.model import Activity, ErrorGroup, Sample
 from watcher.store.pg_schema import pg_migrate, pg_version
-from watcher.store.rows import UPSERT_GROUP
+from watcher.store.rows import UPSERT_GROUP, dumps
 from watcher.store.schema import StoreError
-from watcher.store.store import Store, _locked
+from watcher.store.store import _IN_CHUNK, Store, _locked
 from watcher.store.url import masked
 
 _PLACEHOLDER = re.compile(r"\?")
@@ -38,6 +40,11 @@ UPSERT_GROUP_SUMMED = (
     .replace("last_seen = excluded.last_seen", "last_seen = GREATEST(groups.last_seen,"
              " excluded.last_seen)")
 )  # fmt: skip
+_UPSERT_OWN_BUCKETS = (
+    "INSERT INTO group_buckets (group_id, instance, buckets, updated) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (group_id, instance) DO UPDATE"
+    " SET buckets = excluded.buckets, updated = excluded.updated"
+)
 COMMIT_SEQ_KEY = "commit_seq"  # a state key (per instance): the number of its last commit
 CONNECT_TIMEOUT_S = 5
 RECONNECT_MIN_S, RECONNECT_MAX_S = 0.5, 30.0
@@ -188,6 +195,44 @@ class PostgresStore(Store):
 
     _upsert_sql = UPSERT_GROUP_SUMMED
 
+    def _upsert_groups(
+        self, conn: Any, groups: Iterable[ErrorGroup], blind: Collection[str] = ()
+    ) -> None:
+        """Store._upsert_groups, and this watcher's own window buckets of each group (its row
+        of group_buckets: the windows every watcher shows are the sum of the rows)."""
+        groups = list(groups)
+        super()._upsert_groups(conn, groups, blind)
+        now = time.time()
+        conn.executemany(
+            _UPSERT_OWN_BUCKETS,
+            [(g.id, self.instance, dumps(g.buckets), now) for g in self._ordered(groups)],
+        )
+
+    def _with_buckets(self, groups: list[ErrorGroup]) -> list[ErrorGroup]:
+        """Each group's `buckets` made this watcher's own row, `peer_buckets` the others' sum
+        (a group no watcher wrote a row for yet, from before the table, keeps its column)."""
+        rows: dict[str, list[tuple[str, dict[str, dict[str, int]]]]] = {}
+        with self._lock:
+            for start in range(0, len(groups), _IN_CHUNK):
+                chunk = [g.id for g in groups[start : start + _IN_CHUNK]]
+                found = self._conn.execute(
+                    "SELECT group_id, instance, buckets FROM group_buckets"
+                    f" WHERE group_id IN ({', '.join('?' * len(chunk))})",
+                    chunk,
+                )
+                for gid, instance, buckets in found:
+                    rows.setdefault(gid, []).append((instance, json.loads(buckets)))
+        for group in groups:
+            if group.id not in rows:
+                continue
+            group.buckets, group.peer_buckets = {}, {}
+            for instance, buckets in rows[group.id]:
+                if instance == self.instance:
+                    group.buckets = buckets
+                else:
+                    group.peer_buckets = merge_buckets(group.peer_buckets, buckets)
+        return groups
+
     def _ordered(self, groups: Iterable[ErrorGroup]) -> Iterable[ErrorGroup]:
         # one order for every writer: two commits touching the same groups cannot deadlock
         return sorted(groups, key=lambda g: g.id)
@@ -247,17 +292,20 @@ class PostgresStore(Store):
         _settle([survivor])
 
     def get_group(self, group_id: str) -> ErrorGroup | None:
-        """Store.get_group; the group returned carries the count the store holds."""
+        """Store.get_group; the group returned carries the count the store holds, its own
+        window buckets and the other watchers'."""
         group = super().get_group(group_id)
         if group is not None:
             group.flushed = group.count
+            self._with_buckets([group])
         return group
 
     def list_groups(self, **filters: Any) -> list[ErrorGroup]:
-        """Store.list_groups; each group returned carries the count the store holds."""
+        """Store.list_groups; each group returned carries the count the store holds, its own
+        window buckets and the other watchers'."""
         groups = super().list_groups(**filters)
         _settle(groups)
-        return groups
+        return self._with_buckets(groups)
 
     def _error_kind(self, exc: BaseException) -> str:
         return "write"

@@ -129,10 +129,28 @@ def _migrate_v2(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX groups_by_state ON groups (state)")
 
 
+def _migrate_v3(conn: sqlite3.Connection) -> None:
+    # each watcher's own window buckets per group, summed on read (several watchers share a
+    # PostgreSQL state; a SQLite file has one watcher and mirrors the table unused)
+    conn.execute(
+        """CREATE TABLE group_buckets (
+            group_id TEXT NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+            instance TEXT NOT NULL,
+            buckets TEXT NOT NULL,
+            updated REAL NOT NULL,
+            PRIMARY KEY (group_id, instance)
+        ) WITHOUT ROWID"""
+    )
+
+
 # Append only; never edit or reorder a released step. MIGRATIONS[i] takes a database from
 # user_version i to i + 1, inside one transaction together with the version bump; the row
 # mappers (watcher/store/rows.py) read and write the columns a step adds.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_v1, _migrate_v2)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _migrate_v1,
+    _migrate_v2,
+    _migrate_v3,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
