@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from tests.helpers import free_port, wait_for
+from tests.netcut import NetCut
 from tests.postgres import Cluster, running_cluster
 from tests.test_fleet_store import append, groups
 from tests.watcher_proc import WatcherProcess, statement_line
@@ -29,12 +30,12 @@ def own_cluster() -> Iterator[Cluster]:
         yield cluster
 
 
-def outage_config(home: Path, url: str, instance: str, port: int) -> Path:
+def outage_config(home: Path, url: str, instance: str, port: int, extra: str = "") -> Path:
     """A watcher named `instance` on the shared state, its API on `port`, one file source."""
     cfg = home / "watcher.toml"
     cfg.write_text(
         f'[watcher]\nstate = "{url}"\ninstance = "{instance}"\ninterval = 1\n'
-        "persist_interval = 0.3\n[grouping]\nmax_groups = 10\n"
+        f"persist_interval = 0.3\n{extra}[grouping]\nmax_groups = 10\n"
         f'[http]\nlisten = "127.0.0.1:{port}"\n[parse]\nmultiline_timeout = 0.2\n'
         f'[[sources]]\ntype = "file"\nname = "app"\npath = "{home / "app.log"}"\n'
         'read_from = "beginning"\npoll_interval = 0.05\n'
@@ -124,3 +125,36 @@ def test_postgresql_stopped_under_two_watchers_they_keep_counting_and_catch_up_e
     with psycopg.connect(url) as conn:
         sources = [r[0] for r in conn.execute("SELECT DISTINCT source FROM checkpoints")]
     assert sorted(sources) == ["a/app", "b/app"]
+
+
+def test_a_network_cut_to_postgresql_does_not_stop_the_reading(tmp_path: Path) -> None:
+    """The watcher's connection to PostgreSQL passes through a relay that is cut (no byte
+    passes, nothing fails): 300 more lines are still read while the store says "degraded"
+    (its calls give up after `state_timeout`, 1 s here, instead of waiting on TCP for
+    minutes); once the relay heals, the 3 groups sum to exactly 600."""
+    with running_cluster(tcp=True) as cluster:
+        direct = cluster.create()
+        database = direct.split("?")[0].rsplit("/", 1)[1]
+        relay = NetCut(("127.0.0.1", cluster.port))
+        url = f"postgresql://postgres@127.0.0.1:{relay.port}/{database}"
+        home, port = tmp_path / "a", free_port()
+        home.mkdir()
+        cfg = outage_config(home, url, "a", port, "state_timeout = 1\n")
+        proc = WatcherProcess(cfg, home / "daemon.log")
+        try:
+            append(home / "app.log", 300, 0)
+            proc.start()
+            proc.wait_started()
+            wait_for(lambda: sum(groups(direct).values()) == 300, timeout=30)
+            relay.cut()
+            append(home / "app.log", 300, 300)
+            wait_for(lambda: metric(port, "watcher_lines_total") >= 600, timeout=30)
+            wait_for(lambda: store_status(port) == (200, "degraded"), timeout=30)
+            relay.heal()
+            wait_for(lambda: sum(groups(direct).values()) >= 600, timeout=60)
+            wait_for(lambda: store_status(port) == (200, "ok"), timeout=30)
+            assert proc.stop() == 0, proc.tail()
+        finally:
+            proc.close()
+            relay.close()
+        assert sorted(groups(direct).values()) == [200, 200, 200]

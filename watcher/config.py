@@ -86,6 +86,9 @@ class WatcherConfig:
     # this watcher's name in a shared state: its checkpoints and opaque state are kept under it
     # (empty: the host name; give each watcher on one host its own)
     instance: str = ""
+    # a PostgreSQL call that gets no answer for this long fails (a dead network is otherwise
+    # noticed by TCP only after minutes, with the commit and the reading stalled behind it)
+    state_timeout: Seconds = 10.0
     interval: Seconds = 60.0
     log_level: Literal["trace", "debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "text"] = "auto"  # auto: text on a terminal, else JSON

@@ -498,6 +498,11 @@ class Engine:
             return None
         if not self.store.shared and group_id not in self._stored:
             return None  # never written by this watcher nor found at start: not in the store
+        if self.store.shared and self.store_error is not None:
+            # the server is away (commits fail): a read here, on the event loop, would wait
+            # out its timeout; the group starts afresh and adds its count once the store is back
+            self._blind.add(group_id)
+            return None
         try:
             return self.store.get_group(group_id)
         except self.store.errors as exc:

@@ -12,14 +12,18 @@ failed commit is retried by the engine's next persist against a fresh connection
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import socket
+import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from watcher.group.lifecycle import merge_buckets
 from watcher.metrics import Metrics
@@ -47,6 +51,7 @@ _UPSERT_OWN_BUCKETS = (
 )
 COMMIT_SEQ_KEY = "commit_seq"  # a state key (per instance): the number of its last commit
 CONNECT_TIMEOUT_S = 5
+ROWS_PER_TIMEOUT = 10_000  # an executemany of more rows is allowed one more timeout per as many
 RECONNECT_MIN_S, RECONNECT_MAX_S = 0.5, 30.0
 
 
@@ -84,18 +89,34 @@ def _pg(sql: str) -> str:
 
 class PgConnection:
     """A psycopg connection with the sqlite3 surface the store uses: execute, executemany,
-    transaction, close; reconnects when the connection broke."""
+    transaction, close; reconnects when the connection broke.
 
-    def __init__(self, url: str, password: str | None) -> None:
-        self._url, self._password = url, password
+    A call that gets no answer for `timeout` seconds fails: over TCP the kernel gives up on
+    unacknowledged bytes after that long (libpq's tcp_user_timeout, keepalives), and a
+    `Deadline` cuts a connection whose server acknowledges but never answers (a hung server or
+    proxy). Without them a dead network stalls a commit for minutes (TCP's retransmissions).
+    """
+
+    def __init__(self, url: str, password: str | None, timeout: float = 10.0) -> None:
+        self._url, self._password, self.timeout = url, password, timeout
         self._retry_at, self._backoff = 0.0, RECONNECT_MIN_S
+        self._deadline = Deadline()
         self._conn = self._connect()
 
     def _connect(self) -> psycopg.Connection[Any]:
-        extra = {} if self._password is None else {"password": self._password}
-        return psycopg.connect(
-            self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, **extra
-        )
+        extra: dict[str, Any] = {} if self._password is None else {"password": self._password}
+        given = conninfo_to_dict(self._url)
+        wait = max(1, round(self.timeout))
+        defaults = {
+            "connect_timeout": max(2, min(wait, CONNECT_TIMEOUT_S)),
+            "keepalives": 1,
+            "keepalives_idle": wait,
+            "keepalives_interval": max(1, wait // 3),
+            "keepalives_count": 3,
+            "tcp_user_timeout": wait * 1000,
+        }
+        extra.update({k: v for k, v in defaults.items() if k not in given})  # the URL's win
+        return psycopg.connect(self._url, autocommit=True, **extra)
 
     def _live(self) -> psycopg.Connection[Any]:
         if self._conn.broken or (self._conn.closed and not self._closed_by_us):
@@ -126,25 +147,99 @@ class PgConnection:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Row]:
         """Run one statement; the cursor holds its rows."""
-        cursor = self._live().cursor(row_factory=_row_factory)
-        cursor.execute(_pg(sql), tuple(params) or None)
+        conn = self._live()
+        cursor = conn.cursor(row_factory=_row_factory)
+        with self._deadline.watch(conn, self.timeout):
+            cursor.execute(_pg(sql), tuple(params) or None)
         return cursor
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         """Run one statement for each parameter row (pipelined by psycopg)."""
         rows = list(rows)
         if rows:
-            with self._live().cursor() as cursor:
+            conn = self._live()
+            # a big batch (a backlog after an outage) may take its time on a healthy server
+            allowed = self.timeout * (1 + len(rows) // ROWS_PER_TIMEOUT)
+            with conn.cursor() as cursor, self._deadline.watch(conn, allowed):
                 cursor.executemany(_pg(sql), rows)
 
-    def transaction(self) -> Any:
-        """BEGIN … COMMIT (ROLLBACK when the body raises)."""
-        return self._live().transaction()
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """BEGIN … COMMIT (ROLLBACK when the body raises); the COMMIT under the deadline."""
+        conn = self._live()
+        with self._deadline.watch(conn, self.timeout), conn.transaction() as tx:
+            yield tx
 
     def close(self) -> None:
         """Close the connection (it is not reopened)."""
         self._closed_by_us = True
+        self._deadline.close()
         self._conn.close()
+
+
+class Deadline:
+    """Cuts (shuts down the socket of) a connection whose call outlives its allowance: the
+    blocked call then fails at once and the connection is replaced at the next one. One thread,
+    started at the first call, sleeps until the armed deadline."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._armed: tuple[float, int] | None = None  # (monotonic deadline, socket fd)
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    @contextlib.contextmanager
+    def watch(self, conn: psycopg.Connection[Any], seconds: float) -> Iterator[None]:
+        """Arm for the block: past `seconds`, the connection is cut (a nested block may push
+        the deadline later, never earlier; the outermost block disarms it)."""
+        with self._cond:
+            outer = self._armed
+            at = time.monotonic() + seconds
+            if outer is not None:  # a call inside a transaction may need longer than its rest
+                self._armed = (max(outer[0], at), outer[1])
+            else:
+                self._armed = (at, conn.pgconn.socket)
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, daemon=True,
+                                                    name="watcher-pg-deadline")  # fmt: skip
+                    self._thread.start()
+                self._cond.notify()
+        try:
+            yield
+        finally:
+            if outer is None:
+                with self._cond:
+                    self._armed = None
+                    self._cond.notify()
+
+    def close(self) -> None:
+        """Stop the thread."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._closed:
+                if self._armed is None:
+                    self._cond.wait()
+                    continue
+                at, fd = self._armed
+                left = at - time.monotonic()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                _shut(fd)
+                self._armed = None
+
+
+def _shut(fd: int) -> None:
+    """Shut a socket down (not close it: libpq owns the descriptor and closes it itself)."""
+    try:
+        with socket.socket(fileno=os.dup(fd)) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already gone
 
 
 class PostgresStore(Store):
@@ -162,8 +257,9 @@ class PostgresStore(Store):
         samples_per_group: int = 5,
         redact: Callable[[str], str] = str,
         instance: str = "",
+        timeout: float = 10.0,
     ) -> None:
-        self._url, self._password = url, password
+        self._url, self._password, self._timeout = url, password, timeout
         self.instance = instance or socket.gethostname()
         super().__init__(
             masked(url), metrics=metrics, samples_per_group=samples_per_group, redact=redact
@@ -175,7 +271,7 @@ class PostgresStore(Store):
 
     def _open(self) -> Any:
         try:
-            conn = PgConnection(self._url, self._password)
+            conn = PgConnection(self._url, self._password, self._timeout)
         except psycopg.Error as exc:
             self._count_error("open")
             raise StoreError(f"cannot connect to {self.path}: {_first_line(exc)}") from exc
