@@ -10,8 +10,9 @@ file source `load` and a file source `probe`:
 1. Full speed: `load` pre-filled with more error lines (20 statements) than a watcher reads in
    the run. After a warm-up, over `--seconds`:
    - lines/s: the `load` lines every watcher read (its /metrics), summed; scaling against N = 1;
-   - PostgreSQL commits/s and rows written per 1,000 lines (pg_stat_database: xact_commit and
-     tup_inserted + tup_updated + tup_deleted of the database);
+   - PostgreSQL transactions/s and rows written per 1,000 lines (pg_stat_database:
+     xact_commit, which also counts autovacuum's and every autocommit read, and
+     tup_inserted + tup_updated + tup_deleted of the database), and the rows by table;
    - CPU-seconds per 1,000 lines: the watchers' and the server's (/proc), since the machine is
      shared and wall-clock rates drift with the load of others.
 2. Latency: `load` written at `--paced` lines/s per watcher (below saturation: at full speed a
@@ -335,7 +336,7 @@ def main() -> None:
     print(f"cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}, "
           f"persist_interval: {args.persist_interval:g} s, window: {args.seconds:g} s, "
           f"latency at {args.paced:g} lines/s per watcher")  # fmt: skip
-    head = ("N", "lines/s", "scale", "commits/s", "rows/1k lines", "watcher cpu-s/1k",
+    head = ("N", "lines/s", "scale", "xact/s", "rows/1k lines", "watcher cpu-s/1k",
             "server cpu-s/1k", "latency p50 s", "p99 s", "probes")  # fmt: skip
     print(" | ".join(head))
     base = None
