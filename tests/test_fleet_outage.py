@@ -82,8 +82,9 @@ def test_postgresql_stopped_under_two_watchers_they_keep_counting_and_catch_up_e
     """300 lines of 3 statements per watcher stored; PostgreSQL stopped; 300 more per watcher,
     of 14 statements (more than max_groups: groups evicted and recalled meanwhile), are still
     read (`watcher_lines_total` reaches 600 each) while readiness says ready with the store
-    "degraded" and `watcher_state_errors_total` rises; PostgreSQL started again: the 14 groups
-    sum to exactly 1,200 (nothing lost, nothing twice) and readiness says "ok"."""
+    "degraded", `watcher_state_errors_total` rises and `watcher_state_unsaved_groups` shows
+    the held groups; PostgreSQL started again: the 14 groups sum to exactly 1,200 (nothing
+    lost, nothing twice), readiness says "ok" and nothing is held."""
     url = own_cluster.create()
     homes, ports, fleet = {}, {}, {}
     for name in ("a", "b"):
@@ -108,12 +109,14 @@ def test_postgresql_stopped_under_two_watchers_they_keep_counting_and_catch_up_e
             wait_for(lambda p=port: metric(p, "watcher_lines_total") >= 600, timeout=30)
             wait_for(lambda p=port: store_status(p) == (200, "degraded"), timeout=30)
             assert metric(port, "watcher_state_errors_total") > 0
+            assert 0 < metric(port, "watcher_state_unsaved_groups") <= 14
             assert fleet[name].running, fleet[name].tail()
 
         own_cluster.resume()
         wait_for(lambda: sum(groups(url).values()) >= 1200, timeout=60)
         for port in ports.values():
             wait_for(lambda p=port: store_status(p) == (200, "ok"), timeout=30)
+            assert metric(port, "watcher_state_unsaved_groups") == 0
         for proc in fleet.values():
             assert proc.stop() == 0, proc.tail()
     finally:

@@ -355,8 +355,10 @@ class Engine:
             pending.miner = miner is not None
             self._spill(pending)
             self._unwritten = pending
+            self.metrics.state_unsaved.set(len(pending.groups))
             self._write_failed(exc, final=final)
             return
+        self.metrics.state_unsaved.set(0)
         self._write_recovered(len(groups))
         self._reread(blind)
 

@@ -127,6 +127,12 @@ class Metrics:
             "state store failed (max_unsaved_groups each).",
             registry=r,
         )
+        self.state_unsaved = Gauge(
+            "watcher_state_unsaved_groups",
+            "Group states held in memory because the state store failed (at most "
+            "max_unsaved_groups; 0 once a commit succeeds).",
+            registry=r,
+        )
         self.batch_latency = Histogram(
             "watcher_pipeline_latency_seconds",
             "Time from a batch leaving its source to its groups being updated.",
