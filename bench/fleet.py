@@ -326,13 +326,17 @@ def _pace(watchers: list[Watcher], rate: float, stop: threading.Event) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--instances", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured window")
-    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured window")
+    parser.add_argument("--warmup", type=float, default=None,
+                        help="default: two persist intervals and a second (the server"
+                        " publishes a backend's statistics when it commits)")  # fmt: skip
     parser.add_argument("--lines", type=int, default=600_000, help="load lines per watcher")
     parser.add_argument("--paced", type=float, default=500.0,
                         help="load lines/s per watcher while latency is measured")  # fmt: skip
     parser.add_argument("--persist-interval", type=float, default=5.0)
     args = parser.parse_args()
+    if args.warmup is None:
+        args.warmup = 2 * args.persist_interval + 1
     print(f"cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}, "
           f"persist_interval: {args.persist_interval:g} s, window: {args.seconds:g} s, "
           f"latency at {args.paced:g} lines/s per watcher")  # fmt: skip

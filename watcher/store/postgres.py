@@ -184,7 +184,9 @@ class Deadline:
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._armed: tuple[float, int] | None = None  # (monotonic deadline, socket fd)
+        # (monotonic deadline, socket fd, its inode: the fd number may be reused once libpq
+        # dropped a broken connection, and another socket must never be cut)
+        self._armed: tuple[float, int, int] | None = None
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -196,9 +198,10 @@ class Deadline:
             outer = self._armed
             at = time.monotonic() + seconds
             if outer is not None:  # a call inside a transaction may need longer than its rest
-                self._armed = (max(outer[0], at), outer[1])
+                self._armed = (max(outer[0], at), *outer[1:])
             else:
-                self._armed = (at, conn.pgconn.socket)
+                fd = conn.pgconn.socket
+                self._armed = (at, fd, os.fstat(fd).st_ino)
                 if self._thread is None:
                     self._thread = threading.Thread(target=self._run, daemon=True,
                                                     name="watcher-pg-deadline")  # fmt: skip
@@ -224,18 +227,20 @@ class Deadline:
                 if self._armed is None:
                     self._cond.wait()
                     continue
-                at, fd = self._armed
+                at, fd, inode = self._armed
                 left = at - time.monotonic()
                 if left > 0:
                     self._cond.wait(left)
                     continue
-                _shut(fd)
+                _shut(fd, inode)
                 self._armed = None
 
 
-def _shut(fd: int) -> None:
+def _shut(fd: int, inode: int) -> None:
     """Shut a socket down (not close it: libpq owns the descriptor and closes it itself)."""
     try:
+        if os.fstat(fd).st_ino != inode:
+            return  # libpq closed it already and the number went to another file
         with socket.socket(fileno=os.dup(fd)) as sock:
             sock.shutdown(socket.SHUT_RDWR)
     except OSError:
