@@ -13,7 +13,7 @@ import psycopg
 
 from watcher.engine import Engine, EngineOptions
 from watcher.group.table import GroupTable
-from watcher.model import RawLine
+from watcher.model import ErrorGroup, RawLine
 from watcher.pipeline import Pipeline
 from watcher.store import open_store
 
@@ -109,3 +109,22 @@ def test_a_pattern_ignored_in_the_store_stays_ignored_when_it_returns_during_an_
     finally:
         store.close()
     assert _stored(pg_url) == (8, "ignored")
+
+
+def test_a_blind_group_adds_its_count_and_keeps_the_stored_rest(make_store: Any) -> None:
+    """commit(blind=...) of a fresh copy of a stored group (made while the store could not be
+    read): its count is added and the seen times widen; state, status and tags stay as stored
+    (both backends)."""
+    store = make_store()
+    stored = ErrorGroup("g1", "template", "boom <*>", "internal_error", "high", False,
+                        count=10, first_seen=5.0, last_seen=9.0, state="ignored",
+                        status="alerting", tags={"host": {"web-1": 10}})  # fmt: skip
+    store.commit([stored])
+    fresh = ErrorGroup("g1", "template", "boom <*>", "internal_error", "high", False,
+                       count=3, first_seen=4.0, last_seen=20.0)  # fmt: skip
+    store.commit([fresh], blind={"g1"})
+    found = store.get_group("g1")
+    assert found is not None
+    assert (found.count, found.first_seen, found.last_seen) == (13, 4.0, 20.0)
+    tags = {"host": {"web-1": 10}}
+    assert (found.state, found.status, found.tags) == ("ignored", "alerting", tags)
