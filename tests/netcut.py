@@ -11,9 +11,10 @@ import threading
 
 
 class NetCut:
-    """Relays 127.0.0.1:`port` to `target`; `cut()` freezes every byte, `heal()` resumes."""
+    """Relays 127.0.0.1:`port` to `target` (host and port, or a unix socket's path); `cut()`
+    freezes every byte, `heal()` resumes."""
 
-    def __init__(self, target: tuple[str, int]) -> None:
+    def __init__(self, target: tuple[str, int] | str) -> None:
         self.target = target
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._listener.getsockname()[1])
@@ -59,7 +60,11 @@ class NetCut:
         if self._stop.is_set():
             return
         try:
-            server = socket.create_connection(self.target)
+            if isinstance(self.target, str):
+                server = socket.socket(socket.AF_UNIX)
+                server.connect(self.target)
+            else:
+                server = socket.create_connection(self.target)
         except OSError:
             client.close()
             return

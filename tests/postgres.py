@@ -51,10 +51,9 @@ def _as_server_user(argv: list[str]) -> list[str]:
 class Cluster:
     """One running server: `url(db)` for a database on it, `create()` for a fresh one."""
 
-    def __init__(self, bindir: Path, root: Path, *, tcp: bool = False) -> None:
+    def __init__(self, bindir: Path, root: Path) -> None:
         self.bindir, self.root = bindir, root
         self.data, self.port = root / "data", _free_port()
-        self.listen = "127.0.0.1" if tcp else ""  # TCP too (for a relay a test can cut)
 
     def start(self) -> None:
         """initdb (trust auth, C locale) and start; raises CalledProcessError with its output."""
@@ -70,7 +69,7 @@ class Cluster:
 
     def resume(self) -> None:
         """Start the server on its existing data (after `start`'s initdb, or a `pause`)."""
-        options = f"-k {self.root} -p {self.port} -c listen_addresses='{self.listen}' -c fsync=off"
+        options = f"-k {self.root} -p {self.port} -c listen_addresses='' -c fsync=off"
         subprocess.run(
             _as_server_user([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", options,
                              "-l", str(self.root / "server.log"), "-w", "start"]),
@@ -110,14 +109,13 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def running_cluster(*, tcp: bool = False) -> Iterator[Cluster]:
-    """A cluster for the duration of the block (also on 127.0.0.1:`port` with `tcp`);
-    pytest.skip when PostgreSQL is not installed."""
+def running_cluster() -> Iterator[Cluster]:
+    """A cluster for the duration of the block; pytest.skip when PostgreSQL is not installed."""
     bindir = bin_dir()
     if bindir is None:
         pytest.skip("no PostgreSQL binaries (initdb, pg_ctl): ./test.sh installs postgresql")
     root = Path(tempfile.mkdtemp(prefix="watcher-pg-"))
-    cluster = Cluster(bindir, root, tcp=tcp)
+    cluster = Cluster(bindir, root)
     try:
         try:
             cluster.start()

@@ -2,7 +2,8 @@
 say the store is degraded on `/health/ready` and `/metrics`, and, once the server is back,
 write what they held, so the fleet's totals are exact (every line counted once, none lost).
 
-The cluster is the test's own (stopping the session's would fail every other test)."""
+The stopped cluster is the test's own (stopping the session's would fail every other test);
+the cut one is the session's, reached through a relay of the test's own."""
 
 from __future__ import annotations
 
@@ -130,34 +131,34 @@ def test_postgresql_stopped_under_two_watchers_they_keep_counting_and_catch_up_e
     assert sorted(sources) == ["a/app", "b/app"]
 
 
-def test_a_network_cut_to_postgresql_does_not_stop_the_reading(tmp_path: Path) -> None:
-    """The watcher's connection to PostgreSQL passes through a relay that is cut (no byte
-    passes, nothing fails): 300 more lines are still read while the store says "degraded"
-    (its calls give up after `state_timeout`, 1 s here, instead of waiting on TCP for
-    minutes); once the relay heals, the 3 groups sum to exactly 600."""
-    with running_cluster(tcp=True) as cluster:
-        direct = cluster.create()
-        database = direct.split("?")[0].rsplit("/", 1)[1]
-        relay = NetCut(("127.0.0.1", cluster.port))
-        url = f"postgresql://postgres@127.0.0.1:{relay.port}/{database}"
-        home, port = tmp_path / "a", free_port()
-        home.mkdir()
-        cfg = outage_config(home, url, "a", port, "state_timeout = 1\n")
-        proc = WatcherProcess(cfg, home / "daemon.log")
-        try:
-            append(home / "app.log", 300, 0)
-            proc.start()
-            proc.wait_started()
-            wait_for(lambda: sum(groups(direct).values()) == 300, timeout=30)
-            relay.cut()
-            append(home / "app.log", 300, 300)
-            wait_for(lambda: metric(port, "watcher_lines_total") >= 600, timeout=30)
-            wait_for(lambda: store_status(port) == (200, "degraded"), timeout=30)
-            relay.heal()
-            wait_for(lambda: sum(groups(direct).values()) >= 600, timeout=60)
-            wait_for(lambda: store_status(port) == (200, "ok"), timeout=30)
-            assert proc.stop() == 0, proc.tail()
-        finally:
-            proc.close()
-            relay.close()
-        assert sorted(groups(direct).values()) == [200, 200, 200]
+def test_a_network_cut_to_postgresql_does_not_stop_the_reading(
+    tmp_path: Path, pg_cluster: Cluster, pg_url: str
+) -> None:
+    """The watcher reaches PostgreSQL over TCP through a relay that is cut (no byte passes,
+    nothing fails): 300 more lines are still read while the store says "degraded" (its calls
+    give up after `state_timeout`, 1 s here, instead of waiting on TCP for minutes); once the
+    relay heals, the 3 groups sum to exactly 600."""
+    database = pg_url.split("?")[0].rsplit("/", 1)[1]
+    relay = NetCut(str(pg_cluster.root / f".s.PGSQL.{pg_cluster.port}"))
+    url = f"postgresql://postgres@127.0.0.1:{relay.port}/{database}"
+    home, port = tmp_path / "a", free_port()
+    home.mkdir()
+    cfg = outage_config(home, url, "a", port, "state_timeout = 1\n")
+    proc = WatcherProcess(cfg, home / "daemon.log")
+    try:
+        append(home / "app.log", 300, 0)
+        proc.start()
+        proc.wait_started()
+        wait_for(lambda: sum(groups(pg_url).values()) == 300, timeout=30)
+        relay.cut()
+        append(home / "app.log", 300, 300)
+        wait_for(lambda: metric(port, "watcher_lines_total") >= 600, timeout=30)
+        wait_for(lambda: store_status(port) == (200, "degraded"), timeout=30)
+        relay.heal()
+        wait_for(lambda: sum(groups(pg_url).values()) >= 600, timeout=60)
+        wait_for(lambda: store_status(port) == (200, "ok"), timeout=30)
+        assert proc.stop() == 0, proc.tail()
+    finally:
+        proc.close()
+        relay.close()
+    assert sorted(groups(pg_url).values()) == [200, 200, 200]
