@@ -110,7 +110,8 @@ def test_postgresql_stopped_under_two_watchers_they_keep_counting_and_catch_up_e
             wait_for(lambda p=port: metric(p, "watcher_lines_total") >= 600, timeout=30)
             wait_for(lambda p=port: store_status(p) == (200, "degraded"), timeout=30)
             assert metric(port, "watcher_state_errors_total") > 0
-            assert 0 < metric(port, "watcher_state_unsaved_groups") <= 14
+            wait_for(lambda p=port: metric(p, "watcher_state_unsaved_groups") > 0, timeout=30)
+            assert metric(port, "watcher_state_unsaved_groups") <= 14
             assert fleet[name].running, fleet[name].tail()
 
         own_cluster.resume()
