@@ -89,6 +89,9 @@ class WatcherConfig:
     # a shared state's leases (the leader, each shared source's reader): renewed every
     # lease_ttl/3; a dead holder's successor takes over within lease_ttl (watcher/fleet/)
     lease_ttl: Seconds = 15.0
+    # a PostgreSQL call that gets no answer for this long fails (a dead network is otherwise
+    # noticed by TCP only after minutes, with the commit and the reading stalled behind it)
+    state_timeout: Seconds = 10.0
     interval: Seconds = 60.0
     log_level: Literal["trace", "debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "text"] = "auto"  # auto: text on a terminal, else JSON

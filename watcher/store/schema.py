@@ -164,6 +164,20 @@ def _migrate_v4(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX alert_outbox_by_sent ON alert_outbox (sent_at)")
 
 
+def _migrate_v5(conn: sqlite3.Connection) -> None:
+    """Each watcher's own window buckets per group, summed on read (several watchers share a
+    PostgreSQL state; a SQLite file has one watcher and mirrors the table unused)."""
+    conn.execute(
+        """CREATE TABLE group_buckets (
+            group_id TEXT NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+            instance TEXT NOT NULL,
+            buckets TEXT NOT NULL,
+            updated REAL NOT NULL,
+            PRIMARY KEY (group_id, instance)
+        ) WITHOUT ROWID"""
+    )
+
+
 # Append only; never edit or reorder a released step. MIGRATIONS[i] takes a database from
 # user_version i to i + 1, inside one transaction together with the version bump; the row
 # mappers (watcher/store/rows.py) read and write the columns a step adds.
@@ -172,6 +186,7 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _migrate_v2,
     _migrate_v3,
     _migrate_v4,
+    _migrate_v5,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
