@@ -31,7 +31,7 @@ TTL = 2.0
 API_TOKEN = "fleet-test-token-0123456789"
 
 
-async def until(cond: Callable[[], object], timeout: float = 30.0) -> None:
+async def until(cond: Callable[[], object], timeout: float = 90.0) -> None:
     """Await `cond()` being true, polling without blocking the loop the fakes serve on."""
     deadline = time.monotonic() + timeout
     while not cond():
