@@ -19,12 +19,14 @@ from tests.test_fleet_store import append, groups
 from tests.watcher_proc import WatcherProcess
 
 
-def config(home: Path, url: str, instance: str, *, port: int | None = None) -> Path:
+def config(
+    home: Path, url: str, instance: str, *, port: int | None = None, extra: str = ""
+) -> Path:
     """A watcher named `instance` on the shared state with its own file; HTTP on `port`."""
     http = f'listen = "127.0.0.1:{port}"\n' if port else "enabled = false\n"
     cfg = home / "watcher.toml"
     cfg.write_text(
-        f'[watcher]\nstate = "{url}"\ninstance = "{instance}"\ninterval = 1\n'
+        f'[watcher]\nstate = "{url}"\ninstance = "{instance}"\ninterval = 1\n{extra}'
         f"persist_interval = 0.3\n[http]\n{http}[parse]\nmultiline_timeout = 0.2\n"
         f'[[sources]]\ntype = "file"\nname = "app"\npath = "{home / "app.log"}"\n'
         'read_from = "beginning"\npoll_interval = 0.05\n'
@@ -89,7 +91,10 @@ def test_every_instance_shows_the_whole_fleet(pg_url: str, homes: list[Path]) ->
     status --once` prints both; after "b" stops cleanly, "a" shows it as stopped."""
     ports = [free_port(), free_port()]
     procs = [
-        WatcherProcess(config(homes[i], pg_url, name, port=ports[i]), homes[i] / "daemon.log")
+        WatcherProcess(
+            config(homes[i], pg_url, name, port=ports[i], extra="lease_ttl = 3\n"),
+            homes[i] / "daemon.log",
+        )
         for i, name in enumerate(("a", "b"))
     ]
     try:
@@ -102,7 +107,7 @@ def test_every_instance_shows_the_whole_fleet(pg_url: str, homes: list[Path]) ->
             fleet = get(port, "/error-monitor/fleet")["instances"]  # type: ignore[index]
             return fleet if [i["state"] for i in fleet] == ["up", "up"] else []
 
-        for port, proc in zip(ports, procs, strict=True):
+        for port in ports:
             fleet = wait_for(lambda port=port: both_up(port), timeout=15)
             assert [i["name"] for i in fleet] == ["a", "b"]
             pids = {i["name"]: i["pid"] for i in fleet}
@@ -121,8 +126,10 @@ def test_every_instance_shows_the_whole_fleet(pg_url: str, homes: list[Path]) ->
         assert ["a", "up"] in [r[:2] for r in rows] and ["b", "up"] in [r[:2] for r in rows]
         assert procs[1].stop() == 0
         wait_for(
-            lambda: [i["state"] for i in get(ports[0], "/error-monitor/fleet")["instances"]]  # type: ignore[index]
-            == ["up", "stopped"],
+            lambda: (
+                [i["state"] for i in get(ports[0], "/error-monitor/fleet")["instances"]]  # type: ignore[index]
+                == ["up", "stopped"]
+            ),
             timeout=15,
         )
     finally:

@@ -29,6 +29,8 @@ from watcher.config import Config, ConfigError, load_config
 from watcher.daemon_view import DaemonView
 from watcher.engine import Engine
 from watcher.fdlimit import raise_fd_limit
+from watcher.fleet import Fleet, InstanceTaken
+from watcher.fleet.board import FleetCollector
 from watcher.http.app import AppState, bound_port, make_app, start
 from watcher.http.links import linker
 from watcher.http.security import SecurityConfig, allowed_hosts
@@ -110,6 +112,10 @@ class Daemon:
         self.intake = Intake()  # push sources' routes on the HTTP server (OTLP)
         self._fix_tasks: set[asyncio.Task[Any]] = set()
         self.announcer = Announcer()  # NEW / ALERT / FIX / summary records in the daemon's log
+        self.fleet: Fleet | None = None  # this instance's row and heartbeat; the fleet's rows
+        # LEADER HOOK: whether this instance leads (None: unknown); the leader lease sets it
+        self.is_leader: Callable[[], bool | None] = lambda: None
+        self.exit_code = 0
 
     def _on_signal(self, signum: int) -> None:
         self.signals += 1
@@ -295,6 +301,8 @@ class Daemon:
             fallback_to_memory=True,  # an unwritable state path must not crash-loop the daemon
             redact=self.redact,
         )
+        if not await self._join_fleet():
+            return 2
         pipeline = build_pipeline(config, self.metrics, clock=time.time)
         pipeline.table.clock = time.time  # live: an event without a timestamp happened now
         self.engine = build_engine(
@@ -314,6 +322,7 @@ class Daemon:
         try:  # first: a port in use must stop the start before any task runs
             runner = await self._serve()
         except BaseException:
+            await self.fleet.leave()  # type: ignore[union-attr]
             self.store.close()
             raise
         alerter = self._alerter()
@@ -338,6 +347,7 @@ class Daemon:
             self._integrity_checks(seconds(config.watcher.integrity_check_interval)),
             name="integrity",
         )
+        beats = asyncio.create_task(self.fleet.run(self._displaced), name="heartbeat")  # type: ignore[union-attr]
         sd_notify("READY=1")
         pinger = asyncio.create_task(watchdog(watchdog_interval()), name="watchdog")
         self.started.set()
@@ -350,7 +360,7 @@ class Daemon:
             alerts_stop.set()
             if alerts is not None:
                 await alerts
-            for task in (summary, refresher, pinger, fix_task, checker):
+            for task in (summary, refresher, pinger, fix_task, checker, beats):
                 if task is None:
                     continue
                 task.cancel()
@@ -362,9 +372,40 @@ class Daemon:
                 await self.view.save_rates()
             if runner is not None:
                 await runner.cleanup()
+            await self.fleet.leave()  # type: ignore[union-attr]
             self.store.close()
         log.info("Stopped.", **_counts(pipeline.stats))
-        return 0
+        return self.exit_code
+
+    async def _join_fleet(self) -> bool:
+        """Claim this instance's name on the state; False (store closed) when a live watcher
+        already runs under it: two would share, and corrupt, its checkpoints and counts."""
+        assert self.store is not None
+        own = self.config.watcher
+        self.fleet = Fleet(self.store, name=own.instance, ttl=seconds(own.lease_ttl),
+                           sources=self._source_names, leader=lambda: self.is_leader())  # fmt: skip
+        FleetCollector.attach(self.metrics.registry, self.fleet)
+        try:
+            await self.fleet.join()
+        except InstanceTaken as exc:
+            log.error("Refusing to start: the instance name is taken.", error=str(exc))
+        except self.store.errors as exc:
+            log.error("Refusing to start: the state store cannot record this instance.",
+                      error=str(exc).strip()[:300])  # fmt: skip
+        else:
+            return True
+        self.store.close()
+        return False
+
+    def _source_names(self) -> tuple[str, ...]:
+        engine = self.engine
+        names = engine.sources if engine is not None else [s.name for s in self.config.sources]
+        return tuple(sorted(names))
+
+    def _displaced(self, holder: Any) -> None:
+        """Another run took this instance's name over: stop (exit 2) instead of writing."""
+        self.exit_code = 2
+        self.shutdown.set()
 
     async def _serve(self) -> Any:
         """Bind [http] listen (None when disabled); a port in use is a configuration error."""
@@ -445,6 +486,7 @@ class Daemon:
             redact_obj=self.redact_obj,
             intake=self.intake,
             link=linker(report.repo_url, report.default_ref),
+            fleet=self.fleet.snapshot if self.fleet is not None else None,
         )
 
     async def _refresh_view(self) -> None:

@@ -129,10 +129,33 @@ def _migrate_v2(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX groups_by_state ON groups (state)")
 
 
+def _migrate_v3(conn: sqlite3.Connection) -> None:
+    """Instances: one row per watcher name, its heartbeat (see watcher/store/instances.py)."""
+    conn.execute(
+        """CREATE TABLE instances (
+            name TEXT PRIMARY KEY,
+            run_id TEXT NOT NULL,
+            host TEXT NOT NULL,
+            node TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            version TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            last_seen REAL NOT NULL,
+            stopped_at REAL,
+            sources TEXT NOT NULL,
+            leader INTEGER
+        ) WITHOUT ROWID"""
+    )
+
+
 # Append only; never edit or reorder a released step. MIGRATIONS[i] takes a database from
 # user_version i to i + 1, inside one transaction together with the version bump; the row
 # mappers (watcher/store/rows.py) read and write the columns a step adds.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_v1, _migrate_v2)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _migrate_v1,
+    _migrate_v2,
+    _migrate_v3,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

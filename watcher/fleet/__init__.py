@@ -1,0 +1,11 @@
+"""The fleet: every watcher on one shared state — who runs, where, since when, which sources.
+
+`identity` names this process (instance name, node, pid liveness), `claim` takes the name at
+start (refusing a second live watcher with it), `heartbeat` renews it and keeps the fleet's
+rows for the API, `board` shapes them (and their Prometheus metrics).
+"""
+
+from watcher.fleet.claim import InstanceTaken
+from watcher.fleet.heartbeat import Fleet
+
+__all__ = ["Fleet", "InstanceTaken"]
