@@ -108,7 +108,8 @@ def make_app(
     if state.view is not None:
         add_api_routes(app, state.view, redact=redact_obj, link=link)
         add_pattern_routes(app)
-        add_fleet_route(app, fleet)
+        # the daemon's fleet; a view may answer for it too (a test's view, a failing one)
+        add_fleet_route(app, fleet or getattr(state.view, "fleet", None))
         add_openapi_route(app)
         add_dashboard(app)
     return app
