@@ -87,7 +87,7 @@ def get(port: int, path: str) -> object:
 
 def test_every_instance_shows_the_whole_fleet(pg_url: str, homes: list[Path]) -> None:
     """Watchers "a" and "b" on one database: each one's /error-monitor/fleet lists both (host,
-    pid, version, the sources each reads, up); /metrics counts 2 instances up and `watcher
+    pid, version, the sources each reads, up) and the one leader; /metrics counts 2 instances up and `watcher
     status --once` prints both; after "b" stops cleanly, "a" shows it as stopped."""
     ports = [free_port(), free_port()]
     procs = [
@@ -113,6 +113,8 @@ def test_every_instance_shows_the_whole_fleet(pg_url: str, homes: list[Path]) ->
             pids = {i["name"]: i["pid"] for i in fleet}
             assert pids == {"a": procs[0].proc.pid, "b": procs[1].proc.pid}  # type: ignore[union-attr]
             assert all(i["sources"] == ["app"] and i["version"] for i in fleet)
+            leaders = [i["name"] for i in fleet if i["leader"]]
+            assert len(leaders) == 1, fleet  # the holder of the leader lease, seen from both
         metrics = get(ports[0], "/metrics")
         assert 'watcher_fleet_instances{state="up"} 2.0' in metrics  # type: ignore[operator]
         assert 'watcher_fleet_instance_last_seen_age_seconds{instance="b"}' in metrics  # type: ignore[operator]

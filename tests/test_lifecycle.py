@@ -228,7 +228,7 @@ def test_a_v1_state_file_upgrades_in_place(tmp_path: Path) -> None:
         conn.execute(row, (gid, kind, status))
     conn.close()
     with Store(path) as store:
-        assert store.schema_version == 2
+        assert store.schema_version == schema_module.SCHEMA_VERSION
         states = {g.id: (g.state, g.count) for g in store.list_groups()}
         assert states == {"a": ("resolved", 4), "b": ("ignored", 4), "c": ("open", 4)}
         assert store.fingerprints("a") == [("a", "a", 2)]

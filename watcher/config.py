@@ -86,8 +86,9 @@ class WatcherConfig:
     # this watcher's name in a shared state: its checkpoints and opaque state are kept under it
     # (empty: the host name; give each watcher on one host its own)
     instance: str = ""
-    # a shared state's heartbeat TTL: an instance silent this long is "lost", its name free
-    # again (heartbeats every TTL/3); issue 16's leader lease uses the same TTL
+    # a shared state's leader lease: renewed every lease_ttl/3; a dead leader's successor takes
+    # over within lease_ttl (watcher/fleet/leader.py). Heartbeats too: an instance silent this
+    # long is "lost" and its name free again (watcher/fleet/heartbeat.py)
     lease_ttl: Seconds = 15.0
     interval: Seconds = 60.0
     log_level: Literal["trace", "debug", "info", "warning", "error"] = "info"

@@ -31,6 +31,7 @@ from watcher.engine import Engine
 from watcher.fdlimit import raise_fd_limit
 from watcher.fleet import Fleet, InstanceTaken
 from watcher.fleet.board import FleetCollector
+from watcher.fleet.leader import NOT_LEADER, Leader, holder_id
 from watcher.http.app import AppState, bound_port, make_app, start
 from watcher.http.links import linker
 from watcher.http.security import SecurityConfig, allowed_hosts
@@ -102,6 +103,7 @@ class Daemon:
         self.signals = 0
         self.store: StateStore | None = None
         self.engine: Engine | None = None
+        self.leader: Leader | None = None
         self.http_port: int | None = None
         self.started = asyncio.Event()
         self.redactor = build_redactor(config)  # replaced by a reload: use it through these
@@ -113,8 +115,6 @@ class Daemon:
         self._fix_tasks: set[asyncio.Task[Any]] = set()
         self.announcer = Announcer()  # NEW / ALERT / FIX / summary records in the daemon's log
         self.fleet: Fleet | None = None  # this instance's row and heartbeat; the fleet's rows
-        # LEADER HOOK: whether this instance leads (None: unknown); the leader lease sets it
-        self.is_leader: Callable[[], bool | None] = lambda: None
         self.exit_code = 0
 
     def _on_signal(self, signum: int) -> None:
@@ -167,9 +167,11 @@ class Daemon:
                     table.rebase(group.id, group.severity)
                     table.record(group, entry)
                     changed_live += 1
-            stored = await asyncio.to_thread(
-                reclassify.reclassify_stored, self.store, rules, now, [g.id for g in live]
-            )
+            stored: list[Any] = []
+            if self._leading():  # stored patterns are the fleet's: the leader re-classifies
+                stored = await asyncio.to_thread(
+                    reclassify.reclassify_stored, self.store, rules, now, [g.id for g in live]
+                )
         except Exception as exc:  # a failing store must not take the reload down with it
             log.error("Re-classification failed.", error=repr(exc))
             return
@@ -232,6 +234,8 @@ class Daemon:
         # A failing store is reported, not judged: lines are still counted and /metrics flows,
         # and a restart (or being taken out of service) would not give the disk room back.
         detail["store"] = self._store_health()
+        if self.leader is not None:  # reported, not judged: a follower is as ready as a leader
+            detail["leader"] = self.leader.health()
         return not failed and not blind, detail
 
     def _store_health(self) -> dict[str, Any]:
@@ -303,6 +307,13 @@ class Daemon:
         )
         if not await self._join_fleet():
             return 2
+        self.leader = Leader(
+            self.store,
+            holder_id(config.watcher.instance or socket.gethostname()),
+            ttl=config.watcher.lease_ttl,
+            metrics=self.metrics,
+        )
+        await self.leader.step()  # the first watcher up leads at once (and re-classifies)
         pipeline = build_pipeline(config, self.metrics, clock=time.time)
         pipeline.table.clock = time.time  # live: an event without a timestamp happened now
         self.engine = build_engine(
@@ -326,7 +337,14 @@ class Daemon:
             self.store.close()
             raise
         alerter = self._alerter()
-        alerts_stop = asyncio.Event()
+        if alerter is not None and self.store.shared:  # queued in the store, sent by the leader
+            from watcher.fleet.outbox import AlertOutbox
+
+            alerter.outbox = AlertOutbox(
+                self.store, self.leader, alerter.destinations, redact=self.redact
+            )
+        alerts_stop, leader_stop = asyncio.Event(), asyncio.Event()
+        leading = asyncio.create_task(self.leader.run(leader_stop), name="leader")
         alerts = None
         hooks: list[Any] = [self.view.observe, self.announcer.observe]
         if alerter is not None:
@@ -368,6 +386,8 @@ class Daemon:
                     await task
             if self.fixer is not None:
                 await self.fixer.aclose()
+            leader_stop.set()  # last of the leader's work done: hand the lease over now
+            await leading
             with contextlib.suppress(Exception):  # the chart is a convenience; never block exit
                 await self.view.save_rates()
             if runner is not None:
@@ -383,7 +403,7 @@ class Daemon:
         assert self.store is not None
         own = self.config.watcher
         self.fleet = Fleet(self.store, name=own.instance, ttl=seconds(own.lease_ttl),
-                           sources=self._source_names, leader=lambda: self.is_leader())  # fmt: skip
+                           sources=self._source_names, leader=self._leader_now)  # fmt: skip
         FleetCollector.attach(self.metrics.registry, self.fleet)
         try:
             await self.fleet.join()
@@ -396,6 +416,10 @@ class Daemon:
             return True
         self.store.close()
         return False
+
+    def _leader_now(self) -> bool | None:
+        """For the heartbeat: whether this instance leads (None before the lease was tried)."""
+        return None if self.leader is None else self.leader.is_leader
 
     def _source_names(self) -> tuple[str, ...]:
         engine = self.engine
@@ -432,16 +456,33 @@ class Daemon:
         from watcher.fix.pipeline import FixPipeline
 
         self.fixer = fixer = FixPipeline.from_config(config, self.store, metrics=self.metrics)
+        if self.leader is not None and self.store.shared:  # one leader fixes; fenced writes
+            fixer.record.fence = self.leader.fence
+            self.leader.subscribe(self._adopt_fixes)
+            self._adopt_fixes(self.leader.is_leader)
         fixer.on_merged = self.view.actions.fixes_merged
         fixer.on_fix = lambda group, fix: self._fixed(alerter, group, fix)
         self.view.fixer = self._fix_on_request
         table = self.engine.pipeline.table
         return asyncio.create_task(
             fixer.run_forever(
-                table.snapshot, interval=seconds(config.watcher.interval), refresh_interval=900.0
+                table.snapshot,
+                interval=seconds(config.watcher.interval),
+                refresh_interval=900.0,
+                leading=self._leading,
             ),
             name="autofix",
         )
+
+    def _leading(self) -> bool:
+        """Whether this watcher does the leader's work (always, on a state of its own)."""
+        return self.leader is None or self.leader.is_leader
+
+    def _adopt_fixes(self, leading: bool) -> None:
+        """Newly the leader: settle the fixes an earlier leader left pending (in a thread)."""
+        if leading and self.fixer is not None and self.leader is not None:
+            epoch = self.leader.epoch or 0
+            self._spawn(asyncio.to_thread(self.fixer.adopt_pending, epoch), "adopt-fixes")
 
     def _fixed(self, alerter: Any, group: Any, fix: Any) -> None:
         self.announcer.fix(group, fix)
@@ -455,6 +496,9 @@ class Daemon:
         group = self.view.group(group_id)
         if group is None:
             raise KeyError(group_id)
+        if not self._leading():
+            assert self.leader is not None
+            raise PermissionError(f"{NOT_LEADER} ({self.leader.current or 'none yet'})")
         reason = await self.fixer.refusal(group_id)
         if reason is not None:
             raise PermissionError(reason)

@@ -126,6 +126,21 @@ class Metrics:
             "Group states dropped from memory while the state store failed (max_unsaved_groups).",
             registry=r,
         )
+        # the fleet (watcher/fleet/leader.py): one leader at a time runs fixes and alerts
+        self.leader = Gauge(
+            "watcher_leader", "1 while this watcher is the leader, else 0.", registry=r
+        )
+        self.leader_epoch = Gauge(
+            "watcher_leader_epoch",
+            "The leader lease's epoch (fencing token) this watcher last held; 0: never.",
+            registry=r,
+        )
+        self.leader_changes = Counter(
+            "watcher_leader_changes",
+            "Times this watcher gained or lost leadership.",
+            ["change"],
+            registry=r,
+        )
         self.batch_latency = Histogram(
             "watcher_pipeline_latency_seconds",
             "Time from a batch leaving its source to its groups being updated.",
@@ -144,6 +159,8 @@ class Metrics:
             self.alerts_sent.labels(outcome)
         for kind in STATE_ERROR_KINDS:
             self.state_errors.labels(kind)
+        for change in ("gained", "lost"):
+            self.leader_changes.labels(change)
         for direction in ("input", "output"):
             self.llm_tokens.labels(direction)
 

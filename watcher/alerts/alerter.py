@@ -106,6 +106,9 @@ class Alerter:
             public_url=public_url,
         )
         self._wake = asyncio.Event()
+        # on a shared state (watcher.fleet.outbox.AlertOutbox): batches are queued there and
+        # only what it hands back (the leader's claimed alerts) is sent
+        self.outbox: Any = None
 
     # --- producer side: the pipeline's hot path ---------------------------------------------
 
@@ -179,6 +182,8 @@ class Alerter:
             if not shutdown.is_set():
                 self._guarded(self.router.tick, self.clock())
             batch = await self._next_batch(shutdown)
+            if self.outbox is not None:
+                batch = await self.outbox.exchange(batch)
             if batch:
                 await self._send_batch(poster, batch)
             elif shutdown.is_set():

@@ -22,7 +22,7 @@ from watcher.fix.schema import Analysis
 from watcher.group import lifecycle
 from watcher.metrics import Metrics
 from watcher.model import ErrorGroup, Fix
-from watcher.store import StateStore
+from watcher.store import Fence, StateStore
 
 log = structlog.get_logger("watcher.fix.pipeline")  # one logger for the whole pipeline
 
@@ -41,6 +41,16 @@ class Recorder:
     ) -> None:
         self.store, self.redact, self.redact_code = store, redact, redact_code
         self.metrics, self.clock = metrics, clock
+        # the leader's fence (watcher.fleet.leader.Leader.fence) on a shared state: every fix
+        # write then lands only while this watcher leads (else LeaseLost, nothing written)
+        self.fence: Callable[[], Fence | None] = lambda: None
+
+    def save(self, fix: Fix) -> None:
+        """Store `fix` under the fence, with the epoch it was written at. Blocking."""
+        fence = self.fence()
+        if fence is not None:
+            fix.details.setdefault("leader_epoch", fence.epoch)
+        self.store.save_fix(fix, fence=fence)
 
     # --- the fields of each outcome -----------------------------------------------------------
 
@@ -90,12 +100,22 @@ class Recorder:
         log.info("Fix skipped.", group=group.id, reason=reason)
         return fix
 
+    def deposed(self, fix: Fix, error: BaseException) -> Fix:
+        """A fix this watcher can no longer record (it lost the leadership): abandoned, left
+        "pending" in the store for the new leader to settle (Pipeline.adopt_pending)."""
+        fix.status, fix.error = "skipped", str(error)
+        fix.details["skip"] = "leader"
+        self.count("skipped")
+        log.warning("Leadership lost during a fix; abandoned to the new leader.", fix=fix.id,
+                    group=fix.group_id, error=str(error))  # fmt: skip
+        return fix
+
     async def finish(self, fix: Fix, status: str, error: object = None) -> Fix:
         """Record `fix` with its final `status` (and the redacted `error`)."""
         fix.status = status
         if error is not None:
             fix.error = self.redact(str(error) or type(error).__name__)
-        await asyncio.to_thread(self.store.save_fix, fix)
+        await asyncio.to_thread(self.save, fix)
         self._done(fix)
         return fix
 
@@ -109,7 +129,7 @@ class Recorder:
                 self.left_behind(fix, fix.branch, "cancelled before the branch could be deleted")
             fix.status, fix.error = "failed", "cancelled"
         try:
-            self.store.save_fix(fix)
+            self.save(fix)
         except Exception as exc:  # the cancellation must go on; the record is lost, say so
             log.error("Could not record a cancelled fix.", fix=fix.id, error=repr(exc))
             return fix
@@ -140,7 +160,7 @@ class Recorder:
     def state(self, fix: Fix) -> None:
         """A PR's new state: "merged" marks the group "fixed" and resolves the pattern (a
         recurrence after the merge regresses it), recorded in the activity list. Blocking."""
-        self.store.save_fix(fix)
+        self.save(fix)
         if fix.status != "merged":
             return
         group = self.store.get_group(fix.group_id)  # None: the group was never stored

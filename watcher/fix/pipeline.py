@@ -54,9 +54,10 @@ from watcher.fix.reporting import report_analysis as report_analysis
 from watcher.fix.reporting import write_outputs
 from watcher.fix.sandbox import Limits, Sandbox
 from watcher.fix.schema import Analysis
+from watcher.fleet.leader import NOT_LEADER
 from watcher.metrics import Metrics
 from watcher.model import ErrorGroup, Fix
-from watcher.store import StateStore
+from watcher.store import LeaseLost, StateStore
 
 log = structlog.get_logger("watcher.fix.pipeline")
 
@@ -323,7 +324,24 @@ class FixPipeline:
             return self.record.skipped(group, str(exc), "budget")
         except Exception as exc:
             return await self.record.finish(fix, "failed", exc)
-        await asyncio.to_thread(self.store.save_fix, fix)  # "pending": other processes skip it
+        try:  # "pending": other processes skip it
+            await asyncio.to_thread(self.record.save, fix)
+        except LeaseLost:
+            return self.record.skipped(group, NOT_LEADER, "leader")
+        try:
+            return await self._attempt_recorded(fix, group, ctx, previous, create_pr, dry_run)
+        except LeaseLost as exc:  # this watcher was deposed meanwhile: the new leader decides
+            return self.record.deposed(fix, exc)
+
+    async def _attempt_recorded(
+        self,
+        fix: Fix,
+        group: ErrorGroup,
+        ctx: FixContext,
+        previous: Fix | None,
+        create_pr: bool,
+        dry_run: bool,
+    ) -> Fix:
         try:
             if previous is not None:
                 await self._after_close(fix, group, ctx, previous, dry_run)
@@ -447,12 +465,16 @@ class FixPipeline:
         *,
         interval: float,
         refresh_interval: float = 900.0,
+        leading: Callable[[], bool] | None = None,
     ) -> None:
         """For `watcher run`: every `interval`, try the candidates among `groups()`; every
-        `refresh_interval`, refresh PR states. Never raises but on cancellation."""
+        `refresh_interval`, refresh PR states; only while `leading()` (the fleet's leader).
+        Never raises but on cancellation."""
         last_refresh = float("-inf")
         while True:
             await asyncio.sleep(interval)
+            if leading is not None and not leading():  # a follower: the leader runs fixes
+                continue
             try:
                 if time.monotonic() - last_refresh >= refresh_interval:
                     last_refresh = time.monotonic()
@@ -467,6 +489,27 @@ class FixPipeline:
                 await self.run_candidates(groups())
             except Exception as exc:  # a bug here must not stop the daemon
                 log.error("Fix loop failed; retrying next interval.", error=repr(exc))
+
+    def adopt_pending(self, epoch: int) -> list[Fix]:
+        """On becoming the leader at `epoch`: settle the "pending" fixes earlier leaders left
+        (their process died or lost the lease mid-fix), so their groups are not held back for
+        `stale_after`. One stopped before its PR step is retried at once ("skipped"); one
+        stopped while pushing or opening its PR is "failed" (a PR may exist: not retried
+        automatically for retry_failed_after). Blocking; returns the fixes settled."""
+        settled = []
+        for fix in self.store.list_fixes(status="pending", limit=1000):
+            if int(fix.details.get("leader_epoch", 0)) >= epoch:
+                continue  # this tenure's own (an API request already running)
+            if fix.details.get("publishing"):
+                where = fix.branch or "the fix branches"
+                fix.status, fix.error = "failed", f"its leader stopped publishing it; see {where}"
+            else:
+                fix.status, fix.error = "skipped", "its leader stopped before it finished"
+                fix.details["skip"] = "leader"
+            self.record.save(fix)
+            settled.append(fix)
+            log.info("Fix left by an earlier leader settled.", fix=fix.id, status=fix.status)
+        return settled
 
     # --- helpers -----------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ left behind. Then the cancellation goes on: a stopping daemon waits here at most
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Collection, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -156,6 +157,7 @@ class Publisher:
             title = self.redact(pr_title(analysis.to_dict(), group))
             if not await self._commit(fix, tree, title, analysis, group):
                 return
+            await self._claim(fix, tree.branch)
             pushed = await self._push(fix, tree)
             body = self._pr_body(analysis, group, result, note)
             ref = await self._open_pr(
@@ -163,6 +165,14 @@ class Publisher:
             )
             # before the worktree's exit: a cancellation there must find the PR recorded
             self.record.pull_request(fix, ref, draft=draft)
+
+    async def _claim(self, fix: Fix, branch: str) -> None:
+        """Before anything leaves for the remote: the fix, still "pending", marked publishing,
+        under the leader's fence. A deposed leader stops here (LeaseLost), so it never pushes
+        nor opens a PR the new leader may open too."""
+        details = {**fix.details, "publishing": True}
+        claim = dataclasses.replace(fix, status="pending", branch=branch, details=details)
+        await asyncio.to_thread(self.record.save, claim)
 
     async def _duplicate(self, fix: Fix) -> bool:
         """Whether an open PR (another group's) already holds this very patch: then no second

@@ -2,7 +2,9 @@
 
 `identity` names this process (instance name, node, pid liveness), `claim` takes the name at
 start (refusing a second live watcher with it), `heartbeat` renews it and keeps the fleet's
-rows for the API, `board` shapes them (and their Prometheus metrics).
+rows for the API, `board` shapes them (and their Prometheus metrics). `leader`: which one runs
+the fixes, the alert delivery and the periodic jobs; `outbox`: how every watcher's alerts go
+out once, from it.
 """
 
 from watcher.fleet.claim import InstanceTaken

@@ -21,6 +21,14 @@ State = Literal["up", "lost", "stopped"]
 STATES: tuple[State, ...] = ("up", "lost", "stopped")
 
 
+LEADER_LEASE = "leader"  # watcher/fleet/leader.py's lease name
+
+
+def holder_instance(holder: str) -> str:
+    """The instance name of a lease holder id ("<instance>#<token>", see leader.holder_id)."""
+    return holder.rpartition("#")[0] or holder
+
+
 def state_of(instance: Instance, now: float, ttl: float) -> State:
     """up | lost | stopped, from the row and its heartbeat's age."""
     if instance.stopped_at is not None:
@@ -57,18 +65,28 @@ def fleet_object(
     holders: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The fleet: this instance's name, whether the state is shared, every instance (by name)
-    with the leases each holds (`holders`: lease name -> holding instance)."""
+    with the leases each holds (`holders`: lease name -> holding instance). The leader is the
+    holder of the leader lease (the store's word) where there is one, else the instance whose
+    heartbeat said it leads."""
+    holders = dict(holders or {})
     held: dict[str, list[str]] = {}
-    for lease, holder in sorted((holders or {}).items()):
-        held.setdefault(holder, []).append(lease)
+    for lease, holder in sorted(holders.items()):
+        if lease != LEADER_LEASE:
+            held.setdefault(holder, []).append(lease)
     listed = [instance_object(i, now, ttl, held.get(i.name, ())) for i in instances]
+    leader = holders.get(LEADER_LEASE)
+    if leader is not None:
+        for entry in listed:
+            entry["leader"] = entry["name"] == leader
+    else:
+        leader = next((i["name"] for i in listed if i["leader"]), None)
     return {
         "instance": me,
         "shared": shared,
         "lease_ttl_seconds": ttl,
         "instances": listed,
         "up": sum(1 for i in listed if i["state"] == "up"),
-        "leader": next((i["name"] for i in listed if i["leader"]), None),
+        "leader": leader,
     }
 
 

@@ -23,7 +23,7 @@ from watcher import __version__
 from watcher.store import StateStore
 from watcher.store.instances import Instance
 
-from .board import fleet_object
+from .board import fleet_object, holder_instance
 from .claim import beat_interval, claim
 from .identity import instance_name, node_id
 
@@ -105,10 +105,12 @@ class Fleet:
         return ours, self.store.list_instances(), self._lease_holders()
 
     def _lease_holders(self) -> dict[str, str]:
-        # LEASE HOOK: a store with leases (issue 16's leader and shared sources) answers
-        # lease name -> holding instance; until then the fleet shows no leases
-        read: Any = getattr(self.store, "lease_holders", None)
-        return dict(read()) if read is not None else {}
+        """Lease name -> the instance holding it now (the leader, shared sources' readers)."""
+        return {
+            lease.name: holder_instance(lease.holder)
+            for lease in self.store.lease_holders()
+            if lease.held
+        }
 
     async def leave(self) -> None:
         """A clean exit: mark the row stopped so the name is free at once."""

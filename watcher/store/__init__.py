@@ -20,6 +20,7 @@ dataclass mapping), `filters` (`list_groups` filters and orders as SQL).
 
 from watcher.store.connection import BUSY_TIMEOUT_MS, MEMORY, SQLITE_MAGIC, set_aside
 from watcher.store.factory import open_configured, open_store
+from watcher.store.leases import Fence, Lease, LeaseLost
 from watcher.store.protocol import StateStore
 from watcher.store.schema import MIGRATIONS, SCHEMA_VERSION, StoreError, migrate, user_version
 from watcher.store.store import Store
@@ -30,6 +31,9 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "SQLITE_MAGIC",
+    "Fence",
+    "Lease",
+    "LeaseLost",
     "StateStore",
     "Store",
     "StoreError",

@@ -113,7 +113,32 @@ _V2 = (
     "CREATE INDEX groups_by_state ON groups (state)",
 )
 
-_V3 = (  # instances: one row per watcher name, its heartbeat (watcher/store/instances.py)
+_V3 = (
+    """CREATE TABLE leases (
+        name TEXT COLLATE "C" PRIMARY KEY,
+        holder TEXT NOT NULL,
+        epoch BIGINT NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL,
+        acquired DOUBLE PRECISION NOT NULL,
+        renewed DOUBLE PRECISION NOT NULL
+    )""",
+)
+
+_V4 = (
+    """CREATE TABLE alert_outbox (
+        key TEXT COLLATE "C" PRIMARY KEY,
+        destination TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        queued_by TEXT NOT NULL,
+        created DOUBLE PRECISION NOT NULL,
+        sent_epoch BIGINT,
+        sent_at DOUBLE PRECISION
+    )""",
+    "CREATE INDEX alert_outbox_pending ON alert_outbox (created) WHERE sent_epoch IS NULL",
+    "CREATE INDEX alert_outbox_by_sent ON alert_outbox (sent_at)",
+)
+
+_V5 = (  # instances: one row per watcher name, its heartbeat (watcher/store/instances.py)
     """CREATE TABLE instances (
         name TEXT COLLATE "C" PRIMARY KEY,
         run_id TEXT NOT NULL,
@@ -130,7 +155,7 @@ _V3 = (  # instances: one row per watcher name, its heartbeat (watcher/store/ins
 )
 
 # Append only, never edit a released step; PG_MIGRATIONS[i] mirrors schema.MIGRATIONS[i].
-PG_MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
+PG_MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
 
 
 def pg_version(conn: Any) -> int:

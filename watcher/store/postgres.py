@@ -262,6 +262,11 @@ class PostgresStore(Store):
     def _error_kind(self, exc: BaseException) -> str:
         return "write"
 
+    def _clock(self, conn: Any) -> float:
+        # the server's clock, read in the caller's transaction: every watcher's leases are
+        # timed by the one clock they share, whatever their own hosts' clocks say
+        return float(conn.execute("SELECT extract(epoch FROM clock_timestamp())").fetchone()[0])
+
     def check_integrity(self) -> str | None:
         """The server keeps its own pages sound: nothing to check from here."""
         return None

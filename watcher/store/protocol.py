@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from watcher.metrics import Metrics
 from watcher.model import Activity, ErrorGroup, Fix, Sample
 from watcher.store.instances import Instance
+from watcher.store.leases import Fence, Lease
 
 
 class StateStore(Protocol):
@@ -24,6 +25,32 @@ class StateStore(Protocol):
     one the store returned): SQLite stores it as is; PostgreSQL, shared by several watchers,
     adds what the object counted since the store last saw it (`ErrorGroup.flushed`), so every
     watcher's counts add up. Checkpoints and opaque state are each watcher's own.
+
+    Leases (watcher/store/leases.py) decide which one watcher does a job (the leader; the reader
+    of a shared source). Every lease call is one short transaction timed by the database's
+    clock (PostgreSQL's, not the watcher's), with no session state, so it works through
+    PgBouncer's transaction pooling:
+
+    - `acquire_lease(name, holder, ttl) -> int | None`: take the lease for `ttl` seconds, or
+      keep it when `holder` already holds it (same epoch, expiry pushed out). The epoch is the
+      fencing token: +1 at every new tenure (the lease was free, expired, released or someone
+      else's), never at a renewal, never back. None while another holder's lease is in force.
+    - `renew_lease(name, holder, epoch, ttl) -> bool`: push the expiry out to now + ttl; False
+      once it was lost (it expired, or another holder took it): stop acting as its holder and
+      call acquire_lease again (a new epoch).
+    - `release_lease(name, holder, epoch) -> bool`: end the tenure now (at shutdown) so another
+      can take over at once; the row and its epoch stay.
+    - `lease_holders(prefix="") -> list[Lease]`: every lease whose name starts with `prefix`,
+      held or not (`Lease.held`, `expires_in` by the database's clock), for the fleet view.
+    - A write only the holder may make takes `fence=Fence(name, holder, epoch)` and raises
+      `LeaseLost` (writing nothing) unless that lease is still in force at that epoch; the
+      check runs in the write's own transaction and locks the lease row, so a new holder's
+      acquire cannot overtake a fenced write in flight (`save_fix` here; backends call
+      `leases.check_fence(conn, self._clock(conn), fence)` inside `self._write()`).
+
+    A holder renews well inside the ttl (watcher's leader: every ttl/3) and stops acting as the
+    holder `ttl` after the start of its last successful renewal by its own monotonic clock,
+    which is never later than the database's expiry.
     """
 
     path: str  # where the state is, as logs may show it (a file path, or a URL without password)
@@ -89,12 +116,21 @@ class StateStore(Protocol):
     def get_state(self, key: str) -> Any | None: ...
     def set_state(self, key: str, value: Any) -> None: ...
 
-    def save_fix(self, fix: Fix) -> None: ...
+    def save_fix(self, fix: Fix, *, fence: Fence | None = None) -> None: ...
     def get_fix(self, fix_id: str) -> Fix | None: ...
     def list_fixes(
         self, *, group_id: str | None = None, status: str | None = None, limit: int = 100
     ) -> list[Fix]: ...
     def fixes_since(self, since: float) -> int: ...
+
+    def acquire_lease(self, name: str, holder: str, ttl: float) -> int | None: ...
+    def renew_lease(self, name: str, holder: str, epoch: int, ttl: float) -> bool: ...
+    def release_lease(self, name: str, holder: str, epoch: int) -> bool: ...
+    def lease_holders(self, prefix: str = "") -> list[Lease]: ...
+
+    # the alert outbox (watcher/store/outbox.py): every watcher queues, the leader claims
+    def queue_alerts(self, holder: str, rows: Iterable[tuple[str, str, str]]) -> None: ...
+    def claim_alerts(self, fence: Fence, limit: int = 500) -> list[tuple[str, str, str]]: ...
 
     def add_counters(self, counts: dict[str, int]) -> None: ...
     def get_counters(self) -> dict[str, int]: ...

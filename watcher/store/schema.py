@@ -130,6 +130,41 @@ def _migrate_v2(conn: sqlite3.Connection) -> None:
 
 
 def _migrate_v3(conn: sqlite3.Connection) -> None:
+    """Leases (watcher/store/leases.py): one row per lease name, kept when released so its
+    epoch (the fencing token) never goes back."""
+    conn.execute(
+        """CREATE TABLE leases (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            epoch INTEGER NOT NULL,
+            expires_at REAL NOT NULL,
+            acquired REAL NOT NULL,
+            renewed REAL NOT NULL
+        ) WITHOUT ROWID"""
+    )
+
+
+def _migrate_v4(conn: sqlite3.Connection) -> None:
+    """The alert outbox (watcher/store/outbox.py): alerts queued under a dedupe key, claimed
+    (sent) once, by the leader."""
+    conn.execute(
+        """CREATE TABLE alert_outbox (
+            key TEXT PRIMARY KEY,
+            destination TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            queued_by TEXT NOT NULL,
+            created REAL NOT NULL,
+            sent_epoch INTEGER,
+            sent_at REAL
+        ) WITHOUT ROWID"""
+    )
+    conn.execute(
+        "CREATE INDEX alert_outbox_pending ON alert_outbox (created) WHERE sent_epoch IS NULL"
+    )
+    conn.execute("CREATE INDEX alert_outbox_by_sent ON alert_outbox (sent_at)")
+
+
+def _migrate_v5(conn: sqlite3.Connection) -> None:
     """Instances: one row per watcher name, its heartbeat (see watcher/store/instances.py)."""
     conn.execute(
         """CREATE TABLE instances (
@@ -155,6 +190,8 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _migrate_v1,
     _migrate_v2,
     _migrate_v3,
+    _migrate_v4,
+    _migrate_v5,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -25,9 +25,11 @@ import structlog
 
 from watcher.metrics import Metrics
 from watcher.model import Activity, ErrorGroup, Fix, Sample
+from watcher.store import leases, outbox
 from watcher.store.connection import MEMORY, CorruptDatabase, connect, set_aside
 from watcher.store.filters import ORDERS, group_filters
 from watcher.store.instances import InstanceRows
+from watcher.store.leases import Fence, Lease
 from watcher.store.rows import (
     ACTIVITY_COLUMNS,
     FIX_COLUMNS,
@@ -481,10 +483,13 @@ class Store(InstanceRows):
     # --- fixes ----------------------------------------------------------------------------
 
     @_locked
-    def save_fix(self, fix: Fix) -> None:
-        """Insert or overwrite a fix by its id."""
+    def save_fix(self, fix: Fix, *, fence: Fence | None = None) -> None:
+        """Insert or overwrite a fix by its id; with a `fence`, only while that lease is held
+        (else LeaseLost, and nothing is written)."""
         params = fix_params(fix)
         with self._write() as conn:
+            if fence is not None:
+                leases.check_fence(conn, self._clock(conn), fence)
             conn.execute(UPSERT_FIX, params)
 
     @_locked
@@ -514,6 +519,53 @@ class Store(InstanceRows):
         """How many fixes (any status) were created at or after `since`."""
         row = self._conn.execute("SELECT count(*) FROM fixes WHERE created >= ?", (since,))
         return int(row.fetchone()[0])
+
+    # --- leases (see watcher/store/leases.py) ----------------------------------------------
+
+    def _clock(self, conn: Any) -> float:
+        """Now, by the clock every holder of this store's leases shares (one file: this host's)."""
+        return time.time()
+
+    @_locked
+    def acquire_lease(self, name: str, holder: str, ttl: float) -> int | None:
+        """Take (or keep) lease `name` for `ttl` seconds: its epoch, or None while another
+        holder's is in force."""
+        with self._write() as conn:
+            return leases.acquire(conn, self._clock(conn), name, holder, ttl)
+
+    @_locked
+    def renew_lease(self, name: str, holder: str, epoch: int, ttl: float) -> bool:
+        """Extend a lease held at `epoch` to `ttl` seconds from now; False when it was lost."""
+        with self._write() as conn:
+            return leases.renew(conn, self._clock(conn), name, holder, epoch, ttl)
+
+    @_locked
+    def release_lease(self, name: str, holder: str, epoch: int) -> bool:
+        """Give a lease up now (another may take it at once); False when it was not held."""
+        with self._write() as conn:
+            return leases.release(conn, self._clock(conn), name, holder, epoch)
+
+    @_locked
+    def lease_holders(self, prefix: str = "") -> list[Lease]:
+        """Every lease whose name starts with `prefix` (held or expired), by name."""
+        return leases.holders(self._conn, self._clock(self._conn), prefix)
+
+    # --- the alert outbox (see watcher/store/outbox.py) -----------------------------------
+
+    @_locked
+    def queue_alerts(self, holder: str, rows: Iterable[tuple[str, str, str]]) -> None:
+        """Queue (dedupe key, destination, payload) alerts; a key queued before is skipped."""
+        with self._write() as conn:
+            outbox.queue(conn, self._clock(conn), holder, list(rows))
+
+    @_locked
+    def claim_alerts(self, fence: Fence, limit: int = 500) -> list[tuple[str, str, str]]:
+        """The oldest pending alerts, marked sent under `fence` (LeaseLost when it is not held:
+        then nothing is claimed); the caller delivers them."""
+        with self._write() as conn:
+            now = self._clock(conn)
+            leases.check_fence(conn, now, fence)
+            return outbox.claim(conn, now, fence.epoch, limit)
 
     # --- counters -------------------------------------------------------------------------
 
