@@ -5,6 +5,7 @@ at its next heartbeat, and two claims racing for one name cannot both win."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -191,3 +192,25 @@ def test_the_fleet_object_names_the_leader_and_the_leases_each_instance_holds() 
         ("b", ["source:loki"]),
     ]
     assert state_of(rows[1], now, TTL) == "lost"
+
+
+async def test_the_fleet_reads_the_leader_and_shared_source_leases_from_the_store(
+    make_store: Any,
+) -> None:
+    """The leader lease and a shared source's lease held in the store: the fleet names the
+    leader and lists the source lease on the instance that reads it; an expired lease is on
+    nobody."""
+    store = make_store()
+    fleet = Fleet(store, name="web", ttl=TTL)
+    await fleet.join()
+    other = replace(fleet.me, name="api", run_id="r-api")
+    assert store.claim_instance(other, None, 0.0)
+    assert store.acquire_lease("leader", "api#1a2b3c4d", TTL) is not None
+    assert store.acquire_lease("source:loki", "web", TTL) is not None
+    assert store.acquire_lease("source:cloudwatch", "api", 0.001) is not None
+    await asyncio.sleep(0.01)
+    assert await fleet.beat()
+    board = fleet.snapshot()
+    assert board["leader"] == "api"
+    listed = {i["name"]: (i["leader"], i["leases"]) for i in board["instances"]}
+    assert listed == {"api": (True, []), "web": (False, ["source:loki"])}

@@ -86,8 +86,9 @@ class WatcherConfig:
     # this watcher's name in a shared state: its checkpoints and opaque state are kept under it
     # (empty: the host name; give each watcher on one host its own)
     instance: str = ""
-    # a shared state's leader lease: renewed every lease_ttl/3; a dead leader's successor takes
-    # over within lease_ttl (watcher/fleet/leader.py). Heartbeats too: an instance silent this
+    # a shared state's leases: the leader's (watcher/fleet/leader.py) and a shared source's
+    # reader's outlive their holder's last renewal by this long (holders renew every third of
+    # it), so a dead holder's work moves within it. Heartbeats too: an instance silent this
     # long is "lost" and its name free again (watcher/fleet/heartbeat.py)
     lease_ttl: Seconds = 15.0
     interval: Seconds = 60.0
@@ -527,7 +528,22 @@ def _build_source(entry: Any, path: KeyPath) -> Any:
     if "type" not in entry:
         raise SchemaError((*path, "type"), f"missing required key (expected one of: {known})")
     cls = _source_class(entry["type"], (*path, "type"), known)
-    return build(cls, {"name": entry["type"], **entry}, path)
+    return build(cls, {"name": entry["type"], **_shared_key(cls, entry, path)}, path)
+
+
+def _shared_key(cls: type, entry: Mapping[str, Any], path: KeyPath) -> Mapping[str, Any]:
+    """`shared = true` only on a type every watcher of a fleet could read; a local source (a
+    file, a command, stdin, journald) is each host's own. `shared = false` is accepted anywhere."""
+    if "shared" not in entry or any(f.name == "shared" for f in dataclasses.fields(cls)):
+        return entry
+    if entry["shared"] is not False:
+        kinds = ", ".join(source_registry.SHAREABLE)
+        message = (
+            f"a {entry['type']} source is read by each watcher on its own host and cannot be"
+            f" shared (shared = true is for sources every watcher could read: {kinds})"
+        )
+        raise SchemaError((*path, "shared"), message)
+    return {key: value for key, value in entry.items() if key != "shared"}
 
 
 def _source_class(kind: Any, path: KeyPath, known: str) -> type:

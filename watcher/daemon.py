@@ -236,6 +236,9 @@ class Daemon:
         detail["store"] = self._store_health()
         if self.leader is not None:  # reported, not judged: a follower is as ready as a leader
             detail["leader"] = self.leader.health()
+        shared = engine.options.shared
+        if shared is not None:  # which shared sources this watcher reads, which it stands by for
+            detail["shared_sources"] = shared.status()
         return not failed and not blind, detail
 
     def _store_health(self) -> dict[str, Any]:
@@ -422,9 +425,8 @@ class Daemon:
         return None if self.leader is None else self.leader.is_leader
 
     def _source_names(self) -> tuple[str, ...]:
-        engine = self.engine
-        names = engine.sources if engine is not None else [s.name for s in self.config.sources]
-        return tuple(sorted(names))
+        """This instance's own sources (a shared one shows as the lease of whoever reads it)."""
+        return tuple(sorted(s.name for s in self.config.sources if not getattr(s, "shared", False)))
 
     def _displaced(self, holder: Any) -> None:
         """Another run took this instance's name over: stop (exit 2) instead of writing."""

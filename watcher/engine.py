@@ -18,13 +18,14 @@ from typing import Any
 
 import structlog
 
+from watcher.fleet.shared_sources import Epoched, lease_name, uncount
 from watcher.group.table import FINGERPRINT_VERSION
 from watcher.logs import Throttled
 from watcher.metrics import Metrics
 from watcher.model import GroupUpdate, Stats
 from watcher.pipeline import Pipeline
 from watcher.sources.base import Source, SourceConfig, SourceContext, SourceStatus
-from watcher.store import StateStore
+from watcher.store import LeaseLost, StateStore
 from watcher.store.known import KnownIds
 
 MINER_STATE_KEY = "template_miner"
@@ -47,6 +48,8 @@ class EngineOptions:
     max_line_bytes: int = 64 * 1024
     progress: Callable[[Stats, int], None] | None = None
     intake: Any = None  # push sources' HTTP routes (watcher.sources.intake.Intake), daemon only
+    # `shared = true` sources on a shared store: read under a source lease (watcher/fleet/)
+    shared: Any = None
 
 
 @dataclass
@@ -154,6 +157,8 @@ class Engine:
             await self._stop([task for task, _ in self._producers.values()], consumer, closer)
             self._finish()
             await self._persist(final=True)
+            if self.options.shared is not None:  # after the final commit: hand over at once
+                await self.options.shared.release_all()
         stats.finished = time.time()
         return stats
 
@@ -237,12 +242,14 @@ class Engine:
         await queue.put(_DONE)
 
     async def _build(
-        self, cfg: SourceConfig, stop: asyncio.Event, status: SourceStatus
+        self, cfg: SourceConfig, stop: asyncio.Event, status: SourceStatus, *, shared: bool
     ) -> Source:
         checkpoint: dict[str, Any] = {}
         if self.options.follow and self.store is not None:
-            # a worker thread: the store may be a server across the network
-            checkpoint = await asyncio.to_thread(self.store.get_checkpoint, cfg.name)
+            # a worker thread: the store may be a server across the network; a shared source's
+            # checkpoint is the fleet's, kept under its lease's name
+            key = lease_name(cfg.name) if shared else cfg.name
+            checkpoint = await asyncio.to_thread(self.store.get_checkpoint, key, fleet=shared)
         ctx = SourceContext(
             shutdown=stop,
             checkpoint=checkpoint,
@@ -252,7 +259,7 @@ class Engine:
             intake=self.options.intake,
             status=status,
         )
-        if self.options.follow and self.store is not None:
+        if self.options.follow and self.store is not None and not shared:
             ctx.note = functools.partial(self._note, cfg.name)
         return cfg.build(ctx)
 
@@ -265,15 +272,12 @@ class Engine:
     async def _produce(self, cfg: SourceConfig, queue: Any, stop: asyncio.Event) -> None:
         state = self.sources[cfg.name] = SourceState(cfg.name)
         self.metrics.add_source(cfg.name)  # a source added by a reload
+        shared = self.options.shared
         try:
-            source = await self._build(cfg, stop, state.status)
-            batches = source.lines() if self.options.follow else source.window(*self.options.period)
-            async for batch in batches:
-                if batch:
-                    await queue.put(batch)
-                    state.batches += 1
-                if stop.is_set():
-                    break
+            if shared is not None and self.options.follow and shared.covers(cfg):
+                await shared.hold(cfg.name, stop, functools.partial(self._read, cfg, queue, state))
+            else:
+                await self._read(cfg, queue, state, stop)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -283,17 +287,39 @@ class Engine:
         finally:
             state.done = True
 
+    async def _read(
+        self,
+        cfg: SourceConfig,
+        queue: Any,
+        state: SourceState,
+        stop: asyncio.Event,
+        epoch: int | None = None,
+    ) -> None:
+        """Read one source into the queue until `stop`; a shared source's batches carry the
+        epoch of the lease they were read under."""
+        source = await self._build(cfg, stop, state.status, shared=epoch is not None)
+        batches = source.lines() if self.options.follow else source.window(*self.options.period)
+        async for batch in batches:
+            if batch:
+                await queue.put(batch if epoch is None else Epoched(batch, epoch))
+                state.batches += 1
+            if stop.is_set():
+                break
+
     async def _consume(self, queue: Any) -> None:
         pipeline = self.pipeline
         while True:
             try:
                 item = await asyncio.wait_for(queue.get(), timeout=FLUSH_EVERY)
             except TimeoutError:
+                self._settle_shared()
                 self._emit(pipeline.flush())
                 await self._maybe_persist()
                 continue
             if item is _DONE:
                 return
+            if not self._admit(item):
+                continue
             started = time.perf_counter()
             self._emit(pipeline.feed(item))
             self.metrics.batch_latency.observe(time.perf_counter() - started)
@@ -302,6 +328,8 @@ class Engine:
 
     def _emit(self, updates: list[GroupUpdate]) -> None:
         self.metrics.active_groups.set(len(self.pipeline.table))
+        if updates and self.options.shared is not None:
+            self.options.shared.observe(updates)
         if updates and self.on_updates is not None:
             self.on_updates(updates)
 
@@ -341,7 +369,7 @@ class Engine:
         for group in groups:  # before the write: a "maybe" for a failed one costs one read
             self._stored.add(group.id)
         try:
-            await asyncio.to_thread(_write, self.store, groups, pending, miner)
+            await self._commit(groups, pending, miner)
         except (*self.store.errors, OSError) as exc:
             pending.miner = miner is not None
             self._spill(pending)
@@ -350,8 +378,53 @@ class Engine:
             return
         self._write_recovered(len(groups))
 
+    async def _commit(self, groups: list[Any], pending: _Unwritten, miner: Any) -> None:
+        """One commit; shared sources' counts and cursors go only under their lease's epoch: a
+        commit refused on a lost lease is made again without what that source counted."""
+        shared = self.options.shared
+        while True:
+            fences = shared.fences(pending.cursors) if shared is not None else {}
+            try:
+                await asyncio.to_thread(_write, self.store, groups, pending, miner, fences)
+            except LeaseLost:
+                assert shared is not None  # only a fenced commit is refused on a lease
+                shared.lost(await shared.refused(fences))
+                self._settle_shared(pending)
+                continue
+            if shared is not None:
+                shared.committed()
+            return
+
+    def _admit(self, batch: list[Any]) -> bool:
+        """Whether to count a batch (not one of a shared source's tenure that ended)."""
+        shared = self.options.shared
+        if shared is None:
+            return True
+        self._settle_shared()
+        return bool(shared.admit(batch))
+
+    def _settle_shared(self, pending: _Unwritten | None = None) -> None:
+        """Take back what shared sources whose lease was lost counted since the last commit,
+        with their open records and uncommitted cursors: their next holder reads them again."""
+        shared = self.options.shared
+        if shared is None:
+            return
+        for source, counted in shared.take_revoked().items():
+            for group_id, events in counted.items():
+                group = self.pipeline.table.find(group_id) or self.held(group_id)
+                if group is None and pending is not None:
+                    group = pending.groups.get(group_id)
+                if group is not None:
+                    uncount(group, source, events)
+            self.pipeline.forget(source)
+            self._notes.pop(source, None)
+            for held in (pending, self._unwritten):
+                if held is not None:
+                    held.cursors.pop(source, None)
+
     def _collect(self) -> _Unwritten:
         """What the next commit carries: any held-over failed commit, then what is new."""
+        self._settle_shared()
         pending = self._unwritten or _Unwritten(self.pipeline.table.samples_per_group)
         self._unwritten = None
         table = self.pipeline.table
@@ -491,7 +564,9 @@ class Engine:
             return None
 
 
-def _write(store: StateStore, groups: list[Any], pending: _Unwritten, miner: Any) -> None:
+def _write(
+    store: StateStore, groups: list[Any], pending: _Unwritten, miner: Any, fences: dict[str, Any]
+) -> None:
     state = {MINER_STATE_KEY: miner} if miner is not None else None
     store.commit(
         groups,
@@ -500,4 +575,5 @@ def _write(store: StateStore, groups: list[Any], pending: _Unwritten, miner: Any
         state,
         fingerprints=pending.fingerprints,
         activity=pending.activity,
+        fences=fences,
     )

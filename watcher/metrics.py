@@ -92,6 +92,12 @@ class Metrics:
         self.source_up = Gauge(
             "watcher_source_up", "1 while the source is connected/reading.", ["source"], registry=r
         )
+        self.source_held = Gauge(
+            "watcher_source_held",
+            "A shared source: 1 while this watcher holds its lease and reads it, 0 on standby.",
+            ["source"],
+            registry=r,
+        )
         self.source_reconnects = Counter(
             "watcher_source_reconnects", "Source restarts/reconnects.", ["source"], registry=r
         )

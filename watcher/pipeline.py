@@ -246,6 +246,12 @@ class Pipeline:
         start, end = self.period
         return (start is None or ts >= start) and (end is None or ts <= end)
 
+    def forget(self, source: str) -> None:
+        """Drop a source's open records and uncommitted cursors (a shared source another
+        watcher took over reads those lines again from the checkpoint)."""
+        self.assemblers.pop(source, None)
+        self._cursors.pop(source, None)
+
     def take_cursors(self) -> dict[str, dict[str, Any]]:
         """The safe cursors reached since the last call, per source; the caller commits them.
 

@@ -102,6 +102,12 @@ def build_engine(
 ) -> Engine:
     """The engine around a pipeline; wires eviction of groups into the store."""
     w = config.watcher
+    shared = None
+    if follow and store is not None and store.shared:
+        from watcher.fleet.shared_sources import SharedSources
+
+        holder = getattr(store, "instance", "") or w.instance
+        shared = SharedSources(store, holder, seconds(w.lease_ttl), metrics=metrics)
     options = EngineOptions(
         follow=follow,
         period=period,
@@ -112,6 +118,7 @@ def build_engine(
         max_line_bytes=config.parse.max_line_bytes,
         progress=progress,
         intake=intake,
+        shared=shared,
     )
     engine = Engine(pipeline, sources, store=store, metrics=metrics, options=options)
 

@@ -64,7 +64,7 @@ class Fleet:
     async def join(self) -> None:
         """Claim the name (raises InstanceTaken when a live watcher holds it), read the fleet."""
         self.me = await claim(self.store, self.me, self.ttl, clock=self.clock)
-        self.instances = await asyncio.to_thread(self.store.list_instances)
+        self.instances, self.holders = await asyncio.to_thread(self._read)
         log.info("Joined the fleet.", instance=self.me.name, instances=len(self.instances))
 
     async def run(self, on_displaced: Callable[[Instance | None], None]) -> None:
@@ -102,7 +102,10 @@ class Fleet:
     def _beat(self) -> tuple[bool, list[Instance], dict[str, str]]:
         me, now = self.me, self.clock()
         ours = self.store.beat(me.name, me.run_id, now, self.sources(), self.leader())
-        return ours, self.store.list_instances(), self._lease_holders()
+        return ours, *self._read()
+
+    def _read(self) -> tuple[list[Instance], dict[str, str]]:
+        return self.store.list_instances(), self._lease_holders()
 
     def _lease_holders(self) -> dict[str, str]:
         """Lease name -> the instance holding it now (the leader, shared sources' readers)."""

@@ -18,6 +18,9 @@ SOURCES: dict[str, str] = {
     "journald": "watcher.sources.journald:JournaldSourceConfig",
     "kubernetes": "watcher.sources.kubernetes.config:KubernetesSourceConfig",
 }
+# types every watcher of a fleet could read (a server-side stream, not this host's files or
+# processes): `shared = true` makes one watcher at a time read them (watcher/fleet/)
+SHAREABLE = ("cloudwatch", "kubernetes", "loki", "railway")
 
 
 def config_class(type_name: str) -> type:

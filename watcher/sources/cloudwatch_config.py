@@ -39,6 +39,8 @@ class CloudWatchSourceConfig:
     lookback: SecondsOrZero = 300.0
     max_backoff: Seconds = 60.0
     page_limit: Annotated[int, AtLeast(1)] = MAX_PAGE_LIMIT
+    # a fleet reads it on one watcher at a time (a source lease: watcher/fleet/)
+    shared: bool = False
 
     def validate(self) -> None:
         """Raise ValueError("key: problem") for values no CloudWatch source can run with."""

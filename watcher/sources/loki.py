@@ -85,6 +85,8 @@ class LokiSourceConfig:
     max_backoff: Seconds = 60.0
     timeout: Seconds = 30.0
     max_lateness: Seconds = OVERLAP_S
+    # a fleet reads it on one watcher at a time (a source lease: watcher/fleet/)
+    shared: bool = False
 
     def validate(self) -> None:
         """Raise ValueError("key: problem") for values no loki source can run with."""

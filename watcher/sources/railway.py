@@ -56,6 +56,8 @@ class RailwaySourceConfig:
     idle_restart: SecondsOrZero = 300.0
     max_backoff: Seconds = 60.0
     scan_limit: int = 5000
+    # a fleet reads it on one watcher at a time (a source lease: watcher/fleet/)
+    shared: bool = False
 
     def validate(self) -> None:
         """Raise ValueError("key: problem") for values no railway source can run with."""

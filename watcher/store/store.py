@@ -16,7 +16,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -275,8 +275,13 @@ class Store(InstanceRows):
         *,
         fingerprints: Iterable[tuple[str, str, int]] = (),
         activity: Iterable[Activity] = (),
+        fences: Mapping[str, Fence] | None = None,
     ) -> None:
         """Groups, their new samples, the cursors they cover and state: ONE transaction.
+
+        `fences`: source -> the lease it is read under (a shared source, watcher/fleet/): the
+        commit lands only while every one of them is in force (else LeaseLost, nothing
+        written), and that source's cursors are the fleet's, kept under the lease's name.
 
         `fingerprints` are new (fingerprint, group id, algorithm version) rows (one already
         owned keeps its owner); `activity` entries are appended to the activity list.
@@ -288,23 +293,23 @@ class Store(InstanceRows):
         """
         encoded = {key: dumps(value) for key, value in (state or {}).items()}
         now = time.time()
+        fences = fences or {}
         with self._write() as conn:
+            for fence in fences.values():  # first: the lease rows stay locked until COMMIT
+                leases.check_fence(conn, self._clock(conn), fence)
             conn.executemany(*self._group_rows(groups))
             for group_id, items in (samples or {}).items():
                 self._insert_samples(conn, group_id, items)
             for source, streams in (cursors or {}).items():
+                key = fences[source].name if source in fences else self._scoped(source)
                 conn.executemany(
                     _UPSERT_CHECKPOINT,
-                    [
-                        (self._scoped(source), s, dumps(c), now)
-                        for s, c in streams.items()
-                        if c is not None
-                    ],
+                    [(key, s, dumps(c), now) for s, c in streams.items() if c is not None],
                 )
                 # None forgets a stream's cursor (a file that is gone for good)
                 conn.executemany(
                     "DELETE FROM checkpoints WHERE source = ? AND stream = ?",
-                    [(self._scoped(source), s) for s, c in streams.items() if c is None],
+                    [(key, s) for s, c in streams.items() if c is None],
                 )
             conn.executemany(
                 _UPSERT_STATE, [(self._scoped(key), value, now) for key, value in encoded.items()]
@@ -448,11 +453,11 @@ class Store(InstanceRows):
     # --- checkpoints ----------------------------------------------------------------------
 
     @_locked
-    def get_checkpoint(self, source: str) -> dict[str, Any]:
-        """The committed cursor of every stream of a source ({} when none)."""
-        rows = self._conn.execute(
-            "SELECT stream, cursor FROM checkpoints WHERE source = ?", (self._scoped(source),)
-        )
+    def get_checkpoint(self, source: str, *, fleet: bool = False) -> dict[str, Any]:
+        """The committed cursor of every stream of a source ({} when none); `fleet`: the one
+        every watcher shares, kept under that name (a shared source's lease)."""
+        key = source if fleet else self._scoped(source)
+        rows = self._conn.execute("SELECT stream, cursor FROM checkpoints WHERE source = ?", (key,))
         return {row["stream"]: json.loads(row["cursor"]) for row in rows}
 
     @_locked

@@ -29,6 +29,8 @@ class KubernetesSourceConfig:
     lookback: float = 300.0  # seconds of history read from pods already running at start
     watch_timeout: int = 300  # seconds one watch request lasts before it is renewed
     max_backoff: float = 60.0
+    # a fleet reads it on one watcher at a time (a source lease: watcher/fleet/)
+    shared: bool = False
 
     def validate(self) -> None:
         """Raise ValueError("key: problem") for values the API would refuse."""
