@@ -119,7 +119,7 @@ def test_every_instance_shows_the_whole_fleet(pg_url: str, homes: list[Path]) ->
             assert len(leaders) == 1, fleet  # the holder of the leader lease, seen from both
         metrics = get(ports[0], "/metrics")
         assert 'watcher_fleet_instances{state="up"} 2.0' in metrics  # type: ignore[operator]
-        assert 'watcher_fleet_instance_last_seen_age_seconds{instance="b"}' in metrics  # type: ignore[operator]
+        assert 'watcher_fleet_instance_last_seen_age_seconds{watcher_instance="b"}' in metrics  # type: ignore[operator]
         shown = subprocess.run(
             [sys.executable, "-m", "watcher", "status", "--once",
              "--url", f"http://127.0.0.1:{ports[1]}"],

@@ -116,7 +116,8 @@ class FleetCollector(Collector):
         age = GaugeMetricFamily(
             "watcher_fleet_instance_last_seen_age_seconds",
             "Seconds since each instance's last heartbeat (instances not cleanly stopped).",
-            labels=["instance"],
+            # not "instance": Prometheus gives that label to the scrape target
+            labels=["watcher_instance"],
         )
         for instance in fleet.instances:
             state = state_of(instance, now, ttl)
