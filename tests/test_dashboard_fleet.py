@@ -70,7 +70,8 @@ async def test_the_fleet_panel_lists_every_watcher_with_leader_and_leases(
     browser: Any, fleet_server: str, tmp_path: Path
 ) -> None:
     """Three watchers: "2 of 3 up", the leader and the Loki lease named on web-1, web-3 lost,
-    this instance marked; no script errors."""
+    this instance marked; a watcher on its own state (no fleet) shows no panel; no script
+    errors."""
     page = await open_page(browser, fleet_server, DESKTOP)
     await page.wait_for_selector("#fleet-panel:not([hidden]) #fleet li")
     assert await page.locator("#fleet-count").inner_text() == "2 of 3 up"
@@ -81,13 +82,9 @@ async def test_the_fleet_panel_lists_every_watcher_with_leader_and_leases(
     assert "lost" in items[2] and "40 s ago" in items[2]
     await page.screenshot(path=str(artifact(tmp_path, "fleet.png")), full_page=True)
     assert page.errors == []
-
-
-async def test_a_watcher_on_its_own_state_shows_no_fleet_panel(browser: Any) -> None:
-    """No fleet (a SQLite watcher): the panel stays hidden and the page renders as before."""
-    runner, url = await serve(seeded_view())
+    runner, alone = await serve(seeded_view())
     try:
-        page = await open_page(browser, url, DESKTOP)
+        page = await open_page(browser, alone, DESKTOP)
         assert await page.locator("#fleet-panel").is_hidden()
         assert page.errors == []
     finally:
