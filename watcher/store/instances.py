@@ -16,6 +16,7 @@ from typing import Any
 COLUMNS = (
     "name, run_id, host, node, pid, version, started_at, last_seen, stopped_at, sources, leader"
 )
+_NAMES = [name.strip() for name in COLUMNS.split(",")]
 _INSERT = (
     f"INSERT INTO instances ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (name) DO NOTHING"
@@ -51,20 +52,11 @@ def _params(me: Instance) -> tuple[Any, ...]:
 
 
 def _from_row(row: Any) -> Instance:
-    leader = row["leader"]
-    return Instance(
-        name=row["name"],
-        run_id=row["run_id"],
-        host=row["host"],
-        node=row["node"],
-        pid=int(row["pid"]),
-        version=row["version"],
-        started_at=float(row["started_at"]),
-        last_seen=float(row["last_seen"]),
-        stopped_at=None if row["stopped_at"] is None else float(row["stopped_at"]),
-        sources=tuple(json.loads(row["sources"])),
-        leader=None if leader is None else bool(leader),
-    )
+    values = dict(zip(_NAMES, row, strict=True))
+    leader = values["leader"]
+    values["sources"] = tuple(json.loads(values["sources"]))
+    values["leader"] = None if leader is None else bool(leader)
+    return Instance(**values)
 
 
 class InstanceRows:
