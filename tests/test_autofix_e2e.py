@@ -171,6 +171,11 @@ output_dir = "{self.tmp / "fixes"}"
 @pytest.fixture
 def shop(tmp_path: Path) -> Shop:
     """The sample app committed on main and pushed to a bare origin."""
+    return make_shop(tmp_path)
+
+
+def make_shop(tmp_path: Path) -> Shop:
+    """The sample app committed on main and pushed to a bare origin, in `tmp_path`."""
     repo, remote = tmp_path / "shop", tmp_path / "origin.git"
     shutil.copytree(APP / "repo", repo)
     git("init", "-q", "--bare", "-b", "main", str(remote), cwd=tmp_path)

@@ -43,6 +43,7 @@ async def test_on_sqlite_the_one_watcher_leads_and_no_lease_is_written(tmp_path:
     metrics = Metrics()
     leader = Leader(store, "solo#1", ttl=0.3, metrics=metrics)
     stop = asyncio.Event()
+    await leader.step()  # as the daemon does at start
     task = asyncio.create_task(leader.run(stop))
     await asyncio.sleep(0.2)
     stop.set()

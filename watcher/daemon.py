@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import errno
+import importlib
 import logging
 import os
 import signal
@@ -310,6 +311,8 @@ class Daemon:
         )
         if not await self._join_fleet():
             return 2
+        if config.autofix.enabled:  # heavy imports (the SDKs): off the loop, before leading
+            await asyncio.to_thread(importlib.import_module, "watcher.fix.pipeline")
         self.leader = Leader(
             self.store,
             holder_id(config.watcher.instance or socket.gethostname()),
@@ -483,8 +486,13 @@ class Daemon:
     def _adopt_fixes(self, leading: bool) -> None:
         """Newly the leader: settle the fixes an earlier leader left pending (in a thread)."""
         if leading and self.fixer is not None and self.leader is not None:
-            epoch = self.leader.epoch or 0
-            self._spawn(asyncio.to_thread(self.fixer.adopt_pending, epoch), "adopt-fixes")
+            self._spawn(self._adopt(self.fixer, self.leader.epoch or 0), "adopt-fixes")
+
+    async def _adopt(self, fixer: Any, epoch: int) -> None:
+        try:
+            await asyncio.to_thread(fixer.adopt_pending, epoch)
+        except Exception as exc:  # deposed again, or the store away: the next leader does it
+            log.warning("Fixes left by an earlier leader not settled.", error=repr(exc))
 
     def _fixed(self, alerter: Any, group: Any, fix: Any) -> None:
         self.announcer.fix(group, fix)

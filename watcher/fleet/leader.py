@@ -118,6 +118,8 @@ class Leader:
 
     async def step(self) -> None:
         """One round: renew the lease held (or try to take it), then judge the deadline."""
+        if not self.shared:  # the only writer leads for good, with no lease
+            return
         started, self._pause = self.clock(), self.ttl / 3
         try:
             if self.epoch is None:
