@@ -23,6 +23,7 @@ ALERTS = {
     "WatcherErrorRateHigh",
     "WatcherNewCriticalPattern",
     "WatcherSourceDown",
+    "WatcherSharedSourceUnread",
     "WatcherDown",
     "WatcherFixPipelineFailing",
     "WatcherLLMBudgetExhausted",

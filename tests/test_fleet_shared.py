@@ -87,8 +87,12 @@ def ready(port: int) -> dict[str, object]:
 
 
 def shared_status(port: int) -> object:
-    """What /health/ready says this watcher does with each shared source."""
-    return ready(port).get("shared_sources")
+    """What /health/ready says this watcher does with each shared source (None before its
+    engine runs), and what its sources API says (`watcher status` shows it)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/error-monitor/sources", timeout=5) as r:
+        listed = {s["name"]: s["shared"] for s in json.load(r)["sources"]}
+    health = ready(port).get("shared_sources")
+    return health if health == listed else ("health and API disagree", health, listed)
 
 
 @pytest.fixture

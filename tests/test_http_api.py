@@ -286,6 +286,7 @@ async def test_rates_and_sources(make_client: MakeClient) -> None:
         "problem": None,
         "lag_seconds": None,
         "targets": [],
+        "shared": None,
     }
 
 

@@ -190,8 +190,8 @@ async def test_a_commit_under_a_lease_that_moved_on_writes_nothing(
 
 
 async def test_a_holder_deposed_between_renewals_stops_at_its_next_commit_and_counts_nothing_twice(
-    fake_loki: FakeLoki,
-    pg_url: str,  # noqa: F811
+    fake_loki: FakeLoki,  # noqa: F811
+    pg_url: str,
 ) -> None:
     """Watcher a reads and commits 30 lines; the lease moves to b behind a's back (a renews
     only every 10 s). a reads 20 more, and its next commit is refused: a stops reading at once,
@@ -220,8 +220,8 @@ async def test_a_holder_deposed_between_renewals_stops_at_its_next_commit_and_co
 
 
 async def test_a_holder_whose_renewal_is_refused_takes_back_what_it_had_not_committed(
-    fake_loki: FakeLoki,
-    pg_url: str,  # noqa: F811
+    fake_loki: FakeLoki,  # noqa: F811
+    pg_url: str,
 ) -> None:
     """Watcher a counts 30 lines but has not committed them (persist every 60 s) when its
     lease moves on: its renewal is refused, it stops reading and takes the 30 back, so its
@@ -264,3 +264,21 @@ async def test_on_sqlite_a_shared_source_is_read_as_any_other(
         assert store.lease_holders() == []
     finally:
         store.close()
+
+
+def test_status_shows_a_shared_source_on_standby_as_standby_not_down() -> None:
+    """`watcher status`: a shared source another watcher reads is "standby"; one that failed
+    is still "down" with its error, and the reader's is "up"."""
+    from watcher.status import Sample, render
+
+    def source(name: str, up: bool, shared: str | None, error: str | None = None) -> dict[str, Any]:
+        return {"name": name, "up": up, "shared": shared, "error": error, "lines": 0}
+
+    screen = render(
+        Sample(0.0, [source("loki", False, "standby"), source("cw", False, "standby", "boom"),
+                     source("rw", True, "reading")], []),
+        {},
+    )  # fmt: skip
+    rows = [line.split() for line in screen.splitlines()[1:] if line and line[0] != " "]
+    states = {row[0]: row[1] for row in rows[:3]}
+    assert states == {"loki": "standby", "cw": "down", "rw": "up"}

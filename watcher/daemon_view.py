@@ -190,6 +190,8 @@ class DaemonView:
 
     def sources(self) -> dict[str, dict[str, Any]]:
         stats = self.engine.pipeline.stats
+        shared = self.engine.options.shared
+        roles = shared.status() if shared is not None else {}
         out: dict[str, dict[str, Any]] = {}
         for name, state in self.engine.sources.items():
             up = self.metrics.registry.get_sample_value("watcher_source_up", {"source": name})
@@ -205,6 +207,7 @@ class DaemonView:
                 "lag_seconds": lag,
                 "problem": problem,
                 "targets": list(state.status.targets),
+                "shared": roles.get(name),
             }
         return out
 

@@ -88,6 +88,8 @@ def render(now: Sample, per_second: dict[str, float | None], *, top: int = 10) -
         rate = per_second.get(s["name"])
         lag = s.get("lag_seconds")
         state = "up" if s.get("up") else ("blind" if s.get("problem") else "down")
+        if s.get("shared") == "standby" and not s.get("error"):  # another watcher reads it
+            state = "standby"
         lines.append(
             f"{_cut(s['name'], 20):<20} {state:<9} {'-' if rate is None else f'{rate:,.1f}':>9} "
             f"{s.get('lines', 0):>11,} {s.get('error_events', 0):>8,} "

@@ -258,6 +258,7 @@ def source_object(name: str, status: dict[str, Any]) -> dict[str, Any]:
         "lag_seconds": serialize.finite(float(lag)) if lag is not None else None,
         # what the source reads now (a file source: each matched file and its offset)
         "targets": [dict(t) for t in status.get("targets") or ()],
+        "shared": status.get("shared"),  # "reading" / "standby": a shared source; else None
     }
 
 

@@ -180,6 +180,8 @@ SCHEMAS: dict[str, Schema] = {
             "error_events": INT,
             "problem": OPT_STR,
             "targets": array(obj({"path": STR, "offset": OPT_INT, "size": OPT_INT})),
+            # a shared source on a shared state: "reading" here, or "standby" (another reads it)
+            "shared": {"type": ["string", "null"], "enum": ["reading", "standby", None]},
         }
     ),
     "SourceStatus": obj(SOURCE_STATUS, extra=True),
