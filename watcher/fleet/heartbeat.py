@@ -4,7 +4,7 @@ for the API and /metrics, and the name released on a clean exit.
 
 A heartbeat that finds its row taken over (this watcher was judged gone: paused or cut off
 longer than the TTL, and another started with its name) calls `on_displaced`: the daemon stops
-rather than write checkpoints another run now owns.
+(its drain's final commit included) rather than go on writing checkpoints another run owns.
 """
 
 from __future__ import annotations
