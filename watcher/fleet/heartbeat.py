@@ -57,7 +57,7 @@ class Fleet:
             last_seen=now, sources=sources(),
         )  # fmt: skip
         self.instances: list[Instance] = []  # the rows as last read (replaced, never mutated)
-        self.holders: dict[str, str] = {}  # lease name -> holding instance (when leases exist)
+        self.holders: dict[str, str] = {}  # held lease name -> holding instance
         self.errors = 0  # heartbeats that failed
         self._failing = False
 
