@@ -8,23 +8,27 @@ Async tests: the fakes serve on the test's own event loop, so every wait here aw
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import aiohttp
 import psycopg
 import pytest
 
 from tests.fakes.anthropic_api import API_KEY, AnthropicFake, tool_use
 from tests.fakes.github_api import TOKEN, GitHubFake
 from tests.fakes.webhook_receiver import WebhookReceiver
+from tests.helpers import free_port
 from tests.test_autofix_e2e import APP, FIX_INPUT, git, make_shop
 from tests.watcher_proc import WatcherProcess, statement_line
 
 NAMES = ("a", "b", "c")
 TTL = 2.0
+API_TOKEN = "fleet-test-token-0123456789"
 
 
 async def until(cond: Callable[[], object], timeout: float = 30.0) -> None:
@@ -35,13 +39,15 @@ async def until(cond: Callable[[], object], timeout: float = 30.0) -> None:
         await asyncio.sleep(0.05)
 
 
-def fleet_config(home: Path, url: str, name: str, extra: str) -> Path:
-    """Watcher `name` on the shared state with a 2 s leader lease, one file source "app"."""
+def fleet_config(home: Path, url: str, name: str, extra: str, port: int) -> Path:
+    """Watcher `name` on the shared state with a 2 s leader lease, one file source "app",
+    its HTTP API on `port` (mutations with the token in FLEET_API_TOKEN)."""
     cfg = home / "watcher.toml"
     cfg.write_text(
         f'[watcher]\nstate = "{url}"\ninstance = "{name}"\ninterval = 1\n'
         f"persist_interval = 0.3\nlease_ttl = {TTL}\n"
-        "[http]\nenabled = false\n[parse]\nmultiline_timeout = 0.2\n"
+        f'[http]\nlisten = "127.0.0.1:{port}"\ntoken_env = "FLEET_API_TOKEN"\n'
+        "[parse]\nmultiline_timeout = 0.2\n"
         f'[[sources]]\ntype = "file"\nname = "app"\npath = "{home / "app.log"}"\n'
         f'read_from = "beginning"\npoll_interval = 0.05\n{extra}'
     )
@@ -52,13 +58,14 @@ class Fleet:
     """The three watchers, each in its own directory with its own log file."""
 
     def __init__(self, tmp: Path, url: str, extra: str, env: dict[str, str]) -> None:
-        self.url, self.procs, self.homes = url, {}, {}
+        self.url, self.procs, self.homes, self.ports = url, {}, {}, {}
         for name in NAMES:
             home = self.homes[name] = tmp / name
             home.mkdir()
             (home / "app.log").write_text("")
-            proc = WatcherProcess(fleet_config(home, url, name, extra), home / "daemon.log")
-            proc.env.update(env)
+            port = self.ports[name] = free_port()
+            proc = WatcherProcess(fleet_config(home, url, name, extra, port), home / "daemon.log")
+            proc.env.update(env, FLEET_API_TOKEN=API_TOKEN)
             self.procs[name] = proc
 
     async def start(self) -> None:
@@ -86,6 +93,16 @@ class Fleet:
             " AND expires_at > extract(epoch FROM clock_timestamp())"
         )
         return (str(rows[0][0]).split("#")[0], int(rows[0][1])) if rows else None  # type: ignore[call-overload]
+
+    async def http(self, name: str, method: str, path: str) -> tuple[int, str]:
+        """(status, body) of one request to watcher `name`'s HTTP server."""
+        url = f"http://127.0.0.1:{self.ports[name]}{path}"
+        headers = {"Authorization": f"Bearer {API_TOKEN}"}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request(method, url, headers=headers) as response,
+        ):
+            return response.status, await response.text()
 
     def close(self) -> None:
         """Kill what still runs."""
@@ -137,6 +154,25 @@ def alerts_sent(receiver: WebhookReceiver) -> Counter[tuple[str, str]]:
     )
 
 
+async def seen_from_followers(fleet: Fleet, leader: str) -> None:
+    """Only the leader's /metrics says watcher_leader 1; a follower's health names the leader,
+    and it refuses the API's fix request (403, naming the leader) rather than run a fix."""
+    flags = {}
+    for name in NAMES:
+        status, body = await fleet.http(name, "GET", "/metrics")
+        assert status == 200
+        flags[name] = "watcher_leader 1.0" in body.splitlines()
+    assert flags == {name: name == leader for name in NAMES}
+    follower = next(name for name in NAMES if name != leader)
+    status, body = await fleet.http(follower, "GET", "/health/ready")
+    detail = json.loads(body)["leader"]
+    assert detail["leader"] is False and detail["current"].startswith(f"{leader}#")
+    [(group_id,)] = fleet.query("SELECT id FROM groups WHERE template LIKE 'ZeroDiv%%'")
+    path = f"/error-monitor/fixes/generate-for-error?error_id={group_id}&create_pr=true"
+    status, body = await fleet.http(follower, "POST", path)
+    assert status == 403 and "not the leader" in body and f"{leader}#" in body, body
+
+
 async def test_three_watchers_one_leader_one_pr_each_alert_once_and_failover(
     make_fleet: Callable[..., Fleet],
     anthropic_fake: AnthropicFake,
@@ -145,7 +181,8 @@ async def test_three_watchers_one_leader_one_pr_each_alert_once_and_failover(
 ) -> None:
     """Three watchers, auto-fix and alerts on, all read the same bug: the leader alone fixes
     (the model asked once, one branch, one PR, one fix recorded) and each alert goes out once
-    (one "new", one "pr_opened", though three watchers decided the first). The leader is
+    (one "new", one "pr_opened", though three watchers decided the first); only the leader's
+    /metrics says it leads and a follower refuses an API fix request. The leader is
     SIGKILLed: another leads at a new epoch within about the lease ttl, opens no second PR for
     the bug, alerts a new error the survivors see once, and sends nothing twice."""
     anthropic_fake.script(*(tool_use(FIX_INPUT) for _ in range(3)))
@@ -170,6 +207,7 @@ async def test_three_watchers_one_leader_one_pr_each_alert_once_and_failover(
 
         first = fleet.leader()
         assert first is not None
+        await seen_from_followers(fleet, first[0])
         fleet.procs[first[0]].kill()
         killed_at = time.monotonic()
         await until(lambda: (now := fleet.leader()) is not None and now[0] != first[0], 10 * TTL)

@@ -33,6 +33,7 @@ from watcher.fdlimit import raise_fd_limit
 from watcher.fleet import Fleet, InstanceTaken
 from watcher.fleet.board import FleetCollector
 from watcher.fleet.leader import NOT_LEADER, Leader, holder_id
+from watcher.fleet.roles import deliver_alerts, lead_fixes
 from watcher.http.app import AppState, bound_port, make_app, start
 from watcher.http.links import linker
 from watcher.http.security import SecurityConfig, allowed_hosts
@@ -343,12 +344,7 @@ class Daemon:
             self.store.close()
             raise
         alerter = self._alerter()
-        if alerter is not None and self.store.shared:  # queued in the store, sent by the leader
-            from watcher.fleet.outbox import AlertOutbox
-
-            alerter.outbox = AlertOutbox(
-                self.store, self.leader, alerter.destinations, redact=self.redact
-            )
+        deliver_alerts(alerter, self.store, self.leader, self.redact)  # shared: the leader sends
         alerts_stop, leader_stop = asyncio.Event(), asyncio.Event()
         leading = asyncio.create_task(self.leader.run(leader_stop), name="leader")
         alerts = None
@@ -461,10 +457,8 @@ class Daemon:
         from watcher.fix.pipeline import FixPipeline
 
         self.fixer = fixer = FixPipeline.from_config(config, self.store, metrics=self.metrics)
-        if self.leader is not None and self.store.shared:  # one leader fixes; fenced writes
-            fixer.record.fence = self.leader.fence
-            self.leader.subscribe(self._adopt_fixes)
-            self._adopt_fixes(self.leader.is_leader)
+        if self.leader is not None:  # shared: one leader fixes, its writes fenced
+            lead_fixes(self.leader, fixer, self._spawn)
         fixer.on_merged = self.view.actions.fixes_merged
         fixer.on_fix = lambda group, fix: self._fixed(alerter, group, fix)
         self.view.fixer = self._fix_on_request
@@ -482,17 +476,6 @@ class Daemon:
     def _leading(self) -> bool:
         """Whether this watcher does the leader's work (always, on a state of its own)."""
         return self.leader is None or self.leader.is_leader
-
-    def _adopt_fixes(self, leading: bool) -> None:
-        """Newly the leader: settle the fixes an earlier leader left pending (in a thread)."""
-        if leading and self.fixer is not None and self.leader is not None:
-            self._spawn(self._adopt(self.fixer, self.leader.epoch or 0), "adopt-fixes")
-
-    async def _adopt(self, fixer: Any, epoch: int) -> None:
-        try:
-            await asyncio.to_thread(fixer.adopt_pending, epoch)
-        except Exception as exc:  # deposed again, or the store away: the next leader does it
-            log.warning("Fixes left by an earlier leader not settled.", error=repr(exc))
 
     def _fixed(self, alerter: Any, group: Any, fix: Any) -> None:
         self.announcer.fix(group, fix)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import time
 import uuid
@@ -31,6 +32,7 @@ log = structlog.get_logger("watcher.fleet")
 
 LEADER_LEASE = "leader"
 DEFAULT_TTL = 15.0
+SHUTDOWN = "shutting down"  # a reason to stop leading that is no news
 RETRY_MARGIN_S = 0.05  # a follower's next try, after the lease it saw expires
 NOT_LEADER = "this watcher is not the leader: fixes run on the leader"
 
@@ -163,7 +165,7 @@ class Leader:
         if self.epoch is None:
             return
         epoch = self.epoch
-        self._lose("shutting down")
+        self._lose(SHUTDOWN)
         try:
             await self._call(self.ttl, self.store.release_lease, self.name, self.holder, epoch)
         except (TimeoutError, *self.store.errors) as exc:  # it expires within the ttl anyway
@@ -184,7 +186,8 @@ class Leader:
     def _lose(self, reason: str) -> None:
         epoch, self.epoch, self._until = self.epoch, None, -math.inf
         self.current = None
-        log.warning(
+        log.log(
+            logging.INFO if reason == SHUTDOWN else logging.WARNING,
             "This watcher is no longer the leader: fixes, alert delivery and periodic jobs "
             "stop here.",
             holder=self.holder,

@@ -31,9 +31,12 @@ def queue(conn: Any, now: float, holder: str, rows: Iterable[tuple[str, str, str
     conn.executemany(_QUEUE, [(key, dest, payload, holder, now) for key, dest, payload in rows])
 
 
-def claim(conn: Any, now: float, epoch: int, limit: int) -> list[tuple[str, str, str]]:
-    """The oldest pending rows, marked sent at `epoch` (call under the leader's fence)."""
-    rows = [(r[0], r[1], r[2]) for r in conn.execute(_PENDING, (limit,)).fetchall()]
+def pending(conn: Any, limit: int) -> list[tuple[str, str, str]]:
+    """The oldest rows not sent yet."""
+    return [(r[0], r[1], r[2]) for r in conn.execute(_PENDING, (limit,)).fetchall()]
+
+
+def mark_sent(conn: Any, now: float, epoch: int, rows: list[tuple[str, str, str]]) -> None:
+    """Mark `rows` sent at `epoch` (call under the leader's fence); prune old sent rows."""
     conn.executemany(_CLAIM, [(epoch, now, key) for key, _, _ in rows])
     conn.execute(_PRUNE, (now - KEEP_S,))
-    return rows

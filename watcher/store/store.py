@@ -565,12 +565,15 @@ class Store(InstanceRows):
 
     @_locked
     def claim_alerts(self, fence: Fence, limit: int = 500) -> list[tuple[str, str, str]]:
-        """The oldest pending alerts, marked sent under `fence` (LeaseLost when it is not held:
-        then nothing is claimed); the caller delivers them."""
+        """The oldest pending alerts, marked sent under `fence` (LeaseLost when it is not held
+        and some are pending: then nothing is claimed); the caller delivers them."""
         with self._write() as conn:
-            now = self._clock(conn)
-            leases.check_fence(conn, now, fence)
-            return outbox.claim(conn, now, fence.epoch, limit)
+            rows = outbox.pending(conn, limit)
+            if rows:  # polled every second: an idle outbox costs one read, no lease write
+                now = self._clock(conn)
+                leases.check_fence(conn, now, fence)
+                outbox.mark_sent(conn, now, fence.epoch, rows)
+            return rows
 
     # --- counters -------------------------------------------------------------------------
 
