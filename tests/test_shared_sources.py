@@ -163,6 +163,41 @@ async def test_the_source_lease_moves_to_a_standby_when_its_holder_stops_renewin
     assert not holders(a)["loki"].held  # released at shutdown: free for the next at once
 
 
+async def test_counts_of_an_ended_tenure_are_taken_back_when_a_new_one_begins(
+    stores: Callable[[str], StateStore], pg_url: str
+) -> None:
+    """A source restarted by a reload under a new epoch (its lease expired meanwhile): what it
+    counted under the old epoch and never committed is taken back before the new tenure's
+    batches are admitted; an old-epoch batch is refused, a new-epoch one admitted."""
+    from watcher.fleet.shared_sources import Epoched
+    from watcher.model import RawLine
+
+    shared = SharedSources(stores("a"), "a", 30, metrics=Metrics(process=False))
+    stop, started = asyncio.Event(), asyncio.Event()
+
+    async def reading(held: asyncio.Event, epoch: int) -> None:
+        started.set()
+        await held.wait()
+
+    first = asyncio.create_task(shared.hold("loki", stop, reading))
+    await until(started.is_set)
+    tenure = shared.tenures["loki"]
+    assert shared.admit(Epoched([RawLine("x", source="loki")], 1))
+    tenure.counted = {"g1": 4}
+    stop.set()  # the reload stops the source (no commit, no release) …
+    await first
+    with psycopg.connect(pg_url) as conn:  # … and its lease expires meanwhile
+        conn.execute("UPDATE leases SET expires_at = 0")
+    stop, started = asyncio.Event(), asyncio.Event()
+    second = asyncio.create_task(shared.hold("loki", stop, reading))
+    await until(started.is_set)
+    assert shared.take_revoked() == {"loki": {"g1": 4}}
+    assert not shared.admit(Epoched([RawLine("x", source="loki")], 1))
+    assert shared.admit(Epoched([RawLine("x", source="loki")], 2))
+    stop.set()
+    await second
+
+
 async def test_a_commit_under_a_lease_that_moved_on_writes_nothing(
     stores: Callable[[str], StateStore], pg_url: str
 ) -> None:

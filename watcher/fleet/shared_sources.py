@@ -136,6 +136,8 @@ class SharedSources:
     async def _read_held(
         self, tenure: Tenure, epoch: int, started: float, stop: asyncio.Event, read: Reader
     ) -> None:
+        if tenure.fed is not None and tenure.fed != epoch:  # counted under a tenure now over
+            tenure.revoked = True
         tenure.epoch = epoch
         tenure.lost.clear()
         self.metrics.source_held.labels(tenure.name).set(1)
