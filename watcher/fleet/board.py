@@ -13,15 +13,13 @@ from typing import Any, Literal
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from watcher.fleet.leader import LEADER_LEASE
 from watcher.http.serialize import iso
 from watcher.store.instances import Instance
 
 _ATTACHED: weakref.WeakKeyDictionary[Any, FleetCollector] = weakref.WeakKeyDictionary()
 State = Literal["up", "lost", "stopped"]
 STATES: tuple[State, ...] = ("up", "lost", "stopped")
-
-
-LEADER_LEASE = "leader"  # watcher/fleet/leader.py's lease name
 
 
 def holder_instance(holder: str) -> str:
