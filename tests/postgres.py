@@ -65,11 +65,24 @@ class Cluster:
                              "-U", "postgres", "--locale=C", "-E", "UTF8", "--no-sync"]),
             **common,
         )  # fmt: skip
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server on its existing data (after `start`'s initdb, or a `pause`)."""
         options = f"-k {self.root} -p {self.port} -c listen_addresses='' -c fsync=off"
         subprocess.run(
             _as_server_user([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", options,
                              "-l", str(self.root / "server.log"), "-w", "start"]),
-            **common,
+            capture_output=True, text=True, check=True, cwd=self.root,
+        )  # fmt: skip
+
+    def pause(self) -> None:
+        """Stop the server as an outage does (clients cut off at once), keeping its data:
+        `resume` brings it back."""
+        subprocess.run(
+            _as_server_user([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast",
+                             "-w", "stop"]),
+            capture_output=True, text=True, check=True, cwd=self.root,
         )  # fmt: skip
 
     def stop(self) -> None:

@@ -215,9 +215,9 @@ def test_a_scan_keeps_a_resolved_pattern_and_regresses_it_when_seen_again(make_s
 
 
 def test_a_v1_state_file_upgrades_in_place(tmp_path: Path) -> None:
-    """A state file written by the v1 schema opens at v2 with its rows: a "fixed" group is
-    resolved, an "ignored" one ignored, every group owns its id as a fingerprint (trace groups
-    at algorithm version 2), and the activity list starts empty."""
+    """A state file written by the v1 schema opens at the current version with its rows: a
+    "fixed" group is resolved, an "ignored" one ignored, every group owns its id as a
+    fingerprint (trace groups at algorithm version 2), and the activity list starts empty."""
     path = tmp_path / "state.db"
     conn = sqlite3.connect(path, isolation_level=None)
     schema_module.migrate(conn, schema_module.MIGRATIONS[:1])

@@ -102,7 +102,8 @@ async def test_damage_while_running_is_reported_on_health(tmp_path: Path) -> Non
 
 async def test_a_failing_store_holds_at_most_max_unsaved_groups(tmp_path: Path) -> None:
     """While every commit fails, 600 unique errors do not pile up in memory: at most
-    max_unsaved_groups group states are held, the rest are dropped and counted."""
+    max_unsaved_groups group states and as many new-fingerprint rows are held, the rest are
+    dropped and counted."""
     db = tmp_path / "state.db"
     log = tmp_path / "app.log"
     log.write_text("")
@@ -121,9 +122,14 @@ async def test_a_failing_store_holds_at_most_max_unsaved_groups(tmp_path: Path) 
         await until(lambda: run.sample("watcher_events_total", source="app") == 600)
         await until(lambda: (run.sample("watcher_state_unsaved_dropped_total") or 0) >= 400,
                     timeout=15)
-        held = engine._unwritten.groups if engine._unwritten else {}
-        assert len(held) <= 100
-        assert run.sample("watcher_state_unsaved_dropped_total") == 600 - len(held)
+        await until(lambda: (run.sample("watcher_state_unsaved_dropped_total") or 0) >= 1000,
+                    timeout=15)
+        assert engine._unwritten is not None
+        held = engine._unwritten.groups
+        fingerprints = engine._unwritten.fingerprints
+        assert len(held) <= 100 and len(fingerprints) <= 100
+        dropped = (600 - len(held)) + (600 - len(fingerprints))
+        assert run.sample("watcher_state_unsaved_dropped_total") == dropped
     finally:
         with_store_connection(run.daemon, "PRAGMA query_only = OFF")
         run.daemon.shutdown.set()

@@ -82,6 +82,19 @@ def test_samples_are_bounded() -> None:
     assert group.count == 500 and len(group.samples) == 3
 
 
+def test_between_two_commits_the_store_gets_the_first_samples_and_the_latest_only() -> None:
+    """1,000 events of a group between two commits: the store is handed samples_per_group
+    samples (the first two and the latest), not one more for every 100th event."""
+    t = GroupTable(samples_per_group=3)
+    for i in range(1000):
+        ev = msg_event(f"timeout after {i} ms", 1000.0 + i)
+        t.add(ev, classify(ev))
+    _, samples = t.take_dirty()
+    (handed,) = samples.values()
+    assert [s.timestamp for s in handed] == [1000.0, 1001.0, 1999.0]
+    assert handed == t.snapshot()[0].samples
+
+
 def test_window_counts_in_snapshot() -> None:
     """Snapshots carry the per-window counts at the newest event time."""
     t = GroupTable()

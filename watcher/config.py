@@ -91,6 +91,9 @@ class WatcherConfig:
     # it), so a dead holder's work moves within it. Heartbeats too: an instance silent this
     # long is "lost" and its name free again (watcher/fleet/heartbeat.py)
     lease_ttl: Seconds = 15.0
+    # a PostgreSQL call that gets no answer for this long fails (a dead network is otherwise
+    # noticed by TCP only after minutes, with the commit and the reading stalled behind it)
+    state_timeout: Seconds = 10.0
     interval: Seconds = 60.0
     log_level: Literal["trace", "debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "text"] = "auto"  # auto: text on a terminal, else JSON

@@ -7,6 +7,7 @@ caches that `refresh()` fills in a worker thread; live groups come straight from
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from array import array
 from collections import deque
@@ -14,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from watcher.engine import Engine
+from watcher.group.lifecycle import merge_buckets
+from watcher.group.window import Windows
 from watcher.metrics import Metrics
 from watcher.model import CATEGORIES, Activity, ErrorGroup, Fix, GroupUpdate
 from watcher.patterns import PatternActions
@@ -171,15 +174,35 @@ class DaemonView:
     def groups(self, *, since: float | None = None) -> list[ErrorGroup]:
         live = {g.id: g for g in self.engine.pipeline.table.snapshot(self.clock())}
         merged = {**self._stored, **live}
-        return [g for g in merged.values() if since is None or g.last_seen >= since]
+        chosen = [g for g in merged.values() if since is None or g.last_seen >= since]
+        return [self._fleet(g, g.id in live) for g in chosen] if self.store.shared else chosen
 
     def group(self, group_id: str) -> ErrorGroup | None:
         table = self.engine.pipeline.table
         group_id = table.aliases.get(group_id, group_id)  # a merged-in fingerprint: its owner
-        for g in table.snapshot(self.clock()):
-            if g.id == group_id:
-                return g
-        return self._stored.get(group_id)
+        found = next((g for g in table.snapshot(self.clock()) if g.id == group_id), None)
+        live = found is not None
+        found = found or self._stored.get(group_id)
+        return self._fleet(found, live) if found is not None and self.store.shared else found
+
+    def _fleet(self, group: ErrorGroup, live: bool) -> ErrorGroup:
+        """On a state several watchers share, a copy of `group` with the fleet's count and
+        windows: the stored count (every watcher's commits) plus what this one counted since
+        its last commit, and its own windows plus the other watchers' buckets."""
+        stored = self._stored.get(group.id)
+        count, peers = group.count, group.peer_buckets
+        if stored is not None:
+            peers = stored.peer_buckets
+            if live:  # stored.count is the fleet's as of the last refresh
+                count = max(count, stored.count + group.count - group.flushed)
+        table = self.engine.pipeline.table
+        windows = Windows(table.spans, table.labels)
+        windows.restore(merge_buckets(peers, {} if live else group.buckets))
+        now = self.clock()
+        shown = windows.counts(now)
+        own = group.window_counts if live else {}
+        counts = {label: n + own.get(label, 0) for label, n in shown.items()}
+        return dataclasses.replace(group, count=count, window_counts=counts)
 
     def fixes(self, *, group_id: str | None = None) -> list[Fix]:
         chosen = [f for f in self._fixes if group_id is None or f.group_id == group_id]

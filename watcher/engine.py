@@ -88,14 +88,20 @@ class _Unwritten:
             self.samples[gid] = merged[-self.samples_cap :] if self.samples_cap else []
 
     def spill(self, cap: int) -> int:
-        """Drop the oldest group states beyond `cap`; how many. A dropped group still in memory
+        """Drop the oldest group states beyond `cap`, and the oldest new-fingerprint rows and
+        activity entries beyond `cap` each; how many in all. A dropped group still in memory
         is written again when it next changes; one evicted meanwhile keeps the count of its
-        last successful write."""
+        last successful write. A dropped fingerprint row only loses the record of when it
+        was first seen (a group's id is its first fingerprint); a dropped activity entry is a
+        lifecycle change missing from the activity list (the group's state is still written)."""
         excess = len(self.groups) - cap
         for group_id in list(itertools.islice(self.groups, max(0, excess))):
             del self.groups[group_id]
             self.samples.pop(group_id, None)
-        return max(0, excess)
+        extra = max(0, len(self.fingerprints) - cap) + max(0, len(self.activity) - cap)
+        self.fingerprints = self.fingerprints[-cap:]
+        self.activity = self.activity[-cap:]
+        return max(0, excess) + extra
 
     def add_cursors(self, cursors: dict[str, dict[str, Any]]) -> None:
         """Later cursors of a stream win: a commit only needs the furthest safe one."""
@@ -123,6 +129,8 @@ class Engine:
     _unwritten: _Unwritten | None = None
     # ids the store may hold: a new group not among them needs no store read (see recall)
     _stored: KnownIds = field(default_factory=KnownIds)
+    # groups started afresh because the store could not be read: written as added counts
+    _blind: set[str] = field(default_factory=set)
     _producers: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = field(default_factory=dict)
     _say: Any = field(default=None, init=False)  # throttled log lines (see __post_init__)
     # positions sources asked to store that no line carries (see SourceContext.note)
@@ -368,24 +376,38 @@ class Engine:
         groups = list(pending.groups.values())
         for group in groups:  # before the write: a "maybe" for a failed one costs one read
             self._stored.add(group.id)
+        blind = {group.id for group in groups if group.id in self._blind}
         try:
-            await self._commit(groups, pending, miner)
+            await self._commit(groups, pending, miner, blind)
         except (*self.store.errors, OSError) as exc:
             pending.miner = miner is not None
             self._spill(pending)
             self._unwritten = pending
+            self.metrics.state_unsaved.set(len(pending.groups))
             self._write_failed(exc, final=final)
             return
+        self.metrics.state_unsaved.set(0)
         self._write_recovered(len(groups))
+        self._reread(blind)
 
-    async def _commit(self, groups: list[Any], pending: _Unwritten, miner: Any) -> None:
+    def _reread(self, blind: set[str]) -> None:
+        """Groups started afresh while the store was unreadable have added their counts to
+        it: out of memory with them, so the next event recalls the stored pattern whole (its
+        lifecycle state, tags, status) instead of overwriting it with the fresh copy."""
+        for group_id in blind:
+            self._blind.discard(group_id)
+            self.pipeline.table.release(group_id)
+
+    async def _commit(
+        self, groups: list[Any], pending: _Unwritten, miner: Any, blind: set[str]
+    ) -> None:
         """One commit; shared sources' counts and cursors go only under their lease's epoch: a
         commit refused on a lost lease is made again without what that source counted."""
         shared = self.options.shared
         while True:
             fences = shared.fences(pending.cursors) if shared is not None else {}
             try:
-                await asyncio.to_thread(_write, self.store, groups, pending, miner, fences)
+                await asyncio.to_thread(_write, self.store, groups, pending, miner, fences, blind)
             except LeaseLost:
                 assert shared is not None  # only a fenced commit is refused on a lease
                 shared.lost(await shared.refused(fences))
@@ -553,6 +575,11 @@ class Engine:
             return None
         if not self.store.shared and group_id not in self._stored:
             return None  # never written by this watcher nor found at start: not in the store
+        if self.store.shared and self.store_error is not None:
+            # the server is away (commits fail): a read here, on the event loop, would wait
+            # out its timeout; the group starts afresh and adds its count once the store is back
+            self._blind.add(group_id)
+            return None
         try:
             return self.store.get_group(group_id)
         except self.store.errors as exc:
@@ -561,11 +588,17 @@ class Engine:
             self.metrics.state_errors.labels("read").inc()
             self._say("warning", "State store unreadable; a returning pattern starts afresh.",
                       key="recall", error=str(exc))  # fmt: skip
+            self._blind.add(group_id)
             return None
 
 
 def _write(
-    store: StateStore, groups: list[Any], pending: _Unwritten, miner: Any, fences: dict[str, Any]
+    store: StateStore,
+    groups: list[Any],
+    pending: _Unwritten,
+    miner: Any,
+    fences: dict[str, Any],
+    blind: set[str],
 ) -> None:
     state = {MINER_STATE_KEY: miner} if miner is not None else None
     store.commit(
@@ -576,4 +609,5 @@ def _write(
         fingerprints=pending.fingerprints,
         activity=pending.activity,
         fences=fences,
+        blind=blind,
     )

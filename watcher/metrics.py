@@ -129,7 +129,14 @@ class Metrics:
         )
         self.state_unsaved_dropped = Counter(
             "watcher_state_unsaved_dropped",
-            "Group states dropped from memory while the state store failed (max_unsaved_groups).",
+            "Group states, new fingerprints and activity entries dropped from memory while the "
+            "state store failed (max_unsaved_groups each).",
+            registry=r,
+        )
+        self.state_unsaved = Gauge(
+            "watcher_state_unsaved_groups",
+            "Group states held in memory because the state store failed (at most "
+            "max_unsaved_groups; 0 once a commit succeeds).",
             registry=r,
         )
         # the fleet (watcher/fleet/leader.py): one leader at a time runs fixes and alerts

@@ -165,6 +165,9 @@ class ErrorGroup:
     # how much of `count` a store shared by several watchers already holds (PostgresStore adds
     # only count - flushed at a commit); not part of the group's value
     flushed: int = field(default=0, repr=False, compare=False)
+    # on a store several watchers share: the other watchers' window buckets, summed (`buckets`
+    # is then this watcher's own); the windows shown are both added up
+    peer_buckets: dict[str, dict[str, int]] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

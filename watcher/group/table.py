@@ -336,8 +336,14 @@ class GroupTable:
             live.pending_samples.append(sample)
         elif live.group.count % 100 == 0:
             sample = _sample(event)
+            pending = live.pending_samples
+            if pending and pending[-1] is samples[-1]:
+                # the store has not seen the one replaced: it gets the latest only (one row per
+                # group per commit, not one per 100 events: most of the store's writes at rate)
+                pending[-1] = sample
+            else:
+                pending.append(sample)
             samples[-1] = sample
-            live.pending_samples.append(sample)
 
     def _check_threshold(self, live: _Live, t: float) -> bool:
         group = live.group
@@ -447,6 +453,12 @@ class GroupTable:
             self._fold(survivor.group, loser.group, loser)
             folded += 1
         return folded
+
+    def release(self, group_id: str) -> None:
+        """Forget a live group the store now holds (not evicted: nothing to write); its next
+        event recalls it from the store."""
+        self.live.pop(group_id, None)
+        self.dirty.discard(group_id)
 
     def load(self, groups: Sequence[ErrorGroup]) -> None:
         """Put stored groups back in memory after a restart, with their windows' buckets."""

@@ -23,6 +23,7 @@ def open_store(
     fallback_to_memory: bool = False,
     redact: Callable[[str], str] = str,
     instance: str = "",
+    timeout: float = 10.0,
 ) -> StateStore:
     """Open (and migrate) the store at a state URL; a SQLite daemon store may fall back to
     memory, a PostgreSQL one raises StoreError when the server cannot be reached."""
@@ -39,7 +40,9 @@ def open_store(
     from watcher.store.postgres import PostgresStore
 
     secret = password(password_env)
-    return PostgresStore(target.location, password=secret, instance=instance, **options)
+    return PostgresStore(
+        target.location, password=secret, instance=instance, timeout=timeout, **options
+    )
 
 
 def open_configured(config: Any, **options: Any) -> StateStore:
@@ -47,5 +50,9 @@ def open_configured(config: Any, **options: Any) -> StateStore:
     watcher = config.watcher
     url = watcher.state or sqlite_url(watcher.state_path)
     return open_store(
-        url, password_env=watcher.state_password_env, instance=watcher.instance, **options
+        url,
+        password_env=watcher.state_password_env,
+        instance=watcher.instance,
+        timeout=watcher.state_timeout,
+        **options,
     )

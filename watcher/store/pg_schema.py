@@ -138,7 +138,18 @@ _V4 = (
     "CREATE INDEX alert_outbox_by_sent ON alert_outbox (sent_at)",
 )
 
-_V5 = (  # instances: one row per watcher name, its heartbeat (watcher/store/instances.py)
+# each watcher's own window buckets per group: the windows several watchers show are the sum
+_V5 = (
+    """CREATE TABLE group_buckets (
+        group_id TEXT COLLATE "C" NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+        instance TEXT NOT NULL,
+        buckets TEXT NOT NULL,
+        updated DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (group_id, instance)
+    )""",
+)
+
+_V6 = (  # instances: one row per watcher name, its heartbeat (watcher/store/instances.py)
     """CREATE TABLE instances (
         name TEXT COLLATE "C" PRIMARY KEY,
         run_id TEXT NOT NULL,
@@ -155,7 +166,7 @@ _V5 = (  # instances: one row per watcher name, its heartbeat (watcher/store/ins
 )
 
 # Append only, never edit a released step; PG_MIGRATIONS[i] mirrors schema.MIGRATIONS[i].
-PG_MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
+PG_MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 
 
 def pg_version(conn: Any) -> int:

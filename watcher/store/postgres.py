@@ -12,24 +12,29 @@ failed commit is retried by the engine's next persist against a fresh connection
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import re
 import socket
+import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
+from watcher.group.lifecycle import merge_buckets
 from watcher.metrics import Metrics
 from watcher.model import Activity, ErrorGroup, Sample
 from watcher.store.pg_schema import pg_migrate, pg_version
-from watcher.store.rows import GROUP_COLUMNS, UPSERT_GROUP, group_params
+from watcher.store.rows import UPSERT_GROUP, dumps
 from watcher.store.schema import StoreError
-from watcher.store.store import Store, _locked
+from watcher.store.store import _IN_CHUNK, Store, _locked
 from watcher.store.url import masked
 
 _PLACEHOLDER = re.compile(r"\?")
-_COUNT = [c.strip() for c in GROUP_COLUMNS.split(",")].index("count")
 # Several watchers write one group: each adds what it counted since its last flush (in the
 # same transaction as its cursors), the seen times widen; the other columns: last writer wins.
 UPSERT_GROUP_SUMMED = (
@@ -39,8 +44,14 @@ UPSERT_GROUP_SUMMED = (
     .replace("last_seen = excluded.last_seen", "last_seen = GREATEST(groups.last_seen,"
              " excluded.last_seen)")
 )  # fmt: skip
+_UPSERT_OWN_BUCKETS = (
+    "INSERT INTO group_buckets (group_id, instance, buckets, updated) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (group_id, instance) DO UPDATE"
+    " SET buckets = excluded.buckets, updated = excluded.updated"
+)
 COMMIT_SEQ_KEY = "commit_seq"  # a state key (per instance): the number of its last commit
 CONNECT_TIMEOUT_S = 5
+ROWS_PER_TIMEOUT = 10_000  # an executemany of more rows is allowed one more timeout per as many
 RECONNECT_MIN_S, RECONNECT_MAX_S = 0.5, 30.0
 
 
@@ -78,18 +89,34 @@ def _pg(sql: str) -> str:
 
 class PgConnection:
     """A psycopg connection with the sqlite3 surface the store uses: execute, executemany,
-    transaction, close; reconnects when the connection broke."""
+    transaction, close; reconnects when the connection broke.
 
-    def __init__(self, url: str, password: str | None) -> None:
-        self._url, self._password = url, password
+    A call that gets no answer for `timeout` seconds fails: over TCP the kernel gives up on
+    unacknowledged bytes after that long (libpq's tcp_user_timeout, keepalives), and a
+    `Deadline` cuts a connection whose server acknowledges but never answers (a hung server or
+    proxy). Without them a dead network stalls a commit for minutes (TCP's retransmissions).
+    """
+
+    def __init__(self, url: str, password: str | None, timeout: float = 10.0) -> None:
+        self._url, self._password, self.timeout = url, password, timeout
         self._retry_at, self._backoff = 0.0, RECONNECT_MIN_S
+        self._deadline = Deadline()
         self._conn = self._connect()
 
     def _connect(self) -> psycopg.Connection[Any]:
-        extra = {} if self._password is None else {"password": self._password}
-        return psycopg.connect(
-            self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, **extra
-        )
+        extra: dict[str, Any] = {} if self._password is None else {"password": self._password}
+        given = conninfo_to_dict(self._url)
+        wait = max(1, round(self.timeout))
+        defaults = {
+            "connect_timeout": max(2, min(wait, CONNECT_TIMEOUT_S)),
+            "keepalives": 1,
+            "keepalives_idle": wait,
+            "keepalives_interval": max(1, wait // 3),
+            "keepalives_count": 3,
+            "tcp_user_timeout": wait * 1000,
+        }
+        extra.update({k: v for k, v in defaults.items() if k not in given})  # the URL's win
+        return psycopg.connect(self._url, autocommit=True, **extra)
 
     def _live(self) -> psycopg.Connection[Any]:
         if self._conn.broken or (self._conn.closed and not self._closed_by_us):
@@ -120,25 +147,104 @@ class PgConnection:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Row]:
         """Run one statement; the cursor holds its rows."""
-        cursor = self._live().cursor(row_factory=_row_factory)
-        cursor.execute(_pg(sql), tuple(params) or None)
+        conn = self._live()
+        cursor = conn.cursor(row_factory=_row_factory)
+        with self._deadline.watch(conn, self.timeout):
+            cursor.execute(_pg(sql), tuple(params) or None)
         return cursor
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         """Run one statement for each parameter row (pipelined by psycopg)."""
         rows = list(rows)
         if rows:
-            with self._live().cursor() as cursor:
+            conn = self._live()
+            # a big batch (a backlog after an outage) may take its time on a healthy server
+            allowed = self.timeout * (1 + len(rows) // ROWS_PER_TIMEOUT)
+            with conn.cursor() as cursor, self._deadline.watch(conn, allowed):
                 cursor.executemany(_pg(sql), rows)
 
-    def transaction(self) -> Any:
-        """BEGIN … COMMIT (ROLLBACK when the body raises)."""
-        return self._live().transaction()
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """BEGIN … COMMIT (ROLLBACK when the body raises); the COMMIT under the deadline."""
+        conn = self._live()
+        with self._deadline.watch(conn, self.timeout), conn.transaction() as tx:
+            yield tx
 
     def close(self) -> None:
         """Close the connection (it is not reopened)."""
         self._closed_by_us = True
+        self._deadline.close()
         self._conn.close()
+
+
+class Deadline:
+    """Cuts (shuts down the socket of) a connection whose call outlives its allowance: the
+    blocked call then fails at once and the connection is replaced at the next one. One thread,
+    started at the first call, sleeps until the armed deadline."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        # (monotonic deadline, socket fd, its inode: the fd number may be reused once libpq
+        # dropped a broken connection, and another socket must never be cut)
+        self._armed: tuple[float, int, int] | None = None
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    @contextlib.contextmanager
+    def watch(self, conn: psycopg.Connection[Any], seconds: float) -> Iterator[None]:
+        """Arm for the block: past `seconds`, the connection is cut (a nested block may push
+        the deadline later, never earlier; the outermost block disarms it)."""
+        with self._cond:
+            outer = self._armed
+            at = time.monotonic() + seconds
+            if outer is not None:  # a call inside a transaction may need longer than its rest
+                self._armed = (max(outer[0], at), *outer[1:])
+            else:
+                fd = conn.pgconn.socket
+                self._armed = (at, fd, os.fstat(fd).st_ino)
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, daemon=True,
+                                                    name="watcher-pg-deadline")  # fmt: skip
+                    self._thread.start()
+                self._cond.notify()
+        try:
+            yield
+        finally:
+            if outer is None:
+                with self._cond:
+                    self._armed = None
+                    self._cond.notify()
+
+    def close(self) -> None:
+        """Stop the thread."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._closed:
+                if self._armed is None:
+                    self._cond.wait()
+                    continue
+                at, fd, inode = self._armed
+                left = at - time.monotonic()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                _shut(fd, inode)
+                self._armed = None
+
+
+def _shut(fd: int, inode: int) -> None:
+    """Shut a socket down (not close it: libpq owns the descriptor and closes it itself)."""
+    try:
+        if os.fstat(fd).st_ino != inode:
+            return  # libpq closed it already and the number went to another file
+        with socket.socket(fileno=os.dup(fd)) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already gone
 
 
 class PostgresStore(Store):
@@ -156,8 +262,9 @@ class PostgresStore(Store):
         samples_per_group: int = 5,
         redact: Callable[[str], str] = str,
         instance: str = "",
+        timeout: float = 10.0,
     ) -> None:
-        self._url, self._password = url, password
+        self._url, self._password, self._timeout = url, password, timeout
         self.instance = instance or socket.gethostname()
         super().__init__(
             masked(url), metrics=metrics, samples_per_group=samples_per_group, redact=redact
@@ -169,7 +276,7 @@ class PostgresStore(Store):
 
     def _open(self) -> Any:
         try:
-            conn = PgConnection(self._url, self._password)
+            conn = PgConnection(self._url, self._password, self._timeout)
         except psycopg.Error as exc:
             self._count_error("open")
             raise StoreError(f"cannot connect to {self.path}: {_first_line(exc)}") from exc
@@ -187,14 +294,53 @@ class PostgresStore(Store):
         # checkpoints and opaque state (the miner, the rate chart) are each watcher's own
         return f"{self.instance}/{name}"
 
-    def _group_rows(self, groups: Iterable[ErrorGroup]) -> tuple[str, list[tuple[Any, ...]]]:
-        rows = []
+    _upsert_sql = UPSERT_GROUP_SUMMED
+
+    def _upsert_groups(
+        self, conn: Any, groups: Iterable[ErrorGroup], blind: Collection[str] = ()
+    ) -> None:
+        """Store._upsert_groups, and this watcher's own window buckets of each group (its row
+        of group_buckets: the windows every watcher shows are the sum of the rows)."""
+        groups = list(groups)
+        super()._upsert_groups(conn, groups, blind)
+        now = time.time()
+        conn.executemany(
+            _UPSERT_OWN_BUCKETS,
+            [(g.id, self.instance, dumps(g.buckets), now) for g in self._ordered(groups)],
+        )
+
+    def _with_buckets(self, groups: list[ErrorGroup]) -> list[ErrorGroup]:
+        """Each group's `buckets` made this watcher's own row, `peer_buckets` the others' sum
+        (a group no watcher wrote a row for yet, from before the table, keeps its column)."""
+        rows: dict[str, list[tuple[str, dict[str, dict[str, int]]]]] = {}
+        with self._lock:
+            for start in range(0, len(groups), _IN_CHUNK):
+                chunk = [g.id for g in groups[start : start + _IN_CHUNK]]
+                found = self._conn.execute(
+                    "SELECT group_id, instance, buckets FROM group_buckets"
+                    f" WHERE group_id IN ({', '.join('?' * len(chunk))})",
+                    chunk,
+                )
+                for gid, instance, buckets in found:
+                    rows.setdefault(gid, []).append((instance, json.loads(buckets)))
+        for group in groups:
+            if group.id not in rows:
+                continue
+            group.buckets, group.peer_buckets = {}, {}
+            for instance, buckets in rows[group.id]:
+                if instance == self.instance:
+                    group.buckets = buckets
+                else:
+                    group.peer_buckets = merge_buckets(group.peer_buckets, buckets)
+        return groups
+
+    def _ordered(self, groups: Iterable[ErrorGroup]) -> Iterable[ErrorGroup]:
         # one order for every writer: two commits touching the same groups cannot deadlock
-        for group in sorted(groups, key=lambda g: g.id):
-            params = list(group_params(group, self.redact))
-            params[_COUNT] = group.count - group.flushed
-            rows.append(tuple(params))
-        return UPSERT_GROUP_SUMMED, rows
+        return sorted(groups, key=lambda g: g.id)
+
+    def _group_params(self, group: ErrorGroup, added: bool) -> tuple[Any, ...]:
+        # every count written here is a delta (see UPSERT_GROUP_SUMMED)
+        return super()._group_params(group, True)
 
     def commit(
         self,
@@ -247,17 +393,20 @@ class PostgresStore(Store):
         _settle([survivor])
 
     def get_group(self, group_id: str) -> ErrorGroup | None:
-        """Store.get_group; the group returned carries the count the store holds."""
+        """Store.get_group; the group returned carries the count the store holds, its own
+        window buckets and the other watchers'."""
         group = super().get_group(group_id)
         if group is not None:
             group.flushed = group.count
+            self._with_buckets([group])
         return group
 
     def list_groups(self, **filters: Any) -> list[ErrorGroup]:
-        """Store.list_groups; each group returned carries the count the store holds."""
+        """Store.list_groups; each group returned carries the count the store holds, its own
+        window buckets and the other watchers'."""
         groups = super().list_groups(**filters)
         _settle(groups)
-        return groups
+        return self._with_buckets(groups)
 
     def _error_kind(self, exc: BaseException) -> str:
         return "write"

@@ -8,7 +8,7 @@ through `asyncio.to_thread`. `open_store` picks the implementation from a state 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, Protocol
 
 from watcher.metrics import Metrics
@@ -87,6 +87,7 @@ class StateStore(Protocol):
         fingerprints: Iterable[tuple[str, str, int]] = (),
         activity: Iterable[Activity] = (),
         fences: Mapping[str, Fence] | None = None,
+        blind: Collection[str] = (),
     ) -> None: ...
     def get_group(self, group_id: str) -> ErrorGroup | None: ...
     def list_groups(

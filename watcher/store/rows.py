@@ -73,6 +73,19 @@ ON CONFLICT (id) DO UPDATE SET
     ignore_count = excluded.ignore_count, tags = excluded.tags, buckets = excluded.buckets
 """
 
+# A group counted in memory while the store could not be read (it started afresh): what the
+# store holds for it (lifecycle state, status, tags, ...) is newer than the fresh copy, so
+# that copy only adds its count (what it counted since it was made) and widens the seen times.
+UPSERT_GROUP_ADDED = f"""
+INSERT INTO groups ({GROUP_COLUMNS}) VALUES ({", ".join("?" * _GROUP_ARITY)})
+ON CONFLICT (id) DO UPDATE SET
+    count = groups.count + excluded.count,
+    first_seen = CASE WHEN excluded.first_seen < groups.first_seen
+                 THEN excluded.first_seen ELSE groups.first_seen END,
+    last_seen = CASE WHEN excluded.last_seen > groups.last_seen
+                THEN excluded.last_seen ELSE groups.last_seen END
+"""
+
 
 def group_from_row(row: sqlite3.Row, samples: list[Sample]) -> ErrorGroup:
     """The group of a `groups` row, with the given samples."""

@@ -165,6 +165,20 @@ def _migrate_v4(conn: sqlite3.Connection) -> None:
 
 
 def _migrate_v5(conn: sqlite3.Connection) -> None:
+    """Each watcher's own window buckets per group, summed on read (several watchers share a
+    PostgreSQL state; a SQLite file has one watcher and mirrors the table unused)."""
+    conn.execute(
+        """CREATE TABLE group_buckets (
+            group_id TEXT NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+            instance TEXT NOT NULL,
+            buckets TEXT NOT NULL,
+            updated REAL NOT NULL,
+            PRIMARY KEY (group_id, instance)
+        ) WITHOUT ROWID"""
+    )
+
+
+def _migrate_v6(conn: sqlite3.Connection) -> None:
     """Instances: one row per watcher name, its heartbeat (see watcher/store/instances.py)."""
     conn.execute(
         """CREATE TABLE instances (
@@ -192,6 +206,7 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _migrate_v3,
     _migrate_v4,
     _migrate_v5,
+    _migrate_v6,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -16,7 +16,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -37,6 +37,7 @@ from watcher.store.rows import (
     INSERT_ACTIVITY,
     UPSERT_FIX,
     UPSERT_GROUP,
+    UPSERT_GROUP_ADDED,
     activity_from_row,
     activity_params,
     dumps,
@@ -53,6 +54,7 @@ log = structlog.get_logger("watcher.store")
 
 # watcher_state_errors_total{kind} of a failed write, by SQLite primary result code
 _WRITE_ERROR_KINDS = {sqlite3.SQLITE_FULL: "disk_full", sqlite3.SQLITE_READONLY: "read_only"}
+_COUNT = [c.strip() for c in GROUP_COLUMNS.split(",")].index("count")
 # SQLite caps bound parameters per statement; stay far below every build's limit.
 _IN_CHUNK = 500
 
@@ -232,12 +234,37 @@ class Store(InstanceRows):
     def upsert_groups(self, groups: Iterable[ErrorGroup]) -> None:
         """Insert or overwrite groups (all fields but samples, window_counts and trend)."""
         with self._write() as conn:
-            conn.executemany(*self._group_rows(groups))
+            self._upsert_groups(conn, groups)
 
-    def _group_rows(self, groups: Iterable[ErrorGroup]) -> tuple[str, list[tuple[Any, ...]]]:
-        """The upsert statement and its parameter rows for these groups (a backend shared by
-        several watchers writes deltas instead: see PostgresStore)."""
-        return UPSERT_GROUP, [group_params(g, self.redact) for g in groups]
+    def _upsert_groups(
+        self, conn: Any, groups: Iterable[ErrorGroup], blind: Collection[str] = ()
+    ) -> None:
+        """Upsert groups in order; those in `blind` (started afresh while the store could not
+        be read) only add what they counted (UPSERT_GROUP_ADDED). Runs of one kind share one
+        executemany, so the order (PostgreSQL's deadlock guard) holds across both kinds."""
+        runs: list[tuple[bool, list[tuple[Any, ...]]]] = []
+        for group in self._ordered(groups):
+            added = group.id in blind
+            params = self._group_params(group, added)
+            if runs and runs[-1][0] == added:
+                runs[-1][1].append(params)
+            else:
+                runs.append((added, [params]))
+        for added, rows in runs:
+            conn.executemany(UPSERT_GROUP_ADDED if added else self._upsert_sql, rows)
+
+    _upsert_sql = UPSERT_GROUP  # a backend shared by several watchers adds counts: PostgresStore
+
+    def _ordered(self, groups: Iterable[ErrorGroup]) -> Iterable[ErrorGroup]:
+        return groups
+
+    def _group_params(self, group: ErrorGroup, added: bool) -> tuple[Any, ...]:
+        """A group's upsert parameters; an added one carries what it counted since the store
+        last saw it (ErrorGroup.flushed)."""
+        params = group_params(group, self.redact)
+        if not added:
+            return params
+        return (*params[:_COUNT], group.count - group.flushed, *params[_COUNT + 1 :])
 
     def _scoped(self, name: str) -> str:
         """A checkpoint's source or a state key as stored (one watcher per file: as is)."""
@@ -276,6 +303,7 @@ class Store(InstanceRows):
         fingerprints: Iterable[tuple[str, str, int]] = (),
         activity: Iterable[Activity] = (),
         fences: Mapping[str, Fence] | None = None,
+        blind: Collection[str] = (),
     ) -> None:
         """Groups, their new samples, the cursors they cover and state: ONE transaction.
 
@@ -284,7 +312,9 @@ class Store(InstanceRows):
         written), and that source's cursors are the fleet's, kept under the lease's name.
 
         `fingerprints` are new (fingerprint, group id, algorithm version) rows (one already
-        owned keeps its owner); `activity` entries are appended to the activity list.
+        owned keeps its owner); `activity` entries are appended to the activity list. Groups
+        whose id is in `blind` were started afresh while the store could not be read: they
+        add their count to a stored row and leave its other columns alone.
 
         A cursor of None deletes that stream's checkpoint.
 
@@ -297,7 +327,7 @@ class Store(InstanceRows):
         with self._write() as conn:
             for fence in fences.values():  # first: the lease rows stay locked until COMMIT
                 leases.check_fence(conn, self._clock(conn), fence)
-            conn.executemany(*self._group_rows(groups))
+            self._upsert_groups(conn, groups, blind)
             for group_id, items in (samples or {}).items():
                 self._insert_samples(conn, group_id, items)
             for source, streams in (cursors or {}).items():
@@ -423,7 +453,7 @@ class Store(InstanceRows):
                 "UPDATE samples SET group_id = ? WHERE group_id = ?", (survivor.id, merged_id)
             )
             conn.execute("DELETE FROM groups WHERE id = ?", (merged_id,))
-            conn.executemany(*self._group_rows([survivor]))
+            self._upsert_groups(conn, [survivor])
             self._insert_samples(conn, survivor.id, ())
             conn.execute(INSERT_ACTIVITY, activity_params(entry))
 
