@@ -6,6 +6,7 @@ and commit numbers; every instance shows the whole fleet (API, `watcher status`,
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -70,7 +71,7 @@ def test_a_second_live_watcher_with_the_same_instance_name_is_refused(
         refusal = [line for line in second.stderr.splitlines() if "Refusing to start" in line]
         assert len(refusal) == 1, second.stderr[-2000:]
         record = json.loads(refusal[0])
-        assert "'web'" in record["error"]
+        assert f"'web' is already running on {socket.gethostname()}" in record["error"]
         assert f"pid {first.proc.pid}" in record["error"]  # type: ignore[union-attr]
         append(homes[0] / "app.log", 60, 60)
         wait_for(lambda: sum(groups(pg_url).values()) >= 120, timeout=20)
