@@ -228,6 +228,7 @@ OK_REQUESTS = [
     ("GET", "/error-monitor/dashboard"),
     ("GET", "/error-monitor/rates?window=1d"),
     ("GET", "/error-monitor/sources"),
+    ("GET", "/error-monitor/fleet"),
     ("POST", f"/error-monitor/fixes/generate-for-error?error_id={GROUP}&create_pr=true"),
     ("POST", f"/error-monitor/fixes/generate-batch?error_ids={GROUP},nope"),
     ("GET", "/error-monitor/fixes/generated"),
@@ -285,6 +286,9 @@ class ExplodingView(InMemoryView):
         raise RuntimeError("boom")
 
     def error_rate(self, *, bucket_seconds: int, buckets: int) -> dict[str, list[int]]:
+        raise RuntimeError("boom")
+
+    def fleet(self) -> dict[str, Any]:
         raise RuntimeError("boom")
 
     async def start_monitor(self, *, interval: float | None) -> dict[str, Any]:

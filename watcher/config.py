@@ -86,8 +86,10 @@ class WatcherConfig:
     # this watcher's name in a shared state: its checkpoints and opaque state are kept under it
     # (empty: the host name; give each watcher on one host its own)
     instance: str = ""
-    # a shared state's leases (the leader, each shared source's reader): renewed every
-    # lease_ttl/3; a dead holder's successor takes over within lease_ttl (watcher/fleet/)
+    # a shared state's leases: the leader's (watcher/fleet/leader.py) and a shared source's
+    # reader's outlive their holder's last renewal by this long (holders renew every third of
+    # it), so a dead holder's work moves within it. Heartbeats too: an instance silent this
+    # long is "lost" and its name free again (watcher/fleet/heartbeat.py)
     lease_ttl: Seconds = 15.0
     # a PostgreSQL call that gets no answer for this long fails (a dead network is otherwise
     # noticed by TCP only after minutes, with the commit and the reading stalled behind it)

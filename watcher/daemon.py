@@ -30,6 +30,8 @@ from watcher.config import Config, ConfigError, load_config
 from watcher.daemon_view import DaemonView
 from watcher.engine import Engine
 from watcher.fdlimit import raise_fd_limit
+from watcher.fleet import Fleet, InstanceTaken
+from watcher.fleet.board import FleetCollector
 from watcher.fleet.leader import NOT_LEADER, Leader, holder_id
 from watcher.fleet.roles import deliver_alerts, lead_fixes
 from watcher.http.app import AppState, bound_port, make_app, start
@@ -114,6 +116,8 @@ class Daemon:
         self.intake = Intake()  # push sources' routes on the HTTP server (OTLP)
         self._fix_tasks: set[asyncio.Task[Any]] = set()
         self.announcer = Announcer()  # NEW / ALERT / FIX / summary records in the daemon's log
+        self.fleet: Fleet | None = None  # this instance's row and heartbeat; the fleet's rows
+        self.exit_code = 0
 
     def _on_signal(self, signum: int) -> None:
         self.signals += 1
@@ -306,6 +310,8 @@ class Daemon:
             fallback_to_memory=True,  # an unwritable state path must not crash-loop the daemon
             redact=self.redact,
         )
+        if not await self._join_fleet():
+            return 2
         if config.autofix.enabled:  # heavy imports (the SDKs): off the loop, before leading
             await asyncio.to_thread(importlib.import_module, "watcher.fix.pipeline")
         self.leader = Leader(
@@ -334,6 +340,7 @@ class Daemon:
         try:  # first: a port in use must stop the start before any task runs
             runner = await self._serve()
         except BaseException:
+            await self.fleet.leave()  # type: ignore[union-attr]
             self.store.close()
             raise
         alerter = self._alerter()
@@ -360,6 +367,7 @@ class Daemon:
             self._integrity_checks(seconds(config.watcher.integrity_check_interval)),
             name="integrity",
         )
+        beats = asyncio.create_task(self.fleet.run(self._displaced), name="heartbeat")  # type: ignore[union-attr]
         sd_notify("READY=1")
         pinger = asyncio.create_task(watchdog(watchdog_interval()), name="watchdog")
         self.started.set()
@@ -372,7 +380,7 @@ class Daemon:
             alerts_stop.set()
             if alerts is not None:
                 await alerts
-            for task in (summary, refresher, pinger, fix_task, checker):
+            for task in (summary, refresher, pinger, fix_task, checker, beats):
                 if task is None:
                     continue
                 task.cancel()
@@ -386,9 +394,43 @@ class Daemon:
                 await self.view.save_rates()
             if runner is not None:
                 await runner.cleanup()
+            await self.fleet.leave()  # type: ignore[union-attr]
             self.store.close()
         log.info("Stopped.", **_counts(pipeline.stats))
-        return 0
+        return self.exit_code
+
+    async def _join_fleet(self) -> bool:
+        """Claim this instance's name on the state; False (store closed) when a live watcher
+        already runs under it: two would share, and corrupt, its checkpoints and counts."""
+        assert self.store is not None
+        own = self.config.watcher
+        self.fleet = Fleet(self.store, name=own.instance, ttl=seconds(own.lease_ttl),
+                           sources=self._source_names, leader=self._leader_now)  # fmt: skip
+        FleetCollector.attach(self.metrics.registry, self.fleet)
+        try:
+            await self.fleet.join()
+        except InstanceTaken as exc:
+            log.error("Refusing to start: the instance name is taken.", error=str(exc))
+        except self.store.errors as exc:
+            log.error("Refusing to start: the state store cannot record this instance.",
+                      error=str(exc).strip()[:300])  # fmt: skip
+        else:
+            return True
+        self.store.close()
+        return False
+
+    def _leader_now(self) -> bool | None:
+        """For the heartbeat: whether this instance leads (None before the lease was tried)."""
+        return None if self.leader is None else self.leader.is_leader
+
+    def _source_names(self) -> tuple[str, ...]:
+        """This instance's own sources (a shared one shows as the lease of whoever reads it)."""
+        return tuple(sorted(s.name for s in self.config.sources if not getattr(s, "shared", False)))
+
+    def _displaced(self, holder: Any) -> None:
+        """Another run took this instance's name over: stop (exit 2) instead of writing."""
+        self.exit_code = 2
+        self.shutdown.set()
 
     async def _serve(self) -> Any:
         """Bind [http] listen (None when disabled); a port in use is a configuration error."""
@@ -481,6 +523,7 @@ class Daemon:
             redact_obj=self.redact_obj,
             intake=self.intake,
             link=linker(report.repo_url, report.default_ref),
+            fleet=self.fleet.snapshot if self.fleet is not None else None,
         )
 
     async def _refresh_view(self) -> None:

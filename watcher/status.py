@@ -1,9 +1,11 @@
 """`watcher status` (alias `top`): a running daemon at a glance, from its HTTP API.
 
-Sources with lines/s (from two samples), lag, error events and state; the busiest patterns with
-their 1 m / 5 m / 1 h counts. On a terminal the screen is redrawn in place every interval, like
-`vector top`; `--once` prints one screen (after two samples, for the rates) and exits, for
-scripts and tests. Reads only: GET /error-monitor/sources and /error-monitor/errors/patterns,
+On a shared state, every watcher of the fleet (state, host, pid, heartbeat age, leader, what it
+reads); sources with lines/s (from two samples), lag, error events and state; the busiest
+patterns with their 1 m / 5 m / 1 h counts. On a terminal the screen is redrawn in place every
+interval, like `vector top`; `--once` prints one screen (after two samples, for the rates) and
+exits, for scripts and tests. Reads only: GET /error-monitor/fleet, /error-monitor/sources and
+/error-monitor/errors/patterns,
 with the API token when one is set (needed when [http] protect_reads is on).
 """
 
@@ -32,6 +34,7 @@ class Sample:
     at: float
     sources: list[dict[str, Any]]
     patterns: list[dict[str, Any]]
+    fleet: dict[str, Any] | None = None  # GET /error-monitor/fleet (None: an older daemon)
 
 
 class Client:
@@ -58,7 +61,11 @@ class Client:
     def sample(self) -> Sample:
         sources = self.get("/error-monitor/sources")["sources"]
         patterns = self.get(f"/error-monitor/errors/patterns?limit={PATTERNS_FETCHED}")
-        return Sample(time.monotonic(), sources, patterns["patterns"])
+        try:
+            fleet = self.get("/error-monitor/fleet")
+        except StatusError:  # a daemon from before the fleet view: show the rest
+            fleet = None
+        return Sample(time.monotonic(), sources, patterns["patterns"], fleet)
 
 
 def rates(before: Sample | None, now: Sample) -> dict[str, float | None]:
@@ -73,8 +80,10 @@ def rates(before: Sample | None, now: Sample) -> dict[str, float | None]:
 
 
 def render(now: Sample, per_second: dict[str, float | None], *, top: int = 10) -> str:
-    """The screen: a sources table, then the busiest patterns by their 5 m count."""
-    lines = [f"{'SOURCE':<20} {'STATE':<9} {'LINES/S':>9} {'LINES':>11} {'ERRORS':>8} {'LAG':>8}"]
+    """The screen: the fleet (on a shared state), a sources table, then the busiest patterns
+    by their 5 m count."""
+    lines = fleet_lines(now.fleet)
+    lines += [f"{'SOURCE':<20} {'STATE':<9} {'LINES/S':>9} {'LINES':>11} {'ERRORS':>8} {'LAG':>8}"]
     for s in now.sources:
         rate = per_second.get(s["name"])
         lag = s.get("lag_seconds")
@@ -104,6 +113,24 @@ def render(now: Sample, per_second: dict[str, float | None], *, top: int = 10) -
     if not busiest:
         lines.append("  (no error patterns yet)")
     return "\n".join(lines) + "\n"
+
+
+def fleet_lines(fleet: dict[str, Any] | None) -> list[str]:
+    """Every watcher on a shared state, one line each (nothing for a watcher on its own)."""
+    if not fleet or not fleet.get("shared"):
+        return []
+    lines = [
+        f"{'INSTANCE':<20} {'STATE':<8} {'HOST':<24} {'PID':>7} {'SEEN':>6} {'LEADER':<6} SOURCES"
+    ]
+    for i in fleet.get("instances", []):
+        leader = {True: "yes", False: "no"}.get(i.get("leader"), "-")
+        reads = ", ".join([*i.get("sources", []), *(f"{x} (lease)" for x in i.get("leases", []))])
+        lines.append(
+            f"{_cut(i['name'], 20):<20} {i['state']:<8} {_cut(i.get('host', ''), 24):<24} "
+            f"{i.get('pid', 0):>7} {i.get('last_seen_age_seconds', 0):>5.0f}s {leader:<6} "
+            f"{_cut(reads or '-', 60)}"
+        )
+    return [*lines, ""]
 
 
 def _busy(pattern: dict[str, Any]) -> tuple[int, int, int]:

@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from watcher.fdlimit import fd_budget
 from watcher.http.api import add_api_routes
 from watcher.http.dashboard import add_dashboard
+from watcher.http.fleet_api import FleetSnapshot, add_fleet_route
 from watcher.http.limits import CappedRunner
 from watcher.http.links import FrameLinker, no_links
 from watcher.http.openapi import add_openapi_route
@@ -80,11 +81,13 @@ def make_app(
     redact_obj: Redact = identity,
     intake: Intake | None = None,
     link: FrameLinker = no_links,
+    fleet: FleetSnapshot | None = None,
 ) -> web.Application:
     """The application: health and metrics always; with a `view`, the /error-monitor/ JSON API,
     its OpenAPI document and the dashboard at `/`.
 
-    `intake` serves `security.ingest_paths` (push sources such as OTLP).
+    `intake` serves `security.ingest_paths` (push sources such as OTLP); `fleet` answers
+    /error-monitor/fleet (the daemon's instances).
     `security` carries the API token (None: mutating routes answer 403), whether reads need it,
     the POST rate limit and the body cap. `redact_obj` is applied to every JSON body.
     """
@@ -105,6 +108,8 @@ def make_app(
     if state.view is not None:
         add_api_routes(app, state.view, redact=redact_obj, link=link)
         add_pattern_routes(app)
+        # the daemon's fleet; a view may answer for it too (a test's view, a failing one)
+        add_fleet_route(app, fleet or getattr(state.view, "fleet", None))
         add_openapi_route(app)
         add_dashboard(app)
     return app

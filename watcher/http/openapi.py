@@ -519,6 +519,8 @@ def probe_paths() -> dict[str, Schema]:
 
 def document() -> dict[str, Any]:
     """The whole OpenAPI document."""
+    from watcher.http.fleet_api import fleet_paths
+
     return {
         "openapi": "3.1.0",
         "info": {
@@ -527,7 +529,7 @@ def document() -> dict[str, Any]:
             "description": "Error patterns, fixes and health of a watcher daemon. Mutating routes "
             "need a bearer token; reads need it too when the daemon is so configured.",
         },
-        "paths": {**api_paths(), **lifecycle_paths(), **probe_paths()},
+        "paths": {**api_paths(), **lifecycle_paths(), **fleet_paths(), **probe_paths()},
         "components": {
             "schemas": SCHEMAS,
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},

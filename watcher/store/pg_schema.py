@@ -149,8 +149,24 @@ _V5 = (
     )""",
 )
 
+_V6 = (  # instances: one row per watcher name, its heartbeat (watcher/store/instances.py)
+    """CREATE TABLE instances (
+        name TEXT COLLATE "C" PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        host TEXT NOT NULL,
+        node TEXT NOT NULL,
+        pid BIGINT NOT NULL,
+        version TEXT NOT NULL,
+        started_at DOUBLE PRECISION NOT NULL,
+        last_seen DOUBLE PRECISION NOT NULL,
+        stopped_at DOUBLE PRECISION,
+        sources TEXT NOT NULL,
+        leader INTEGER
+    )""",
+)
+
 # Append only, never edit a released step; PG_MIGRATIONS[i] mirrors schema.MIGRATIONS[i].
-PG_MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
+PG_MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 
 
 def pg_version(conn: Any) -> int:

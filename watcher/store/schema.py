@@ -178,6 +178,25 @@ def _migrate_v5(conn: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_v6(conn: sqlite3.Connection) -> None:
+    """Instances: one row per watcher name, its heartbeat (see watcher/store/instances.py)."""
+    conn.execute(
+        """CREATE TABLE instances (
+            name TEXT PRIMARY KEY,
+            run_id TEXT NOT NULL,
+            host TEXT NOT NULL,
+            node TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            version TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            last_seen REAL NOT NULL,
+            stopped_at REAL,
+            sources TEXT NOT NULL,
+            leader INTEGER
+        ) WITHOUT ROWID"""
+    )
+
+
 # Append only; never edit or reorder a released step. MIGRATIONS[i] takes a database from
 # user_version i to i + 1, inside one transaction together with the version bump; the row
 # mappers (watcher/store/rows.py) read and write the columns a step adds.
@@ -187,6 +206,7 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _migrate_v3,
     _migrate_v4,
     _migrate_v5,
+    _migrate_v6,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -28,6 +28,7 @@ from watcher.model import Activity, ErrorGroup, Fix, Sample
 from watcher.store import leases, outbox
 from watcher.store.connection import MEMORY, CorruptDatabase, connect, set_aside
 from watcher.store.filters import ORDERS, group_filters
+from watcher.store.instances import InstanceRows
 from watcher.store.leases import Fence, Lease
 from watcher.store.rows import (
     ACTIVITY_COLUMNS,
@@ -91,7 +92,7 @@ def _locked(method: Callable[Concatenate[Store, P], R]) -> Callable[Concatenate[
     return wrapper
 
 
-class Store:
+class Store(InstanceRows):
     """Durable state for one watcher process, on one SQLite file (or ":memory:")."""
 
     errors: tuple[type[BaseException], ...] = (sqlite3.Error,)

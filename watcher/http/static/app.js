@@ -45,7 +45,10 @@ function safeLink(url, label) {
 
 function ago(iso) {
   if (!iso) return "–";
-  const seconds = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+  return agoSeconds(Math.max(0, (Date.now() - Date.parse(iso)) / 1000));
+}
+
+function agoSeconds(seconds) {
   if (seconds < 60) return `${Math.round(seconds)} s ago`;
   if (seconds < 3600) return `${Math.round(seconds / 60)} min ago`;
   if (seconds < 86400) return `${Math.round(seconds / 3600)} h ago`;
@@ -145,6 +148,28 @@ function renderSources(body) {
       renderTargets(source));
   });
   $("sources").replaceChildren(...(items.length ? items : [el("li", {}, "No sources.")]));
+}
+
+// Every watcher on a shared state (PostgreSQL): shown only there; one on its own file has no fleet.
+// Heartbeat ages are the server's (this browser's clock may be off; the fleet's are compared).
+function renderFleet(body) {
+  $("fleet-panel").hidden = !body.shared;
+  if (!body.shared) return;
+  $("fleet-count").textContent = `${body.up} of ${body.instances.length} up`;
+  const items = body.instances.map((i) => {
+    const up = i.state === "up";
+    const leader = i.leader === true ? " · leader" : "";
+    const here = i.name === body.instance ? " (this one)" : "";
+    const reads = [...i.sources, ...i.leases.map((lease) => `${lease} (lease)`)];
+    return el("li", { className: up ? "up" : "down" },
+      el("span", { className: "dot", title: i.state }),
+      el("span", { className: "name" }, i.name + here),
+      el("span", { className: "badge" }, i.state),
+      el("span", { className: "meta" },
+        `${i.host} · pid ${i.pid} · v${i.version} · seen ${agoSeconds(i.last_seen_age_seconds)}${leader}`),
+      el("span", { className: "reads" }, reads.length ? `reads ${reads.join(", ")}` : "reads nothing"));
+  });
+  $("fleet").replaceChildren(...items);
 }
 
 // --- the chart: one polyline per category, drawn as SVG --------------------------------------------
@@ -413,9 +438,9 @@ async function refresh() {
   // A refresh started while another is in flight supersedes it: one polling loop, ever.
   const generation = ++state.generation;
   try {
-    const [dashboard, patterns, rates, sources, activity] = await Promise.all([
+    const [dashboard, patterns, rates, sources, activity, fleet] = await Promise.all([
       api("/dashboard"), api("/errors/patterns?limit=500"), api(`/rates?window=${state.window}`), api("/sources"),
-      api("/activity?limit=20"),
+      api("/activity?limit=20"), api("/fleet"),
     ]);
     if (generation !== state.generation) return;
     renderSummary(dashboard);
@@ -423,6 +448,7 @@ async function refresh() {
     renderActivity(activity);
     renderChart(rates);
     renderSources(sources);
+    renderFleet(fleet);
     await refreshDetail();
     setStatus(`updated ${new Date().toLocaleTimeString()}`, "ok");
     $("token-form").hidden = true;
