@@ -18,6 +18,7 @@ import pytest
 from tests.fakes.loki import FakeLoki, serve_in_thread
 from tests.helpers import free_port, wait_for
 from tests.watcher_proc import WatcherProcess
+from watcher.fleet.board import holder_instance
 
 LABELS = {"app": "api"}
 PATTERNS = (
@@ -68,13 +69,14 @@ def counted(url: str) -> int:
 
 
 def reader(url: str) -> tuple[str, int] | None:
-    """The instance holding the source lease of "loki" and its epoch (None when free)."""
+    """The instance holding the source lease of "loki" and its epoch (None when free); the
+    lease's holder is "<instance>#<process token>"."""
     with psycopg.connect(url) as conn:
         row = conn.execute(
             "SELECT holder, epoch FROM leases WHERE name = 'source:loki'"
             " AND expires_at > extract(epoch FROM clock_timestamp())"
         ).fetchone()
-    return None if row is None else (row[0], int(row[1]))
+    return None if row is None else (holder_instance(row[0]), int(row[1]))
 
 
 def ready(port: int) -> dict[str, object]:

@@ -110,6 +110,15 @@ def steal(url: str, holder: str = "b") -> int:
     return int(row[0])
 
 
+def expire(url: str) -> None:
+    """The watcher that took the lease over dies: its lease runs out now."""
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "UPDATE leases SET expires_at = extract(epoch FROM clock_timestamp()) WHERE name = %s",
+            (lease_name("loki"),),
+        )
+
+
 @pytest.fixture
 async def stores(pg_url: str) -> AsyncIterator[Callable[[str], StateStore]]:
     """Stores on one PostgreSQL database, one per instance name; closed at the end."""
@@ -246,6 +255,7 @@ async def test_a_holder_deposed_between_renewals_stops_at_its_next_commit_and_co
     assert counted(pg_url) == 30 and checkpoint(pg_url) == before
     await a.stop()
     assert counted(pg_url) == 30
+    expire(pg_url)
     b = Member(pg_url, "b", fake_loki.url, ttl=30, persist=0.2).start()
     await until(lambda: counted(pg_url) >= 50)
     await asyncio.sleep(0.5)
@@ -271,11 +281,32 @@ async def test_a_holder_whose_renewal_is_refused_takes_back_what_it_had_not_comm
     await until(lambda: a.events() == 0)  # taken back
     await a.stop()
     assert counted(pg_url) == 0 and checkpoint(pg_url) == {}
+    expire(pg_url)
     b = Member(pg_url, "b", fake_loki.url, ttl=0.9, persist=0.2).start()
     await until(lambda: counted(pg_url) >= 30)
     await asyncio.sleep(0.5)
     await b.stop()
     assert counted(pg_url) == 30
+
+
+async def test_two_watchers_given_one_instance_name_never_both_read_a_shared_source(
+    fake_loki: FakeLoki,  # noqa: F811
+    pg_url: str,
+) -> None:
+    """Two watchers with one `[watcher] instance` name (a pod restarted while the old one is
+    paused, or a duplicate the fleet guard has not caught yet) hold-loop one shared source:
+    the lease holder is per process, so only one of them reads and every line counts once."""
+    a = Member(pg_url, "web", fake_loki.url, ttl=0.9, persist=0.2).start()
+    await until(lambda: fake_loki.open_tails == 1)
+    b = Member(pg_url, "web", fake_loki.url, ttl=0.9, persist=0.2).start()
+    await asyncio.sleep(1.2)  # b's acquire attempts, every ttl/3
+    assert fake_loki.open_tails == 1 and (a.held(), b.held()) == (1, 0)
+    push(fake_loki, 20, 0)
+    await until(lambda: counted(pg_url) >= 20)
+    await asyncio.sleep(0.5)
+    await b.stop()
+    await a.stop()
+    assert counted(pg_url) == 20
 
 
 async def test_on_sqlite_a_shared_source_is_read_as_any_other(

@@ -104,9 +104,12 @@ def build_engine(
     w = config.watcher
     shared = None
     if follow and store is not None and store.shared:
+        from watcher.fleet.leader import holder_id
         from watcher.fleet.shared_sources import SharedSources
 
-        holder = getattr(store, "instance", "") or w.instance
+        # per process, as the leader's: a paused watcher whose name a new one took over (a
+        # restarted pod, a duplicate name) cannot pass the new one's fence as its own
+        holder = holder_id(getattr(store, "instance", "") or w.instance)
         shared = SharedSources(store, holder, seconds(w.lease_ttl), metrics=metrics)
     options = EngineOptions(
         follow=follow,
