@@ -87,6 +87,42 @@ def test_get_group_returns_none_when_missing(store: StateStore) -> None:
     assert store.get_group("nope") is None
 
 
+def test_get_groups_reads_many_groups_as_get_group_reads_each(store: StateStore) -> None:
+    """One call for many ids (more than one query's chunk): every stored one comes back as
+    get_group returns it, samples included; unknown ids are left out, repeats read once."""
+    groups = [make_group(f"g{i}", count=i + 1) for i in range(600)]
+    store.upsert_groups(groups)
+    store.add_samples("g7", [Sample(1000.0, "api", "boom", 7), Sample(1001.0, "api", "bam", 8)])
+    wanted = [f"g{i}" for i in range(0, 600, 2)] + ["nope", "g7", "g7"]
+    found = store.get_groups(wanted)
+    assert sorted(found) == sorted({f"g{i}" for i in range(0, 600, 2)} | {"g7"})
+    assert all(found[gid] == store.get_group(gid) for gid in found)
+    assert [s.text for s in found["g7"].samples] == ["bam", "boom"]
+    assert store.get_groups([]) == {}
+
+
+def test_get_groups_on_postgresql_carries_the_fleets_counts_and_buckets(pg_url: str) -> None:
+    """On a shared store the groups read in one call are those get_group reads: the count the
+    store holds (settled: nothing of it to add again) and this watcher's own window buckets,
+    the other watchers' summed apart."""
+    from watcher.store import open_store
+
+    a, b = open_store(pg_url, instance="a"), open_store(pg_url, instance="b")
+    try:
+        mine = make_group(count=4, buckets={"60": {"100": 4}})
+        theirs = make_group(count=3, buckets={"60": {"100": 3}})
+        a.commit([mine, make_group("g2", count=2)])
+        b.commit([theirs])
+        found = a.get_groups(["g1", "g2"])
+        assert found == {"g1": a.get_group("g1"), "g2": a.get_group("g2")}
+        assert (found["g1"].count, found["g1"].flushed) == (7, 7)
+        assert found["g1"].buckets == {"60": {"100": 4}}
+        assert found["g1"].peer_buckets == {"60": {"100": 3}}
+    finally:
+        a.close()
+        b.close()
+
+
 def test_upsert_overwrites_count_and_last_seen_and_keeps_samples(store: StateStore) -> None:
     """A second upsert of the group counted on updates the row in place; the group's samples
     survive it."""

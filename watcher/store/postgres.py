@@ -401,6 +401,14 @@ class PostgresStore(Store):
             self._with_buckets([group])
         return group
 
+    def get_groups(self, group_ids: Collection[str]) -> dict[str, ErrorGroup]:
+        """Store.get_groups; each group returned carries the count the store holds, its own
+        window buckets and the other watchers'."""
+        groups = super().get_groups(group_ids)
+        _settle(groups.values())
+        self._with_buckets(list(groups.values()))
+        return groups
+
     def list_groups(self, **filters: Any) -> list[ErrorGroup]:
         """Store.list_groups; each group returned carries the count the store holds, its own
         window buckets and the other watchers'."""

@@ -358,6 +358,24 @@ class Store(InstanceRows):
         return group_from_row(row, self._samples_for([group_id]).get(group_id, []))
 
     @_locked
+    def get_groups(self, group_ids: Collection[str]) -> dict[str, ErrorGroup]:
+        """The groups with these ids that are stored, by id, with their samples: one query per
+        500 ids instead of one per group (the engine recalls a batch's returning patterns)."""
+        wanted = list(dict.fromkeys(group_ids))
+        rows = []
+        for start in range(0, len(wanted), _IN_CHUNK):
+            chunk = wanted[start : start + _IN_CHUNK]
+            rows.extend(
+                self._conn.execute(
+                    f"SELECT {GROUP_COLUMNS} FROM groups"
+                    f" WHERE id IN ({', '.join('?' * len(chunk))})",
+                    chunk,
+                ).fetchall()
+            )
+        samples = self._samples_for([row["id"] for row in rows])
+        return {row["id"]: group_from_row(row, samples.get(row["id"], [])) for row in rows}
+
+    @_locked
     def list_groups(
         self,
         *,
