@@ -11,8 +11,8 @@ import pytest
 
 from watcher.engine import Engine, EngineOptions
 from watcher.group.table import GroupTable
-from watcher.model import GroupUpdate, RawLine
-from watcher.pipeline import Pipeline
+from watcher.model import RawLine
+from watcher.pipeline import Keyed, Pipeline
 
 
 class Boom(Exception):
@@ -43,7 +43,7 @@ class _FloodConfig:
 
 
 class _Failing(Pipeline):
-    def feed(self, batch: list[RawLine]) -> list[GroupUpdate]:
+    def take(self, batch: list[RawLine]) -> Keyed:  # the engine's first step of a batch
         raise Boom("pipeline bug")
 
 

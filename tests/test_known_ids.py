@@ -111,6 +111,7 @@ def test_on_a_shared_store_a_group_another_watcher_stored_later_is_found(pg_url:
         )
         asyncio.run(other_engine.run(asyncio.Event()))  # another watcher stores the pattern
         (stored,) = other.list_groups()
+        asyncio.run(engine._recall_many({stored.id}))  # as a batch's counting reads it
         found = engine.recall(stored.id)
         assert found is not None and found.count == 1
     finally:

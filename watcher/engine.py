@@ -12,18 +12,18 @@ import contextlib
 import functools
 import itertools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
 from watcher.fleet.shared_sources import Epoched, lease_name, uncount
-from watcher.group.table import FINGERPRINT_VERSION
+from watcher.group.table import FINGERPRINT_VERSION, Unrecalled
 from watcher.logs import Throttled
 from watcher.metrics import Metrics
 from watcher.model import GroupUpdate, Stats
-from watcher.pipeline import Pipeline
+from watcher.pipeline import Keyed, Pipeline
 from watcher.sources.base import Source, SourceConfig, SourceContext, SourceStatus
 from watcher.store import LeaseLost, StateStore
 from watcher.store.known import KnownIds
@@ -64,6 +64,7 @@ class SourceState:
 
 
 _DONE = object()
+_BLIND = object()  # a group the store could not be read for (see _recall_many)
 
 
 @dataclass
@@ -131,6 +132,8 @@ class Engine:
     _stored: KnownIds = field(default_factory=KnownIds)
     # groups started afresh because the store could not be read: written as added counts
     _blind: set[str] = field(default_factory=set)
+    # what the store answered for the batch being counted (None: not stored), see _apply
+    _recalled: dict[str, Any] = field(default_factory=dict)
     _producers: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = field(default_factory=dict)
     _say: Any = field(default=None, init=False)  # throttled log lines (see __post_init__)
     # positions sources asked to store that no line carries (see SourceContext.note)
@@ -163,7 +166,7 @@ class Engine:
             for _, stop in self._producers.values():
                 stop.set()
             await self._stop([task for task, _ in self._producers.values()], consumer, closer)
-            self._finish()
+            await self._finish()
             await self._persist(final=True)
             if self.options.shared is not None:  # after the final commit: hand over at once
                 await self.options.shared.release_all()
@@ -321,7 +324,7 @@ class Engine:
                 item = await asyncio.wait_for(queue.get(), timeout=FLUSH_EVERY)
             except TimeoutError:
                 self._settle_shared()
-                self._emit(pipeline.flush())
+                self._emit(await self._apply(pipeline.take_flushed()))
                 await self._maybe_persist()
                 continue
             if item is _DONE:
@@ -329,7 +332,7 @@ class Engine:
             if not self._admit(item):
                 continue
             started = time.perf_counter()
-            self._emit(pipeline.feed(item))
+            self._emit(await self._apply(pipeline.take(item)))
             self.metrics.batch_latency.observe(time.perf_counter() - started)
             self._report_progress()
             await self._maybe_persist()
@@ -345,9 +348,80 @@ class Engine:
         if self.options.progress is not None:
             self.options.progress(self.pipeline.stats, len(self.pipeline.table))
 
-    def _finish(self) -> None:
-        self._emit(self.pipeline.flush(force=True))
+    async def _finish(self) -> None:
+        self._emit(await self._apply(self.pipeline.take_flushed(force=True)))
         self._report_progress()
+
+    async def _apply(self, keyed: Keyed) -> list[GroupUpdate]:
+        """Count a batch's keyed events. The groups they need from the store are read first,
+        all in one call in a worker thread: a store read on the event loop (a network round
+        trip per returning pattern on PostgreSQL) would stall every source, the HTTP API and
+        the health checks. A group not foreseen (an alias made within the batch) is read the
+        same way when the table asks for it, and counting goes on from that event."""
+        table = self.pipeline.table
+        try:
+            wanted = table.unknown(keyed.pending()) if table.recall is not None else set()
+            while True:
+                try:
+                    await self._recall_many(wanted)
+                except asyncio.CancelledError:
+                    # stopped mid-read (the shutdown timeout): its lines' cursors are already
+                    # taken, so the batch is counted now, its unread groups afresh (blind)
+                    self._blind_all(wanted)
+                    self._apply_blind(keyed)
+                    raise
+                try:
+                    return self.pipeline.apply(keyed)
+                except Unrecalled as miss:
+                    wanted = {miss.group_id} | table.unknown(keyed.pending())
+        finally:
+            self._recalled.clear()
+
+    def _apply_blind(self, keyed: Keyed) -> None:
+        """Count the rest of a batch without reading the store: unread groups start afresh."""
+        while True:
+            try:
+                self.pipeline.apply(keyed)
+                return
+            except Unrecalled as miss:
+                self._blind_all([miss.group_id])
+
+    def _unread(self, group_id: str) -> bool:
+        """Whether recall would need the store to answer for this group (see recall)."""
+        if self.store is None or group_id in self._recalled or group_id in self._evicted:
+            return False
+        if self._unwritten is not None and group_id in self._unwritten.groups:
+            return False
+        return self.store.shared or group_id in self._stored
+
+    async def _recall_many(self, wanted: set[str]) -> None:
+        """Read the groups recall will be asked for, in one store call in a worker thread."""
+        ids = [group_id for group_id in wanted if self._unread(group_id)]
+        if not ids:
+            return
+        assert self.store is not None  # _unread is False without a store
+        if self.store.shared and self.store_error is not None:
+            # the server is away (commits fail): a read would wait out its timeout while the
+            # batch waits; the groups start afresh and add their counts once the store is back
+            self._blind_all(ids)
+            return
+        try:
+            found = await asyncio.to_thread(self.store.get_groups, ids)
+        except self.store.errors as exc:
+            # a store that cannot be read (a server away): the groups start afresh in memory
+            # rather than stop the pipeline; the read failure is counted and said once
+            self.metrics.state_errors.labels("read").inc()
+            self._say("warning", "State store unreadable; returning patterns start afresh.",
+                      key="recall", error=str(exc), groups=len(ids))  # fmt: skip
+            self._blind_all(ids)
+            return
+        for group_id in ids:
+            self._recalled[group_id] = found.get(group_id)
+
+    def _blind_all(self, ids: Iterable[str]) -> None:
+        for group_id in ids:
+            if self._unread(group_id):
+                self._recalled[group_id] = _BLIND
 
     async def _maybe_persist(self) -> None:
         due = time.monotonic() - self._last_persist >= self.options.persist_interval
@@ -564,7 +638,8 @@ class Engine:
             self._unwritten.samples.pop(group_id, None)
 
     def recall(self, group_id: str) -> Any:
-        """recall hook: a group evicted but not yet committed comes back from memory."""
+        """recall hook: a group evicted but not yet committed comes back from memory, a stored
+        one from what `_apply` read for the batch; Unrecalled when it was not read."""
         held = self._evicted.pop(group_id, None)
         if held is not None:
             return held[0]
@@ -575,21 +650,15 @@ class Engine:
             return None
         if not self.store.shared and group_id not in self._stored:
             return None  # never written by this watcher nor found at start: not in the store
-        if self.store.shared and self.store_error is not None:
-            # the server is away (commits fail): a read here, on the event loop, would wait
-            # out its timeout; the group starts afresh and adds its count once the store is back
+        if group_id not in self._recalled:
+            raise Unrecalled(group_id)  # never read on the event loop: _apply reads it
+        group = self._recalled[group_id]
+        if group is _BLIND:
             self._blind.add(group_id)
             return None
-        try:
-            return self.store.get_group(group_id)
-        except self.store.errors as exc:
-            # a store that cannot be read (a server away): the group starts afresh in memory
-            # rather than stop the pipeline; the read failure is counted and said once
-            self.metrics.state_errors.labels("read").inc()
-            self._say("warning", "State store unreadable; a returning pattern starts afresh.",
-                      key="recall", error=str(exc))  # fmt: skip
-            self._blind.add(group_id)
-            return None
+        if group is not None:
+            del self._recalled[group_id]  # one copy only: it is live (or held) from now on
+        return group
 
 
 def _write(

@@ -8,13 +8,13 @@ with plain lists.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from watcher.classify import Rule, classify
-from watcher.group.table import GroupTable
+from watcher.group.table import GroupTable, Key
 from watcher.metrics import Metrics
-from watcher.model import GroupUpdate, LogEvent, RawLine, Stats
+from watcher.model import Classification, GroupUpdate, LogEvent, RawLine, Stats
 from watcher.parse import is_fallback
 from watcher.parse.formats import SURROGATE
 from watcher.parse.multiline import Assembler
@@ -123,6 +123,24 @@ def _first_of(batch: list[RawLine], heads: list[RawLine]) -> int | None:
     return None
 
 
+@dataclass(slots=True)
+class Keyed:
+    """Error events parsed, classified and keyed (the template miner has learnt them), not yet
+    counted: `Pipeline.apply` counts them, and goes on where it stopped when a group had to be
+    read from the store first (the engine reads them off the event loop)."""
+
+    # (event, its classification, its group key or None when a rule ignores it, its read time)
+    items: list[tuple[LogEvent, Classification, Key | None, float | None]] = field(
+        default_factory=list
+    )
+    done: int = 0  # items counted so far
+    updates: list[GroupUpdate] = field(default_factory=list)
+
+    def pending(self) -> list[tuple[LogEvent, Key]]:
+        """The keyed events not yet counted (for GroupTable.unknown)."""
+        return [(event, key) for event, _, key, _ in self.items[self.done :] if key is not None]
+
+
 class Pipeline:
     """Turns raw line batches into group updates, counting everything on the way."""
 
@@ -169,8 +187,12 @@ class Pipeline:
 
     def feed(self, batch: list[RawLine]) -> list[GroupUpdate]:
         """Process one batch (all lines from one source)."""
+        return self.apply(self.take(batch))
+
+    def take(self, batch: list[RawLine]) -> Keyed:
+        """Parse, classify and key one batch (all lines from one source); `apply` counts it."""
         if not batch:
-            return []
+            return Keyed()
         for line in batch:  # JSON-decoding sources (Loki, Railway, CloudWatch) can pass "\ud800"
             if not line.text.isascii() and SURROGATE.search(line.text):
                 line.text = SURROGATE.sub("\ufffd", line.text)
@@ -187,58 +209,75 @@ class Pipeline:
         events = asm.feed_batch(batch)
         book = self._cursors[source]
         book.fed(batch, asm.pending_heads())
-        return self._handle(source, book.split(events), asm.take_skipped())
+        keyed = Keyed()
+        self._handle(source, book.split(events), asm.take_skipped(), keyed)
+        return keyed
 
     def flush(self, *, force: bool = False) -> list[GroupUpdate]:
         """Close multi-line events whose stream went quiet (all of them when `force`)."""
-        updates: list[GroupUpdate] = []
+        return self.apply(self.take_flushed(force=force))
+
+    def take_flushed(self, *, force: bool = False) -> Keyed:
+        """`flush`'s events, parsed, classified and keyed; `apply` counts them."""
+        keyed = Keyed()
         for source, asm in self.assemblers.items():
             events = asm.flush(force=force)
             book = self._cursors[source]
             if not asm.pending:
                 book.drained()
-            updates.extend(self._handle(source, book.split(events), asm.take_skipped()))
-        return updates
+            self._handle(source, book.split(events), asm.take_skipped(), keyed)
+        return keyed
 
-    def _handle(self, source: str, events: list[LogEvent], skipped: int) -> list[GroupUpdate]:
+    def apply(self, keyed: Keyed) -> list[GroupUpdate]:
+        """Count keyed events in their groups, in order; their updates. When the table's recall
+        hook raises Unrecalled, the events counted so far stay counted and the same call goes
+        on from the one that raised."""
+        items, table, on_event = keyed.items, self.table, self.on_event
+        while keyed.done < len(items):
+            event, cls, key, at = items[keyed.done]
+            if key is None:  # ignored by a rule: only the hook sees it
+                if on_event is not None:
+                    on_event(event, None)
+            else:
+                update = table.apply(event, cls, key, at=at)
+                keyed.updates.append(update)
+                self.metrics.errors.labels(cls.category, update.group.severity).inc()
+                if on_event is not None:
+                    on_event(event, update)
+            keyed.done += 1
+        return keyed.updates
+
+    def _handle(self, source: str, events: list[LogEvent], skipped: int, keyed: Keyed) -> None:
         n = len(events) + skipped
         if not n:
-            return []
+            return
         stats = self.stats
         stats.events += n
         self.metrics.events.labels(source).inc(n)
-        updates: list[GroupUpdate] = []
         fallbacks = 0
         for event in events:
             if is_fallback(event):
                 fallbacks += 1
             if not event.is_error:
                 continue
-            update = self._error(event)
-            if update is not None:
-                updates.append(update)
+            self._error(event, keyed)
         stats.parse_fallbacks += fallbacks
-        return updates
 
-    def _error(self, event: LogEvent) -> GroupUpdate | None:
+    def _error(self, event: LogEvent, keyed: Keyed) -> None:
         stats = self.stats
         if not self._in_period(event.timestamp):
             stats.out_of_window_events += 1
-            return None
+            return
         stats.error_events += 1
         if self.app_paths:
             mark_in_app(event, self.app_paths)
         cls = classify(event, self.rules)
         if cls.ignored:
             stats.ignored_events += 1
-            if self.on_event is not None:
-                self.on_event(event, None)
-            return None
-        update = self.table.add(event, cls, at=self.clock() if self.clock else None)
-        self.metrics.errors.labels(cls.category, update.group.severity).inc()
-        if self.on_event is not None:
-            self.on_event(event, update)
-        return update
+            keyed.items.append((event, cls, None, None))
+            return
+        at = self.clock() if self.clock else None
+        keyed.items.append((event, cls, self.table.key(event), at))
 
     def _in_period(self, ts: float | None) -> bool:
         if ts is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from watcher.classify import raise_severity
@@ -154,6 +154,19 @@ def _sample(event: LogEvent) -> Sample:
     return Sample(event.timestamp or 0.0, event.source, text, event.first_line)
 
 
+# (fingerprint, kind, template): what GroupTable.key makes of an event
+Key = tuple[str, str, str | None]
+
+
+class Unrecalled(Exception):
+    """Raised by a recall hook that cannot answer for this group yet without a store read (the
+    engine reads groups off the event loop, many at a time): the table changed nothing."""
+
+    def __init__(self, group_id: str) -> None:
+        super().__init__(group_id)
+        self.group_id = group_id
+
+
 class GroupTable:
     """Assigns each error event to a group and keeps the live groups' counts and windows."""
 
@@ -200,10 +213,41 @@ class GroupTable:
 
     def add(self, event: LogEvent, cls: Classification, *, at: float | None = None) -> GroupUpdate:
         """Count one error event in its group; create or recall the group when needed."""
+        return self.apply(event, cls, self.key(event), at=at)
+
+    def key(self, event: LogEvent) -> Key:
+        """The event's (fingerprint, kind, template): the miner learns its message. Made once
+        per event; `apply` counts it, which may be retried (see Unrecalled)."""
+        return self._fingerprint(event)
+
+    def unknown(self, keyed: Iterable[tuple[LogEvent, Key]]) -> set[str]:
+        """The groups these keyed events would ask the recall hook for: their groups not in
+        memory, and for a trace the group of its older fingerprint (an algorithm upgrade)."""
+        wanted: set[str] = set()
+        live, aliases, legacy = self.live, self.aliases, self.legacy
+        for event, (fp, kind, _) in keyed:
+            gid = aliases.get(fp, fp)
+            if gid in live:
+                continue
+            wanted.add(gid)
+            if kind != "trace" or not (aliases or legacy):
+                continue
+            for version in range(FINGERPRINT_VERSION - 1, 0, -1):
+                old = trace_fingerprint(event, version)
+                owner = aliases.get(old) or legacy.get(old)
+                if owner is not None and owner not in live:
+                    wanted.add(owner)
+        return wanted
+
+    def apply(
+        self, event: LogEvent, cls: Classification, key: Key, *, at: float | None = None
+    ) -> GroupUpdate:
+        """Count one keyed event in its group. When the recall hook raises Unrecalled, nothing
+        is counted and nothing changed: the same call may be made again once it can answer."""
         t = event.timestamp if event.timestamp is not None else (at or self.now)
         if t > self.now:
             self.now = t
-        fp, kind, template = self._fingerprint(event)
+        fp, kind, template = key
         gid = self.aliases.get(fp, fp)
         live = self.live.get(gid)
         is_new = False
@@ -245,7 +289,7 @@ class GroupTable:
         self.dirty.add(group.id)
         self.life.notify(group, entry)
 
-    def _fingerprint(self, event: LogEvent) -> tuple[str, str, str | None]:
+    def _fingerprint(self, event: LogEvent) -> Key:
         """(group id, kind, template); a trace's template is None: see trace_template."""
         if event.frames and has_app_frame(event):
             # masking is a third of the cost of a trace event and its template is only read
@@ -264,6 +308,7 @@ class GroupTable:
         cls: Classification,
         t: float,
     ) -> tuple[_Live, bool]:
+        # the recall hook is asked before anything changes: it may raise Unrecalled
         group = self.recall(gid) if self.recall is not None else None
         if group is None and kind == "trace":
             group = self._upgraded(gid, event)
