@@ -44,6 +44,10 @@ class _Batches:
             yield lines
 
 
+    def lines(self) -> AsyncIterator[list[RawLine]]:
+        return self.window(None, None)
+
+
 @dataclass(frozen=True)
 class _BatchesConfig:
     batches: tuple[tuple[str, ...], ...]
@@ -141,6 +145,34 @@ def test_a_store_read_that_hangs_does_not_stall_the_event_loop(make_store: Any) 
 
     asyncio.run(main())
     assert reads.released and all(reads.released) and reads.single == 0
+    assert sorted(count for count, *_ in _stored(store).values()) == [2, 2, 2]
+
+
+def test_a_read_cut_short_by_the_shutdown_timeout_still_counts_the_batch(
+    make_store: Any,
+) -> None:
+    """Stopped while the store has not answered for a batch's returning patterns (past the
+    shutdown timeout), the daemon counts the batch anyway, its patterns afresh, and its last
+    commit adds those counts to the stored ones: its lines are not lost."""
+    store = make_store()
+    _run(store, [[pattern(n) for n in range(3)]], max_groups=1000)
+    reads = _Reads(store, hold=threading.Event())
+    engine = _engine(reads, [[pattern(n, 1) for n in range(3)]], max_groups=1)
+    engine.options.follow, engine.options.shutdown_timeout = True, 0.2
+    shutdown = asyncio.Event()
+
+    async def main() -> None:
+        run = asyncio.create_task(engine.run(shutdown))
+        while not reads.entered.is_set() and not run.done():
+            await asyncio.sleep(0.01)
+        shutdown.set()
+        try:
+            await run
+        finally:
+            assert reads.hold is not None
+            reads.hold.set()  # the worker thread ends: asyncio.run waits for it
+
+    asyncio.run(main())
     assert sorted(count for count, *_ in _stored(store).values()) == [2, 2, 2]
 
 
