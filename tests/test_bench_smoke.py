@@ -58,3 +58,20 @@ def test_fix_eval_runs_a_code_bug_and_an_operational_error() -> None:
     assert "verify passes with the fix (code bugs): 1/1 (100 %)" in out
     assert "PRs opened: 1 (operational: 0)" in out
     assert "secrets found in any request: 0" in out
+
+
+def test_recall_bench_runs_and_counts_exactly() -> None:
+    """bench/recall_bench.py at a tiny size: the replay on PostgreSQL counts every event (the
+    stored total is seeded + replayed) and reads the returning patterns in batches only."""
+    from tests.postgres import bin_dir
+
+    if bin_dir() is None:
+        pytest.skip("no PostgreSQL binaries (initdb, pg_ctl): ./test.sh installs postgresql")
+    bench = BENCH.parent / "recall_bench.py"
+    argv = [sys.executable, str(bench), "--patterns", "40", "--events", "200", "--rtt-ms", "0"]
+    argv += ["--max-groups", "5"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    row = next(line.split() for line in proc.stdout.splitlines() if line.startswith("this tree"))
+    get_group, get_groups, exact = row[-3:]
+    assert (get_group, exact) == ("0", "True") and int(get_groups) > 0, proc.stdout
