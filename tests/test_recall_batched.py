@@ -43,7 +43,6 @@ class _Batches:
                     lines.append(RawLine(part, "app", "s", None, n))
             yield lines
 
-
     def lines(self) -> AsyncIterator[list[RawLine]]:
         return self.window(None, None)
 
@@ -236,3 +235,45 @@ def test_a_trace_keyed_by_an_older_fingerprint_version_is_found_by_the_batched_r
     stored = {g.id: g.count for g in store.list_groups()}
     assert stored == {old_id: 6, **{g.id: 1 for g in store.list_groups() if g.id != old_id}}
     assert len(stored) == 2
+
+
+def test_a_group_the_batch_did_not_foresee_is_read_when_asked_and_counting_resumes(
+    make_store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Were the groups a batch needs never foreseen, each is read (off the loop) when the
+    table asks for it, and the batch's counting resumes at that event: every event counted
+    once, none twice (both backends)."""
+    store = make_store()
+    _run(store, [[pattern(n) for n in range(12)]], max_groups=1000)
+    monkeypatch.setattr(GroupTable, "unknown", lambda self, keyed: set())
+    reads = _Reads(store)
+    _run(reads, [[pattern(n, s) for s in (1, 2) for n in range(12)]], max_groups=3)
+    assert reads.single == 0 and len(reads.batched) >= 9
+    assert sorted(count for count, *_ in _stored(store).values()) == [3] * 12
+
+
+def test_apply_resumes_at_the_event_whose_group_could_not_be_recalled() -> None:
+    """A recall hook that raises Unrecalled stops Pipeline.apply before that event changes
+    anything; the same call later goes on from it: each event counted and seen once."""
+    from watcher.group.table import Unrecalled
+
+    seen: list[int] = []  # the count of each event's group when the event was counted
+    table = GroupTable()
+    pipeline = Pipeline(table, on_event=lambda event, update: seen.append(update.group.count))
+    answers: dict[str, ErrorGroup | None] = {}
+
+    def recall(group_id: str) -> ErrorGroup | None:
+        if group_id not in answers:
+            raise Unrecalled(group_id)
+        return answers[group_id]
+
+    table.recall = recall
+    texts = [pattern(n % 3, second=n) for n in range(6)] + ["2026-12-07T07:00:00Z INFO done"]
+    keyed = pipeline.take([RawLine(t, "app", "s", None, i + 1) for i, t in enumerate(texts)])
+    for _ in range(3):  # one new group per call
+        with pytest.raises(Unrecalled) as miss:
+            pipeline.apply(keyed)
+        answers[miss.value.group_id] = None
+    updates = pipeline.apply(keyed)
+    assert seen == [1, 1, 1, 2, 2, 2] and len(updates) == 6
+    assert pipeline.apply(keyed) == updates and len(seen) == 6  # nothing left to count
