@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.netcut import NetCut
 from watcher.engine import Engine, EngineOptions
 from watcher.group.table import FINGERPRINT_VERSION, GroupTable, trace_fingerprint
 from watcher.model import ErrorGroup, RawLine
@@ -60,8 +61,13 @@ class _BatchesConfig:
 class _Reads:
     """A store counting its group reads; with `hold`, each read waits for it to be set."""
 
-    def __init__(self, store: Any, hold: threading.Event | None = None) -> None:
-        self._store, self.hold = store, hold
+    def __init__(
+        self,
+        store: Any,
+        hold: threading.Event | None = None,
+        on_read: Callable[[], object] | None = None,
+    ) -> None:
+        self._store, self.hold, self.on_read = store, hold, on_read
         self.single = 0
         self.batched: list[int] = []
         self.entered = threading.Event()
@@ -81,6 +87,9 @@ class _Reads:
         return self._store.get_groups(group_ids)  # type: ignore[no-any-return]
 
     def _wait(self) -> None:
+        if self.on_read is not None:
+            self.on_read()
+            self.entered.set()
         if self.hold is not None:
             self.entered.set()
             # set by a task on the event loop: never, when the read blocks that loop itself
@@ -145,6 +154,46 @@ def test_a_store_read_that_hangs_does_not_stall_the_event_loop(make_store: Any) 
     asyncio.run(main())
     assert reads.released and all(reads.released) and reads.single == 0
     assert sorted(count for count, *_ in _stored(store).values()) == [2, 2, 2]
+
+
+def test_a_postgresql_gone_silent_holds_back_the_batch_not_the_event_loop(
+    pg_cluster: Any, pg_url: str
+) -> None:
+    """The watcher reaches PostgreSQL through a relay that is cut just as returning patterns
+    are read (no byte passes, nothing fails): a task on the event loop still runs meanwhile,
+    here the one that heals the relay, so the read is answered instead of giving up after
+    `state_timeout`, and the patterns count on from their stored counts."""
+    database = pg_url.split("?")[0].rsplit("/", 1)[1]
+    relay = NetCut(str(pg_cluster.root / f".s.PGSQL.{pg_cluster.port}"))
+    store = open_store(f"postgresql://postgres@127.0.0.1:{relay.port}/{database}", timeout=5.0)
+    try:
+        _run(store, [[pattern(n) for n in range(3)]], max_groups=1000)
+        cuts: list[int] = []
+
+        def cut_once() -> None:  # the first read only: the relay is healed once
+            if not cuts:
+                cuts.append(1)
+                relay.cut()
+
+        reads = _Reads(store, on_read=cut_once)
+        engine = _engine(reads, [[pattern(n, 1) for n in range(3)]], max_groups=1)
+
+        async def main() -> None:
+            run = asyncio.create_task(engine.run(asyncio.Event()))
+            while not reads.entered.is_set() and not run.done():
+                await asyncio.sleep(0.01)
+            relay.heal()
+            await run
+
+        asyncio.run(main())
+        failed = engine.metrics.registry.get_sample_value(
+            "watcher_state_errors_total", {"kind": "read"}
+        )
+        assert not failed and reads.single == 0
+        assert sorted(count for count, *_ in _stored(store).values()) == [2, 2, 2]
+    finally:
+        store.close()
+        relay.close()
 
 
 def test_a_read_cut_short_by_the_shutdown_timeout_still_counts_the_batch(
