@@ -17,7 +17,7 @@ from watcher.classify import raise_severity
 from watcher.group import lifecycle
 from watcher.group.mask import mask
 from watcher.group.template import TemplateMiner
-from watcher.group.window import Windows
+from watcher.group.window import Windows, WindowSpec
 from watcher.model import (
     Activity,
     Classification,
@@ -172,6 +172,7 @@ class GroupTable:
     ) -> None:
         self.labels = [label for label, _ in windows]
         self.spans = [span for _, span in windows]
+        self.spec = WindowSpec(self.spans, self.labels)  # shared by every group's Windows
         self.max_groups = max_groups
         self.samples_per_group = samples_per_group
         self.alert_count = alert_count
@@ -299,7 +300,7 @@ class GroupTable:
         return live, is_new
 
     def _live(self, group: ErrorGroup) -> _Live:
-        windows = Windows(self.spans, self.labels)
+        windows = Windows(self.spec)
         if group.buckets:
             windows.restore(group.buckets)
         return _Live(group, windows, group.severity)
@@ -418,7 +419,7 @@ class GroupTable:
             into.buckets = into_live.windows.dump()
         lifecycle.fold(into, other)
         if into_live is not None:
-            into_live.windows = Windows(self.spans, self.labels)
+            into_live.windows = Windows(self.spec)
             into_live.windows.restore(into.buckets)
             self.dirty.add(into.id)
 
