@@ -348,7 +348,7 @@ class GroupTable:
 
     def _check_threshold(self, live: _Live, t: float) -> bool:
         group = live.group
-        count = live.windows.count(self.alert_window, t)
+        count = live.windows.count_at(self.spec.index[self.alert_window], t)
         if group.status == "alerting":
             # re-arm once the rate has clearly fallen (hysteresis: no flapping at the threshold)
             if count * 2 < self.alert_count:

@@ -178,12 +178,13 @@ class Windows:
                 ring.restore(buckets)
 
     def counts(self, now: float) -> dict[str, int]:
-        return {label: self._count(i, now) for i, label in enumerate(self.spec.labels)}
+        return {label: self.count_at(i, now) for i, label in enumerate(self.spec.labels)}
 
     def count(self, label: str, now: float) -> int:
-        return self._count(self.spec.index[label], now)
+        return self.count_at(self.spec.index[label], now)
 
-    def _count(self, i: int, now: float) -> int:
+    def count_at(self, i: int, now: float) -> int:
+        """The count of the i-th window (of `spec.labels`) at `now`."""
         if self._rings is not None:
             return self._rings[i].count(now)
         if self._first is None:
