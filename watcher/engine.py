@@ -124,6 +124,7 @@ class Engine:
     ready: bool = False
     store_error: str | None = None  # set while commits fail (disk full, read-only): degraded
     _last_persist: float = 0.0
+    _last_maintain: float = 0.0
     _persists: int = 0
     _evicted: dict[str, tuple[Any, list[Any]]] = field(default_factory=dict)
     _unwritten: _Unwritten | None = None
@@ -364,7 +365,7 @@ class Engine:
         writes them together, so counts and cursors still commit as one.
         """
         self._last_persist = time.monotonic()
-        self.pipeline.table.maintain()
+        self._maintain(final)
         if self.store is None:
             self.pipeline.table.take_records()  # nowhere to keep them: do not let them pile up
             return
@@ -389,6 +390,15 @@ class Engine:
         self.metrics.state_unsaved.set(0)
         self._write_recovered(len(groups))
         self._reread(blind)
+
+    def _maintain(self, final: bool) -> None:
+        """Consolidate the miner's clusters on the clock (persist_interval), not at every
+        commit: a flood of new groups forces a commit every EVICTED_FLUSH evictions, and a pass
+        over the 10,000 live clusters at each was ~8 % of the daemon's CPU."""
+        now = time.monotonic()
+        if final or now - self._last_maintain >= self.options.persist_interval:
+            self._last_maintain = now
+            self.pipeline.table.maintain()
 
     def _reread(self, blind: set[str]) -> None:
         """Groups started afresh while the store was unreadable have added their counts to

@@ -478,8 +478,10 @@ def _mask_tokens(message: str) -> list[str]:
 
 
 def _kv_token(part: str) -> str:
-    token = _keyvalue_token(part)
-    return WILDCARD if is_variable(token) else token
+    """A KEYVALUE part's token: "key=<*>", or "<*>" when the key has no letter ("_=1"), as
+    is_variable would say (the key is letters and "_")."""
+    key = part[: part.index("=")]
+    return key + "=" + WILDCARD if key.strip("_") else WILDCARD
 
 
 def _region_tokens(parts: list[str], simple: bool, tokens: list[str]) -> None:
