@@ -53,3 +53,20 @@ def test_consolidation_follows_every_commit_when_the_interval_is_zero(tmp_path: 
     assert len(calls) == 3
     assert engine.store is not None
     engine.store.close()
+
+
+def test_without_a_store_evicted_groups_leave_without_their_buckets(tmp_path: Path) -> None:
+    """replay/scan keep no evicted group: the table is told not to dump their windows; a
+    daemon with a store writes them, so its table dumps them."""
+    from watcher.config import Config
+    from watcher.metrics import Metrics
+    from watcher.wiring import build_engine, build_pipeline
+
+    config, metrics = Config(), Metrics()
+    bare = build_pipeline(config, metrics)
+    build_engine(config, bare, [], metrics=metrics, store=None, follow=False)
+    assert bare.table.dump_evicted is False
+    stored = build_pipeline(config, metrics)
+    with Store(tmp_path / "state.db") as store:
+        build_engine(config, stored, [], metrics=metrics, store=store, follow=True)
+        assert stored.table.dump_evicted is True

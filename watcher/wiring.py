@@ -130,5 +130,6 @@ def build_engine(
         engine.evicted(group, samples)
 
     pipeline.table.on_evict = evicted
+    pipeline.table.dump_evicted = store is not None  # else the engine drops evicted groups
     pipeline.table.recall = engine.recall
     return engine
