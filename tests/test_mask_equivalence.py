@@ -242,3 +242,24 @@ def test_key_value_parts_take_no_regex() -> None:
     assert tokens == reference_mask.mask_tokens(text) == ["charge", "failed", "ref=<*>",
                                                           "seq=<*>", "src=<*>"]  # fmt: skip
     assert masked == reference_mask.mask(text)
+
+
+_HEADS = st.sampled_from(
+    ["", "Jan", "Sept", "Sun", "Mon", "true", "False", "NULL", "None", "nil", "deadbeef",
+     "abcdefa", "KB", "KiB", "Kbytes", "bytes", "Bytes", "ms", "s", "h", "hrs", "days", "min",
+     "B", "b", "x", "Q"]
+)  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(_HEADS, st.text(alphabet="abcdefhimnorstuyABEFKLNRSTUx", max_size=6))
+def test_a_word_of_letters_is_constant_exactly_when_the_part_regex_says(
+    head: str, tail: str
+) -> None:
+    """The string test of a word of ASCII letters agrees with _PART_RE's constant branch."""
+    word = head + tail
+    if not word:
+        return
+    match = mask._PART_RE.fullmatch(word)
+    by_regex = match is not None and match.lastgroup == "constant"
+    assert mask._not_constant_word(word) is not by_regex

@@ -143,6 +143,35 @@ def _keyvalue_token(part: str) -> str:
     return part[: part.index("=") + 1] + WILDCARD
 
 
+# An ASCII word of letters is CONSTANT unless `_NOT_CONSTANT` matches at its start (the constant
+# branch of _PART_RE is then `_WORD` alone; the other branches need a digit or punctuation):
+# a month or day name or a printed boolean starts it, 8 hex letters do, or it is a unit (a unit
+# must be followed by a non-letter, and only the word's end is). Tested with a few C-level
+# string operations instead of a regex call: a flood of unique words pays this on every word.
+_MONTH_DAY_HEADS = frozenset(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+     "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+)  # fmt: skip
+_BOOL_HEADS = ("true", "false", "True", "False", "TRUE", "FALSE", "null", "NULL", "None", "nil")
+_UNIT_WORDS = frozenset(
+    (*(f"{p}{i}B" for p in "KMGTP" for i in ("", "i")),
+     *(f"{p}byte{s}" for p in ("", "k", "K", "M", "G", "T") for s in ("", "s")),
+     "B", "b", "s", "ms", "us", "ns", "sec", "secs", "second", "seconds", "min", "mins",
+     "minute", "minutes", "h", "hr", "hrs", "hour", "hours", "day", "days")
+)  # fmt: skip
+_HEX_LETTERS = "abcdefABCDEF"
+
+
+def _not_constant_word(word: str) -> bool:
+    """Whether `_NOT_CONSTANT` matches at the start of `word`, an ASCII word of letters."""
+    return (
+        word[:3] in _MONTH_DAY_HEADS
+        or word.startswith(_BOOL_HEADS)
+        or word in _UNIT_WORDS
+        or (len(word) >= 8 and not word[:8].strip(_HEX_LETTERS))
+    )
+
+
 # Parts proven constant, so that a line of known words costs one dict look-up per word, each
 # mapped to its token (itself, or `<*>` for a punctuation run holding a literal "<*>"). Only
 # constants are kept (a vocabulary, not values), and the dict is cleared when full.
@@ -458,8 +487,12 @@ def _mask_tokens(message: str) -> list[str]:
         token = known(part)
         if token is None:
             if part.isalpha():  # a word not in the vocabulary: one fullmatch (see _part_kind)
-                match = fullmatch(part)
-                kind = _CONSTANT if match is not None and match.lastgroup == "constant" else None
+                if part.isascii():
+                    kind = None if _not_constant_word(part) else _CONSTANT
+                else:
+                    match = fullmatch(part)
+                    constant = match is not None and match.lastgroup == "constant"
+                    kind = _CONSTANT if constant else None
             else:
                 kind = _part_kind(part)  # CONSTANT, SIMPLE, KEYVALUE or neither
             if kind is not _CONSTANT:
