@@ -125,6 +125,7 @@ class Engine:
     store_error: str | None = None  # set while commits fail (disk full, read-only): degraded
     _last_persist: float = 0.0
     _last_maintain: float = 0.0
+    _spilled: bool = False  # a held group state was ever dropped (see clean_evicted)
     _persists: int = 0
     _evicted: dict[str, tuple[Any, list[Any]]] = field(default_factory=dict)
     _unwritten: _Unwritten | None = None
@@ -480,6 +481,7 @@ class Engine:
         unique errors)."""
         dropped = pending.spill(self.options.max_unsaved_groups)
         if dropped:
+            self._spilled = True
             self.metrics.state_unsaved_dropped.inc(dropped)
             self._say(
                 "error",
@@ -552,6 +554,18 @@ class Engine:
             return
         held = self._evicted.get(group.id)
         self._evicted[group.id] = (group, (held[1] if held else []) + list(samples))
+
+    def clean_evicted(self, group: Any) -> bool:
+        """on_evict_clean hook: a group evicted unchanged since its state was committed needs
+        no second write, while commits succeed. A failing store holds states that may not have
+        landed, and one that once dropped held states (spill) may have lost one such group's:
+        then it is held and written as any evicted group."""
+        return (
+            self.store is not None
+            and self.store_error is None
+            and self._unwritten is None
+            and not self._spilled
+        )
 
     def persist_soon(self) -> None:
         """Commit at the next chance (a lifecycle change made by hand must not wait)."""

@@ -129,7 +129,14 @@ def build_engine(
         metrics.groups_evicted.inc()
         engine.evicted(group, samples)
 
+    def evicted_clean(group: Any) -> bool:
+        if not engine.clean_evicted(group):
+            return False
+        metrics.groups_evicted.inc()  # in the store already: counted, not written again
+        return True
+
     pipeline.table.on_evict = evicted
+    pipeline.table.on_evict_clean = evicted_clean
     pipeline.table.dump_evicted = store is not None  # else the engine drops evicted groups
     pipeline.table.recall = engine.recall
     return engine

@@ -45,6 +45,9 @@ class _Live:
     windows: Windows
     base_severity: str
     pending_samples: list[Sample] = field(default_factory=list)
+    # its state went to the store (take_dirty) or came from it (load), unchanged since unless
+    # it is in the table's dirty set: evicting it then has nothing to write
+    stored: bool = False
 
 
 def normalise_path(path: str) -> str:
@@ -182,6 +185,10 @@ class GroupTable:
         # whether an evicted group leaves with its windows' buckets (for the store): without a
         # store nothing reads them, and dumping them was ~5 % of a flood's replay
         self.dump_evicted = True
+        # an evicted group the store already holds as it is (see _Live.stored) is offered here
+        # first; True: taken care of (counted, nothing to write), False: on_evict as any other.
+        # Under a flood every new group was written twice: at the next commit, then evicted.
+        self.on_evict_clean: Callable[[ErrorGroup], bool] | None = None
         self.recall = recall
         self.live: OrderedDict[str, _Live] = OrderedDict()
         self.dirty: set[str] = set()
@@ -325,10 +332,13 @@ class GroupTable:
 
     def _evict_oldest(self) -> None:
         gid, live = self.live.popitem(last=False)
+        clean = live.stored and gid not in self.dirty and not live.pending_samples
         self.dirty.discard(gid)
+        self.evicted += 1
+        if clean and self.on_evict_clean is not None and self.on_evict_clean(live.group):
+            return
         if self.dump_evicted:
             live.group.buckets = live.windows.dump()
-        self.evicted += 1
         if self.on_evict is not None:
             self.on_evict(live.group, live.pending_samples)
 
@@ -385,6 +395,7 @@ class GroupTable:
             if live is None:
                 continue
             live.group.buckets = live.windows.dump()
+            live.stored = True
             groups.append(live.group)
             if live.pending_samples:
                 samples[gid] = live.pending_samples
@@ -468,7 +479,8 @@ class GroupTable:
     def load(self, groups: Sequence[ErrorGroup]) -> None:
         """Put stored groups back in memory after a restart, with their windows' buckets."""
         for group in groups[: self.max_groups]:
-            self.live[group.id] = self._live(group)
+            live = self.live[group.id] = self._live(group)
+            live.stored = True
 
 
 def _count_tags(group: ErrorGroup, fields: dict[str, object]) -> None:
