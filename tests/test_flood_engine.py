@@ -134,3 +134,28 @@ def test_while_the_store_fails_or_once_states_were_dropped_every_eviction_is_wri
     assert engine.store is not None
     engine.store.close()
     assert Engine(Pipeline(GroupTable()), []).clean_evicted(None) is False  # no store
+
+
+def test_every_eviction_is_counted_in_the_metric(tmp_path: Path) -> None:
+    """watcher_groups_evicted_total follows the table's evictions (counted once per batch),
+    clean ones included."""
+    from watcher.config import Config
+    from watcher.metrics import Metrics
+    from watcher.wiring import build_engine, build_pipeline
+
+    config, metrics = Config(), Metrics()
+    pipeline = build_pipeline(config, metrics)
+    pipeline.table.max_groups = 1
+    with Store(tmp_path / "state.db") as store:
+        engine = build_engine(config, pipeline, [], metrics=metrics, store=store, follow=True)
+
+        async def flow() -> None:
+            _feed(pipeline, "payment gateway timed out")
+            await engine._persist()
+            for text in ("disk quota exceeded on volume", "cache node unreachable"):
+                _feed(pipeline, text)  # the first eviction is clean, the second is not
+            engine._emit([])
+
+        asyncio.run(flow())
+    value = metrics.registry.get_sample_value("watcher_groups_evicted_total")
+    assert pipeline.table.evicted == 2 and value == 2.0
