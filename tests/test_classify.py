@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import re
+from unittest import mock
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from watcher import classify as classify_module
 from watcher.classify import (
     BUILTIN,
     CATEGORY_BY_NAME,
@@ -17,7 +21,7 @@ from watcher.classify import (
     literal_hints,
     raise_severity,
 )
-from watcher.model import CATEGORIES, LogEvent
+from watcher.model import CATEGORIES, Classification, LogEvent
 
 
 def ev(
@@ -195,3 +199,57 @@ def test_hints_never_change_the_category(message: str) -> None:
     for exc in (None, "ValueError", "redis.ConnectionError", "Ünknown"):
         event = ev(message, exc=exc, exc_msg="read timeout" if exc == "ValueError" else None)
         assert builtin_category(event).name == _reference_category(event)
+
+
+# words of the hints (whole, cut short, run together) and others, for texts near every hint
+_ALL_HINTS = sorted({h for _, m in classify_module._HINTS for h in m or ()})
+_WORDS = st.sampled_from(
+    [*_ALL_HINTS, *(h[:-1] for h in _ALL_HINTS if len(h) > 1), "tivubove", "ref=f5cae3bf",
+     "JSON", "Limiting", "(AccessDenied)", "Time", "429", "50", "\u0130nvalid", "x", "-", ""]
+)  # fmt: skip
+_HINT_TEXT = st.lists(st.tuples(_WORDS, st.sampled_from(["", " ", "\n", "_", ": "]))).map(
+    lambda pairs: "".join(word + sep for word, sep in pairs)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_HINT_TEXT)
+def test_one_search_finds_a_hint_exactly_where_one_is_in_the_text(text: str) -> None:
+    """The trie of every pre-check literal matches a text exactly when one of them is in it."""
+    low = text.lower()
+    literals = [*classify_module._JSON_HINTS, *classify_module._EXPLICIT_HINTS, *_ALL_HINTS]
+    found = classify_module._ANY_HINT.search(low) is not None
+    assert found == any(literal in low for literal in literals)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    _HINT_TEXT,
+    st.sampled_from([None, "ValueError", "redis.ConnectionError", "JSONDecodeError", "Ünknown"]),
+    st.sampled_from([None, "postgres", "app"]),
+)
+def test_skipping_the_passes_when_no_hint_is_found_never_changes_the_category(
+    message: str, exc: str | None, logger: str | None
+) -> None:
+    """builtin_category with the one-search skip gives what the passes one by one give."""
+    event = ev(message, exc=exc, logger=logger)
+    with mock.patch.object(classify_module, "_ANY_HINT", None):
+        expected = builtin_category(event)
+    assert builtin_category(event) is expected
+
+
+def test_a_line_without_any_hint_skips_every_pass() -> None:
+    """A flood's line holding no hint costs one search: no category regex is run on it."""
+    event = ev("tivubove safaloze mudugate ref=f5cae3bf seq=1")
+    with mock.patch.object(classify_module, "_may_match", side_effect=AssertionError("pass")):
+        assert builtin_category(event).name == "internal_error"
+    assert builtin_category(ev("tivubove", logger="postgres")).name == "database_error"
+
+
+def test_answers_without_a_rule_are_shared_and_equal_a_fresh_one() -> None:
+    """classify() hands out one frozen answer per built-in outcome, equal to a fresh one."""
+    first, again = classify(ev("read timeout")), classify(ev("connect timeout"))
+    assert first is again
+    assert first == Classification("timeout_error", "medium", True, first.suggested_fix)
+    critical = classify(ev("read timeout", level="critical"))
+    assert critical.severity == "critical" and critical is not first

@@ -193,3 +193,73 @@ def test_results_kept_per_shape_are_bounded_in_bytes() -> None:
             held = mask._line_tokens_by_shape
             assert sum(len(key) + len(value) + 100 for key, value in held.items()) <= 5_000
         assert held
+
+
+# key=value parts next to what could continue into or out of them: units, months and days,
+# digits, hex, booleans, brackets, other key=value parts (the KEYVALUE shortcut of mask.py)
+_KV_KEYS = st.sampled_from(
+    ["seq", "ref", "k", "s", "ms", "h", "msg", "Jan", "Sunday", "deadbeef", "true", "x_", "_",
+     "src", "user", "nil", "B", "KB", "days", "dayz", "x1", "é"]
+)  # fmt: skip
+_KV_VALUES = st.sampled_from(
+    ["1", "12", "2005", "12ms", "5s", "3h", "10B", "4days", "12msx", "f5cae3bf", "04a012e8",
+     "0x1f", "Jan", "Jul5", "Monday", "Sun", "gen", "alice", "true", "None", "x", "_", "12_3",
+     "1e5", "", "a.b", "a=b", "12.5", "١٢"]
+)  # fmt: skip
+_KV_PARTS = st.one_of(
+    st.builds(lambda k, v, p: f"{k}={v}{p}", _KV_KEYS, _KV_VALUES, st.sampled_from(["", ",", ")"])),
+    _PIECES,
+    st.sampled_from(["ms", "s", "KB", "Jul", "2005", "(1", "KB)", "12", "word", "done."]),
+)
+_KV_TEXT = st.lists(_KV_PARTS, max_size=8).map(" ".join)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_KV_TEXT)
+def test_key_value_parts_mask_like_the_reference_masker(text: str) -> None:
+    """A `key=value` part masked without the regex ("seq=1" -> "seq=<*>") gives what the
+    reference masker gives, whatever its key, its value and its neighbours."""
+    for table in (
+        mask._line_masked_by_shape,
+        mask._line_tokens_by_shape,
+        mask._masked_by_shape,
+        mask._part_kind_by_shape,
+    ):
+        table.clear()  # each text masked afresh, not from a shape an earlier example kept
+    assert mask.mask(text) == reference_mask.mask(text)
+    assert mask.mask_tokens(text) == reference_mask.mask_tokens(text)
+
+
+def test_key_value_parts_take_no_regex() -> None:
+    """A run of key=value parts of a constant word and a plain value is masked part by part:
+    the alternation is not run on it (a flood of unique `ref=<hex>` values ran it per line)."""
+    text = "charge failed ref=f5cae3bf seq=12 src=gen"
+    with mock.patch.object(mask, "_sub", side_effect=AssertionError("regex run")):
+        mask._line_tokens_by_shape.clear()
+        mask._line_masked_by_shape.clear()
+        tokens = mask.mask_tokens(text)
+        masked = mask.mask(text)
+    assert tokens == reference_mask.mask_tokens(text) == ["charge", "failed", "ref=<*>",
+                                                          "seq=<*>", "src=<*>"]  # fmt: skip
+    assert masked == reference_mask.mask(text)
+
+
+_HEADS = st.sampled_from(
+    ["", "Jan", "Sept", "Sun", "Mon", "true", "False", "NULL", "None", "nil", "deadbeef",
+     "abcdefa", "KB", "KiB", "Kbytes", "bytes", "Bytes", "ms", "s", "h", "hrs", "days", "min",
+     "B", "b", "x", "Q"]
+)  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(_HEADS, st.text(alphabet="abcdefhimnorstuyABEFKLNRSTUx", max_size=6))
+def test_a_word_of_letters_is_constant_exactly_when_the_part_regex_says(
+    head: str, tail: str
+) -> None:
+    """The string test of a word of ASCII letters agrees with _PART_RE's constant branch."""
+    word = head + tail
+    if not word:
+        return
+    match = mask._PART_RE.fullmatch(word)
+    by_regex = match is not None and match.lastgroup == "constant"
+    assert mask._not_constant_word(word) is not by_regex

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from watcher.metrics import Metrics
 from watcher.model import ErrorGroup, Fix, Frame, Sample
 from watcher.store import SCHEMA_VERSION, StateStore, Store, StoreError, migrate, user_version
 from watcher.store import schema as schema_module
+from watcher.store.rows import dumps
 
 
 def make_group(group_id: str = "g1", **overrides: object) -> ErrorGroup:
@@ -164,6 +168,21 @@ def test_samples_are_capped_per_group(store: StateStore) -> None:
     b = store.get_group("b")
     assert b is not None
     assert len(b.samples) == 1
+
+
+def test_one_commit_caps_the_samples_of_many_groups(store: StateStore) -> None:
+    """A commit writes every group's samples at once and trims only groups over the cap, to
+    their newest: over more groups than one look-up of the counts takes (1,200 > 500)."""
+    ids = [f"g{i}" for i in range(1200)]
+    store.commit([make_group(gid) for gid in ids], {gid: [Sample(1.0, "api", gid)] for gid in ids})
+    full = {"g0": [Sample(float(t), "api", "x") for t in (2, 3)], "g1199": []}
+    store.commit([], full)
+    store.commit([], {"g0": [Sample(0.5, "api", "old"), Sample(9.0, "api", "new")],
+                      "g1199": [Sample(float(t), "api", "y") for t in (7, 5, 6, 8)]})  # fmt: skip
+    got = {gid: store.get_group(gid) for gid in ("g0", "g600", "g1199")}
+    assert [s.timestamp for s in got["g0"].samples] == [9.0, 3.0, 2.0]  # type: ignore[union-attr]
+    assert [s.text for s in got["g600"].samples] == ["g600"]  # type: ignore[union-attr]
+    assert [s.timestamp for s in got["g1199"].samples] == [8.0, 7.0, 6.0]  # type: ignore[union-attr]
 
 
 def test_samples_for_unknown_group_raise_and_count_a_write_error(
@@ -574,3 +593,17 @@ def test_a_commit_whose_answer_was_lost_is_not_added_twice(pg_url: str) -> None:
         assert store.get_checkpoint("app") == {"f": 10}
     finally:
         store.close()
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON | st.sampled_from([{}, [], (), 0, "", False, None]))
+def test_the_shared_encoder_writes_what_json_dumps_writes(value: object) -> None:
+    """The TEXT columns' encoder made once writes the text json.dumps made per call."""
+    assert dumps(value) == json.dumps(value, separators=(",", ":"), ensure_ascii=False)

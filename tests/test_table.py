@@ -72,6 +72,22 @@ def test_eviction_and_recall() -> None:
     assert not again.is_new and again.group.count == 2
 
 
+def test_an_evicted_group_leaves_with_its_buckets_unless_nothing_keeps_it() -> None:
+    """The store gets an evicted group's window buckets; a table without a store (replay)
+    skips making them, and counts and evicts the same."""
+    for dump in (True, False):
+        evicted: list[ErrorGroup] = []
+        t = GroupTable(max_groups=1, on_evict=lambda g, s, out=evicted: out.append(g))
+        t.dump_evicted = dump
+        for i, text in enumerate(("alpha beta gamma", "one two three four")):
+            ev = msg_event(text, 1_700_000_000.0 + i)
+            t.add(ev, classify(ev))
+        (gone,) = evicted
+        assert gone.count == 1 and len(t) == 1
+        assert gone.buckets == ({"60": {"1700000000": 1}, "300": {"340000000": 1},
+                                 "3600": {"28333333": 1}} if dump else {})  # fmt: skip
+
+
 def test_samples_are_bounded() -> None:
     """A group keeps at most samples_per_group samples however often it occurs."""
     t = GroupTable(samples_per_group=3)

@@ -125,10 +125,9 @@ def build_engine(
     )
     engine = Engine(pipeline, sources, store=store, metrics=metrics, options=options)
 
-    def evicted(group: Any, samples: list[Any]) -> None:
-        metrics.groups_evicted.inc()
-        engine.evicted(group, samples)
-
-    pipeline.table.on_evict = evicted
+    # evictions are counted in watcher_groups_evicted by the engine, once per batch
+    pipeline.table.on_evict = engine.evicted
+    pipeline.table.on_evict_clean = engine.clean_evicted
+    pipeline.table.dump_evicted = store is not None  # else the engine drops evicted groups
     pipeline.table.recall = engine.recall
     return engine

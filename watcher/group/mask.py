@@ -121,6 +121,57 @@ _PART_RE = re.compile(
     r"|[-=:|*#~.,;!?&<>]+)"
     r"|(?!0[xX])[A-Za-z0-9_]*[0-9][A-Za-z0-9_]*(?P<punct>[,;:)\]]*)"
 )
+# KEYVALUE  `key=value` with a constant word for key (`_WORD`) and `[A-Za-z0-9_]+` for value
+#           ("seq=1", "ref=f5cae3bf", "user=alice"): masks to "key=<*>", the key=value kind's
+#           match. No kind starts inside the key (as in a CONSTANT part) and none crosses "=";
+#           at "=" only the size kind can start, when the value is digits and a unit ("t=12ms"
+#           masks to "t<*>"), and at the value's start only a date kind comes before key=value,
+#           when the value starts with a month or day name: both are left to the regex. The
+#           value ends at the space, and neighbours cannot continue into or out of it, as for
+#           SIMPLE parts (an all-digit value before a unit word: that word is not CONSTANT,
+#           SIMPLE nor KEYVALUE, so the run takes the regex). A flood of unique errors
+#           (`ref=<hex> seq=<n>`) sent every such run through the regex: ~3 us a part.
+_KEYVALUE_RE = re.compile(
+    rf"{_WORD}=(?!Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec|Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
+    rf"(?![0-9]+{_UNITS}\Z)[A-Za-z0-9_]+"
+)
+_KEYVALUE = "key=value"  # the kind of a KEYVALUE part (compared by identity, like _CONSTANT)
+
+
+def _keyvalue_token(part: str) -> str:
+    """The masked token of a KEYVALUE part: its key, "=" and `<*>`."""
+    return part[: part.index("=") + 1] + WILDCARD
+
+
+# An ASCII word of letters is CONSTANT unless `_NOT_CONSTANT` matches at its start (the constant
+# branch of _PART_RE is then `_WORD` alone; the other branches need a digit or punctuation):
+# a month or day name or a printed boolean starts it, 8 hex letters do, or it is a unit (a unit
+# must be followed by a non-letter, and only the word's end is). Tested with a few C-level
+# string operations instead of a regex call: a flood of unique words pays this on every word.
+_MONTH_DAY_HEADS = frozenset(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+     "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+)  # fmt: skip
+_BOOL_HEADS = ("true", "false", "True", "False", "TRUE", "FALSE", "null", "NULL", "None", "nil")
+_UNIT_WORDS = frozenset(
+    (*(f"{p}{i}B" for p in "KMGTP" for i in ("", "i")),
+     *(f"{p}byte{s}" for p in ("", "k", "K", "M", "G", "T") for s in ("", "s")),
+     "B", "b", "s", "ms", "us", "ns", "sec", "secs", "second", "seconds", "min", "mins",
+     "minute", "minutes", "h", "hr", "hrs", "hour", "hours", "day", "days")
+)  # fmt: skip
+_HEX_LETTERS = "abcdefABCDEF"
+
+
+def _not_constant_word(word: str) -> bool:
+    """Whether `_NOT_CONSTANT` matches at the start of `word`, an ASCII word of letters."""
+    return (
+        word[:3] in _MONTH_DAY_HEADS
+        or word.startswith(_BOOL_HEADS)
+        or word in _UNIT_WORDS
+        or (len(word) >= 8 and not word[:8].strip(_HEX_LETTERS))
+    )
+
+
 # Parts proven constant, so that a line of known words costs one dict look-up per word, each
 # mapped to its token (itself, or `<*>` for a punctuation run holding a literal "<*>"). Only
 # constants are kept (a vocabulary, not values), and the dict is cleared when full.
@@ -337,6 +388,8 @@ def _part_kind(part: str) -> str | None:
         # fullmatch proved it: making its shape first would be wasted (a flood of unique
         # words pays it on every word)
         return _classify(part)
+    if "=" in part and _KEYVALUE_RE.fullmatch(part) is not None:
+        return _KEYVALUE  # before the shape: a value such as a hash makes shapes of its own
     key = _shape(part)
     kind = _part_kind_by_shape.get(key, _UNKNOWN)
     if kind is _UNKNOWN:
@@ -373,9 +426,9 @@ def _mask_region(parts: list[str]) -> str:
     for part in parts:
         kind = _part_kind(part)
         if kind is None or kind is _CONSTANT:
-            # one part that is not SIMPLE: the whole run takes the regex
+            # one part that is not SIMPLE nor KEYVALUE: the whole run takes the regex
             return _masked(" ".join(parts))
-        masked.append(WILDCARD + kind)
+        masked.append(_keyvalue_token(part) if kind is _KEYVALUE else WILDCARD + kind)
     return " ".join(masked)
 
 
@@ -427,17 +480,21 @@ def _mask_tokens(message: str) -> list[str]:
     tokens: list[str] = []
     parts = message.split(" ")
     start = -1  # first part of the current run of non-constant parts
-    simple = True  # whether every part of that run is SIMPLE
+    simple = True  # whether every part of that run is SIMPLE or KEYVALUE
     known = _constants.get
     fullmatch = _PART_RE.fullmatch
     for i, part in enumerate(parts):
         token = known(part)
         if token is None:
             if part.isalpha():  # a word not in the vocabulary: one fullmatch (see _part_kind)
-                match = fullmatch(part)
-                kind = _CONSTANT if match is not None and match.lastgroup == "constant" else None
+                if part.isascii():
+                    kind = None if _not_constant_word(part) else _CONSTANT
+                else:
+                    match = fullmatch(part)
+                    constant = match is not None and match.lastgroup == "constant"
+                    kind = _CONSTANT if constant else None
             else:
-                kind = _part_kind(part)  # one look-up per shape: CONSTANT, SIMPLE, neither
+                kind = _part_kind(part)  # CONSTANT, SIMPLE, KEYVALUE or neither
             if kind is not _CONSTANT:
                 if start < 0:
                     start, simple = i, True
@@ -453,9 +510,17 @@ def _mask_tokens(message: str) -> list[str]:
     return tokens
 
 
+def _kv_token(part: str) -> str:
+    """A KEYVALUE part's token: "key=<*>", or "<*>" when the key has no letter ("_=1"), as
+    is_variable would say (the key is letters and "_")."""
+    key = part[: part.index("=")]
+    return key + "=" + WILDCARD if key.strip("_") else WILDCARD
+
+
 def _region_tokens(parts: list[str], simple: bool, tokens: list[str]) -> None:
-    if simple:
-        tokens.extend([WILDCARD] * len(parts))
+    if simple:  # SIMPLE parts mask to "<*>" (a variable-only token), KEYVALUE ones to "key=<*>"
+        # ("_=1" masks to "_=<*>", a variable-only token: "<*>")
+        tokens.extend([WILDCARD if "=" not in part else _kv_token(part) for part in parts])
         return
     # (is_variable inlined for the common tokens: no "<*>" at all, or exactly "<*>")
     tokens.extend(

@@ -17,7 +17,7 @@ from watcher.classify import raise_severity
 from watcher.group import lifecycle
 from watcher.group.mask import mask
 from watcher.group.template import TemplateMiner
-from watcher.group.window import Windows
+from watcher.group.window import Windows, WindowSpec
 from watcher.model import (
     Activity,
     Classification,
@@ -45,6 +45,9 @@ class _Live:
     windows: Windows
     base_severity: str
     pending_samples: list[Sample] = field(default_factory=list)
+    # its state went to the store (take_dirty) or came from it (load), unchanged since unless
+    # it is in the table's dirty set: evicting it then has nothing to write
+    stored: bool = False
 
 
 def normalise_path(path: str) -> str:
@@ -185,12 +188,20 @@ class GroupTable:
     ) -> None:
         self.labels = [label for label, _ in windows]
         self.spans = [span for _, span in windows]
+        self.spec = WindowSpec(self.spans, self.labels)  # shared by every group's Windows
         self.max_groups = max_groups
         self.samples_per_group = samples_per_group
         self.alert_count = alert_count
         self.alert_window = alert_window
         self.miner = miner or TemplateMiner(max_clusters=max_groups)
         self.on_evict = on_evict
+        # whether an evicted group leaves with its windows' buckets (for the store): without a
+        # store nothing reads them, and dumping them was ~5 % of a flood's replay
+        self.dump_evicted = True
+        # an evicted group the store already holds as it is (see _Live.stored) is offered here
+        # first; True: taken care of (counted, nothing to write), False: on_evict as any other.
+        # Under a flood every new group was written twice: at the next commit, then evicted.
+        self.on_evict_clean: Callable[[ErrorGroup], bool] | None = None
         self.recall = recall
         self.live: OrderedDict[str, _Live] = OrderedDict()
         self.dirty: set[str] = set()
@@ -344,7 +355,7 @@ class GroupTable:
         return live, is_new
 
     def _live(self, group: ErrorGroup) -> _Live:
-        windows = Windows(self.spans, self.labels)
+        windows = Windows(self.spec)
         if group.buckets:
             windows.restore(group.buckets)
         return _Live(group, windows, group.severity)
@@ -366,9 +377,13 @@ class GroupTable:
 
     def _evict_oldest(self) -> None:
         gid, live = self.live.popitem(last=False)
+        clean = live.stored and gid not in self.dirty and not live.pending_samples
         self.dirty.discard(gid)
-        live.group.buckets = live.windows.dump()
         self.evicted += 1
+        if clean and self.on_evict_clean is not None and self.on_evict_clean(live.group):
+            return
+        if self.dump_evicted:
+            live.group.buckets = live.windows.dump()
         if self.on_evict is not None:
             self.on_evict(live.group, live.pending_samples)
 
@@ -392,7 +407,7 @@ class GroupTable:
 
     def _check_threshold(self, live: _Live, t: float) -> bool:
         group = live.group
-        count = live.windows.count(self.alert_window, t)
+        count = live.windows.count_at(self.spec.index[self.alert_window], t)
         if group.status == "alerting":
             # re-arm once the rate has clearly fallen (hysteresis: no flapping at the threshold)
             if count * 2 < self.alert_count:
@@ -425,6 +440,7 @@ class GroupTable:
             if live is None:
                 continue
             live.group.buckets = live.windows.dump()
+            live.stored = True
             groups.append(live.group)
             if live.pending_samples:
                 samples[gid] = live.pending_samples
@@ -463,7 +479,7 @@ class GroupTable:
             into.buckets = into_live.windows.dump()
         lifecycle.fold(into, other)
         if into_live is not None:
-            into_live.windows = Windows(self.spans, self.labels)
+            into_live.windows = Windows(self.spec)
             into_live.windows.restore(into.buckets)
             self.dirty.add(into.id)
 
@@ -508,7 +524,8 @@ class GroupTable:
     def load(self, groups: Sequence[ErrorGroup]) -> None:
         """Put stored groups back in memory after a restart, with their windows' buckets."""
         for group in groups[: self.max_groups]:
-            self.live[group.id] = self._live(group)
+            live = self.live[group.id] = self._live(group)
+            live.stored = True
 
 
 def _count_tags(group: ErrorGroup, fields: dict[str, object]) -> None:

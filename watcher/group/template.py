@@ -103,12 +103,10 @@ def _similarity(template: list[str], tokens: list[str]) -> float:
     return _similarity_of(sum(map(eq, template, tokens)), len(template))
 
 
-def _make_id(template: str, *taken: typing.Container[str]) -> str:
+def _make_id(template: str, live: typing.Container[str], aliases: typing.Container[str]) -> str:
     digest = hashlib.sha1(template.encode("utf-8", "surrogatepass")).hexdigest()
     cid, salt = digest[:12], 0
-    while any(
-        cid in used for used in taken
-    ):  # another live cluster started from the same text: disambiguate
+    while cid in live or cid in aliases:  # another live cluster started from the same text
         salt += 1
         cid = hashlib.sha1(f"{salt}\0{template}".encode("utf-8", "surrogatepass")).hexdigest()[:12]
     return cid

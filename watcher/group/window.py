@@ -100,6 +100,21 @@ def _epochs(width: float, now: float, span: float | None) -> tuple[int, int]:
     return newest - buckets, newest
 
 
+class WindowSpec:
+    """The configured windows, with what every `Windows` of them would otherwise compute again:
+    a flood of unique errors makes a `Windows` per event, and its set-up and its dump (the
+    store's keys, the bucket widths) were ~10 % of such an event's cost."""
+
+    __slots__ = ("index", "keys", "labels", "spans", "widths")
+
+    def __init__(self, spans: Sequence[float], labels: Sequence[str]) -> None:
+        self.spans = tuple(spans)
+        self.labels = tuple(labels)
+        self.keys = tuple(f"{span:g}" for span in self.spans)  # a window's key in a dump
+        self.widths = tuple(span / SLOTS for span in self.spans)
+        self.index = {label: i for i, label in enumerate(self.labels)}
+
+
 class Windows:
     """The counts of one group over every configured window (e.g. 1m, 5m, 1h).
 
@@ -107,19 +122,27 @@ class Windows:
     and its time alone answers every count the rings would.
     """
 
-    __slots__ = ("_first", "_rings", "labels", "spans")
+    __slots__ = ("_first", "_rings", "spec")
 
-    def __init__(self, spans: Sequence[float], labels: Sequence[str]) -> None:
-        self.spans = tuple(spans)
-        self.labels = tuple(labels)
+    def __init__(self, spans: Sequence[float] | WindowSpec, labels: Sequence[str] = ()) -> None:
+        # a table passes its one WindowSpec; spans and labels make one (tests, one-off views)
+        self.spec = spans if isinstance(spans, WindowSpec) else WindowSpec(spans, labels)
         self._rings: list[Ring] | None = None
         self._first: float | None = None  # the only event's time, until the rings are made
+
+    @property
+    def spans(self) -> tuple[float, ...]:
+        return self.spec.spans
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.spec.labels
 
     @property
     def rings(self) -> list[Ring]:
         """One ring per window, made (and fed the lone event) on first use."""
         if self._rings is None:
-            self._rings = [Ring(s) for s in self.spans]
+            self._rings = [Ring(s) for s in self.spec.spans]
             if self._first is not None:
                 for ring in self._rings:
                     ring.add(self._first)
@@ -137,10 +160,14 @@ class Windows:
         if self._rings is None:
             # what the rings would hold, without making them: every new group is persisted, and
             # making its rings here would undo the saving of the lone event
+            spec = self.spec
             if self._first is None:
-                return {f"{span:g}": {} for span in self.spans}
+                return {key: {} for key in spec.keys}
             first = self._first
-            return {f"{span:g}": {str(int(first // (span / SLOTS))): 1} for span in self.spans}
+            return {
+                key: {str(int(first // width)): 1}
+                for key, width in zip(spec.keys, spec.widths, strict=True)
+            }
         return {f"{ring.width * SLOTS:g}": ring.dump() for ring in self._rings}
 
     def restore(self, dumped: dict[str, dict[str, int]]) -> None:
@@ -151,17 +178,18 @@ class Windows:
                 ring.restore(buckets)
 
     def counts(self, now: float) -> dict[str, int]:
-        return {label: self._count(i, now) for i, label in enumerate(self.labels)}
+        return {label: self.count_at(i, now) for i, label in enumerate(self.spec.labels)}
 
     def count(self, label: str, now: float) -> int:
-        return self._count(self.labels.index(label), now)
+        return self.count_at(self.spec.index[label], now)
 
-    def _count(self, i: int, now: float) -> int:
+    def count_at(self, i: int, now: float) -> int:
+        """The count of the i-th window (of `spec.labels`) at `now`."""
         if self._rings is not None:
             return self._rings[i].count(now)
         if self._first is None:
             return 0
-        width = self.spans[i] / SLOTS
+        width = self.spec.widths[i]
         oldest, newest = _epochs(width, now, None)
         return int(oldest < int(self._first // width) <= newest)
 
