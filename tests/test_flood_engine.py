@@ -79,6 +79,13 @@ def _feed(pipeline: Pipeline, text: str) -> None:
     pipeline.flush(force=True)
 
 
+async def _count(engine: Engine, text: str) -> None:
+    """`_feed` the way the engine counts a batch: the groups it needs read from the store first."""
+    line = RawLine(f"2026-01-01T10:00:00Z ERROR {text}", "app", "s", None, 1)
+    await engine._apply(engine.pipeline.take([line]))
+    await engine._apply(engine.pipeline.take_flushed(force=True))
+
+
 def test_a_group_evicted_unchanged_since_its_commit_is_not_written_again(
     tmp_path: Path,
 ) -> None:
@@ -92,11 +99,11 @@ def test_a_group_evicted_unchanged_since_its_commit_is_not_written_again(
     table.on_evict_clean = lambda g: offered.append(g.id) or engine.clean_evicted(g)
 
     async def flow() -> None:
-        _feed(engine.pipeline, "payment gateway timed out")
+        await _count(engine, "payment gateway timed out")
         await engine._persist()  # committed: count 1
-        _feed(engine.pipeline, "disk quota exceeded on volume")  # evicts it, unchanged
+        await _count(engine, "disk quota exceeded on volume")  # evicts it, unchanged
         assert len(offered) == 1 and engine._evicted == {}  # nothing held to write again
-        _feed(engine.pipeline, "payment gateway timed out")  # recalled from the store
+        await _count(engine, "payment gateway timed out")  # recalled from the store
         await engine._persist(final=True)
 
     asyncio.run(flow())
