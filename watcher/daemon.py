@@ -241,6 +241,9 @@ class Daemon:
         shared = engine.options.shared
         if shared is not None:  # which shared sources this watcher reads, which it stands by for
             detail["shared_sources"] = shared.status()
+        workers = engine.options.workers
+        if workers is not None:  # reported, not judged: a worker that died was started again
+            detail["workers"] = workers.health()
         return not failed and not blind, detail
 
     def _store_health(self) -> dict[str, Any]:

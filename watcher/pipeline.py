@@ -14,7 +14,7 @@ from typing import Any
 from watcher.classify import Rule, classify
 from watcher.group.table import GroupTable
 from watcher.metrics import Metrics
-from watcher.model import GroupUpdate, LogEvent, RawLine, Stats
+from watcher.model import Classification, GroupUpdate, LogEvent, RawLine, Stats
 from watcher.parse import is_fallback
 from watcher.parse.formats import SURROGATE
 from watcher.parse.multiline import Assembler
@@ -189,15 +189,18 @@ class Pipeline:
         book.fed(batch, asm.pending_heads())
         return self._handle(source, book.split(events), asm.take_skipped())
 
-    def flush(self, *, force: bool = False) -> list[GroupUpdate]:
-        """Close multi-line events whose stream went quiet (all of them when `force`)."""
+    def flush(self, *, force: bool = False, source: str | None = None) -> list[GroupUpdate]:
+        """Close multi-line events whose stream went quiet (all of them when `force`); only
+        `source`'s when given (a worker process closes a source that ended on its own)."""
         updates: list[GroupUpdate] = []
-        for source, asm in self.assemblers.items():
+        for name, asm in list(self.assemblers.items()):
+            if source is not None and name != source:
+                continue
             events = asm.flush(force=force)
-            book = self._cursors[source]
+            book = self._cursors[name]
             if not asm.pending:
                 book.drained()
-            updates.extend(self._handle(source, book.split(events), asm.take_skipped()))
+            updates.extend(self._handle(name, book.split(events), asm.take_skipped()))
         return updates
 
     def _handle(self, source: str, events: list[LogEvent], skipped: int) -> list[GroupUpdate]:
@@ -221,6 +224,14 @@ class Pipeline:
         return updates
 
     def _error(self, event: LogEvent) -> GroupUpdate | None:
+        cls = self.judge(event)
+        if cls is None:
+            return None
+        return self.group(event, cls)
+
+    def judge(self, event: LogEvent) -> Classification | None:
+        """Count an error event and classify it; None when it is not grouped (out of the
+        period, or ignored by a rule). The half of the work a worker process does."""
         stats = self.stats
         if not self._in_period(event.timestamp):
             stats.out_of_window_events += 1
@@ -234,6 +245,10 @@ class Pipeline:
             if self.on_event is not None:
                 self.on_event(event, None)
             return None
+        return cls
+
+    def group(self, event: LogEvent, cls: Classification) -> GroupUpdate:
+        """Count a classified error event in its group: the half the owner of the table does."""
         update = self.table.add(event, cls, at=self.clock() if self.clock else None)
         self.metrics.errors.labels(cls.category, update.group.severity).inc()
         if self.on_event is not None:
@@ -251,6 +266,14 @@ class Pipeline:
         watcher took over reads those lines again from the checkpoint)."""
         self.assemblers.pop(source, None)
         self._cursors.pop(source, None)
+
+    def note_cursors(self, source: str, cursors: dict[str, Any]) -> None:
+        """Safe cursors another process reached for `source` (a worker's): committed by the
+        next take_cursors like this pipeline's own."""
+        book = self._cursors.get(source)
+        if book is None:
+            book = self._cursors[source] = _Cursors()
+        book.safe.update(cursors)
 
     def take_cursors(self) -> dict[str, dict[str, Any]]:
         """The safe cursors reached since the last call, per source; the caller commits them.
