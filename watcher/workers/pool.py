@@ -34,6 +34,9 @@ from watcher.workers.child import COUNTERS, Setup, main
 from watcher.workers.wire import Shipment, unpack_class, unpack_event
 
 JOIN_TIMEOUT = 5.0
+# shipments of one worker taken off its pipe but not yet counted: a flood of unique errors
+# ships ~2,000 events a batch, and a queue of 64 such batches held 100+ MB in the parent
+IN_FLIGHT = 4
 
 
 def _context() -> Any:
@@ -76,6 +79,9 @@ class _Worker:
     rss: int = 0
     peak: int = 0
     exitcode: int | None = None
+    in_flight: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(IN_FLIGHT)
+    )
 
 
 class WorkerPool:
@@ -162,6 +168,8 @@ class WorkerPool:
 
     def apply(self, pipeline: Pipeline, shipment: Shipment) -> list[GroupUpdate]:
         """Count a shipment in the parent's pipeline; the group updates of its error events."""
+        with contextlib.suppress(ValueError):  # (a worker restarted meanwhile has a new one)
+            self.workers[shipment.worker].in_flight.release()
         stats = pipeline.stats
         for name, delta in shipment.stats.items():
             setattr(stats, name, getattr(stats, name) + delta)
@@ -270,6 +278,9 @@ class WorkerPool:
             except (EOFError, OSError):
                 break
             if isinstance(message, Shipment):
+                while not worker.in_flight.acquire(timeout=1.0):
+                    if self._closing or loop.is_closed():
+                        return
                 self._received(message)
                 future = asyncio.run_coroutine_threadsafe(self._queue.put(message), loop)
                 while not self._wait(future):
