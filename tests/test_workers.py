@@ -59,7 +59,10 @@ def _log(path: Path, seed: int, lines: int) -> int:
 def _config(tmp_path: Path, workers: Any, queue_size: int = 64) -> Any:
     path = tmp_path / f"w{workers}.toml"
     value = f'"{workers}"' if isinstance(workers, str) else workers
-    path.write_text(f"[watcher]\nworkers = {value}\nqueue_size = {queue_size}\n")
+    path.write_text(
+        f"[watcher]\nworkers = {value}\nqueue_size = {queue_size}\n"
+        "[parse]\nmultiline_timeout = 0.2\n"  # a followed file's last line waits this long
+    )
     return load_config(path)
 
 
@@ -293,3 +296,52 @@ async def test_daemon_with_workers_reads_in_a_worker_and_reports_it(tmp_path: Pa
     assert hosting[0]["alive"] and hosting[0]["pid"] != os.getpid()
     rss = daemon.metrics.registry.get_sample_value("watcher_worker_rss_bytes", {"worker": "0"})
     assert rss and rss > 0
+
+
+async def test_reloaded_rules_reach_the_workers(tmp_path: Path) -> None:
+    """SIGHUP's new classification rules classify the events a worker reads after it."""
+    log = tmp_path / "app.log"
+    line = "2026-11-21T10:00:00Z ERROR ledger drift of {} cents\n"
+    log.write_text(line.format(1))
+    metrics = Metrics()
+    config = _config(tmp_path, 2)
+    pipeline = build_pipeline(config, metrics)
+    engine = build_engine(config, pipeline, [_file(log)], metrics=metrics, store=None, follow=True)
+    pool = engine.options.workers
+
+    def counted(category: str) -> float:
+        value = metrics.registry.get_sample_value(
+            "watcher_errors_total", {"category": category, "severity": "high"}
+        )
+        return value or 0.0
+
+    async def until(cond: Any) -> None:
+        for _ in range(600):
+            if cond():
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("not reached")
+
+    shutdown = asyncio.Event()
+    run = asyncio.create_task(engine.run(shutdown))
+    try:
+        await until(lambda: pipeline.stats.error_events == 1)
+        ruled = tmp_path / "ruled.toml"
+        ruled.write_text(
+            config.path.read_text()
+            + '[[classify.rules]]\nmatch = "ledger drift"\ncategory = "database_error"\n'
+            + 'severity = "high"\n'
+        )
+        pool.reload(load_config(ruled))
+        # the command and the file's next lines reach the worker by two paths: lines until one
+        # is classified by the new rule (never, without the reload reaching the worker)
+        for n in range(2, 40):
+            with log.open("a") as fh:
+                fh.write(line.format(n))
+            await until(lambda n=n: pipeline.stats.error_events == n)
+            if counted("database_error"):
+                break
+    finally:
+        shutdown.set()
+        await run
+    assert counted("database_error") >= 1

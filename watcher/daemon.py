@@ -139,6 +139,8 @@ class Daemon:
             log.error("Reload failed; keeping the running config.", error=str(exc))
             return
         self.engine.pipeline.rules = tuple(rules_from(fresh))
+        if self.engine.options.workers is not None:  # they classify their sources' events
+            self.engine.options.workers.reload(fresh)
         self._spawn(self._reclassify(), "reclassify")
         if fresh.redact != self.config.redact:
             self._reload_redaction(fresh)

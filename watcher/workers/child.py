@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import resource
 import threading
@@ -114,6 +115,8 @@ class Worker:
                 command = await commands.get()
                 if command[0] == "start":
                     self._start(*command[1:])
+                elif command[0] == "config":
+                    self._reload(command[1])
                 elif command[0] == "stop" and command[1] in self.tasks:
                     self.tasks[command[1]][1].set()
                 elif command[0] == "quit":
@@ -124,6 +127,14 @@ class Worker:
             if self.tasks:
                 await asyncio.wait([task for task, _ in self.tasks.values()])
             ticker.cancel()
+
+    def _reload(self, config: Config) -> None:
+        """SIGHUP in the parent: the new classification rules and log redaction, as there."""
+        from watcher.wiring import rules_from
+
+        self.setup = dataclasses.replace(self.setup, config=config)
+        self.front.rules = tuple(rules_from(config))
+        _configure_logs(config)
 
     def _recv(self, loop: asyncio.AbstractEventLoop, commands: asyncio.Queue[Any]) -> None:
         """A thread: commands are small and rare, and a blocking recv must not stop reading."""
@@ -256,13 +267,18 @@ def memory() -> tuple[int, int]:
     return rss, peak
 
 
-def main(conn: Any, setup: Setup) -> None:
-    """The worker process's entry point (multiprocessing target)."""
+def _configure_logs(config: Config) -> None:
+    """The parent's log level, format and redaction; to stderr, as the parent's."""
     from watcher.fix.redact import structlog_processor
     from watcher.logs import configure
     from watcher.wiring import build_redactor
 
-    w = setup.config.watcher
-    configure(w.log_level, w.log_format, redact=structlog_processor(build_redactor(setup.config)))
+    w = config.watcher
+    configure(w.log_level, w.log_format, redact=structlog_processor(build_redactor(config)))
+
+
+def main(conn: Any, setup: Setup) -> None:
+    """The worker process's entry point (multiprocessing target)."""
+    _configure_logs(setup.config)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C reaches the whole process group
         asyncio.run(Worker(conn, setup).run())

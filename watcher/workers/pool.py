@@ -204,6 +204,14 @@ class WorkerPool:
         self._premasked.clear()  # those the miner found in its own cache
         return updates
 
+    def reload(self, config: Config) -> None:
+        """A reloaded config (SIGHUP): its classification rules and [redact] patterns reach
+        every worker, and a worker started later starts with them."""
+        self.config = config
+        for worker in self.workers:
+            if worker.process is not None:
+                self._send(worker, ("config", config))
+
     def health(self) -> list[dict[str, Any]]:
         """Per worker: its process, memory, restarts and sources (for /ready and `status`)."""
         out = []
