@@ -88,6 +88,22 @@ def _stats(result: Any) -> tuple[int, ...]:
     return (s.lines, s.events, s.error_events, s.ignored_events, s.parse_fallbacks)
 
 
+def _kill_on_first(pool: Any, carrying: str) -> list[int]:
+    """SIGKILL the worker that sent the first shipment carrying `carrying` (lines, cursors)
+    as the parent takes it in: the worker is then mid-stream, with more batches on the way."""
+    apply, killed = pool.apply, []
+
+    def killing(pipe: Any, shipment: Any) -> Any:
+        if not killed and getattr(shipment, carrying):
+            pid = pool.workers[shipment.worker].process.pid
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        return apply(pipe, shipment)
+
+    pool.apply = killing
+    return killed
+
+
 def test_workers_key_rejects_zero_and_words_naming_key_and_line(tmp_path: Path) -> None:
     for bad, shown in (("0", "0"), ('"x"', '"x"'), ("true", "true")):
         path = tmp_path / "bad.toml"
@@ -186,16 +202,7 @@ async def test_a_worker_killed_mid_replay_is_restarted_and_counts_each_line_once
     pipeline = build_pipeline(config, metrics)
     engine = build_engine(config, pipeline, [_file(log)], metrics=metrics, store=None, follow=False)
     pool = engine.options.workers
-    apply, killed = pool.apply, []
-
-    def killing(pipe: Any, shipment: Any) -> Any:
-        if not killed and shipment.lines:
-            pid = pool.workers[shipment.worker].process.pid
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
-        return apply(pipe, shipment)
-
-    pool.apply = killing
+    killed = _kill_on_first(pool, "lines")
     stats = await engine.run(asyncio.Event())
     assert killed and sum(w.restarts for w in pool.workers) == 1
     assert stats.lines == lines  # none read twice, none skipped
@@ -216,16 +223,7 @@ async def test_a_worker_killed_while_following_resumes_from_its_cursors(tmp_path
     store = open_store(f"sqlite://{tmp_path}/state.db")
     engine = build_engine(config, pipeline, [_file(log)], metrics=metrics, store=store, follow=True)
     pool = engine.options.workers
-    apply, killed = pool.apply, []
-
-    def killing(pipe: Any, shipment: Any) -> Any:
-        if not killed and shipment.cursors:
-            pid = pool.workers[shipment.worker].process.pid
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
-        return apply(pipe, shipment)
-
-    pool.apply = killing
+    killed = _kill_on_first(pool, "cursors")
     shutdown = asyncio.Event()
     run = asyncio.create_task(engine.run(shutdown))
     try:

@@ -72,45 +72,9 @@ def pack_event(event: LogEvent) -> Packed:
 
 
 def unpack_event(packed: Packed) -> LogEvent:
-    """The LogEvent pack_event flattened, field for field."""
-    (
-        message,
-        source,
-        stream,
-        level,
-        timestamp,
-        logger,
-        fmt,
-        fields,
-        text,
-        exception_type,
-        exception_message,
-        frames,
-        first_line,
-        last_line,
-        line_count,
-        cursor,
-        truncated,
-    ) = packed
-    return LogEvent(
-        message,
-        source,
-        stream,
-        level,
-        timestamp,
-        logger,
-        fmt,
-        fields,
-        text,
-        exception_type,
-        exception_message,
-        [Frame(*f) for f in frames],
-        first_line,
-        last_line,
-        line_count,
-        cursor,
-        truncated,
-    )
+    """The LogEvent pack_event flattened, field for field (frames are the 12th)."""
+    frames = [Frame(*f) for f in packed[11]]
+    return LogEvent(*packed[:11], frames, *packed[12:])  # type: ignore[arg-type]
 
 
 def pack_class(cls: Classification) -> Packed:
