@@ -290,7 +290,10 @@ class WorkerPool:
                     if self._closing or loop.is_closed():
                         return
                 self._received(message)
-                future = asyncio.run_coroutine_threadsafe(self._queue.put(message), loop)
+                try:
+                    future = asyncio.run_coroutine_threadsafe(self._queue.put(message), loop)
+                except RuntimeError:  # the loop closed: nobody counts it any more
+                    return
                 while not self._wait(future):
                     if self._closing or loop.is_closed():
                         future.cancel()
