@@ -88,15 +88,15 @@ def _stats(result: Any) -> tuple[int, ...]:
     return (s.lines, s.events, s.error_events, s.ignored_events, s.parse_fallbacks)
 
 
-def _kill_on_first(pool: Any, carrying: str) -> list[int]:
-    """SIGKILL the worker that sent the first shipment carrying `carrying` (lines, cursors)
+def _kill_on_first(pool: Any, carrying: str, sig: int = signal.SIGKILL) -> list[int]:
+    """Signal the worker that sent the first shipment carrying `carrying` (lines, cursors)
     as the parent takes it in: the worker is then mid-stream, with more batches on the way."""
     apply, killed = pool.apply, []
 
     def killing(pipe: Any, shipment: Any) -> Any:
         if not killed and getattr(shipment, carrying):
             pid = pool.workers[shipment.worker].process.pid
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, sig)
             killed.append(pid)
         return apply(pipe, shipment)
 
@@ -345,3 +345,20 @@ async def test_reloaded_rules_reach_the_workers(tmp_path: Path) -> None:
         shutdown.set()
         await run
     assert counted("database_error") >= 1
+
+
+async def test_a_worker_ignores_the_sigterm_meant_for_its_parent(tmp_path: Path) -> None:
+    """systemd signals the whole control group: a worker leaves the stopping to its parent
+    (no restart, nothing read twice or lost)."""
+    log = tmp_path / "big.log"
+    errors = _log(log, 5, 30000)
+    metrics = Metrics()
+    config = _config(tmp_path, 2, queue_size=2)
+    pipeline = build_pipeline(config, metrics)
+    engine = build_engine(config, pipeline, [_file(log)], metrics=metrics, store=None, follow=False)
+    pool = engine.options.workers
+    killed = _kill_on_first(pool, "lines", signal.SIGTERM)
+    stats = await engine.run(asyncio.Event())
+    assert killed and sum(w.restarts for w in pool.workers) == 0
+    assert stats.error_events == errors
+    assert stats.lines == len(log.read_text().splitlines())

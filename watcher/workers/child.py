@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import os
 import resource
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -279,6 +280,10 @@ def _configure_logs(config: Config) -> None:
 
 def main(conn: Any, setup: Setup) -> None:
     """The worker process's entry point (multiprocessing target)."""
+    # SIGTERM from systemd (sent to the whole control group) and Ctrl-C (the whole process
+    # group) are the parent's to act on: it stops its workers after their sources drained,
+    # and a worker whose parent is gone stops when its pipe closes
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _configure_logs(setup.config)
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C reaches the whole process group
-        asyncio.run(Worker(conn, setup).run())
+    asyncio.run(Worker(conn, setup).run())

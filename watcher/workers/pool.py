@@ -361,7 +361,14 @@ class WorkerPool:
             sources=[h.cfg.name for h in mine],
         )
         conn.close()
-        self._spawn(worker)
+        try:
+            self._spawn(worker)
+        except Exception as exc:  # (the fork server gone too): its sources fail, named
+            self.log.error("Worker process could not be started again.", error=str(exc))
+            for hosted in mine:
+                self._done(hosted.cfg.name, f"worker {worker.index} died: {exc}")
+            worker.process = None
+            return
         for hosted in mine:
             if self.follow:
                 checkpoint, skip = {**hosted.checkpoint, **hosted.cursors}, 0
