@@ -362,3 +362,27 @@ async def test_a_worker_ignores_the_sigterm_meant_for_its_parent(tmp_path: Path)
     assert killed and sum(w.restarts for w in pool.workers) == 0
     assert stats.error_events == errors
     assert stats.lines == len(log.read_text().splitlines())
+
+
+def test_replay_from_the_command_line_honours_workers(tmp_path: Path) -> None:
+    """`watcher replay --emit events` with workers = 2 in its config prints what one process
+    prints, event for event (one source: the same order)."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "a.log"
+    errors = _log(log, 6, 3000)
+
+    def events(workers: int) -> list[str]:
+        config = _config(tmp_path, workers).path
+        argv = [sys.executable, "-m", "watcher", "replay", "--config", str(config), str(log)]
+        return subprocess.run(
+            [*argv, "--no-progress", "--emit", "events"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+
+    one = events(1)
+    assert len(one) == errors
+    assert events(2) == one
