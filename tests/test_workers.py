@@ -386,3 +386,28 @@ def test_replay_from_the_command_line_honours_workers(tmp_path: Path) -> None:
     one = events(1)
     assert len(one) == errors
     assert events(2) == one
+
+
+async def test_the_parent_does_not_mask_what_a_worker_masked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Masking, most of a new message's cost, runs in the workers: the parent's miner takes
+    their tokens (the workers run their own, unpatched copy of the masker)."""
+    from watcher.group.template import TemplateMiner
+
+    masked: list[str] = []
+    mask = TemplateMiner.tokens_of
+
+    def counting(message: str) -> list[str]:
+        masked.append(message)
+        return mask(message)
+
+    monkeypatch.setattr(TemplateMiner, "tokens_of", staticmethod(counting))
+    log = tmp_path / "a.log"
+    _log(log, 8, 4000)
+    one = await scan(_config(tmp_path, 1), [_file(log)])
+    assert masked  # the counter sees the parent's masking
+    masked.clear()
+    two = await scan(_config(tmp_path, 2), [_file(log)])
+    assert masked == []
+    assert _groups(two) == _groups(one)

@@ -124,7 +124,8 @@ class WorkerPool:
         miner = pipeline.table.miner
         mask = type(miner).tokens_of
         premasked = self._premasked
-        miner.tokens_of = lambda message: premasked.pop(message, None) or mask(message)  # type: ignore[method-assign]
+        with contextlib.suppress(AttributeError):  # a miner without the seam masks for itself
+            miner.tokens_of = lambda message: premasked.pop(message, None) or mask(message)  # type: ignore[method-assign]
 
     # -- the engine's side ------------------------------------------------------------------
 
