@@ -411,3 +411,45 @@ async def test_the_parent_does_not_mask_what_a_worker_masked(
     two = await scan(_config(tmp_path, 2), [_file(log)])
     assert masked == []
     assert _groups(two) == _groups(one)
+
+
+async def test_a_source_changed_by_a_reload_is_read_anew_in_a_worker(tmp_path: Path) -> None:
+    """SIGHUP with a changed source of the same name: the old reading stops, the new one reads
+    on (each reading has its own key in the worker, not the source's name)."""
+    import dataclasses
+
+    log = tmp_path / "app.log"
+    line = "2026-11-21T10:00:00Z ERROR ledger drift of {} cents\n"
+    log.write_text(line.format(1))
+    metrics = Metrics()
+    config = _config(tmp_path, 2, quick=True)
+    pipeline = build_pipeline(config, metrics)
+    first = _file(log, "app")
+    store = open_store(f"sqlite://{tmp_path}/state.db")
+    engine = build_engine(config, pipeline, [first], metrics=metrics, store=store, follow=True)
+    engine.options.persist_interval = 0.1  # the new reading resumes from a recent checkpoint
+
+    async def until(cond: Any) -> None:
+        for _ in range(600):
+            if cond():
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("not reached")
+
+    shutdown = asyncio.Event()
+    run = asyncio.create_task(engine.run(shutdown))
+    try:
+        await until(lambda: pipeline.stats.error_events == 1)
+        changed = dataclasses.replace(first, poll_interval=0.05)
+        await engine.reconfigure([changed])
+        task, _ = engine._producers["app"]
+        assert not task.done()
+        seen = pipeline.stats.error_events
+        with log.open("a") as fh:
+            fh.write(line.format(2))
+        await until(lambda: pipeline.stats.error_events >= seen + 1)
+        assert not task.done()
+    finally:
+        shutdown.set()
+        await run
+        store.close()

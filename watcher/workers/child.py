@@ -4,10 +4,11 @@ It runs the sources (read, parse, multi-line assembly, classification, masking o
 has not sent before) on its own event loop and sends the parent one `Shipment` per batch. The
 group table is the parent's: nothing here decides a group.
 
-Commands from the parent (tuples over the pipe): ("start", name, source config, checkpoint,
-lines to skip), ("stop", name), ("quit",). Messages to it: Shipment, ("done", name, error or
-None) once a source ended and its last records were shipped, ("health", worker, rss, peak rss,
-{source: SourceStatus}) every HEALTH_EVERY seconds.
+Commands from the parent (tuples over the pipe): ("start", key, source config, checkpoint,
+lines to skip), ("stop", key), ("config", config), ("quit",); a key names one reading of a
+source (a source changed by a reload is read anew under its name). Messages to it: Shipment,
+("done", key, error or None) once a source ended and its last records were shipped,
+("health", worker, rss, peak rss, {source: SourceStatus}) every HEALTH_EVERY seconds.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ class Worker:
         if setup.ship_ignored:
             self.front.on_event = self.front.ignored
         self.log = structlog.get_logger("watcher.worker").bind(worker=setup.index)
-        self.tasks: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
+        self.tasks: dict[str, tuple[asyncio.Task[None], asyncio.Event, str]] = {}  # by key
         self.statuses: dict[str, SourceStatus] = {}
         self.notes: dict[str, dict[str, Any]] = {}
         self._shipped = {name: 0 for name in STAT_FIELDS}
@@ -123,10 +124,10 @@ class Worker:
                 elif command[0] == "quit":
                     break
         finally:
-            for _, stop in self.tasks.values():
+            for _, stop, _ in self.tasks.values():
                 stop.set()
             if self.tasks:
-                await asyncio.wait([task for task, _ in self.tasks.values()])
+                await asyncio.wait([task for task, _, _ in self.tasks.values()])
             ticker.cancel()
 
     def _reload(self, config: Config) -> None:
@@ -148,15 +149,15 @@ class Worker:
             if command[0] == "quit":
                 return
 
-    def _start(self, name: str, cfg: Any, checkpoint: Any, skip: int) -> None:
+    def _start(self, key: str, cfg: Any, checkpoint: Any, skip: int) -> None:
         stop = asyncio.Event()
-        task = asyncio.create_task(self._source(name, cfg, checkpoint, skip, stop))
-        self.tasks[name] = (task, stop)
+        task = asyncio.create_task(self._source(key, cfg, checkpoint, skip, stop))
+        self.tasks[key] = (task, stop, cfg.name)
 
     async def _source(
-        self, name: str, cfg: Any, checkpoint: Any, skip: int, stop: asyncio.Event
+        self, key: str, cfg: Any, checkpoint: Any, skip: int, stop: asyncio.Event
     ) -> None:
-        error = None
+        error, name = None, cfg.name
         status = self.statuses[name] = SourceStatus()
         try:
             ctx = SourceContext(
@@ -183,12 +184,15 @@ class Worker:
         except Exception as exc:
             error = str(exc) or type(exc).__name__
         finally:
-            self.tasks.pop(name, None)
+            self.tasks.pop(key, None)
+        again = any(other == name for _, _, other in self.tasks.values())
+        if not again:  # (a reading of the source under the same name goes on: keep its state)
             self.statuses.pop(name, None)
-        self.front.flush(force=True, source=name)
+            self.front.flush(force=True, source=name)
         self._ship(name, mirror=True)
-        self.front.forget(name)
-        self.conn.send(("done", name, error))
+        if not again:
+            self.front.forget(name)
+        self.conn.send(("done", key, error))
 
     def _feed(self, name: str, batch: list[RawLine]) -> None:
         self.front.feed(batch)

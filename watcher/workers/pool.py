@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import multiprocessing
 import threading
 from collections.abc import Callable
@@ -59,6 +60,7 @@ class WorkerSourceError(Exception):
 class _Hosted:
     """A source a worker reads, and how far the parent has its lines."""
 
+    key: str  # this reading of the source (a changed source restarts under its name)
     cfg: SourceConfig
     checkpoint: dict[str, Any]
     state: Any  # the engine's SourceState
@@ -106,7 +108,9 @@ class WorkerPool:
         self.metrics = metrics or Metrics()
         self.log = log or structlog.get_logger("watcher.workers")
         self.workers = [_Worker(i) for i in range(count)]
-        self.hosted: dict[str, _Hosted] = {}
+        self.hosted: dict[str, _Hosted] = {}  # by source name: the latest reading
+        self._readings: dict[str, _Hosted] = {}  # by key: every reading not yet ended
+        self._seq = itertools.count(1)
         self.on_note: Callable[[str, dict[str, Any]], None] | None = None
         self._premasked: dict[str, list[str]] = {}
         self._queue: Any = None
@@ -145,24 +149,26 @@ class WorkerPool:
         assert self._loop is not None, "start() first"
         worker = self._place()
         done: asyncio.Future[str | None] = self._loop.create_future()
-        hosted = _Hosted(cfg, dict(checkpoint or {}), state, done, worker.index)
-        self.hosted[cfg.name] = hosted
+        key = f"{cfg.name}#{next(self._seq)}"
+        hosted = _Hosted(key, cfg, dict(checkpoint or {}), state, done, worker.index)
+        self.hosted[cfg.name] = self._readings[key] = hosted
         if worker.process is None:
             self._spawn(worker)
-        self._send(worker, ("start", cfg.name, cfg, hosted.checkpoint, 0))
+        self._send(worker, ("start", key, cfg, hosted.checkpoint, 0))
         self.metrics.source_up.labels(cfg.name).set(1)
         stopper = asyncio.create_task(stop.wait())
         try:
             await asyncio.wait({stopper, done}, return_when=asyncio.FIRST_COMPLETED)
             if not done.done():
-                self._send(self.workers[hosted.worker], ("stop", cfg.name))
+                self._send(self.workers[hosted.worker], ("stop", key))
                 await done
         finally:
             stopper.cancel()
+            self._readings.pop(key, None)
             if self.hosted.get(cfg.name) is hosted:
                 del self.hosted[cfg.name]
             if not done.done():  # cancelled (a shutdown timeout): the worker stops it too
-                self._send(self.workers[hosted.worker], ("stop", cfg.name))
+                self._send(self.workers[hosted.worker], ("stop", key))
         error = done.result()
         if error is not None:
             raise WorkerSourceError(error)
@@ -218,7 +224,7 @@ class WorkerPool:
         out = []
         for worker in self.workers:
             process = worker.process
-            mine = sorted(n for n, h in self.hosted.items() if h.worker == worker.index)
+            mine = sorted({h.cfg.name for h in self._readings.values() if h.worker == worker.index})
             out.append(
                 {
                     "worker": worker.index,
@@ -256,7 +262,7 @@ class WorkerPool:
     def _place(self) -> _Worker:
         """The worker with the fewest sources (the lowest index on a tie)."""
         load = [0] * self.count
-        for hosted in self.hosted.values():
+        for hosted in self._readings.values():
             load[hosted.worker] += 1
         return self.workers[min(range(self.count), key=lambda i: (load[i], i))]
 
@@ -336,11 +342,12 @@ class WorkerPool:
             if hosted is not None:
                 hosted.state.status = status
 
-    def _done(self, source: str, error: str | None) -> None:
-        hosted = self.hosted.get(source)
+    def _done(self, key: str, error: str | None) -> None:
+        hosted = self._readings.get(key)
         if hosted is not None and not hosted.done.done():
             hosted.done.set_result(error)
-            self.metrics.source_up.labels(source).set(0)
+            if self.hosted.get(hosted.cfg.name) is hosted:
+                self.metrics.source_up.labels(hosted.cfg.name).set(0)
 
     def _died(self, worker: _Worker, conn: Any) -> None:
         """A worker's pipe closed: unless we are closing, it died; start it again with its
@@ -354,7 +361,9 @@ class WorkerPool:
         worker.restarts += 1
         label = str(worker.index)
         self.metrics.worker_restarts.labels(label).inc()
-        mine = [h for h in self.hosted.values() if h.worker == worker.index and not h.done.done()]
+        mine = [
+            h for h in self._readings.values() if h.worker == worker.index and not h.done.done()
+        ]
         self.log.error(
             "Worker process died; started again.",
             worker=worker.index,
@@ -367,7 +376,7 @@ class WorkerPool:
         except Exception as exc:  # (the fork server gone too): its sources fail, named
             self.log.error("Worker process could not be started again.", error=str(exc))
             for hosted in mine:
-                self._done(hosted.cfg.name, f"worker {worker.index} died: {exc}")
+                self._done(hosted.key, f"worker {worker.index} died: {exc}")
             worker.process = None
             return
         for hosted in mine:
@@ -375,4 +384,4 @@ class WorkerPool:
                 checkpoint, skip = {**hosted.checkpoint, **hosted.cursors}, 0
             else:
                 checkpoint, skip = hosted.checkpoint, hosted.lines
-            self._send(worker, ("start", hosted.cfg.name, hosted.cfg, checkpoint, skip))
+            self._send(worker, ("start", hosted.key, hosted.cfg, checkpoint, skip))
