@@ -88,6 +88,15 @@ def _stats(result: Any) -> tuple[int, ...]:
     return (s.lines, s.events, s.error_events, s.ignored_events, s.parse_fallbacks)
 
 
+async def _until(cond: Any) -> None:
+    """Wait for `cond()` (30 s at most: a loaded machine)."""
+    for _ in range(600):
+        if cond():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("not reached")
+
+
 def _kill_on_first(pool: Any, carrying: str, sig: int = signal.SIGKILL) -> list[int]:
     """Signal the worker that sent the first shipment carrying `carrying` (lines, cursors)
     as the parent takes it in: the worker is then mid-stream, with more batches on the way."""
@@ -315,17 +324,10 @@ async def test_reloaded_rules_reach_the_workers(tmp_path: Path) -> None:
         )
         return value or 0.0
 
-    async def until(cond: Any) -> None:
-        for _ in range(600):
-            if cond():
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError("not reached")
-
     shutdown = asyncio.Event()
     run = asyncio.create_task(engine.run(shutdown))
     try:
-        await until(lambda: pipeline.stats.error_events == 1)
+        await _until(lambda: pipeline.stats.error_events == 1)
         ruled = tmp_path / "ruled.toml"
         ruled.write_text(
             config.path.read_text()
@@ -338,7 +340,7 @@ async def test_reloaded_rules_reach_the_workers(tmp_path: Path) -> None:
         for n in range(2, 40):
             with log.open("a") as fh:
                 fh.write(line.format(n))
-            await until(lambda n=n: pipeline.stats.error_events == n)
+            await _until(lambda n=n: pipeline.stats.error_events == n)
             if counted("database_error"):
                 break
     finally:
@@ -429,17 +431,10 @@ async def test_a_source_changed_by_a_reload_is_read_anew_in_a_worker(tmp_path: P
     engine = build_engine(config, pipeline, [first], metrics=metrics, store=store, follow=True)
     engine.options.persist_interval = 0.1  # the new reading resumes from a recent checkpoint
 
-    async def until(cond: Any) -> None:
-        for _ in range(600):
-            if cond():
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError("not reached")
-
     shutdown = asyncio.Event()
     run = asyncio.create_task(engine.run(shutdown))
     try:
-        await until(lambda: pipeline.stats.error_events == 1)
+        await _until(lambda: pipeline.stats.error_events == 1)
         changed = dataclasses.replace(first, poll_interval=0.05)
         await engine.reconfigure([changed])
         task, _ = engine._producers["app"]
@@ -447,7 +442,7 @@ async def test_a_source_changed_by_a_reload_is_read_anew_in_a_worker(tmp_path: P
         seen = pipeline.stats.error_events
         with log.open("a") as fh:
             fh.write(line.format(2))
-        await until(lambda: pipeline.stats.error_events >= seen + 1)
+        await _until(lambda: pipeline.stats.error_events >= seen + 1)
         assert not task.done()
     finally:
         shutdown.set()
