@@ -102,8 +102,17 @@ class WatcherConfig:
     persist_interval: Seconds = 5.0
     integrity_check_interval: SecondsOrZero = 3600.0
     max_unsaved_groups: Annotated[int, AtLeast(100)] = 50000
+    # processes that parse, assemble and classify the lines of file and command sources
+    # (watcher/workers/): 1 = all in this process; "auto" = one per core
+    workers: Any = 1
 
     def __post_init__(self) -> None:
+        if isinstance(self.workers, str) and self.workers.isdigit():  # from the environment
+            object.__setattr__(self, "workers", int(self.workers))
+        if self.workers != "auto" and (type(self.workers) is not int or self.workers < 1):
+            raise ValueError(
+                f'workers: expected an integer >= 1 or "auto", got {describe(self.workers)}'
+            )
         # a sqlite:// state means the same as that state_path: everything that reads the path
         # (the lock file, `watcher groups`) follows it
         target = self.target

@@ -139,6 +139,8 @@ class Daemon:
             log.error("Reload failed; keeping the running config.", error=str(exc))
             return
         self.engine.pipeline.rules = tuple(rules_from(fresh))
+        if self.engine.options.workers is not None:  # they classify their sources' events
+            self.engine.options.workers.reload(fresh)
         self._spawn(self._reclassify(), "reclassify")
         if fresh.redact != self.config.redact:
             self._reload_redaction(fresh)
@@ -241,6 +243,9 @@ class Daemon:
         shared = engine.options.shared
         if shared is not None:  # which shared sources this watcher reads, which it stands by for
             detail["shared_sources"] = shared.status()
+        workers = engine.options.workers
+        if workers is not None:  # reported, not judged: a worker that died was started again
+            detail["workers"] = workers.health()
         return not failed and not blind, detail
 
     def _store_health(self) -> dict[str, Any]:

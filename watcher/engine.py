@@ -27,6 +27,7 @@ from watcher.pipeline import Keyed, Pipeline
 from watcher.sources.base import Source, SourceConfig, SourceContext, SourceStatus
 from watcher.store import LeaseLost, StateStore
 from watcher.store.known import KnownIds
+from watcher.workers.wire import Shipment
 
 MINER_STATE_KEY = "template_miner"
 FLUSH_EVERY = 0.5  # seconds between assembler timeout checks when the queue is idle
@@ -50,6 +51,8 @@ class EngineOptions:
     intake: Any = None  # push sources' HTTP routes (watcher.sources.intake.Intake), daemon only
     # `shared = true` sources on a shared store: read under a source lease (watcher/fleet/)
     shared: Any = None
+    # [watcher] workers > 1: a WorkerPool (watcher/workers/) reads the sources it takes
+    workers: Any = None
 
 
 @dataclass
@@ -155,6 +158,10 @@ class Engine:
         await self._restore()
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.options.queue_size)
         self._queue = queue
+        workers = self.options.workers
+        if workers is not None:
+            workers.on_note = self._note
+            await workers.start(queue)
         stop_sources = asyncio.Event()
         for cfg in self.source_configs:
             self._add(cfg)
@@ -169,6 +176,8 @@ class Engine:
             for _, stop in self._producers.values():
                 stop.set()
             await self._stop([task for task, _ in self._producers.values()], consumer, closer)
+            if workers is not None:
+                await workers.close()
             await self._finish()
             await self._persist(final=True)
             if self.options.shared is not None:  # after the final commit: hand over at once
@@ -255,15 +264,18 @@ class Engine:
             await stop.wait()
         await queue.put(_DONE)
 
+    async def _checkpoint(self, cfg: SourceConfig, *, shared: bool) -> dict[str, Any]:
+        if not (self.options.follow and self.store is not None):
+            return {}
+        # a worker thread: the store may be a server across the network; a shared source's
+        # checkpoint is the fleet's, kept under its lease's name
+        key = lease_name(cfg.name) if shared else cfg.name
+        return await asyncio.to_thread(self.store.get_checkpoint, key, fleet=shared)
+
     async def _build(
         self, cfg: SourceConfig, stop: asyncio.Event, status: SourceStatus, *, shared: bool
     ) -> Source:
-        checkpoint: dict[str, Any] = {}
-        if self.options.follow and self.store is not None:
-            # a worker thread: the store may be a server across the network; a shared source's
-            # checkpoint is the fleet's, kept under its lease's name
-            key = lease_name(cfg.name) if shared else cfg.name
-            checkpoint = await asyncio.to_thread(self.store.get_checkpoint, key, fleet=shared)
+        checkpoint = await self._checkpoint(cfg, shared=shared)
         ctx = SourceContext(
             shutdown=stop,
             checkpoint=checkpoint,
@@ -311,6 +323,11 @@ class Engine:
     ) -> None:
         """Read one source into the queue until `stop`; a shared source's batches carry the
         epoch of the lease they were read under."""
+        workers = self.options.workers
+        if epoch is None and workers is not None and workers.takes(cfg):
+            checkpoint = await self._checkpoint(cfg, shared=False)
+            await workers.read(cfg, checkpoint, state, stop)
+            return
         source = await self._build(cfg, stop, state.status, shared=epoch is not None)
         batches = source.lines() if self.options.follow else source.window(*self.options.period)
         async for batch in batches:
@@ -332,6 +349,11 @@ class Engine:
                 continue
             if item is _DONE:
                 return
+            if type(item) is Shipment:  # a worker process's batch
+                self._emit(await self._apply(self.options.workers.apply(pipeline, item)))
+                self._report_progress()
+                await self._maybe_persist()
+                continue
             if not self._admit(item):
                 continue
             started = time.perf_counter()

@@ -89,6 +89,18 @@ class Metrics:
         self.groups_evicted = Counter(
             "watcher_groups_evicted", "Groups evicted from memory to the store.", registry=r
         )
+        self.worker_rss = Gauge(
+            "watcher_worker_rss_bytes",
+            "Resident memory of each worker process ([watcher] workers > 1).",
+            ["worker"],
+            registry=r,
+        )
+        self.worker_restarts = Counter(
+            "watcher_worker_restarts",
+            "Worker processes that died and were started again.",
+            ["worker"],
+            registry=r,
+        )
         self.source_up = Gauge(
             "watcher_source_up", "1 while the source is connected/reading.", ["source"], registry=r
         )

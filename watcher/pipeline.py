@@ -213,19 +213,22 @@ class Pipeline:
         self._handle(source, book.split(events), asm.take_skipped(), keyed)
         return keyed
 
-    def flush(self, *, force: bool = False) -> list[GroupUpdate]:
-        """Close multi-line events whose stream went quiet (all of them when `force`)."""
-        return self.apply(self.take_flushed(force=force))
+    def flush(self, *, force: bool = False, source: str | None = None) -> list[GroupUpdate]:
+        """Close multi-line events whose stream went quiet (all of them when `force`); only
+        `source`'s when given (a worker process closes a source that ended on its own)."""
+        return self.apply(self.take_flushed(force=force, source=source))
 
-    def take_flushed(self, *, force: bool = False) -> Keyed:
+    def take_flushed(self, *, force: bool = False, source: str | None = None) -> Keyed:
         """`flush`'s events, parsed, classified and keyed; `apply` counts them."""
         keyed = Keyed()
-        for source, asm in self.assemblers.items():
+        for name, asm in list(self.assemblers.items()):
+            if source is not None and name != source:
+                continue
             events = asm.flush(force=force)
-            book = self._cursors[source]
+            book = self._cursors[name]
             if not asm.pending:
                 book.drained()
-            self._handle(source, book.split(events), asm.take_skipped(), keyed)
+            self._handle(name, book.split(events), asm.take_skipped(), keyed)
         return keyed
 
     def apply(self, keyed: Keyed) -> list[GroupUpdate]:
@@ -264,18 +267,32 @@ class Pipeline:
         stats.parse_fallbacks += fallbacks
 
     def _error(self, event: LogEvent, keyed: Keyed) -> None:
+        cls = self.judge(event)
+        if cls is None:
+            return
+        if cls.ignored:  # only the on_event hook sees it, in order
+            keyed.items.append((event, cls, None, None))
+            return
+        self.key(event, cls, keyed)
+
+    def judge(self, event: LogEvent) -> Classification | None:
+        """Count an error event and classify it (an ignored one's classification says so); None
+        when it is out of the period. The half of the work a worker process does."""
         stats = self.stats
         if not self._in_period(event.timestamp):
             stats.out_of_window_events += 1
-            return
+            return None
         stats.error_events += 1
         if self.app_paths:
             mark_in_app(event, self.app_paths)
         cls = classify(event, self.rules)
         if cls.ignored:
             stats.ignored_events += 1
-            keyed.items.append((event, cls, None, None))
-            return
+        return cls
+
+    def key(self, event: LogEvent, cls: Classification, keyed: Keyed) -> None:
+        """Key a classified error event for `apply` (the template miner learns it here): the
+        half the owner of the group table does."""
         at = self.clock() if self.clock else None
         keyed.items.append((event, cls, self.table.key(event), at))
 
@@ -290,6 +307,14 @@ class Pipeline:
         watcher took over reads those lines again from the checkpoint)."""
         self.assemblers.pop(source, None)
         self._cursors.pop(source, None)
+
+    def note_cursors(self, source: str, cursors: dict[str, Any]) -> None:
+        """Safe cursors another process reached for `source` (a worker's): committed by the
+        next take_cursors like this pipeline's own."""
+        book = self._cursors.get(source)
+        if book is None:
+            book = self._cursors[source] = _Cursors()
+        book.safe.update(cursors)
 
     def take_cursors(self) -> dict[str, dict[str, Any]]:
         """The safe cursors reached since the last call, per source; the caller commits them.

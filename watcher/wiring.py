@@ -68,15 +68,16 @@ def build_pipeline(
     period: tuple[float | None, float | None] = (None, None),
     on_event: Callable[[LogEvent, GroupUpdate | None], None] | None = None,
     clock: Callable[[], float] | None = None,
+    kind: type[Pipeline] = Pipeline,
 ) -> Pipeline:
-    """Table + rules + parse limits -> the synchronous pipeline."""
+    """Table + rules + parse limits -> the synchronous pipeline (a worker's is a subclass)."""
     p = config.parse
     limits = ParseLimits(
         max_event_lines=p.max_event_lines,
         max_event_bytes=p.max_event_bytes,
         multiline_timeout=seconds(p.multiline_timeout),
     )
-    return Pipeline(
+    return kind(
         build_table(config),
         rules=rules_from(config),
         metrics=metrics,
@@ -122,6 +123,7 @@ def build_engine(
         progress=progress,
         intake=intake,
         shared=shared,
+        workers=build_workers(config, pipeline, metrics, follow=follow, period=period),
     )
     engine = Engine(pipeline, sources, store=store, metrics=metrics, options=options)
 
@@ -131,3 +133,31 @@ def build_engine(
     pipeline.table.dump_evicted = store is not None  # else the engine drops evicted groups
     pipeline.table.recall = engine.recall
     return engine
+
+
+def build_workers(
+    config: Config,
+    pipeline: Pipeline,
+    metrics: Metrics,
+    *,
+    follow: bool,
+    period: tuple[float | None, float | None] = (None, None),
+) -> Any:
+    """The worker processes `[watcher] workers` asks for, or None (1: all in this process)."""
+    from watcher.workers import worker_count
+
+    count = worker_count(config.watcher.workers)
+    if count <= 1:
+        return None
+    from watcher.workers.pool import WorkerPool
+
+    pool = WorkerPool(
+        count,
+        config,
+        follow=follow,
+        period=period,
+        ship_ignored=pipeline.on_event is not None,
+        metrics=metrics,
+    )
+    pool.install(pipeline)
+    return pool
