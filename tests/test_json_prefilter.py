@@ -1,0 +1,268 @@
+"""The JSON pre-check (formats.json_quiet) and the one decode per line (json_error_event).
+
+json_quiet skips the decode of a JSON line it proves cannot be an error; the property tests hold
+it against the full decode (parse_line) over generated records with levels in every spelling,
+case, numeric and nested form the parser accepts, escaped text, and text that is not valid JSON.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from watcher.model import RawLine
+from watcher.parse import formats
+from watcher.parse.formats import (
+    _LEVEL_ORDER,
+    _LEVELLESS_FRAGMENTS,
+    ERROR_FRAGMENTS,
+    JSON_ALARMS,
+    can_be_error,
+    json_error_event,
+    json_quiet,
+    parse_line,
+)
+from watcher.parse.levels import WORD_LEVELS
+from watcher.parse.multiline import Assembler
+from watcher.parse.traces import TRACE_KEYS
+
+from .test_genlogs import genlogs
+
+LEVEL_KEYS = [*_LEVEL_ORDER, "log"]  # "log": ECS's nested {"log": {"level": …}}
+
+
+def _cases(word: str) -> st.SearchStrategy[str]:
+    """`word` in lower, upper, title or a random mix of cases, sometimes padded."""
+    mixed = st.lists(st.booleans(), min_size=len(word), max_size=len(word)).map(
+        lambda ups: "".join(c.upper() if up else c for c, up in zip(word, ups, strict=True))
+    )
+    spelled = st.one_of(st.just(word), st.just(word.upper()), st.just(word.capitalize()), mixed)
+    return st.tuples(st.sampled_from(["", " "]), spelled, st.sampled_from(["", " "])).map("".join)
+
+
+level_words = st.sampled_from(sorted(WORD_LEVELS)).flatmap(_cases)
+numbers = st.one_of(
+    st.integers(-100, 200),
+    st.sampled_from([10, 20, 30, 40, 49, 50, 59, 60, 99, 100, 10**20, -(10**20)]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([49.99, 50.0, 5e1, 6e1, 1e400, 0.5]),
+)
+digit_strings = st.one_of(
+    st.integers(0, 999).map(str),
+    st.sampled_from(
+        ["50", "\u0665\u0660", "\u00b2", "6", "3", "0", "050", " 50", "50.0", "5e1", "-50"]
+    ),
+)
+scalar_levels = st.one_of(
+    level_words, numbers, digit_strings, st.booleans(), st.none(), st.text(max_size=8)
+)
+level_values = st.one_of(
+    scalar_levels,
+    st.dictionaries(st.sampled_from(LEVEL_KEYS[:12]), scalar_levels, max_size=2),
+    st.lists(scalar_levels, max_size=2),
+)
+keys = st.one_of(
+    st.sampled_from(LEVEL_KEYS),
+    st.sampled_from(sorted(TRACE_KEYS)),
+    st.sampled_from(["msg", "message", "event", "time", "ts", "logger", "name", "record"]),
+    st.sampled_from(["errors", "severity", "stacked", "status", "path", "Warning", "x"]),
+    st.text(max_size=6),
+)
+plain_texts = st.one_of(
+    st.sampled_from(
+        [
+            "request completed",
+            "GET /api/errors/summary 200",
+            "ERROR:  relation does not exist",
+            "FooException: bad",
+            "dial tcp: connection refused",
+            "context deadline exceeded",
+            "Warning  BackOff  pod/x",
+            "Warning BackOff pod/x",
+            "[error] upstream",
+            "level=err",
+            "at=fail",
+            "CRITICAL",
+            "Traceback (most recent call last):",
+            "i/o timeout",
+        ]
+    ),
+    st.text(max_size=12),
+)
+values = st.one_of(level_values, plain_texts)
+records = st.dictionaries(keys, values, max_size=6)
+# a CloudNativePG-like wrapper: a nested record with its own severity
+nested = st.fixed_dictionaries(
+    {"level": level_values, "msg": plain_texts, "record": st.dictionaries(keys, values, max_size=4)}
+)
+
+
+def _dump(obj: object, spacing: int, ascii_only: bool) -> str:
+    seps = ((",", ":"), (", ", ": "), (" ,", " : "))[spacing]
+    try:
+        return json.dumps(obj, separators=seps, ensure_ascii=ascii_only, allow_nan=True)
+    except (ValueError, OverflowError):  # pragma: no cover - json.dumps takes every value drawn
+        return "{}"
+
+
+# the usual record: one level key, a message
+simple = st.builds(
+    lambda key, level, message: {key: level, "msg": message},
+    st.sampled_from(LEVEL_KEYS),
+    level_values,
+    plain_texts,
+)
+json_lines = st.builds(
+    _dump,
+    st.one_of(simple, records, nested),
+    st.integers(0, 2),
+    st.booleans(),
+)
+
+
+@st.composite
+def damaged(draw: st.DrawFn) -> str:
+    """A JSON line cut short, with text appended, or with an escape spelling a letter."""
+    text = draw(json_lines)
+    how = draw(st.sampled_from(["cut", "junk", "escape", "spaces"]))
+    if how == "cut":
+        return text[: draw(st.integers(1, max(1, len(text))))]
+    if how == "junk":
+        return text + draw(st.sampled_from(["", " "])) + draw(plain_texts)
+    if how == "escape":
+        # "\u0065rror": the decoder reads "error" where the text has no such fragment
+        at = text.find('"', 1)
+        if at < 0 or at + 1 >= len(text):
+            return text
+        return text[: at + 1] + f"\\u{ord(text[at + 1]):04x}" + text[at + 2 :]
+    return text.replace(":", " :\t", 1)
+
+
+lines = st.one_of(json_lines, damaged())
+
+
+@settings(max_examples=3000, deadline=None)
+@given(text=lines)
+def test_quiet_never_hides_an_error(text: str) -> None:
+    """json_quiet says True only for lines the full decode reads as non-errors."""
+    if text.startswith("{"):
+        assert not json_quiet(text) or not parse_line(RawLine(text, line_no=1)).is_error
+
+
+@settings(max_examples=2000, deadline=None)
+@given(text=lines, stated=st.sampled_from([None, {"level": "error"}, {"level": "info"}, {}]))
+def test_json_error_event_is_parse_line_for_every_error(text: str, stated: dict | None) -> None:
+    """json_error_event gives parse_line's event for every error line (and for the others it
+    lets through), None only for lines that are not errors."""
+    if not text.startswith("{"):
+        return
+
+    def line() -> RawLine:  # parse_line may write to a line's fields: a fresh one each time
+        return RawLine(text, line_no=1, fields=None if stated is None else dict(stated))
+
+    full = parse_line(line())
+    got = json_error_event(line())
+    if got is None:
+        assert not full.is_error
+    else:
+        assert got == full
+    assert (got is not None) == can_be_error(line())
+
+
+def test_quiet_on_generated_logs() -> None:
+    """On every JSON format genlogs writes, no error line is skipped, and most INFO lines are."""
+    quiet = total = 0
+    for text in genlogs.generate(20_000, 11, 0.2):
+        if text.startswith("{"):
+            total += 1
+            event = parse_line(RawLine(text, line_no=1))
+            if json_quiet(text):
+                quiet += 1
+                assert not event.is_error, text
+    assert quiet > total // 2
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"level":50,"msg":"x"}',
+        '{"level":"50","msg":"x"}',
+        '{"level":5e1,"msg":"x"}',
+        '{"level":Infinity,"msg":"x"}',
+        '{"lvl":"E\\u0052ROR","msg":"x"}',
+        '{"PRIORITY":"3","MESSAGE":"x"}',
+        '{"log":{"level":60},"message":"x"}',
+        '{"level":"info","msg":"x","record":{"severity":55}}',
+        '{"level":"info","stack":"Error: boom\\n    at f (/app/a.js:1:1)"}',
+        '{"level":"info","msg":"x" ERROR',
+        '{"severity":"CRITICAL","message":"x"}',
+        '{"level":"severe","msg":"x"}',
+        '{"msg":"x"} dial tcp: connection refused',
+        '{"a": 1} Warning  BackOff  pod/x',
+    ],
+)
+def test_not_quiet_where_the_decode_finds_an_error(text: str) -> None:
+    assert parse_line(RawLine(text)).is_error
+    assert not json_quiet(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"level":30,"time":1795297946341,"pid":1,"msg":"request completed"}',
+        '{"timestamp": "2026-11-21T14:22:55Z", "level": "info", "event": "ok", "db": "up"}',
+        '{"severity":"INFO","message":"ready"}',
+        '{"PRIORITY":"6","MESSAGE":"started"}',
+    ],
+)
+def test_quiet_for_ordinary_info_records(text: str) -> None:
+    assert json_quiet(text)
+
+
+def test_alarms_cover_every_error_source() -> None:
+    """Each fragment an error verdict may need has an alarm that is part of it."""
+    needed = [*ERROR_FRAGMENTS, *_LEVELLESS_FRAGMENTS, *TRACE_KEYS]
+    for word in needed:
+        assert any(alarm in word for alarm in JSON_ALARMS), word
+
+
+def _count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    loads = formats._loads
+
+    def counting(text: str) -> object:
+        calls.append(text)
+        return loads(text)
+
+    monkeypatch.setattr(formats, "_loads", counting)
+    return calls
+
+
+def test_an_error_record_is_decoded_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _count_decodes(monkeypatch)
+    asm = Assembler(errors_only=True)
+    text = '{"level":"error","msg":"payment failed","order":7}'
+    events = asm.feed(RawLine(text, line_no=1)) + asm.flush(force=True)
+    assert [e.message for e in events] == ["payment failed"]
+    assert calls == [text]
+
+
+def test_an_info_record_is_not_decoded(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _count_decodes(monkeypatch)
+    asm = Assembler(errors_only=True)
+    text = '{"level":30,"time":1795297946341,"pid":1,"msg":"request completed"}'
+    assert asm.feed(RawLine(text, line_no=1)) + asm.flush(force=True) == []
+    assert asm.take_skipped() == 1
+    assert calls == []
+
+
+def test_a_superscript_level_is_no_level() -> None:
+    """int() refuses "²" although str.isdigit accepts it: the check used to raise (and stop a
+    replay) on such a record that also said "error"."""
+    line = RawLine('{"level":"²","msg":"error budget"}', line_no=1)
+    assert can_be_error(line) is False
+    event = parse_line(line)
+    assert event.level is None and event.message == "error budget"
