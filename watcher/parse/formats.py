@@ -663,8 +663,6 @@ def _peek_json_level(obj: dict[str, Any]) -> str | None:
 
 
 def _json_can_be_error(text: str) -> bool:
-    if json_quiet(text):
-        return False
     obj = _loads(text)
     if type(obj) is not dict:
         return True  # the full parse falls back to plain text and marks it
@@ -719,81 +717,17 @@ def can_be_error(line: RawLine) -> bool:
 def json_error_event(line: RawLine) -> LogEvent | None:
     """parse_line(line) for a JSON line ("{…") that can_be_error lets through, else None.
 
-    The check and the parse share one decode (an error line used to be decoded twice), and
-    json_quiet spares most non-error lines the decode altogether."""
+    The check and the parse share one decode: an error line used to be decoded twice. (A
+    substring pre-check that skips the decode of lines it proves cannot be errors was measured
+    and dropped: the C decoder costs less than the ~18 substring searches and the level-number
+    regex such a proof needs; bench/RESULTS.md, issue 15 parse.)"""
     decoded = _UNDECODED
     if not (line.fields and _fields_say_error(line.fields)):
         text = line.text
-        if json_quiet(text):
-            return None
         decoded = _loads(text)
         if type(decoded) is dict and not _record_can_be_error(decoded, text):
             return None
     return parse_line(line, decoded)
-
-
-# --- the JSON pre-check: no decode for a line that cannot be an error ---------------------------
-
-# Lower-cased fragments one of which every error verdict on a JSON line needs, the line decoded
-# or (not valid JSON) read as plain text: the error level words (ERROR_FRAGMENTS; a level key's
-# name "severity" is taken out first), level-less reports (_LEVELLESS_FRAGMENTS: "exc" stands for
-# "exception" and "exceeded") and the keys of a trace (TRACE_KEYS: "err…", "exc_…", "traceback",
-# "stack…"). The tests check each list is covered.
-JSON_ALARMS = (
-    *ERROR_FRAGMENTS,
-    "exc",
-    "refused",
-    "reset by peer",
-    "i/o timeout",
-    "no such host",
-    "broken pipe",
-    "traceback",
-    "stack",
-)
-_SEVERITY_KEY = '"severity"'
-# A level key with a number (pino's 50) or a string of digits: the only error levels without a
-# fragment. Any key of _LEVEL_ORDER at any depth (a nested record's or ECS's {"log": {"level"}}).
-_NUMERIC_LEVEL = re.compile(
-    '"(' + "|".join(re.escape(key) for key in _LEVEL_ORDER) + r')"\s*:\s*'
-    r'(?:"(\d[^"]*)"|(-?\d[\d.eE+\-]*|-?Infinity|NaN))'  # the stdlib decoder takes Infinity
-)
-
-
-def json_quiet(text: str) -> bool:
-    """True only when the JSON line `text` certainly parses to an event that is not an error,
-    found without decoding it (a fifth of the decode's cost on a typical line).
-
-    Without a backslash every character of the text is itself (no escape can spell "error"),
-    and a text that is not valid JSON, read as plain text, needs a fragment too."""
-    if "\\" in text or "Warning" in text:  # escapes; a Kubernetes Warning row read as plain
-        return False
-    low = text.lower()
-    if _SEVERITY_KEY in low:
-        low = low.replace(_SEVERITY_KEY, '""')  # the key's name, not a level
-    for fragment in JSON_ALARMS:  # a plain loop: any() costs more than the searches
-        if fragment in low:
-            return False
-    return not _numeric_level_alarm(text)
-
-
-def _numeric_level_alarm(text: str) -> bool:
-    """Whether some level key of `text` holds a number or digit string of error rank or above
-    (or one this cannot read as the decoder would)."""
-    for match in _NUMERIC_LEVEL.finditer(text):
-        key, digits, number = match.groups()
-        try:
-            if digits is not None:
-                value: Any = digits
-                if key == "PRIORITY" and len(digits) == 1 and int(digits) <= 3:
-                    return True  # journald's syslog severity
-            else:
-                value = int(number) if number.lstrip("-").isdigit() else float(number)
-            level = normalize_level(value)
-        except ValueError:
-            return True
-        if level is not None and LEVEL_RANK[level] >= ERROR_RANK:
-            return True
-    return False
 
 
 def _fields_say_error(fields: dict[str, Any]) -> bool:

@@ -1,8 +1,7 @@
-"""The JSON pre-check (formats.json_quiet) and the one decode per line (json_error_event).
-
-json_quiet skips the decode of a JSON line it proves cannot be an error; the property tests hold
-it against the full decode (parse_line) over generated records with levels in every spelling,
-case, numeric and nested form the parser accepts, escaped text, and text that is not valid JSON.
+"""One decode per JSON line (formats.json_error_event): the errors-only check and the parse share
+it. The property test holds it against parse_line over generated records with levels in every
+spelling, case, numeric and nested form the parser accepts, escaped text, and text that is not
+valid JSON.
 """
 
 from __future__ import annotations
@@ -15,21 +14,10 @@ from hypothesis import strategies as st
 
 from watcher.model import RawLine
 from watcher.parse import formats
-from watcher.parse.formats import (
-    _LEVEL_ORDER,
-    _LEVELLESS_FRAGMENTS,
-    ERROR_FRAGMENTS,
-    JSON_ALARMS,
-    can_be_error,
-    json_error_event,
-    json_quiet,
-    parse_line,
-)
+from watcher.parse.formats import _LEVEL_ORDER, can_be_error, json_error_event, parse_line
 from watcher.parse.levels import WORD_LEVELS
 from watcher.parse.multiline import Assembler
 from watcher.parse.traces import TRACE_KEYS
-
-from .test_genlogs import genlogs
 
 LEVEL_KEYS = [*_LEVEL_ORDER, "log"]  # "log": ECS's nested {"log": {"level": …}}
 
@@ -144,14 +132,6 @@ def damaged(draw: st.DrawFn) -> str:
 lines = st.one_of(json_lines, damaged())
 
 
-@settings(max_examples=3000, deadline=None)
-@given(text=lines)
-def test_quiet_never_hides_an_error(text: str) -> None:
-    """json_quiet says True only for lines the full decode reads as non-errors."""
-    if text.startswith("{"):
-        assert not json_quiet(text) or not parse_line(RawLine(text, line_no=1)).is_error
-
-
 @settings(max_examples=2000, deadline=None)
 @given(text=lines, stated=st.sampled_from([None, {"level": "error"}, {"level": "info"}, {}]))
 def test_json_error_event_is_parse_line_for_every_error(text: str, stated: dict | None) -> None:
@@ -170,63 +150,6 @@ def test_json_error_event_is_parse_line_for_every_error(text: str, stated: dict 
     else:
         assert got == full
     assert (got is not None) == can_be_error(line())
-
-
-def test_quiet_on_generated_logs() -> None:
-    """On every JSON format genlogs writes, no error line is skipped, and most INFO lines are."""
-    quiet = total = 0
-    for text in genlogs.generate(20_000, 11, 0.2):
-        if text.startswith("{"):
-            total += 1
-            event = parse_line(RawLine(text, line_no=1))
-            if json_quiet(text):
-                quiet += 1
-                assert not event.is_error, text
-    assert quiet > total // 2
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        '{"level":50,"msg":"x"}',
-        '{"level":"50","msg":"x"}',
-        '{"level":5e1,"msg":"x"}',
-        '{"level":Infinity,"msg":"x"}',
-        '{"lvl":"E\\u0052ROR","msg":"x"}',
-        '{"PRIORITY":"3","MESSAGE":"x"}',
-        '{"log":{"level":60},"message":"x"}',
-        '{"level":"info","msg":"x","record":{"severity":55}}',
-        '{"level":"info","stack":"Error: boom\\n    at f (/app/a.js:1:1)"}',
-        '{"level":"info","msg":"x" ERROR',
-        '{"severity":"CRITICAL","message":"x"}',
-        '{"level":"severe","msg":"x"}',
-        '{"msg":"x"} dial tcp: connection refused',
-        '{"a": 1} Warning  BackOff  pod/x',
-    ],
-)
-def test_not_quiet_where_the_decode_finds_an_error(text: str) -> None:
-    assert parse_line(RawLine(text)).is_error
-    assert not json_quiet(text)
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        '{"level":30,"time":1795297946341,"pid":1,"msg":"request completed"}',
-        '{"timestamp": "2026-11-21T14:22:55Z", "level": "info", "event": "ok", "db": "up"}',
-        '{"severity":"INFO","message":"ready"}',
-        '{"PRIORITY":"6","MESSAGE":"started"}',
-    ],
-)
-def test_quiet_for_ordinary_info_records(text: str) -> None:
-    assert json_quiet(text)
-
-
-def test_alarms_cover_every_error_source() -> None:
-    """Each fragment an error verdict may need has an alarm that is part of it."""
-    needed = [*ERROR_FRAGMENTS, *_LEVELLESS_FRAGMENTS, *TRACE_KEYS]
-    for word in needed:
-        assert any(alarm in word for alarm in JSON_ALARMS), word
 
 
 def _count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -248,15 +171,6 @@ def test_an_error_record_is_decoded_once(monkeypatch: pytest.MonkeyPatch) -> Non
     events = asm.feed(RawLine(text, line_no=1)) + asm.flush(force=True)
     assert [e.message for e in events] == ["payment failed"]
     assert calls == [text]
-
-
-def test_an_info_record_is_not_decoded(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = _count_decodes(monkeypatch)
-    asm = Assembler(errors_only=True)
-    text = '{"level":30,"time":1795297946341,"pid":1,"msg":"request completed"}'
-    assert asm.feed(RawLine(text, line_no=1)) + asm.flush(force=True) == []
-    assert asm.take_skipped() == 1
-    assert calls == []
 
 
 def test_a_superscript_level_is_no_level() -> None:
