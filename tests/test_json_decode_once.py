@@ -180,3 +180,67 @@ def test_a_superscript_level_is_no_level() -> None:
     assert can_be_error(line) is False
     event = parse_line(line)
     assert event.level is None and event.message == "error budget"
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    max_leaves=12,
+)
+raw_json = st.one_of(
+    st.builds(
+        _dump,
+        st.dictionaries(st.text(max_size=5), json_values, max_size=5),
+        st.integers(0, 2),
+        st.booleans(),
+    ),
+    lines,
+    st.sampled_from(
+        [
+            '{"a":1}\x0c',
+            '{"a":1} ',
+            '{"a":"\\ud800"}',
+            '{"a":"\\ud83d\\ude00"}',
+            '{"a":1e400,"b":-0,"c":1E2}',
+            '{"a":NaN}',
+            '{"a":"x\ty"}',
+            '{"a":1,"a":2}',
+            "{" * 2000 + "}" * 2000,
+            '{"a":' * 600 + "1" + "}" * 600,
+        ]
+    ),
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(text=raw_json)
+def test_orjson_decides_like_the_stdlib(text: str) -> None:
+    """With orjson installed the errors-only check decides as the stdlib decoder does, and the
+    event it lets through is the one parse_line gives without orjson."""
+    orjson = pytest.importorskip("orjson")
+    if not text.startswith("{"):
+        return
+    fast = formats._fast_loads
+    try:
+        formats._fast_loads = orjson.loads
+        with_orjson = json_error_event(RawLine(text, line_no=1))
+        formats._fast_loads = None
+        stdlib = json_error_event(RawLine(text, line_no=1))
+    finally:
+        formats._fast_loads = fast
+    assert repr(with_orjson) == repr(stdlib)  # repr: NaN != NaN, but prints alike
+
+
+def test_an_integer_beyond_64_bits_keeps_its_value() -> None:
+    """orjson reads 10**20 as the float 1e+20: it decodes for the check only, so an event's
+    fields keep the integer whether orjson is installed or not."""
+    text = '{"level":"error","msg":"x","trace_id":100000000000000000000}'
+    for event in (parse_line(RawLine(text)), json_error_event(RawLine(text))):
+        assert event is not None
+        assert event.fields["trace_id"] == 10**20
+        assert type(event.fields["trace_id"]) is int

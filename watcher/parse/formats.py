@@ -27,7 +27,8 @@ FALLBACK_KEY = "parse_fallback"
 
 _scan_once = json.JSONDecoder().scan_once
 
-try:  # optional: orjson parses a typical log record ~3x faster than the stdlib
+try:  # optional (`pip install watcher[fast]`): orjson decodes a log record ~2x faster than the
+    # stdlib's C scanner, and serves the errors-only check (_check_loads), never an event
     from orjson import loads as _fast_loads
 except ImportError:  # pragma: no cover - depends on the environment
     _fast_loads = None
@@ -254,13 +255,22 @@ def _take_timestamp(obj: dict[str, Any], key: str | None) -> float | None:
     return _pop_timestamp(obj)
 
 
-def _loads(text: str) -> Any:
-    """json.loads, through orjson when installed; None when the text is not JSON."""
+def _check_loads(text: str) -> Any:
+    """_loads as far as the errors-only check can tell: through orjson when installed.
+
+    orjson reads an integer beyond 64 bits as a float (10**20 -> 1e+20), which an event's fields
+    would show but no level, trace key or nested record tells apart (a level of either is
+    critical), so it decodes for the check only; the event is decoded by _loads."""
     if _fast_loads is not None:
         try:
             return _fast_loads(text)
         except ValueError:
-            pass  # lone surrogates, NaN, huge ints: the stdlib is more lenient, so ask it too
+            pass  # lone surrogates, NaN, huge nesting: the stdlib is more lenient, so ask it
+    return _loads(text)
+
+
+def _loads(text: str) -> Any:
+    """json.loads (the stdlib's decoder); None when the text is not JSON."""
     try:
         # the C scanner itself: json.loads adds ~0.4 us of Python wrappers per line
         obj, end = _scan_once(text, 0)
@@ -663,7 +673,7 @@ def _peek_json_level(obj: dict[str, Any]) -> str | None:
 
 
 def _json_can_be_error(text: str) -> bool:
-    obj = _loads(text)
+    obj = _check_loads(text)
     if type(obj) is not dict:
         return True  # the full parse falls back to plain text and marks it
     return _record_can_be_error(obj, text)
@@ -717,16 +727,19 @@ def can_be_error(line: RawLine) -> bool:
 def json_error_event(line: RawLine) -> LogEvent | None:
     """parse_line(line) for a JSON line ("{…") that can_be_error lets through, else None.
 
-    The check and the parse share one decode: an error line used to be decoded twice. (A
+    Without orjson the check and the parse share one decode (an error line used to be decoded
+    twice); with it, orjson decodes for the check and the stdlib only the lines that pass. (A
     substring pre-check that skips the decode of lines it proves cannot be errors was measured
     and dropped: the C decoder costs less than the ~18 substring searches and the level-number
     regex such a proof needs; bench/RESULTS.md, issue 15 parse.)"""
     decoded = _UNDECODED
     if not (line.fields and _fields_say_error(line.fields)):
         text = line.text
-        decoded = _loads(text)
-        if type(decoded) is dict and not _record_can_be_error(decoded, text):
+        checked = _check_loads(text)
+        if type(checked) is dict and not _record_can_be_error(checked, text):
             return None
+        if _fast_loads is None:
+            decoded = checked  # the stdlib's own result: the event takes it
     return parse_line(line, decoded)
 
 
