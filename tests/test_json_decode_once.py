@@ -188,8 +188,9 @@ json_values = st.recursive(
     | st.integers(min_value=-(2**70), max_value=2**70)
     | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
     max_leaves=12,
 )
 raw_json = st.one_of(
@@ -244,3 +245,71 @@ def test_an_integer_beyond_64_bits_keeps_its_value() -> None:
         assert event is not None
         assert event.fields["trace_id"] == 10**20
         assert type(event.fields["trace_id"]) is int
+
+
+# --- plain lines: a level below error after the timestamp is final ----------------------------
+
+stamps = st.sampled_from(
+    [
+        "2026-11-21 06:00:02,154",
+        "2026-11-21T06:00:02.154Z",
+        "2026-11-21 06:00:02",
+        "2026-11-21T06:00:02+01:00",
+        "1795297946",
+        "06:00:02.154",
+        "2026/11/21 06:00:02",
+        "20261121",
+        "2026-11-21",
+    ]
+)
+separators = st.sampled_from([" ", "  ", " | ", " - ", "\t", " stdout F ", ": ", ""])
+heads = st.one_of(
+    level_words,
+    st.sampled_from(["[INFO]", "<warn>", "INFO:root:", "level=info", "lvl=error", "Error:", "x"]),
+)
+rests = st.lists(
+    st.one_of(plain_texts, st.sampled_from(["errors=0", "[main]", "c.f.Bar -", "ERROR", "="])),
+    max_size=4,
+).map(" ".join)
+timestamped = st.tuples(stamps, separators, heads, st.just(" "), rests).map("".join)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(text=timestamped, stated=st.sampled_from([None, {"level": "error"}, {"level": "info"}]))
+def test_timestamped_lines_below_error_are_never_errors(text: str, stated: dict | None) -> None:
+    """can_be_error says False for a timestamped line only where parse_line finds no error."""
+    line = RawLine(text, line_no=1, fields=None if stated is None else dict(stated))
+    if not can_be_error(line):
+        again = RawLine(text, line_no=1, fields=None if stated is None else dict(stated))
+        assert not parse_line(again).is_error
+
+
+def test_an_info_line_that_mentions_errors_is_not_parsed() -> None:
+    """The level after the timestamp decides: the words after it need no full parse."""
+    for text in (
+        "2026-11-21 06:00:02,154 INFO [api.orders] order 219446 validated, no validation errors",
+        "2026-11-21T06:00:02.154Z WARN retrying after a failed attempt",
+    ):
+        assert not can_be_error(RawLine(text)), text
+    for text in (
+        "2026-11-21 06:00:02,154 ERROR [api.orders] invalid order",
+        "2026-11-21 06:00:02,154 level=info msg=x err=boom",
+        "2026-11-21 06:00:02,154 order failed",
+    ):
+        assert can_be_error(RawLine(text)), text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-21 06:00:02,154 some information FooException: bad",
+        "service debug hook ConnectionRefused: connection refused",
+        "0s Warning BackOff pod/api-7d9 Back-off restarting the container",
+    ],
+)
+def test_the_check_lets_through_errors_it_used_to_skip(text: str) -> None:
+    """"info"/"debug" in a line ended the check before the level-less reports were looked for,
+    and a kubectl Warning row needed two spaces after "Warning": these errors were skipped."""
+    line = RawLine(text, line_no=1)
+    assert parse_line(line).is_error
+    assert can_be_error(line)
