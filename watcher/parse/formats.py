@@ -27,7 +27,8 @@ FALLBACK_KEY = "parse_fallback"
 
 _scan_once = json.JSONDecoder().scan_once
 
-try:  # optional: orjson parses a typical log record ~3x faster than the stdlib
+try:  # optional (`pip install watcher[fast]`): orjson decodes a log record ~2x faster than the
+    # stdlib's C scanner, and serves the errors-only check (_check_loads), never an event
     from orjson import loads as _fast_loads
 except ImportError:  # pragma: no cover - depends on the environment
     _fast_loads = None
@@ -254,13 +255,22 @@ def _take_timestamp(obj: dict[str, Any], key: str | None) -> float | None:
     return _pop_timestamp(obj)
 
 
-def _loads(text: str) -> Any:
-    """json.loads, through orjson when installed; None when the text is not JSON."""
+def _check_loads(text: str) -> Any:
+    """_loads as far as the errors-only check can tell: through orjson when installed.
+
+    orjson reads an integer beyond 64 bits as a float (10**20 -> 1e+20), which an event's fields
+    would show but no level, trace key or nested record tells apart (a level of either is
+    critical), so it decodes for the check only; the event is decoded by _loads."""
     if _fast_loads is not None:
         try:
             return _fast_loads(text)
         except ValueError:
-            pass  # lone surrogates, NaN, huge ints: the stdlib is more lenient, so ask it too
+            pass  # lone surrogates, NaN, huge nesting: the stdlib is more lenient, so ask it
+    return _loads(text)
+
+
+def _loads(text: str) -> Any:
+    """json.loads (the stdlib's decoder); None when the text is not JSON."""
     try:
         # the C scanner itself: json.loads adds ~0.4 us of Python wrappers per line
         obj, end = _scan_once(text, 0)
@@ -290,8 +300,13 @@ def scrub_surrogates(value: Any) -> Any:
     return value
 
 
-def _parse_json(line: RawLine) -> LogEvent | None:
-    obj = _loads(line.text)
+# parse_line's `decoded` when the caller has not decoded the line
+_UNDECODED: Any = object()
+
+
+def _parse_json(line: RawLine, obj: Any = _UNDECODED) -> LogEvent | None:
+    if obj is _UNDECODED:
+        obj = _loads(line.text)
     if type(obj) is not dict:
         return None
     best, has_trace = _best_keys(obj)
@@ -495,6 +510,32 @@ def _scan_level(text: str, pos: int) -> tuple[str | None, int]:
     return level, pos
 
 
+def _timestamp_at(text: str, pos: int) -> tuple[float, int] | None:
+    """(timestamp, where what follows it starts) when a timestamp prefix starts at `pos`."""
+    found_ts = prefix(text, pos)
+    if found_ts is None:
+        return None
+    timestamp, pos = found_ts
+    if text[pos : pos + 1] == " " and text[pos + 1 : pos + 2] not in (" ", "|", "-", "s"):
+        pos += 1  # the usual single space: no regex needed
+    elif (after := _AFTER_TS.match(text, pos)) is not None:
+        pos = after.end()
+    return timestamp, pos
+
+
+def _stated_below_error(text: str) -> bool:
+    """True when a plain line that starts with a digit states a level below error right after
+    its timestamp: _parse_plain reads it there, and nothing after it changes it."""
+    found_ts = _timestamp_at(text, 0)
+    if found_ts is None:
+        return False
+    pos = found_ts[1]
+    if _LOGFMT_START.match(text, pos):
+        return False  # "2024-… level=info …" is logfmt: its pairs decide
+    found = _level_at(text, pos)
+    return found is not None and LEVEL_RANK[found[0]] < ERROR_RANK
+
+
 def _parse_plain(line: RawLine) -> LogEvent:
     text = line.text
     pos = 0
@@ -508,13 +549,9 @@ def _parse_plain(line: RawLine) -> LogEvent:
             level, pos = syslog_level(int(match.group(1)) & 7), match.end()
             first = text[pos : pos + 1]
     if first.isdigit() or first == "[":
-        found_ts = prefix(text, pos)
+        found_ts = _timestamp_at(text, pos)
         if found_ts is not None:
             timestamp, pos = found_ts
-            if text[pos : pos + 1] == " " and text[pos + 1 : pos + 2] not in (" ", "|", "-", "s"):
-                pos += 1  # the usual single space: no regex needed
-            elif (after := _AFTER_TS.match(text, pos)) is not None:
-                pos = after.end()
             if _LOGFMT_START.match(text, pos):  # "2024-… level=info msg=…" (k8s, docker)
                 event = _parse_logfmt(line, pos, timestamp)
                 if event is not None:
@@ -587,6 +624,7 @@ _ERRNO_PHRASES = (
 _K8S_WARNING_ROW = re.compile(
     r"(?:\S+\s+){0,6}?Warning\s+([A-Z][a-z]*[A-Z]\w*|Unhealthy|Evicted)\s"
 )
+_WARNING_THEN_SPACE = re.compile(r"Warning\s")
 # access log lines, and the request summaries of frameworks (Rails' "Completed 500 … in 25ms")
 ACCESS_LINE = re.compile(r'"[A-Z]+ \S+ HTTP/[\d.]+"|HTTP/[\d.]+" \d{3}|^Completed \d{3} ')
 
@@ -643,6 +681,9 @@ def levelless_level(message: str) -> str | None:
 ERROR_FRAGMENTS = ("err", "eror", "sever", "crit", "fatal", "panic", "alert", "emerg", "fail")
 # A line naming info or debug has a level, and most lines do: only the rest pay for the
 # _LEVELLESS_FRAGMENTS (defined with levelless_level above).
+# what a plain line needs for an error verdict: a level word at error or above, or (no level
+# found) a level-less report; checked in one loop
+_PLAIN_ALARMS = (*ERROR_FRAGMENTS, *_LEVELLESS_FRAGMENTS)
 # first characters of the layouts whose level is a letter or a number, not a word
 _CODED_FIRST = frozenset("<EFCA")
 _LEVEL_ORDER = (*_LEVEL_KEYS, "PRIORITY")  # the ranks _best_keys gives the level keys
@@ -658,9 +699,14 @@ def _peek_json_level(obj: dict[str, Any]) -> str | None:
 
 
 def _json_can_be_error(text: str) -> bool:
-    obj = _loads(text)
+    obj = _check_loads(text)
     if type(obj) is not dict:
         return True  # the full parse falls back to plain text and marks it
+    return _record_can_be_error(obj, text)
+
+
+def _record_can_be_error(obj: dict[str, Any], text: str) -> bool:
+    """Whether the decoded JSON record `obj` (of the line `text`) can parse to an error."""
     if not obj.keys().isdisjoint(TRACE_KEYS):
         return True
     level = _peek_json_level(obj)
@@ -690,18 +736,39 @@ def can_be_error(line: RawLine) -> bool:
     if "\\" in text:
         return True  # logfmt unescaping turns "E\\RROR" into a level word
     low = text.lower()
-    # a plain loop: any() with a generator costs more than the eight searches themselves
-    for fragment in ERROR_FRAGMENTS:
+    # a plain loop: any() with a generator costs more than the searches themselves
+    for fragment in _PLAIN_ALARMS:
         if fragment in low:
-            return True
+            # "2026-… INFO [api] order validated, no validation errors": a level below error
+            # where the parser reads it is final whatever words follow; a full parse of such a
+            # line cost ~10 µs, 8 % of the lines of bench/genlogs.py's mix (issue 15 parse)
+            return not (first.isdigit() and _stated_below_error(text))
     if "warning" in low:  # a Kubernetes Warning event row, else a warning
-        return "warning  " in low or "warning\t" in low
-    if "info" in low or "debug" in low or "http/" in low:
-        return False  # a level word that is not an error one, or an access log line
-    for fragment in _LEVELLESS_FRAGMENTS:  # noqa: SIM110
-        if fragment in low:
-            return True
+        # what _K8S_WARNING_ROW needs: "Warning" and any whitespace (kubectl aligns its columns
+        # with several spaces, but one is enough for the row to be read as an error)
+        return _WARNING_THEN_SPACE.search(text) is not None
+    # ("info", "debug" or "http/" in the line used to end the check here, before the level-less
+    # fragments: "some information FooException: bad" has no level and is an error)
     return False
+
+
+def json_error_event(line: RawLine) -> LogEvent | None:
+    """parse_line(line) for a JSON line ("{…") that can_be_error lets through, else None.
+
+    Without orjson the check and the parse share one decode (an error line used to be decoded
+    twice); with it, orjson decodes for the check and the stdlib only the lines that pass. (A
+    substring pre-check that skips the decode of lines it proves cannot be errors was measured
+    and dropped: the C decoder costs less than the ~18 substring searches and the level-number
+    regex such a proof needs; bench/RESULTS.md, issue 15 parse.)"""
+    decoded = _UNDECODED
+    if not (line.fields and _fields_say_error(line.fields)):
+        text = line.text
+        checked = _check_loads(text)
+        if type(checked) is dict and not _record_can_be_error(checked, text):
+            return None
+        if _fast_loads is None:
+            decoded = checked  # the stdlib's own result: the event takes it
+    return parse_line(line, decoded)
 
 
 def _fields_say_error(fields: dict[str, Any]) -> bool:
@@ -713,13 +780,16 @@ def _fields_say_error(fields: dict[str, Any]) -> bool:
 # --- entry point -------------------------------------------------------------------------------
 
 
-def parse_line(line: RawLine) -> LogEvent:
-    """One physical line -> LogEvent (format json|logfmt|plain). Never raises on any text."""
+def parse_line(line: RawLine, decoded: Any = _UNDECODED) -> LogEvent:
+    """One physical line -> LogEvent (format json|logfmt|plain). Never raises on any text.
+
+    `decoded`: what _loads(line.text) gave for a JSON line a caller has decoded already (it is
+    consumed: the event takes its fields)."""
     text = line.text
     first = text[:1]
     try:
         if first == "{":
-            event = _parse_json(line)
+            event = _parse_json(line, decoded)
             if event is not None:
                 return event
             event = _parse_plain(line)

@@ -105,7 +105,8 @@ def normalize_level(value: Any) -> str | None:
     kind = type(value)
     if kind is str:
         found = _FAST.get(value) or level_word(value)
-        if found is None and value.isdigit() and len(value) <= 3:
+        # isdecimal, not isdigit: int() refuses a superscript "²", which isdigit accepts
+        if found is None and value.isdecimal() and len(value) <= 3:
             found = level_number(int(value))
         return found
     if kind is int or kind is float:  # not isinstance: True is not a level

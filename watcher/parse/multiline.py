@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable
 
 from watcher.model import LogEvent, RawLine
-from watcher.parse.formats import can_be_error, parse_line, unwrap_json
+from watcher.parse.formats import can_be_error, json_error_event, parse_line, unwrap_json
 from watcher.parse.linekinds import (
     EXC,
     JSON,
@@ -196,10 +196,7 @@ class Assembler:
                     del open_records[key]
                     self._single(record.head, record.head_kind, out, record.event)
                     spare = record
-                if errors_only and not can_be_error(line):
-                    skipped += 1  # the usual JSON line: an INFO record, counted only
-                else:
-                    self._json(line, key, now, out, checked=True)
+                self._json(line, key, now, out)
                 continue
             if record is None:
                 if kind == MAYBE:
@@ -304,14 +301,16 @@ class Assembler:
 
     # --- internals -----------------------------------------------------------------------------
 
-    def _json(
-        self, line: RawLine, key: str, now: float, out: list[LogEvent], checked: bool = False
-    ) -> None:
+    def _json(self, line: RawLine, key: str, now: float, out: list[LogEvent]) -> None:
         """A JSON line: complete now, unless it is an error record a raw trace may follow."""
-        if not checked and self._errors_only and not can_be_error(line):
-            self._skipped += 1
-            return
-        event = parse_line(line)
+        if self._errors_only:
+            found = json_error_event(line)  # one decode at most, none for most INFO records
+            if found is None:
+                self._skipped += 1  # the usual JSON line: an INFO record, counted only
+                return
+            event = found
+        else:
+            event = parse_line(line)
         if event.is_error and not event.frames and len(line.text) < self._max_bytes:
             record = Record(line, JSON, now, key)
             record.state, record.event = JSON_ERR, event
