@@ -398,9 +398,24 @@ async def test_daemon_fix_loop_opens_the_pr(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """`watcher run` with [autofix] enabled opens the PR from its periodic fix loop, and a PR
-    alert goes to the webhook; the API lists the fix."""
+    alert goes to the webhook; the API lists the fix. The fix history it reads at start-up is
+    read off the event loop (a PostgreSQL round trip there would stall every source)."""
     from watcher.config import load_config
     from watcher.daemon import Daemon
+    from watcher.fix.pipeline import FixPipeline
+
+    on_loop: list[bool] = []
+    seed = FixPipeline._seed_budget
+
+    def spy(self: FixPipeline) -> None:
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        seed(self)
+
+    monkeypatch.setattr(FixPipeline, "_seed_budget", spy)
 
     anthropic_fake.script(tool_use(FIX_INPUT), tool_use(HOSTILE_INPUT), tool_use(OBEYED_INPUT))
     for key in [k for k in os.environ if k.startswith(("WATCHER_", "GITHUB_"))]:
@@ -424,6 +439,7 @@ async def test_daemon_fix_loop_opens_the_pr(
         [pull] = github.pulls.values()
         assert pull["head"]["ref"].startswith("auto-fix/internal_error/")
         assert_no_secret(*(r.text for r in anthropic_fake.requests), *github.bodies())
+        assert on_loop == [False]
     finally:
         daemon.shutdown.set()
         assert await asyncio.wait_for(task, 30) == 0

@@ -359,7 +359,7 @@ class Daemon:
             self.engine.pipeline.table.life.subscribe(_lifecycle_alerts(alerter))
             alerts = asyncio.create_task(alerter.run(alerts_stop), name="alerts")
         self.engine.on_updates = _fan_out(hooks)
-        fix_task = self._start_autofix(alerter)
+        fix_task = await self._start_autofix(alerter)
         self._install_signals()
         log.info(
             "Watching.",
@@ -454,14 +454,18 @@ class Daemon:
         self.http_port = bound_port(runner)
         return runner
 
-    def _start_autofix(self, alerter: Any) -> asyncio.Task[None] | None:
+    async def _start_autofix(self, alerter: Any) -> asyncio.Task[None] | None:
         """With [autofix] enabled: the periodic fix loop, and fixes on request from the API."""
         config = self.config
         if not config.autofix.enabled or self.store is None or self.engine is None:
             return None
         from watcher.fix.pipeline import FixPipeline
 
-        self.fixer = fixer = FixPipeline.from_config(config, self.store, metrics=self.metrics)
+        # in a thread: it reads the last hour's fixes (a round trip on PostgreSQL) to seed the
+        # budget, and the sources and the API are already running on this loop
+        self.fixer = fixer = await asyncio.to_thread(
+            FixPipeline.from_config, config, self.store, metrics=self.metrics
+        )
         if self.leader is not None:  # shared: one leader fixes, its writes fenced
             lead_fixes(self.leader, fixer, self._spawn)
         fixer.on_merged = self.view.actions.fixes_merged
