@@ -211,6 +211,25 @@ def test_a_scan_keeps_a_resolved_pattern_and_regresses_it_when_seen_again(make_s
         assert store.get_group("r2").count == 9  # type: ignore[union-attr]
 
 
+def test_a_scan_reads_the_stored_patterns_it_merges_in_one_call(
+    make_store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Merging a pass's 40 patterns into the state reads their stored copies at once (a round
+    trip per pattern on PostgreSQL made a large scan's save take minutes); counts still merge
+    by the larger count."""
+    with make_store() as store:
+        store.commit([group(f"p{i}", count=5) for i in range(40)])
+        reads: list[int] = []
+        single, many = store.get_group, store.get_groups
+        monkeypatch.setattr(store, "get_group", lambda gid: reads.append(1) or single(gid))
+        monkeypatch.setattr(store, "get_groups", lambda ids: reads.append(len(ids)) or many(ids))
+        save_groups(store, [group(f"p{i}", count=3 + i % 5) for i in range(40)])
+        assert reads == [40]
+        monkeypatch.undo()
+        counts = {g.id: g.count for g in store.list_groups(limit=100)}
+        assert counts == {f"p{i}": max(5, 3 + i % 5) for i in range(40)}
+
+
 # --- the schema upgrade ----------------------------------------------------------------------
 
 
