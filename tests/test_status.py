@@ -68,3 +68,38 @@ async def test_status_without_a_daemon_exits_3() -> None:
     """Nothing listening: one line saying the daemon cannot be reached, exit 3."""
     code, _, err = await watcher("status", "--once", "--url", "http://127.0.0.1:9")
     assert code == 3 and "cannot reach the daemon at http://127.0.0.1:9" in err
+
+
+async def test_status_lists_the_worker_processes_and_their_sources(tmp_path: Path) -> None:
+    """With `[watcher] workers = 2` and two file sources, `status --once` shows a line per worker:
+    its live pid, up, no restarts, its memory and the source it reads."""
+    cfg = tmp_path / "w.toml"
+    body = f'[watcher]\nworkers = 2\nstate_path = "{tmp_path / "s.db"}"\n'
+    body += '[http]\nlisten = "127.0.0.1:0"\n[parse]\nmultiline_timeout = 0.2\n'
+    for name in ("web", "jobs"):
+        log = tmp_path / f"{name}.log"
+        log.write_text(f"ERROR {name} failed to reach the ledger\n")
+        body += f'[[sources]]\ntype = "file"\nname = "{name}"\npath = "{log}"\n'
+        body += 'read_from = "beginning"\npoll_interval = 0.05\n'
+    cfg.write_text(body)
+    daemon = Daemon(load_config(cfg))
+    task = asyncio.create_task(daemon.run())
+    await asyncio.wait_for(daemon.started.wait(), 30)
+    url = f"http://127.0.0.1:{daemon.http_port}"
+    try:
+        for _ in range(400):  # until both workers' events are grouped
+            if daemon.engine and daemon.engine.pipeline.stats.error_events >= 2:
+                break
+            await asyncio.sleep(0.05)
+        code, out, err = await watcher("status", "--once", "--url", url, "--interval", "0.2")
+        pids = {w["pid"] for w in daemon.engine.options.workers.health()}  # type: ignore[union-attr]
+    finally:
+        daemon.shutdown.set()
+        assert await asyncio.wait_for(task, 30) == 0
+    assert code == 0, err
+    lines = out.splitlines()
+    head = lines.index(next(line for line in lines if line.startswith("WORKER")))
+    rows = [line.split() for line in lines[head + 1 : head + 3]]
+    assert {int(r[1]) for r in rows} == pids and all(r[2:4] == ["up", "0"] for r in rows)
+    assert all(r[5] == "MiB" for r in rows)  # its memory is known
+    assert sorted(r[-1] for r in rows) == ["jobs", "web"]

@@ -1,11 +1,12 @@
 """`watcher status` (alias `top`): a running daemon at a glance, from its HTTP API.
 
 On a shared state, every watcher of the fleet (state, host, pid, heartbeat age, leader, what it
-reads); sources with lines/s (from two samples), lag, error events and state; the busiest
+reads); with `[watcher] workers` > 1, each worker process (pid, alive, restarts, memory, its
+sources); sources with lines/s (from two samples), lag, error events and state; the busiest
 patterns with their 1 m / 5 m / 1 h counts. On a terminal the screen is redrawn in place every
 interval, like `vector top`; `--once` prints one screen (after two samples, for the rates) and
-exits, for scripts and tests. Reads only: GET /error-monitor/fleet, /error-monitor/sources and
-/error-monitor/errors/patterns,
+exits, for scripts and tests. Reads only: GET /error-monitor/fleet, /error-monitor/sources,
+/error-monitor/errors/patterns and /health/ready (the workers),
 with the API token when one is set (needed when [http] protect_reads is on).
 """
 
@@ -35,6 +36,7 @@ class Sample:
     sources: list[dict[str, Any]]
     patterns: list[dict[str, Any]]
     fleet: dict[str, Any] | None = None  # GET /error-monitor/fleet (None: an older daemon)
+    workers: list[dict[str, Any]] | None = None  # /health/ready's (None: one process)
 
 
 class Client:
@@ -45,7 +47,9 @@ class Client:
         self.token = token
         self.timeout = timeout
 
-    def get(self, path: str) -> Any:
+    def get(self, path: str, *, answers: tuple[int, ...] = ()) -> Any:
+        """The JSON body of GET `path`; also of an error status listed in `answers` (a 503 from
+        /health/ready still says what is wrong)."""
         request = urllib.request.Request(self.base + path)
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
@@ -53,6 +57,8 @@ class Client:
             with urllib.request.urlopen(request, timeout=self.timeout) as resp:
                 return json.loads(resp.read())
         except urllib.error.HTTPError as exc:
+            if exc.code in answers:
+                return json.loads(exc.read())
             raise StatusError(f"{self.base}{path}: HTTP {exc.code} {exc.reason}") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
@@ -65,7 +71,11 @@ class Client:
             fleet = self.get("/error-monitor/fleet")
         except StatusError:  # a daemon from before the fleet view: show the rest
             fleet = None
-        return Sample(time.monotonic(), sources, patterns["patterns"], fleet)
+        try:
+            workers = self.get("/health/ready", answers=(503,)).get("workers")
+        except (StatusError, ValueError):  # health hidden or not JSON: show the rest
+            workers = None
+        return Sample(time.monotonic(), sources, patterns["patterns"], fleet, workers)
 
 
 def rates(before: Sample | None, now: Sample) -> dict[str, float | None]:
@@ -82,7 +92,7 @@ def rates(before: Sample | None, now: Sample) -> dict[str, float | None]:
 def render(now: Sample, per_second: dict[str, float | None], *, top: int = 10) -> str:
     """The screen: the fleet (on a shared state), a sources table, then the busiest patterns
     by their 5 m count."""
-    lines = fleet_lines(now.fleet)
+    lines = fleet_lines(now.fleet) + worker_lines(now.workers)
     lines += [f"{'SOURCE':<20} {'STATE':<9} {'LINES/S':>9} {'LINES':>11} {'ERRORS':>8} {'LAG':>8}"]
     for s in now.sources:
         rate = per_second.get(s["name"])
@@ -131,6 +141,27 @@ def fleet_lines(fleet: dict[str, Any] | None) -> list[str]:
             f"{_cut(reads or '-', 60)}"
         )
     return [*lines, ""]
+
+
+def worker_lines(workers: list[dict[str, Any]] | None) -> list[str]:
+    """Each worker process, one line each (nothing when the daemon reads in one process)."""
+    if not workers:
+        return []
+    head = f"{'WORKER':<7} {'PID':>7} {'STATE':<6} {'RESTARTS':>8} {'RSS':>8} {'PEAK':>8} SOURCES"
+    lines = [head]
+    for w in workers:
+        pid = w.get("pid")
+        lines.append(
+            f"{w.get('worker', 0):<7} {'-' if pid is None else pid:>7} "
+            f"{'up' if w.get('alive') else 'down':<6} {w.get('restarts', 0):>8} "
+            f"{_mib(w.get('rss_bytes')):>8} {_mib(w.get('peak_rss_bytes')):>8} "
+            f"{_cut(', '.join(w.get('sources') or []) or '-', 60)}"
+        )
+    return [*lines, ""]
+
+
+def _mib(n: int | None) -> str:
+    return "-" if not n else f"{n / 2**20:.0f} MiB"
 
 
 def _busy(pattern: dict[str, Any]) -> tuple[int, int, int]:
