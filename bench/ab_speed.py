@@ -175,16 +175,7 @@ def in_process_contenders(drain3_python: str | None, base: Path | None) -> list[
     print(f"  this tree's mask: {mask.__file__}", file=sys.stderr)
 
     def this_tree(text: bytes) -> None:
-        mask._constants.clear()  # a new process starts with no vocabulary nor variants
-        mask._BY_NEEDS.clear()
-        mask._asked.clear()
-        for table in (
-            mask._line_masked_by_shape,
-            mask._line_tokens_by_shape,
-            mask._masked_by_shape,
-            mask._part_kind_by_shape,
-        ):
-            table.clear()
+        clear_mask_caches(mask)
         run_stream(io.BytesIO(text), io.BytesIO())
 
     def before(text: bytes) -> None:
@@ -197,6 +188,28 @@ def in_process_contenders(drain3_python: str | None, base: Path | None) -> list[
     if drain3_python:
         out.append(InProcess("drain3", drain3_grouper(drain3_python)))
     return out
+
+
+MASK_CACHES = (
+    "_constants",  # the vocabulary
+    "_BY_NEEDS",  # the alternation's variants
+    "_asked",
+    "_line_masked_by_shape",  # results per digit shape (a base may predate them)
+    "_line_tokens_by_shape",
+    "_masked_by_shape",
+    "_part_kind_by_shape",
+    "_kept_bytes",
+)
+
+
+def clear_mask_caches(module: Any) -> None:
+    """Empty every cache a mask module has, as a new process starts: a table left filled by the
+    previous round makes the next rounds run warm (the base's shape tables were missed, so its
+    masker ran cold once and warm after)."""
+    for name in MASK_CACHES:
+        table = getattr(module, name, None)
+        if table is not None:
+            table.clear()
 
 
 def base_masker(base: Path) -> Callable[[bytes], None]:
@@ -214,9 +227,7 @@ def base_masker(base: Path) -> Callable[[bytes], None]:
         tokens_of = staticmethod(base_mask.mask_tokens)
 
     def run(text: bytes) -> None:
-        base_mask._constants.clear()
-        base_mask._BY_NEEDS.clear()
-        base_mask._asked.clear()
+        clear_mask_caches(base_mask)
         run_stream(io.BytesIO(text), io.BytesIO(), BaseMiner())
 
     return run
