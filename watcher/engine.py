@@ -389,6 +389,8 @@ class Engine:
         the health checks. A group not foreseen (an alias made within the batch) is read the
         same way when the table asks for it, and counting goes on from that event."""
         table = self.pipeline.table
+        if self.store is None:  # nothing to read: recall answers from memory (replay, scan)
+            return self.pipeline.apply(keyed)
         try:
             wanted = table.unknown(keyed.pending()) if table.recall is not None else set()
             while True:
