@@ -4,8 +4,10 @@ masks every input exactly like the masker before it, kept in tests/reference_mas
 from __future__ import annotations
 
 import contextlib
+import re
 from unittest import mock
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -263,3 +265,47 @@ def test_a_word_of_letters_is_constant_exactly_when_the_part_regex_says(
     match = mask._PART_RE.fullmatch(word)
     by_regex = match is not None and match.lastgroup == "constant"
     assert mask._not_constant_word(word) is not by_regex
+
+
+# runs of word characters, ".", "+" and "-" with digits near and past the 32 the catch-all looks
+# ahead, Unicode letters and digits, and units, ".", "," after numbers (the rewritten kinds)
+_RUN_TEXT = st.one_of(
+    st.text(alphabet="aZ_.+-1090é١€ x:/@(KBms%,", max_size=120),
+    st.lists(
+        st.sampled_from(["a" * 31, "b" * 32, "c-" * 17, "1", "٣", "é", "x", " ", ".", "12", "ms",
+                         " (1.5 KB)", "0x1f", "-", "+", "12.", ",5", "3 s", "Ω"])
+    ).map("".join),
+    _TEXT,
+)  # fmt: skip
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_RUN_TEXT)
+def test_the_kinds_as_compiled_match_like_the_kinds_as_written(text: str) -> None:
+    """Each kind of _FAST_KINDS (rewritten not to backtrack where it cannot match) matches the
+    same spans as the kind of _KINDS it stands for, alone and in the whole alternation."""
+    for fast, plain in zip(mask._FAST_KINDS, mask._KINDS, strict=True):
+        spans = [m.span() for m in re.finditer(fast, text)]
+        assert spans == [m.span() for m in re.finditer(plain, text)], plain
+    assert mask._FULL_RE.sub("<*>", text) == reference_mask._MASK_RE.sub("<*>", text)
+
+
+@pytest.mark.parametrize("gap", [30, 31, 32, 33, 34])
+def test_the_catch_all_looks_32_characters_into_a_run(gap: int) -> None:
+    """Inside a run (after the 0x kind stopped at "g"), a digit counts only within 33 characters:
+    the look-ahead the catch-all got keeps that bound."""
+    text = "0x1fg" + "a" * gap + "7"
+    assert mask._FULL_RE.sub("<*>", text) == reference_mask._MASK_RE.sub("<*>", text)
+    assert mask.mask(text) == reference_mask.mask(text)
+
+
+_SHAPE_BY_REGEX = re.compile(rb"[1-9]|0(?![xX])")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.text(alphabet="0x0X1290xaé ", max_size=40), _ANY_TEXT))
+def test_the_shape_is_every_digit_made_one_but_the_zero_of_0x(text: str) -> None:
+    """_shape() (translated between the "0x"s) is the shape as defined: every ASCII digit made "1"
+    but a "0" before x or X ("00x" -> "10x", "0x0X" kept)."""
+    raw = text.encode("utf-8", "surrogatepass")
+    assert mask._shape(text) == _SHAPE_BY_REGEX.sub(b"1", raw)

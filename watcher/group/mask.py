@@ -276,7 +276,38 @@ _KIND_NEEDS = (
 assert len(_KIND_NEEDS) == len(_KINDS)
 # the needs some kind is gated on: the others would only make more variants to compile
 _GATED = functools.reduce(operator.or_, _KIND_NEEDS)
-_FULL_RE = re.compile("|".join(f"(?:{kind})" for kind in _KINDS))
+
+# -- the kinds as compiled --------------------------------------------------------------------
+#
+# `_KINDS` spells each kind plainly (tests/reference_mask.py compiles it: it is what masking
+# means); the alternation is compiled from `_FAST_KINDS`, the same kinds rewritten so that a
+# position where they cannot match fails without backtracking (a failed try of a kind is repeated
+# at every position of a region, and backtracking costs a jump of the engine per step). Each
+# rewrite matches the same span at every position (tests/test_mask_equivalence.py checks it on
+# random text against `_KINDS`):
+#
+# - the catch-all (the last kind) backtracked through every digitless word, from each of its
+#   positions (`[\w.+-]*\d` gives back one character at a time looking for a digit: quadratic
+#   per word). A look-ahead first skips the ASCII letters, "_", ".", "+" and "-" possessively
+#   (no backtracking: a tight loop) and needs the next character to be an ASCII digit or
+#   non-ASCII. That is necessary for a match (before its digit a match holds only run characters,
+#   and an ASCII one of those that is not a digit is one of the skipped ones; a Unicode digit or
+#   letter is non-ASCII), so it leaves every match as it was; bounded by 32 like the branch it
+#   guards, so the look is bounded too (linear, see the URL kind).
+# - sizes: after `\d+` come `[.,]`, whitespace or a unit, none of which starts with a digit, so
+#   giving a digit back can never make the rest match: the runs are possessive (`\d++`).
+_NOT_DIGIT_RUN = r"[A-Za-z_.+\-]"
+_DIGIT_OR_NON_ASCII = r"[0-9\x80-\U0010FFFF]"
+_FAST_KINDS: tuple[str, ...] = (
+    *_KINDS[:11],
+    rf"[<>]?=?[-+]?\d++(?:[.,]\d++)?\s?{_UNITS}(?:\s\([-+]?\d++(?:[.,]\d++)?\s?{_UNITS}\))?"
+    r"(?![\w.])",
+    *_KINDS[12:19],
+    rf"(?<![\w.+-])(?={_NOT_DIGIT_RUN}*+{_DIGIT_OR_NON_ASCII})[\w.+-]*\d[\w.+-]*"
+    rf"|(?={_NOT_DIGIT_RUN}{{0,32}}+{_DIGIT_OR_NON_ASCII})[\w.+-]{{0,32}}\d[\w.+-]*",
+)
+assert len(_FAST_KINDS) == len(_KINDS)
+_FULL_RE = re.compile("|".join(f"(?:{kind})" for kind in _FAST_KINDS))
 _BY_NEEDS: dict[int, re.Pattern[str]] = {}
 # A variant is compiled once this many regions asked for it: compiling one costs as much as
 # masking a few hundred regions, and rare ones would not pay that back in a short run. Only a
@@ -299,7 +330,7 @@ def _mask_re(text: str) -> re.Pattern[str]:
     asked = _asked[bits] = _asked.get(bits, 0) + 1
     if asked < COMPILE_AFTER or len(_BY_NEEDS) >= MAX_VARIANTS:
         return _FULL_RE
-    kept = [k for k, need in zip(_KINDS, _KIND_NEEDS, strict=True) if not need or need & bits]
+    kept = [k for k, need in zip(_FAST_KINDS, _KIND_NEEDS, strict=True) if not need or need & bits]
     pattern = _BY_NEEDS[bits] = re.compile("|".join(f"(?:{kind})" for kind in kept))
     return pattern
 
@@ -326,7 +357,6 @@ def _sub(text: str) -> str:
 # reference masker.
 
 _ONES = bytes.maketrans(b"0123456789", b"1111111111")
-_DIGIT_NOT_HEX_ZERO = re.compile(rb"[1-9]|0(?![xX])")
 
 
 def _shape(text: str) -> bytes:
@@ -334,7 +364,14 @@ def _shape(text: str) -> bytes:
     (10x faster to make than a str; an ASCII digit is the only UTF-8 byte in 0x30-0x39)."""
     raw = text.encode("utf-8", "surrogatepass")
     if b"0x" in raw or b"0X" in raw:
-        return _DIGIT_NOT_HEX_ZERO.sub(b"1", raw)
+        # the pieces between the "0x" are translated and joined by "0x" again (a regex
+        # substitution per digit cost ~10x more: a line with a 0x value is mostly hex digits)
+        return b"0X".join(
+            [
+                b"0x".join([piece.translate(_ONES) for piece in p.split(b"0x")])
+                for p in raw.split(b"0X")
+            ]
+        )
     return raw.translate(_ONES)
 
 
