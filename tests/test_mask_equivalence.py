@@ -271,6 +271,12 @@ def test_a_word_of_letters_is_constant_exactly_when_the_part_regex_says(
 # ahead, Unicode letters and digits, and units, ".", "," after numbers (the rewritten kinds)
 _RUN_TEXT = st.one_of(
     st.text(alphabet="aZ_.+-1090é\u0661€ x:/@(KBms%,", max_size=120),
+    st.text(alphabet="afF09:./\\-=\"'()[]{}<>+ xT", max_size=60),
+    st.lists(
+        st.sampled_from(["true", "None", "nil", "Jul", "Mon", "10", "2005", "12:30", "1.2.3.4",
+                         "fe80::1", "a.b.com", "x.y.zz", "C:", "/a/b", "deadbeef", "=", "k=",
+                         "0x", "-", "<", ">=", "5", "ms", " ", "a", "_", "é", "()", '"', "'"])
+    ).map("".join),
     st.lists(
         st.sampled_from(["a" * 31, "b" * 32, "c-" * 17, "1", "٣", "é", "x", " ", ".", "12", "ms",
                          " (1.5 KB)", "0x1f", "-", "+", "12.", ",5", "3 s", "Ω"])
@@ -282,12 +288,22 @@ _RUN_TEXT = st.one_of(
 @settings(max_examples=1000, deadline=None)
 @given(_RUN_TEXT)
 def test_the_kinds_as_compiled_match_like_the_kinds_as_written(text: str) -> None:
-    """Each kind of _FAST_KINDS (rewritten not to backtrack where it cannot match) matches the
-    same spans as the kind of _KINDS it stands for, alone and in the whole alternation."""
+    """Each kind of _FAST_KINDS (its alternatives, rewritten so that a position where it cannot
+    match costs little) matches the same spans as the kind of _KINDS it stands for, alone and in
+    the whole alternation; an alternative not marked as able to follow an ASCII letter or digit
+    matches at no position right after one (the gate of the alternation relies on it)."""
     for fast, plain in zip(mask._FAST_KINDS, mask._KINDS, strict=True):
-        spans = [m.span() for m in re.finditer(fast, text)]
+        spans = [m.span() for m in re.finditer("|".join(alt for alt, _ in fast), text)]
         assert spans == [m.span() for m in re.finditer(plain, text)], plain
+        for alt, follows in fast:
+            if not follows:
+                compiled = re.compile(alt)
+                after = [i for i in range(1, len(text)) if text[i - 1] in _ASCII_ALNUM]
+                assert all(compiled.match(text, i) is None for i in after), alt
     assert mask._FULL_RE.sub("<*>", text) == reference_mask._MASK_RE.sub("<*>", text)
+
+
+_ASCII_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 
 
 @pytest.mark.parametrize("gap", [30, 31, 32, 33, 34])
@@ -305,7 +321,8 @@ _SHAPE_BY_REGEX = re.compile(rb"[1-9]|0(?![xX])")
 @settings(max_examples=500, deadline=None)
 @given(st.one_of(st.text(alphabet="0x0X1290xaé ", max_size=40), _ANY_TEXT))
 def test_the_shape_is_every_digit_made_one_but_the_zero_of_0x(text: str) -> None:
-    """_shape() (translated between the "0x"s) is the shape as defined: every ASCII digit made "1"
-    but a "0" before x or X ("00x" -> "10x", "0x0X" kept)."""
+    """_shape() is the shape as defined, every ASCII digit made "1" but a "0" before x or X
+    ("00x" -> "10x", "0x0X" kept), with the kept "0"s spelled as the byte 0xff (the only "0"s left
+    in a shape, and a byte no UTF-8 text holds: one key per shape)."""
     raw = text.encode("utf-8", "surrogatepass")
-    assert mask._shape(text) == _SHAPE_BY_REGEX.sub(b"1", raw)
+    assert mask._shape(text) == _SHAPE_BY_REGEX.sub(b"1", raw).replace(b"0", b"\xff")

@@ -280,34 +280,107 @@ _GATED = functools.reduce(operator.or_, _KIND_NEEDS)
 # -- the kinds as compiled --------------------------------------------------------------------
 #
 # `_KINDS` spells each kind plainly (tests/reference_mask.py compiles it: it is what masking
-# means); the alternation is compiled from `_FAST_KINDS`, the same kinds rewritten so that a
-# position where they cannot match fails without backtracking (a failed try of a kind is repeated
-# at every position of a region, and backtracking costs a jump of the engine per step). Each
-# rewrite matches the same span at every position (tests/test_mask_equivalence.py checks it on
-# random text against `_KINDS`):
+# means). The alternation is compiled from `_FAST_KINDS`: the same kinds, each as one or more
+# alternatives that together match the same span as the kind at every position (spliced in its
+# place, in order: the first alternative that matches wins, as the first kind did), written so
+# that a position where a kind cannot match costs the engine little. A failed try of every kind
+# is repeated at every position of a region, and was ~200 ns a character; now ~2.4x fewer
+# instructions on Loghub's regions. tests/test_mask_equivalence.py checks every kind's spans
+# against `_KINDS` on random text, and the whole masking against the reference masker.
 #
-# - the catch-all (the last kind) backtracked through every digitless word, from each of its
-#   positions (`[\w.+-]*\d` gives back one character at a time looking for a digit: quadratic
-#   per word). A look-ahead first skips the ASCII letters, "_", ".", "+" and "-" possessively
-#   (no backtracking: a tight loop) and needs the next character to be an ASCII digit or
-#   non-ASCII. That is necessary for a match (before its digit a match holds only run characters,
-#   and an ASCII one of those that is not a digit is one of the skipped ones; a Unicode digit or
-#   letter is non-ASCII), so it leaves every match as it was; bounded by 32 like the branch it
-#   guards, so the look is bounded too (linear, see the URL kind).
-# - sizes: after `\d+` come `[.,]`, whitespace or a unit, none of which starts with a digit, so
-#   giving a digit back can never make the rest match: the runs are possessive (`\d++`).
+# - The engine skips an alternative whose first operation is a character (class) the position
+#   does not hold without entering it; a look-behind first is entered at every position. So a
+#   kind that started with a look-behind starts with its first character (class) and looks
+#   behind after it, one character wider: `(?<![\w:])\d` is `\d(?<![\w:]\d)` (the same test of
+#   the character before, now that the class checked is behind). Kinds with an alternation at
+#   their start are split into one alternative per branch ("true", "false"... each behind its
+#   first letter; the empty brackets; sizes per first character).
+# - Most positions are inside a word, right after an ASCII letter or digit. There only the kinds
+#   without a look-behind or word boundary before them can match (UUIDs, ISO dates, "10 Jul
+#   2005", sizes, 0x numbers, the catch-all from inside a run): every other kind looks behind for
+#   a character that is not one of those, or needs a word boundary before a letter. So the
+#   alternation is `(?<=[A-Za-z0-9])(?:those)|(?<![A-Za-z0-9])(?:all)`: one look behind, then
+#   only those (the second bool of each alternative says whether it is one of them).
+# - The catch-all backtracked through every digitless word, from each of its positions
+#   (`[\w.+-]*\d` gives back one character at a time looking for a digit: quadratic per word).
+#   A look-ahead first skips the ASCII letters, "_", ".", "+" and "-" possessively (a tight loop)
+#   and needs the next character to be an ASCII digit or non-ASCII: necessary for a match (an
+#   ASCII character of a run before its digit is one of those skipped; a Unicode digit or letter
+#   is non-ASCII), then the exact look-ahead; bounded by 32 (31 after the first character) like
+#   the branch it guards, so linear (see the URL kind). After the first character the match is
+#   the rest of the run, as `[\w.+-]*\d[\w.+-]*` always ends at the run's end.
+# - Sizes: after `\d+` come `[.,]`, whitespace or a unit, none of which starts with a digit, so
+#   giving a digit back can never make the rest match: the digit runs are possessive (`\d++`).
 _NOT_DIGIT_RUN = r"[A-Za-z_.+\-]"
-_DIGIT_OR_NON_ASCII = r"[0-9\x80-\U0010FFFF]"
-_FAST_KINDS: tuple[str, ...] = (
-    *_KINDS[:11],
-    rf"[<>]?=?[-+]?\d++(?:[.,]\d++)?\s?{_UNITS}(?:\s\([-+]?\d++(?:[.,]\d++)?\s?{_UNITS}\))?"
-    r"(?![\w.])",
-    *_KINDS[12:19],
-    rf"(?<![\w.+-])(?={_NOT_DIGIT_RUN}*+{_DIGIT_OR_NON_ASCII})[\w.+-]*\d[\w.+-]*"
-    rf"|(?={_NOT_DIGIT_RUN}{{0,32}}+{_DIGIT_OR_NON_ASCII})[\w.+-]{{0,32}}\d[\w.+-]*",
-)
+# (as a negated class: a range up to U+10FFFF took the compiler ~1 ms a use)
+_DIGIT_OR_NON_ASCII = r"[^\x00-/:-\x7f]"
+_SIZE_REST = rf"(?:[.,]\d++)?\s?{_UNITS}(?:\s\([-+]?\d++(?:[.,]\d++)?\s?{_UNITS}\))?(?![\w.])"
+_HEX = "[0-9a-fA-F]"
+_FAST_KINDS: tuple[tuple[tuple[str, bool], ...], ...] = (
+    # URL
+    ((r"[A-Za-z](?<![A-Za-z0-9+.-][A-Za-z])[A-Za-z0-9+.-]*://[^\s\"'<>)\]]+", False),),
+    # e-mail
+    ((r"[\w.+-](?<![\w.+-][\w.+-])[\w.+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+", False),),
+    # UUID
+    ((rf"{_HEX}{_HEX}{{7}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}", True),),
+    # ISO date
+    ((r"\d\d{3}-\d{2}-\d{2}(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?",
+      True),),
+    # syslog / ctime date (word boundaries: never right after a letter or digit)
+    ((_KINDS[4], False),),
+    # "10 Jul 2005"
+    ((rf"\d\d?\s+{_MONTHS}\s+\d{{4}}", True),),
+    # clock time
+    ((r"\d(?<![\w:]\d)\d?:\d{2}(?::\d{2})?(?:[.,]\d+)?(?![\w:])", False),),
+    # IPv4
+    ((r"\d(?<![\w.]\d)\d{0,2}(?:\.\d{1,3}){3}(?::\d{1,5})?(?![\w.])", False),),
+    # IPv6 / MAC (the first group of hex digits unrolled)
+    ((rf"{_HEX}(?<![\w:]{_HEX}){_HEX}{{0,3}}:(?:{_HEX}{{1,4}}:){{1,6}}(?::|{_HEX}{{1,4}})(?![\w:])",
+      False),),
+    # path: with a drive letter, or from a slash
+    ((r"[A-Za-z](?<![\w/.][A-Za-z]):(?:[/\\][\w.@%+~$-]+){2,}[/\\]?", False),
+     (r"[/\\](?<![\w/.][/\\])[\w.@%+~$-]+(?:[/\\][\w.@%+~$-]+)+[/\\]?", False)),
+    # host name
+    ((rf"[A-Za-z0-9-](?<![\w.-][A-Za-z0-9-])(?:[A-Za-z0-9-]*\.(?:[A-Za-z0-9-]+\.)*(?:{_TLDS})"
+      rf"|[A-Za-z0-9-]*\.(?:[A-Za-z0-9-]+\.)+[a-z]{{2}})(?::\d{{1,5}})?(?![\w.-])", False),),
+    # size / duration with a unit, after the first character as it was
+    ((r"[<>=+\-\d](?:(?<=\d)\d*+|(?<=[<>])=?[-+]?\d++|(?<==)[-+]?\d++|(?<=[-+])\d++)"
+      rf"{_SIZE_REST}", True),),
+    # quoted words
+    ((r"\"(?<!\w\")[^\"\s]{0,200}\"(?!\w)", False),),
+    ((r"'(?<!\w')[^'\s]{0,200}'(?!\w)", False),),
+    # key=value
+    ((r"[^\s,;&)\]}\"'](?<=[A-Za-z_]=[^\s,;&)\]}\"'])[^\s,;&)\]}\"']*", False),),
+    # booleans and nulls, in the order of the kind's alternation
+    tuple(
+        (rf"{word[0]}(?<!\w{word[0]}){word[1:]}\b", False)
+        for word in ("true", "false", "True", "False", "TRUE", "FALSE", "null", "NULL", "None",
+                     "nil")
+    ),
+    # empty brackets
+    ((r"\((?<!\w\()\)", False), (r"\[(?<!\w\[)\]", False), (r"\{(?<!\w\{)\}", False)),
+    # 0x hex
+    ((r"0[xX][0-9a-fA-F]+", True),),
+    # bare hex run
+    ((rf"{_HEX}(?<!\w{_HEX}){_HEX}{{7,}}(?!\w)", False),),
+    # anything with a digit: from a run's start, or from inside one within 33 characters
+    ((rf"[\w.+-](?<![\w.+-][\w.+-])(?:(?<=\d)|(?={_NOT_DIGIT_RUN}*+{_DIGIT_OR_NON_ASCII})"
+      r"(?=[\w.+-]*\d))[\w.+-]*", False),
+     (rf"[\w.+-](?:(?<=\d)|(?={_NOT_DIGIT_RUN}{{0,31}}+{_DIGIT_OR_NON_ASCII})"
+      r"(?=[\w.+-]{0,31}\d))[\w.+-]*", True)),
+)  # fmt: skip
 assert len(_FAST_KINDS) == len(_KINDS)
-_FULL_RE = re.compile("|".join(f"(?:{kind})" for kind in _FAST_KINDS))
+
+
+def _alternation(kinds: typing.Iterable[tuple[tuple[str, bool], ...]]) -> re.Pattern[str]:
+    """The alternation of `kinds` (of `_FAST_KINDS`), gated on the character before."""
+    alternatives = [alternative for kind in kinds for alternative in kind]
+    after_alnum = "|".join(f"(?:{alt})" for alt, follows in alternatives if follows) or "(?!)"
+    anywhere = "|".join(f"(?:{alt})" for alt, _ in alternatives)
+    return re.compile(f"(?<=[A-Za-z0-9])(?:{after_alnum})|(?<![A-Za-z0-9])(?:{anywhere})")
+
+
+_FULL_RE = _alternation(_FAST_KINDS)
 _BY_NEEDS: dict[int, re.Pattern[str]] = {}
 # A variant is compiled once this many regions asked for it: compiling one costs as much as
 # masking a few hundred regions, and rare ones would not pay that back in a short run. Only a
@@ -331,7 +404,7 @@ def _mask_re(text: str) -> re.Pattern[str]:
     if asked < COMPILE_AFTER or len(_BY_NEEDS) >= MAX_VARIANTS:
         return _FULL_RE
     kept = [k for k, need in zip(_FAST_KINDS, _KIND_NEEDS, strict=True) if not need or need & bits]
-    pattern = _BY_NEEDS[bits] = re.compile("|".join(f"(?:{kind})" for kind in kept))
+    pattern = _BY_NEEDS[bits] = _alternation(kept)
     return pattern
 
 
@@ -360,19 +433,14 @@ _ONES = bytes.maketrans(b"0123456789", b"1111111111")
 
 
 def _shape(text: str) -> bytes:
-    """`text` with every ASCII digit made "1", except the "0" of a "0x" prefix, as UTF-8 bytes
-    (10x faster to make than a str; an ASCII digit is the only UTF-8 byte in 0x30-0x39)."""
+    """The key of `text`'s shape: `text` with every ASCII digit made "1", as UTF-8 bytes (10x
+    faster to make than a str; an ASCII digit is the only UTF-8 byte in 0x30-0x39), and the "0"
+    of a "0x" prefix made the byte 0xff instead of kept (no UTF-8 text holds that byte, so two
+    texts have one key exactly when they have one shape; the replacement costs a scan where a
+    regex substitution of every digit of a line with a 0x value cost ~10x more)."""
     raw = text.encode("utf-8", "surrogatepass")
-    if b"0x" in raw or b"0X" in raw:
-        # the pieces between the "0x" are translated and joined by "0x" again (a regex
-        # substitution per digit cost ~10x more: a line with a 0x value is mostly hex digits)
-        return b"0X".join(
-            [
-                b"0x".join([piece.translate(_ONES) for piece in p.split(b"0x")])
-                for p in raw.split(b"0X")
-            ]
-        )
-    return raw.translate(_ONES)
+    # (bytes.replace hands back the same object when there is nothing to replace)
+    return raw.replace(b"0x", b"\xffx").replace(b"0X", b"\xffX").translate(_ONES)
 
 
 # line shape -> mask(line), and -> mask_tokens(line) joined by " "; region shape -> the region
@@ -511,6 +579,21 @@ def mask_tokens(message: str) -> list[str]:
     tokens = _mask_tokens(message)
     _keep(_line_tokens_by_shape, key, " ".join(tokens))
     return tokens
+
+
+def mask_joined(message: str) -> str:
+    """`" ".join(mask_tokens(message))`, without making the list: the text is what the line
+    cache keeps, so a line of a shape seen before costs no split and no join (a miner keyed on
+    the masked text splits it only for a text it has not seen: `mask_joined(m).split()` is
+    `mask_tokens(m)`, as tokens hold no whitespace and none is empty)."""
+    if len(message) > LINE_CHARS:
+        return " ".join(_mask_tokens(message))
+    key = _shape(message)
+    joined = _line_tokens_by_shape.get(key)
+    if joined is None:
+        joined = " ".join(_mask_tokens(message))
+        _keep(_line_tokens_by_shape, key, joined)
+    return joined
 
 
 def _mask_tokens(message: str) -> list[str]:
