@@ -326,3 +326,14 @@ def test_the_shape_is_every_digit_made_one_but_the_zero_of_0x(text: str) -> None
     in a shape, and a byte no UTF-8 text holds: one key per shape)."""
     raw = text.encode("utf-8", "surrogatepass")
     assert mask._shape(text) == _SHAPE_BY_REGEX.sub(b"1", raw).replace(b"0", b"\xff")
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ANY_TEXT)
+def test_mask_joined_is_the_tokens_joined(text: str) -> None:
+    """mask_joined() is the reference masker's tokens joined by spaces, first (cold) and from the
+    line cache, and splits back into mask_tokens()."""
+    expected = " ".join(reference_mask.mask_tokens(text))
+    assert mask.mask_joined(text) == expected
+    assert mask.mask_joined(text) == expected
+    assert mask.mask_joined(text).split() == mask.mask_tokens(text)
