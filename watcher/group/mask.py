@@ -12,8 +12,6 @@ name), and typed tokens would split one statement into several groups.
 
 from __future__ import annotations
 
-import functools
-import operator
 import re
 import typing
 
@@ -203,80 +201,6 @@ def _remember(part: str) -> str:
     return token
 
 
-# -- the alternation per feature set ----------------------------------------------------------
-#
-# Most kinds need a character (or word) that a region often lacks: a URL needs "://", a date "-",
-# a quoted word its quote. The regex engine still tries every kind at every position, so a region
-# is masked with the alternation of only the kinds whose need it meets. A kind left out could not
-# have matched anywhere in the region, so it could not have won at any position: the output is
-# that of the full alternation by construction (tests/test_mask_equivalence.py checks it against
-# the masker before this change).
-
-_MONTH_WORD = re.compile("Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec")
-_BOOL_WORD = re.compile("true|false|True|False|TRUE|FALSE|null|NULL|None|nil")
-
-
-def _needs(text: str) -> int:
-    """A bit per need of `_KIND_NEEDS` that `text` meets."""
-    bits = 0
-    for char in _NEED_CHARS.intersection(text):
-        bits |= _CHAR_BIT[char]
-    if _MONTH_WORD.search(text):
-        bits |= _MONTH
-    if _BOOL_WORD.search(text):
-        bits |= _BOOL
-    if "0x" in text or "0X" in text:
-        bits |= _HEX_PREFIX
-    if "://" in text:
-        bits |= _SCHEME
-    if "()" in text or "[]" in text or "{}" in text:
-        bits |= _BRACKETS
-    return bits
-
-
-(_COLON, _SLASH, _BACKSLASH, _AT, _DASH, _DOT, _DQUOTE, _SQUOTE, _EQUALS) = (
-    1 << i for i in range(9)
-)
-_MONTH, _BOOL, _HEX_PREFIX, _BRACKETS, _SCHEME = (1 << i for i in range(9, 14))
-_CHAR_BIT = {
-    ":": _COLON,
-    "/": _SLASH,
-    "\\": _BACKSLASH,
-    "@": _AT,
-    "-": _DASH,
-    ".": _DOT,
-    '"': _DQUOTE,
-    "'": _SQUOTE,
-    "=": _EQUALS,
-}
-_NEED_CHARS = frozenset(_CHAR_BIT)
-# per kind of _KINDS, in order: the needs of which it must meet one (0: none, always tried)
-_KIND_NEEDS = (
-    _SCHEME,  # URL
-    _AT,  # e-mail
-    _DASH,  # UUID
-    _DASH,  # ISO date
-    _MONTH,  # syslog / ctime date
-    _MONTH,  # "10 Jul 2005"
-    _COLON,  # clock time
-    _DOT,  # IPv4
-    _COLON,  # IPv6 / MAC
-    _SLASH | _BACKSLASH,  # path
-    _DOT,  # host name
-    0,  # size / duration with a unit
-    _DQUOTE,  # quoted word
-    _SQUOTE,
-    _EQUALS,  # key=value
-    _BOOL,  # booleans and nulls
-    _BRACKETS,  # empty brackets
-    _HEX_PREFIX,  # 0x hex
-    0,  # bare hex run
-    0,  # anything with a digit
-)
-assert len(_KIND_NEEDS) == len(_KINDS)
-# the needs some kind is gated on: the others would only make more variants to compile
-_GATED = functools.reduce(operator.or_, _KIND_NEEDS)
-
 # -- the kinds as compiled --------------------------------------------------------------------
 #
 # `_KINDS` spells each kind plainly (tests/reference_mask.py compiles it: it is what masking
@@ -381,36 +305,15 @@ def _alternation(kinds: typing.Iterable[tuple[tuple[str, bool], ...]]) -> re.Pat
 
 
 _FULL_RE = _alternation(_FAST_KINDS)
-_BY_NEEDS: dict[int, re.Pattern[str]] = {}
-# A variant is compiled once this many regions asked for it: compiling one costs as much as
-# masking a few hundred regions, and rare ones would not pay that back in a short run. Only a
-# region of a shape not seen before asks (see "results per digit shape"), and those are few but
-# longer: on Loghub x1, 64 compiles 8 variants and masks ~5-15 % faster than 256 (2 variants).
-COMPILE_AFTER = 64
-# ...and at most this many are kept (~13 KiB each): 14 needs make 16,384 possible variants,
-# which varied (or hostile) text could otherwise make the process compile and hold.
-MAX_VARIANTS = 128
-_asked: dict[int, int] = {}
-
-
-def _mask_re(text: str) -> re.Pattern[str]:
-    """The alternation of the kinds that can match somewhere in `text` (the whole one while
-    that variant is rare: same output, see above)."""
-    bits = _needs(text) & _GATED
-    pattern = _BY_NEEDS.get(bits)
-    if pattern is not None:
-        return pattern
-    asked = _asked[bits] = _asked.get(bits, 0) + 1
-    if asked < COMPILE_AFTER or len(_BY_NEEDS) >= MAX_VARIANTS:
-        return _FULL_RE
-    kept = [k for k, need in zip(_FAST_KINDS, _KIND_NEEDS, strict=True) if not need or need & bits]
-    pattern = _BY_NEEDS[bits] = _alternation(kept)
-    return pattern
 
 
 def _sub(text: str) -> str:
-    """The whole alternation applied to `text`, with only the kinds that can match in `text`."""
-    return _mask_re(text).sub(WILDCARD, text)
+    """The alternation applied to `text`."""
+    # (Once, the alternation was compiled per set of the characters and words a region holds,
+    # leaving out the kinds it could not match. With the kinds compiled as above, a kind that
+    # cannot match costs so little that the variants saved ~1 % of masking, less than computing
+    # which one a region needs, and compiling ~8 of them cost a short run more than that.)
+    return _FULL_RE.sub(WILDCARD, text)
 
 
 # -- results per digit shape ------------------------------------------------------------------
@@ -439,8 +342,9 @@ def _shape(text: str) -> bytes:
     texts have one key exactly when they have one shape; the replacement costs a scan where a
     regex substitution of every digit of a line with a 0x value cost ~10x more)."""
     raw = text.encode("utf-8", "surrogatepass")
-    # (bytes.replace hands back the same object when there is nothing to replace)
-    return raw.replace(b"0x", b"\xffx").replace(b"0X", b"\xffX").translate(_ONES)
+    if "0x" in text or "0X" in text:  # (cheaper on the str than bytes.replace finding nothing)
+        raw = raw.replace(b"0x", b"\xffx").replace(b"0X", b"\xffX")
+    return raw.translate(_ONES)
 
 
 # line shape -> mask(line), and -> mask_tokens(line) joined by " "; region shape -> the region
