@@ -160,13 +160,19 @@ _UNIT_WORDS = frozenset(
 _HEX_LETTERS = "abcdefABCDEF"
 
 
+# the first three letters of every head above (each has at least three): a word that starts
+# with none of them is tested for a unit and a hex run only (`startswith` of a tuple of ten
+# heads, and the strip, cost a never-seen word more than the rest of its tests together)
+_HEADS3 = _MONTH_DAY_HEADS | frozenset(head[:3] for head in _BOOL_HEADS)
+
+
 def _not_constant_word(word: str) -> bool:
     """Whether `_NOT_CONSTANT` matches at the start of `word`, an ASCII word of letters."""
+    head = word[:3]
     return (
-        word[:3] in _MONTH_DAY_HEADS
-        or word.startswith(_BOOL_HEADS)
+        (head in _HEADS3 and (head in _MONTH_DAY_HEADS or word.startswith(_BOOL_HEADS)))
         or word in _UNIT_WORDS
-        or (len(word) >= 8 and not word[:8].strip(_HEX_LETTERS))
+        or (len(word) >= 8 and word[0] in _HEX_LETTERS and not word[:8].strip(_HEX_LETTERS))
     )
 
 
