@@ -309,3 +309,33 @@ def test_mask_joined_is_the_tokens_joined(text: str) -> None:
     assert mask.mask_joined(text) == expected
     assert mask.mask_joined(text) == expected
     assert mask.mask_joined(text).split() == mask.mask_tokens(text)
+
+
+_KV_KEYS_MORE = st.one_of(
+    _KV_KEYS,
+    st.sampled_from(["s_x", "ms_", "Janitor", "deadbeefx", "KB_1", "nil_", "truex", "a=b", ""]),
+    st.text(alphabet="aefsmBK_=J", max_size=10),
+)
+_KV_VALUES_MORE = st.one_of(
+    _KV_VALUES,
+    st.sampled_from(["12KiB", "3bytes", "0kbytes", "5µs", "7%", "_", "1_", "Mon1", "Ma", "12sec"]),
+    st.text(alphabet="0123sbyKiBmhé_-x", max_size=8),
+    st.text(max_size=8),
+)
+
+
+@settings(max_examples=800, deadline=None)
+@given(
+    st.one_of(
+        st.builds(lambda k, v: f"{k}={v}", _KV_KEYS_MORE, _KV_VALUES_MORE),
+        _KV_PARTS,
+        st.text(max_size=20),
+    )
+)
+def test_key_value_decided_in_halves_is_the_key_value_regex(part: str) -> None:
+    """_is_keyvalue (the key's half kept per key, the value's half by string tests) says what
+    _KEYVALUE_RE's fullmatch says, whether the key was seen before or not."""
+    expected = mask._KEYVALUE_RE.fullmatch(part) is not None
+    mask._keys.clear()
+    assert mask._is_keyvalue(part) is expected
+    assert mask._is_keyvalue(part) is expected  # the key's half now from the table

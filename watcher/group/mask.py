@@ -135,6 +135,35 @@ _KEYVALUE_RE = re.compile(
 )
 _KEYVALUE = "key=value"  # the kind of a KEYVALUE part (compared by identity, like _CONSTANT)
 
+# `_KEYVALUE_RE` decided without it (each call cost ~6k instructions, 22 % of masking a flood of
+# `ref=<hex> seq=<n>` lines), in halves at the part's first "=" (neither the key nor the value
+# holds one). The key's half (`_WORD=`) depends on the key alone, since the look-ahead at its
+# start sees at most the "=" after it (no word it looks for holds "="), so it is kept per key,
+# a vocabulary like `_constants`. The value's half is tested with string operations:
+# `[A-Za-z0-9_]+`, not starting with a month or day name, and not digits then a unit to the
+# end (a unit starts with no digit, so the digits are all the leading ones; the units of
+# `_UNITS` spelt in those characters are `_UNIT_WORDS`).
+_KEY_RE = re.compile(rf"{_WORD}=")
+_keys: dict[str, bool] = {}  # key -> whether it is a KEYVALUE key; bounded like _constants
+
+
+def _is_keyvalue(part: str) -> bool:
+    """Whether `_KEYVALUE_RE` matches all of `part`."""
+    key, _, value = part.partition("=")
+    known = _keys.get(key)
+    if known is None:
+        known = _KEY_RE.fullmatch(key + "=") is not None
+        if len(key) <= CONSTANT_CHARS:
+            if len(_keys) >= CONSTANTS_LIMIT:
+                _keys.clear()
+            _keys[key] = known
+    if not known or not value.isascii() or value[:3] in _MONTH_DAY_HEADS:
+        return False
+    if not value.isalnum() and not value.replace("_", "a").isalnum():
+        return False
+    unit = value.lstrip("0123456789")
+    return len(unit) == len(value) or unit not in _UNIT_WORDS
+
 
 def _keyvalue_token(part: str) -> str:
     """The masked token of a KEYVALUE part: its key, "=" and `<*>`."""
@@ -403,7 +432,7 @@ def _part_kind(part: str) -> str | None:
         # fullmatch proved it: making its shape first would be wasted (a flood of unique
         # words pays it on every word)
         return _classify(part)
-    if "=" in part and _KEYVALUE_RE.fullmatch(part) is not None:
+    if "=" in part and _is_keyvalue(part):
         return _KEYVALUE  # before the shape: a value such as a hash makes shapes of its own
     key = _shape(part)
     kind = _part_kind_by_shape.get(key, _UNKNOWN)
