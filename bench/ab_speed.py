@@ -199,6 +199,7 @@ MASK_CACHES = (
     "_masked_by_shape",
     "_part_kind_by_shape",
     "_kept_bytes",
+    "_keys",  # the keys of key=value parts
 )
 
 

@@ -12,8 +12,6 @@ name), and typed tokens would split one statement into several groups.
 
 from __future__ import annotations
 
-import functools
-import operator
 import re
 import typing
 
@@ -137,6 +135,35 @@ _KEYVALUE_RE = re.compile(
 )
 _KEYVALUE = "key=value"  # the kind of a KEYVALUE part (compared by identity, like _CONSTANT)
 
+# `_KEYVALUE_RE` decided without it (each call cost ~6k instructions, 22 % of masking a flood of
+# `ref=<hex> seq=<n>` lines), in halves at the part's first "=" (neither the key nor the value
+# holds one). The key's half (`_WORD=`) depends on the key alone, since the look-ahead at its
+# start sees at most the "=" after it (no word it looks for holds "="), so it is kept per key,
+# a vocabulary like `_constants`. The value's half is tested with string operations:
+# `[A-Za-z0-9_]+`, not starting with a month or day name, and not digits then a unit to the
+# end (a unit starts with no digit, so the digits are all the leading ones; the units of
+# `_UNITS` spelt in those characters are `_UNIT_WORDS`).
+_KEY_RE = re.compile(rf"{_WORD}=")
+_keys: dict[str, bool] = {}  # key -> whether it is a KEYVALUE key; bounded like _constants
+
+
+def _is_keyvalue(part: str) -> bool:
+    """Whether `_KEYVALUE_RE` matches all of `part`."""
+    key, _, value = part.partition("=")
+    known = _keys.get(key)
+    if known is None:
+        known = _KEY_RE.fullmatch(key + "=") is not None
+        if len(key) <= CONSTANT_CHARS:
+            if len(_keys) >= CONSTANTS_LIMIT:
+                _keys.clear()
+            _keys[key] = known
+    if not known or not value.isascii() or value[:3] in _MONTH_DAY_HEADS:
+        return False
+    if not value.isalnum() and not value.replace("_", "a").isalnum():
+        return False
+    unit = value.lstrip("0123456789")
+    return len(unit) == len(value) or unit not in _UNIT_WORDS
+
 
 def _keyvalue_token(part: str) -> str:
     """The masked token of a KEYVALUE part: its key, "=" and `<*>`."""
@@ -162,13 +189,19 @@ _UNIT_WORDS = frozenset(
 _HEX_LETTERS = "abcdefABCDEF"
 
 
+# the first three letters of every head above (each has at least three): a word that starts
+# with none of them is tested for a unit and a hex run only (`startswith` of a tuple of ten
+# heads, and the strip, cost a never-seen word more than the rest of its tests together)
+_HEADS3 = _MONTH_DAY_HEADS | frozenset(head[:3] for head in _BOOL_HEADS)
+
+
 def _not_constant_word(word: str) -> bool:
     """Whether `_NOT_CONSTANT` matches at the start of `word`, an ASCII word of letters."""
+    head = word[:3]
     return (
-        word[:3] in _MONTH_DAY_HEADS
-        or word.startswith(_BOOL_HEADS)
+        (head in _HEADS3 and (head in _MONTH_DAY_HEADS or word.startswith(_BOOL_HEADS)))
         or word in _UNIT_WORDS
-        or (len(word) >= 8 and not word[:8].strip(_HEX_LETTERS))
+        or (len(word) >= 8 and word[0] in _HEX_LETTERS and not word[:8].strip(_HEX_LETTERS))
     )
 
 
@@ -203,110 +236,119 @@ def _remember(part: str) -> str:
     return token
 
 
-# -- the alternation per feature set ----------------------------------------------------------
+# -- the kinds as compiled --------------------------------------------------------------------
 #
-# Most kinds need a character (or word) that a region often lacks: a URL needs "://", a date "-",
-# a quoted word its quote. The regex engine still tries every kind at every position, so a region
-# is masked with the alternation of only the kinds whose need it meets. A kind left out could not
-# have matched anywhere in the region, so it could not have won at any position: the output is
-# that of the full alternation by construction (tests/test_mask_equivalence.py checks it against
-# the masker before this change).
+# `_KINDS` spells each kind plainly (tests/reference_mask.py compiles it: it is what masking
+# means). The alternation is compiled from `_FAST_KINDS`: the same kinds, each as one or more
+# alternatives that together match the same span as the kind at every position (spliced in its
+# place, in order: the first alternative that matches wins, as the first kind did), written so
+# that a position where a kind cannot match costs the engine little. A failed try of every kind
+# is repeated at every position of a region, and was ~200 ns a character; now ~2.4x fewer
+# instructions on Loghub's regions. tests/test_mask_equivalence.py checks every kind's spans
+# against `_KINDS` on random text, and the whole masking against the reference masker.
+#
+# - The engine skips an alternative whose first operation is a character (class) the position
+#   does not hold without entering it; a look-behind first is entered at every position. So a
+#   kind that started with a look-behind starts with its first character (class) and looks
+#   behind after it, one character wider: `(?<![\w:])\d` is `\d(?<![\w:]\d)` (the same test of
+#   the character before, now that the class checked is behind). Kinds with an alternation at
+#   their start are split into one alternative per branch ("true", "false"... each behind its
+#   first letter; the empty brackets; sizes per first character).
+# - Most positions are inside a word, right after an ASCII letter or digit. There only the kinds
+#   without a look-behind or word boundary before them can match (UUIDs, ISO dates, "10 Jul
+#   2005", sizes, 0x numbers, the catch-all from inside a run): every other kind looks behind for
+#   a character that is not one of those, or needs a word boundary before a letter. So the
+#   alternation is `(?<=[A-Za-z0-9])(?:those)|(?<![A-Za-z0-9])(?:all)`: one look behind, then
+#   only those (the second bool of each alternative says whether it is one of them).
+# - The catch-all backtracked through every digitless word, from each of its positions
+#   (`[\w.+-]*\d` gives back one character at a time looking for a digit: quadratic per word).
+#   A look-ahead first skips the ASCII letters, "_", ".", "+" and "-" possessively (a tight loop)
+#   and needs the next character to be an ASCII digit or non-ASCII: necessary for a match (an
+#   ASCII character of a run before its digit is one of those skipped; a Unicode digit or letter
+#   is non-ASCII), then the exact look-ahead; bounded by 32 (31 after the first character) like
+#   the branch it guards, so linear (see the URL kind). After the first character the match is
+#   the rest of the run, as `[\w.+-]*\d[\w.+-]*` always ends at the run's end.
+# - Sizes: after `\d+` come `[.,]`, whitespace or a unit, none of which starts with a digit, so
+#   giving a digit back can never make the rest match: the digit runs are possessive (`\d++`).
+_NOT_DIGIT_RUN = r"[A-Za-z_.+\-]"
+# (as a negated class: a range up to U+10FFFF took the compiler ~1 ms a use)
+_DIGIT_OR_NON_ASCII = r"[^\x00-/:-\x7f]"
+_SIZE_REST = rf"(?:[.,]\d++)?\s?{_UNITS}(?:\s\([-+]?\d++(?:[.,]\d++)?\s?{_UNITS}\))?(?![\w.])"
+_HEX = "[0-9a-fA-F]"
+_FAST_KINDS: tuple[tuple[tuple[str, bool], ...], ...] = (
+    # URL
+    ((r"[A-Za-z](?<![A-Za-z0-9+.-][A-Za-z])[A-Za-z0-9+.-]*://[^\s\"'<>)\]]+", False),),
+    # e-mail
+    ((r"[\w.+-](?<![\w.+-][\w.+-])[\w.+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+", False),),
+    # UUID
+    ((rf"{_HEX}{_HEX}{{7}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}", True),),
+    # ISO date
+    ((r"\d\d{3}-\d{2}-\d{2}(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?",
+      True),),
+    # syslog / ctime date (word boundaries: never right after a letter or digit)
+    ((_KINDS[4], False),),
+    # "10 Jul 2005"
+    ((rf"\d\d?\s+{_MONTHS}\s+\d{{4}}", True),),
+    # clock time
+    ((r"\d(?<![\w:]\d)\d?:\d{2}(?::\d{2})?(?:[.,]\d+)?(?![\w:])", False),),
+    # IPv4
+    ((r"\d(?<![\w.]\d)\d{0,2}(?:\.\d{1,3}){3}(?::\d{1,5})?(?![\w.])", False),),
+    # IPv6 / MAC (the first group of hex digits unrolled)
+    ((rf"{_HEX}(?<![\w:]{_HEX}){_HEX}{{0,3}}:(?:{_HEX}{{1,4}}:){{1,6}}(?::|{_HEX}{{1,4}})(?![\w:])",
+      False),),
+    # path: with a drive letter, or from a slash
+    ((r"[A-Za-z](?<![\w/.][A-Za-z]):(?:[/\\][\w.@%+~$-]+){2,}[/\\]?", False),
+     (r"[/\\](?<![\w/.][/\\])[\w.@%+~$-]+(?:[/\\][\w.@%+~$-]+)+[/\\]?", False)),
+    # host name
+    ((rf"[A-Za-z0-9-](?<![\w.-][A-Za-z0-9-])(?:[A-Za-z0-9-]*\.(?:[A-Za-z0-9-]+\.)*(?:{_TLDS})"
+      rf"|[A-Za-z0-9-]*\.(?:[A-Za-z0-9-]+\.)+[a-z]{{2}})(?::\d{{1,5}})?(?![\w.-])", False),),
+    # size / duration with a unit, after the first character as it was
+    ((r"[<>=+\-\d](?:(?<=\d)\d*+|(?<=[<>])=?[-+]?\d++|(?<==)[-+]?\d++|(?<=[-+])\d++)"
+      rf"{_SIZE_REST}", True),),
+    # quoted words
+    ((r"\"(?<!\w\")[^\"\s]{0,200}\"(?!\w)", False),),
+    ((r"'(?<!\w')[^'\s]{0,200}'(?!\w)", False),),
+    # key=value
+    ((r"[^\s,;&)\]}\"'](?<=[A-Za-z_]=[^\s,;&)\]}\"'])[^\s,;&)\]}\"']*", False),),
+    # booleans and nulls, in the order of the kind's alternation
+    tuple(
+        (rf"{word[0]}(?<!\w{word[0]}){word[1:]}\b", False)
+        for word in ("true", "false", "True", "False", "TRUE", "FALSE", "null", "NULL", "None",
+                     "nil")
+    ),
+    # empty brackets
+    ((r"\((?<!\w\()\)", False), (r"\[(?<!\w\[)\]", False), (r"\{(?<!\w\{)\}", False)),
+    # 0x hex
+    ((r"0[xX][0-9a-fA-F]+", True),),
+    # bare hex run
+    ((rf"{_HEX}(?<!\w{_HEX}){_HEX}{{7,}}(?!\w)", False),),
+    # anything with a digit: from a run's start, or from inside one within 33 characters
+    ((rf"[\w.+-](?<![\w.+-][\w.+-])(?:(?<=\d)|(?={_NOT_DIGIT_RUN}*+{_DIGIT_OR_NON_ASCII})"
+      r"(?=[\w.+-]*\d))[\w.+-]*", False),
+     (rf"[\w.+-](?:(?<=\d)|(?={_NOT_DIGIT_RUN}{{0,31}}+{_DIGIT_OR_NON_ASCII})"
+      r"(?=[\w.+-]{0,31}\d))[\w.+-]*", True)),
+)  # fmt: skip
+assert len(_FAST_KINDS) == len(_KINDS)
 
-_MONTH_WORD = re.compile("Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec")
-_BOOL_WORD = re.compile("true|false|True|False|TRUE|FALSE|null|NULL|None|nil")
+
+def _alternation(kinds: typing.Iterable[tuple[tuple[str, bool], ...]]) -> re.Pattern[str]:
+    """The alternation of `kinds` (of `_FAST_KINDS`), gated on the character before."""
+    alternatives = [alternative for kind in kinds for alternative in kind]
+    after_alnum = "|".join(f"(?:{alt})" for alt, follows in alternatives if follows) or "(?!)"
+    anywhere = "|".join(f"(?:{alt})" for alt, _ in alternatives)
+    return re.compile(f"(?<=[A-Za-z0-9])(?:{after_alnum})|(?<![A-Za-z0-9])(?:{anywhere})")
 
 
-def _needs(text: str) -> int:
-    """A bit per need of `_KIND_NEEDS` that `text` meets."""
-    bits = 0
-    for char in _NEED_CHARS.intersection(text):
-        bits |= _CHAR_BIT[char]
-    if _MONTH_WORD.search(text):
-        bits |= _MONTH
-    if _BOOL_WORD.search(text):
-        bits |= _BOOL
-    if "0x" in text or "0X" in text:
-        bits |= _HEX_PREFIX
-    if "://" in text:
-        bits |= _SCHEME
-    if "()" in text or "[]" in text or "{}" in text:
-        bits |= _BRACKETS
-    return bits
-
-
-(_COLON, _SLASH, _BACKSLASH, _AT, _DASH, _DOT, _DQUOTE, _SQUOTE, _EQUALS) = (
-    1 << i for i in range(9)
-)
-_MONTH, _BOOL, _HEX_PREFIX, _BRACKETS, _SCHEME = (1 << i for i in range(9, 14))
-_CHAR_BIT = {
-    ":": _COLON,
-    "/": _SLASH,
-    "\\": _BACKSLASH,
-    "@": _AT,
-    "-": _DASH,
-    ".": _DOT,
-    '"': _DQUOTE,
-    "'": _SQUOTE,
-    "=": _EQUALS,
-}
-_NEED_CHARS = frozenset(_CHAR_BIT)
-# per kind of _KINDS, in order: the needs of which it must meet one (0: none, always tried)
-_KIND_NEEDS = (
-    _SCHEME,  # URL
-    _AT,  # e-mail
-    _DASH,  # UUID
-    _DASH,  # ISO date
-    _MONTH,  # syslog / ctime date
-    _MONTH,  # "10 Jul 2005"
-    _COLON,  # clock time
-    _DOT,  # IPv4
-    _COLON,  # IPv6 / MAC
-    _SLASH | _BACKSLASH,  # path
-    _DOT,  # host name
-    0,  # size / duration with a unit
-    _DQUOTE,  # quoted word
-    _SQUOTE,
-    _EQUALS,  # key=value
-    _BOOL,  # booleans and nulls
-    _BRACKETS,  # empty brackets
-    _HEX_PREFIX,  # 0x hex
-    0,  # bare hex run
-    0,  # anything with a digit
-)
-assert len(_KIND_NEEDS) == len(_KINDS)
-# the needs some kind is gated on: the others would only make more variants to compile
-_GATED = functools.reduce(operator.or_, _KIND_NEEDS)
-_FULL_RE = re.compile("|".join(f"(?:{kind})" for kind in _KINDS))
-_BY_NEEDS: dict[int, re.Pattern[str]] = {}
-# A variant is compiled once this many regions asked for it: compiling one costs as much as
-# masking a few hundred regions, and rare ones would not pay that back in a short run. Only a
-# region of a shape not seen before asks (see "results per digit shape"), and those are few but
-# longer: on Loghub x1, 64 compiles 8 variants and masks ~5-15 % faster than 256 (2 variants).
-COMPILE_AFTER = 64
-# ...and at most this many are kept (~13 KiB each): 14 needs make 16,384 possible variants,
-# which varied (or hostile) text could otherwise make the process compile and hold.
-MAX_VARIANTS = 128
-_asked: dict[int, int] = {}
-
-
-def _mask_re(text: str) -> re.Pattern[str]:
-    """The alternation of the kinds that can match somewhere in `text` (the whole one while
-    that variant is rare: same output, see above)."""
-    bits = _needs(text) & _GATED
-    pattern = _BY_NEEDS.get(bits)
-    if pattern is not None:
-        return pattern
-    asked = _asked[bits] = _asked.get(bits, 0) + 1
-    if asked < COMPILE_AFTER or len(_BY_NEEDS) >= MAX_VARIANTS:
-        return _FULL_RE
-    kept = [k for k, need in zip(_KINDS, _KIND_NEEDS, strict=True) if not need or need & bits]
-    pattern = _BY_NEEDS[bits] = re.compile("|".join(f"(?:{kind})" for kind in kept))
-    return pattern
+_FULL_RE = _alternation(_FAST_KINDS)
 
 
 def _sub(text: str) -> str:
-    """The whole alternation applied to `text`, with only the kinds that can match in `text`."""
-    return _mask_re(text).sub(WILDCARD, text)
+    """The alternation applied to `text`."""
+    # (Once, the alternation was compiled per set of the characters and words a region holds,
+    # leaving out the kinds it could not match. With the kinds compiled as above, a kind that
+    # cannot match costs so little that the variants saved ~1 % of masking, less than computing
+    # which one a region needs, and compiling ~8 of them cost a short run more than that.)
+    return _FULL_RE.sub(WILDCARD, text)
 
 
 # -- results per digit shape ------------------------------------------------------------------
@@ -326,15 +368,17 @@ def _sub(text: str) -> str:
 # reference masker.
 
 _ONES = bytes.maketrans(b"0123456789", b"1111111111")
-_DIGIT_NOT_HEX_ZERO = re.compile(rb"[1-9]|0(?![xX])")
 
 
 def _shape(text: str) -> bytes:
-    """`text` with every ASCII digit made "1", except the "0" of a "0x" prefix, as UTF-8 bytes
-    (10x faster to make than a str; an ASCII digit is the only UTF-8 byte in 0x30-0x39)."""
+    """The key of `text`'s shape: `text` with every ASCII digit made "1", as UTF-8 bytes (10x
+    faster to make than a str; an ASCII digit is the only UTF-8 byte in 0x30-0x39), and the "0"
+    of a "0x" prefix made the byte 0xff instead of kept (no UTF-8 text holds that byte, so two
+    texts have one key exactly when they have one shape; the replacement costs a scan where a
+    regex substitution of every digit of a line with a 0x value cost ~10x more)."""
     raw = text.encode("utf-8", "surrogatepass")
-    if b"0x" in raw or b"0X" in raw:
-        return _DIGIT_NOT_HEX_ZERO.sub(b"1", raw)
+    if "0x" in text or "0X" in text:  # (cheaper on the str than bytes.replace finding nothing)
+        raw = raw.replace(b"0x", b"\xffx").replace(b"0X", b"\xffX")
     return raw.translate(_ONES)
 
 
@@ -388,7 +432,7 @@ def _part_kind(part: str) -> str | None:
         # fullmatch proved it: making its shape first would be wasted (a flood of unique
         # words pays it on every word)
         return _classify(part)
-    if "=" in part and _KEYVALUE_RE.fullmatch(part) is not None:
+    if "=" in part and _is_keyvalue(part):
         return _KEYVALUE  # before the shape: a value such as a hash makes shapes of its own
     key = _shape(part)
     kind = _part_kind_by_shape.get(key, _UNKNOWN)
@@ -474,6 +518,21 @@ def mask_tokens(message: str) -> list[str]:
     tokens = _mask_tokens(message)
     _keep(_line_tokens_by_shape, key, " ".join(tokens))
     return tokens
+
+
+def mask_joined(message: str) -> str:
+    """`" ".join(mask_tokens(message))`, without making the list: the text is what the line
+    cache keeps, so a line of a shape seen before costs no split and no join (a miner keyed on
+    the masked text splits it only for a text it has not seen: `mask_joined(m).split()` is
+    `mask_tokens(m)`, as tokens hold no whitespace and none is empty)."""
+    if len(message) > LINE_CHARS:
+        return " ".join(_mask_tokens(message))
+    key = _shape(message)
+    joined = _line_tokens_by_shape.get(key)
+    if joined is None:
+        joined = " ".join(_mask_tokens(message))
+        _keep(_line_tokens_by_shape, key, joined)
+    return joined
 
 
 def _mask_tokens(message: str) -> list[str]:
