@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import typing
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 if typing.TYPE_CHECKING:
     from watcher.group.template import Cluster
@@ -44,8 +44,9 @@ class Bucket:
         self.width = width
         self.need = need
         self.clusters: dict[str, Cluster] = {}
-        self._positions: list[int] = []
-        self._postings: list[_Postings] = []
+        # made by _build (a flood makes and drops a bucket per line: two lists fewer each)
+        self._positions: Sequence[int] = ()
+        self._postings: Sequence[_Postings] = ()
         self._built_at = 0  # the bucket's size when the index was last built (0: no index)
 
     def __len__(self) -> int:

@@ -312,7 +312,7 @@ class GroupTable:
             # when the group opens, so it is made there
             return trace_fingerprint(event), "trace", None
         message = library_message(event) if event.exception_type else event.message
-        cluster = self.miner.add(message)
+        cluster = self.miner.add_member(message).cluster  # (add, without its extra call)
         return cluster.id, "template", cluster.template
 
     def _open(

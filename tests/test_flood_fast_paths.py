@@ -1,0 +1,71 @@
+"""The shortcuts a flood of unique errors takes answer as the general paths do (issue 15)."""
+
+from __future__ import annotations
+
+import random
+
+from watcher.classify import classify
+from watcher.group.table import GroupTable
+from watcher.group.template import TemplateMiner
+from watcher.metrics import Metrics
+from watcher.model import LogEvent
+from watcher.store.known import KnownIds
+
+
+def _event(text: str, t: float = 1000.0) -> LogEvent:
+    return LogEvent(message=text, level="error", source="app", timestamp=t)
+
+
+def test_a_new_group_crosses_a_threshold_of_one_at_its_first_event() -> None:
+    """A new group skips the threshold check only when one event cannot cross it."""
+    table = GroupTable(alert_count=1, alert_window="5m")
+    event = _event("disk full on node-7")
+    update = table.add(event, classify(event))
+    assert update.is_new and update.crossed_threshold
+    assert update.group.status == "alerting"
+
+
+def test_a_new_group_below_the_threshold_stays_open() -> None:
+    table = GroupTable(alert_count=2, alert_window="5m")
+    first, second = _event("disk full on node-7"), _event("disk full on node-7", 1001.0)
+    assert not table.add(first, classify(first)).crossed_threshold
+    assert table.add(second, classify(second)).crossed_threshold
+
+
+def test_new_clusters_under_eviction_keep_their_ids_and_members() -> None:
+    """Each unique line makes a cluster with itself as its only shape; at the cap the least
+    recently matched is evicted, and a line seen again after its eviction makes it afresh."""
+    miner = TemplateMiner(max_clusters=3)
+    words = ["alpha", "bravo", "charlie", "delta", "echo"]
+    members = [miner.add_member(f"{w} failed badly today") for w in words]
+    assert len(miner) == 3
+    assert [m.cluster.evicted for m in members] == [True, True, False, False, False]
+    for member in members:
+        assert member.count == 1 and member.cluster.size == 1
+    live = miner.clusters()[-1]
+    assert live.members == [members[-1]] and live.template == "echo failed badly today"
+    again = miner.add_member("alpha failed badly today")
+    assert again is not members[0] and again.cluster.id == members[0].cluster.id
+
+
+def test_per_event_counter_children_are_prometheus_children() -> None:
+    """labels() by position, by name and after a removal gives what prometheus_client does."""
+    errors = Metrics(process=False).errors
+    child = errors.labels("internal_error", "medium")
+    assert errors.labels("internal_error", "medium") is child
+    assert errors.labels(category="internal_error", severity="medium") is child
+    child.inc()
+    errors.labels("internal_error", "medium").inc(2)
+    assert child._value.get() == 3
+    errors.remove("internal_error", "medium")
+    assert errors.labels("internal_error", "medium") is not child
+
+
+def test_known_ids_never_says_no_for_an_added_id() -> None:
+    rng = random.Random(7)
+    known = KnownIds(bits=1 << 12)  # small: many probes collide
+    ids = [f"{rng.getrandbits(48):012x}" for _ in range(600)]
+    for gid in ids[:300]:
+        known.add(gid)
+    assert all(gid in known for gid in ids[:300])
+    assert 5 not in known
