@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import random
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from watcher.classify import classify
 from watcher.group.table import GroupTable
 from watcher.group.template import TemplateMiner
 from watcher.metrics import Metrics
 from watcher.model import LogEvent
+from watcher.report import _INLINE_SPECIALS, escape_inline
 from watcher.store.known import KnownIds
 
 
@@ -69,3 +73,11 @@ def test_known_ids_never_says_no_for_an_added_id() -> None:
         known.add(gid)
     assert all(gid in known for gid in ids[:300])
     assert 5 not in known
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet=st.sampled_from(list("ab <*>|`[]\\\n\t·é")), max_size=40) | st.text())
+def test_escape_inline_is_the_regex_escape(text: str) -> None:
+    """escape_inline's translate table escapes exactly what _INLINE_SPECIALS.sub did."""
+    flat = " ".join(text.split())
+    assert escape_inline(text) == _INLINE_SPECIALS.sub(r"\\\1", flat)
