@@ -81,3 +81,19 @@ def test_escape_inline_is_the_regex_escape(text: str) -> None:
     """escape_inline's translate table escapes exactly what _INLINE_SPECIALS.sub did."""
     flat = " ".join(text.split())
     assert escape_inline(text) == _INLINE_SPECIALS.sub(r"\\\1", flat)
+
+
+def test_evicted_clusters_shed_their_tokens_and_members_without_sharing_changes() -> None:
+    """Evicted clusters share one empty token list and one empty member list; consolidation
+    and new lines after many evictions leave both empty (nothing appends to an evicted one)."""
+    miner = TemplateMiner(max_clusters=4)
+    evicted = []
+    words = [a + b + c for a in "bdfk" for b in "aeiou" for c in "lmn"][:40]
+    for i, word in enumerate(words):
+        member = miner.add_member(f"{word} job {i % 3} failed on node-{i}")
+        evicted.append(member.cluster)
+        if i % 7 == 0:
+            miner.consolidate()
+    gone = [c for c in evicted if c.evicted]
+    assert gone and all(c.tokens == [] and c.members == [] for c in gone)
+    assert all(c.members for c in miner.clusters())

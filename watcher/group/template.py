@@ -52,6 +52,10 @@ CACHE_CHARS = 8_000_000
 ALIAS_LIMIT = 100_000
 # Distinct masked shapes remembered per cluster for splitting.
 MEMBER_LIMIT = 64
+# An evicted cluster's tokens and members: it is in no bucket and not live, so nothing reads
+# or changes them any more (never append to these: every evicted cluster shares them).
+_SHED_TOKENS: list[str] = []
+_SHED_MEMBERS: list[Member] = []
 
 
 @dataclass(slots=True)
@@ -260,10 +264,13 @@ class TemplateMiner:
         # The caches drop their entries lazily, when they meet `evicted`; until then those
         # entries keep the cluster and its members alive, so shed what only a live cluster uses
         # (the token lists are most of a cluster's memory: one str object per word).
+        # Shared empty lists, not new ones: the caches keep evicted clusters for up to
+        # CACHE_LIMIT lines, and each list kept alive is one more object for every pass of the
+        # cyclic GC to walk (a flood's replay spent ~8 % of its time there).
         for member in cluster.members:
             member.tokens = ()
-        cluster.members = []
-        cluster.tokens = []
+        cluster.members = _SHED_MEMBERS
+        cluster.tokens = _SHED_TOKENS
 
     # -- consolidation --------------------------------------------------------------------
 
