@@ -67,8 +67,13 @@ class Bucket:
         """Forget `cluster` (its tokens must be those it was added or last `retokened` with)."""
         del self.clusters[cluster.id]
         if self._built_at:
+            tokens = cluster.tokens
             for pos, postings in zip(self._positions, self._postings, strict=True):
-                _unpost(postings, cluster.tokens[pos], cluster)
+                token = tokens[pos]
+                if postings[token] is cluster:  # its word alone (a flood's): _unpost, inlined
+                    del postings[token]
+                else:
+                    _unpost(postings, token, cluster)
 
     def retokened(self, cluster: Cluster, old: list[str]) -> None:
         """Re-index `cluster`, whose tokens were `old` and changed in place."""
@@ -114,8 +119,13 @@ class Bucket:
         self._built_at = len(self.clusters)
 
     def _post(self, cluster: Cluster) -> None:
+        tokens = cluster.tokens
         for pos, postings in zip(self._positions, self._postings, strict=True):
-            _post(postings, cluster.tokens[pos], cluster)
+            token = tokens[pos]
+            if token not in postings:  # a word no other cluster holds here: _post, inlined
+                postings[token] = cluster
+            else:
+                _post(postings, token, cluster)
 
     def _lookup(self, tokens: list[str]) -> dict[int, Cluster] | None:
         """The clusters sharing a token with `tokens` at an indexed position, or None when
