@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 from hypothesis import given, settings
@@ -10,10 +11,12 @@ from hypothesis import strategies as st
 from watcher.classify import classify
 from watcher.group.table import GroupTable
 from watcher.group.template import TemplateMiner
+from watcher.group.window import SLOTS, Windows, WindowSpec
 from watcher.metrics import Metrics
 from watcher.model import LogEvent
 from watcher.report import _INLINE_SPECIALS, escape_inline
 from watcher.store.known import KnownIds
+from watcher.store.rows import dumps
 
 
 def _event(text: str, t: float = 1000.0) -> LogEvent:
@@ -97,3 +100,36 @@ def test_evicted_clusters_shed_their_tokens_and_members_without_sharing_changes(
     gone = [c for c in evicted if c.evicted]
     assert gone and all(c.tokens == [] and c.members == [] for c in gone)
     assert all(c.members for c in miner.clusters())
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300)
+@given(_JSON)
+def test_store_json_is_json_dumps_compact(value: object) -> None:
+    """The store's one C encoder writes what json.dumps with the same options writes."""
+    assert dumps(value) == json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(st.sampled_from([7.0, 60.0, 90.0, 300.0, 3600.0, 86400.0, 0.5]), min_size=1,
+             max_size=4, unique=True),
+    st.lists(st.floats(min_value=1e9, max_value=2e9), min_size=1, max_size=8),
+)  # fmt: skip
+def test_window_dumps_keep_their_keys(spans: list[float], times: list[float]) -> None:
+    """A dump is keyed per window as the rings' widths always keyed it, with one event or more."""
+    windows = Windows(WindowSpec(spans, [f"w{i}" for i in range(len(spans))]))
+    for t in sorted(times):
+        windows.add(t)
+    if len(times) == 1:
+        expected = {f"{s:g}": {str(int(times[0] // (s / SLOTS))): 1} for s in spans}
+    else:
+        expected = {f"{r.width * SLOTS:g}": r.dump() for r in windows.rings}
+    assert windows.dump() == expected
+    assert list(windows.dump()) == list(expected)
