@@ -27,8 +27,12 @@ class KnownIds:
 
     def add(self, key: str) -> None:
         """Remember `key`."""
-        bits = self._bits
-        for bit in self._probes(key):
+        # _probes, inlined (every committed group is added: a flood's every line)
+        h = hash(key) & 0xFFFF_FFFF_FFFF_FFFF
+        step = (h >> 32) | 1
+        bits, mask = self._bits, self._mask
+        for i in range(PROBES):
+            bit = (h + i * step) & mask
             bits[bit >> 3] |= 1 << (bit & 7)
 
     def __contains__(self, key: object) -> bool:
