@@ -86,10 +86,12 @@ class _Unwritten:
         """Newer group states replace older ones (often the same object); samples append."""
         for group in groups:
             self.groups[group.id] = group
+        cap, held = self.samples_cap, self.samples
         for gid, items in samples.items():
             # the store keeps only the newest samples_cap per group: hold no more than that
-            merged = self.samples.get(gid, []) + list(items)
-            self.samples[gid] = merged[-self.samples_cap :] if self.samples_cap else []
+            before = held.get(gid)
+            merged = list(items) if before is None else before + list(items)
+            held[gid] = (merged if len(merged) <= cap else merged[-cap:]) if cap else []
 
     def spill(self, cap: int) -> int:
         """Drop the oldest group states beyond `cap`, and the oldest new-fingerprint rows and

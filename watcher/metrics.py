@@ -39,6 +39,21 @@ ALERT_OUTCOMES = ("sent", "failed", "dropped", "suppressed")
 disable_created_metrics()
 
 
+class _PerEventCounter(Counter):
+    """A labelled counter counted once per error event: `labels` finds a child made before
+    without prometheus_client's checks and lock (~1.4 us a call, ~2 % of a flood's replay)."""
+
+    def labels(self, *labelvalues: object, **labelkwargs: object) -> Counter:
+        if not labelkwargs:
+            try:  # the parent's children by their label values (strings, as made below)
+                child = self._metrics.get(labelvalues)  # type: ignore[call-overload]
+            except AttributeError:  # a child (labels() of a child raises below) or no labels
+                child = None
+            if child is not None:
+                return child
+        return super().labels(*labelvalues, **labelkwargs)
+
+
 class Metrics:
     """The metric handles; one instance per process (tests make their own)."""
 
@@ -77,7 +92,7 @@ class Metrics:
         self.events = Counter(
             "watcher_events", "Log events after multi-line assembly.", ["source"], registry=r
         )
-        self.errors = Counter(
+        self.errors = _PerEventCounter(
             "watcher_errors",
             "Error events by category and severity.",
             ["category", "severity"],

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import typing
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 if typing.TYPE_CHECKING:
     from watcher.group.template import Cluster
@@ -44,8 +44,9 @@ class Bucket:
         self.width = width
         self.need = need
         self.clusters: dict[str, Cluster] = {}
-        self._positions: list[int] = []
-        self._postings: list[_Postings] = []
+        # made by _build (a flood makes and drops a bucket per line: two lists fewer each)
+        self._positions: Sequence[int] = ()
+        self._postings: Sequence[_Postings] = ()
         self._built_at = 0  # the bucket's size when the index was last built (0: no index)
 
     def __len__(self) -> int:
@@ -66,8 +67,13 @@ class Bucket:
         """Forget `cluster` (its tokens must be those it was added or last `retokened` with)."""
         del self.clusters[cluster.id]
         if self._built_at:
+            tokens = cluster.tokens
             for pos, postings in zip(self._positions, self._postings, strict=True):
-                _unpost(postings, cluster.tokens[pos], cluster)
+                token = tokens[pos]
+                if postings[token] is cluster:  # its word alone (a flood's): _unpost, inlined
+                    del postings[token]
+                else:
+                    _unpost(postings, token, cluster)
 
     def retokened(self, cluster: Cluster, old: list[str]) -> None:
         """Re-index `cluster`, whose tokens were `old` and changed in place."""
@@ -113,8 +119,13 @@ class Bucket:
         self._built_at = len(self.clusters)
 
     def _post(self, cluster: Cluster) -> None:
+        tokens = cluster.tokens
         for pos, postings in zip(self._positions, self._postings, strict=True):
-            _post(postings, cluster.tokens[pos], cluster)
+            token = tokens[pos]
+            if token not in postings:  # a word no other cluster holds here: _post, inlined
+                postings[token] = cluster
+            else:
+                _post(postings, token, cluster)
 
     def _lookup(self, tokens: list[str]) -> dict[int, Cluster] | None:
         """The clusters sharing a token with `tokens` at an indexed position, or None when

@@ -278,10 +278,15 @@ class GroupTable:
             group.template = template  # the miner generalised it (not a merged-in template)
         live.windows.add(t)
         self._keep_sample(live, event)
-        if group.state != "open":
-            wall = self.clock() if self.clock is not None else t
-            self._observe(live, t if event.timestamp is not None else wall, wall)
-        crossed = self._check_threshold(live, t)
+        if is_new and self.alert_count > 1:
+            # a group made for this event holds one event in every window: below the threshold
+            # (a flood's every line; the check below would answer the same)
+            crossed = False
+        else:
+            if group.state != "open":
+                wall = self.clock() if self.clock is not None else t
+                self._observe(live, t if event.timestamp is not None else wall, wall)
+            crossed = self._check_threshold(live, t)
         self.dirty.add(gid)
         return GroupUpdate(group, event, cls, is_new, crossed)
 
@@ -307,7 +312,7 @@ class GroupTable:
             # when the group opens, so it is made there
             return trace_fingerprint(event), "trace", None
         message = library_message(event) if event.exception_type else event.message
-        cluster = self.miner.add(message)
+        cluster = self.miner.add_member(message).cluster  # (add, without its extra call)
         return cluster.id, "template", cluster.template
 
     def _open(
@@ -328,27 +333,30 @@ class GroupTable:
                 if existing is not None:
                     return existing, False
         is_new = group is None
-        if is_new:
-            self.new_fingerprints.append((gid, gid, fingerprint_version(kind)))
         if group is None:
+            self.new_fingerprints.append((gid, gid, fingerprint_version(kind)))
             if template is None:
                 template = trace_template(event)
-            top = event.top_frame
+            frames = event.frames
+            top = event.top_frame if frames else None  # (a flood's lines have no trace)
             group = ErrorGroup(
-                id=gid,
-                kind=kind,
-                template=template,
-                category=cls.category,
-                severity=cls.severity,
-                fixable=cls.fixable,
-                suggested_fix=cls.suggested_fix,
-                exception_type=event.exception_type,
-                top_frame=Frame(top.file, top.line, top.function, top.in_app) if top else None,
-                frames=list(event.frames[-10:]),
-                first_seen=t,
-                last_seen=t,
+                gid,
+                kind,
+                template,
+                cls.category,
+                cls.severity,
+                cls.fixable,
+                cls.suggested_fix,
+                event.exception_type,
+                Frame(top.file, top.line, top.function, top.in_app) if top else None,
+                list(frames[-10:]),
+                0,
+                t,
+                t,
             )
-        live = self._live(group)
+            live = _Live(group, Windows(self.spec), group.severity)  # _live: no buckets
+        else:
+            live = self._live(group)
         self.live[group.id] = live
         if len(self.live) > self.max_groups:
             self._evict_oldest()

@@ -52,6 +52,10 @@ CACHE_CHARS = 8_000_000
 ALIAS_LIMIT = 100_000
 # Distinct masked shapes remembered per cluster for splitting.
 MEMBER_LIMIT = 64
+# An evicted cluster's tokens and members: it is in no bucket and not live, so nothing reads
+# or changes them any more (never append to these: every evicted cluster shares them).
+_SHED_TOKENS: list[str] = []
+_SHED_MEMBERS: list[Member] = []
 
 
 @dataclass(slots=True)
@@ -147,7 +151,7 @@ class TemplateMiner:
             masked = " ".join(tokens)
             member = _current(self._by_masked.get(masked))
             if member is None or member.cluster.evicted:
-                member = self._learn(tokens)
+                member = self._learn(tokens, masked)
                 self._by_masked.remember(masked, member)
             self._by_message.remember(message, member)
         member.count += 1
@@ -185,11 +189,16 @@ class TemplateMiner:
 
     def _best(self, tokens: list[str]) -> Cluster | None:
         best, best_sim = None, -1.0
-        key = _bucket_key(tokens)
+        width = len(tokens)
+        first = tokens[0] if tokens else ""
+        buckets = self._buckets
         # consolidation may have turned a first token into <*>: look there too
-        wild = (key[0], WILDCARD)
-        for bucket_key in (key, wild) if key != wild else (key,):
-            bucket = self._buckets.get(bucket_key)
+        # (a flood's line finds neither bucket: two dict look-ups and no loop)
+        for bucket in (
+            (buckets.get((width, first)), buckets.get((width, WILDCARD)))
+            if first != WILDCARD
+            else (buckets.get((width, first)),)
+        ):
             if bucket is None:
                 continue
             for cand in bucket.candidates(tokens):
@@ -198,23 +207,29 @@ class TemplateMiner:
                     best, best_sim = cand, sim
         return best if best_sim >= SIMILARITY else None
 
-    def _learn(self, tokens: list[str]) -> Member:
+    def _learn(self, tokens: list[str], masked: str | None = None) -> Member:
+        """`masked`: the tokens joined (the caller made it already), the template if new."""
         cluster = self._best(tokens)
         if cluster is None:
-            cluster = self._create(tokens)
-        elif cluster.tokens != tokens:
+            # a new cluster's only shape (a flood's every line): made here, not searched for
+            cluster = self._create(tokens, masked)
+            member = Member(tuple(tokens), cluster)
+            cluster.members.append(member)
+            return member
+        if cluster.tokens != tokens:
             old = cluster.tokens
             cluster.tokens = generalise(old, tokens)
             cluster.template = " ".join(cluster.tokens)
             self._buckets[_bucket_key(old)].retokened(cluster, old)
         return _member_of(cluster, tuple(tokens))
 
-    def _create(self, tokens: list[str]) -> Cluster:
-        template = " ".join(tokens)
-        cluster = Cluster(
-            id=_make_id(template, self._live, self._aliases), template=template, tokens=tokens
-        )
-        self._make_room()
+    def _create(self, tokens: list[str], template: str | None = None) -> Cluster:
+        if template is None:
+            template = " ".join(tokens)
+        live = self._live
+        cluster = Cluster(_make_id(template, live, self._aliases), template, 0, tokens)
+        if len(live) >= self.max_clusters:
+            self._make_room()
         self._add_live(cluster)
         return cluster
 
@@ -224,7 +239,8 @@ class TemplateMiner:
 
     def _add_live(self, cluster: Cluster) -> None:
         self._live[cluster.id] = cluster
-        key = _bucket_key(cluster.tokens)
+        tokens = cluster.tokens
+        key = (len(tokens), tokens[0] if tokens else "")  # _bucket_key, inlined (per new line)
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = Bucket(key[0], _need(key[0]))
@@ -233,10 +249,11 @@ class TemplateMiner:
 
     def _drop_live(self, cluster: Cluster) -> None:
         del self._live[cluster.id]
-        key = _bucket_key(cluster.tokens)
+        tokens = cluster.tokens
+        key = (len(tokens), tokens[0] if tokens else "")
         bucket = self._buckets[key]
         bucket.remove(cluster)
-        if not bucket:
+        if not bucket.clusters:
             del self._buckets[key]
 
     def _evict(self, cluster: Cluster) -> None:
@@ -247,10 +264,13 @@ class TemplateMiner:
         # The caches drop their entries lazily, when they meet `evicted`; until then those
         # entries keep the cluster and its members alive, so shed what only a live cluster uses
         # (the token lists are most of a cluster's memory: one str object per word).
+        # Shared empty lists, not new ones: the caches keep evicted clusters for up to
+        # CACHE_LIMIT lines, and each list kept alive is one more object for every pass of the
+        # cyclic GC to walk (a flood's replay spent ~8 % of its time there).
         for member in cluster.members:
             member.tokens = ()
-        cluster.members = []
-        cluster.tokens = []
+        cluster.members = _SHED_MEMBERS
+        cluster.tokens = _SHED_TOKENS
 
     # -- consolidation --------------------------------------------------------------------
 
@@ -363,9 +383,9 @@ class _Cache(dict[str, Member]):
         self.chars = 0
 
     def remember(self, key: str, member: Member) -> None:
-        if CACHE_LIMIT <= 0:  # 0 turns the caches off, to measure what they buy
-            return
         if len(self) >= CACHE_LIMIT or self.chars >= CACHE_CHARS:
+            if CACHE_LIMIT <= 0:  # 0 turns the caches off, to measure what they buy
+                return
             self.clear()
             self.chars = 0
         self[key] = member

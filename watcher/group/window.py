@@ -105,7 +105,7 @@ class WindowSpec:
     a flood of unique errors makes a `Windows` per event, and its set-up and its dump (the
     store's keys, the bucket widths) were ~10 % of such an event's cost."""
 
-    __slots__ = ("index", "keys", "labels", "spans", "widths")
+    __slots__ = ("index", "keys", "labels", "lone", "ring_keys", "spans", "widths")
 
     def __init__(self, spans: Sequence[float], labels: Sequence[str]) -> None:
         self.spans = tuple(spans)
@@ -113,6 +113,9 @@ class WindowSpec:
         self.keys = tuple(f"{span:g}" for span in self.spans)  # a window's key in a dump
         self.widths = tuple(span / SLOTS for span in self.spans)
         self.index = {label: i for i, label in enumerate(self.labels)}
+        # the key a Ring's dump goes under, computed as Windows.dump did from the ring's width
+        self.ring_keys = tuple(f"{Ring(span).width * SLOTS:g}" for span in self.spans)
+        self.lone = tuple(zip(self.keys, self.widths, strict=True))  # (key, width) per window
 
 
 class Windows:
@@ -164,11 +167,10 @@ class Windows:
             if self._first is None:
                 return {key: {} for key in spec.keys}
             first = self._first
-            return {
-                key: {str(int(first // width)): 1}
-                for key, width in zip(spec.keys, spec.widths, strict=True)
-            }
-        return {f"{ring.width * SLOTS:g}": ring.dump() for ring in self._rings}
+            return {key: {str(int(first // width)): 1} for key, width in spec.lone}
+        return {
+            key: ring.dump() for key, ring in zip(self.spec.ring_keys, self._rings, strict=True)
+        }
 
     def restore(self, dumped: dict[str, dict[str, int]]) -> None:
         """Put back the buckets of the windows whose span is still configured."""

@@ -27,13 +27,27 @@ class KnownIds:
 
     def add(self, key: str) -> None:
         """Remember `key`."""
-        for bit in self._probes(key):
-            self._bits[bit >> 3] |= 1 << (bit & 7)
+        # _probes, inlined (every committed group is added: a flood's every line)
+        h = hash(key) & 0xFFFF_FFFF_FFFF_FFFF
+        step = (h >> 32) | 1
+        bits, mask = self._bits, self._mask
+        for i in range(PROBES):
+            bit = (h + i * step) & mask
+            bits[bit >> 3] |= 1 << (bit & 7)
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and all(
-            self._bits[bit >> 3] & (1 << (bit & 7)) for bit in self._probes(key)
-        )
+        if not isinstance(key, str):
+            return False
+        # the probes of _probes one at a time, stopping at the first clear bit: a flood asks
+        # for ids never stored, and the first probe alone answers "no" for ~all of them
+        h = hash(key) & 0xFFFF_FFFF_FFFF_FFFF
+        step = (h >> 32) | 1
+        bits, mask = self._bits, self._mask
+        for i in range(PROBES):
+            bit = (h + i * step) & mask
+            if not bits[bit >> 3] & (1 << (bit & 7)):
+                return False
+        return True
 
     def _probes(self, key: str) -> list[int]:
         # double hashing on the process's string hash (the filter never leaves the process)
