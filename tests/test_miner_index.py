@@ -52,6 +52,7 @@ class ReferenceMiner(ScanMiner):
     """ScanMiner with the masker before issue 15: the whole `watcher templates` before it."""
 
     tokens_of = staticmethod(reference_mask.mask_tokens)
+    joined_of = staticmethod(lambda message: " ".join(reference_mask.mask_tokens(message)))
 
 
 def _trace(miner: TemplateMiner, ops: typing.Sequence[str | None]) -> list[tuple[str, str]]:

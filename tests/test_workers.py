@@ -398,13 +398,18 @@ async def test_the_parent_does_not_mask_what_a_worker_masked(
     from watcher.group.template import TemplateMiner
 
     masked: list[str] = []
-    mask = TemplateMiner.tokens_of
+    mask, joined = TemplateMiner.tokens_of, TemplateMiner.joined_of
 
     def counting(message: str) -> list[str]:
         masked.append(message)
         return mask(message)
 
+    def counting_joined(message: str) -> str:
+        masked.append(message)
+        return joined(message)
+
     monkeypatch.setattr(TemplateMiner, "tokens_of", staticmethod(counting))
+    monkeypatch.setattr(TemplateMiner, "joined_of", staticmethod(counting_joined))
     log = tmp_path / "a.log"
     _log(log, 8, 4000)
     one = await scan(_config(tmp_path, 1), [_file(log)])

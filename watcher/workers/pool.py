@@ -125,10 +125,16 @@ class WorkerPool:
         """Let the parent's miner use the tokens a worker masked (the same function's output:
         grouping is unchanged; a message without them is masked here as before)."""
         miner = pipeline.table.miner
-        mask = type(miner).tokens_of
+        mask, joined = type(miner).tokens_of, type(miner).joined_of
         premasked = self._premasked
-        with contextlib.suppress(AttributeError):  # a miner without the seam masks for itself
+
+        def joined_of(message: str) -> str:
+            tokens = premasked.pop(message, None)
+            return " ".join(tokens) if tokens else joined(message)
+
+        with contextlib.suppress(AttributeError):  # a miner without the seams masks for itself
             miner.tokens_of = lambda message: premasked.pop(message, None) or mask(message)  # type: ignore[method-assign]
+            miner.joined_of = joined_of  # type: ignore[method-assign]
 
     # -- the engine's side ------------------------------------------------------------------
 
