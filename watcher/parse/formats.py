@@ -14,11 +14,12 @@ from typing import Any
 from watcher.model import ERROR_RANK, LEVEL_RANK, LogEvent, RawLine
 from watcher.parse.levels import (
     LETTER_LEVELS,
+    LEVEL_WORDS_FAST,
     level_word,
     normalize_level,
     syslog_level,
 )
-from watcher.parse.timestamps import parse_iso, parse_timestamp, prefix
+from watcher.parse.timestamps import parse_iso, parse_timestamp, prefix, prefix_end
 from watcher.parse.traces import TRACE_KEYS, Trace, trace_from_fields
 
 # A line that looked structured but did not parse carries this key in `fields` (value: the
@@ -516,24 +517,50 @@ def _timestamp_at(text: str, pos: int) -> tuple[float, int] | None:
     if found_ts is None:
         return None
     timestamp, pos = found_ts
+    return timestamp, _after_timestamp(text, pos)
+
+
+def _after_timestamp(text: str, pos: int) -> int:
+    """Where what follows a timestamp that ends at `pos` starts (past its separator)."""
     if text[pos : pos + 1] == " " and text[pos + 1 : pos + 2] not in (" ", "|", "-", "s"):
-        pos += 1  # the usual single space: no regex needed
-    elif (after := _AFTER_TS.match(text, pos)) is not None:
-        pos = after.end()
-    return timestamp, pos
+        return pos + 1  # the usual single space: no regex needed
+    after = _AFTER_TS.match(text, pos)
+    return pos if after is None else after.end()
 
 
 def _stated_below_error(text: str) -> bool:
     """True when a plain line that starts with a digit states a level below error right after
     its timestamp: _parse_plain reads it there, and nothing after it changes it."""
-    found_ts = _timestamp_at(text, 0)
-    if found_ts is None:
+    end = prefix_end(text, 0)  # where _timestamp_at's time ends, without its epoch
+    if end is None:
         return False
-    pos = found_ts[1]
+    pos = _after_timestamp(text, end)
     if _LOGFMT_START.match(text, pos):
         return False  # "2024-… level=info …" is logfmt: its pairs decide
     found = _level_at(text, pos)
+    if found is None and text[pos : pos + 1] == "[":
+        # "2026-… [scheduling-1] INFO c.f.Job - …": the thread before the level, as
+        # _parse_plain reads it (and there, too, the level found is final for a digit-first line)
+        thread = _THREAD.match(text, pos)
+        found = _level_at(text, thread.end()) if thread else None
     return found is not None and LEVEL_RANK[found[0]] < ERROR_RANK
+
+
+def _logfmt_below_error(text: str) -> bool:
+    """True when parse_line reads `text` (a letter first, no backslash) as logfmt with a level
+    below error: _parse_logfmt's pairs and its choice of level key, without the rest of the
+    event (timestamp, message, fields) that a full parse of the line builds."""
+    pairs = _LOGFMT_PAIR.findall(text)
+    if len(pairs) < 2 and not (pairs and pairs[0][0] in _LOGFMT_KNOWN):
+        return False  # prose: the plain parser decides
+    fields = dict(pairs)  # a repeated key keeps its last value, as in _parse_logfmt
+    for key in ("level", "lvl", "severity", "at"):
+        value = fields.get(key)
+        if value is not None:
+            level = level_word(_unquote(value) if value[:1] == '"' else value)
+            if level is not None:
+                return LEVEL_RANK[level] < ERROR_RANK
+    return False
 
 
 def _parse_plain(line: RawLine) -> LogEvent:
@@ -742,7 +769,10 @@ def can_be_error(line: RawLine) -> bool:
             # "2026-… INFO [api] order validated, no validation errors": a level below error
             # where the parser reads it is final whatever words follow; a full parse of such a
             # line cost ~10 µs, 8 % of the lines of bench/genlogs.py's mix (issue 15 parse)
-            return not (first.isdigit() and _stated_below_error(text))
+            if first.isdigit():
+                return not _stated_below_error(text)
+            # "level=INFO msg=… errors_total=0": the logfmt level decides, as after a timestamp
+            return not (first.isalpha() and _LOGFMT_START.match(text) and _logfmt_below_error(text))
     if "warning" in low:  # a Kubernetes Warning event row, else a warning
         # what _K8S_WARNING_ROW needs: "Warning" and any whitespace (kubectl aligns its columns
         # with several spaces, but one is enough for the row to be read as an error)
@@ -750,6 +780,12 @@ def can_be_error(line: RawLine) -> bool:
     # ("info", "debug" or "http/" in the line used to end the check here, before the level-less
     # fragments: "some information FooException: bad" has no level and is an error)
     return False
+
+
+# level words normalize_level reads below error (pino's numbers 10-49 are checked as numbers)
+_QUIET_WORDS = frozenset(
+    word for word in LEVEL_WORDS_FAST if LEVEL_RANK[normalize_level(word)] < ERROR_RANK
+)
 
 
 def json_error_event(line: RawLine) -> LogEvent | None:
@@ -764,8 +800,20 @@ def json_error_event(line: RawLine) -> LogEvent | None:
     if not (line.fields and _fields_say_error(line.fields)):
         text = line.text
         checked = _check_loads(text)
-        if type(checked) is dict and not _record_can_be_error(checked, text):
-            return None
+        if type(checked) is dict:
+            # the usual record (~30 % of a mixed log's lines) states its level under "level" in
+            # a common spelling: one lookup decides what _record_can_be_error's three calls do
+            # ("level" is the first key _peek_json_level looks at)
+            value = checked.get("level")
+            kind = type(value)
+            if (
+                (value in _QUIET_WORDS if kind is str else kind is int and 10 <= value < 50)
+                and checked.keys().isdisjoint(TRACE_KEYS)
+                and 'severity"' not in text
+            ):
+                return None
+            if not _record_can_be_error(checked, text):
+                return None
         if _fast_loads is None:
             decoded = checked  # the stdlib's own result: the event takes it
     return parse_line(line, decoded)

@@ -1,0 +1,73 @@
+"""formats.can_be_error decides more ordinary lines without a full parse (issue 15, mixed
+replay): a logfmt line's own level, and a level after a "[thread]" that follows the timestamp.
+It may only say False where parse_line finds no error; the property tests hold it to that."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from watcher.model import RawLine
+from watcher.parse.formats import can_be_error, parse_line
+
+INFO_LINES = (
+    'time=2026-11-21T06:00:01.701Z level=INFO msg="pipeline stats" processed=3 errors_total=0',
+    "time=2026-11-21T06:00:03.245Z level=INFO msg=\"retrying after\" error=none attempt=2",
+    'level=warn msg="retrying request" err="connection reset by peer"',
+    'msg="set level=error" level=info failures=0',
+    "2026-11-21 06:00:02.910 [scheduling-1] INFO  c.a.billing.ErrorReportJob - 0 failures",
+    "2026-11-21 06:00:02,910 [main] WARN retrying after a failed attempt",
+)
+ERROR_LINES = (
+    "time=2026-11-21T06:00:01.701Z level=ERROR msg=boom",
+    "level=info msg=x level=error",  # a repeated key keeps its last value
+    "lvl=bogus level=crit msg=x",
+    'at=error code=H12 desc="Request timeout"',
+    "2026-11-21 06:00:02.910 [scheduling-1] ERROR c.a.billing.Job - failed",
+    "2026-11-21 06:00:02.910 [scheduling-1] c.a.Job failed: FooException: bad",
+)
+
+
+def test_ordinary_lines_that_mention_errors_are_not_parsed() -> None:
+    """A level below error stated where the parser reads it is final: no full parse."""
+    for text in INFO_LINES:
+        assert not parse_line(RawLine(text, line_no=1)).is_error, text
+        assert not can_be_error(RawLine(text, line_no=1)), text
+
+
+def test_error_lines_still_pass() -> None:
+    for text in ERROR_LINES:
+        line = RawLine(text, line_no=1)
+        assert can_be_error(line), text
+        assert parse_line(RawLine(text, line_no=1)).is_error, text
+
+
+keys = st.sampled_from(["level", "lvl", "severity", "at", "msg", "time", "err", "x", "a.b"])
+values = st.one_of(
+    st.sampled_from(["info", "INFO", "warn", "error", "ERR", "crit", "fatal", "bogus", "30", ""]),
+    st.sampled_from(['"level=error"', '"info"', '"error', '"a b"', '"x\\"y"', "none"]),
+    st.text(alphabet="aeflnoirt =\"\\", max_size=8),
+)
+pairs = st.tuples(keys, st.just("="), values).map("".join)
+logfmt = st.lists(
+    st.one_of(pairs, st.sampled_from(["errors", "failed", "x", "[t]", "FooError:"])),
+    min_size=1,
+    max_size=6,
+).map(" ".join)
+threads = st.sampled_from(["", "[main] ", "[scheduling-1]  ", "[a b] ", "[x]", "[] "])
+levels = st.sampled_from(["INFO", "WARN", "ERROR", "info", "[debug]", "notice:", "Err", "x"])
+plain = st.tuples(
+    st.sampled_from(["2026-11-21 06:00:02.910 ", "2026-11-21T06:00:02Z ", "12:00:00 "]),
+    threads,
+    levels,
+    st.sampled_from([" order failed", " no errors", " FooException: bad", "", " at=error"]),
+).map("".join)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(text=st.one_of(logfmt, plain), stated=st.sampled_from([None, {"level": "error"}, {}]))
+def test_can_be_error_never_misses_an_error(text: str, stated: dict | None) -> None:
+    line = RawLine(text, line_no=1, fields=None if stated is None else dict(stated))
+    if not can_be_error(line):
+        again = RawLine(text, line_no=1, fields=None if stated is None else dict(stated))
+        assert not parse_line(again).is_error
