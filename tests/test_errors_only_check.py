@@ -12,11 +12,12 @@ from watcher.parse.formats import can_be_error, parse_line
 
 INFO_LINES = (
     'time=2026-11-21T06:00:01.701Z level=INFO msg="pipeline stats" processed=3 errors_total=0',
-    "time=2026-11-21T06:00:03.245Z level=INFO msg=\"retrying after\" error=none attempt=2",
+    'time=2026-11-21T06:00:03.245Z level=INFO msg="retrying after" error=none attempt=2',
     'level=warn msg="retrying request" err="connection reset by peer"',
     'msg="set level=error" level=info failures=0',
     "2026-11-21 06:00:02.910 [scheduling-1] INFO  c.a.billing.ErrorReportJob - 0 failures",
     "2026-11-21 06:00:02,910 [main] WARN retrying after a failed attempt",
+    '203.0.113.7 - - [21/Nov/2026:06:00:10 +0000] "GET /api/errors/summary HTTP/1.1" 404 17 "-"',
 )
 ERROR_LINES = (
     "time=2026-11-21T06:00:01.701Z level=ERROR msg=boom",
@@ -25,6 +26,9 @@ ERROR_LINES = (
     'at=error code=H12 desc="Request timeout"',
     "2026-11-21 06:00:02.910 [scheduling-1] ERROR c.a.billing.Job - failed",
     "2026-11-21 06:00:02.910 [scheduling-1] c.a.Job failed: FooException: bad",
+    '203.0.113.7 - - [21/Nov/2026:06:00:10 +0000] "GET /x?level=error HTTP/1.1" 500 17',
+    "203.0.113.7 [error] upstream failed",
+    "203.0.113.7 GET /errors FooException: bad",  # no request line: a level-less report
 )
 
 
@@ -46,7 +50,7 @@ keys = st.sampled_from(["level", "lvl", "severity", "at", "msg", "time", "err", 
 values = st.one_of(
     st.sampled_from(["info", "INFO", "warn", "error", "ERR", "crit", "fatal", "bogus", "30", ""]),
     st.sampled_from(['"level=error"', '"info"', '"error', '"a b"', '"x\\"y"', "none"]),
-    st.text(alphabet="aeflnoirt =\"\\", max_size=8),
+    st.text(alphabet='aeflnoirt ="\\', max_size=8),
 )
 pairs = st.tuples(keys, st.just("="), values).map("".join)
 logfmt = st.lists(
@@ -64,8 +68,20 @@ plain = st.tuples(
 ).map("".join)
 
 
+access = st.tuples(
+    st.sampled_from(["203.0.113.7 ", "10.0.0.1 - - ", "1.2.3.4 x ", "1.2.3 "]),
+    st.sampled_from(["[21/Nov/2026:06:00:10 +0000] ", "", "ERROR ", "[error] "]),
+    st.sampled_from(
+        ['"GET /errors HTTP/1.1" 404 ', '"POST /x?level=error HTTP/1.1" 200 ', "GET /e ", ""]
+    ),
+    st.sampled_from(["", "FooError: bad", "connection refused", "panic:  x", "Completed 500 "]),
+).map("".join)
+
+
 @settings(max_examples=2000, deadline=None)
-@given(text=st.one_of(logfmt, plain), stated=st.sampled_from([None, {"level": "error"}, {}]))
+@given(
+    text=st.one_of(logfmt, plain, access), stated=st.sampled_from([None, {"level": "error"}, {}])
+)
 def test_can_be_error_never_misses_an_error(text: str, stated: dict | None) -> None:
     line = RawLine(text, line_no=1, fields=None if stated is None else dict(stated))
     if not can_be_error(line):

@@ -546,6 +546,23 @@ def _stated_below_error(text: str) -> bool:
     return found is not None and LEVEL_RANK[found[0]] < ERROR_RANK
 
 
+# an access log line's client address: an IPv4 address, then a space
+_IPV4_FIRST = re.compile(r"\d{1,3}(?:\.\d{1,3}){3} ")
+
+
+def _quiet_access_line(text: str) -> bool:
+    """True for an access log line (a client address first) that _parse_plain reads without a
+    level: no time opens it, no level word is where the parser looks (no "ERROR", "[error]",
+    "level=error" in its scan window, no PostgreSQL severity), and levelless_level reads an
+    access line as traffic ("GET /api/errors/summary" does not make the request an error)."""
+    return (
+        _IPV4_FIRST.match(text) is not None  # no timestamp, level word or logcat layout at 0
+        and ":  " not in text
+        and _LEVEL_SCAN.search(text, 0, _SCAN_WINDOW) is None
+        and ACCESS_LINE.search(text) is not None
+    )
+
+
 def _logfmt_below_error(text: str) -> bool:
     """True when parse_line reads `text` (a letter first, no backslash) as logfmt with a level
     below error: _parse_logfmt's pairs and its choice of level key, without the rest of the
@@ -770,7 +787,7 @@ def can_be_error(line: RawLine) -> bool:
             # where the parser reads it is final whatever words follow; a full parse of such a
             # line cost ~10 µs, 8 % of the lines of bench/genlogs.py's mix (issue 15 parse)
             if first.isdigit():
-                return not _stated_below_error(text)
+                return not (_stated_below_error(text) or _quiet_access_line(text))
             # "level=INFO msg=… errors_total=0": the logfmt level decides, as after a timestamp
             return not (first.isalpha() and _LOGFMT_START.match(text) and _logfmt_below_error(text))
     if "warning" in low:  # a Kubernetes Warning event row, else a warning
