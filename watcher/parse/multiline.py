@@ -40,7 +40,10 @@ from collections.abc import Callable
 from watcher.model import LogEvent, RawLine
 from watcher.parse.formats import can_be_error, json_error_event, parse_line, unwrap_json
 from watcher.parse.linekinds import (
+    BODY,
     EXC,
+    FRAME,
+    INDENT,
     JSON,
     JSON_ERR,
     K8S,
@@ -49,6 +52,7 @@ from watcher.parse.linekinds import (
     OTHER,
     PG,
     PROSE,
+    PY,
     TB,
     TENTATIVE,
     indented_kind,
@@ -79,6 +83,9 @@ def _after_timestamp(text: str) -> bool:
 _TRANSPORT_WORDS = ("stdout ", "stderr ", "app[", "heroku[")
 # kinds the fast path holds in place of an ordinary record
 _HELD_KINDS = frozenset((OTHER, MAYBE))
+# a frame line in one of these states leaves the state as it is (records.accepts)
+_FRAME_KINDS = frozenset((INDENT, FRAME))
+_FRAME_STATES = frozenset((BODY, PY))
 
 
 class Assembler:
@@ -133,6 +140,7 @@ class Assembler:
             out.extend(self.flush())
         open_records = self._open
         max_bytes = self._max_bytes
+        max_lines = self._max_lines
         errors_only = self._errors_only
         skipped = 0
         spare: Record | None = None  # a closed record object, reused by the next OTHER line
@@ -240,6 +248,19 @@ class Assembler:
                     now,
                     None,
                 )
+            elif (
+                kind in _FRAME_KINDS
+                and (state := record.state) in _FRAME_STATES
+                and record.count < max_lines
+                and record.size + len(text) <= max_bytes
+            ):
+                # a frame of a trace being assembled (15 % of a mixed log's lines): what
+                # _continue and accepts() do with it (the state stays), without their calls
+                if text.endswith(("{", "[")):
+                    record.depth += 1
+                elif record.depth and text.lstrip()[:1] in ("}", "]"):
+                    record.depth -= 1
+                record.add(line, state, now)
             else:
                 if kind == MAYBE or (kind == OTHER and ":  " in text):
                     kind = resolve_prose(kind, text)
