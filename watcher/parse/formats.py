@@ -816,7 +816,13 @@ def json_error_event(line: RawLine) -> LogEvent | None:
     decoded = _UNDECODED
     if not (line.fields and _fields_say_error(line.fields)):
         text = line.text
-        checked = _check_loads(text)
+        if _fast_loads is not None:  # _check_loads(text), without its call
+            try:
+                checked = _fast_loads(text)
+            except ValueError:
+                checked = _loads(text)
+        else:
+            checked = _loads(text)
         if type(checked) is dict:
             # the usual record (~30 % of a mixed log's lines) states its level under "level" in
             # a common spelling: one lookup decides what _record_can_be_error's three calls do

@@ -143,7 +143,8 @@ class Assembler:
         max_lines = self._max_lines
         errors_only = self._errors_only
         skipped = 0
-        spare: Record | None = None  # a closed record object, reused by the next OTHER line
+        # a closed one-line OPEN record object (see the JSON branch), reused by the next OTHER line
+        spare: Record | None = None
         for line in lines:
             text = line.text
             key = line.stream
@@ -202,15 +203,40 @@ class Assembler:
                         self._continue(record, line, JSON, now, out)
                         continue
                     del open_records[key]
-                    self._single(record.head, record.head_kind, out, record.event)
+                    head = record.head
+                    if (
+                        errors_only
+                        and record.event is None
+                        and record.head_kind < TB
+                        and not can_be_error(head)
+                    ):
+                        skipped += 1  # what _single() does, without its call
+                    else:
+                        self._single(head, record.head_kind, out, record.event)
                     spare = record
-                self._json(line, key, now, out)
+                if errors_only:
+                    found = json_error_event(line)  # one decode at most, none for most records
+                    if found is None:
+                        skipped += 1  # the usual JSON line: an INFO record, counted only
+                        continue
+                    self._json(line, key, now, out, found)
+                else:
+                    self._json(line, key, now, out)
                 continue
             if record is None:
                 if kind == MAYBE:
                     kind = OTHER  # nothing to run on from
                 if kind == OTHER and spare is not None and len(text) < max_bytes:
-                    spare.reset(line, kind, now, key)
+                    # spare is a one-line OPEN record (count 1, depth 0, no lines): only what
+                    # reset() would change for an OTHER head is set
+                    spare.head, spare.head_kind, spare.key, spare.size, spare.touched = (
+                        line,
+                        OTHER,
+                        key,
+                        len(text),
+                        now,
+                    )
+                    spare.event = None
                     open_records[key], spare = spare, None
                 else:
                     self._start(line, kind, now, out, key)
@@ -322,15 +348,22 @@ class Assembler:
 
     # --- internals -----------------------------------------------------------------------------
 
-    def _json(self, line: RawLine, key: str, now: float, out: list[LogEvent]) -> None:
-        """A JSON line: complete now, unless it is an error record a raw trace may follow."""
-        if self._errors_only:
-            found = json_error_event(line)  # one decode at most, none for most INFO records
-            if found is None:
+    def _json(
+        self,
+        line: RawLine,
+        key: str,
+        now: float,
+        out: list[LogEvent],
+        event: LogEvent | None = None,
+    ) -> None:
+        """A JSON line: complete now, unless it is an error record a raw trace may follow.
+        `event`: the line's event when the caller has parsed it already."""
+        if event is None and self._errors_only:
+            event = json_error_event(line)  # one decode at most, none for most INFO records
+            if event is None:
                 self._skipped += 1  # the usual JSON line: an INFO record, counted only
                 return
-            event = found
-        else:
+        elif event is None:
             event = parse_line(line)
         if event.is_error and not event.frames and len(line.text) < self._max_bytes:
             record = Record(line, JSON, now, key)
