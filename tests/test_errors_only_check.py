@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from watcher.model import RawLine
-from watcher.parse.formats import can_be_error, parse_line
+from watcher.parse.formats import can_be_error, json_error_event, parse_line
+from watcher.parse.multiline import Assembler
 
 INFO_LINES = (
     'time=2026-11-21T06:00:01.701Z level=INFO msg="pipeline stats" processed=3 errors_total=0',
@@ -17,11 +18,16 @@ INFO_LINES = (
     'msg="set level=error" level=info failures=0',
     "2026-11-21 06:00:02.910 [scheduling-1] INFO  c.a.billing.ErrorReportJob - 0 failures",
     "2026-11-21 06:00:02,910 [main] WARN retrying after a failed attempt",
+    "2026-11-21T06:00:02.123456789 WARNING Warning  FailedMount: volume failed",
+    "time=2026-11-21T06:00:01Z level=info lvl=error",  # "level" is the first key looked at
+    'time=2026-11-21T06:00:01.701Z level=info msg="x" err="connection refused" lvl=error',
     '203.0.113.7 - - [21/Nov/2026:06:00:10 +0000] "GET /api/errors/summary HTTP/1.1" 404 17 "-"',
 )
 ERROR_LINES = (
     "time=2026-11-21T06:00:01.701Z level=ERROR msg=boom",
     "level=info msg=x level=error",  # a repeated key keeps its last value
+    "time=2026-11-21T06:00:01Z level=info msg=x level=error",
+    'time="2026 level=INFO " level=error',  # a quoted value hides what looks like a pair
     "lvl=bogus level=crit msg=x",
     'at=error code=H12 desc="Request timeout"',
     "2026-11-21 06:00:02.910 [scheduling-1] ERROR c.a.billing.Job - failed",
@@ -58,6 +64,11 @@ logfmt = st.lists(
     min_size=1,
     max_size=6,
 ).map(" ".join)
+timed_logfmt = st.tuples(
+    st.sampled_from(["time=2026-11-21T06:00:01Z ", 'time="a b" ', "time=1 ", "time= "]),
+    st.sampled_from(["level=info ", "level=INFO ", "level=warn ", "level=error ", "level=x "]),
+    logfmt,
+).map("".join)
 threads = st.sampled_from(["", "[main] ", "[scheduling-1]  ", "[a b] ", "[x]", "[] "])
 levels = st.sampled_from(["INFO", "WARN", "ERROR", "info", "[debug]", "notice:", "Err", "x"])
 plain = st.tuples(
@@ -80,10 +91,22 @@ access = st.tuples(
 
 @settings(max_examples=2000, deadline=None)
 @given(
-    text=st.one_of(logfmt, plain, access), stated=st.sampled_from([None, {"level": "error"}, {}])
+    text=st.one_of(logfmt, timed_logfmt, plain, access),
+    stated=st.sampled_from([None, {"level": "error"}, {}]),
 )
 def test_can_be_error_never_misses_an_error(text: str, stated: dict | None) -> None:
     line = RawLine(text, line_no=1, fields=None if stated is None else dict(stated))
     if not can_be_error(line):
         again = RawLine(text, line_no=1, fields=None if stated is None else dict(stated))
         assert not parse_line(again).is_error
+
+
+def test_a_superscript_priority_is_no_level() -> None:
+    """journald's PRIORITY "²": str.isdigit accepts it, int() does not; the errors-only check
+    raised on such a JSON record and stopped `watcher replay`."""
+    text = '{"PRIORITY": "\u00b2", "msg": "x"}'
+    asm = Assembler(errors_only=True)
+    assert asm.feed(RawLine(text, line_no=1)) + asm.flush(force=True) == []
+    assert json_error_event(RawLine(text, line_no=1)) is None
+    assert not can_be_error(RawLine(text, line_no=1))
+    assert parse_line(RawLine(text, line_no=1)).level is None
