@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from watcher.model import RawLine
+from watcher.parse import formats
 from watcher.parse.formats import can_be_error, json_error_event, parse_line
 from watcher.parse.multiline import Assembler
 
@@ -110,3 +111,28 @@ def test_a_superscript_priority_is_no_level() -> None:
     assert json_error_event(RawLine(text, line_no=1)) is None
     assert not can_be_error(RawLine(text, line_no=1))
     assert parse_line(RawLine(text, line_no=1)).level is None
+
+
+SCAN_WORDS = (
+    "trace debug info notice warn warning error err crit critical fatal severe panic alert emerg"
+)
+SCAN_WORDS = SCAN_WORDS.split()
+scan_texts = st.lists(
+    st.one_of(
+        st.sampled_from(["[", "<", "]", ">", "=", " ", "level", "lvl", "at", "xat", "WARNING"]),
+        st.sampled_from(["Error", "eRR", "CRIT", "crit", "[Info]", "<emerg>", "SEVERE", "PANICS"]),
+        st.sampled_from(["\u0130nfo", "\u0131nfo", "\u212arit", "e" * 190, "GET /errors"]),
+        st.sampled_from(SCAN_WORDS).map(str.upper),
+        st.sampled_from(SCAN_WORDS).flatmap(lambda w: st.sampled_from([w, w.title(), w[:-1]])),
+        st.text(max_size=6),
+    ),
+    max_size=12,
+).map("".join)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(text=scan_texts)
+def test_the_level_scan_precheck_never_hides_a_match(text: str) -> None:
+    """_may_scan_level is False only where _LEVEL_SCAN finds nothing in its window."""
+    if not formats._may_scan_level(text):
+        assert formats._LEVEL_SCAN.search(text, 0, formats._SCAN_WINDOW) is None
