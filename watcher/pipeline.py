@@ -193,7 +193,11 @@ class Pipeline:
         """Parse, classify and key one batch (all lines from one source); `apply` counts it."""
         if not batch:
             return Keyed()
-        for line in batch:  # JSON-decoding sources (Loki, Railway, CloudWatch) can pass "\ud800"
+        truncated = 0
+        for line in batch:  # one pass over the lines for both
+            if line.truncated:
+                truncated += 1
+            # JSON-decoding sources (Loki, Railway, CloudWatch) can pass "\ud800"
             if not line.text.isascii() and SURROGATE.search(line.text):
                 line.text = SURROGATE.sub("\ufffd", line.text)
         source = batch[0].source
@@ -202,7 +206,6 @@ class Pipeline:
         stats.lines += n
         stats.lines_by_source[source] = stats.lines_by_source.get(source, 0) + n
         self.metrics.lines.labels(source).inc(n)
-        truncated = sum([line.truncated for line in batch])
         if truncated:  # the source counted them in watcher_truncated_lines_total already
             stats.truncated_lines += truncated
         asm = self._assembler(source)

@@ -14,11 +14,12 @@ from typing import Any
 from watcher.model import ERROR_RANK, LEVEL_RANK, LogEvent, RawLine
 from watcher.parse.levels import (
     LETTER_LEVELS,
+    LEVEL_WORDS_FAST,
     level_word,
     normalize_level,
     syslog_level,
 )
-from watcher.parse.timestamps import parse_iso, parse_timestamp, prefix
+from watcher.parse.timestamps import parse_iso, parse_timestamp, prefix, prefix_end
 from watcher.parse.traces import TRACE_KEYS, Trace, trace_from_fields
 
 # A line that looked structured but did not parse carries this key in `fields` (value: the
@@ -168,7 +169,7 @@ def _level_from(obj: dict[str, Any], pop: bool = False) -> str | None:
                     del obj[key]
                 return level
     priority = obj.get("PRIORITY")  # journald: a syslog severity as a string
-    if isinstance(priority, str) and priority.isdigit() and len(priority) == 1:
+    if isinstance(priority, str) and priority.isdecimal() and len(priority) == 1:
         return syslog_level(int(priority))
     nested = obj.get("log")  # ECS written nested: {"log": {"level": "error"}}
     if isinstance(nested, dict):
@@ -516,24 +517,108 @@ def _timestamp_at(text: str, pos: int) -> tuple[float, int] | None:
     if found_ts is None:
         return None
     timestamp, pos = found_ts
+    return timestamp, _after_timestamp(text, pos)
+
+
+def _after_timestamp(text: str, pos: int) -> int:
+    """Where what follows a timestamp that ends at `pos` starts (past its separator)."""
     if text[pos : pos + 1] == " " and text[pos + 1 : pos + 2] not in (" ", "|", "-", "s"):
-        pos += 1  # the usual single space: no regex needed
-    elif (after := _AFTER_TS.match(text, pos)) is not None:
-        pos = after.end()
-    return timestamp, pos
+        return pos + 1  # the usual single space: no regex needed
+    after = _AFTER_TS.match(text, pos)
+    return pos if after is None else after.end()
 
 
 def _stated_below_error(text: str) -> bool:
     """True when a plain line that starts with a digit states a level below error right after
     its timestamp: _parse_plain reads it there, and nothing after it changes it."""
-    found_ts = _timestamp_at(text, 0)
-    if found_ts is None:
+    end = prefix_end(text, 0)  # where _timestamp_at's time ends, without its epoch
+    if end is None:
         return False
-    pos = found_ts[1]
+    pos = _after_timestamp(text, end)
     if _LOGFMT_START.match(text, pos):
         return False  # "2024-… level=info …" is logfmt: its pairs decide
     found = _level_at(text, pos)
+    if found is None and text[pos : pos + 1] == "[":
+        # "2026-… [scheduling-1] INFO c.f.Job - …": the thread before the level, as
+        # _parse_plain reads it (and there, too, the level found is final for a digit-first line)
+        thread = _THREAD.match(text, pos)
+        found = _level_at(text, thread.end()) if thread else None
     return found is not None and LEVEL_RANK[found[0]] < ERROR_RANK
+
+
+# "2026-11-21 06:00:00,039 INFO …": where _stated_below_error finds the level after the time
+# (prefix() ends the time at the space or, if fromisoformat refuses it, just after it: either
+# way _after_timestamp moves to the level word, which _level_at reads as upper case + space)
+_QUIET_PLAIN_HEAD = re.compile(
+    r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d{1,9})? (?:INFO|DEBUG|WARN|WARNING|NOTICE|TRACE) "
+)
+# "time=… level=info …": the first two logfmt pairs (no quote, so no quoted value hides them);
+# the "level" key is the first _parse_logfmt looks at, unless a later "level=" repeats it
+_QUIET_LOGFMT_HEAD = re.compile(
+    r"time=[^\s\"=]+ level=(?:info|INFO|debug|DEBUG|warn|WARN|warning|WARNING|trace|TRACE) "
+)
+# an access log line's client address: an IPv4 address, then a space
+_IPV4_FIRST = re.compile(r"\d{1,3}(?:\.\d{1,3}){3} ")
+
+
+def _quiet_access_line(text: str) -> bool:
+    """True for an access log line (a client address first) that _parse_plain reads without a
+    level: no time opens it, no level word is where the parser looks (no "ERROR", "[error]",
+    "level=error" in its scan window, no PostgreSQL severity), and levelless_level reads an
+    access line as traffic ("GET /api/errors/summary" does not make the request an error)."""
+    return (
+        _IPV4_FIRST.match(text) is not None  # no timestamp, level word or logcat layout at 0
+        and ":  " not in text
+        and (not _may_scan_level(text) or _LEVEL_SCAN.search(text, 0, _SCAN_WINDOW) is None)
+        and ACCESS_LINE.search(text) is not None
+    )
+
+
+# what each of _LEVEL_SCAN's three alternatives needs in its window: an upper-case level word
+# (WARNING, ERROR, CRITICAL contain WARN, ERR, CRIT), "[" or "<" before a level word in any case
+# (lower-cased: the prefixes of its words), or a level key
+_SCAN_UPPER = ("TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "ERR", "CRIT", "FATAL", "SEVERE",
+               "PANIC", "ALERT", "EMERG")  # fmt: skip
+_SCAN_BRACKETED = ("trace", "debug", "info", "notice", "warn", "err", "crit", "fatal", "alert",
+                   "emerg")  # fmt: skip
+
+
+def _may_scan_level(text: str) -> bool:
+    """False only when _LEVEL_SCAN.search(text, 0, _SCAN_WINDOW) cannot match: its search tries
+    a dozen alternatives at every position (~15 µs on a 170-character access line), these
+    substring checks cost a tenth of that."""
+    window = text[:_SCAN_WINDOW]
+    if not window.isascii():
+        return True  # (?i:) also matches U+0130, U+0131, U+017F, U+212A: the regex decides
+    for word in _SCAN_UPPER:  # a plain loop: any() with a generator costs more
+        if word in window:
+            return True
+    if "level=" in window or "lvl=" in window or "at=" in window:
+        return True
+    for opener in "[<":
+        at = window.find(opener)
+        while at >= 0:
+            if window[at + 1 : at + 9].lower().startswith(_SCAN_BRACKETED):
+                return True
+            at = window.find(opener, at + 1)
+    return False
+
+
+def _logfmt_below_error(text: str) -> bool:
+    """True when parse_line reads `text` (a letter first, no backslash) as logfmt with a level
+    below error: _parse_logfmt's pairs and its choice of level key, without the rest of the
+    event (timestamp, message, fields) that a full parse of the line builds."""
+    pairs = _LOGFMT_PAIR.findall(text)
+    if len(pairs) < 2 and not (pairs and pairs[0][0] in _LOGFMT_KNOWN):
+        return False  # prose: the plain parser decides
+    fields = dict(pairs)  # a repeated key keeps its last value, as in _parse_logfmt
+    for key in ("level", "lvl", "severity", "at"):
+        value = fields.get(key)
+        if value is not None:
+            level = level_word(_unquote(value) if value[:1] == '"' else value)
+            if level is not None:
+                return LEVEL_RANK[level] < ERROR_RANK
+    return False
 
 
 def _parse_plain(line: RawLine) -> LogEvent:
@@ -735,6 +820,17 @@ def can_be_error(line: RawLine) -> bool:
         return True  # logcat "01-31 12:00:00.000  1  2 E tag: msg"
     if "\\" in text:
         return True  # logfmt unescaping turns "E\\RROR" into a level word
+    # the two commonest layouts that state a level below error first, decided by one anchored
+    # match instead of the ~16 searches below (most of a plain line's cost in the assembler)
+    if first.isdigit():
+        if text[4:5] == "-" and _QUIET_PLAIN_HEAD.match(text):
+            return False  # _stated_below_error(text), proven by its layout
+    elif (
+        first == "t"
+        and (quiet := _QUIET_LOGFMT_HEAD.match(text)) is not None
+        and text.find("level=", quiet.end()) < 0
+    ):
+        return False  # _logfmt_below_error(text): no later "level" key overrides it
     low = text.lower()
     # a plain loop: any() with a generator costs more than the searches themselves
     for fragment in _PLAIN_ALARMS:
@@ -742,7 +838,10 @@ def can_be_error(line: RawLine) -> bool:
             # "2026-… INFO [api] order validated, no validation errors": a level below error
             # where the parser reads it is final whatever words follow; a full parse of such a
             # line cost ~10 µs, 8 % of the lines of bench/genlogs.py's mix (issue 15 parse)
-            return not (first.isdigit() and _stated_below_error(text))
+            if first.isdigit():
+                return not (_stated_below_error(text) or _quiet_access_line(text))
+            # "level=INFO msg=… errors_total=0": the logfmt level decides, as after a timestamp
+            return not (first.isalpha() and _LOGFMT_START.match(text) and _logfmt_below_error(text))
     if "warning" in low:  # a Kubernetes Warning event row, else a warning
         # what _K8S_WARNING_ROW needs: "Warning" and any whitespace (kubectl aligns its columns
         # with several spaces, but one is enough for the row to be read as an error)
@@ -750,6 +849,12 @@ def can_be_error(line: RawLine) -> bool:
     # ("info", "debug" or "http/" in the line used to end the check here, before the level-less
     # fragments: "some information FooException: bad" has no level and is an error)
     return False
+
+
+# level words normalize_level reads below error (pino's numbers 10-49 are checked as numbers)
+_QUIET_WORDS = frozenset(
+    word for word in LEVEL_WORDS_FAST if LEVEL_RANK[normalize_level(word)] < ERROR_RANK
+)
 
 
 def json_error_event(line: RawLine) -> LogEvent | None:
@@ -763,9 +868,27 @@ def json_error_event(line: RawLine) -> LogEvent | None:
     decoded = _UNDECODED
     if not (line.fields and _fields_say_error(line.fields)):
         text = line.text
-        checked = _check_loads(text)
-        if type(checked) is dict and not _record_can_be_error(checked, text):
-            return None
+        if _fast_loads is not None:  # _check_loads(text), without its call
+            try:
+                checked = _fast_loads(text)
+            except ValueError:
+                checked = _loads(text)
+        else:
+            checked = _loads(text)
+        if type(checked) is dict:
+            # the usual record (~30 % of a mixed log's lines) states its level under "level" in
+            # a common spelling: one lookup decides what _record_can_be_error's three calls do
+            # ("level" is the first key _peek_json_level looks at)
+            value = checked.get("level")
+            kind = type(value)
+            if (
+                (value in _QUIET_WORDS if kind is str else kind is int and 10 <= value < 50)
+                and checked.keys().isdisjoint(TRACE_KEYS)
+                and 'severity"' not in text
+            ):
+                return None
+            if not _record_can_be_error(checked, text):
+                return None
         if _fast_loads is None:
             decoded = checked  # the stdlib's own result: the event takes it
     return parse_line(line, decoded)

@@ -70,6 +70,7 @@ SYSLOG_LEVELS: tuple[str, ...] = (
 # Exact spellings hit before any lower-casing: the common case costs one dict lookup.
 _FAST: dict[str, str] = {**WORD_LEVELS, **{k.upper(): v for k, v in WORD_LEVELS.items()}}
 _FAST.update({k.capitalize(): v for k, v in WORD_LEVELS.items()})
+LEVEL_WORDS_FAST = frozenset(_FAST)  # the spellings normalize_level reads with one lookup
 
 
 def level_word(word: str) -> str | None:

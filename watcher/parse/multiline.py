@@ -40,7 +40,10 @@ from collections.abc import Callable
 from watcher.model import LogEvent, RawLine
 from watcher.parse.formats import can_be_error, json_error_event, parse_line, unwrap_json
 from watcher.parse.linekinds import (
+    BODY,
     EXC,
+    FRAME,
+    INDENT,
     JSON,
     JSON_ERR,
     K8S,
@@ -49,6 +52,7 @@ from watcher.parse.linekinds import (
     OTHER,
     PG,
     PROSE,
+    PY,
     TB,
     TENTATIVE,
     indented_kind,
@@ -79,6 +83,9 @@ def _after_timestamp(text: str) -> bool:
 _TRANSPORT_WORDS = ("stdout ", "stderr ", "app[", "heroku[")
 # kinds the fast path holds in place of an ordinary record
 _HELD_KINDS = frozenset((OTHER, MAYBE))
+# a frame line in one of these states leaves the state as it is (records.accepts)
+_FRAME_KINDS = frozenset((INDENT, FRAME))
+_FRAME_STATES = frozenset((BODY, PY))
 
 
 class Assembler:
@@ -133,9 +140,11 @@ class Assembler:
             out.extend(self.flush())
         open_records = self._open
         max_bytes = self._max_bytes
+        max_lines = self._max_lines
         errors_only = self._errors_only
         skipped = 0
-        spare: Record | None = None  # a closed record object, reused by the next OTHER line
+        # a closed one-line OPEN record object (see the JSON branch), reused by the next OTHER line
+        spare: Record | None = None
         for line in lines:
             text = line.text
             key = line.stream
@@ -194,15 +203,40 @@ class Assembler:
                         self._continue(record, line, JSON, now, out)
                         continue
                     del open_records[key]
-                    self._single(record.head, record.head_kind, out, record.event)
+                    head = record.head
+                    if (
+                        errors_only
+                        and record.event is None
+                        and record.head_kind < TB
+                        and not can_be_error(head)
+                    ):
+                        skipped += 1  # what _single() does, without its call
+                    else:
+                        self._single(head, record.head_kind, out, record.event)
                     spare = record
-                self._json(line, key, now, out)
+                if errors_only:
+                    found = json_error_event(line)  # one decode at most, none for most records
+                    if found is None:
+                        skipped += 1  # the usual JSON line: an INFO record, counted only
+                        continue
+                    self._json(line, key, now, out, found)
+                else:
+                    self._json(line, key, now, out)
                 continue
             if record is None:
                 if kind == MAYBE:
                     kind = OTHER  # nothing to run on from
                 if kind == OTHER and spare is not None and len(text) < max_bytes:
-                    spare.reset(line, kind, now, key)
+                    # spare is a one-line OPEN record (count 1, depth 0, no lines): only what
+                    # reset() would change for an OTHER head is set
+                    spare.head, spare.head_kind, spare.key, spare.size, spare.touched = (
+                        line,
+                        OTHER,
+                        key,
+                        len(text),
+                        now,
+                    )
+                    spare.event = None
                     open_records[key], spare = spare, None
                 else:
                     self._start(line, kind, now, out, key)
@@ -240,6 +274,19 @@ class Assembler:
                     now,
                     None,
                 )
+            elif (
+                kind in _FRAME_KINDS
+                and (state := record.state) in _FRAME_STATES
+                and record.count < max_lines
+                and record.size + len(text) <= max_bytes
+            ):
+                # a frame of a trace being assembled (15 % of a mixed log's lines): what
+                # _continue and accepts() do with it (the state stays), without their calls
+                if text.endswith(("{", "[")):
+                    record.depth += 1
+                elif record.depth and text.lstrip()[:1] in ("}", "]"):
+                    record.depth -= 1
+                record.add(line, state, now)
             else:
                 if kind == MAYBE or (kind == OTHER and ":  " in text):
                     kind = resolve_prose(kind, text)
@@ -301,15 +348,22 @@ class Assembler:
 
     # --- internals -----------------------------------------------------------------------------
 
-    def _json(self, line: RawLine, key: str, now: float, out: list[LogEvent]) -> None:
-        """A JSON line: complete now, unless it is an error record a raw trace may follow."""
-        if self._errors_only:
-            found = json_error_event(line)  # one decode at most, none for most INFO records
-            if found is None:
+    def _json(
+        self,
+        line: RawLine,
+        key: str,
+        now: float,
+        out: list[LogEvent],
+        event: LogEvent | None = None,
+    ) -> None:
+        """A JSON line: complete now, unless it is an error record a raw trace may follow.
+        `event`: the line's event when the caller has parsed it already."""
+        if event is None and self._errors_only:
+            event = json_error_event(line)  # one decode at most, none for most INFO records
+            if event is None:
                 self._skipped += 1  # the usual JSON line: an INFO record, counted only
                 return
-            event = found
-        else:
+        elif event is None:
             event = parse_line(line)
         if event.is_error and not event.frames and len(line.text) < self._max_bytes:
             record = Record(line, JSON, now, key)

@@ -100,6 +100,25 @@ def prefix(text: str, pos: int) -> tuple[float | None, int] | None:
     return from_match(match), match.end()
 
 
+def prefix_end(text: str, pos: int) -> int | None:
+    """Where prefix(text, pos)'s timestamp ends (None when there is none), without computing
+    its epoch: a caller that only needs what follows the time (the errors-only check) skips
+    the datetime arithmetic, a third of prefix()'s cost."""
+    start = pos + 1 if text[pos : pos + 1] == "[" else pos
+    if text[start + 13 : start + 14] == ":" and text[start + 4 : start + 5] == "-":
+        stop = text.find("]" if start > pos else " ", start + 16)
+        if stop == -1:
+            stop = len(text)
+        try:
+            _dt.datetime.fromisoformat(text[start:stop])
+        except ValueError:
+            pass
+        else:
+            return stop + 1 if start > pos else stop
+    match = _ISO_BRACKETED.match(text, pos)
+    return None if match is None else match.end()
+
+
 def from_epoch(number: float) -> float | None:
     """Epoch seconds from a number in seconds, millis, micros or nanos (told apart by size)."""
     if not math.isfinite(number) or number < 0:
