@@ -224,8 +224,14 @@ def base_masker(base: Path) -> Callable[[bytes], None]:
     spec.loader.exec_module(base_mask)
     print(f"  base mask: {base_mask.__file__}", file=sys.stderr)
 
+    # both seams: the miner keys on the joined text (a base without mask_joined joins its tokens)
+    joined = getattr(base_mask, "mask_joined", None) or (
+        lambda message: " ".join(base_mask.mask_tokens(message))
+    )
+
     class BaseMiner(TemplateMiner):
         tokens_of = staticmethod(base_mask.mask_tokens)
+        joined_of = staticmethod(joined)
 
     def run(text: bytes) -> None:
         clear_mask_caches(base_mask)
