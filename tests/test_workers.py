@@ -448,3 +448,44 @@ async def test_a_source_changed_by_a_reload_is_read_anew_in_a_worker(tmp_path: P
         shutdown.set()
         await run
         store.close()
+
+
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is `pid` (Linux /proc)."""
+    out: set[int] = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as fh:
+            out.update(int(c) for c in fh.read().split())
+    return out
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="Linux /proc")
+async def test_workers_are_the_only_processes_started(tmp_path: Path) -> None:
+    """Memory (issue 15: all processes together within 300 MB under a flood): the workers are
+    the parent's children, with no fork server (a third copy of every module a worker imports)
+    nor resource tracker beside them; the worker's pipe is still its only tie to the parent."""
+    a, b = tmp_path / "a.log", tmp_path / "b.log"
+    errors = _log(a, 1, 3000) + _log(b, 2, 3000)
+    metrics = Metrics()
+    config = _config(tmp_path, 2)
+    pipeline = build_pipeline(config, metrics)
+    engine = build_engine(
+        config, pipeline, [_file(a), _file(b)], metrics=metrics, store=None, follow=False
+    )
+    pool = engine.options.workers
+    before = _children(os.getpid())
+    seen: list[tuple[set[int], set[int]]] = []
+    apply = pool.apply
+
+    def recording(pipe: Any, shipment: Any) -> Any:
+        if len(seen) < 1 and all(w.process is not None for w in pool.workers):
+            workers = {w.process.pid for w in pool.workers}
+            seen.append((_children(os.getpid()) - before, workers))
+        return apply(pipe, shipment)
+
+    pool.apply = recording
+    stats = await engine.run(asyncio.Event())
+    assert stats.error_events == errors
+    started, workers = seen[0]
+    assert len(workers) == 2
+    assert started == workers

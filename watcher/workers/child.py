@@ -22,6 +22,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from typing import Any
 
 import structlog
@@ -281,8 +282,15 @@ def _configure_logs(config: Config) -> None:
     configure(w.log_level, w.log_format, redact=structlog_processor(build_redactor(config)))
 
 
+def serve(fd: int) -> None:
+    """The worker process's entry point (launch.py): its Setup is the pipe's first message."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # (at once: see main)
+    conn = Connection(fd)
+    main(conn, conn.recv())
+
+
 def main(conn: Any, setup: Setup) -> None:
-    """The worker process's entry point (multiprocessing target)."""
+    """The worker's life, once it has its pipe and Setup."""
     # SIGTERM from systemd (sent to the whole control group) and Ctrl-C (the whole process
     # group) are the parent's to act on: it stops its workers after their sources drained,
     # and a worker whose parent is gone stops when its pipe closes
