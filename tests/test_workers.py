@@ -489,3 +489,42 @@ async def test_workers_are_the_only_processes_started(tmp_path: Path) -> None:
     started, workers = seen[0]
     assert len(workers) == 2
     assert started == workers
+
+
+async def test_a_worker_reads_few_batches_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Memory: a worker's file source holds at most child.BATCHES_PER_HOP (2) batches read
+    ahead, not the 8 of one process (~10 MB of every worker's peak RSS), and reads every line."""
+    import multiprocessing
+
+    from watcher.sources import file
+    from watcher.sources.lines import MAX_BATCH
+    from watcher.workers import child
+
+    monkeypatch.setattr(file, "BATCHES_PER_HOP", file.BATCHES_PER_HOP)  # restored after
+    hops: list[int] = []
+    scan_batches = file.FileSource._scan_batches
+
+    def recording(self: Any, f: Any, path: str) -> Any:
+        batches = scan_batches(self, f, path)
+        hops.append(sum(len(b) for b in batches))
+        return batches
+
+    monkeypatch.setattr(file.FileSource, "_scan_batches", recording)
+    log = tmp_path / "app.log"
+    log.write_text("".join(f"2026-12-07 12:00:00 INFO line {i}\n" for i in range(20 * MAX_BATCH)))
+    ours, theirs = multiprocessing.Pipe()
+    worker = child.Worker(theirs, child.Setup(0, _config(tmp_path, 2), False, (None, None), False))
+    ours.send(("start", "app#1", _file(log), {}, 0))
+    running = asyncio.create_task(worker.run())
+    lines = 0
+    while True:
+        message = await asyncio.to_thread(ours.recv)
+        if isinstance(message, tuple) and message[0] == "done":
+            break
+        lines += message.lines.get("app.log", 0) if not isinstance(message, tuple) else 0
+    ours.send(("quit",))
+    await running
+    assert lines == 20 * MAX_BATCH
+    assert max(hops) <= 2 * MAX_BATCH

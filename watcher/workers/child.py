@@ -39,6 +39,12 @@ from watcher.workers.wire import STAT_FIELDS, Shipment, pack_class, pack_event
 FLUSH_EVERY = 0.5  # an idle worker closes multi-line records whose stream went quiet
 HEALTH_EVERY = 1.0
 SENT_LIMIT = 20_000  # messages whose tokens were shipped, remembered (then forgotten wholesale)
+# Batches a file source reads per thread hop in a worker (8 in one process). Each batch read
+# ahead holds ~0.6 KB a line (text, RawLine, cursor): 8 x 2,000 lines were ~10 MB of every
+# worker's peak RSS (issue 15's budget is all processes together). The 8 spare the GIL hand-offs
+# between the reader thread and a busy event loop; a worker's loop waits for its one hop at a
+# time, so fewer batches a hop cost it no measurable time.
+BATCHES_PER_HOP = 2
 # source metrics a worker's sources move, mirrored into the parent's registry
 COUNTERS = ("duplicate_lines", "truncated_lines", "lines_lost", "source_reconnects")
 GAUGES = ("source_up", "source_lag")
@@ -89,8 +95,10 @@ class Worker:
     """The worker's event loop: its sources, the front pipeline, the pipe to the parent."""
 
     def __init__(self, conn: Any, setup: Setup) -> None:
+        from watcher.sources import file
         from watcher.wiring import build_pipeline  # the worker side only: it imports the engine
 
+        file.BATCHES_PER_HOP = BATCHES_PER_HOP  # (this process is the worker's alone)
         self.conn = conn
         self.setup = setup
         self.metrics = Metrics(process=False)
