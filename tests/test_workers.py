@@ -528,3 +528,39 @@ async def test_a_worker_reads_few_batches_ahead(
     await running
     assert lines == 20 * MAX_BATCH
     assert max(hops) <= 2 * MAX_BATCH
+
+
+async def test_the_parent_holds_at_most_two_shipments_of_a_worker(tmp_path: Path) -> None:
+    """Memory: a flood ships ~2,000 events a batch; the parent takes at most IN_FLIGHT (2) of a
+    worker's shipments off its pipe before counting them (the worker waits meanwhile)."""
+    import threading
+
+    log = tmp_path / "a.log"
+    errors = _log(log, 4, 30000, traces=False)
+    metrics = Metrics()
+    config = _config(tmp_path, 2)
+    pipeline = build_pipeline(config, metrics)
+    engine = build_engine(config, pipeline, [_file(log)], metrics=metrics, store=None, follow=False)
+    pool = engine.options.workers
+    lock, held, most = threading.Lock(), [0], [0]
+    received, apply, count = pool._received, pool.apply, engine._apply
+
+    def taking(shipment: Any) -> None:
+        with lock:
+            held[0] += 1
+            most[0] = max(most[0], held[0])
+        received(shipment)
+
+    def applying(pipe: Any, shipment: Any) -> Any:
+        with lock:
+            held[0] -= 1
+        return apply(pipe, shipment)
+
+    async def slow(keyed: Any) -> Any:
+        await asyncio.sleep(0.1)  # a parent behind its worker (a store read): shipments wait
+        return await count(keyed)
+
+    pool._received, pool.apply, engine._apply = taking, applying, slow  # type: ignore[method-assign]
+    stats = await engine.run(asyncio.Event())
+    assert stats.error_events == errors
+    assert most[0] == 2

@@ -35,8 +35,10 @@ from watcher.workers.wire import Shipment, unpack_class, unpack_event
 
 JOIN_TIMEOUT = 5.0
 # shipments of one worker taken off its pipe but not yet counted: a flood of unique errors
-# ships ~2,000 events a batch, and a queue of 64 such batches held 100+ MB in the parent
-IN_FLIGHT = 4
+# ships ~2,000 events a batch (~2-3 MB once unpickled), and a queue of 64 such batches held
+# 100+ MB in the parent; 4 a worker still cost ~8 MB of the parent's peak RSS against 2 (one
+# being counted, one ready), which keep the parent as busy
+IN_FLIGHT = 2
 
 
 class WorkerSourceError(Exception):
