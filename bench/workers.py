@@ -4,21 +4,25 @@
 Each round runs, interleaved, `watcher replay` with workers = 1 (one process, as before), 2 and
 "auto" over the same files (N mixed lines from bench/genlogs.py, ~5 % errors with multi-line
 traces, split across --files file sources) and prints per run: lines/s (wall), CPU seconds of the
-parent and of all its descendants (the fork server and the workers), and the peak of their
-summed resident memory. The machine is shared: read the CPU seconds and the ratios; the medians
-over rounds go in bench/RESULTS.md.
+parent and of all its descendants (the workers; a fork server and resource tracker in trees
+before 2026-12-07's issue 15 memory work), and the peak of their summed resident memory. The
+machine is shared: read the CPU seconds and the ratios; the medians over rounds go in
+bench/RESULTS.md. `--base TREE` adds a contender to every round: workers = 2 run from another
+source tree (a `git archive` of the base commit), for an A/B in one run.
 
 Memory mode: the 1M-distinct-templates attack (bench/pipeline.py's input, every line its own
-template) split across the same number of files, replayed with workers = 1 and 2: peak memory
-of the parent and the workers together (issue 15 target: <= 300 MB), as summed RSS (which counts
-the pages a worker shares with the fork server once per process) and summed PSS (shared pages
-split between their processes: the physical memory the tree takes).
+template) split across the same number of files, replayed with workers = 1 and 2 (`--memory-workers`
+picks): peak memory of the parent and the workers together (issue 15 target: <= 300 MB), as
+summed RSS (which counts a page two processes share once per process) and summed PSS (shared
+pages split between their processes: the physical memory the tree takes), and at the peak of
+the summed RSS, the RSS (PSS) of each role: parent, workers, helpers (fork server, resource
+tracker).
 
 CPU and RSS come from /proc, sampled every --sample seconds over the whole process tree (a
 process's last slice before it exits is missed: at most one sample period per process).
 
 Usage: python bench/workers.py [--lines 1000000] [--files 2] [--rounds 3] [--distinct 1000000]
-       [--only throughput|memory] [--keep DIR]
+       [--only throughput|memory] [--keep DIR] [--base TREE] [--memory-workers 1 2 auto]
 """
 
 from __future__ import annotations
