@@ -4,21 +4,25 @@
 Each round runs, interleaved, `watcher replay` with workers = 1 (one process, as before), 2 and
 "auto" over the same files (N mixed lines from bench/genlogs.py, ~5 % errors with multi-line
 traces, split across --files file sources) and prints per run: lines/s (wall), CPU seconds of the
-parent and of all its descendants (the fork server and the workers), and the peak of their
-summed resident memory. The machine is shared: read the CPU seconds and the ratios; the medians
-over rounds go in bench/RESULTS.md.
+parent and of all its descendants (the workers; a fork server and resource tracker in trees
+before 2026-12-07's issue 15 memory work), and the peak of their summed resident memory. The
+machine is shared: read the CPU seconds and the ratios; the medians over rounds go in
+bench/RESULTS.md. `--base TREE` adds a contender to every round: workers = 2 run from another
+source tree (a `git archive` of the base commit), for an A/B in one run.
 
 Memory mode: the 1M-distinct-templates attack (bench/pipeline.py's input, every line its own
-template) split across the same number of files, replayed with workers = 1 and 2: peak memory
-of the parent and the workers together (issue 15 target: <= 300 MB), as summed RSS (which counts
-the pages a worker shares with the fork server once per process) and summed PSS (shared pages
-split between their processes: the physical memory the tree takes).
+template) split across the same number of files, replayed with workers = 1 and 2 (`--memory-workers`
+picks): peak memory of the parent and the workers together (issue 15 target: <= 300 MB), as
+summed RSS (which counts a page two processes share once per process) and summed PSS (shared
+pages split between their processes: the physical memory the tree takes), and at the peak of
+the summed RSS, the RSS (PSS) of each role: parent, workers, helpers (fork server, resource
+tracker).
 
 CPU and RSS come from /proc, sampled every --sample seconds over the whole process tree (a
 process's last slice before it exits is missed: at most one sample period per process).
 
 Usage: python bench/workers.py [--lines 1000000] [--files 2] [--rounds 3] [--distinct 1000000]
-       [--only throughput|memory] [--keep DIR]
+       [--only throughput|memory] [--keep DIR] [--base TREE] [--memory-workers 1 2 auto]
 """
 
 from __future__ import annotations
@@ -54,22 +58,39 @@ class Tree:
     peak_rss: int = 0
     peak_pss: int = 0
     processes: set[int] = field(default_factory=set)
+    # per role (parent, its helpers such as the fork server, the workers): the RSS and PSS
+    # each process of that role had at the tree's peak summed RSS, added up
+    at_peak: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def sample(self) -> None:
         total = shared = 0
-        for pid in _descendants(self.root):
+        roles: dict[str, tuple[int, int]] = {}
+        for pid, depth in _descendants(self.root):
             stat = _read(f"/proc/{pid}/stat")
             statm = _read(f"/proc/{pid}/statm")
             if not stat or not statm:
                 continue
             fields = stat.rsplit(")", 1)[1].split()
             self.cpu[pid] = (int(fields[11]) + int(fields[12])) / TICK
-            total += int(statm.split()[1]) * PAGE
+            rss = int(statm.split()[1]) * PAGE
+            total += rss
             self.processes.add(pid)
-            if self.pss:
-                shared += _pss(pid)
+            pss = _pss(pid) if self.pss else 0
+            shared += pss
+            role = "parent" if depth == 0 else "workers" if _is_worker(pid, depth) else "helpers"
+            old = roles.get(role, (0, 0))
+            roles[role] = (old[0] + rss, old[1] + pss)
+        if total > self.peak_rss:
+            self.at_peak = roles
         self.peak_rss = max(self.peak_rss, total)
         self.peak_pss = max(self.peak_pss, shared)
+
+    def roles(self) -> str:
+        """RSS (PSS) in MB of each role at the peak of the summed RSS."""
+        return ", ".join(
+            f"{role} {rss / 2**20:.0f} ({pss / 2**20:.0f})"
+            for role, (rss, pss) in sorted(self.at_peak.items())
+        )
 
     @property
     def parent_cpu(self) -> float:
@@ -88,6 +109,11 @@ def _read(path: str) -> str:
         return ""
 
 
+def _is_worker(pid: int, depth: int) -> bool:
+    """A worker: forked by a fork server (depth 2), or an interpreter running the worker."""
+    return depth >= 2 or "watcher.workers.child" in _read(f"/proc/{pid}/cmdline")
+
+
 def _pss(pid: int) -> int:
     for line in _read(f"/proc/{pid}/smaps_rollup").splitlines():
         if line.startswith("Pss:"):
@@ -95,13 +121,16 @@ def _pss(pid: int) -> int:
     return 0
 
 
-def _descendants(root: int) -> list[int]:
-    out, todo = [], [root]
+def _descendants(root: int) -> list[tuple[int, int]]:
+    """Every process of the tree with its depth (0: root; 1: its children such as the fork
+    server and the resource tracker; 2: the workers the fork server forked)."""
+    out, todo = [], [(root, 0)]
     while todo:
-        pid = todo.pop()
-        out.append(pid)
+        pid, depth = todo.pop()
+        out.append((pid, depth))
         for task in _tasks(pid):
-            todo.extend(int(c) for c in _read(f"/proc/{pid}/task/{task}/children").split())
+            children = _read(f"/proc/{pid}/task/{task}/children").split()
+            todo.extend((int(c), depth + 1) for c in children)
     return out
 
 
@@ -113,13 +142,24 @@ def _tasks(pid: int) -> list[str]:
 
 
 def replay(
-    files: list[Path], config: Path, period: float, *, pss: bool = False
+    files: list[Path], config: Path, period: float, *, pss: bool = False, tree: str | None = None
 ) -> tuple[float, Tree, int]:
-    """Run `watcher replay` over `files`; wall seconds, its process tree's figures, exit code."""
+    """Run `watcher replay` over `files` (the watcher of the source `tree` when given, first on
+    PYTHONPATH); wall seconds, its process tree's figures, exit code."""
     argv = [*watcher_cmd(), "replay", "--config", str(config), *map(str, files)]
     argv += ["--no-progress", "--log-level", "warning"]
+    env = None
+    if tree is not None:
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([tree, os.environ.get("PYTHONPATH", "")]),
+        }
+        argv = [sys.executable, "-m", "watcher", *argv[len(watcher_cmd()) :]]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # (in the tree: `python -m` puts the working directory first on sys.path)
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=tree
+    )
     tree = Tree(proc.pid, pss=pss)
     while proc.poll() is None:
         tree.sample()
@@ -149,7 +189,9 @@ def split_mixed(tmp: Path, n: int, files: int, seed: int) -> list[Path]:
     return paths
 
 
-def throughput(tmp: Path, n: int, files: int, rounds: int, seed: int, period: float) -> None:
+def throughput(
+    tmp: Path, n: int, files: int, rounds: int, seed: int, period: float, base: str | None = None
+) -> None:
     t0 = time.perf_counter()
     paths = split_mixed(tmp, n, files, seed)
     lines = sum(1 for p in paths for _ in p.open("rb"))
@@ -159,14 +201,17 @@ def throughput(tmp: Path, n: int, files: int, rounds: int, seed: int, period: fl
         f"{time.perf_counter() - t0:.1f}s; cores usable: {len(os.sched_getaffinity(0))}; "
         f"load average {os.getloadavg()[0]:.2f}"
     )
-    runs = configs(tmp)
+    runs: dict[str, tuple[Path, str | None]] = {k: (v, None) for k, v in configs(tmp).items()}
+    if base is not None:  # the base tree's workers = 2, as a contender of the same rounds
+        runs["base workers=2"] = (runs["workers=2"][0], base)
     results: dict[str, list[tuple[float, Tree]]] = {label: [] for label in runs}
     head = f"{'round':>5} {'run':<14} {'wall_s':>7} {'lines/s':>9} {'cpu_parent':>10} "
     print(head + f"{'cpu_all':>8} {'procs':>5} {'peak_RSS_MB':>11}")
     for r in range(rounds):
         order = list(runs) if r % 2 == 0 else list(reversed(runs))  # interleaved both ways
         for label in order:
-            wall, tree, rc = replay(paths, runs[label], period)
+            config, tree_dir = runs[label]
+            wall, tree, rc = replay(paths, config, period, tree=tree_dir)
             results[label].append((wall, tree))
             print(
                 f"{r + 1:>5} {label:<14} {wall:>7.2f} {lines / wall:>9,.0f} "
@@ -190,7 +235,9 @@ def throughput(tmp: Path, n: int, files: int, rounds: int, seed: int, period: fl
         )
 
 
-def memory(tmp: Path, n: int, files: int, seed: int, period: float) -> None:
+def memory(
+    tmp: Path, n: int, files: int, seed: int, period: float, which: tuple[str, ...] = ("1", "2")
+) -> None:
     whole = tmp / "distinct.log"
     write_distinct(whole, n, seed)
     paths = [tmp / f"distinct-{i}.log" for i in range(files)]
@@ -202,7 +249,7 @@ def memory(tmp: Path, n: int, files: int, seed: int, period: float) -> None:
         handle.close()
     whole.unlink()
     for label, config in configs(tmp).items():
-        if label == "workers=auto":
+        if label.removeprefix("workers=") not in which:
             continue
         wall, tree, rc = replay(paths, config, max(period, 0.05), pss=True)
         print(
@@ -210,7 +257,7 @@ def memory(tmp: Path, n: int, files: int, seed: int, period: float) -> None:
             f"template: wall {wall:.1f}s, {n / wall:,.0f} lines/s, CPU {tree.total_cpu:.1f}s "
             f"(parent {tree.parent_cpu:.1f}s); {len(tree.processes)} processes together: peak "
             f"RSS {tree.peak_rss / 2**20:.0f} MB, peak PSS {tree.peak_pss / 2**20:.0f} MB "
-            f"(exit {rc})"
+            f"(exit {rc}); at the RSS peak, MB RSS (PSS): {tree.roles()}"
         )
 
 
@@ -224,16 +271,30 @@ def main() -> int:
     ap.add_argument("--distinct", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--sample", type=float, default=0.02, help="seconds between /proc samples")
+    ap.add_argument(
+        "--base",
+        metavar="TREE",
+        default=None,
+        help="also run workers = 2 from this source tree (first on PYTHONPATH) in every round",
+    )
     ap.add_argument("--only", choices=("throughput", "memory"), default=None)
     ap.add_argument("--keep", metavar="DIR", default=None, help="write the inputs here")
+    ap.add_argument(
+        "--memory-workers",
+        nargs="+",
+        default=["1", "2"],
+        help="the workers settings the memory mode runs (1 2 auto)",
+    )
     args = ap.parse_args()
     tmp = Path(args.keep or tempfile.mkdtemp(prefix="watcher-workers-"))
     tmp.mkdir(parents=True, exist_ok=True)
     try:
         if args.only in (None, "throughput"):
-            throughput(tmp, args.lines, args.files, args.rounds, args.seed, args.sample)
+            throughput(tmp, args.lines, args.files, args.rounds, args.seed, args.sample, args.base)
         if args.only in (None, "memory"):
-            memory(tmp, args.distinct, args.files, args.seed, args.sample)
+            memory(
+                tmp, args.distinct, args.files, args.seed, args.sample, tuple(args.memory_workers)
+            )
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)

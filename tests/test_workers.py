@@ -453,3 +453,119 @@ async def test_a_source_changed_by_a_reload_is_read_anew_in_a_worker(tmp_path: P
         shutdown.set()
         await run
         store.close()
+
+
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is `pid` (Linux /proc)."""
+    out: set[int] = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as fh:
+            out.update(int(c) for c in fh.read().split())
+    return out
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="Linux /proc")
+async def test_workers_are_the_only_processes_started(tmp_path: Path) -> None:
+    """Memory (issue 15: all processes together within 300 MB under a flood): the workers are
+    the parent's children, with no fork server (a third copy of every module a worker imports)
+    nor resource tracker beside them; the worker's pipe is still its only tie to the parent."""
+    a, b = tmp_path / "a.log", tmp_path / "b.log"
+    errors = _log(a, 1, 3000) + _log(b, 2, 3000)
+    metrics = Metrics()
+    config = _config(tmp_path, 2)
+    pipeline = build_pipeline(config, metrics)
+    engine = build_engine(
+        config, pipeline, [_file(a), _file(b)], metrics=metrics, store=None, follow=False
+    )
+    pool = engine.options.workers
+    before = _children(os.getpid())
+    seen: list[tuple[set[int], set[int]]] = []
+    apply = pool.apply
+
+    def recording(pipe: Any, shipment: Any) -> Any:
+        if len(seen) < 1 and all(w.process is not None for w in pool.workers):
+            workers = {w.process.pid for w in pool.workers}
+            seen.append((_children(os.getpid()) - before, workers))
+        return apply(pipe, shipment)
+
+    pool.apply = recording
+    stats = await engine.run(asyncio.Event())
+    assert stats.error_events == errors
+    started, workers = seen[0]
+    assert len(workers) == 2
+    assert started == workers
+
+
+async def test_a_worker_reads_few_batches_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Memory: a worker's file source holds at most child.BATCHES_PER_HOP (2) batches read
+    ahead, not the 8 of one process (~10 MB of every worker's peak RSS), and reads every line."""
+    import multiprocessing
+
+    from watcher.sources import file
+    from watcher.sources.lines import MAX_BATCH
+    from watcher.workers import child
+
+    monkeypatch.setattr(file, "BATCHES_PER_HOP", file.BATCHES_PER_HOP)  # restored after
+    hops: list[int] = []
+    scan_batches = file.FileSource._scan_batches
+
+    def recording(self: Any, f: Any, path: str) -> Any:
+        batches = scan_batches(self, f, path)
+        hops.append(sum(len(b) for b in batches))
+        return batches
+
+    monkeypatch.setattr(file.FileSource, "_scan_batches", recording)
+    log = tmp_path / "app.log"
+    log.write_text("".join(f"2026-12-07 12:00:00 INFO line {i}\n" for i in range(20 * MAX_BATCH)))
+    ours, theirs = multiprocessing.Pipe()
+    worker = child.Worker(theirs, child.Setup(0, _config(tmp_path, 2), False, (None, None), False))
+    ours.send(("start", "app#1", _file(log), {}, 0))
+    running = asyncio.create_task(worker.run())
+    lines = 0
+    while True:
+        message = await asyncio.to_thread(ours.recv)
+        if isinstance(message, tuple) and message[0] == "done":
+            break
+        lines += message.lines.get("app.log", 0) if not isinstance(message, tuple) else 0
+    ours.send(("quit",))
+    await running
+    assert lines == 20 * MAX_BATCH
+    assert max(hops) <= 2 * MAX_BATCH
+
+
+async def test_the_parent_holds_at_most_two_shipments_of_a_worker(tmp_path: Path) -> None:
+    """Memory: a flood ships ~2,000 events a batch; the parent takes at most IN_FLIGHT (2) of a
+    worker's shipments off its pipe before counting them (the worker waits meanwhile)."""
+    import threading
+
+    log = tmp_path / "a.log"
+    errors = _log(log, 4, 30000, traces=False)
+    metrics = Metrics()
+    config = _config(tmp_path, 2)
+    pipeline = build_pipeline(config, metrics)
+    engine = build_engine(config, pipeline, [_file(log)], metrics=metrics, store=None, follow=False)
+    pool = engine.options.workers
+    lock, held, most = threading.Lock(), [0], [0]
+    received, apply, count = pool._received, pool.apply, engine._apply
+
+    def taking(shipment: Any) -> None:
+        with lock:
+            held[0] += 1
+            most[0] = max(most[0], held[0])
+        received(shipment)
+
+    def applying(pipe: Any, shipment: Any) -> Any:
+        with lock:
+            held[0] -= 1
+        return apply(pipe, shipment)
+
+    async def slow(keyed: Any) -> Any:
+        await asyncio.sleep(0.1)  # a parent behind its worker (a store read): shipments wait
+        return await count(keyed)
+
+    pool._received, pool.apply, engine._apply = taking, applying, slow  # type: ignore[method-assign]
+    stats = await engine.run(asyncio.Event())
+    assert stats.error_events == errors
+    assert most[0] == 2

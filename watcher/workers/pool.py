@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import multiprocessing
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,25 +29,16 @@ from watcher.metrics import Metrics
 from watcher.pipeline import Keyed, Pipeline
 from watcher.sources.base import SourceConfig
 from watcher.workers import PORTABLE
-from watcher.workers.child import COUNTERS, Setup, main
+from watcher.workers.child import COUNTERS, Setup
+from watcher.workers.launch import WorkerProcess
 from watcher.workers.wire import Shipment, unpack_class, unpack_event
 
 JOIN_TIMEOUT = 5.0
 # shipments of one worker taken off its pipe but not yet counted: a flood of unique errors
-# ships ~2,000 events a batch, and a queue of 64 such batches held 100+ MB in the parent
-IN_FLIGHT = 4
-
-
-def _context() -> Any:
-    """How workers start. Not a plain fork: it would copy the locks the parent's threads hold
-    (the file readers', the executor's). A fork server imports the worker's modules once, so a
-    worker (and a restart after a crash) starts in milliseconds instead of re-importing
-    everything as spawn does (~0.5 s of CPU per worker)."""
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["watcher.workers.child", "watcher.wiring"])
-        return ctx
-    return multiprocessing.get_context("spawn")
+# ships ~2,000 events a batch (~2-3 MB once unpickled), and a queue of 64 such batches held
+# 100+ MB in the parent; 4 a worker still cost ~8 MB of the parent's peak RSS against 2 (one
+# being counted, one ready), which keep the parent as busy
+IN_FLIGHT = 2
 
 
 class WorkerSourceError(Exception):
@@ -115,7 +105,6 @@ class WorkerPool:
         self._queue: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
-        self._mp = _context()
 
     def takes(self, cfg: SourceConfig) -> bool:
         """Whether `cfg` is read by a worker (else by the parent, as with workers = 1)."""
@@ -273,13 +262,9 @@ class WorkerPool:
         return self.workers[min(range(self.count), key=lambda i: (load[i], i))]
 
     def _spawn(self, worker: _Worker) -> None:
-        ours, theirs = self._mp.Pipe()
         setup = Setup(worker.index, self.config, self.follow, self.period, self.ship_ignored)
-        process = self._mp.Process(
-            target=main, args=(theirs, setup), name=f"watcher-worker-{worker.index}", daemon=True
-        )
-        process.start()
-        theirs.close()  # the child's end: our recv sees EOF when the child dies
+        process = WorkerProcess(setup, f"watcher-worker-{worker.index}")  # (see launch.py)
+        ours = process.conn
         worker.process, worker.conn = process, ours
         threading.Thread(
             target=self._pump, args=(worker, ours), name=f"worker-{worker.index}", daemon=True
