@@ -569,3 +569,51 @@ async def test_the_parent_holds_at_most_two_shipments_of_a_worker(tmp_path: Path
     stats = await engine.run(asyncio.Event())
     assert stats.error_events == errors
     assert most[0] == 2
+
+
+def _gone(pid: int) -> bool:
+    """The process has exited (a zombie counts as gone: nothing of it runs)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="Linux /proc")
+async def test_workers_stop_when_their_parent_is_killed(tmp_path: Path) -> None:
+    """A worker runs in its own process group (Ctrl-C reaches the parent only), so nothing
+    signals it when the daemon dies by SIGKILL or the OOM killer: it must stop by itself when
+    its pipe to the parent closes, not read on as an orphan."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "app.log"
+    log.write_text("2026-11-21T10:00:00Z ERROR ledger drift of 1 cents\n")
+    config = tmp_path / "run.toml"
+    config.write_text(
+        f"[watcher]\nworkers = 2\nstate_path = {str(tmp_path / 'state.db')!r}\n"
+        '[http]\nlisten = "127.0.0.1:0"\n'
+        f'[[sources]]\ntype = "file"\nname = "app"\npath = {str(log)!r}\n'
+        'read_from = "beginning"\n'
+    )
+    errors = tmp_path / "stderr.txt"
+    with errors.open("wb") as stderr:  # the workers write to the daemon's stderr
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "watcher", "run", "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        await _until(lambda: len(_children(daemon.pid)) >= 1)  # the worker reading the file
+        workers = _children(daemon.pid)
+        await asyncio.sleep(1.0)  # it ships its first batch and goes on following
+        daemon.kill()
+        daemon.wait()
+        await _until(lambda: all(_gone(pid) for pid in workers))
+        # it stopped because its pipe closed, quietly: a last shipment has no one to go to
+        assert "Traceback" not in errors.read_text(errors="replace")
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()

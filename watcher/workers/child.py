@@ -200,7 +200,7 @@ class Worker:
         self._ship(name, mirror=True)
         if not again:
             self.front.forget(name)
-        self.conn.send(("done", key, error))
+        self._send(("done", key, error))
 
     def _feed(self, name: str, batch: list[RawLine]) -> None:
         self.front.feed(batch)
@@ -230,7 +230,13 @@ class Worker:
         if mirror:
             shipment.metrics = self._mirrored()
         if deltas or shipment.cursors or shipment.notes or shipment.metrics:
-            self.conn.send(shipment)  # blocks while the parent is behind: back-pressure
+            self._send(shipment)  # blocks while the parent is behind: back-pressure
+
+    def _send(self, message: Any) -> None:
+        # a closed pipe is a parent gone (SIGKILL, OOM): _recv sees it too and stops this
+        # worker; the last shipment has no one to go to, and a traceback would only be noise
+        with contextlib.suppress(OSError):
+            self.conn.send(message)
 
     def _mirrored(self) -> list[tuple[str, tuple[str, ...], float]]:
         """The source metrics that moved since the last call (counters as increments)."""
