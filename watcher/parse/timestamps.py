@@ -83,17 +83,9 @@ def prefix(text: str, pos: int) -> tuple[float | None, int] | None:
     The fixed layout is checked by hand and parsed by the C parser; anything else goes through
     the ISO regex. `end` is just past the timestamp and its closing bracket.
     """
-    start = pos + 1 if text[pos : pos + 1] == "[" else pos
-    if text[start + 13 : start + 14] == ":" and text[start + 4 : start + 5] == "-":
-        stop = text.find("]" if start > pos else " ", start + 16)
-        if stop == -1:
-            stop = len(text)
-        try:
-            moment = _dt.datetime.fromisoformat(text[start:stop])
-        except ValueError:
-            pass
-        else:
-            return _epoch(moment), stop + 1 if start > pos else stop
+    fixed = _fixed_layout(text, pos)
+    if fixed is not None:
+        return _epoch(fixed[0]), fixed[1]
     match = _ISO_BRACKETED.match(text, pos)
     if match is None:
         return None
@@ -104,19 +96,27 @@ def prefix_end(text: str, pos: int) -> int | None:
     """Where prefix(text, pos)'s timestamp ends (None when there is none), without computing
     its epoch: a caller that only needs what follows the time (the errors-only check) skips
     the datetime arithmetic, a third of prefix()'s cost."""
-    start = pos + 1 if text[pos : pos + 1] == "[" else pos
-    if text[start + 13 : start + 14] == ":" and text[start + 4 : start + 5] == "-":
-        stop = text.find("]" if start > pos else " ", start + 16)
-        if stop == -1:
-            stop = len(text)
-        try:
-            _dt.datetime.fromisoformat(text[start:stop])
-        except ValueError:
-            pass
-        else:
-            return stop + 1 if start > pos else stop
+    fixed = _fixed_layout(text, pos)
+    if fixed is not None:
+        return fixed[1]
     match = _ISO_BRACKETED.match(text, pos)
     return None if match is None else match.end()
+
+
+def _fixed_layout(text: str, pos: int) -> tuple[_dt.datetime, int] | None:
+    """The usual "2024-05-01 12:00:00,123" at `pos` (bracketed or not), checked by hand and
+    parsed by the C parser: (moment, end past it and its bracket), or None for the regex."""
+    start = pos + 1 if text[pos : pos + 1] == "[" else pos
+    if text[start + 13 : start + 14] != ":" or text[start + 4 : start + 5] != "-":
+        return None
+    stop = text.find("]" if start > pos else " ", start + 16)
+    if stop == -1:
+        stop = len(text)
+    try:
+        moment = _dt.datetime.fromisoformat(text[start:stop])
+    except ValueError:
+        return None
+    return moment, stop + 1 if start > pos else stop
 
 
 def from_epoch(number: float) -> float | None:
