@@ -88,6 +88,20 @@ def _stats(result: Any) -> tuple[int, ...]:
     return (s.lines, s.events, s.error_events, s.ignored_events, s.parse_fallbacks)
 
 
+def _two_files(tmp_path: Path, lines: int) -> tuple[Any, int]:
+    """A replay engine with workers = 2 over two file sources of `lines` mixed lines each, and
+    how many error events they hold."""
+    a, b = tmp_path / "a.log", tmp_path / "b.log"
+    errors = _log(a, 1, lines) + _log(b, 2, lines)
+    metrics = Metrics()
+    config = _config(tmp_path, 2)
+    pipeline = build_pipeline(config, metrics)
+    engine = build_engine(
+        config, pipeline, [_file(a), _file(b)], metrics=metrics, store=None, follow=False
+    )
+    return engine, errors
+
+
 async def _until(cond: Any) -> None:
     """Wait for `cond()` (30 s at most: a loaded machine)."""
     for _ in range(600):
@@ -169,14 +183,8 @@ async def test_one_source_gives_identical_groups_in_a_worker(tmp_path: Path) -> 
 
 async def test_two_sources_in_two_workers_end_in_the_same_groups(tmp_path: Path) -> None:
     """Lines of one statement read by two workers end in one group, as in one process."""
-    a, b = tmp_path / "a.log", tmp_path / "b.log"
-    errors = _log(a, 1, 5000) + _log(b, 2, 5000)
-    metrics = Metrics()
-    config = _config(tmp_path, 2)
-    pipeline = build_pipeline(config, metrics)
-    engine = build_engine(
-        config, pipeline, [_file(a), _file(b)], metrics=metrics, store=None, follow=False
-    )
+    engine, errors = _two_files(tmp_path, 5000)
+    pipeline, a, b = engine.pipeline, tmp_path / "a.log", tmp_path / "b.log"
     pool = engine.options.workers
     hosts: dict[str, set[int]] = {}
     apply = pool.apply
@@ -469,14 +477,7 @@ async def test_workers_are_the_only_processes_started(tmp_path: Path) -> None:
     """Memory (issue 15: all processes together within 300 MB under a flood): the workers are
     the parent's children, with no fork server (a third copy of every module a worker imports)
     nor resource tracker beside them; the worker's pipe is still its only tie to the parent."""
-    a, b = tmp_path / "a.log", tmp_path / "b.log"
-    errors = _log(a, 1, 3000) + _log(b, 2, 3000)
-    metrics = Metrics()
-    config = _config(tmp_path, 2)
-    pipeline = build_pipeline(config, metrics)
-    engine = build_engine(
-        config, pipeline, [_file(a), _file(b)], metrics=metrics, store=None, follow=False
-    )
+    engine, errors = _two_files(tmp_path, 3000)
     pool = engine.options.workers
     before = _children(os.getpid())
     seen: list[tuple[set[int], set[int]]] = []

@@ -67,7 +67,7 @@ class Front(Pipeline):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.out: list[Any] = []
-        self.tokens: dict[str, list[str]] = {}
+        self.masked: dict[str, str] = {}
         self._sent: dict[str, None] = {}
         self.ship_ignored = False  # the parent prints every error event, ignored ones too
 
@@ -87,7 +87,7 @@ class Front(Pipeline):
                     self._sent.clear()
                 self._sent[message] = None
                 # masking is most of the cost of a message never seen: done here, on this core
-                self.tokens[message] = TemplateMiner.tokens_of(message)
+                self.masked[message] = TemplateMiner.joined_of(message)
         return None
 
 
@@ -226,7 +226,7 @@ class Worker:
             shipment.cursors = front.take_cursors()
             shipment.notes, self.notes = self.notes, {}
         shipment.errors, front.out = front.out, []
-        shipment.tokens, front.tokens = front.tokens, {}
+        shipment.masked, front.masked = front.masked, {}
         if mirror:
             shipment.metrics = self._mirrored()
         if deltas or shipment.cursors or shipment.notes or shipment.metrics:

@@ -101,7 +101,7 @@ class WorkerPool:
         self._readings: dict[str, _Hosted] = {}  # by key: every reading not yet ended
         self._seq = itertools.count(1)
         self.on_note: Callable[[str, dict[str, Any]], None] | None = None
-        self._premasked: dict[str, list[str]] = {}
+        self._premasked: dict[str, str] = {}
         self._queue: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
@@ -111,18 +111,22 @@ class WorkerPool:
         return cfg.type in PORTABLE
 
     def install(self, pipeline: Pipeline) -> None:
-        """Let the parent's miner use the tokens a worker masked (the same function's output:
-        grouping is unchanged; a message without them is masked here as before)."""
+        """Let the parent's miner use the text a worker masked (the same function's output:
+        grouping is unchanged; a message without it is masked here as before)."""
         miner = pipeline.table.miner
         mask, joined = type(miner).tokens_of, type(miner).joined_of
         premasked = self._premasked
 
         def joined_of(message: str) -> str:
-            tokens = premasked.pop(message, None)
-            return " ".join(tokens) if tokens else joined(message)
+            masked = premasked.pop(message, None)
+            return joined(message) if masked is None else masked
+
+        def tokens_of(message: str) -> list[str]:
+            masked = premasked.pop(message, None)
+            return mask(message) if masked is None else masked.split()
 
         with contextlib.suppress(AttributeError):  # a miner without the seams masks for itself
-            miner.tokens_of = lambda message: premasked.pop(message, None) or mask(message)  # type: ignore[method-assign]
+            miner.tokens_of = tokens_of  # type: ignore[method-assign]
             miner.joined_of = joined_of  # type: ignore[method-assign]
 
     # -- the engine's side ------------------------------------------------------------------
@@ -196,7 +200,7 @@ class WorkerPool:
         keyed = Keyed()
         if not shipment.errors:
             return keyed
-        self._premasked.update(shipment.tokens)
+        self._premasked.update(shipment.masked)
         for packed, packed_cls in shipment.errors:
             event, cls = unpack_event(packed), unpack_class(packed_cls)
             if cls.ignored:  # shipped for the on_event hook only (`--emit events`)

@@ -42,8 +42,9 @@ class Shipment:
     # classified error events; ignored ones (their classification says so) are sent only
     # when the parent prints events
     errors: list[tuple[Packed, Packed]] = field(default_factory=list)
-    # masked tokens of messages the worker saw first: the parent's miner skips masking them
-    tokens: dict[str, list[str]] = field(default_factory=dict)
+    # the masked text (tokens joined) of messages the worker saw first: the parent's miner keys
+    # on it as it comes, without masking them (one string: no split here, no join there)
+    masked: dict[str, str] = field(default_factory=dict)
     # source metrics the worker's sources moved: (attribute, labels, counter delta or gauge)
     metrics: list[tuple[str, tuple[str, ...], float]] = field(default_factory=list)
 
