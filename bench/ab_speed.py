@@ -13,7 +13,9 @@ beside them.
              tree's mask.py, so a change to masking alone is A/B'd in one process.
   flood      `watcher replay` of N unique error lines (bench/loadgen.py --unique: the first
              word differs, so every message has a bucket of its own) and of N unique lines that
-             share their first words (one bucket per service: the index's case).
+             share their first words (one bucket per service: the index's case); with
+             --workers N (default 2) also the same lines cut into N files replayed with
+             `[watcher] workers = N`, by this tree and the base (read their wall-clock rates).
 
     PY=.venv/bin/python
     git archive 02d1272 | (mkdir -p /tmp/base && tar -x -C /tmp/base)
@@ -330,10 +332,33 @@ def flood(args: argparse.Namespace, tmp: Path) -> None:
         contenders = [Contender("this tree", replay)]
         if args.base:
             contenders.append(Contender("base", replay, {"PYTHONPATH": str(args.base)}))
+        if args.workers > 1:
+            # workers place whole sources: the same lines as N files, one source each (the
+            # rate that counts here is per wall second: the point is to use every core)
+            sharded = _with_workers(data, args.workers, tmp)
+            contenders.append(Contender(f"w={args.workers}", sharded))
+            if args.base:
+                env = {"PYTHONPATH": str(args.base)}
+                contenders.append(Contender(f"base w={args.workers}", sharded, env))
         rounds(contenders, data, args.rounds)
         report(
             title, data.read_text().count("\n"), contenders, "base" if args.base else "this tree"
         )
+
+
+def _with_workers(data: Path, workers: int, tmp: Path) -> list[str]:
+    """`watcher replay` of `data` cut into `workers` files (contiguous parts, so each keeps its
+    lines' order), with `[watcher] workers` set: its stdin is not read."""
+    lines = data.read_text().splitlines()
+    size = -(-len(lines) // workers)
+    parts = [
+        str(write(tmp / f"{data.stem}.part{i}.log", lines[i * size : (i + 1) * size]))
+        for i in range(workers)
+    ]
+    config = tmp / f"workers{workers}.toml"
+    config.write_text(f"[watcher]\nworkers = {workers}\n")
+    return [sys.executable, "-m", "watcher", "-c", str(config), "replay", "--no-progress", "-o",
+            os.devnull, *parts]  # fmt: skip
 
 
 def run_store(args: argparse.Namespace, tmp: Path) -> None:
@@ -390,6 +415,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--copies", type=int, default=10, help="templates: renamed copies")
     ap.add_argument("--lines", type=int, default=200_000, help="flood: lines per file")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument(
+        "--workers", type=int, default=2, help="flood: also replay with this many workers (0: not)"
+    )
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         {"templates": templates, "flood": flood, "run": run_store}[args.what](args, Path(tmp))
