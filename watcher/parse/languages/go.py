@@ -79,6 +79,7 @@ LANGUAGE = Language(
     is_start=lambda line: (
         line.startswith(_GO_HEADS) or (line.startswith("goroutine ") and " [" in line)
     ),
+    start_firsts="".join(sorted({head[0] for head in (*_GO_HEADS, "goroutine ")})),
     decides=True,
     header_only=_panic_only,
     fixtures=(
