@@ -157,11 +157,30 @@ def int_or_none(text: str | None) -> int | None:
     return int(text) if text and len(text) < 10 and text.isdecimal() else None
 
 
+Header = tuple[str, str | None]
+
+
+def remembered(parse: Callable[[str], Header | None]) -> Callable[[str], Header | None]:
+    """`parse` of an exception header line, remembered per line (common.remember): every trace
+    of an error prints the same header, and reading it (two regexes, level_word) was a tenth of
+    parsing a Node stack carried in a JSON field."""
+    cache: dict[str, Header | None] = {}
+
+    def parse_remembered(line: str) -> Header | None:
+        found = cache.get(line, UNSEEN)
+        if found is UNSEEN:
+            found = parse(line)
+            remember(cache, line, found)
+        return found
+
+    return parse_remembered
+
+
 def header_before(
     lines: list[str],
     index: int,
-    parse: Callable[[str], tuple[str, str | None] | None],
-) -> tuple[str, str | None] | None:
+    parse: Callable[[str], Header | None],
+) -> Header | None:
     """The nearest line above the first frame that reads as an exception header."""
     for line in reversed(lines[max(0, index - 5) : index]):
         found = parse(line.strip())

@@ -15,6 +15,7 @@ from watcher.parse.languages.common import (
     int_or_none,
     is_in_app,
     remember,
+    remembered,
 )
 from watcher.parse.levels import level_word
 
@@ -75,6 +76,9 @@ def _java_header(line: str) -> tuple[str, str | None] | None:
     return (match.group(1), match.group(2)) if match else None
 
 
+_java_header_remembered = remembered(_java_header)
+
+
 def _java_header_alone(line: str) -> tuple[str, str | None] | None:
     """A JVM exception line on its own: strict, since "app.Server: started" is not one."""
     match = _JAVA_HEADER.match(line)
@@ -95,7 +99,7 @@ def _parse_java(lines: list[str]) -> Trace:
         found = _frame_fields(line)
         if found is not None:
             if not frames and header is None:
-                header = header_before(lines, index, _java_header)
+                header = header_before(lines, index, _java_header_remembered)
             frames.append(Frame(*found))
         elif frames and line.startswith("Caused by:"):
             break

@@ -15,6 +15,7 @@ from watcher.parse.languages.common import (
     int_or_none,
     is_in_app,
     remember,
+    remembered,
 )
 from watcher.parse.levels import level_word
 
@@ -45,6 +46,9 @@ def _node_header(line: str) -> tuple[str, str | None] | None:
     if looks_like_class and (name == "Error" or level_word(name) is None):
         return name, match.group(2)
     return None
+
+
+_node_header_remembered = remembered(_node_header)
 
 
 def _node_frame(function: str | None, location: str) -> FrameFields | None:
@@ -85,7 +89,7 @@ def _parse_node(lines: list[str]) -> Trace:
         is_frame, found = _frame_fields(line) if "at " in line else _NO_FRAME
         if is_frame:
             if not seen_frame:
-                header = header_before(lines, index, _node_header)
+                header = header_before(lines, index, _node_header_remembered)
                 seen_frame = True
             if found is not None:
                 frames.append(Frame(*found))
