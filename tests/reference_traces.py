@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from watcher.model import Frame
 from watcher.parse import traces
-from watcher.parse.languages import FRAME_ORDER, STARTS, Language, jvm, node, python
+from watcher.parse.languages import FRAME_ORDER, STARTS, Language, go, jvm, node, python
 from watcher.parse.languages.common import Trace, frame, header_before, int_or_none, is_in_app
 
 
@@ -151,7 +151,29 @@ def _parse_node(lines: list[str]) -> Trace:
     return Trace("node", exc_type, exc_msg, frames, node._node_causes(lines))
 
 
-_PARSERS = {"python": _parse_py, "java": _parse_java, "node": _parse_node}
+# --- Go ----------------------------------------------------------------------------------------
+
+
+def _parse_go(lines: list[str]) -> Trace:
+    frames: list[Frame] = []
+    exc_type = exc_msg = None
+    function = ""
+    for line in lines:
+        if line.startswith(go._GO_HEADS) and exc_type is None:
+            exc_type, exc_msg = go._go_error(line)
+        elif line.startswith("goroutine "):
+            if frames:
+                break
+        elif line[:1] in ("\t", " "):
+            match = go._GO_FILE.match(line)
+            if match:
+                frames.append(frame(match.group(1), int_or_none(match.group(2)), function))
+        elif line:
+            function = go._go_function(line)
+    return Trace("go", exc_type, exc_msg, go._go_panicking(frames))
+
+
+_PARSERS = {"python": _parse_py, "java": _parse_java, "node": _parse_node, "go": _parse_go}
 
 
 def parse_trace(lines: list[str]) -> Trace | None:
