@@ -187,3 +187,32 @@ def parse_trace(lines: list[str]) -> Trace | None:
     if trace.exception_type is None and not trace.frames:
         return None
     return trace
+
+
+def trace_from_fields(fields: dict[str, object]) -> Trace | None:
+    """traces.trace_from_fields as it was: every stack key asked, present or not."""
+    if fields.keys().isdisjoint(traces.TRACE_KEYS):
+        return None
+    for key in traces._STACK_KEYS:
+        value = fields.get(key)
+        trace = (
+            traces._structlog_dict(value)
+            if isinstance(value, list)
+            else traces._stack_string(value)
+        )
+        if trace is not None:
+            error = fields.get("error")
+            if trace.exception_message is None and isinstance(error, str):
+                trace.exception_message = error
+            return trace
+    for key in ("err", "error"):
+        value = fields.get(key)
+        if isinstance(value, dict):
+            trace = traces._error_object(value)
+            if trace is not None:
+                return trace
+    exc_type = fields.get("error.type")
+    if isinstance(exc_type, str):
+        exc_msg = fields.get("error.message")
+        return Trace("unknown", exc_type, exc_msg if isinstance(exc_msg, str) else None, [])
+    return None

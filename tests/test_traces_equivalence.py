@@ -138,3 +138,19 @@ def test_a_language_starts_only_with_a_first_character_it_declares() -> None:
                     if starts.is_start(line):  # type: ignore[misc]
                         assert line[:1] in starts.start_firsts, (starts.name, line)
     assert traces._detect(["  at nothing"]) is reference_traces._detect(["  at nothing"])
+
+
+_STACK = 'Traceback (most recent call last):\n  File "/a.py", line 1, in f\nE: x'
+stack_values = st.none() | st.sampled_from(
+    [_STACK, "one line", "", [], [{"exc_type": "E", "frames": []}], {"stack": _STACK}, 3]
+)
+field_keys = st.sampled_from([*traces._STACK_KEYS, "err", "error", "error.type", "msg"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(field_keys, stack_values, max_size=4))
+def test_a_trace_in_fields_is_found_as_before(fields: dict[str, object]) -> None:
+    """trace_from_fields asks only the stack keys present: the same trace (or none)."""
+    assert _seen(traces.trace_from_fields(dict(fields))) == _seen(
+        reference_traces.trace_from_fields(dict(fields))
+    )

@@ -149,7 +149,9 @@ def trace_from_fields(fields: dict[str, object]) -> Trace | None:
     if fields.keys().isdisjoint(TRACE_KEYS):
         return None
     for key in _STACK_KEYS:
-        value = fields.get(key)
+        if key not in fields:
+            continue  # (an absent key is None: no trace, without the call that says so)
+        value = fields[key]
         trace = _structlog_dict(value) if isinstance(value, list) else _stack_string(value)
         if trace is not None:
             error = fields.get("error")
