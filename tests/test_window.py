@@ -133,3 +133,35 @@ def test_a_lone_event_dumps_like_its_rings_without_making_them() -> None:
         assert lazy._rings is None
     empty = Windows([60.0], ["1m"])
     assert empty.dump() == {"60": {}} and empty._rings is None
+
+
+def _summed(ring: Ring, now: float, span: float | None) -> int:
+    """Ring.count as a plain sum over every bucket held: what its fast path must equal."""
+    newest = int(now // ring.width)
+    buckets = SLOTS if span is None else max(1, min(SLOTS, round(span / ring.width)))
+    return sum(n for epoch, n in ring._buckets() if newest - buckets < epoch <= newest)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 9000), st.integers(0, 3)), max_size=80),
+    st.lists(st.tuples(st.integers(0, 9500), st.none() | st.integers(0, 400)), max_size=8),
+    st.booleans(),
+)
+def test_a_dense_ring_counts_in_c_what_the_plain_sum_counts(
+    events: list[tuple[int, int]], queries: list[tuple[int, int | None]], sparse: bool
+) -> None:
+    """count's fast path (no bucket newer than the span: the old ones left out by a C pass, not
+    a generator) counts what summing every bucket does, whatever the order of the events, the
+    slots reused, the buckets older than the span and the queries before the newest bucket;
+    its `top` is never below a bucket held."""
+    ring = Ring(300, sparse=sparse)
+    for t, n in events:
+        ring.add(1_700_000_000 + t, n)
+        # at the event, at the edges of its window and of a shorter span, and anywhere
+        edges = [(t, None), (t + 300, None), (t + 295, None), (t + 50, 50), (t + 55, 50)]
+        for now, span in [*edges, *queries]:
+            at = 1_700_000_000 + now
+            assert ring.count(at, span) == _summed(ring, at, span)
+        if ring.sparse is None:
+            assert ring.top >= max(ring.epochs)

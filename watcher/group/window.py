@@ -9,6 +9,8 @@ from __future__ import annotations
 import typing
 from array import array
 from collections.abc import Sequence
+from itertools import compress, repeat
+from operator import gt
 
 SLOTS = 60
 # buckets a ring holds in a dict before it takes its arrays (see Ring)
@@ -24,13 +26,14 @@ class Ring:
     and 3 windows of arrays cost 3.3 KB per group, a third of a live group's memory.
     """
 
-    __slots__ = ("counts", "epochs", "sparse", "width")
+    __slots__ = ("counts", "epochs", "sparse", "top", "width")
 
     def __init__(self, window: float, *, sparse: bool = True) -> None:
         self.width = window / SLOTS
         # epoch -> count, holding what the arrays would (one epoch per slot), or None once dense
         self.sparse: dict[int, int] | None = {} if sparse else None
         self.counts = self.epochs = _EMPTY
+        self.top = -1  # no epoch the arrays hold is newer (see count)
         if not sparse:
             self._densify()
 
@@ -57,6 +60,8 @@ class Ring:
                 return  # older than the ring reaches: outside every window we report
             self.epochs[slot] = epoch
             self.counts[slot] = 0
+            if epoch > self.top:
+                self.top = epoch
         self.counts[slot] += n
 
     def _densify(self) -> None:
@@ -65,6 +70,7 @@ class Ring:
         for epoch, count in (self.sparse or {}).items():
             self.epochs[epoch % SLOTS] = epoch
             self.counts[epoch % SLOTS] = count
+        self.top = max(self.sparse or (), default=-1)
         self.sparse = None
 
     def _buckets(self) -> typing.Iterable[tuple[int, int]]:
@@ -85,6 +91,11 @@ class Ring:
     def count(self, now: float, span: float | None = None) -> int:
         """Events in (now - span, now], span defaulting to the whole window."""
         oldest, newest = _epochs(self.width, now, span)
+        if self.sparse is None and self.top <= newest:
+            # no bucket is newer than the span (the usual count, at the newest event): only
+            # the older ones are left out, in C (the generator below was ~40 % of the cost of
+            # counting an event in a group: every event checks its group's alert window)
+            return sum(compress(self.counts, map(gt, self.epochs, repeat(oldest, SLOTS))))
         return sum(count for epoch, count in self._buckets() if oldest < epoch <= newest)
 
     def count_between(self, start: float, end: float) -> int:
@@ -152,10 +163,13 @@ class Windows:
         return self._rings
 
     def add(self, t: float) -> None:
-        if self._rings is None and self._first is None:
-            self._first = t
-            return
-        for ring in self.rings:
+        rings = self._rings
+        if rings is None:
+            if self._first is None:
+                self._first = t
+                return
+            rings = self.rings
+        for ring in rings:
             ring.add(t)
 
     def dump(self) -> dict[str, dict[str, int]]:

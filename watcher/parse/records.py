@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from operator import attrgetter
 
 from watcher.model import ERROR_RANK, LEVEL_RANK, LogEvent, RawLine
 from watcher.parse.formats import can_be_error, parse_line
@@ -305,7 +306,7 @@ def build_event(
     # for here although the span (first_line..last_line) ends at the last line with content
     event.line_count = len(record_lines)
     event.cursor = record_lines[-1].cursor
-    event.truncated = truncated or any(line.truncated for line in lines)
+    event.truncated = truncated or any(map(_TRUNCATED, lines))  # (no generator: per record)
     trace = parse_trace(_without_logger_prefix(texts) if head_kind == RUBY_HEAD else texts)
     if head_kind in _CRASH_HEADS and event.level is None:
         event.level = "error"  # a runtime's crash report carries no level of its own
@@ -334,6 +335,7 @@ def _without_logger_prefix(texts: list[str]) -> list[str]:
     return out
 
 
+_TRUNCATED = attrgetter("truncated")
 # heads that are part of the trace, not a log line that reported it
 _HEADLESS = frozenset((TB, FRAME, NODE_PRE))
 _CRASH_HEADS = frozenset((TB, FRAME, NODE_PRE, GOHEAD, JVM_HEAD, EXC))

@@ -9,14 +9,26 @@ them; this is what `LogEvent.top_frame` (which walks the list backwards) relies 
 
 from __future__ import annotations
 
-from watcher.parse.languages import FRAME_ORDER, HEADER_ONLY, STARTS, Language
-from watcher.parse.languages.common import Trace, frame, is_in_app
+from watcher.parse.languages import FRAME_ORDER, HEADER_ONLY, START_FIRSTS, STARTS, Language
+from watcher.parse.languages.common import UNSEEN, Trace, frame, is_in_app, remember
 
 __all__ = ["TRACE_KEYS", "Trace", "is_in_app", "parse_trace", "trace_from_fields"]
+
+# frame line -> the language whose frame it is, or None (common.remember): the first frame of
+# every trace asks, and up to four languages' regexes answer
+_FRAME_LANGUAGE: dict[str, Language | None] = {}
 
 
 def _language_of_frame(line: str) -> Language | None:
     """The language of an indented (or column-0 "at …") frame line, or None."""
+    found = _FRAME_LANGUAGE.get(line, UNSEEN)
+    if found is UNSEEN:
+        found = _frame_language(line)
+        remember(_FRAME_LANGUAGE, line, found)
+    return found
+
+
+def _frame_language(line: str) -> Language | None:
     stripped = line.lstrip()
     for language in FRAME_ORDER:
         if stripped.startswith(language.frame_start) and language.is_frame(line, stripped):  # type: ignore[misc]
@@ -26,13 +38,16 @@ def _language_of_frame(line: str) -> Language | None:
 
 def _detect(lines: list[str]) -> Language | None:
     started: Language | None = None
+    # a line opening with none of these characters is no language's start: the usual unindented
+    # line of a trace (its log line, a message) skips the is_start calls
+    firsts = START_FIRSTS
     for line in lines:
         first = line[:1]
         if first in (" ", "\t") or (first == "a" and line.startswith("at ")):
             found = _language_of_frame(line)
             if found is not None:
                 return found
-        else:
+        elif firsts is None or first in firsts:
             for language in STARTS:
                 if language.is_start(line):  # type: ignore[misc]
                     if language.decides:
@@ -134,7 +149,9 @@ def trace_from_fields(fields: dict[str, object]) -> Trace | None:
     if fields.keys().isdisjoint(TRACE_KEYS):
         return None
     for key in _STACK_KEYS:
-        value = fields.get(key)
+        if key not in fields:
+            continue  # (an absent key is None: no trace, without the call that says so)
+        value = fields[key]
         trace = _structlog_dict(value) if isinstance(value, list) else _stack_string(value)
         if trace is not None:
             error = fields.get("error")

@@ -22,6 +22,12 @@ LANGUAGES: tuple[Language, ...] = (
 BY_NAME = {language.name: language for language in LANGUAGES}
 FRAME_ORDER = tuple(language for language in LANGUAGES if language.is_frame is not None)
 STARTS = tuple(language for language in LANGUAGES if language.is_start is not None)
+# the first characters of every line some language's is_start accepts; None when one does not say
+START_FIRSTS: str | None = (
+    "".join(language.start_firsts for language in STARTS)
+    if all(language.start_firsts for language in STARTS)
+    else None
+)
 # reports without frames: a Node error print, a Go panic line, PHP's fatal, a JVM exception
 # line, a Ruby error line — tried in this order
 HEADER_ONLY = tuple(
@@ -34,6 +40,7 @@ __all__ = [
     "HEADER_ONLY",
     "LANGUAGES",
     "STARTS",
+    "START_FIRSTS",
     "Fixture",
     "Language",
     "Trace",

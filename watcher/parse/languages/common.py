@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from watcher.model import Frame
 
@@ -129,16 +129,58 @@ def frame(file: str, line: int | None, function: str) -> Frame:
     return Frame(file, line, function, is_in_app(file))
 
 
+# --- what a frame line says, remembered ---------------------------------------------------------
+
+# A service's traces repeat the same few hundred frame lines: a language's parser remembers what
+# each line said as the Frame's fields (a tuple: a Frame is mutable, mark_in_app sets its in_app,
+# so every trace gets Frames of its own), or None for a line that is no frame. A hit costs a
+# dict look-up and a Frame instead of a regex match, an int(), is_in_app and the string work.
+FrameFields = tuple[str, int | None, str, bool]
+LINE_CACHE_CAP = 4096  # lines per language; the cache is cleared when full
+_LONGEST_KEPT = 512  # bounds the cache's memory even for hostile input
+
+
+_T = TypeVar("_T")
+UNSEEN: Any = object()  # cache.get(line, UNSEEN): a line not parsed yet (None is a result)
+
+
+def remember(cache: dict[str, _T], line: str, found: _T) -> None:
+    """Keep what `line` parsed to (bounded: cleared when full, long lines never kept)."""
+    if len(line) <= _LONGEST_KEPT:
+        if len(cache) >= LINE_CACHE_CAP:
+            cache.clear()
+        cache[line] = found
+
+
 def int_or_none(text: str | None) -> int | None:
     # "B.java:12a", "²": a location is free text in some traces; only decimal digits are a line
     return int(text) if text and len(text) < 10 and text.isdecimal() else None
 
 
+Header = tuple[str, str | None]
+
+
+def remembered(parse: Callable[[str], Header | None]) -> Callable[[str], Header | None]:
+    """`parse` of an exception header line, remembered per line (common.remember): every trace
+    of an error prints the same header, and reading it (two regexes, level_word) was a tenth of
+    parsing a Node stack carried in a JSON field."""
+    cache: dict[str, Header | None] = {}
+
+    def parse_remembered(line: str) -> Header | None:
+        found = cache.get(line, UNSEEN)
+        if found is UNSEEN:
+            found = parse(line)
+            remember(cache, line, found)
+        return found
+
+    return parse_remembered
+
+
 def header_before(
     lines: list[str],
     index: int,
-    parse: Callable[[str], tuple[str, str | None] | None],
-) -> tuple[str, str | None] | None:
+    parse: Callable[[str], Header | None],
+) -> Header | None:
     """The nearest line above the first frame that reads as an exception header."""
     for line in reversed(lines[max(0, index - 5) : index]):
         found = parse(line.strip())
@@ -174,6 +216,8 @@ class Language:
     # filter before is_frame
     frame_start: str = ""
     is_start: Callable[[str], bool] | None = None
+    # the first characters of every line is_start accepts ("" when it varies): a cheap filter
+    start_firsts: str = ""
     decides: bool = False
     header_only: Callable[[str, list[str]], Trace | None] | None = None
     fixtures: Sequence[Fixture] = ()

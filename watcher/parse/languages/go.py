@@ -6,11 +6,13 @@ import re
 
 from watcher.model import Frame
 from watcher.parse.languages.common import (
+    UNSEEN,
     Fixture,
     Language,
     Trace,
-    frame,
     int_or_none,
+    is_in_app,
+    remember,
 )
 
 # --- Go --------------------------------------------------------------------------------------
@@ -34,6 +36,25 @@ def _go_function(line: str) -> str:
     return line
 
 
+# what an indented line says (file, line, in_app; None: no file line) and the function an
+# unindented line names, remembered per line (common.remember): a service's stacks repeat them
+_FILES: dict[str, tuple[str, int | None, bool] | None] = {}
+_FUNCTIONS: dict[str, str] = {}
+
+
+def _file_of(line: str) -> tuple[str, int | None, bool] | None:
+    found = _FILES.get(line, UNSEEN)
+    if found is UNSEEN:
+        match = _GO_FILE.match(line)
+        if match is None:
+            found = None
+        else:
+            file = match.group(1)
+            found = (file, int_or_none(match.group(2)), is_in_app(file))
+        remember(_FILES, line, found)
+    return found
+
+
 def _parse_go(lines: list[str]) -> Trace:
     """The panicking goroutine's frames (the first block); zap's header-less stacks too."""
     frames: list[Frame] = []
@@ -46,11 +67,15 @@ def _parse_go(lines: list[str]) -> Trace:
             if frames:
                 break
         elif line[:1] in ("\t", " "):
-            match = _GO_FILE.match(line)
-            if match:
-                frames.append(frame(match.group(1), int_or_none(match.group(2)), function))
+            found = _file_of(line)
+            if found is not None:
+                frames.append(Frame(found[0], found[1], function, found[2]))
         elif line:
-            function = _go_function(line)
+            named = _FUNCTIONS.get(line)
+            if named is None:
+                named = _go_function(line)
+                remember(_FUNCTIONS, line, named)
+            function = named
     return Trace("go", exc_type, exc_msg, _go_panicking(frames))
 
 
@@ -79,6 +104,7 @@ LANGUAGE = Language(
     is_start=lambda line: (
         line.startswith(_GO_HEADS) or (line.startswith("goroutine ") and " [" in line)
     ),
+    start_firsts="".join(sorted({head[0] for head in (*_GO_HEADS, "goroutine ")})),
     decides=True,
     header_only=_panic_only,
     fixtures=(

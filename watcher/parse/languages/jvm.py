@@ -6,12 +6,16 @@ import re
 
 from watcher.model import Frame
 from watcher.parse.languages.common import (
+    UNSEEN,
     Fixture,
+    FrameFields,
     Language,
     Trace,
     header_before,
     int_or_none,
     is_in_app,
+    remember,
+    remembered,
 )
 from watcher.parse.levels import level_word
 
@@ -31,7 +35,7 @@ _JAVA_HEADER_INLINE = re.compile(
 )
 
 
-def _java_frame(qualified: str, location: str) -> Frame:
+def _java_frame(qualified: str, location: str) -> FrameFields:
     qualified = qualified.rsplit("/", 1)[-1]  # "java.base/java.lang.Thread.run"
     cls, _, method = qualified.rpartition(".")
     package, _, simple = cls.rpartition(".")
@@ -40,7 +44,21 @@ def _java_frame(qualified: str, location: str) -> Frame:
         file_name = simple.split("$", 1)[0]  # "Native Method" / "Unknown Source"
     # package dirs + file name: what the fix step needs to find the file in a checkout
     path = package.replace(".", "/") + "/" + file_name if package else file_name
-    return Frame(path, int_or_none(number), f"{simple}.{method}", is_in_app(path))
+    return path, int_or_none(number), f"{simple}.{method}", is_in_app(path)
+
+
+# frame line -> its Frame's fields, or None when _JAVA_FRAME does not match it (common.remember)
+_FRAMES: dict[str, FrameFields | None] = {}
+
+
+def _frame_fields(line: str) -> FrameFields | None:
+    """What `line` says as a frame, or None when it is none."""
+    found = _FRAMES.get(line, UNSEEN)
+    if found is UNSEEN:
+        match = _JAVA_FRAME.match(line)
+        found = None if match is None else _java_frame(match.group(1), match.group(2))
+        remember(_FRAMES, line, found)
+    return found
 
 
 def _is_exception_name(name: str) -> bool:
@@ -56,6 +74,9 @@ def _java_header(line: str) -> tuple[str, str | None] | None:
         return match.group(1), match.group(2)
     match = _JAVA_HEADER_INLINE.search(line)
     return (match.group(1), match.group(2)) if match else None
+
+
+_java_header_remembered = remembered(_java_header)
 
 
 def _java_header_alone(line: str) -> tuple[str, str | None] | None:
@@ -75,11 +96,11 @@ def _parse_java(lines: list[str]) -> Trace:
     frames: list[Frame] = []
     header: tuple[str, str | None] | None = None
     for index, line in enumerate(lines):
-        match = _JAVA_FRAME.match(line)
-        if match:
+        found = _frame_fields(line)
+        if found is not None:
             if not frames and header is None:
-                header = header_before(lines, index, _java_header)
-            frames.append(_java_frame(match.group(1), match.group(2)))
+                header = header_before(lines, index, _java_header_remembered)
+            frames.append(Frame(*found))
         elif frames and line.startswith("Caused by:"):
             break
     frames.reverse()

@@ -6,12 +6,16 @@ import re
 
 from watcher.model import Frame
 from watcher.parse.languages.common import (
+    UNSEEN,
     Fixture,
+    FrameFields,
     Language,
     Trace,
     header_before,
     int_or_none,
     is_in_app,
+    remember,
+    remembered,
 )
 from watcher.parse.levels import level_word
 
@@ -44,7 +48,10 @@ def _node_header(line: str) -> tuple[str, str | None] | None:
     return None
 
 
-def _node_frame(function: str | None, location: str) -> Frame | None:
+_node_header_remembered = remembered(_node_header)
+
+
+def _node_frame(function: str | None, location: str) -> FrameFields | None:
     match = _NODE_LOCATION.match(location)
     if not match:
         return None  # "native", "index 0", eval frames: no file to point at
@@ -52,7 +59,26 @@ def _node_frame(function: str | None, location: str) -> Frame | None:
     if file.startswith("file://"):
         file = file[7:]
     function = (function or "<anonymous>").removeprefix("async ")
-    return Frame(file, int_or_none(match.group(2)), function, is_in_app(file))
+    return file, int_or_none(match.group(2)), function, is_in_app(file)
+
+
+# line with "at " -> (whether _NODE_FRAME matches it, the fields of its Frame or None when it has
+# no file: "native", "index 0") (common.remember)
+_FRAMES: dict[str, tuple[bool, FrameFields | None]] = {}
+_NO_FRAME: tuple[bool, FrameFields | None] = (False, None)
+
+
+def _frame_fields(line: str) -> tuple[bool, FrameFields | None]:
+    """(whether `line` is a frame line, the fields of its Frame if it names a file)."""
+    found = _FRAMES.get(line, UNSEEN)
+    if found is UNSEEN:
+        match = _NODE_FRAME.match(line)
+        if match is None:
+            found = _NO_FRAME
+        else:
+            found = (True, _node_frame(match.group(1), match.group(2) or match.group(3)))
+        remember(_FRAMES, line, found)
+    return found
 
 
 def _parse_node(lines: list[str]) -> Trace:
@@ -60,14 +86,13 @@ def _parse_node(lines: list[str]) -> Trace:
     header: tuple[str, str | None] | None = None
     seen_frame = False
     for index, line in enumerate(lines):
-        match = _NODE_FRAME.match(line) if "at " in line else None
-        if match:
+        is_frame, found = _frame_fields(line) if "at " in line else _NO_FRAME
+        if is_frame:
             if not seen_frame:
-                header = header_before(lines, index, _node_header)
+                header = header_before(lines, index, _node_header_remembered)
                 seen_frame = True
-            frame = _node_frame(match.group(1), match.group(2) or match.group(3))
-            if frame:
-                frames.append(frame)
+            if found is not None:
+                frames.append(Frame(*found))
         elif seen_frame and line[:1] not in (" ", "\t", ""):
             break  # a second error printed after this one
     frames.reverse()

@@ -45,6 +45,7 @@ LANGUAGE = Language(
     name="php",
     parse=_parse_php,
     is_start=lambda line: line[:1] == "#" and bool(_PHP_FRAME.match(line)),
+    start_firsts="#",
     decides=True,
     header_only=lambda line, lines: (
         _parse_php([line]) if line.startswith("PHP Fatal error:") else None

@@ -6,11 +6,14 @@ import re
 
 from watcher.model import Frame
 from watcher.parse.languages.common import (
+    UNSEEN,
     Fixture,
+    FrameFields,
     Language,
     Trace,
-    frame,
     int_or_none,
+    is_in_app,
+    remember,
 )
 
 # --- Python ----------------------------------------------------------------------------------
@@ -20,13 +23,33 @@ _PY_EXCEPTION = re.compile(r"([A-Za-z_][\w.]*)(?::\s?(.*))?$")
 _PY_TB = "Traceback (most recent call last)"
 
 
-def _parse_python(lines: list[str]) -> Trace:
-    """The last traceback of a (possibly chained) report wins: it is the one that escaped."""
+# frame line -> its Frame's fields, or None when _PY_FRAME does not match it (common.remember)
+_FRAMES: dict[str, FrameFields | None] = {}
+
+
+def _frame_fields(line: str) -> FrameFields | None:
+    """What `line` says as a frame (file, line, function, in_app), or None when it is none."""
+    found = _FRAMES.get(line, UNSEEN)
+    if found is UNSEEN:
+        match = _PY_FRAME.match(line)
+        if match is None:
+            found = None
+        else:
+            file, number, function = match.groups()
+            found = (file, int_or_none(number), (function or "").strip(), is_in_app(file))
+        remember(_FRAMES, line, found)
+    return found
+
+
+def _parse_python(lines: list[str], start: int = 0) -> Trace:
+    """The last traceback of a (possibly chained) report wins: it is the one that escaped.
+    `start`: the index of the first "Traceback" line (nothing before it is read)."""
     frames: list[Frame] = []
     exc_type = exc_msg = None
     in_tb = False
     causes: list[str] = []
-    for line in lines:
+    for index in range(start, len(lines)):
+        line = lines[index]
         if line.startswith(_PY_TB):
             if exc_type:
                 causes.append(exc_type)  # the exception this one was raised while handling
@@ -34,10 +57,9 @@ def _parse_python(lines: list[str]) -> Trace:
         elif not in_tb:
             continue
         elif line[:1] in (" ", "\t"):
-            match = _PY_FRAME.match(line)
-            if match:
-                file, number, function = match.groups()
-                frames.append(frame(file, int_or_none(number), (function or "").strip()))
+            found = _frame_fields(line)
+            if found is not None:
+                frames.append(Frame(*found))
         elif exc_type is None and line:
             match = _PY_EXCEPTION.match(line)
             if match:
@@ -50,22 +72,21 @@ def _parse_python_frames_only(lines: list[str]) -> Trace:
     frames: list[Frame] = []
     exc_type = exc_msg = None
     for line in lines:
-        match = _PY_FRAME.match(line)
-        if match:
-            file, number, function = match.groups()
-            frames.append(frame(file, int_or_none(number), (function or "").strip()))
+        found = _frame_fields(line)
+        if found is not None:
+            frames.append(Frame(*found))
         elif frames and exc_type is None and line[:1] not in (" ", "\t", ""):
-            found = _PY_EXCEPTION.match(line)  # the clipped traceback's final exception line
-            if found and ("." in found.group(1) or found.group(1).endswith(("Error", "Exception"))):
-                exc_type, exc_msg = found.group(1), found.group(2)
+            match = _PY_EXCEPTION.match(line)  # the clipped traceback's final exception line
+            if match and ("." in match.group(1) or match.group(1).endswith(("Error", "Exception"))):
+                exc_type, exc_msg = match.group(1), match.group(2)
     return Trace("python", exc_type, exc_msg, frames)
 
 
 def parse(lines: list[str]) -> Trace:
     """A traceback with its header, or the frames of one that was clipped."""
-    for line in lines:
+    for index, line in enumerate(lines):
         if line.startswith(_PY_TB):
-            return _parse_python(lines)
+            return _parse_python(lines, index)
     return _parse_python_frames_only(lines)
 
 
@@ -75,6 +96,7 @@ LANGUAGE = Language(
     parse=parse,
     is_frame=lambda line, stripped: stripped.startswith('File "'),
     is_start=lambda line: line.startswith(_PY_TB),
+    start_firsts=_PY_TB[0],
     fixtures=(
         Fixture(
             'Traceback (most recent call last):\n  File "/app/api.py", line 10, in handle\n'
