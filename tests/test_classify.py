@@ -233,14 +233,17 @@ def test_skipping_the_passes_when_no_hint_is_found_never_changes_the_category(
 ) -> None:
     """builtin_category with the one-search skip gives what the passes one by one give."""
     event = ev(message, exc=exc, logger=logger)
+    classify_module.clear_memo()  # the memo would answer the second call from the first
     with mock.patch.object(classify_module, "_ANY_HINT", None):
         expected = builtin_category(event)
+    classify_module.clear_memo()
     assert builtin_category(event) is expected
 
 
 def test_a_line_without_any_hint_skips_every_pass() -> None:
     """A flood's line holding no hint costs one search: no category regex is run on it."""
     event = ev("tivubove safaloze mudugate ref=f5cae3bf seq=1")
+    classify_module.clear_memo()
     with mock.patch.object(classify_module, "_may_match", side_effect=AssertionError("pass")):
         assert builtin_category(event).name == "internal_error"
     assert builtin_category(ev("tivubove", logger="postgres")).name == "database_error"
