@@ -271,7 +271,7 @@ def _events_near_hints(draw: st.DrawFn) -> LogEvent:
     )
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(_events_near_hints())
 def test_events_near_the_hints_get_the_reference_category(event: LogEvent) -> None:
     """Hints whole, cut short, cased, run together, non-ASCII look-alikes, every pass's input."""

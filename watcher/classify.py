@@ -675,7 +675,7 @@ def _verdict(exc: str, text: str) -> _Verdict:
     low_all = f"{exc}\n{text}".lower() if (exc.isascii() and text.isascii()) else None
     if low_all is not None and _ANY_HINT is not None and _ANY_HINT.search(low_all) is None:
         # no hint of the JSON, explicit or message passes: only the exception type can decide
-        return _Verdict(False, _exception_category(exc), None)
+        return _NO_HINT_VERDICT[_exception_category(exc)]
     json = _any_in(_JSON_HINTS, low_all) and (
         _JSON_PARSE.search(exc) is not None or _JSON_PARSE.search(text) is not None
     )
@@ -689,6 +689,10 @@ def _verdict(exc: str, text: str) -> _Verdict:
     if found is not None:
         return _Verdict(json, found, None)
     return _Verdict(json, None, _message_category(text, low_all))
+
+
+# the verdicts of a text without hints, made once (a NamedTuple costs ~1.5k instructions to make)
+_NO_HINT_VERDICT = {cat: _Verdict(False, cat, None) for cat in (None, *BUILTIN)}
 
 
 def _message_category(text: str, low_all: str | None) -> Category | None:
