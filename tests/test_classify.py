@@ -204,7 +204,8 @@ def test_hints_never_change_the_category(message: str) -> None:
 # words of the hints (whole, cut short, run together) and others, for texts near every hint
 _ALL_HINTS = sorted({h for _, m in classify_module._HINTS for h in m or ()})
 _WORDS = st.sampled_from(
-    [*_ALL_HINTS, *(h[:-1] for h in _ALL_HINTS if len(h) > 1), "tivubove", "ref=f5cae3bf",
+    [*_ALL_HINTS, *(h[:-1] for h in _ALL_HINTS if len(h) > 1), *(h[1:] for h in _ALL_HINTS),
+     *("x" + h for h in _ALL_HINTS[::2]), "tivubove", "ref=f5cae3bf",
      "JSON", "Limiting", "(AccessDenied)", "Time", "429", "50", "\u0130nvalid", "x", "-", ""]
 )  # fmt: skip
 _HINT_TEXT = st.lists(st.tuples(_WORDS, st.sampled_from(["", " ", "\n", "_", ": "]))).map(
@@ -212,14 +213,31 @@ _HINT_TEXT = st.lists(st.tuples(_WORDS, st.sampled_from(["", " ", "\n", "_", ": 
 )
 
 
-@settings(max_examples=300, deadline=None)
+def _occurs(literal: str, at_word_start: bool, low: str) -> bool:
+    """Whether `literal` is in `low` (after a non-word character or the start, if flagged)."""
+    start = low.find(literal)
+    while start >= 0 and at_word_start and start > 0 and re.match(r"\w", low[start - 1]):
+        start = low.find(literal, start + 1)
+    return start >= 0
+
+
+@settings(max_examples=500, deadline=None)
 @given(_HINT_TEXT)
 def test_one_search_finds_a_hint_exactly_where_one_is_in_the_text(text: str) -> None:
-    """The trie of every pre-check literal matches a text exactly when one of them is in it."""
+    """The anchored search matches a text exactly when one pre-check literal occurs in it (at a
+    word start for the branches that begin with \\b), whichever character it is anchored at."""
     low = text.lower()
-    literals = [*classify_module._JSON_HINTS, *classify_module._EXPLICIT_HINTS, *_ALL_HINTS]
     found = classify_module._ANY_HINT.search(low) is not None
-    assert found == any(literal in low for literal in literals)
+    literals = classify_module.hint_literals()
+    assert found == any(_occurs(lit, bounded, low) for lit, bounded in literals)
+
+
+def test_the_pre_check_literals_cover_every_pass() -> None:
+    """Each hint of the JSON, explicit and message passes is implied by a pre-check literal."""
+    literals = classify_module.hint_literals()
+    for hint in [*classify_module._JSON_HINTS, *classify_module._EXPLICIT_HINTS, *_ALL_HINTS]:
+        assert any(lit in hint for lit, _ in literals), hint
+    assert ("50", True) in literals and ("json", False) in literals
 
 
 @settings(max_examples=300, deadline=None)
@@ -233,14 +251,17 @@ def test_skipping_the_passes_when_no_hint_is_found_never_changes_the_category(
 ) -> None:
     """builtin_category with the one-search skip gives what the passes one by one give."""
     event = ev(message, exc=exc, logger=logger)
+    classify_module.clear_memo()  # the memo would answer the second call from the first
     with mock.patch.object(classify_module, "_ANY_HINT", None):
         expected = builtin_category(event)
+    classify_module.clear_memo()
     assert builtin_category(event) is expected
 
 
 def test_a_line_without_any_hint_skips_every_pass() -> None:
     """A flood's line holding no hint costs one search: no category regex is run on it."""
     event = ev("tivubove safaloze mudugate ref=f5cae3bf seq=1")
+    classify_module.clear_memo()
     with mock.patch.object(classify_module, "_may_match", side_effect=AssertionError("pass")):
         assert builtin_category(event).name == "internal_error"
     assert builtin_category(ev("tivubove", logger="postgres")).name == "database_error"
