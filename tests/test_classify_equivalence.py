@@ -320,6 +320,9 @@ def test_lowered_patterns_match_what_the_originals_match() -> None:
     """Every built-in pattern has a lower-cased twin, and it agrees on ASCII text."""
     assert all(rx is not None for pair in classify_module._LOWERED for rx in pair)
     assert classify_module.lowered(re.compile("Abc")) is None  # case-sensitive: left alone
+    for coded in (r"\x41bc", r"\u0041bc", r"\101bc", r"\0"):  # a character by its code
+        assert classify_module.lowered(re.compile(coded, re.IGNORECASE)) is None, coded
+    assert classify_module.lowered(re.compile(r"(a)b\1", re.IGNORECASE)) is not None
     twin = classify_module.lowered(re.compile(r"\bSQLSTATE|Time[ _-]?Out\b", re.IGNORECASE))
     assert twin is not None and twin.pattern == r"\bsqlstate|time[ _-]?out\b"
     for text in ("SqlState 08006", "TIME-OUT", "timeouts", "x_sqlstate"):
