@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from watcher.classify import Rule, classify
@@ -88,20 +89,49 @@ class _Cursors:
         return ready
 
 
+_STREAM = attrgetter("stream")
+_TEXT = attrgetter("text")
+_TRUNCATED = attrgetter("truncated")
+_UNSEEN = object()
+
+
+def solid_cursor(cursor: Any) -> Any:
+    """A line's cursor as it is stored. A tuple is a lazy one, (base, offset, line): the file
+    source shares one base among a batch's lines and only the cursors read become dicts."""
+    if type(cursor) is tuple:
+        base, offset, line = cursor
+        return base.at(offset, line)
+    return cursor
+
+
 def _first_numbers(lines: list[RawLine], hold: dict[str, int]) -> None:
+    """Each stream's first positive line number in `lines`, unless `hold` has one already."""
+    # the streams are collected in C; a batch has one stream from a file: one step or a few
+    wanted = set(map(_STREAM, lines)).difference(hold)
     for line in lines:
-        if line.stream not in hold and line.line_no > 0:
+        if not wanted:
+            return
+        if line.line_no > 0 and line.stream in wanted:
             hold[line.stream] = line.line_no
+            wanted.discard(line.stream)
 
 
 def _last_cursors(lines: list[RawLine]) -> dict[str, Any]:
     """The last cursor of each stream in `lines` (only the last one matters to a restart),
     stored under the cursor's own "key" when it names one (the file source keys its cursors
     by file identity, so a file keeps its cursor whatever stream it was last read under)."""
-    last = {line.stream: line.cursor for line in lines}
-    if None in last.values():  # a source without cursors (stdin, a command)
-        return {stream: cursor for stream, cursor in last.items() if cursor is not None}
-    return {_checkpoint_key(stream, cursor): cursor for stream, cursor in last.items()}
+    last: dict[str, Any] = dict.fromkeys(map(_STREAM, lines), _UNSEEN)  # in C, in order
+    missing = len(last)
+    for line in reversed(lines):  # a batch has one stream from a file: one step
+        if last[line.stream] is _UNSEEN:
+            last[line.stream] = line.cursor
+            missing -= 1
+            if not missing:
+                break
+    cursors = {stream: solid_cursor(cursor) for stream, cursor in last.items()}
+    if None in cursors.values():  # a source without cursors (stdin, a command)
+        return {stream: cursor for stream, cursor in cursors.items() if cursor is not None}
+    return {_checkpoint_key(stream, cursor): cursor for stream, cursor in cursors.items()}
 
 
 def _checkpoint_key(stream: str, cursor: Any) -> str:
@@ -139,6 +169,14 @@ class Keyed:
     def pending(self) -> list[tuple[LogEvent, Key]]:
         """The keyed events not yet counted (for GroupTable.unknown)."""
         return [(event, key) for event, _, key, _ in self.items[self.done :] if key is not None]
+
+
+def _scrub_surrogates(batch: list[RawLine]) -> None:
+    """Lone surrogates replaced: JSON-decoding sources (Loki, Railway, CloudWatch) can pass
+    "\\ud800", which no encoder downstream accepts."""
+    for line in batch:
+        if not line.text.isascii() and SURROGATE.search(line.text):
+            line.text = SURROGATE.sub("\ufffd", line.text)
 
 
 class Pipeline:
@@ -193,13 +231,10 @@ class Pipeline:
         """Parse, classify and key one batch (all lines from one source); `apply` counts it."""
         if not batch:
             return Keyed()
-        truncated = 0
-        for line in batch:  # one pass over the lines for both
-            if line.truncated:
-                truncated += 1
-            # JSON-decoding sources (Loki, Railway, CloudWatch) can pass "\ud800"
-            if not line.text.isascii() and SURROGATE.search(line.text):
-                line.text = SURROGATE.sub("\ufffd", line.text)
+        # the lines are looked at in C; a line is visited in Python only when it needs work
+        truncated = sum(map(_TRUNCATED, batch)) if any(map(_TRUNCATED, batch)) else 0
+        if not all(map(str.isascii, map(_TEXT, batch))):
+            _scrub_surrogates(batch)
         source = batch[0].source
         n = len(batch)
         stats = self.stats

@@ -7,7 +7,14 @@ import time
 from typing import Any
 
 from watcher.model import RawLine
-from watcher.sources.file_identity import HEAD_BYTES, Ident, cursor, head_tag, ident_key
+from watcher.sources.file_identity import (
+    HEAD_BYTES,
+    CursorBase,
+    Ident,
+    cursor,
+    head_tag,
+    ident_key,
+)
 from watcher.sources.lines import READ_CHUNK, Lines, LineSplitter
 
 # Counting lines before a read_from="end" start gives real line numbers; past this size the
@@ -45,6 +52,7 @@ class OpenFile:
         self.checked: tuple[int, int] | None = None  # (size, mtime) of the last rewrite check
         self.last_data = time.monotonic()
         self.seen_size = offset  # the largest size stat showed: bytes a truncate may take
+        self._cursor_base: CursorBase | None = None
         self._grow_head()
 
     def read(self, max_lines: int) -> Lines:
@@ -91,16 +99,17 @@ class OpenFile:
         return cursor(self.ident, self.key, offset, line, self.tag, stream)
 
     def to_raw(self, lines: Lines, source: str, stream: str) -> list[RawLine]:
-        """RawLines with this file's cursors; advances the line count."""
-        ident, key, first, tag = self.ident, self.key, self.line_no, self.tag
+        """RawLines with this file's (lazy) cursors; advances the line count."""
+        base = self._base(stream)
+        first = self.line_no
         if first is None:
             out = [
-                RawLine(t, source, stream, cursor(ident, key, e, 0, tag, stream), 0)
+                RawLine(t, source, stream, (base, e, 0), 0)
                 for t, e in zip(lines.texts, lines.ends, strict=True)
             ]
         else:
             out = [
-                RawLine(t, source, stream, cursor(ident, key, e, n, tag, stream), n)
+                RawLine(t, source, stream, (base, e, n), n)
                 for n, t, e in zip(
                     range(first + 1, first + 1 + len(lines)), lines.texts, lines.ends, strict=True
                 )
@@ -109,6 +118,14 @@ class OpenFile:
         for i in lines.truncated:
             out[i].truncated = True
         return out
+
+    def _base(self, stream: str) -> CursorBase:
+        """The shared part of the cursors of lines read now as `stream` (one object per batch
+        at most: the head tag grows with the first reads, a rotated file changes stream)."""
+        base = self._cursor_base
+        if base is None or base.head != self.tag or base.stream != stream:
+            base = self._cursor_base = CursorBase(self.ident, self.key, self.tag, stream)
+        return base
 
     def close(self) -> None:
         """Close the descriptor."""
