@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from itertools import repeat
 from typing import Any
 
 from watcher.model import RawLine
@@ -100,21 +101,15 @@ class OpenFile:
 
     def to_raw(self, lines: Lines, source: str, stream: str) -> list[RawLine]:
         """RawLines with this file's (lazy) cursors; advances the line count."""
-        base = self._base(stream)
-        first = self.line_no
-        if first is None:
-            out = [
-                RawLine(t, source, stream, (base, e, 0), 0)
-                for t, e in zip(lines.texts, lines.ends, strict=True)
-            ]
-        else:
-            out = [
-                RawLine(t, source, stream, (base, e, n), n)
-                for n, t, e in zip(
-                    range(first + 1, first + 1 + len(lines)), lines.texts, lines.ends, strict=True
-                )
-            ]
-            self.line_no = first + len(out)
+        first, count = self.line_no, len(lines)
+        # line numbers are unknown (0) when a start at the end did not count the lines before
+        numbers = [0] * count if first is None else range(first + 1, first + 1 + count)
+        # built by map and zip: the loop and the cursor tuples stay in C, RawLine's __init__
+        # is the only Python run per line
+        cursors = zip(repeat(self._base(stream), count), lines.ends, numbers, strict=True)
+        out = list(map(RawLine, lines.texts, repeat(source), repeat(stream), cursors, numbers))
+        if first is not None:
+            self.line_no = first + count
         for i in lines.truncated:
             out[i].truncated = True
         return out
