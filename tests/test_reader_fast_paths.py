@@ -15,7 +15,13 @@ from hypothesis import strategies as st
 from watcher.group.table import GroupTable
 from watcher.model import RawLine
 from watcher.parse.formats import SURROGATE
-from watcher.pipeline import Pipeline, _first_numbers, _last_cursors, solid_cursor
+from watcher.pipeline import (
+    Pipeline,
+    _first_numbers,
+    _last_cursors,
+    _look_over,
+    solid_cursor,
+)
 from watcher.sources.file_handle import OpenFile
 from watcher.sources.file_identity import ROTATED_SUFFIX, CursorBase, cursor, ident_of
 from watcher.sources.lines import Lines
@@ -127,12 +133,21 @@ raw_lines = st.lists(
 )
 
 
+def one_stream_of(lines: list[RawLine]) -> list[RawLine]:
+    """The same lines, all in the first one's stream (a file source's batch)."""
+    return [RawLine("x", "src", lines[0].stream, line.cursor, line.line_no) for line in lines]
+
+
 @given(raw_lines)
 def test_last_cursors_match_a_loop_over_every_line(lines: list[RawLine]) -> None:
     """The last cursor per stream, solid, under its key, in the streams' order of first
-    appearance: what a dict written once per line gives."""
-    got = _last_cursors(lines)
+    appearance: what a dict written once per line gives; a one-stream batch's from its last
+    line alone."""
+    got = _last_cursors(lines, False)
     assert list(got.items()) == list(reference_last_cursors(lines).items())
+    if lines:
+        same = one_stream_of(lines)
+        assert list(_last_cursors(same, True).items()) == list(reference_last_cursors(same).items())
 
 
 @given(raw_lines, st.dictionaries(st.sampled_from(["a", "b", "c"]), st.integers(1, 9)))
@@ -140,10 +155,11 @@ def test_first_numbers_match_a_loop_over_every_line(
     lines: list[RawLine], hold: dict[str, int]
 ) -> None:
     """Each stream not yet held gets its first positive line number, as a full loop gives."""
-    want = dict(hold)
-    reference_first_numbers(lines, want)
-    _first_numbers(lines, hold)
-    assert hold == want
+    for batch, one_stream in [(lines, False), (one_stream_of(lines) if lines else [], True)]:
+        want, got = dict(hold), dict(hold)
+        reference_first_numbers(batch, want)
+        _first_numbers(batch, got, one_stream)
+        assert got == want
 
 
 # --- Pipeline.take's look at every line ------------------------------------------------------
@@ -151,16 +167,23 @@ def test_first_numbers_match_a_loop_over_every_line(
 
 @given(
     st.lists(
-        st.tuples(st.text(alphabet="ab é\ud800\udfff", max_size=6), st.booleans()),
+        st.tuples(
+            st.text(alphabet="ab é\ud800\udfff", max_size=6),
+            st.booleans(),
+            st.sampled_from(["s", "s", "s", "t"]),
+        ),
         min_size=1,
         max_size=20,
     )
 )
-def test_take_counts_truncated_and_scrubs_like_a_loop(lines: list[tuple[str, bool]]) -> None:
-    """The truncated lines counted and the lone surrogates replaced, as a loop over every
-    line did."""
-    batch = [RawLine(t, "src", "s", None, i + 1, truncated=tr) for i, (t, tr) in enumerate(lines)]
+def test_take_looks_over_a_batch_like_a_loop(lines: list[tuple[str, bool, str]]) -> None:
+    """The truncated lines counted, lone surrogates replaced and "one stream" said only when
+    every line has the first one's stream."""
+    batch = [RawLine(t, "src", s, None, i + 1, truncated=tr) for i, (t, tr, s) in enumerate(lines)]
+    truncated, one_stream = _look_over(batch)
+    assert truncated == sum(tr for _, tr, _ in lines)
+    assert one_stream == (len({s for _, _, s in lines}) == 1)
+    assert [line.text for line in batch] == [SURROGATE.sub("\ufffd", t) for t, _, _ in lines]
     pipeline = Pipeline(GroupTable())
-    pipeline.take(batch)
-    assert pipeline.stats.truncated_lines == sum(tr for _, tr in lines)
-    assert [line.text for line in batch] == [SURROGATE.sub("\ufffd", t) for t, _ in lines]
+    pipeline.take([RawLine(t, "src", s, None, 1, truncated=tr) for t, tr, s in lines])
+    assert pipeline.stats.truncated_lines == truncated
