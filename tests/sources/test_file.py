@@ -19,6 +19,7 @@ from tests.sources.contract import (
     texts,
     wait_for,
 )
+from watcher.pipeline import solid_cursor
 from watcher.sources.base import Source, SourceContext
 from watcher.sources.file import FileSource, FileSourceConfig
 from watcher.sources.lines import MAX_BATCH, LineSplitter
@@ -62,7 +63,7 @@ async def test_read_from_end_skips_existing(tmp_path: Path) -> None:
     write(path, "new")
     assert await tail.wait(1) == ["new"]
     assert tail.lines[0].line_no == 3
-    assert tail.lines[0].cursor["offset"] == path.stat().st_size
+    assert solid_cursor(tail.lines[0].cursor)["offset"] == path.stat().st_size
     await tail.stop()
 
 
@@ -110,7 +111,9 @@ async def test_rename_rotation_drains_old_then_reads_new(tmp_path: Path) -> None
     assert await tail.wait(4) == ["a1", "a2", "b1", "b2"]
     assert [line.line_no for line in tail.lines] == [1, 2, 1, 2]
     assert {line.stream for line in tail.lines} == {str(path)}
-    assert tail.lines[1].cursor["inode"] != tail.lines[2].cursor["inode"]
+    assert (
+        solid_cursor(tail.lines[1].cursor)["inode"] != solid_cursor(tail.lines[2].cursor)["inode"]
+    )
     await tail.stop()
 
 
@@ -144,7 +147,7 @@ async def test_copytruncate_restarts_at_zero(tmp_path: Path) -> None:
     write(path, "after")
     assert await tail.wait(3) == ["before-1", "before-2", "after"]
     assert tail.lines[-1].line_no == 1
-    assert tail.lines[-1].cursor["offset"] == len("after\n")
+    assert solid_cursor(tail.lines[-1].cursor)["offset"] == len("after\n")
     await tail.stop()
 
 
@@ -248,7 +251,7 @@ async def test_window_reads_every_file_from_start(tmp_path: Path) -> None:
     assert texts(batches) == ["a1", "a2", "b1", "b-last"]
     lines = [line for batch in batches for line in batch]
     assert [line.line_no for line in lines] == [1, 2, 1, 2]
-    assert lines[-1].cursor["offset"] == (tmp_path / "b.log").stat().st_size
+    assert solid_cursor(lines[-1].cursor)["offset"] == (tmp_path / "b.log").stat().st_size
 
 
 async def test_window_batches_are_bounded(tmp_path: Path) -> None:
@@ -266,7 +269,7 @@ async def test_crlf_stripped(tmp_path: Path) -> None:
     path.write_bytes(b"one\r\ntwo\r\n")
     lines = [line for b in await collect(source(make_ctx(), path).window(None, None)) for line in b]
     assert [line.text for line in lines] == ["one", "two"]
-    assert lines[-1].cursor["offset"] == 10
+    assert solid_cursor(lines[-1].cursor)["offset"] == 10
 
 
 @pytest.mark.parametrize(

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import os
 import time
+from itertools import repeat
 from typing import Any
 
 from watcher.model import RawLine
-from watcher.sources.file_identity import HEAD_BYTES, Ident, cursor, head_tag, ident_key
+from watcher.sources.file_identity import (
+    HEAD_BYTES,
+    CursorBase,
+    Ident,
+    cursor,
+    head_tag,
+    ident_key,
+)
 from watcher.sources.lines import READ_CHUNK, Lines, LineSplitter
 
 # Counting lines before a read_from="end" start gives real line numbers; past this size the
@@ -45,6 +53,7 @@ class OpenFile:
         self.checked: tuple[int, int] | None = None  # (size, mtime) of the last rewrite check
         self.last_data = time.monotonic()
         self.seen_size = offset  # the largest size stat showed: bytes a truncate may take
+        self._cursor_base: CursorBase | None = None
         self._grow_head()
 
     def read(self, max_lines: int) -> Lines:
@@ -91,24 +100,27 @@ class OpenFile:
         return cursor(self.ident, self.key, offset, line, self.tag, stream)
 
     def to_raw(self, lines: Lines, source: str, stream: str) -> list[RawLine]:
-        """RawLines with this file's cursors; advances the line count."""
-        ident, key, first, tag = self.ident, self.key, self.line_no, self.tag
-        if first is None:
-            out = [
-                RawLine(t, source, stream, cursor(ident, key, e, 0, tag, stream), 0)
-                for t, e in zip(lines.texts, lines.ends, strict=True)
-            ]
-        else:
-            out = [
-                RawLine(t, source, stream, cursor(ident, key, e, n, tag, stream), n)
-                for n, t, e in zip(
-                    range(first + 1, first + 1 + len(lines)), lines.texts, lines.ends, strict=True
-                )
-            ]
-            self.line_no = first + len(out)
+        """RawLines with this file's (lazy) cursors; advances the line count."""
+        first, count = self.line_no, len(lines)
+        # line numbers are unknown (0) when a start at the end did not count the lines before
+        numbers = [0] * count if first is None else range(first + 1, first + 1 + count)
+        # built by map and zip: the loop and the cursor tuples stay in C, RawLine's __init__
+        # is the only Python run per line
+        cursors = zip(repeat(self._base(stream), count), lines.ends, numbers, strict=True)
+        out = list(map(RawLine, lines.texts, repeat(source), repeat(stream), cursors, numbers))
+        if first is not None:
+            self.line_no = first + count
         for i in lines.truncated:
             out[i].truncated = True
         return out
+
+    def _base(self, stream: str) -> CursorBase:
+        """The shared part of the cursors of lines read now as `stream` (one object per batch
+        at most: the head tag grows with the first reads, a rotated file changes stream)."""
+        base = self._cursor_base
+        if base is None or base.head != self.tag or base.stream != stream:
+            base = self._cursor_base = CursorBase(self.ident, self.key, self.tag, stream)
+        return base
 
     def close(self) -> None:
         """Close the descriptor."""
