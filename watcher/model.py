@@ -35,7 +35,10 @@ class RawLine:
     """One physical line as a source read it, before any parsing.
 
     `cursor` is opaque to everyone but the source that made it; the pipeline stores the cursor of
-    the last processed line so a restarted daemon resumes there. It must be JSON-serialisable.
+    the last processed line so a restarted daemon resumes there. It must be JSON-serialisable, or
+    a lazy tuple (base, offset, line) whose `base.at(offset, line)` makes that value: the file
+    source shares one base among a batch's lines, since only a few lines' cursors are ever stored
+    (`watcher.pipeline.solid_cursor` makes a cursor what is stored; no other source uses tuples).
     `stream` keys multi-line assembly: lines of one stream (a file, a pod, a log stream) are
     assembled together, never with another stream's.
     """
