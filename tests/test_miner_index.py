@@ -38,7 +38,10 @@ class ScanMiner(TemplateMiner):
         wild = (key[0], WILDCARD)
         for bucket_key in (key, wild) if key != wild else (key,):
             bucket = self._buckets.get(bucket_key)
-            clusters = list(bucket.clusters.values()) if bucket is not None else []
+            if isinstance(bucket, Cluster):  # a cluster alone in its bucket stands for it
+                clusters = [bucket]
+            else:
+                clusters = list(bucket.clusters.values()) if bucket is not None else []
             if len(clusters) > bucket_module.MAX_CANDIDATES:
                 clusters = clusters[::-1][: bucket_module.MAX_CANDIDATES]
             for cand in clusters:

@@ -133,8 +133,9 @@ class TemplateMiner:
         self.on_evict = on_evict
         # live clusters by id, least recently matched first
         self._live: OrderedDict[str, Cluster] = OrderedDict()
-        # per bucket its clusters in arrival order: O(1) eviction, stable scan order
-        self._buckets: dict[tuple[int, str], Bucket] = {}
+        # per bucket its clusters in arrival order: O(1) eviction, stable scan order; a bucket
+        # of one cluster is that cluster itself (see _add_live)
+        self._buckets: dict[tuple[int, str], Bucket | Cluster] = {}
         self._arrivals = 0
         self._aliases: dict[str, str] = {}
         self._by_message = _Cache()
@@ -149,10 +150,14 @@ class TemplateMiner:
 
     def add_member(self, message: str) -> Member:
         """Like `add`, but return the message's shape, whose `.cluster` follows later merges."""
-        member = _current(self._by_message.get(message))
+        member = self._by_message.get(message)
+        if member is not None and member.cluster.merged_into is not None:
+            member = _current(member)  # (a call only where a merge happened)
         if member is None or member.cluster.evicted:
             masked = self.joined_of(message)
-            member = _current(self._by_masked.get(masked))
+            member = self._by_masked.get(masked)
+            if member is not None and member.cluster.merged_into is not None:
+                member = _current(member)
             if member is None or member.cluster.evicted:
                 # == tokens_of(message): no token holds whitespace and none is empty
                 member = self._learn(masked.split(), masked)
@@ -205,7 +210,7 @@ class TemplateMiner:
         ):
             if bucket is None:
                 continue
-            for cand in bucket.candidates(tokens):
+            for cand in (bucket,) if type(bucket) is Cluster else bucket.candidates(tokens):
                 sim = _similarity(cand.tokens, tokens)
                 if sim > best_sim:
                     best, best_sim = cand, sim
@@ -224,7 +229,9 @@ class TemplateMiner:
             old = cluster.tokens
             cluster.tokens = generalise(old, tokens)
             cluster.template = " ".join(cluster.tokens)
-            self._buckets[_bucket_key(old)].retokened(cluster, old)
+            bucket = self._buckets[_bucket_key(old)]
+            if type(bucket) is Bucket:  # (a lone cluster has no index to update)
+                bucket.retokened(cluster, old)
         return _member_of(cluster, tuple(tokens))
 
     def _create(self, tokens: list[str], template: str | None = None) -> Cluster:
@@ -238,30 +245,46 @@ class TemplateMiner:
         return cluster
 
     def _make_room(self) -> None:
-        while len(self._live) >= self.max_clusters:
-            self._evict(next(iter(self._live.values())))
+        live = self._live
+        while len(live) >= self.max_clusters:
+            self._evict(live.popitem(last=False)[1])  # the least recently matched
 
     def _add_live(self, cluster: Cluster) -> None:
         self._live[cluster.id] = cluster
         tokens = cluster.tokens
         key = (len(tokens), tokens[0] if tokens else "")  # _bucket_key, inlined (per new line)
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            bucket = self._buckets[key] = Bucket(key[0], _need(key[0]))
         self._arrivals += 1
-        bucket.add(cluster, self._arrivals)
+        held = self._buckets.get(key)
+        if held is None:
+            # a cluster alone in its bucket stands for it: a flood's every line makes a bucket
+            # of its own (a new first word), and a Bucket made, filled and dropped per line was
+            # ~5 % of the miner's work on it
+            cluster.seq = self._arrivals
+            self._buckets[key] = cluster
+            return
+        if type(held) is Cluster:  # the second cluster of the bucket: now a Bucket of both
+            bucket = self._buckets[key] = Bucket(key[0], _need(key[0]))
+            bucket.add(held, held.seq)
+            held = bucket
+        held.add(cluster, self._arrivals)
 
     def _drop_live(self, cluster: Cluster) -> None:
         del self._live[cluster.id]
+        self._unbucket(cluster)
+
+    def _unbucket(self, cluster: Cluster) -> None:
         tokens = cluster.tokens
         key = (len(tokens), tokens[0] if tokens else "")
-        bucket = self._buckets[key]
-        bucket.remove(cluster)
-        if not bucket.clusters:
-            del self._buckets[key]
+        held = self._buckets[key]
+        if isinstance(held, Bucket):
+            held.remove(cluster)
+            if held.clusters:
+                return
+        del self._buckets[key]  # (a cluster alone in its bucket is this one)
 
     def _evict(self, cluster: Cluster) -> None:
-        self._drop_live(cluster)
+        """Forget `cluster`, which _make_room took out of `_live` already."""
+        self._unbucket(cluster)
         cluster.evicted = True
         if self.on_evict is not None:
             self.on_evict(cluster)
