@@ -187,9 +187,13 @@ class Activity:
     id: int = 0  # the store's sequence number (0 until stored)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class GroupUpdate:
-    """Emitted by the grouper for every error event: which group, and what changed."""
+    """Emitted by the grouper for every error event: which group, and what changed.
+
+    Not frozen, though nothing changes one: a frozen dataclass's __init__ sets each field
+    through object.__setattr__, ~7k instructions a flood event (it was unhashable either way:
+    its group is a mutable ErrorGroup)."""
 
     group: ErrorGroup
     event: LogEvent
