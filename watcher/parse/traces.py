@@ -10,22 +10,15 @@ them; this is what `LogEvent.top_frame` (which walks the list backwards) relies 
 from __future__ import annotations
 
 from watcher.parse.languages import FRAME_ORDER, HEADER_ONLY, START_FIRSTS, STARTS, Language
-from watcher.parse.languages.common import UNSEEN, Trace, frame, is_in_app, remember
+from watcher.parse.languages.common import Trace, frame, is_in_app, remembered
 
 __all__ = ["TRACE_KEYS", "Trace", "is_in_app", "parse_trace", "trace_from_fields"]
 
-# frame line -> the language whose frame it is, or None (common.remember): the first frame of
-# every trace asks, and up to four languages' regexes answer
-_FRAME_LANGUAGE: dict[str, Language | None] = {}
 
-
+@remembered  # the first frame of every trace asks, and up to four languages' regexes answer
 def _language_of_frame(line: str) -> Language | None:
     """The language of an indented (or column-0 "at …") frame line, or None."""
-    found = _FRAME_LANGUAGE.get(line, UNSEEN)
-    if found is UNSEEN:
-        found = _frame_language(line)
-        remember(_FRAME_LANGUAGE, line, found)
-    return found
+    return _frame_language(line)
 
 
 def _frame_language(line: str) -> Language | None:

@@ -160,13 +160,13 @@ def int_or_none(text: str | None) -> int | None:
 Header = tuple[str, str | None]
 
 
-def remembered(parse: Callable[[str], Header | None]) -> Callable[[str], Header | None]:
-    """`parse` of an exception header line, remembered per line (common.remember): every trace
-    of an error prints the same header, and reading it (two regexes, level_word) was a tenth of
-    parsing a Node stack carried in a JSON field."""
-    cache: dict[str, Header | None] = {}
+def remembered(parse: Callable[[str], _T]) -> Callable[[str], _T]:
+    """`parse` of a line, remembered per line (common.remember): every trace of an error prints
+    the same exception header and frames (reading a Node header, two regexes and level_word, was
+    a tenth of parsing a Node stack carried in a JSON field)."""
+    cache: dict[str, _T] = {}
 
-    def parse_remembered(line: str) -> Header | None:
+    def parse_remembered(line: str) -> _T:
         found = cache.get(line, UNSEEN)
         if found is UNSEEN:
             found = parse(line)
