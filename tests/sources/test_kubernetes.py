@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 import pytest
 import yaml
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from tests.fakes.kube_api import (  # noqa: F401  (fake_kube: the fixture)
     TOKEN,
@@ -21,6 +22,7 @@ from tests.sources.contract import RecordingLog, SourceContract, Tail, make_ctx,
 from watcher.configschema import SchemaError, build
 from watcher.sources.base import Source, SourceContext
 from watcher.sources.kubernetes.config import KubernetesSourceConfig
+from watcher.sources.kubernetes.podlog import PodLog, Position
 from watcher.sources.kubernetes.source import api_client
 
 EVER = 10**10  # a lookback (s) covering the fake's clock, which starts in 2023
@@ -71,6 +73,30 @@ class TestKubernetesContract(SourceContract):
             self.kube.add_pod("default", "web-1", {"app": "web"}, ["app"])
             self.kube.write("default", "web-1", "app", *(line.decode() for line in lines))
         return source_config(tmp_path, self.url).build(ctx)
+
+
+async def test_a_failed_log_request_is_no_line_of_the_log(
+    tmp_path: Path,
+    fake_kube: tuple[FakeKube, str],  # noqa: F811
+) -> None:
+    """A pod deleted between the watch and its log request answers 404 with a Status object: the
+    request fails (the follower logs it and backs off) and that body is no line of the pod's log.
+    It was read as one: the client does not look at the status of a raw answer."""
+    _, url = fake_kube
+    ctx = make_ctx()
+    source = source_config(tmp_path, url).build(ctx)
+    log = PodLog(source.name, "default/gone/app", Position(0), ctx.max_line_bytes)
+    async with await api_client(source.config) as api:
+        source._api = api
+        with pytest.raises(ApiException) as failed:
+            await source._read(log, ("default", "gone", "app"), follow=True)
+        assert failed.value.status == 404
+        lines = [
+            line
+            async for batch in source._window_stream(("default", "gone", "app"), None, None)
+            for line in batch
+        ]
+    assert source.queue.empty() and lines == [] and log.line_no == 0
 
 
 async def test_pods_come_and_go_each_container_its_stream(

@@ -55,6 +55,19 @@ async def api_client(config: KubernetesSourceConfig) -> kclient.ApiClient:
     )
 
 
+async def log_body(api: kclient.ApiClient, args: dict[str, Any]) -> Any:
+    """The raw answer of a log request, whose body is the log. An error status raises
+    ApiException: with `_preload_content=False` the client does not look at the status, and a pod
+    deleted between the watch and this request answers 404 with a Status object, which was read
+    as a line of its log."""
+    response = await api.call_api(**args)
+    response = response[0] if isinstance(response, tuple) else response
+    if response.status >= 400:
+        response.release()
+        raise ApiException(status=response.status, reason=response.reason)
+    return response
+
+
 async def json_body(response: Any) -> dict[str, Any]:
     """The JSON of a raw (`_preload_content=False`) answer. An error status raises ApiException,
     as the generated client does for parsed answers: a 401 Status body must not read as a list
@@ -239,9 +252,7 @@ class KubernetesSource:
 
     async def _read(self, log: PodLog, stream: StreamKey, *, follow: bool) -> None:
         assert self._api is not None
-        args = log.request(*stream, follow=follow)
-        response = await self._api.call_api(**args)
-        response = response[0] if isinstance(response, tuple) else response
+        response = await log_body(self._api, log.request(*stream, follow=follow))
         try:
             async for batch in log.read(response.content.iter_chunked(_CHUNK)):
                 self._count_truncated(log)
@@ -271,8 +282,16 @@ class KubernetesSource:
         position = Position(int(start * NS) if start else 0)
         log = PodLog(self.name, "/".join(stream), position, self.ctx.max_line_bytes)
         assert self._api is not None
-        response = await self._api.call_api(**log.request(*stream, follow=False))
-        response = response[0] if isinstance(response, tuple) else response
+        try:
+            response = await log_body(self._api, log.request(*stream, follow=False))
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            # listed as running, deleted before its log was asked for: it has nothing to add
+            self.ctx.log.info(
+                "Pod gone before its log was read.", source=self.name, stream=log.stream
+            )
+            return
         try:
             async for batch in log.read(response.content.iter_chunked(_CHUNK)):
                 kept = [line for line in batch if end is None or (line.timestamp or 0) <= end]
