@@ -6,13 +6,12 @@ import re
 
 from watcher.model import Frame
 from watcher.parse.languages.common import (
-    UNSEEN,
     Fixture,
     Language,
     Trace,
     int_or_none,
     is_in_app,
-    remember,
+    remembered,
 )
 
 # --- Go --------------------------------------------------------------------------------------
@@ -38,21 +37,16 @@ def _go_function(line: str) -> str:
 
 # what an indented line says (file, line, in_app; None: no file line) and the function an
 # unindented line names, remembered per line (common.remember): a service's stacks repeat them
-_FILES: dict[str, tuple[str, int | None, bool] | None] = {}
-_FUNCTIONS: dict[str, str] = {}
-
-
+@remembered
 def _file_of(line: str) -> tuple[str, int | None, bool] | None:
-    found = _FILES.get(line, UNSEEN)
-    if found is UNSEEN:
-        match = _GO_FILE.match(line)
-        if match is None:
-            found = None
-        else:
-            file = match.group(1)
-            found = (file, int_or_none(match.group(2)), is_in_app(file))
-        remember(_FILES, line, found)
-    return found
+    match = _GO_FILE.match(line)
+    if match is None:
+        return None
+    file = match.group(1)
+    return file, int_or_none(match.group(2)), is_in_app(file)
+
+
+_function_of = remembered(_go_function)
 
 
 def _parse_go(lines: list[str]) -> Trace:
@@ -71,11 +65,7 @@ def _parse_go(lines: list[str]) -> Trace:
             if found is not None:
                 frames.append(Frame(found[0], found[1], function, found[2]))
         elif line:
-            named = _FUNCTIONS.get(line)
-            if named is None:
-                named = _go_function(line)
-                remember(_FUNCTIONS, line, named)
-            function = named
+            function = _function_of(line)
     return Trace("go", exc_type, exc_msg, _go_panicking(frames))
 
 

@@ -6,7 +6,6 @@ import re
 
 from watcher.model import Frame
 from watcher.parse.languages.common import (
-    UNSEEN,
     Fixture,
     FrameFields,
     Language,
@@ -14,7 +13,6 @@ from watcher.parse.languages.common import (
     header_before,
     int_or_none,
     is_in_app,
-    remember,
     remembered,
 )
 from watcher.parse.levels import level_word
@@ -47,18 +45,11 @@ def _java_frame(qualified: str, location: str) -> FrameFields:
     return path, int_or_none(number), f"{simple}.{method}", is_in_app(path)
 
 
-# frame line -> its Frame's fields, or None when _JAVA_FRAME does not match it (common.remember)
-_FRAMES: dict[str, FrameFields | None] = {}
-
-
+@remembered  # per frame line (common.remember)
 def _frame_fields(line: str) -> FrameFields | None:
     """What `line` says as a frame, or None when it is none."""
-    found = _FRAMES.get(line, UNSEEN)
-    if found is UNSEEN:
-        match = _JAVA_FRAME.match(line)
-        found = None if match is None else _java_frame(match.group(1), match.group(2))
-        remember(_FRAMES, line, found)
-    return found
+    match = _JAVA_FRAME.match(line)
+    return None if match is None else _java_frame(match.group(1), match.group(2))
 
 
 def _is_exception_name(name: str) -> bool:

@@ -6,7 +6,6 @@ import re
 
 from watcher.model import Frame
 from watcher.parse.languages.common import (
-    UNSEEN,
     Fixture,
     FrameFields,
     Language,
@@ -14,7 +13,6 @@ from watcher.parse.languages.common import (
     header_before,
     int_or_none,
     is_in_app,
-    remember,
     remembered,
 )
 from watcher.parse.levels import level_word
@@ -62,23 +60,17 @@ def _node_frame(function: str | None, location: str) -> FrameFields | None:
     return file, int_or_none(match.group(2)), function, is_in_app(file)
 
 
-# line with "at " -> (whether _NODE_FRAME matches it, the fields of its Frame or None when it has
-# no file: "native", "index 0") (common.remember)
-_FRAMES: dict[str, tuple[bool, FrameFields | None]] = {}
 _NO_FRAME: tuple[bool, FrameFields | None] = (False, None)
 
 
+@remembered  # per line with "at " (common.remember)
 def _frame_fields(line: str) -> tuple[bool, FrameFields | None]:
-    """(whether `line` is a frame line, the fields of its Frame if it names a file)."""
-    found = _FRAMES.get(line, UNSEEN)
-    if found is UNSEEN:
-        match = _NODE_FRAME.match(line)
-        if match is None:
-            found = _NO_FRAME
-        else:
-            found = (True, _node_frame(match.group(1), match.group(2) or match.group(3)))
-        remember(_FRAMES, line, found)
-    return found
+    """(whether `line` is a frame line, the fields of its Frame if it names a file: None for
+    "native", "index 0")."""
+    match = _NODE_FRAME.match(line)
+    if match is None:
+        return _NO_FRAME
+    return True, _node_frame(match.group(1), match.group(2) or match.group(3))
 
 
 def _parse_node(lines: list[str]) -> Trace:

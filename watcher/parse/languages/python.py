@@ -6,14 +6,13 @@ import re
 
 from watcher.model import Frame
 from watcher.parse.languages.common import (
-    UNSEEN,
     Fixture,
     FrameFields,
     Language,
     Trace,
     int_or_none,
     is_in_app,
-    remember,
+    remembered,
 )
 
 # --- Python ----------------------------------------------------------------------------------
@@ -23,22 +22,14 @@ _PY_EXCEPTION = re.compile(r"([A-Za-z_][\w.]*)(?::\s?(.*))?$")
 _PY_TB = "Traceback (most recent call last)"
 
 
-# frame line -> its Frame's fields, or None when _PY_FRAME does not match it (common.remember)
-_FRAMES: dict[str, FrameFields | None] = {}
-
-
+@remembered  # per frame line (common.remember)
 def _frame_fields(line: str) -> FrameFields | None:
     """What `line` says as a frame (file, line, function, in_app), or None when it is none."""
-    found = _FRAMES.get(line, UNSEEN)
-    if found is UNSEEN:
-        match = _PY_FRAME.match(line)
-        if match is None:
-            found = None
-        else:
-            file, number, function = match.groups()
-            found = (file, int_or_none(number), (function or "").strip(), is_in_app(file))
-        remember(_FRAMES, line, found)
-    return found
+    match = _PY_FRAME.match(line)
+    if match is None:
+        return None
+    file, number, function = match.groups()
+    return file, int_or_none(number), (function or "").strip(), is_in_app(file)
 
 
 def _parse_python(lines: list[str], start: int = 0) -> Trace:
