@@ -12,9 +12,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import itertools
 import os
 import re
 import string
+from bisect import bisect_right
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
@@ -102,6 +104,17 @@ class _KeywordIndex:
             return sorted(self._always)
         return sorted(self._always.union(*(self._rules_for[k] for k in found)))
 
+    def keywords_in(self, text: str, lower: str) -> set[str]:
+        """The keywords `candidates` would confirm in text: none of the others can make a rule
+        run. Each distinct word is cut once (a batch of texts repeats most of its words)."""
+        words = set(text.encode("utf-8", "surrogatepass").translate(_WORD_VIEW).split())
+        present = lower.__contains__
+        found = set(filter(present, self._floating))
+        for part, table, pieces in self._tables:
+            for piece in pieces.intersection(map(part, words)):
+                found.update(filter(present, table[piece]))
+        return found
+
 
 @functools.cache
 def _default_rules() -> tuple[tuple[Rule, ...], tuple[re.Pattern[str], ...]]:
@@ -126,6 +139,10 @@ class Redactor:
         self._key = key if key is not None else os.urandom(32)
         self._key_rules = [(rule, rule.key) for rule in self._rules if rule.key is not None]
         self._multiline = frozenset(i for i, rule in enumerate(self._rules) if rule.multiline)
+        # redact_many's shortcut needs every rule to have a keyword, none holding its separator
+        self._batchable = not self._index._always and not any(
+            "\n" in k for rule in self._rules for k in rule.keywords
+        )
 
     @property
     def rules(self) -> tuple[Rule, ...]:
@@ -188,6 +205,36 @@ class Redactor:
             text = self._replace(text, found)
         return text
 
+    def redact_many(self, texts: Sequence[str]) -> list[str]:
+        """[redact(t) for t in texts], cheaper: the keywords any of the texts holds are found in
+        one pass over all of them (joined by newlines, which no keyword holds and no word
+        crosses), and only the texts holding one of those keywords are redacted one by one.
+        Every other text has no keyword `candidates` could confirm, so no rule would run on it
+        and redact() would return it as it is. A flood's store commit redacts a template and a
+        sample per new group: ~85 % of them hold no keyword, and the per-text keyword search was
+        most of a commit's Python work (~130k of its ~280k instructions per new group)."""
+        if not self._batchable or len(texts) < 2:
+            return [self.redact(text) for text in texts]
+        lowers = [text.lower() for text in texts]
+        blob = "\n".join(lowers)  # each text lowered alone: the same offsets as its own lower()
+        found = self._index.keywords_in("\n".join(texts), blob)
+        # a long text with newlines is searched line by line, its multi-line rules by plain
+        # substring (see findings): always the whole path
+        marked = {i for i, t in enumerate(texts) if len(t) > _WHOLE_TEXT_MAX and "\n" in t}
+        if found:
+            starts = list(itertools.accumulate((len(x) + 1 for x in lowers), initial=0))
+            last = len(texts) - 1
+            for keyword in found:
+                at = blob.find(keyword)
+                while at >= 0:
+                    i = bisect_right(starts, at) - 1
+                    marked.add(i)
+                    at = blob.find(keyword, starts[i + 1]) if i < last else -1
+        out = list(texts)
+        for i in marked:
+            out[i] = self.redact(texts[i])
+        return out
+
     def redact_obj(self, obj: Any) -> Any:
         """A copy of a JSON-like value (dict, list, tuple, str) with every string redacted.
 
@@ -244,6 +291,23 @@ def _merge(hits: list[tuple[int, int, int]], rules: Sequence[Rule]) -> list[Find
         else:
             merged.append([start, end, order])
     return [Finding(rules[order].id, (start, end)) for start, end, order in merged]
+
+
+class Redacting:
+    """The store's `redact`: text -> redacted text by whichever redactor `current` returns (a
+    reload replaces it), with `many` for a batch (Redactor.redact_many): a store that finds
+    `many` on its `redact` redacts a commit's texts at once."""
+
+    __slots__ = ("current",)
+
+    def __init__(self, current: Callable[[], Redactor]) -> None:
+        self.current = current
+
+    def __call__(self, text: str) -> str:
+        return self.current().redact(text)
+
+    def many(self, texts: Sequence[str]) -> list[str]:
+        return self.current().redact_many(texts)
 
 
 @functools.cache
