@@ -16,7 +16,6 @@ import itertools
 import os
 import re
 import string
-from bisect import bisect_right
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
@@ -104,16 +103,32 @@ class _KeywordIndex:
             return sorted(self._always)
         return sorted(self._always.union(*(self._rules_for[k] for k in found)))
 
-    def keywords_in(self, text: str, lower: str) -> set[str]:
-        """The keywords `candidates` would confirm in text: none of the others can make a rule
-        run. Each distinct word is cut once (a batch of texts repeats most of its words)."""
-        words = set(text.encode("utf-8", "surrogatepass").translate(_WORD_VIEW).split())
-        present = lower.__contains__
-        found = set(filter(present, self._floating))
+    def any_found(self, texts: Sequence[str]) -> list[bool]:
+        """For each text, whether `candidates` would confirm a keyword in it: when not, it
+        returns the rules without keywords only. The same test, cheaper on a batch: a word's
+        keywords (by its head and tail) are looked up once per distinct word of the batch (a
+        template and its sample share their words; a log's words repeat), each text's words
+        then map to them in C, and a floating keyword absent from every text is not looked for
+        in each."""
+        words = [t.encode("utf-8", "surrogatepass").translate(_WORD_VIEW).split() for t in texts]
+        distinct = list(set(itertools.chain.from_iterable(words)))
+        keywords_of: dict[bytes, set[str]] = {}
         for part, table, pieces in self._tables:
-            for piece in pieces.intersection(map(part, words)):
-                found.update(filter(present, table[piece]))
-        return found
+            for word in itertools.compress(distinct, map(pieces.__contains__, map(part, distinct))):
+                keywords_of.setdefault(word, set()).update(table[part(word)])
+        lowers = [t.lower() for t in texts]
+        blob = "\n".join(lowers)  # no keyword holds a newline (see Redactor._batchable)
+        floating = [k for k in self._floating if k in blob]
+        hit = frozenset(keywords_of)  # (a keys view & a set would copy the keys each time)
+        out = []
+        for own, lower in zip(words, lowers, strict=True):
+            present = lower.__contains__
+            # the words' hashes were computed for `distinct`: the intersection only looks up
+            found = any(map(present, floating)) or any(
+                any(map(present, keywords_of[word])) for word in hit.intersection(own)
+            )
+            out.append(found)
+        return out
 
 
 @functools.cache
@@ -206,33 +221,22 @@ class Redactor:
         return text
 
     def redact_many(self, texts: Sequence[str]) -> list[str]:
-        """[redact(t) for t in texts], cheaper: the keywords any of the texts holds are found in
-        one pass over all of them (joined by newlines, which no keyword holds and no word
-        crosses), and only the texts holding one of those keywords are redacted one by one.
-        Every other text has no keyword `candidates` could confirm, so no rule would run on it
-        and redact() would return it as it is. A flood's store commit redacts a template and a
-        sample per new group: ~85 % of them hold no keyword, and the per-text keyword search was
-        most of a commit's Python work (~130k of its ~280k instructions per new group)."""
+        """[redact(t) for t in texts], cheaper: a text in which `candidates` would confirm no
+        keyword has no rule to run (every rule has a keyword: _batchable), so redact() would
+        return it as it is; only the others are redacted one by one, and the keyword test is
+        made for the whole batch at once (_KeywordIndex.any_found). A flood's store commit
+        redacts a template and a sample per new group, ~90 % of them without a keyword: the
+        per-text keyword search was ~64k instructions a text, about half of a commit's Python
+        work."""
         if not self._batchable or len(texts) < 2:
             return [self.redact(text) for text in texts]
-        lowers = [text.lower() for text in texts]
-        blob = "\n".join(lowers)  # each text lowered alone: the same offsets as its own lower()
-        found = self._index.keywords_in("\n".join(texts), blob)
-        # a long text with newlines is searched line by line, its multi-line rules by plain
-        # substring (see findings): always the whole path
-        marked = {i for i, t in enumerate(texts) if len(t) > _WHOLE_TEXT_MAX and "\n" in t}
-        if found:
-            starts = list(itertools.accumulate((len(x) + 1 for x in lowers), initial=0))
-            last = len(texts) - 1
-            for keyword in found:
-                at = blob.find(keyword)
-                while at >= 0:
-                    i = bisect_right(starts, at) - 1
-                    marked.add(i)
-                    at = blob.find(keyword, starts[i + 1]) if i < last else -1
         out = list(texts)
-        for i in marked:
-            out[i] = self.redact(texts[i])
+        for i, found in enumerate(self._index.any_found(texts)):
+            text = texts[i]
+            # a long text with newlines is searched line by line, its multi-line rules by a
+            # plain substring test (see findings): always the whole path
+            if found or (len(text) > _WHOLE_TEXT_MAX and "\n" in text):
+                out[i] = self.redact(text)
         return out
 
     def redact_obj(self, obj: Any) -> Any:
