@@ -120,14 +120,15 @@ class _KeywordIndex:
         blob = "\n".join(lowers)  # no keyword holds a newline (see Redactor._batchable)
         floating = [k for k in self._floating if k in blob]
         hit = frozenset(keywords_of)  # (a keys view & a set would copy the keys each time)
+        union, keywords = set().union, keywords_of.__getitem__
         out = []
         for own, lower in zip(words, lowers, strict=True):
             present = lower.__contains__
             # the words' hashes were computed for `distinct`: the intersection only looks up
-            found = any(map(present, floating)) or any(
-                any(map(present, keywords_of[word])) for word in hit.intersection(own)
+            out.append(
+                any(map(present, floating))
+                or any(map(present, union(*map(keywords, hit.intersection(own)))))
             )
-            out.append(found)
         return out
 
 
