@@ -110,8 +110,8 @@ class Daemon:
         self.http_port: int | None = None
         self.started = asyncio.Event()
         self.redactor = build_redactor(config)  # replaced by a reload: use it through these
-        # a store commit's texts are redacted in one batch (Redacting.many): ~130k of a flood's
-        # ~280k Python instructions per new group went to redacting them one at a time
+        # a store commit's texts are redacted in one batch (Redacting.many): one at a time, a
+        # flood's template and sample were ~128k of a commit's ~283k instructions per new group
         self.redact: Any = Redacting(lambda: self.redactor)
         self.redact_obj: Any = lambda value: self.redactor.redact_obj(value)
         self.view: Any = None
