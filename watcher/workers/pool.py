@@ -201,12 +201,24 @@ class WorkerPool:
         if not shipment.errors:
             return keyed
         self._premasked.update(shipment.masked)
-        for packed, packed_cls in shipment.errors:
-            event, cls = unpack_event(packed), unpack_class(packed_cls)
-            if cls.ignored:  # shipped for the on_event hook only (`--emit events`)
-                keyed.items.append((event, cls, None, None))
-            else:
-                pipeline.key(event, cls, keyed)
+        append = keyed.items.append
+        if type(pipeline).key is Pipeline.key:
+            # Pipeline.key inlined (a call per event of a flood): the miner learns the message
+            key, clock = pipeline.table.key, pipeline.clock
+            for packed, packed_cls in shipment.errors:
+                event, cls = unpack_event(packed), unpack_class(packed_cls)
+                if cls.ignored:  # shipped for the on_event hook only (`--emit events`)
+                    append((event, cls, None, None))
+                else:
+                    at = clock() if clock else None  # (before the key, as Pipeline.key)
+                    append((event, cls, key(event), at))
+        else:
+            for packed, packed_cls in shipment.errors:
+                event, cls = unpack_event(packed), unpack_class(packed_cls)
+                if cls.ignored:
+                    append((event, cls, None, None))
+                else:
+                    pipeline.key(event, cls, keyed)
         self._premasked.clear()  # those the miner found in its own cache
         return keyed
 
