@@ -94,7 +94,10 @@ def run(shipments: Path, config: Path | None, profile: bool) -> None:
     from watcher.wiring import build_pipeline
     from watcher.workers.pool import WorkerPool
 
+    from watcher import cli
+
     config_obj = load_config(str(config) if config else None)
+    cli._tune_gc()  # the CLI's cyclic-GC thresholds, and start-up's objects frozen
     metrics = Metrics(process=False)
     pipeline = build_pipeline(config_obj, metrics)
     pool = WorkerPool(2, config_obj, follow=False, metrics=metrics)

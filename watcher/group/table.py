@@ -297,7 +297,11 @@ class GroupTable:
         live = self.live.get(gid)
         is_new = False
         if live is None:
-            found = self._find(gid, kind, event)
+            # (_find inlined for a template's group: a call per new group of a flood)
+            if kind == "trace":
+                found = self._find(gid, kind, event)
+            else:
+                found = self.recall(gid) if self.recall is not None else None
             if found is None and self.max_groups > 0:
                 # a group made for this event (a flood's every line): made counted (see _first)
                 return self._first(gid, kind, template, event, cls, t)
@@ -441,7 +445,27 @@ class GroupTable:
             samples, pending = [sample], [sample]
         else:
             samples, pending = [], []
-        group = self._group(gid, kind, template, event, cls, t, 1, {event.source: 1}, samples)
+        if template is None:  # (_group inlined: a call per new group)
+            template = trace_template(event)
+        frames = event.frames
+        top = event.top_frame if frames else None  # (a flood's lines have no trace)
+        group = ErrorGroup(
+            gid,
+            kind,
+            template,
+            cls.category,
+            cls.severity,
+            cls.fixable,
+            cls.suggested_fix,
+            event.exception_type,
+            Frame(top.file, top.line, top.function, top.in_app) if top else None,
+            list(frames[-10:]) if frames else [],
+            1,
+            t,
+            t,
+            {event.source: 1},
+            samples,
+        )
         if event.fields:
             _count_tags(group, event.fields)
         windows = Windows(self.spec)

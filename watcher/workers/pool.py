@@ -28,7 +28,7 @@ from watcher.config import Config
 from watcher.metrics import Metrics
 from watcher.pipeline import Keyed, Pipeline
 from watcher.sources.base import SourceConfig
-from watcher.workers import PORTABLE
+from watcher.workers import PORTABLE, wire
 from watcher.workers.child import COUNTERS, Setup
 from watcher.workers.launch import WorkerProcess
 from watcher.workers.wire import Shipment, unpack_class, unpack_event
@@ -205,8 +205,10 @@ class WorkerPool:
         if type(pipeline).key is Pipeline.key:
             # Pipeline.key inlined (a call per event of a flood): the miner learns the message
             key, clock = pipeline.table.key, pipeline.clock
+            classes = wire._CLASSES  # unpack_class's memo, looked up here first (a call less)
             for packed, packed_cls in shipment.errors:
-                event, cls = unpack_event(packed), unpack_class(packed_cls)
+                event = unpack_event(packed)
+                cls = classes.get(packed_cls) or unpack_class(packed_cls)
                 if cls.ignored:  # shipped for the on_event hook only (`--emit events`)
                     append((event, cls, None, None))
                 else:
