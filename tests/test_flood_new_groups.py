@@ -364,3 +364,41 @@ def test_the_pool_keys_a_shipment_as_pipeline_key_does(messages: list[str]) -> N
     own = KeyCounting(GroupTable(), metrics=Metrics(process=False))
     pool.apply(own, _shipment(messages))
     assert KeyCounting.keys == sum(not m.startswith("ignored") for m in messages)
+
+
+def test_the_ids_a_worker_ships_are_those_the_parent_would_make() -> None:
+    """A worker's Front ships the masked text and the cluster id of each message it saw first;
+    the parent's miner (through the pool's seams) keys every event as a pipeline that masks and
+    hashes for itself does, evictions and clusters made again included."""
+    from watcher.config import load_config
+    from watcher.model import RawLine
+    from watcher.wiring import build_pipeline
+    from watcher.workers.child import Front
+
+    def word(i: int) -> str:  # a word of letters per i: a cluster each (masking keeps it)
+        return "".join(chr(97 + (i // 26**k) % 26) for k in range(3))
+
+    lines = [f"2026-01-01T00:00:0{i % 10}Z ERROR {word(i)} failed ref={i:08x}" for i in range(60)]
+    lines += lines[:20]  # seen again: from the caches, or made again after their eviction
+    config = load_config(None)
+    front = build_pipeline(config, Metrics(process=False), kind=Front)
+    assert isinstance(front, Front)
+    parent = Pipeline(GroupTable(max_groups=5), metrics=Metrics(process=False))
+    pool = WorkerPool(1, config, follow=False, metrics=parent.metrics)
+    pool.install(parent)
+    plain = Pipeline(GroupTable(max_groups=5), metrics=Metrics(process=False))
+    got, want, shipped = [], [], 0
+    for start in range(0, len(lines), 16):
+        batch = [RawLine(text, "app", "app") for text in lines[start : start + 16]]
+        front.feed([dataclasses.replace(line) for line in batch])
+        shipment = Shipment(0, "app", errors=front.out, masked=front.masked, ids=front.ids)
+        front.out, front.masked, front.ids = [], {}, {}
+        assert set(shipment.ids) == set(shipment.masked.values())
+        shipped += len(shipment.ids)
+        got += [key for _, _, key, _ in pool.apply(parent, shipment).items]
+        want += [key for _, _, key, _ in plain.take(batch).items]
+    assert got == want and len(got) >= 60 and shipped == 60  # (the last record still open)
+    assert len({key[0] for key in got}) == 60
+    assert [(c.id, c.template) for c in parent.table.miner.clusters()] == [
+        (c.id, c.template) for c in plain.table.miner.clusters()
+    ]

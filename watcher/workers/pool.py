@@ -102,6 +102,7 @@ class WorkerPool:
         self._seq = itertools.count(1)
         self.on_note: Callable[[str, dict[str, Any]], None] | None = None
         self._premasked: dict[str, str] = {}
+        self._ids: dict[str, str] = {}  # masked text -> cluster id, from the shipment's worker
         self._queue: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
@@ -114,8 +115,8 @@ class WorkerPool:
         """Let the parent's miner use the text a worker masked (the same function's output:
         grouping is unchanged; a message without it is masked here as before)."""
         miner = pipeline.table.miner
-        mask, joined = type(miner).tokens_of, type(miner).joined_of
-        premasked = self._premasked
+        mask, joined, made = type(miner).tokens_of, type(miner).joined_of, type(miner).id_of
+        premasked, ids = self._premasked, self._ids
 
         def joined_of(message: str) -> str:
             masked = premasked.pop(message, None)
@@ -125,9 +126,14 @@ class WorkerPool:
             masked = premasked.pop(message, None)
             return mask(message) if masked is None else masked.split()
 
+        def id_of(template: str) -> str:
+            cid = ids.pop(template, None)
+            return made(template) if cid is None else cid
+
         with contextlib.suppress(AttributeError):  # a miner without the seams masks for itself
             miner.tokens_of = tokens_of  # type: ignore[method-assign]
             miner.joined_of = joined_of  # type: ignore[method-assign]
+            miner.id_of = id_of  # type: ignore[method-assign]
 
     # -- the engine's side ------------------------------------------------------------------
 
@@ -201,6 +207,7 @@ class WorkerPool:
         if not shipment.errors:
             return keyed
         self._premasked.update(shipment.masked)
+        self._ids.update(shipment.ids)
         append = keyed.items.append
         if type(pipeline).key is Pipeline.key:
             # Pipeline.key inlined (a call per event of a flood): the miner learns the message
@@ -222,6 +229,7 @@ class WorkerPool:
                 else:
                     pipeline.key(event, cls, keyed)
         self._premasked.clear()  # those the miner found in its own cache
+        self._ids.clear()  # (those of texts that made no new cluster)
         return keyed
 
     def reload(self, config: Config) -> None:
