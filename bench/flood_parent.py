@@ -78,6 +78,8 @@ def make(log: Path, out: Path, lines: int, parts: int, config: Path | None) -> i
                 shipment.events[source] = deltas["events"]
             shipment.errors, front.out = front.out, []
             shipment.masked, front.masked = front.masked, {}
+            if hasattr(front, "ids"):  # the ids of the texts masked (a tree before: none)
+                shipment.ids, front.ids = front.ids, {}
             out_part.append(pickle.dumps(shipment, protocol=pickle.HIGHEST_PROTOCOL))
         per_part.append(out_part)
     interleaved = [s for row in zip(*per_part, strict=False) for s in row]
