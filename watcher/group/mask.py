@@ -434,6 +434,11 @@ def _part_kind(part: str) -> str | None:
         return _classify(part)
     if "=" in part and _is_keyvalue(part):
         return _KEYVALUE  # before the shape: a value such as a hash makes shapes of its own
+    return _shape_kind(part)
+
+
+def _shape_kind(part: str) -> str | None:
+    """`_part_kind` of a part of at most SHAPE_CHARS that is not letters nor KEYVALUE."""
     key = _shape(part)
     kind = _part_kind_by_shape.get(key, _UNKNOWN)
     if kind is _UNKNOWN:
@@ -547,13 +552,31 @@ def _mask_tokens(message: str) -> list[str]:
         if token is None:
             if part.isalpha():  # a word not in the vocabulary: one fullmatch (see _part_kind)
                 if part.isascii():
-                    kind = None if _not_constant_word(part) else _CONSTANT
+                    if not _not_constant_word(part):
+                        # _remember inlined (a never-seen word of a flood's every line): ASCII
+                        # letters hold no "<*>", so the word is its own token
+                        if len(part) <= CONSTANT_CHARS:
+                            if len(_constants) >= CONSTANTS_LIMIT:
+                                _constants.clear()
+                            _constants[part] = part
+                        if start >= 0:
+                            _region_tokens(parts[start:i], simple, tokens)
+                            start = -1
+                        tokens.append(part)
+                        continue
+                    kind = None
                 else:
                     match = fullmatch(part)
                     constant = match is not None and match.lastgroup == "constant"
                     kind = _CONSTANT if constant else None
+            # CONSTANT, SIMPLE, KEYVALUE or neither: _part_kind of a part not letters, inlined
+            # up to the shape (a flood's every line has three KEYVALUE parts)
+            elif len(part) > SHAPE_CHARS:
+                kind = _classify(part)
+            elif "=" in part and _is_keyvalue(part):
+                kind = _KEYVALUE
             else:
-                kind = _part_kind(part)  # CONSTANT, SIMPLE, KEYVALUE or neither
+                kind = _shape_kind(part)
             if kind is not _CONSTANT:
                 if start < 0:
                     start, simple = i, True
@@ -569,17 +592,17 @@ def _mask_tokens(message: str) -> list[str]:
     return tokens
 
 
-def _kv_token(part: str) -> str:
-    """A KEYVALUE part's token: "key=<*>", or "<*>" when the key has no letter ("_=1"), as
-    is_variable would say (the key is letters and "_")."""
-    key = part[: part.index("=")]
-    return key + "=" + WILDCARD if key.strip("_") else WILDCARD
-
-
 def _region_tokens(parts: list[str], simple: bool, tokens: list[str]) -> None:
     if simple:  # SIMPLE parts mask to "<*>" (a variable-only token), KEYVALUE ones to "key=<*>"
-        # ("_=1" masks to "_=<*>", a variable-only token: "<*>")
-        tokens.extend([WILDCARD if "=" not in part else _kv_token(part) for part in parts])
+        # ("_=1" masks to "_=<*>", a variable-only token: "<*>"); _kv_token inlined (a flood's
+        # every line has three such parts)
+        append = tokens.append
+        for part in parts:
+            if "=" not in part:
+                append(WILDCARD)
+                continue
+            key = part[: part.index("=")]
+            append(key + "=" + WILDCARD if key.strip("_") else WILDCARD)
         return
     # (is_variable inlined for the common tokens: no "<*>" at all, or exactly "<*>")
     tokens.extend(

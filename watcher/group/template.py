@@ -107,12 +107,26 @@ def _similarity(template: list[str], tokens: list[str]) -> float:
     return _similarity_of(sum(map(eq, template, tokens)), len(template))
 
 
+try:
+    # CPython's own SHA-1, the same digest as hashlib's OpenSSL one for ~1.7k instructions less
+    # a call (OpenSSL 3 sets up and frees a context per hash: ~8.4k against ~6.7k for a
+    # template), and every new cluster (a flood's every line) makes an id
+    from _sha1 import sha1 as _sha1
+except ImportError:  # (a Python built without its own hashes)
+    _sha1 = hashlib.sha1
+
+
+def cluster_id(template: str) -> str:
+    """The id of a cluster whose first template is `template`, unless another live cluster or
+    alias has it (see _make_id)."""
+    return _sha1(template.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+
 def _make_id(template: str, live: typing.Container[str], aliases: typing.Container[str]) -> str:
-    digest = hashlib.sha1(template.encode("utf-8", "surrogatepass")).hexdigest()
-    cid, salt = digest[:12], 0
+    cid, salt = cluster_id(template), 0
     while cid in live or cid in aliases:  # another live cluster started from the same text
         salt += 1
-        cid = hashlib.sha1(f"{salt}\0{template}".encode("utf-8", "surrogatepass")).hexdigest()[:12]
+        cid = _sha1(f"{salt}\0{template}".encode("utf-8", "surrogatepass")).hexdigest()[:12]
     return cid
 
 
@@ -125,6 +139,10 @@ class TemplateMiner:
     # before costs no split and no join; the tokens are made (split) only for a text not seen
     tokens_of: typing.ClassVar[Callable[[str], list[str]]] = staticmethod(mask_tokens)
     joined_of: typing.ClassVar[Callable[[str], str]] = staticmethod(mask_joined)
+    # a new cluster's id before the check against live ids and aliases: `cluster_id` (a seam
+    # too: the workers hand over the ids of the texts they masked, hashed on their cores; SHA-1
+    # was ~5k of the parent's ~95k instructions per event of a flood)
+    id_of: typing.ClassVar[Callable[[str], str]] = staticmethod(cluster_id)
 
     def __init__(
         self, *, max_clusters: int = 10_000, on_evict: Callable[[Cluster], None] | None = None
@@ -150,19 +168,38 @@ class TemplateMiner:
 
     def add_member(self, message: str) -> Member:
         """Like `add`, but return the message's shape, whose `.cluster` follows later merges."""
-        member = self._by_message.get(message)
+        by_message = self._by_message
+        member = by_message.get(message)
         if member is not None and member.cluster.merged_into is not None:
             member = _current(member)  # (a call only where a merge happened)
         if member is None or member.cluster.evicted:
             masked = self.joined_of(message)
-            member = self._by_masked.get(masked)
+            by_masked = self._by_masked
+            member = by_masked.get(masked)
             if member is not None and member.cluster.merged_into is not None:
                 member = _current(member)
             if member is None or member.cluster.evicted:
                 # == tokens_of(message): no token holds whitespace and none is empty
-                member = self._learn(masked.split(), masked)
-                self._by_masked.remember(masked, member)
-            self._by_message.remember(message, member)
+                tokens = masked.split()
+                cluster = self._best(tokens)
+                if cluster is None:
+                    # a new cluster (a flood's every line): made counted, with its only shape,
+                    # and newest in _live already; the caches' remember inlined (per new line)
+                    member = self._create(tokens, masked)
+                    if len(by_masked) < CACHE_LIMIT and by_masked.chars < CACHE_CHARS:
+                        by_masked[masked] = member
+                        by_masked.chars += len(masked)
+                    else:
+                        by_masked.remember(masked, member)
+                    if len(by_message) < CACHE_LIMIT and by_message.chars < CACHE_CHARS:
+                        by_message[message] = member
+                        by_message.chars += len(message)
+                    else:
+                        by_message.remember(message, member)
+                    return member
+                member = self._join(cluster, tokens)
+                by_masked.remember(masked, member)
+            by_message.remember(message, member)
         member.count += 1
         cluster = member.cluster
         cluster.size += 1
@@ -216,15 +253,8 @@ class TemplateMiner:
                     best, best_sim = cand, sim
         return best if best_sim >= SIMILARITY else None
 
-    def _learn(self, tokens: list[str], masked: str | None = None) -> Member:
-        """`masked`: the tokens joined (the caller made it already), the template if new."""
-        cluster = self._best(tokens)
-        if cluster is None:
-            # a new cluster's only shape (a flood's every line): made here, not searched for
-            cluster = self._create(tokens, masked)
-            member = Member(tuple(tokens), cluster)
-            cluster.members.append(member)
-            return member
+    def _join(self, cluster: Cluster, tokens: list[str]) -> Member:
+        """The shape of `tokens` in `cluster` (the best, see _best), its template generalised."""
         if cluster.tokens != tokens:
             old = cluster.tokens
             cluster.tokens = generalise(old, tokens)
@@ -234,15 +264,23 @@ class TemplateMiner:
                 bucket.retokened(cluster, old)
         return _member_of(cluster, tuple(tokens))
 
-    def _create(self, tokens: list[str], template: str | None = None) -> Cluster:
-        if template is None:
-            template = " ".join(tokens)
-        live = self._live
-        cluster = Cluster(_make_id(template, live, self._aliases), template, 0, tokens)
+    def _create(self, tokens: list[str], template: str) -> Member:
+        """A new cluster of `tokens` (`template`: them joined), counted once, and its only
+        shape (counted once too)."""
+        live, aliases = self._live, self._aliases
+        cid = self.id_of(template)  # _make_id, without its call where the id is free
+        if cid in live or cid in aliases:
+            cid = _make_id(template, live, aliases)
+        cluster = Cluster(cid, template, 1, tokens)
+        member = Member(tuple(tokens), cluster, 1)
+        cluster.members.append(member)
         if len(live) >= self.max_clusters:
-            self._make_room()
+            # _make_room's one eviction at the cap (a flood's every line), without its loop
+            self._evict(live.popitem(last=False)[1])
+            if len(live) >= self.max_clusters:
+                self._make_room()
         self._add_live(cluster)
-        return cluster
+        return member
 
     def _make_room(self) -> None:
         live = self._live

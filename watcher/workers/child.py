@@ -29,7 +29,7 @@ import structlog
 
 from watcher.config import Config
 from watcher.group.table import has_app_frame, library_message
-from watcher.group.template import TemplateMiner
+from watcher.group.template import TemplateMiner, cluster_id
 from watcher.metrics import Metrics
 from watcher.model import LogEvent, RawLine
 from watcher.pipeline import Keyed, Pipeline
@@ -68,6 +68,7 @@ class Front(Pipeline):
         super().__init__(*args, **kwargs)
         self.out: list[Any] = []
         self.masked: dict[str, str] = {}
+        self.ids: dict[str, str] = {}
         self._sent: dict[str, None] = {}
         self.ship_ignored = False  # the parent prints every error event, ignored ones too
 
@@ -86,8 +87,10 @@ class Front(Pipeline):
                 if len(self._sent) >= SENT_LIMIT:
                     self._sent.clear()
                 self._sent[message] = None
-                # masking is most of the cost of a message never seen: done here, on this core
-                self.masked[message] = TemplateMiner.joined_of(message)
+                # masking is most of the cost of a message never seen: done here, on this core,
+                # and the id of a cluster it may start
+                masked = self.masked[message] = TemplateMiner.joined_of(message)
+                self.ids[masked] = cluster_id(masked)
         return None
 
 
@@ -227,6 +230,7 @@ class Worker:
             shipment.notes, self.notes = self.notes, {}
         shipment.errors, front.out = front.out, []
         shipment.masked, front.masked = front.masked, {}
+        shipment.ids, front.ids = front.ids, {}
         if mirror:
             shipment.metrics = self._mirrored()
         if deltas or shipment.cursors or shipment.notes or shipment.metrics:

@@ -28,7 +28,7 @@ from watcher.config import Config
 from watcher.metrics import Metrics
 from watcher.pipeline import Keyed, Pipeline
 from watcher.sources.base import SourceConfig
-from watcher.workers import PORTABLE
+from watcher.workers import PORTABLE, wire
 from watcher.workers.child import COUNTERS, Setup
 from watcher.workers.launch import WorkerProcess
 from watcher.workers.wire import Shipment, unpack_class, unpack_event
@@ -102,6 +102,7 @@ class WorkerPool:
         self._seq = itertools.count(1)
         self.on_note: Callable[[str, dict[str, Any]], None] | None = None
         self._premasked: dict[str, str] = {}
+        self._ids: dict[str, str] = {}  # masked text -> cluster id, from the shipment's worker
         self._queue: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
@@ -114,8 +115,8 @@ class WorkerPool:
         """Let the parent's miner use the text a worker masked (the same function's output:
         grouping is unchanged; a message without it is masked here as before)."""
         miner = pipeline.table.miner
-        mask, joined = type(miner).tokens_of, type(miner).joined_of
-        premasked = self._premasked
+        mask, joined, made = type(miner).tokens_of, type(miner).joined_of, type(miner).id_of
+        premasked, ids = self._premasked, self._ids
 
         def joined_of(message: str) -> str:
             masked = premasked.pop(message, None)
@@ -125,9 +126,14 @@ class WorkerPool:
             masked = premasked.pop(message, None)
             return mask(message) if masked is None else masked.split()
 
+        def id_of(template: str) -> str:
+            cid = ids.pop(template, None)
+            return made(template) if cid is None else cid
+
         with contextlib.suppress(AttributeError):  # a miner without the seams masks for itself
             miner.tokens_of = tokens_of  # type: ignore[method-assign]
             miner.joined_of = joined_of  # type: ignore[method-assign]
+            miner.id_of = id_of  # type: ignore[method-assign]
 
     # -- the engine's side ------------------------------------------------------------------
 
@@ -201,13 +207,29 @@ class WorkerPool:
         if not shipment.errors:
             return keyed
         self._premasked.update(shipment.masked)
-        for packed, packed_cls in shipment.errors:
-            event, cls = unpack_event(packed), unpack_class(packed_cls)
-            if cls.ignored:  # shipped for the on_event hook only (`--emit events`)
-                keyed.items.append((event, cls, None, None))
-            else:
-                pipeline.key(event, cls, keyed)
+        self._ids.update(shipment.ids)
+        append = keyed.items.append
+        if type(pipeline).key is Pipeline.key:
+            # Pipeline.key inlined (a call per event of a flood): the miner learns the message
+            key, clock = pipeline.table.key, pipeline.clock
+            classes = wire._CLASSES  # unpack_class's memo, looked up here first (a call less)
+            for packed, packed_cls in shipment.errors:
+                event = unpack_event(packed)
+                cls = classes.get(packed_cls) or unpack_class(packed_cls)
+                if cls.ignored:  # shipped for the on_event hook only (`--emit events`)
+                    append((event, cls, None, None))
+                else:
+                    at = clock() if clock else None  # (before the key, as Pipeline.key)
+                    append((event, cls, key(event), at))
+        else:
+            for packed, packed_cls in shipment.errors:
+                event, cls = unpack_event(packed), unpack_class(packed_cls)
+                if cls.ignored:
+                    append((event, cls, None, None))
+                else:
+                    pipeline.key(event, cls, keyed)
         self._premasked.clear()  # those the miner found in its own cache
+        self._ids.clear()  # (those of texts that made no new cluster)
         return keyed
 
     def reload(self, config: Config) -> None:

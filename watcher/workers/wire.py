@@ -45,6 +45,9 @@ class Shipment:
     # the masked text (tokens joined) of messages the worker saw first: the parent's miner keys
     # on it as it comes, without masking them (one string: no split here, no join there)
     masked: dict[str, str] = field(default_factory=dict)
+    # masked text -> the id a cluster first made of it gets (template.cluster_id): hashed here,
+    # on the worker's core, not in the parent (the same string: it pickles as a reference)
+    ids: dict[str, str] = field(default_factory=dict)
     # source metrics the worker's sources moved: (attribute, labels, counter delta or gauge)
     metrics: list[tuple[str, tuple[str, ...], float]] = field(default_factory=list)
 
