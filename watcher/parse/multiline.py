@@ -38,7 +38,14 @@ import time
 from collections.abc import Callable
 
 from watcher.model import LogEvent, RawLine
-from watcher.parse.formats import can_be_error, json_error_event, parse_line, unwrap_json
+from watcher.parse.formats import (
+    QUIET_WORDS,
+    can_be_error,
+    check_json,
+    json_error_event,
+    parse_line,
+    unwrap_json,
+)
 from watcher.parse.linekinds import (
     BODY,
     EXC,
@@ -69,6 +76,7 @@ from watcher.parse.records import (
     single_event,
 )
 from watcher.parse.timestamps import parse_timestamp
+from watcher.parse.traces import TRACE_KEYS
 
 
 def _after_timestamp(text: str) -> bool:
@@ -145,6 +153,9 @@ class Assembler:
         skipped = 0
         # a closed one-line OPEN record object (see the JSON branch), reused by the next OTHER line
         spare: Record | None = None
+        # the line check_json decoded (as `checked`) in this loop: a line of the "{" branch
+        checked: object = None
+        checked_line: RawLine | None = None
         for line in lines:
             text = line.text
             key = line.stream
@@ -173,7 +184,22 @@ class Assembler:
                     kind = line_kind(text)
             elif first == "{":
                 kind = JSON
-                wrapped = unwrap_json(text) if ('"message":' in text or '"log":' in text) else None
+                if errors_only and not line.fields:
+                    # the decode json_error_event needs, done first: a record without a top-level
+                    # "message" or "log" key is no wrapper (unwrap_json reads those), and two
+                    # searches of the text (~1,200 instructions a JSON line) are spared
+                    checked = check_json(text)
+                    checked_line = line
+                    wrapped = (
+                        unwrap_json(text)
+                        if (type(checked) is not dict or "message" in checked or "log" in checked)
+                        and ('"message":' in text or '"log":' in text)
+                        else None
+                    )
+                else:
+                    wrapped = (
+                        unwrap_json(text) if ('"message":' in text or '"log":' in text) else None
+                    )
                 if wrapped is not None:
                     text, key = self._unwrap(line, *wrapped)
                     kind = line_kind(text)
@@ -215,7 +241,26 @@ class Assembler:
                         self._single(head, record.head_kind, out, record.event)
                     spare = record
                 if errors_only:
-                    found = json_error_event(line)  # one decode at most, none for most records
+                    if checked_line is line:
+                        if type(checked) is dict:
+                            # json_error_event's first verdict, without its call: the usual
+                            # record states a quiet level under "level" (pino's 10-49 too)
+                            value = checked.get("level")
+                            value_type = type(value)
+                            if (
+                                (
+                                    value in QUIET_WORDS
+                                    if value_type is str
+                                    else value_type is int and 10 <= value < 50
+                                )
+                                and checked.keys().isdisjoint(TRACE_KEYS)
+                                and 'severity"' not in text
+                            ):
+                                skipped += 1
+                                continue
+                        found = json_error_event(line, checked)
+                    else:
+                        found = json_error_event(line)  # one decode at most
                     if found is None:
                         skipped += 1  # the usual JSON line: an INFO record, counted only
                         continue
