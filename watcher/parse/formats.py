@@ -549,7 +549,7 @@ def _stated_below_error(text: str) -> bool:
 # "2026-11-21 06:00:00,039 INFO …": where _stated_below_error finds the level after the time
 # (prefix() ends the time at the space or, if fromisoformat refuses it, just after it: either
 # way _after_timestamp moves to the level word, which _level_at reads as upper case + space)
-_QUIET_PLAIN_HEAD = re.compile(
+QUIET_PLAIN_HEAD = _QUIET_PLAIN_HEAD = re.compile(
     r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d{1,9})? (?:INFO|DEBUG|WARN|WARNING|NOTICE|TRACE) "
 )
 # "time=… level=info …": the first two logfmt pairs (no quote, so no quoted value hides them);
