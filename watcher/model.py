@@ -6,8 +6,8 @@ Everything here is plain data: no I/O, no asyncio.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 # Normalised level names, lowest first; parse maps every spelling onto these.
