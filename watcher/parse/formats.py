@@ -771,6 +771,8 @@ ERROR_FRAGMENTS = ("err", "eror", "sever", "crit", "fatal", "panic", "alert", "e
 _PLAIN_ALARMS = (*ERROR_FRAGMENTS, *_LEVELLESS_FRAGMENTS)
 # first characters of the layouts whose level is a letter or a number, not a word
 _CODED_FIRST = frozenset("<EFCA")
+# Ruby Logger severity letters below error (E, F, A are _CODED_FIRST: always parsed)
+_RUBY_QUIET_FIRST = frozenset("DIWU")
 _LEVEL_ORDER = (*_LEVEL_KEYS, "PRIORITY")  # the ranks _best_keys gives the level keys
 
 
@@ -831,6 +833,27 @@ def can_be_error(line: RawLine) -> bool:
         and text.find("level=", quiet.end()) < 0
     ):
         return False  # _logfmt_below_error(text): no later "level" key overrides it
+    elif first == "a":
+        # Heroku's router, "at=info method=GET …" (2 % of a mixed log's lines): _parse_logfmt
+        # reads two pairs at least and its level from "at" when no later pair is "at", "level",
+        # "lvl" or "severity" (a key containing one of those only makes this proof fail)
+        if (
+            text.startswith("at=info method=")
+            and text.find("at=", 3) < 0
+            and "level=" not in text
+            and "lvl=" not in text
+            and "severity=" not in text
+        ):
+            return False
+    elif text[1:3] == ", " and first in _RUBY_QUIET_FIRST:
+        # Ruby's Logger, "I, [time #pid]  INFO -- prog: msg" (2 % of a mixed log's lines): no
+        # level word at 0 (one letter, then ","), so _parse_plain's level is _special_prefix's,
+        # final whatever words follow
+        ruby = _RUBY_LOGGER.match(text)
+        if ruby is not None:
+            level = level_word(ruby.group(2)) or LETTER_LEVELS.get(first)
+            if level is not None and LEVEL_RANK[level] < ERROR_RANK:
+                return False
     low = text.lower()
     # any of _PLAIN_ALARMS (a test checks the list), written out: a loop over the tuple cost
     # ~2,000 instructions more per line that reaches it (an access line, 15 % of a mixed log)
