@@ -281,3 +281,14 @@ def test_quiet_proofs_at_their_edges() -> None:
         elif reference_can_be_error(line) is False:
             raise AssertionError(f"the new check lets through what the old proved: {text}")
     _same(list(QUIET_PROOF_EDGES))
+
+
+def test_a_wrapped_json_line_is_decoded_for_itself() -> None:
+    """A wrapper whose line is a CRI-prefixed JSON record: the record is what is checked, not
+    the wrapper decoded before it."""
+    inner = '2026-11-21T06:00:00.1Z stdout F {\\"level\\":\\"error\\",\\"msg\\":\\"boom\\"}'
+    wrapper = '{"log": "' + inner + '", "stream": "stdout"}'
+    quiet = '{"log": "' + inner.replace("error", "info") + '", "level": "info"}'
+    _same([wrapper, quiet, "2026-11-21 06:00:00,039 INFO x", wrapper])
+    events, _ = _assemble(Assembler, [wrapper])
+    assert len(events) == 1 and "boom" in events[0]

@@ -198,13 +198,16 @@ class Assembler:
                             checked = check_json(text)
                     else:
                         checked = check_json(text)
-                    checked_line = line
                     wrapped = (
                         unwrap_json(text)
                         if (type(checked) is not dict or "message" in checked or "log" in checked)
                         and ('"message":' in text or '"log":' in text)
                         else None
                     )
+                    if wrapped is None:
+                        # `checked` is this text's decode (a wrapper's inner line, once its
+                        # prefix is stripped, may be JSON too: decoded again below)
+                        checked_line = line
                 else:
                     wrapped = (
                         unwrap_json(text) if ('"message":' in text or '"log":' in text) else None
