@@ -14,7 +14,7 @@ from typing import Any
 from watcher.classify import Rule, classify
 from watcher.group.table import GroupTable, Key
 from watcher.metrics import Metrics
-from watcher.model import Classification, GroupUpdate, LogEvent, RawLine, Stats
+from watcher.model import Classification, GroupUpdate, LineBatch, LogEvent, RawLine, Stats
 from watcher.parse import is_fallback
 from watcher.parse.formats import SURROGATE
 from watcher.parse.multiline import Assembler
@@ -233,7 +233,10 @@ class Pipeline:
         """Parse, classify and key one batch (all lines from one source); `apply` counts it."""
         if not batch:
             return Keyed()
-        truncated, one_stream = _look_over(batch)
+        if type(batch) is LineBatch:  # the file source's: one stream, decoded, counted
+            truncated, one_stream = batch.truncated, True
+        else:
+            truncated, one_stream = _look_over(batch)
         source = batch[0].source
         n = len(batch)
         stats = self.stats

@@ -549,7 +549,7 @@ def _stated_below_error(text: str) -> bool:
 # "2026-11-21 06:00:00,039 INFO …": where _stated_below_error finds the level after the time
 # (prefix() ends the time at the space or, if fromisoformat refuses it, just after it: either
 # way _after_timestamp moves to the level word, which _level_at reads as upper case + space)
-_QUIET_PLAIN_HEAD = re.compile(
+QUIET_PLAIN_HEAD = _QUIET_PLAIN_HEAD = re.compile(
     r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d{1,9})? (?:INFO|DEBUG|WARN|WARNING|NOTICE|TRACE) "
 )
 # "time=… level=info …": the first two logfmt pairs (no quote, so no quoted value hides them);
@@ -771,6 +771,8 @@ ERROR_FRAGMENTS = ("err", "eror", "sever", "crit", "fatal", "panic", "alert", "e
 _PLAIN_ALARMS = (*ERROR_FRAGMENTS, *_LEVELLESS_FRAGMENTS)
 # first characters of the layouts whose level is a letter or a number, not a word
 _CODED_FIRST = frozenset("<EFCA")
+# Ruby Logger severity letters below error (E, F, A are _CODED_FIRST: always parsed)
+_RUBY_QUIET_FIRST = frozenset("DIWU")
 _LEVEL_ORDER = (*_LEVEL_KEYS, "PRIORITY")  # the ranks _best_keys gives the level keys
 
 
@@ -831,17 +833,55 @@ def can_be_error(line: RawLine) -> bool:
         and text.find("level=", quiet.end()) < 0
     ):
         return False  # _logfmt_below_error(text): no later "level" key overrides it
+    elif first == "a":
+        # Heroku's router, "at=info method=GET …" (2 % of a mixed log's lines): _parse_logfmt
+        # reads two pairs at least and its level from "at" when no later pair is "at", "level",
+        # "lvl" or "severity" (a key containing one of those only makes this proof fail)
+        if (
+            text.startswith("at=info method=")
+            and text.find("at=", 3) < 0
+            and "level=" not in text
+            and "lvl=" not in text
+            and "severity=" not in text
+        ):
+            return False
+    elif text[1:3] == ", " and first in _RUBY_QUIET_FIRST:
+        # Ruby's Logger, "I, [time #pid]  INFO -- prog: msg" (2 % of a mixed log's lines): no
+        # level word at 0 (one letter, then ","), so _parse_plain's level is _special_prefix's,
+        # final whatever words follow
+        ruby = _RUBY_LOGGER.match(text)
+        if ruby is not None:
+            level = level_word(ruby.group(2)) or LETTER_LEVELS.get(first)
+            if level is not None and LEVEL_RANK[level] < ERROR_RANK:
+                return False
     low = text.lower()
-    # a plain loop: any() with a generator costs more than the searches themselves
-    for fragment in _PLAIN_ALARMS:
-        if fragment in low:
-            # "2026-… INFO [api] order validated, no validation errors": a level below error
-            # where the parser reads it is final whatever words follow; a full parse of such a
-            # line cost ~10 µs, 8 % of the lines of bench/genlogs.py's mix (issue 15 parse)
-            if first.isdigit():
-                return not (_stated_below_error(text) or _quiet_access_line(text))
-            # "level=INFO msg=… errors_total=0": the logfmt level decides, as after a timestamp
-            return not (first.isalpha() and _LOGFMT_START.match(text) and _logfmt_below_error(text))
+    # any of _PLAIN_ALARMS (a test checks the list), written out: a loop over the tuple cost
+    # ~2,000 instructions more per line that reaches it (an access line, 15 % of a mixed log)
+    if (
+        "err" in low
+        or "eror" in low
+        or "sever" in low
+        or "crit" in low
+        or "fatal" in low
+        or "panic" in low
+        or "alert" in low
+        or "emerg" in low
+        or "fail" in low
+        or "exception" in low
+        or "exceeded" in low
+        or "refused" in low
+        or "reset by peer" in low
+        or "i/o timeout" in low
+        or "no such host" in low
+        or "broken pipe" in low
+    ):
+        # "2026-… INFO [api] order validated, no validation errors": a level below error
+        # where the parser reads it is final whatever words follow; a full parse of such a
+        # line cost ~10 µs, 8 % of the lines of bench/genlogs.py's mix (issue 15 parse)
+        if first.isdigit():
+            return not (_stated_below_error(text) or _quiet_access_line(text))
+        # "level=INFO msg=… errors_total=0": the logfmt level decides, as after a timestamp
+        return not (first.isalpha() and _LOGFMT_START.match(text) and _logfmt_below_error(text))
     if "warning" in low:  # a Kubernetes Warning event row, else a warning
         # what _K8S_WARNING_ROW needs: "Warning" and any whitespace (kubectl aligns its columns
         # with several spaces, but one is enough for the row to be read as an error)
@@ -852,13 +892,14 @@ def can_be_error(line: RawLine) -> bool:
 
 
 # level words normalize_level reads below error (pino's numbers 10-49 are checked as numbers)
-_QUIET_WORDS = frozenset(
+QUIET_WORDS = _QUIET_WORDS = frozenset(
     word for word in LEVEL_WORDS_FAST if LEVEL_RANK[normalize_level(word)] < ERROR_RANK
 )
 
 
-def json_error_event(line: RawLine) -> LogEvent | None:
+def json_error_event(line: RawLine, checked: Any = _UNDECODED) -> LogEvent | None:
     """parse_line(line) for a JSON line ("{…") that can_be_error lets through, else None.
+    `checked`: what check_json(line.text) gave, when the caller has decoded the line already.
 
     Without orjson the check and the parse share one decode (an error line used to be decoded
     twice); with it, orjson decodes for the check and the stdlib only the lines that pass. (A
@@ -868,7 +909,9 @@ def json_error_event(line: RawLine) -> LogEvent | None:
     decoded = _UNDECODED
     if not (line.fields and _fields_say_error(line.fields)):
         text = line.text
-        if _fast_loads is not None:  # _check_loads(text), without its call
+        if checked is not _UNDECODED:
+            pass
+        elif _fast_loads is not None:  # _check_loads(text), without its call
             try:
                 checked = _fast_loads(text)
             except ValueError:
@@ -918,6 +961,17 @@ def _decodes_alike(obj: dict[str, Any] | list[Any], depth: int = 0) -> bool:
         elif (kind is dict or kind is list) and not _decodes_alike(value, depth + 1):
             return False
     return True
+
+
+def check_json(text: str) -> Any:
+    """_check_loads(text) (orjson's decode when installed, else the stdlib's): the decode the
+    errors-only check reads; json_error_event takes it as `checked`."""
+    if _fast_loads is not None:
+        try:
+            return _fast_loads(text)
+        except ValueError:
+            pass
+    return _loads(text)
 
 
 def _fields_say_error(fields: dict[str, Any]) -> bool:

@@ -202,9 +202,10 @@ def indented_kind(text: str) -> int:
     """What a line that starts with white space is: blank, a frame, an indented log line…"""
     if text.isspace():
         return BLANK
-    if text[1:2].isspace() and _INDENTED_LOG.match(text):
-        return OTHER
     stripped = text.lstrip()
+    # _INDENTED_LOG's white space ends where its digit must follow: no digit, no match to try
+    if text[1:2].isspace() and stripped[:1].isdigit() and _INDENTED_LOG.match(text):
+        return OTHER
     if stripped.startswith('File "'):
         return FRAME
     if stripped[:1] == "[" and _BRACKET_ERROR.match(text):

@@ -7,7 +7,7 @@ import time
 from itertools import repeat
 from typing import Any
 
-from watcher.model import RawLine
+from watcher.model import LineBatch, RawLine
 from watcher.sources.file_identity import (
     HEAD_BYTES,
     CursorBase,
@@ -99,15 +99,18 @@ class OpenFile:
         offset, line = self.splitter.offset, self.line_no or 0
         return cursor(self.ident, self.key, offset, line, self.tag, stream)
 
-    def to_raw(self, lines: Lines, source: str, stream: str) -> list[RawLine]:
-        """RawLines with this file's (lazy) cursors; advances the line count."""
+    def to_raw(self, lines: Lines, source: str, stream: str) -> LineBatch:
+        """RawLines with this file's (lazy) cursors, all of `stream`; advances the line count."""
         first, count = self.line_no, len(lines)
         # line numbers are unknown (0) when a start at the end did not count the lines before
         numbers = [0] * count if first is None else range(first + 1, first + 1 + count)
         # built by map and zip: the loop and the cursor tuples stay in C, RawLine's __init__
         # is the only Python run per line
         cursors = zip(repeat(self._base(stream), count), lines.ends, numbers, strict=True)
-        out = list(map(RawLine, lines.texts, repeat(source), repeat(stream), cursors, numbers))
+        out = LineBatch(
+            map(RawLine, lines.texts, repeat(source), repeat(stream), cursors, numbers),
+            len(lines.truncated),
+        )
         if first is not None:
             self.line_no = first + count
         for i in lines.truncated:
