@@ -1,0 +1,104 @@
+"""classify's passes line by line (issue 15) decide what the passes over the whole text decide.
+
+`_verdict` searches each line of an event's text once and remembers what the line said; the
+verdict is then put together from the lines: JSON if any line is, the explicit answer of the
+first line that has one, the message category earliest in MESSAGE_ORDER that any line names.
+`_text_verdict` is the search of the whole text, as _verdict was before: both must agree on any
+text, with the line memo cold and warm, and `linewise` must refuse every pattern construct that
+could match or look at a line break (the built-ins would then fall back to the whole text).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from watcher import classify as classify_module
+from watcher.classify import BUILTIN, linewise
+
+from .test_classify_equivalence import _EXCEPTIONS, _TEXT, _WORDS, _corpus
+
+# lines that name different categories, explicit answers of both kinds, JSON errors: the order
+# in which they stand is what the line-by-line verdict must get right
+_NAMING = [
+    "limiting requests", "(AccessDenied)", "HTTP 429", "(ExpiredToken)", "in JSON at position 3",
+    "Unexpected token", "connection refused", "timed out", "redis", "deadlock", "invalid",
+    "nil pointer dereference", "permission denied", "openai", "upstream", "400", "quota exceeded",
+]  # fmt: skip
+_LINE = st.one_of(_TEXT, st.sampled_from(_NAMING), st.sampled_from(_WORDS))
+_LINES = st.lists(_LINE, max_size=7).map("\n".join)
+
+
+def _fresh(exc: str, text: str) -> classify_module._Verdict:
+    """_verdict with its memos cleared (what the lines say is searched again)."""
+    classify_module.clear_memo()
+    return classify_module._verdict(exc, text)
+
+
+def _whole(exc: str, text: str) -> classify_module._Verdict:
+    return classify_module._text_verdict(exc, text)
+
+
+@settings(max_examples=800, deadline=None)
+@given(_EXCEPTIONS, _LINES)
+def test_the_lines_decide_what_the_whole_text_decides(exc: str | None, text: str) -> None:
+    exc = exc or ""
+    assert _fresh(exc, text) == _whole(exc, text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_EXCEPTIONS, _LINES), min_size=2, max_size=6))
+def test_remembered_lines_decide_like_new_ones(pairs: list[tuple[str | None, str]]) -> None:
+    """The line memo warm from other texts (the texts' own verdict memo cleared)."""
+    classify_module.clear_memo()
+    for exc, text in pairs:
+        exc = exc or ""
+        classify_module._verdict.cache_clear()
+        assert classify_module._verdict(exc, text) == _whole(exc, text)
+        classify_module._verdict.cache_clear()
+        assert classify_module._verdict(exc, text[::-1]) == _whole(exc, text[::-1])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("aeiou rst\n\r\t4290:()-_\u0130\u017f\u212a"), max_size=80))
+def test_any_characters_and_line_breaks(text: str) -> None:
+    assert _fresh("", text) == _whole("", text)
+
+
+def test_the_corpus_texts_decide_alike() -> None:
+    """Every error event of the repository's logs, one by one and all in a row."""
+    pairs = [
+        (classify_module._exception_text(e), classify_module._event_text(e))
+        for e in _corpus()
+        if e.is_error
+    ]
+    assert sum("\n" in text for _, text in pairs) > 300
+    for exc, text in pairs:
+        assert _fresh(exc, text) == _whole(exc, text)
+    classify_module.clear_memo()
+    assert [classify_module._verdict(*p) for p in pairs] == [_whole(*p) for p in pairs]
+
+
+def test_the_built_in_patterns_are_searched_line_by_line() -> None:
+    assert classify_module._LINEWISE
+    assert all(linewise(c.message) for c in BUILTIN)
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        r"a\sb", r"a\Wb", r"a\Db", r"a[^x]b", r"^a", r"a$", r"\Aa", r"a\Z", r"(?<=a)b",
+        r"a(?=\n)", r"a(?!b)", r"(?s)a.b", r"(?m)^a", r"a\nb", "a\nb", r"a\x0ab", r"a[\t-\r]b",
+        r"a\Bb", r"a\012b", r"a\u000ab", r"(?x)a b",
+    ],
+)  # fmt: skip
+def test_a_pattern_that_can_see_a_line_break_is_searched_whole(pattern: str) -> None:
+    assert not linewise(re.compile(pattern, re.IGNORECASE))
+
+
+@pytest.mark.parametrize("pattern", [r"\bredis\b", r"model .{0,200} x", r"a[ _-]?b", r"\d+\S"])
+def test_patterns_without_line_breaks_are_searched_line_by_line(pattern: str) -> None:
+    assert linewise(re.compile(pattern, re.IGNORECASE))
