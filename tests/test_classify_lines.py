@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from watcher import classify as classify_module
 from watcher.classify import BUILTIN, linewise
+from watcher.model import Frame, LogEvent
 
 from .test_classify_equivalence import _EXCEPTIONS, _TEXT, _WORDS, _corpus
 
@@ -102,3 +103,42 @@ def test_a_pattern_that_can_see_a_line_break_is_searched_whole(pattern: str) -> 
 @pytest.mark.parametrize("pattern", [r"\bredis\b", r"model .{0,200} x", r"a[ _-]?b", r"\d+\S"])
 def test_patterns_without_line_breaks_are_searched_line_by_line(pattern: str) -> None:
     assert linewise(re.compile(pattern, re.IGNORECASE))
+
+
+# --- the client library of the frames, file by file ----------------------------------------------
+
+
+def _reference_client(event: LogEvent) -> str | None:
+    """_by_client_frames as it was: the needles searched in the joined, lower-cased paths."""
+    library = " ".join(f.file for f in event.frames if not f.in_app).lower()
+    for name, needles in classify_module.CLIENT_FRAMES:
+        for needle in needles:
+            if needle in library:
+                return name
+    return None
+
+
+_PATHS = st.sampled_from(
+    [
+        "/usr/lib/python3/site-packages/psycopg2/pool.py", "node_modules/ioredis/built/redis.js",
+        "/x/redis-py/client.py", "/gems/activerecord/lib/base.rb", "org/hibernate/jdbc/Work.java",
+        "/app/orders.py", "node_modules/axios/lib/core.js", "/srv/MySQL/Conn.cs", "HIKARI/x",
+        "/pkg/mod/github.com/jackc/pgx/conn.go", "/DALLI/", "", " ", "mem cache", "memcache",
+    ]
+)  # fmt: skip
+_CLIENT_FRAMES = st.lists(
+    st.builds(Frame, file=_PATHS, line=st.just(1), function=st.just("f"), in_app=st.booleans()),
+    max_size=6,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_CLIENT_FRAMES, min_size=1, max_size=4))
+def test_the_client_library_file_by_file_is_the_joined_paths(batches: list[list[Frame]]) -> None:
+    """Cold and warm (the files' memo filled by the other events): the same library."""
+    classify_module.clear_memo()
+    for _ in range(2):
+        for frames in batches:
+            event = LogEvent(message="x", level="error", frames=frames)
+            found = classify_module._by_client_frames(event)
+            assert (found.name if found else None) == _reference_client(event)
