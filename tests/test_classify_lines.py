@@ -142,3 +142,49 @@ def test_the_client_library_file_by_file_is_the_joined_paths(batches: list[list[
             event = LogEvent(message="x", level="error", frames=frames)
             found = classify_module._by_client_frames(event)
             assert (found.name if found else None) == _reference_client(event)
+
+
+# --- the lines of a multi-line report, remembered after its first line ---------------------------
+
+
+def _reference_report_lines(report: str) -> list[str]:
+    """_event_text's lines of a multi-line report as it took them, every time."""
+    return [
+        ln
+        for ln in report[:3000].splitlines()[1:24]
+        if not ln.lstrip().startswith(("at ", 'File "', "from ", "#")) and ".go:" not in ln
+    ]
+
+
+_REPORT_LINE = st.sampled_from(
+    [
+        "2026-11-21 06:00:01,746 ERROR [api] failed", "Traceback (most recent call last):",
+        '  File "/app/a.py", line 1, in f', "    at fn (/app/x.js:1:2)", "\tat com.x.Y.z(Y.java:1)",
+        "main.go:12 +0x1d", "#0 /srv/a.php(2): f()", "from /app/jobs.rb:18", "ValueError: bad",
+        "", " ", "code: 'ETIMEDOUT'", "x" * 700, "é", "a\u2028b", "a\x85b", "tab\there",
+        "\u00a0nbsp",
+    ]
+)  # fmt: skip
+_BREAK = st.sampled_from(["\n", "\r\n", "\r", "\x0b", "\x0c", "\x1c", "\u2029", "\n\n"])
+_REPORTS = st.lists(st.tuples(_REPORT_LINE, _BREAK), min_size=1, max_size=30).map(
+    lambda pairs: "".join(line + brk for line, brk in pairs)
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(_REPORTS, min_size=1, max_size=4), st.sampled_from(["", "head\n", "2026 x\r\n"]))
+def test_a_reports_lines_are_taken_alike_cold_and_warm(reports: list[str], head: str) -> None:
+    """Any line breaks, long reports, first lines that are alike or not (the memo's key is the
+    report after its first line)."""
+    classify_module.clear_memo()
+    for _ in range(2):
+        for report in reports:
+            for text in (report, head + report):
+                assert list(classify_module._report_lines(text)) == _reference_report_lines(text)
+
+
+def test_a_report_cut_at_3000_characters_is_cut_before_its_lines_are_taken() -> None:
+    classify_module.clear_memo()
+    report = "head\n" + "\n".join(f"{i} " + "y" * 700 for i in range(6))
+    for text in (report, report[:2990], "other head\n" + report[5:]):
+        assert list(classify_module._report_lines(text)) == _reference_report_lines(text)
