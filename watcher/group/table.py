@@ -445,27 +445,7 @@ class GroupTable:
             samples, pending = [sample], [sample]
         else:
             samples, pending = [], []
-        if template is None:  # (_group inlined: a call per new group)
-            template = trace_template(event)
-        frames = event.frames
-        top = event.top_frame if frames else None  # (a flood's lines have no trace)
-        group = ErrorGroup(
-            gid,
-            kind,
-            template,
-            cls.category,
-            cls.severity,
-            cls.fixable,
-            cls.suggested_fix,
-            event.exception_type,
-            Frame(top.file, top.line, top.function, top.in_app) if top else None,
-            list(frames[-10:]) if frames else [],
-            1,
-            t,
-            t,
-            {event.source: 1},
-            samples,
-        )
+        group = self._group(gid, kind, template, event, cls, t, 1, {event.source: 1}, samples)
         if event.fields:
             _count_tags(group, event.fields)
         windows = Windows(self.spec)
