@@ -30,7 +30,6 @@ from watcher.config import Config, ConfigError, load_config
 from watcher.daemon_view import DaemonView
 from watcher.engine import Engine
 from watcher.fdlimit import raise_fd_limit
-from watcher.fix.redact import Redacting
 from watcher.fleet import Fleet, InstanceTaken
 from watcher.fleet.board import FleetCollector
 from watcher.fleet.leader import NOT_LEADER, Leader, holder_id
@@ -110,9 +109,7 @@ class Daemon:
         self.http_port: int | None = None
         self.started = asyncio.Event()
         self.redactor = build_redactor(config)  # replaced by a reload: use it through these
-        # a store commit's texts are redacted in one batch (Redacting.many): one at a time, a
-        # flood's template and sample were ~128k of a commit's ~283k instructions per new group
-        self.redact: Any = Redacting(lambda: self.redactor)
+        self.redact: Any = lambda text: self.redactor.redact(text)
         self.redact_obj: Any = lambda value: self.redactor.redact_obj(value)
         self.view: Any = None
         self.fixer: Any = None

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import itertools
 import os
 import re
 import string
@@ -103,34 +102,6 @@ class _KeywordIndex:
             return sorted(self._always)
         return sorted(self._always.union(*(self._rules_for[k] for k in found)))
 
-    def any_found(self, texts: Sequence[str]) -> list[bool]:
-        """For each text, whether `candidates` would confirm a keyword in it: when not, it
-        returns the rules without keywords only. The same test, cheaper on a batch: a word's
-        keywords (by its head and tail) are looked up once per distinct word of the batch (a
-        template and its sample share their words; a log's words repeat), each text's words
-        then map to them in C, and a floating keyword absent from every text is not looked for
-        in each."""
-        words = [t.encode("utf-8", "surrogatepass").translate(_WORD_VIEW).split() for t in texts]
-        distinct = list(set(itertools.chain.from_iterable(words)))
-        keywords_of: dict[bytes, set[str]] = {}
-        for part, table, pieces in self._tables:
-            for word in itertools.compress(distinct, map(pieces.__contains__, map(part, distinct))):
-                keywords_of.setdefault(word, set()).update(table[part(word)])
-        lowers = [t.lower() for t in texts]
-        blob = "\n".join(lowers)  # no keyword holds a newline (see Redactor._batchable)
-        floating = [k for k in self._floating if k in blob]
-        hit = frozenset(keywords_of)  # (a keys view & a set would copy the keys each time)
-        union, keywords = set().union, keywords_of.__getitem__
-        out = []
-        for own, lower in zip(words, lowers, strict=True):
-            present = lower.__contains__
-            # the words' hashes were computed for `distinct`: the intersection only looks up
-            out.append(
-                any(map(present, floating))
-                or any(map(present, union(*map(keywords, hit.intersection(own)))))
-            )
-        return out
-
 
 @functools.cache
 def _default_rules() -> tuple[tuple[Rule, ...], tuple[re.Pattern[str], ...]]:
@@ -155,10 +126,6 @@ class Redactor:
         self._key = key if key is not None else os.urandom(32)
         self._key_rules = [(rule, rule.key) for rule in self._rules if rule.key is not None]
         self._multiline = frozenset(i for i, rule in enumerate(self._rules) if rule.multiline)
-        # redact_many's shortcut needs every rule to have a keyword, none holding its separator
-        self._batchable = not self._index._always and not any(
-            "\n" in k for rule in self._rules for k in rule.keywords
-        )
 
     @property
     def rules(self) -> tuple[Rule, ...]:
@@ -221,27 +188,6 @@ class Redactor:
             text = self._replace(text, found)
         return text
 
-    def redact_many(self, texts: Sequence[str]) -> list[str]:
-        """[redact(t) for t in texts], cheaper: a text in which `candidates` would confirm no
-        keyword has no rule to run (every rule has a keyword: _batchable), so redact() would
-        return it as it is; only the others are redacted one by one, and the keyword test is
-        made for the whole batch at once (_KeywordIndex.any_found). A flood's store commit
-        redacts a template and a sample per new group, ~93 % of them without a keyword:
-        redact() costs ~64k instructions a text there (callgrind), about half of a commit's
-        work, and this ~50k (the words are cut and hashed once: a template and its sample
-        share theirs). A search of the joined texts for each keyword cost ~38k but no less CPU
-        time (a scan of the whole batch per keyword is memory-bound: few instructions)."""
-        if not self._batchable or len(texts) < 2:
-            return [self.redact(text) for text in texts]
-        out = list(texts)
-        for i, found in enumerate(self._index.any_found(texts)):
-            text = texts[i]
-            # a long text with newlines is searched line by line, its multi-line rules by a
-            # plain substring test (see findings): always the whole path
-            if found or (len(text) > _WHOLE_TEXT_MAX and "\n" in text):
-                out[i] = self.redact(text)
-        return out
-
     def redact_obj(self, obj: Any) -> Any:
         """A copy of a JSON-like value (dict, list, tuple, str) with every string redacted.
 
@@ -298,23 +244,6 @@ def _merge(hits: list[tuple[int, int, int]], rules: Sequence[Rule]) -> list[Find
         else:
             merged.append([start, end, order])
     return [Finding(rules[order].id, (start, end)) for start, end, order in merged]
-
-
-class Redacting:
-    """The store's `redact`: text -> redacted text by whichever redactor `current` returns (a
-    reload replaces it), with `many` for a batch (Redactor.redact_many): a store that finds
-    `many` on its `redact` redacts a commit's texts at once."""
-
-    __slots__ = ("current",)
-
-    def __init__(self, current: Callable[[], Redactor]) -> None:
-        self.current = current
-
-    def __call__(self, text: str) -> str:
-        return self.current().redact(text)
-
-    def many(self, texts: Sequence[str]) -> list[str]:
-        return self.current().redact_many(texts)
 
 
 @functools.cache

@@ -130,8 +130,6 @@ class Store(InstanceRows):
         self.salvaged: dict[str, int] = {}  # rows copied from it, per table
         self.damaged: str | None = None  # the last integrity check failed: why
         self._lock = threading.Lock()
-        # the commit under way's texts, redacted at once (see _redact_batch); else self.redact
-        self._redacted: Callable[[str], str] | None = None
         self._conn = self._open_or_fallback() if fallback_to_memory else self._open()
 
     def _open_or_fallback(self) -> sqlite3.Connection:
@@ -274,7 +272,7 @@ class Store(InstanceRows):
     def _group_params(self, group: ErrorGroup, added: bool) -> tuple[Any, ...]:
         """A group's upsert parameters; an added one carries what it counted since the store
         last saw it (ErrorGroup.flushed)."""
-        params = group_params(group, self._redacted or self.redact)
+        params = group_params(group, self.redact)
         if not added:
             return params
         return (*params[:_COUNT], group.count - group.flushed, *params[_COUNT + 1 :])
@@ -300,7 +298,7 @@ class Store(InstanceRows):
         """Every group's new samples in one statement, then the groups holding more than
         samples_per_group trimmed to their newest: a flood of new groups made an insert and a
         trim per group (~12 us of a new group's ~28 us of writing), for nothing to trim."""
-        redact = self._redacted or self.redact
+        redact = self.redact
         rows = [
             (group_id, s.timestamp, s.source, redact(s.text), s.line)
             for group_id, items in samples.items()
@@ -352,42 +350,6 @@ class Store(InstanceRows):
         encoded = {key: dumps(value) for key, value in (state or {}).items()}
         now = time.time()
         fences = fences or {}
-        groups = list(groups)
-        self._redacted = self._redact_batch(groups, samples or {})
-        try:
-            self._commit(groups, samples, cursors, encoded, now, fingerprints, activity, fences,
-                         blind)  # fmt: skip
-        finally:
-            self._redacted = None
-
-    def _redact_batch(
-        self, groups: list[ErrorGroup], samples: Mapping[str, list[Sample]]
-    ) -> Callable[[str], str] | None:
-        """What a commit's rows redact through: its templates, tag values and sample texts
-        redacted in one batch when `redact` can (`redact.many`, see Redactor.redact_many),
-        else None (self.redact, one text at a time)."""
-        many = getattr(self.redact, "many", None)
-        if many is None:
-            return None
-        texts = [g.template for g in groups]
-        texts += [k for g in groups for values in g.tags.values() for k in values]
-        texts += [s.text for items in samples.values() for s in items]
-        done = dict(zip(texts, many(texts), strict=True))
-        redact = self.redact
-        return lambda text: done[text] if text in done else redact(text)
-
-    def _commit(
-        self,
-        groups: list[ErrorGroup],
-        samples: dict[str, list[Sample]] | None,
-        cursors: dict[str, dict[str, Any]] | None,
-        encoded: dict[str, str],
-        now: float,
-        fingerprints: Iterable[tuple[str, str, int]],
-        activity: Iterable[Activity],
-        fences: Mapping[str, Fence],
-        blind: Collection[str],
-    ) -> None:
         with self._write() as conn:
             for fence in fences.values():  # first: the lease rows stay locked until COMMIT
                 leases.check_fence(conn, self._clock(conn), fence)
