@@ -435,13 +435,9 @@ class GroupTable:
         one source, its sample, one window event). A flood of unique errors opens a group per
         event; setting each field again after making it, and the calls, were a few % of the
         parent's ~120k instructions per event."""
-        version = FINGERPRINT_VERSION if kind == "trace" else TEMPLATE_VERSION  # (inlined)
-        self.new_fingerprints.append((gid, gid, version))
+        self.new_fingerprints.append((gid, gid, fingerprint_version(kind)))
         if self.samples_per_group > 0:
-            text = event.text or event.message  # _sample, inlined
-            if len(text) > SAMPLE_BYTES:
-                text = text[:SAMPLE_BYTES] + "\n… [truncated]"
-            sample = Sample(event.timestamp or 0.0, event.source, text, event.first_line)
+            sample = _sample(event)
             samples, pending = [sample], [sample]
         else:
             samples, pending = [], []
