@@ -337,7 +337,8 @@ def flood(args: argparse.Namespace, tmp: Path) -> None:
             # rate that counts here is per wall second: the point is to use every core)
             sharded = _with_workers(data, args.workers, tmp)
             contenders.append(Contender(f"w={args.workers}", sharded))
-            if args.base:
+            if args.base and (args.base / "watcher" / "workers").is_dir():
+                # (a base from before `[watcher] workers` runs in one process only)
                 env = {"PYTHONPATH": str(args.base)}
                 contenders.append(Contender(f"base w={args.workers}", sharded, env))
         rounds(contenders, data, args.rounds)

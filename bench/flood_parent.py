@@ -91,14 +91,14 @@ def make(log: Path, out: Path, lines: int, parts: int, config: Path | None) -> i
 
 def run(shipments: Path, config: Path | None, profile: bool) -> None:
     """The parent's work on the pickled shipments (see the module's docstring)."""
-    from watcher import cli
+    from watcher import gctune
     from watcher.config import load_config
     from watcher.metrics import Metrics
     from watcher.wiring import build_pipeline
     from watcher.workers.pool import WorkerPool
 
     config_obj = load_config(str(config) if config else None)
-    cli._tune_gc()  # the CLI's cyclic-GC thresholds, and start-up's objects frozen
+    gctune.tune()  # the CLI's cyclic-GC thresholds, and start-up's objects frozen
     metrics = Metrics(process=False)
     pipeline = build_pipeline(config_obj, metrics)
     pool = WorkerPool(2, config_obj, follow=False, metrics=metrics)

@@ -28,6 +28,7 @@ from typing import Any
 import structlog
 
 from watcher.config import Config
+from watcher.gctune import tune as tune_gc
 from watcher.group.table import has_app_frame, library_message
 from watcher.group.template import TemplateMiner, cluster_id
 from watcher.metrics import Metrics
@@ -315,4 +316,7 @@ def main(conn: Any, setup: Setup) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _configure_logs(setup.config)
+    # a new interpreter (launch.py), so the CLI's GC settings are not inherited: without them
+    # a worker ran a gen-0 collection every 700 allocations, several per event
+    tune_gc()
     asyncio.run(Worker(conn, setup).run())
