@@ -45,7 +45,7 @@ from watcher.store import MEMORY, StateStore, open_configured
 from watcher.store.lock import StateLock, StateLocked
 from watcher.wiring import build_engine, build_pipeline, build_redactor, rules_from, seconds
 
-VIEW_REFRESH = 5.0  # seconds between re-reads of stored groups/fixes for the API
+RATES_SAVED = 5.0  # seconds between saves of the API's error rate history (when it changed)
 # config sections a SIGHUP applies to the running daemon; any other change needs a restart
 RELOADABLE = ("classify", "redact", "sources")
 
@@ -367,7 +367,7 @@ class Daemon:
             listen=config.http.listen if config.http.enabled else None,
         )
         summary = asyncio.create_task(self._summaries(), name="summaries")
-        refresher = asyncio.create_task(self._refresh_view(), name="view")
+        refresher = asyncio.create_task(self._save_rates(), name="rates")
         checker = asyncio.create_task(
             self._integrity_checks(seconds(config.watcher.integrity_check_interval)),
             name="integrity",
@@ -535,14 +535,15 @@ class Daemon:
             fleet=self.fleet.snapshot if self.fleet is not None else None,
         )
 
-    async def _refresh_view(self) -> None:
+    async def _save_rates(self) -> None:
+        """The rate history to the store on a clock; the view's caches are read on demand
+        (DaemonView.current), not here."""
         while True:
             try:
-                await self.view.refresh()
                 await self.view.save_rates()
             except Exception as exc:  # a locked or failing store must not stop the daemon
-                log.warning("Could not refresh the API view from the store.", error=str(exc))
-            await asyncio.sleep(VIEW_REFRESH)
+                log.warning("Could not save the error rate history.", error=str(exc))
+            await asyncio.sleep(RATES_SAVED)
 
     def _alerter(self) -> Any:
         """The alerter when `[alerts]` names destinations or webhooks (run mode only)."""

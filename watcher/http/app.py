@@ -50,6 +50,7 @@ class AppState:
 
 
 APP_STATE = web.AppKey("watcher_state", AppState)
+API_PREFIX = "/error-monitor/"  # the JSON API's routes: those that read the view
 
 
 async def live(_request: web.Request) -> web.Response:
@@ -92,11 +93,11 @@ def make_app(
     the POST rate limit and the body cap. `redact_obj` is applied to every JSON body.
     """
     security = security or SecurityConfig()
-    app = web.Application(
-        client_max_size=security.max_body_bytes,
-        middlewares=[error_middleware(redact_obj), guard_middleware(security)],
-    )
     state.view = view if view is not None else state.view
+    middlewares = [error_middleware(redact_obj), guard_middleware(security)]
+    if state.view is not None:
+        middlewares.append(current_middleware(state.view))  # after the guard: see there
+    app = web.Application(client_max_size=security.max_body_bytes, middlewares=middlewares)
     state.redact = redact_obj
     app[APP_STATE] = state
     app.on_response_prepare.append(security_headers)
@@ -113,6 +114,19 @@ def make_app(
         add_openapi_route(app)
         add_dashboard(app)
     return app
+
+
+def current_middleware(view: WatcherView) -> Any:
+    """The view brought up to date (WatcherView.current) before each API request: after the
+    access guard, so a request refused there costs the store nothing."""
+
+    @web.middleware
+    async def current(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path.startswith(API_PREFIX):
+            await view.current()
+        return await handler(request)
+
+    return current
 
 
 def split_listen(listen: str) -> tuple[str, int]:

@@ -26,6 +26,12 @@ class WatcherView(Protocol):
 
     monitoring_enabled: bool
 
+    async def current(self) -> None:
+        """Bring what the read methods answer from up to date, if it is older than the view
+        allows. Awaited before each API request (after its access check), so a view may read
+        its store on demand rather than on a clock."""
+        ...
+
     def groups(self, *, since: float | None = None) -> list[ErrorGroup]:
         """Live groups (window_counts/trend filled) merged with stored ones; `since` filters on
         last_seen (epoch seconds)."""
@@ -110,6 +116,9 @@ class InMemoryView:
     _ids: itertools.count[int] = field(
         default_factory=lambda: itertools.count(1), init=False, repr=False
     )
+
+    async def current(self) -> None:
+        return None  # plain lists: always current
 
     def groups(self, *, since: float | None = None) -> list[ErrorGroup]:
         return [g for g in self.group_list if since is None or g.last_seen >= since]
