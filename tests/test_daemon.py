@@ -187,9 +187,9 @@ async def test_daemon_posts_threshold_alerts(tmp_path: Path, webhook_receiver) -
     assert await asyncio.wait_for(task, 15) == 0
 
 
-async def test_daemon_serves_the_api_over_live_groups(tmp_path: Path) -> None:
-    """The JSON API of a running daemon lists the live groups, rates and sources; POSTs need
-    a token; the dashboard page is served."""
+async def fed_daemon(tmp_path: Path) -> tuple[Daemon, asyncio.Task[int], int]:
+    """A running daemon following an empty file, then the file given ERRORS once the source
+    is up: (daemon, its task, its HTTP port)."""
     log = tmp_path / "app.log"
     log.write_text("")
     daemon = Daemon(load_config(write_config(tmp_path, log)))
@@ -200,6 +200,13 @@ async def test_daemon_serves_the_api_over_live_groups(tmp_path: Path) -> None:
     await until(lambda: _source_up(daemon, "app"))
     with log.open("a") as fh:
         fh.write(ERRORS)
+    return daemon, task, port
+
+
+async def test_daemon_serves_the_api_over_live_groups(tmp_path: Path) -> None:
+    """The JSON API of a running daemon lists the live groups, rates and sources; POSTs need
+    a token; the dashboard page is served."""
+    daemon, task, port = await fed_daemon(tmp_path)
 
     async def four_patterns() -> bool:
         status, body = await get(port, "/error-monitor/errors/patterns")

@@ -12,8 +12,7 @@ import pytest
 import structlog
 from aiohttp.test_utils import TestClient, TestServer
 
-from watcher.config import Config, load_config
-from watcher.daemon import Daemon
+from watcher.config import Config
 from watcher.daemon_view import MAX_AGE, DaemonView
 from watcher.http.app import AppState, make_app
 from watcher.http.security import SecurityConfig
@@ -23,7 +22,7 @@ from watcher.model import RawLine
 from watcher.store.store import Store
 from watcher.wiring import build_engine, build_pipeline
 
-from .test_daemon import ERRORS, _source_up, get, metric, until, write_config
+from .test_daemon import fed_daemon, get, metric, until
 
 
 class Ticks:
@@ -160,16 +159,7 @@ async def test_a_running_daemon_reads_its_store_for_the_api_only_when_asked(
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(Store, "list_groups", counted)
-    log = tmp_path / "app.log"
-    log.write_text("")
-    daemon = Daemon(load_config(write_config(tmp_path, log)))
-    task = asyncio.create_task(daemon.run())
-    await asyncio.wait_for(daemon.started.wait(), 10)
-    port = daemon.http_port
-    assert port
-    await until(lambda: _source_up(daemon, "app"))
-    with log.open("a") as fh:
-        fh.write(ERRORS)
+    daemon, task, port = await fed_daemon(tmp_path)
 
     async def counted_all() -> bool:
         return metric((await get(port, "/metrics"))[1], "watcher_errors_total") >= 7
