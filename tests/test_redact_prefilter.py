@@ -4,6 +4,8 @@ are the same as without it, on every text."""
 
 from __future__ import annotations
 
+import copy
+import pickle
 from pathlib import Path
 
 import pytest
@@ -95,6 +97,14 @@ def test_every_keyword_is_found_wherever_it_is(redactor: Redactor) -> None:
     for keyword in _keywords(redactor):
         for text in (keyword, f"a{keyword}b", f"é\ud800{keyword}\n"):
             assert anywhere.Match(text.lower().encode("utf-8", "surrogatepass")), keyword
+
+
+def test_a_redactor_still_pickles_and_copies(redactor: Redactor) -> None:
+    """As before the prefilter (an RE2 set does not pickle): the copy has its own prefilter."""
+    text = "login failed password=Tr0ub4dor&3xyz for bob@example.com"
+    for copied in (pickle.loads(pickle.dumps(redactor)), copy.deepcopy(redactor)):
+        assert copied._index._anywhere is not None
+        assert copied.redact(text) == redactor.redact(text) != text
 
 
 def test_no_keywords_no_prefilter() -> None:

@@ -367,7 +367,7 @@ class Daemon:
             listen=config.http.listen if config.http.enabled else None,
         )
         summary = asyncio.create_task(self._summaries(), name="summaries")
-        refresher = asyncio.create_task(self._save_rates(), name="rates")
+        rates_saver = asyncio.create_task(self._save_rates(), name="rates")
         checker = asyncio.create_task(
             self._integrity_checks(seconds(config.watcher.integrity_check_interval)),
             name="integrity",
@@ -385,7 +385,7 @@ class Daemon:
             alerts_stop.set()
             if alerts is not None:
                 await alerts
-            for task in (summary, refresher, pinger, fix_task, checker, beats):
+            for task in (summary, rates_saver, pinger, fix_task, checker, beats):
                 if task is None:
                     continue
                 task.cancel()

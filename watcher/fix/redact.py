@@ -91,6 +91,14 @@ class _KeywordIndex:
         self._floating = tuple(sorted(floating))
         self._always = frozenset(i for i, rule in enumerate(rules) if not rule.keywords)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # an RE2 set cannot be pickled (nor deep-copied): made again from the keywords
+        return {**self.__dict__, "_anywhere": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._anywhere = _any_of(self._rules_for)
+
     def candidates(self, text: str, lower: str) -> list[int]:
         """Indexes of the rules to run on text (lower: text.lower()), in rule order."""
         anywhere = self._anywhere
