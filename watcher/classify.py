@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
+from watcher.memo import remember
 from watcher.model import LEVEL_RANK, SEVERITIES, SEVERITY_RANK, Classification, LogEvent
 from watcher.parse.traces import TRACE_KEYS
 
@@ -493,9 +494,7 @@ def _report_lines(report: str) -> Sequence[str]:
         found = _REPORT_LINES.get(rest)
         if found is None:
             found = tuple(_without_frames(rest.splitlines()[:23]))
-            if len(_REPORT_LINES) >= _REPORT_LINES_CAP:
-                _REPORT_LINES.clear()
-            _REPORT_LINES[rest] = found
+            remember(_REPORT_LINES, rest, found, _REPORT_LINES_CAP, 3000)
         return found
     return _without_frames(report[:3000].splitlines()[1:24])
 
@@ -708,10 +707,7 @@ def _verdict(exc: str, text: str) -> _Verdict:
         entry = memo.get(line)
         if entry is None:
             entry = _line_passes(line)
-            if len(line) <= _LONGEST_LINE:
-                if len(memo) >= _LINES_CAP:
-                    memo.clear()
-                memo[line] = entry
+            remember(memo, line, entry, _LINES_CAP, _LONGEST_LINE)
         if entry is _QUIET:
             continue
         hinted.append(entry)
@@ -903,10 +899,7 @@ def _by_client_frames(event: LogEvent) -> Category | None:
         found = memo.get(file)
         if found is None:
             found = _client_of_file(file)
-            if len(file) <= _LONGEST_LINE:
-                if len(memo) >= _LINES_CAP:
-                    memo.clear()
-                memo[file] = found
+            remember(memo, file, found, _LINES_CAP, _LONGEST_LINE)
         if found < best:
             best = found
     return _CLIENT_CATEGORIES[best]

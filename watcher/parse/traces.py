@@ -9,6 +9,7 @@ them; this is what `LogEvent.top_frame` (which walks the list backwards) relies 
 
 from __future__ import annotations
 
+from watcher.memo import remember
 from watcher.model import Frame
 from watcher.parse.languages import FRAME_ORDER, HEADER_ONLY, START_FIRSTS, STARTS, Language
 from watcher.parse.languages.common import UNSEEN, Trace, frame, is_in_app, remembered
@@ -126,11 +127,7 @@ def _stack_string(value: object) -> Trace | None:
         found = _STACKS.get(value, UNSEEN)
         if found is UNSEEN:
             found = parse_trace(value.splitlines())
-            if len(value) > _LONGEST_STACK:
-                return found
-            if len(_STACKS) >= _STACKS_CAP:
-                _STACKS.clear()
-            _STACKS[value] = found
+            remember(_STACKS, value, found, _STACKS_CAP, _LONGEST_STACK)
         return None if found is None else _copy(found)
     return None
 

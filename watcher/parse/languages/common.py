@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from watcher.memo import remember
 from watcher.model import Frame
 
 if TYPE_CHECKING:
@@ -144,14 +145,6 @@ _T = TypeVar("_T")
 UNSEEN: Any = object()  # cache.get(line, UNSEEN): a line not parsed yet (None is a result)
 
 
-def remember(cache: dict[str, _T], line: str, found: _T) -> None:
-    """Keep what `line` parsed to (bounded: cleared when full, long lines never kept)."""
-    if len(line) <= _LONGEST_KEPT:
-        if len(cache) >= LINE_CACHE_CAP:
-            cache.clear()
-        cache[line] = found
-
-
 def int_or_none(text: str | None) -> int | None:
     # "B.java:12a", "²": a location is free text in some traces; only decimal digits are a line
     return int(text) if text and len(text) < 10 and text.isdecimal() else None
@@ -161,7 +154,7 @@ Header = tuple[str, str | None]
 
 
 def remembered(parse: Callable[[str], _T]) -> Callable[[str], _T]:
-    """`parse` of a line, remembered per line (common.remember): every trace of an error prints
+    """`parse` of a line, remembered per line (memo.remember): every trace of an error prints
     the same exception header and frames (reading a Node header, two regexes and level_word, was
     a tenth of parsing a Node stack carried in a JSON field)."""
     cache: dict[str, _T] = {}
@@ -170,7 +163,7 @@ def remembered(parse: Callable[[str], _T]) -> Callable[[str], _T]:
         found = cache.get(line, UNSEEN)
         if found is UNSEEN:
             found = parse(line)
-            remember(cache, line, found)
+            remember(cache, line, found, LINE_CACHE_CAP, _LONGEST_KEPT)
         return found
 
     return parse_remembered

@@ -36,7 +36,7 @@ def _go_function(line: str) -> str:
 
 
 # what an indented line says (file, line, in_app; None: no file line) and the function an
-# unindented line names, remembered per line (common.remember): a service's stacks repeat them
+# unindented line names, remembered per line (memo.remember): a service's stacks repeat them
 @remembered
 def _file_of(line: str) -> tuple[str, int | None, bool] | None:
     match = _GO_FILE.match(line)

@@ -45,7 +45,7 @@ def _java_frame(qualified: str, location: str) -> FrameFields:
     return path, int_or_none(number), f"{simple}.{method}", is_in_app(path)
 
 
-@remembered  # per frame line (common.remember)
+@remembered  # per frame line (memo.remember)
 def _frame_fields(line: str) -> FrameFields | None:
     """What `line` says as a frame, or None when it is none."""
     match = _JAVA_FRAME.match(line)

@@ -63,7 +63,7 @@ def _node_frame(function: str | None, location: str) -> FrameFields | None:
 _NO_FRAME: tuple[bool, FrameFields | None] = (False, None)
 
 
-@remembered  # per line with "at " (common.remember)
+@remembered  # per line with "at " (memo.remember)
 def _frame_fields(line: str) -> tuple[bool, FrameFields | None]:
     """(whether `line` is a frame line, the fields of its Frame if it names a file: None for
     "native", "index 0")."""

@@ -22,7 +22,7 @@ _PY_EXCEPTION = re.compile(r"([A-Za-z_][\w.]*)(?::\s?(.*))?$")
 _PY_TB = "Traceback (most recent call last)"
 
 
-@remembered  # per frame line (common.remember)
+@remembered  # per frame line (memo.remember)
 def _frame_fields(line: str) -> FrameFields | None:
     """What `line` says as a frame (file, line, function, in_app), or None when it is none."""
     match = _PY_FRAME.match(line)
