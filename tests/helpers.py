@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import json
 import os
 import shutil
@@ -12,6 +14,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -19,6 +22,20 @@ import pytest
 from watcher.model import RawLine
 
 DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@functools.cache
+def load_genlogs() -> ModuleType:
+    """bench/genlogs.py, the mixed-log generator. bench/ is scripts, not a package: the file is
+    loaded by path, registered first so dataclasses can resolve the module while the class
+    bodies run."""
+    spec = importlib.util.spec_from_file_location("genlogs", ROOT / "bench" / "genlogs.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["genlogs"] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def raw_lines(text: str, *, source: str = "app", stream: str = "s") -> list[RawLine]:

@@ -10,10 +10,8 @@ hints, the case folding and the order of the passes.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import load_genlogs
 from watcher import classify as classify_module
 from watcher.classify import BUILTIN, CATEGORY_BY_NAME, ERROR_FIELDS, Category, builtin_category
 from watcher.model import Frame, LogEvent, RawLine
@@ -156,12 +155,7 @@ def _events(lines: list[str]) -> Iterator[LogEvent]:
 
 
 def _generated(n_lines: int, seed: int) -> list[str]:
-    spec = importlib.util.spec_from_file_location("genlogs", ROOT / "bench" / "genlogs.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("genlogs", module)
-    spec.loader.exec_module(module)
-    return list(module.generate(n_lines, seed, 0.3))
+    return list(load_genlogs().generate(n_lines, seed, 0.3))
 
 
 def _corpus() -> list[LogEvent]:

@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from .helpers import load_genlogs
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load_genlogs() -> ModuleType:
-    # bench/ is scripts, not a package: load the file by path, registered first so dataclasses
-    # can resolve the module while the class bodies run.
-    spec = importlib.util.spec_from_file_location("genlogs", ROOT / "bench" / "genlogs.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["genlogs"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-genlogs = _load_genlogs()
+genlogs = load_genlogs()
 
 
 @pytest.fixture(scope="module")

@@ -12,14 +12,13 @@ digits and glyphs after an indent, levels that are not strings).
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import load_genlogs
 from tests.reference_lines import (
     ReferenceAssembler,
     reference_can_be_error,
@@ -32,15 +31,6 @@ from watcher.parse.multiline import Assembler
 from watcher.pipeline import _look_over
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _load_genlogs():
-    spec = importlib.util.spec_from_file_location("genlogs", ROOT / "bench" / "genlogs.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["genlogs"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _assemble(cls: type[Assembler], texts: list[str], fields: dict | None = None) -> tuple:
@@ -65,7 +55,7 @@ def _same(texts: list[str], fields: dict | None = None) -> None:
 
 
 def test_generated_mixed_logs_assemble_alike() -> None:
-    genlogs = _load_genlogs()
+    genlogs = load_genlogs()
     texts = list(genlogs.generate(12_000, 3, 0.2))
     _same(texts)
 
